@@ -1,0 +1,8 @@
+//! Key types and the ciphertext formats of KES.
+
+pub mod ciphertext;
+pub mod key;
+pub mod version;
+
+pub use key::{Cipher, CryptoError, HmacKey, SecretKey};
+pub use version::KeyVersion;

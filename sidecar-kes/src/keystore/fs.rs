@@ -1,0 +1,172 @@
+//! A filesystem keystore: one file per key (named like the key, mode 0600), created
+//! atomically (written to a temporary file, then hard-linked into place, so a reader
+//! never sees a partial key and an existing key is never overwritten). Same layout as KES's.
+
+use super::{Keystore, StoreError};
+use futures::future::{BoxFuture, FutureExt};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+const MAX_SIZE: u64 = 1 << 20;
+
+/// Keys as files in a directory.
+pub struct FsStore {
+    dir: PathBuf,
+}
+
+fn valid_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.contains(['/', '\\', '.']) {
+        return Err(StoreError::InvalidName);
+    }
+    Ok(())
+}
+
+fn io_err(e: std::io::Error) -> StoreError {
+    StoreError::Other(e.kind().to_string())
+}
+
+impl FsStore {
+    /// Opens (and creates) the directory.
+    pub fn new(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::Other(format!("{}: {e}", dir.display())))?;
+        if !dir.is_dir() {
+            return Err(StoreError::Other(format!(
+                "'{}' is not a directory",
+                dir.display()
+            )));
+        }
+        Ok(FsStore { dir })
+    }
+
+    fn create_sync(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        valid_name(name)?;
+        let target = self.dir.join(name);
+        if target.exists() {
+            return Err(StoreError::Exists);
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.dir)
+            .map_err(io_err)?;
+        tmp.write_all(value).map_err(io_err)?;
+        tmp.as_file().sync_all().map_err(io_err)?;
+        match std::fs::hard_link(tmp.path(), &target) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StoreError::Exists),
+            Err(e) => Err(io_err(e)),
+        }
+        // `tmp` is removed on drop.
+    }
+
+    fn get_sync(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        use std::io::Read;
+        valid_name(name).map_err(|_| StoreError::NotFound)?;
+        let file = match std::fs::File::open(self.dir.join(name)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+            Err(e) => return Err(io_err(e)),
+        };
+        let mut buf = Zeroizing::new(Vec::new());
+        file.take(MAX_SIZE).read_to_end(&mut buf).map_err(io_err)?;
+        Ok(buf)
+    }
+}
+
+impl Keystore for FsStore {
+    fn describe(&self) -> String {
+        format!("Filesystem: {}", self.dir.display())
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<Duration, StoreError>> {
+        async move {
+            let start = Instant::now();
+            std::fs::metadata(&self.dir)
+                .map_err(|e| StoreError::Unreachable(e.kind().to_string()))?;
+            Ok(start.elapsed())
+        }
+        .boxed()
+    }
+
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move { tokio::task::block_in_place(|| self.create_sync(name, value)) }.boxed()
+    }
+
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, StoreError>> {
+        async move { self.get_sync(name) }.boxed()
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            valid_name(name).map_err(|_| StoreError::NotFound)?;
+            match std::fs::remove_file(self.dir.join(name)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound),
+                Err(e) => Err(io_err(e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        async move {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(&self.dir).map_err(io_err)? {
+                let entry = entry.map_err(io_err)?;
+                if let Some(n) = entry.file_name().to_str()
+                    && !n.starts_with('.')
+                    && entry.file_type().map(|t| t.is_file()).unwrap_or(false)
+                {
+                    names.push(n.to_string());
+                }
+            }
+            Ok(names)
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn conformance_and_file_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().join("keys")).unwrap();
+        super::super::conformance::check(&store).await;
+        let mode = std::fs::metadata(dir.path().join("keys/k2"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // No temporary files are left behind.
+        let n = std::fs::read_dir(dir.path().join("keys")).unwrap().count();
+        assert_eq!(n, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn rejects_path_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path()).unwrap();
+        assert_eq!(
+            store.create("../x", b"v").await.unwrap_err(),
+            StoreError::InvalidName
+        );
+        assert_eq!(
+            store.create("a.b", b"v").await.unwrap_err(),
+            StoreError::InvalidName
+        );
+        assert_eq!(store.get("../etc").await.unwrap_err(), StoreError::NotFound);
+    }
+}

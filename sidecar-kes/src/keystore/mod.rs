@@ -1,0 +1,86 @@
+//! Where master keys live: Vault K/V, a directory, or memory. A keystore stores opaque
+//! encoded keys ([`crate::crypto::KeyVersion::encode`]) by name.
+
+pub mod fs;
+pub mod mem;
+
+use futures::future::BoxFuture;
+use std::time::Duration;
+
+/// Keystore failures; the API layer maps them to KES's status codes and texts.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// Create of a name that exists.
+    #[error("key already exists")]
+    Exists,
+    /// No key by that name.
+    #[error("key does not exist")]
+    NotFound,
+    /// The backend cannot be reached (network, TLS, timeout).
+    #[error("key store is unreachable: {0}")]
+    Unreachable(String),
+    /// The backend (Vault) is sealed.
+    #[error("key store is sealed")]
+    Sealed,
+    /// The name is not a valid key name for this backend.
+    #[error("invalid key name")]
+    InvalidName,
+    /// Any other backend failure (the text never contains key material).
+    #[error("key store error: {0}")]
+    Other(String),
+}
+
+/// A backend that stores encoded keys by name.
+pub trait Keystore: Send + Sync + 'static {
+    /// Human-readable description, e.g. `Filesystem: /keys`.
+    fn describe(&self) -> String;
+    /// Checks that the backend is reachable; returns the round-trip latency.
+    fn status(&self) -> BoxFuture<'_, Result<Duration, StoreError>>;
+    /// Stores `value` under `name`; `Exists` if present. Never overwrites.
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The value of `name`.
+    fn get<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<zeroize::Zeroizing<Vec<u8>>, StoreError>>;
+    /// Deletes `name`; `NotFound` if absent.
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Every key name (unsorted).
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+}
+
+/// KES's listing: sorted names that start with `prefix`.
+pub fn filter_sorted(mut names: Vec<String>, prefix: &str) -> Vec<String> {
+    names.retain(|n| n.starts_with(prefix));
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    //! The behaviour every keystore must have.
+    use super::*;
+
+    pub async fn check(store: &dyn Keystore) {
+        store.status().await.unwrap();
+        assert_eq!(store.get("k1").await.unwrap_err(), StoreError::NotFound);
+        store.create("k1", b"v1").await.unwrap();
+        assert_eq!(
+            store.create("k1", b"v2").await.unwrap_err(),
+            StoreError::Exists
+        );
+        assert_eq!(&store.get("k1").await.unwrap()[..], b"v1");
+        store.create("k2", b"v2").await.unwrap();
+        assert_eq!(filter_sorted(store.list().await.unwrap(), ""), ["k1", "k2"]);
+        assert_eq!(filter_sorted(store.list().await.unwrap(), "k2"), ["k2"]);
+        store.delete("k1").await.unwrap();
+        assert_eq!(store.delete("k1").await.unwrap_err(), StoreError::NotFound);
+        assert_eq!(store.get("k1").await.unwrap_err(), StoreError::NotFound);
+        assert_eq!(filter_sorted(store.list().await.unwrap(), ""), ["k2"]);
+    }
+}
