@@ -1,0 +1,139 @@
+//! etcd + kube-apiserver started the way controller-runtime's envtest does it: its own CA,
+//! service-account keys, RBAC authorization and an admin kubeconfig (a `system:masters` client
+//! certificate). No kubelet runs, so pods are stored but never started.
+
+use crate::pki::{CertFiles, TestCa};
+use crate::process::{Process, free_port, peer_bin, run, wait_until};
+use base64::Engine;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// A running control plane: etcd and kube-apiserver.
+pub struct KubeApi {
+    /// `https://127.0.0.1:PORT`.
+    pub server: String,
+    /// An admin kubeconfig (cluster-admin through `system:masters`).
+    pub kubeconfig: PathBuf,
+    /// The CA of the server certificate and of client certificates.
+    pub ca_cert: PathBuf,
+    ca: TestCa,
+    apiserver: Process,
+    _etcd: Process,
+    dir: TempDir,
+}
+
+impl KubeApi {
+    /// Starts etcd and kube-apiserver and waits until `/readyz` answers.
+    pub fn start() -> KubeApi {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path();
+        let (etcd_port, peer_port, api_port) = (free_port(), free_port(), free_port());
+
+        let mut etcd = Command::new(peer_bin("etcd"));
+        etcd.args([
+            "--name=default",
+            &format!("--data-dir={}", path.join("etcd").display()),
+            &format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+            &format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+            &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            &format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ]);
+        let etcd = Process::spawn("etcd", etcd, &path.join("etcd.log"));
+
+        let ca = TestCa::new(&path.join("pki"), "kube-test-ca");
+        let serving = ca.server("apiserver", &["kubernetes", "kubernetes.default", "kubernetes.default.svc", "10.0.0.1"]);
+        let admin = ca.client("admin", "admin", &["system:masters"]);
+        let sa_key = path.join("pki/sa.key");
+        std::fs::write(&sa_key, rcgen::KeyPair::generate().expect("SA key").serialize_pem()).expect("write SA key");
+
+        let mut apiserver = Command::new(peer_bin("kube-apiserver"));
+        apiserver.args([
+            &format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            &format!("--cert-dir={}", path.join("pki").display()),
+            &format!("--secure-port={api_port}"),
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            "--authorization-mode=RBAC",
+            "--disable-admission-plugins=ServiceAccount",
+            &format!("--client-ca-file={}", ca.cert.display()),
+            &format!("--tls-cert-file={}", serving.cert.display()),
+            &format!("--tls-private-key-file={}", serving.key.display()),
+            &format!("--service-account-key-file={}", sa_key.display()),
+            &format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--enable-priority-and-fairness=false",
+        ]);
+        let apiserver = Process::spawn("kube-apiserver", apiserver, &path.join("kube-apiserver.log"));
+
+        let server = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = path.join("kubeconfig");
+        write_kubeconfig(&kubeconfig, &server, &ca.cert_pem, "admin", &admin);
+
+        let mut api = KubeApi { server, kubeconfig, ca_cert: ca.cert.clone(), ca, apiserver, _etcd: etcd, dir };
+        wait_until(
+            "kube-apiserver /readyz",
+            Duration::from_secs(90),
+            || {
+                api.apiserver.assert_running();
+                api.kubectl().args(["get", "--raw=/readyz"]).output().ok().filter(|o| o.status.success()).map(|_| ())
+            },
+            || api.apiserver.log_tail(),
+        );
+        api
+    }
+
+    /// A `kubectl` command using the admin kubeconfig.
+    pub fn kubectl(&self) -> Command {
+        let mut command = Command::new(peer_bin("kubectl"));
+        command.env("KUBECONFIG", &self.kubeconfig);
+        command
+    }
+
+    /// Runs `kubectl ARGS…` and returns its stdout; panics with the output on failure.
+    pub fn run(&self, args: &[&str]) -> String {
+        run(&format!("kubectl {}", args.join(" ")), self.kubectl().args(args))
+    }
+
+    /// A kube-rs client with admin rights.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig to client config");
+        kube::Client::try_from(config).expect("kube client")
+    }
+
+    /// Writes a kubeconfig for a user authenticated by a client certificate with common name `user`
+    /// and organizations `groups`: an identity whose rights come from RBAC alone.
+    pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let cert = self.ca.client(&format!("user-{user}"), user, groups);
+        let path = self.dir.path().join(format!("kubeconfig-{user}"));
+        write_kubeconfig(&path, &self.server, &self.ca.cert_pem, user, &cert);
+        path
+    }
+
+    /// The API server's log so far.
+    pub fn log(&self) -> String {
+        self.apiserver.log()
+    }
+}
+
+fn write_kubeconfig(path: &Path, server: &str, ca_pem: &str, user: &str, cert: &CertFiles) {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n\
+         users:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n\
+         contexts:\n- name: test\n  context:\n    cluster: test\n    user: {user}\n    namespace: default\ncurrent-context: test\n",
+        ca = b64(ca_pem),
+        cert = b64(&cert.cert_pem),
+        key = b64(&cert.key_pem),
+    );
+    std::fs::write(path, text).expect("write kubeconfig");
+}
