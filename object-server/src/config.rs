@@ -1,0 +1,334 @@
+//! Configuration: MinIO's flags and MinIO's `MINIO_*` environment, so MinIO's KMS guide works
+//! unchanged. Every variable also has a `_FILE` form naming a file that holds the value (a bare
+//! name is looked up under `/run/secrets/`, as Docker and Kubernetes mount secrets).
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+/// The configuration is unusable. Messages name the variable, never its secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--address` did not parse.
+    #[error("invalid --address '{0}': expected HOST:PORT or :PORT")]
+    Address(String),
+    /// More than one data directory.
+    #[error("exactly one data directory is supported (got {0})")]
+    DataDirs(usize),
+    /// A `_FILE` variable names a file that cannot be read.
+    #[error("{var}: cannot read {path}: {source}")]
+    SecretFile {
+        /// The variable.
+        var: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A variable has a value we do not accept.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The KES client settings (`MINIO_KMS_KES_*`).
+#[derive(Debug, Clone)]
+pub struct KesConfig {
+    /// `MINIO_KMS_KES_ENDPOINT`, comma-separated.
+    pub endpoints: Vec<String>,
+    /// `MINIO_KMS_KES_CERT_FILE`: the client certificate.
+    pub cert_file: Option<PathBuf>,
+    /// `MINIO_KMS_KES_KEY_FILE`: the client private key.
+    pub key_file: Option<PathBuf>,
+    /// `MINIO_KMS_KES_API_KEY`: an API key instead of a certificate.
+    pub api_key: Option<Zeroizing<String>>,
+    /// `MINIO_KMS_KES_CAPATH` / `MINIO_KMS_KES_CA_PATH`: CA certificate file or directory.
+    pub ca_path: Option<PathBuf>,
+    /// `MINIO_KMS_KES_KEY_NAME`: the default key.
+    pub key_name: String,
+}
+
+/// Where object keys come from.
+#[derive(Debug, Clone)]
+pub enum KmsConfig {
+    /// A KES server.
+    Kes(KesConfig),
+    /// `MINIO_KMS_SECRET_KEY` (`name:base64`).
+    SecretKey(Zeroizing<String>),
+    /// Legacy `MINIO_KMS_MASTER_KEY` (`name:hex`).
+    MasterKey(Zeroizing<String>),
+    /// Nothing configured: a key generated once and kept in the data directory (for trying out).
+    Embedded,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// `public.crt`, `private.key`, `CAs/`.
+    pub certs_dir: Option<PathBuf>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Root access key.
+    pub root_user: String,
+    /// Root secret key.
+    pub root_password: Zeroizing<String>,
+    /// Whether the credentials are MinIO's defaults (a warning is printed).
+    pub default_credentials: bool,
+    /// The KMS.
+    pub kms: KmsConfig,
+    /// Encrypt objects sent without SSE headers.
+    pub auto_encryption: bool,
+}
+
+/// Reads environment variables; tests pass a map instead of the process environment.
+pub trait Env {
+    /// The value of `name`, if set and not empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+/// The path a `_FILE` variable names: a bare name is under `/run/secrets/`.
+pub fn secret_path(value: &str) -> PathBuf {
+    if value.contains('/') {
+        PathBuf::from(value)
+    } else {
+        Path::new("/run/secrets").join(value)
+    }
+}
+
+/// `name` from the environment, else the contents of the file `name_FILE` names (trimmed).
+pub fn env_or_file(env: &dyn Env, name: &str) -> Result<Option<Zeroizing<String>>, ConfigError> {
+    if let Some(v) = env.get(name) {
+        return Ok(Some(Zeroizing::new(v)));
+    }
+    let var = format!("{name}_FILE");
+    let Some(p) = env.get(&var) else {
+        return Ok(None);
+    };
+    let path = secret_path(&p);
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+        var,
+        path,
+        source,
+    })?;
+    Ok(Some(Zeroizing::new(text.trim().to_owned())))
+}
+
+/// Parses MinIO's address forms: `:9000`, `HOST:9000`, `[::1]:9000`.
+pub fn parse_address(a: &str) -> Result<SocketAddr, ConfigError> {
+    let full = if a.starts_with(':') {
+        format!("0.0.0.0{a}")
+    } else {
+        a.to_owned()
+    };
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut i| i.next())
+        .ok_or_else(|| ConfigError::Address(a.to_owned()))
+}
+
+fn on_off(env: &dyn Env, name: &str) -> Result<Option<bool>, ConfigError> {
+    match env.get(name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(v) if v == "on" || v == "true" || v == "1" || v == "yes" => Ok(Some(true)),
+        Some(v) if v == "off" || v == "false" || v == "0" || v == "no" => Ok(Some(false)),
+        Some(_) => Err(ConfigError::Invalid(format!(
+            "{name} must be 'on' or 'off'"
+        ))),
+    }
+}
+
+impl Config {
+    /// Builds the configuration from the command line and the environment.
+    pub fn from_parts(
+        address: &str,
+        certs_dir: Option<PathBuf>,
+        dirs: &[PathBuf],
+        env: &dyn Env,
+    ) -> Result<Self, ConfigError> {
+        let address = parse_address(address)?;
+        if dirs.len() != 1 {
+            return Err(ConfigError::DataDirs(dirs.len()));
+        }
+        let user = env_or_file(env, "MINIO_ROOT_USER")?.or(env_or_file(env, "MINIO_ACCESS_KEY")?);
+        let password =
+            env_or_file(env, "MINIO_ROOT_PASSWORD")?.or(env_or_file(env, "MINIO_SECRET_KEY")?);
+        let (root_user, root_password, default_credentials) = match (user, password) {
+            (Some(u), Some(p)) => (u.to_string(), p, false),
+            (None, None) => (
+                "minioadmin".to_owned(),
+                Zeroizing::new("minioadmin".to_owned()),
+                true,
+            ),
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "set both MINIO_ROOT_USER and MINIO_ROOT_PASSWORD, or neither".into(),
+                ));
+            }
+        };
+        if root_user.len() < 3 || root_password.len() < 8 {
+            return Err(ConfigError::Invalid(
+                "MINIO_ROOT_USER must have at least 3 characters and MINIO_ROOT_PASSWORD at least 8".into(),
+            ));
+        }
+        let kms = if let Some(ep) = env_or_file(env, "MINIO_KMS_KES_ENDPOINT")? {
+            let endpoints: Vec<String> = ep
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            let path = |n: &str| -> Result<Option<PathBuf>, ConfigError> {
+                Ok(env_or_file(env, n)?.map(|v| PathBuf::from(v.as_str())))
+            };
+            let kes = KesConfig {
+                endpoints,
+                cert_file: path("MINIO_KMS_KES_CERT_FILE")?,
+                key_file: path("MINIO_KMS_KES_KEY_FILE")?,
+                api_key: env_or_file(env, "MINIO_KMS_KES_API_KEY")?,
+                ca_path: match path("MINIO_KMS_KES_CAPATH")? {
+                    Some(p) => Some(p),
+                    None => path("MINIO_KMS_KES_CA_PATH")?,
+                },
+                key_name: env_or_file(env, "MINIO_KMS_KES_KEY_NAME")?.map(|k| k.to_string()).ok_or_else(|| {
+                    ConfigError::Invalid("MINIO_KMS_KES_KEY_NAME must name the default key when MINIO_KMS_KES_ENDPOINT is set".into())
+                })?,
+            };
+            if kes.api_key.is_none() && (kes.cert_file.is_none() || kes.key_file.is_none()) {
+                return Err(ConfigError::Invalid(
+                    "KES needs a client identity: set MINIO_KMS_KES_CERT_FILE and MINIO_KMS_KES_KEY_FILE, or MINIO_KMS_KES_API_KEY".into(),
+                ));
+            }
+            KmsConfig::Kes(kes)
+        } else if let Some(k) = env_or_file(env, "MINIO_KMS_SECRET_KEY")? {
+            KmsConfig::SecretKey(k)
+        } else if let Some(k) = env_or_file(env, "MINIO_KMS_MASTER_KEY")? {
+            KmsConfig::MasterKey(k)
+        } else {
+            KmsConfig::Embedded
+        };
+        let auto = on_off(env, "MINIO_KMS_AUTO_ENCRYPTION")?;
+        let auto_encryption = match (&kms, auto) {
+            (KmsConfig::Embedded, Some(true)) => {
+                return Err(ConfigError::Invalid(
+                    "MINIO_KMS_AUTO_ENCRYPTION=on needs a KMS: set MINIO_KMS_KES_ENDPOINT (with MINIO_KMS_KES_KEY_NAME and a client identity) or MINIO_KMS_SECRET_KEY".into(),
+                ));
+            }
+            (KmsConfig::Embedded, None) => true,
+            (_, a) => a.unwrap_or(false),
+        };
+        Ok(Config {
+            address,
+            certs_dir,
+            data_dir: dirs[0].clone(),
+            root_user,
+            root_password,
+            default_credentials,
+            kms,
+            auto_encryption,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs() -> Vec<PathBuf> {
+        vec![PathBuf::from("./data")]
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_parts(":9000", None, &dirs(), &[("X", "")]).unwrap();
+        assert_eq!(c.address.port(), 9000);
+        assert_eq!(c.root_user, "minioadmin");
+        assert!(c.default_credentials);
+        assert!(matches!(c.kms, KmsConfig::Embedded));
+        assert!(c.auto_encryption);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(parse_address("127.0.0.1:9001").unwrap().port(), 9001);
+        assert!(parse_address("[::1]:9002").unwrap().is_ipv6());
+        assert!(parse_address("nonsense").is_err());
+    }
+
+    #[test]
+    fn kes_and_static() {
+        let env = [
+            ("MINIO_KMS_KES_ENDPOINT", "https://a:7373, https://b:7373"),
+            ("MINIO_KMS_KES_CERT_FILE", "/c.crt"),
+            ("MINIO_KMS_KES_KEY_FILE", "/c.key"),
+            ("MINIO_KMS_KES_CA_PATH", "/ca.crt"),
+            ("MINIO_KMS_KES_KEY_NAME", "k1"),
+            ("MINIO_KMS_AUTO_ENCRYPTION", "on"),
+        ];
+        let c = Config::from_parts(":9000", None, &dirs(), &env).unwrap();
+        let KmsConfig::Kes(k) = c.kms else { panic!() };
+        assert_eq!(k.endpoints, vec!["https://a:7373", "https://b:7373"]);
+        assert_eq!(k.ca_path.unwrap(), PathBuf::from("/ca.crt"));
+        assert!(c.auto_encryption);
+        let missing = [
+            ("MINIO_KMS_KES_ENDPOINT", "https://a"),
+            ("MINIO_KMS_KES_KEY_NAME", "k"),
+        ];
+        assert!(Config::from_parts(":9000", None, &dirs(), &missing).is_err());
+        let s = Config::from_parts(":9000", None, &dirs(), &[("MINIO_KMS_SECRET_KEY", "k:abc")])
+            .unwrap();
+        assert!(matches!(s.kms, KmsConfig::SecretKey(_)));
+        assert!(!s.auto_encryption);
+    }
+
+    #[test]
+    fn auto_encryption_without_kms_is_an_error() {
+        let e = Config::from_parts(
+            ":9000",
+            None,
+            &dirs(),
+            &[("MINIO_KMS_AUTO_ENCRYPTION", "on")],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("MINIO_KMS_KES_ENDPOINT"));
+    }
+
+    #[test]
+    fn file_forms() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("pw");
+        std::fs::write(&f, "secret-password\n").unwrap();
+        let fp = f.to_str().unwrap().to_owned();
+        let env = [
+            ("MINIO_ROOT_USER", "admin"),
+            ("MINIO_ROOT_PASSWORD_FILE", fp.as_str()),
+        ];
+        let c = Config::from_parts(":9000", None, &dirs(), &env).unwrap();
+        assert_eq!(c.root_password.as_str(), "secret-password");
+        assert_eq!(secret_path("name"), PathBuf::from("/run/secrets/name"));
+        let bad = [
+            ("MINIO_ROOT_USER", "admin"),
+            ("MINIO_ROOT_PASSWORD_FILE", "/nonexistent/x"),
+        ];
+        let e = Config::from_parts(":9000", None, &dirs(), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MINIO_ROOT_PASSWORD_FILE"));
+    }
+}

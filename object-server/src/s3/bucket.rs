@@ -1,0 +1,89 @@
+//! Buckets: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
+//! GetBucketVersioning (always unversioned).
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result};
+
+use super::{CofferS3, storage_err};
+
+impl CofferS3 {
+    pub(crate) async fn do_list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let buckets = self.store.list_buckets().await.map_err(storage_err)?;
+        let buckets = buckets
+            .into_iter()
+            .map(|(name, t)| Bucket {
+                name: Some(name),
+                creation_date: Some(Timestamp::from(time::OffsetDateTime::from(t))),
+                bucket_region: None,
+            })
+            .collect();
+        let owner = Owner {
+            display_name: Some("coffer".to_owned()),
+            id: Some("coffer".to_owned()),
+        };
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn do_create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let bucket = req.input.bucket;
+        self.store
+            .create_bucket(&bucket)
+            .await
+            .map_err(storage_err)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        }))
+    }
+
+    pub(crate) async fn do_head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.store
+            .require_bucket(&req.input.bucket)
+            .map_err(storage_err)?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    pub(crate) async fn do_delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let bucket = req.input.bucket;
+        self.store
+            .delete_bucket(&bucket)
+            .await
+            .map_err(storage_err)?;
+        let _ = tokio::fs::remove_dir_all(self.store.uploads_dir(&bucket)).await;
+        Ok(S3Response::new(DeleteBucketOutput::default()))
+    }
+
+    pub(crate) async fn do_get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.store
+            .require_bucket(&req.input.bucket)
+            .map_err(storage_err)?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    pub(crate) async fn do_get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.store
+            .require_bucket(&req.input.bucket)
+            .map_err(storage_err)?;
+        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    }
+}

@@ -1,0 +1,281 @@
+//! Encryption: choosing and sealing an object's key, opening it again, the response headers of
+//! each SSE mode, and Put/Get/DeleteBucketEncryption.
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::{CofferS3, kms_err, sse_err, storage_err};
+use crate::kms::object_context;
+use crate::sse::headers::{BucketDefault, CustomerKey, WriteHeaders, customer_key, for_write};
+use crate::sse::{ObjectKey, SseRequest, seal};
+use crate::storage::{EncryptionMeta, SseMode};
+
+/// The SSE response headers of an object.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SseResponse {
+    pub sse: Option<ServerSideEncryption>,
+    pub kms_key_id: Option<String>,
+    pub c_algorithm: Option<String>,
+    pub c_key_md5: Option<String>,
+}
+
+impl SseResponse {
+    pub(crate) fn of(enc: Option<&EncryptionMeta>, customer: Option<&CustomerKey>) -> Self {
+        match enc.map(|e| e.mode) {
+            None => Self::default(),
+            Some(SseMode::S3) => Self {
+                sse: Some(ServerSideEncryption::from_static(
+                    ServerSideEncryption::AES256,
+                )),
+                ..Default::default()
+            },
+            Some(SseMode::Kms) => Self {
+                sse: Some(ServerSideEncryption::from_static(
+                    ServerSideEncryption::AWS_KMS,
+                )),
+                kms_key_id: enc
+                    .and_then(|e| e.kms_key.as_ref())
+                    .map(|k| format!("arn:aws:kms:{k}")),
+                ..Default::default()
+            },
+            Some(SseMode::C) => Self {
+                c_algorithm: Some("AES256".to_owned()),
+                c_key_md5: customer.map(|c| c.key_md5.clone()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl CofferS3 {
+    /// The bucket's default encryption, if set.
+    pub(crate) async fn bucket_default(&self, bucket: &str) -> S3Result<Option<BucketDefault>> {
+        match self
+            .store
+            .read_bucket_config(bucket, "encryption")
+            .await
+            .map_err(storage_err)?
+        {
+            None => Ok(None),
+            Some(b) => Ok(serde_json::from_slice(&b).ok()),
+        }
+    }
+
+    /// Decides a write's encryption from its headers, the bucket default and auto-encryption.
+    pub(crate) async fn write_mode(
+        &self,
+        bucket: &str,
+        h: &WriteHeaders<'_>,
+    ) -> S3Result<SseRequest> {
+        let default = self.bucket_default(bucket).await?;
+        for_write(h, self.tls, default.as_ref(), self.auto_encryption).map_err(sse_err)
+    }
+
+    /// A fresh object key for `bucket/key`, sealed as `mode` asks (`None` for plaintext).
+    pub(crate) async fn new_object_key(
+        &self,
+        mode: &SseRequest,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<Option<(ObjectKey, EncryptionMeta)>> {
+        let ok = ObjectKey::generate();
+        let (sse_mode, kms_name, context) = match mode {
+            SseRequest::None => return Ok(None),
+            SseRequest::C(ck) => {
+                let sealed = seal::seal(&ck.key[..], SseMode::C.domain(), bucket, key, &ok);
+                let meta = EncryptionMeta {
+                    mode: SseMode::C,
+                    sealed_key: sealed,
+                    kms_key: None,
+                    kms_ciphertext: None,
+                    kms_context: BTreeMap::new(),
+                };
+                return Ok(Some((ok, meta)));
+            }
+            SseRequest::S3 => (
+                SseMode::S3,
+                self.kms.default_key().to_owned(),
+                BTreeMap::new(),
+            ),
+            SseRequest::Kms { key_id, context } => (
+                SseMode::Kms,
+                key_id
+                    .clone()
+                    .unwrap_or_else(|| self.kms.default_key().to_owned()),
+                context.clone(),
+            ),
+        };
+        let ctx = object_context(bucket, key, &context);
+        let dk = self
+            .kms
+            .generate_key(&kms_name, &ctx)
+            .await
+            .map_err(kms_err)?;
+        let sealed = seal::seal(&dk.plaintext, sse_mode.domain(), bucket, key, &ok);
+        let meta = EncryptionMeta {
+            mode: sse_mode,
+            sealed_key: sealed,
+            kms_key: Some(kms_name),
+            kms_ciphertext: Some(B64.encode(&dk.ciphertext)),
+            kms_context: context,
+        };
+        Ok(Some((ok, meta)))
+    }
+
+    /// Opens the object key of `bucket/key`. SSE-C objects need the customer's key; other objects
+    /// refuse one.
+    pub(crate) async fn open_object_key(
+        &self,
+        enc: &EncryptionMeta,
+        bucket: &str,
+        key: &str,
+        customer: Option<&CustomerKey>,
+    ) -> S3Result<ObjectKey> {
+        match (enc.mode, customer) {
+            (SseMode::C, None) => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."
+                ));
+            }
+            (SseMode::C, Some(ck)) => {
+                return seal::unseal(
+                    &ck.key[..],
+                    SseMode::C.domain(),
+                    bucket,
+                    key,
+                    &enc.sealed_key,
+                )
+                .map_err(|_| {
+                    s3_error!(
+                        AccessDenied,
+                        "The provided customer key does not match the object's key."
+                    )
+                });
+            }
+            (_, Some(_)) => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The encryption parameters are not applicable to this object."
+                ));
+            }
+            _ => {}
+        }
+        let (Some(name), Some(ct)) = (&enc.kms_key, &enc.kms_ciphertext) else {
+            return Err(s3_error!(
+                InternalError,
+                "The object's key metadata is incomplete."
+            ));
+        };
+        let ct = B64
+            .decode(ct)
+            .map_err(|_| s3_error!(InternalError, "The object's key metadata is damaged."))?;
+        let ctx = object_context(bucket, key, &enc.kms_context);
+        let dk = self
+            .kms
+            .decrypt_key(name, &ct, &ctx)
+            .await
+            .map_err(kms_err)?;
+        seal::unseal(&dk, enc.mode.domain(), bucket, key, &enc.sealed_key)
+            .map_err(|_| s3_error!(InternalError, "The object key could not be unsealed."))
+    }
+
+    /// Parses SSE-C headers of a read or of a copy source.
+    pub(crate) fn read_customer_key(
+        &self,
+        alg: Option<&str>,
+        key: Option<&str>,
+        md5: Option<&str>,
+    ) -> S3Result<Option<CustomerKey>> {
+        customer_key(alg, key, md5, self.tls).map_err(sse_err)
+    }
+
+    pub(crate) async fn do_put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        let input = req.input;
+        let rule = input
+            .server_side_encryption_configuration
+            .rules
+            .first()
+            .and_then(|r| r.apply_server_side_encryption_by_default.as_ref());
+        let Some(rule) = rule else {
+            return Err(s3_error!(
+                MalformedXML,
+                "The encryption configuration has no default rule."
+            ));
+        };
+        let d = match rule.sse_algorithm.as_str() {
+            ServerSideEncryption::AES256 => BucketDefault::S3,
+            ServerSideEncryption::AWS_KMS => BucketDefault::Kms {
+                key_id: rule
+                    .kms_master_key_id
+                    .as_deref()
+                    .map(|k| crate::sse::headers::kms_key_name(k).to_owned()),
+            },
+            _ => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "The server side encryption algorithm is not supported."
+                ));
+            }
+        };
+        if let BucketDefault::Kms { key_id: Some(k) } = &d {
+            // Fail now, not at the first PUT, if the key does not exist.
+            if let Err(e) = self.kms.generate_key(k, b"{}").await {
+                return Err(kms_err(e));
+            }
+        }
+        let data = serde_json::to_vec(&d).expect("serializes");
+        self.store
+            .write_bucket_config(&input.bucket, "encryption", Some(data))
+            .await
+            .map_err(storage_err)?;
+        Ok(S3Response::new(PutBucketEncryptionOutput::default()))
+    }
+
+    pub(crate) async fn do_get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        let Some(d) = self.bucket_default(&req.input.bucket).await? else {
+            return Err(s3_error!(
+                ServerSideEncryptionConfigurationNotFoundError,
+                "The server side encryption configuration was not found"
+            ));
+        };
+        let (alg, key) = match d {
+            BucketDefault::S3 => (ServerSideEncryption::AES256, None),
+            BucketDefault::Kms { key_id } => (
+                ServerSideEncryption::AWS_KMS,
+                key_id.map(|k| format!("arn:aws:kms:{k}")),
+            ),
+        };
+        let rule = ServerSideEncryptionRule {
+            apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
+                kms_master_key_id: key,
+                sse_algorithm: ServerSideEncryption::from_static(alg),
+            }),
+            ..Default::default()
+        };
+        let conf = ServerSideEncryptionConfiguration { rules: vec![rule] };
+        Ok(S3Response::new(GetBucketEncryptionOutput {
+            server_side_encryption_configuration: Some(conf),
+        }))
+    }
+
+    pub(crate) async fn do_delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        self.store
+            .write_bucket_config(&req.input.bucket, "encryption", None)
+            .await
+            .map_err(storage_err)?;
+        Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
+    }
+}

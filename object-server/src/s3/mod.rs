@@ -1,0 +1,267 @@
+//! The S3 API: one implementation of s3s's [`S3`] trait, split by family of operations
+//! (buckets, put, get, list, multipart, copy, encryption) like Garage's `src/api/s3/`.
+use std::sync::Arc;
+
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use crate::kms::{Kms, KmsError};
+use crate::sse::SseError;
+use crate::storage::{StorageError, Store};
+
+mod body;
+mod bucket;
+mod copy;
+mod encryption;
+mod get;
+mod list;
+mod multipart;
+mod put;
+
+/// The object server's S3 implementation.
+pub struct CofferS3 {
+    pub(crate) store: Store,
+    pub(crate) kms: Arc<dyn Kms>,
+    pub(crate) auto_encryption: bool,
+    pub(crate) tls: bool,
+}
+
+impl CofferS3 {
+    /// Serves `store`, encrypting through `kms`; `tls` says whether clients reach us over TLS
+    /// (SSE-C is refused otherwise); `auto_encryption` encrypts objects sent without SSE headers.
+    pub fn new(store: Store, kms: Arc<dyn Kms>, auto_encryption: bool, tls: bool) -> Self {
+        Self {
+            store,
+            kms,
+            auto_encryption,
+            tls,
+        }
+    }
+}
+
+/// Maps a storage error to its S3 error.
+pub(crate) fn storage_err(e: StorageError) -> S3Error {
+    match e {
+        StorageError::NoSuchBucket => {
+            s3_error!(NoSuchBucket, "The specified bucket does not exist")
+        }
+        StorageError::BucketExists => s3_error!(
+            BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it."
+        ),
+        StorageError::BucketNotEmpty => s3_error!(
+            BucketNotEmpty,
+            "The bucket you tried to delete is not empty"
+        ),
+        StorageError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        StorageError::InvalidKey(k) => match k {
+            crate::storage::KeyError::TooLong => s3_error!(KeyTooLongError, "Your key is too long"),
+            other => S3Error::with_message(S3ErrorCode::InvalidArgument, other.to_string()),
+        },
+        e => {
+            tracing::error!(error = %e, "storage error");
+            S3Error::with_message(
+                S3ErrorCode::InternalError,
+                "We encountered an internal error. Please try again.",
+            )
+        }
+    }
+}
+
+/// Maps an SSE header error to its S3 error.
+pub(crate) fn sse_err(e: SseError) -> S3Error {
+    let code = match e {
+        SseError::InvalidAlgorithm => S3ErrorCode::InvalidEncryptionAlgorithmError,
+        SseError::InsecureCustomerKey => S3ErrorCode::InvalidRequest,
+        SseError::Unsupported => S3ErrorCode::NotImplemented,
+        _ => S3ErrorCode::InvalidArgument,
+    };
+    S3Error::with_message(code, e.to_string())
+}
+
+/// Maps a KMS error to its S3 error (never includes key material).
+pub(crate) fn kms_err(e: KmsError) -> S3Error {
+    match e {
+        KmsError::KeyNotFound => {
+            custom_error("KMS.NotFoundException", 400, "The KMS key does not exist.")
+        }
+        KmsError::DecryptionFailed => {
+            s3_error!(InternalError, "The object key could not be decrypted.")
+        }
+        KmsError::NotAuthorized(_) => s3_error!(AccessDenied, "The KMS refused the request."),
+        other => {
+            tracing::error!(error = %other, "KMS error");
+            s3_error!(ServiceUnavailable, "The KMS is not available.")
+        }
+    }
+}
+
+/// An S3 error whose code s3s does not know.
+pub(crate) fn custom_error(code: &str, status: u16, message: &'static str) -> S3Error {
+    let code: S3ErrorCode = code.parse().unwrap_or(S3ErrorCode::InternalError);
+    let mut e = S3Error::with_message(code, message);
+    e.set_status_code(http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST));
+    e
+}
+
+pub(crate) fn timestamp(ms: i64) -> Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Timestamp::from(t)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub(crate) fn etag(s: &str) -> ETag {
+    ETag::Strong(s.to_owned())
+}
+
+#[async_trait::async_trait]
+impl S3 for CofferS3 {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.do_list_buckets(req).await
+    }
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.do_create_bucket(req).await
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.do_head_bucket(req).await
+    }
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.do_delete_bucket(req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.do_get_bucket_location(req).await
+    }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.do_get_bucket_versioning(req).await
+    }
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.do_put_object(req).await
+    }
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.do_get_object(req).await
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.do_head_object(req).await
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.do_delete_object(req).await
+    }
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.do_delete_objects(req).await
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.do_list_objects(req).await
+    }
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.do_list_objects_v2(req).await
+    }
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.do_copy_object(req).await
+    }
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.do_create_multipart_upload(req).await
+    }
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        self.do_upload_part(req).await
+    }
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.do_upload_part_copy(req).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.do_complete_multipart_upload(req).await
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.do_abort_multipart_upload(req).await
+    }
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        self.do_list_parts(req).await
+    }
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        self.do_list_multipart_uploads(req).await
+    }
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        self.do_put_bucket_encryption(req).await
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        self.do_get_bucket_encryption(req).await
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        self.do_delete_bucket_encryption(req).await
+    }
+}

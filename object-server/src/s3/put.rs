@@ -1,0 +1,447 @@
+//! PutObject, DeleteObject, DeleteObjects, and the body ingestion every write shares: hash the
+//! plaintext (MD5 and the S3 checksums), encrypt it into packages, write it to a temp file.
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use s3s::checksum::ChecksumHasher;
+use s3s::crypto::Checksum as _;
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::encryption::SseResponse;
+use super::{CofferS3, etag, now_ms, storage_err};
+use crate::sse::ObjectKey;
+use crate::sse::headers::WriteHeaders;
+use crate::sse::package::Encryptor;
+use crate::storage::{ObjectMeta, ObjectWriter, SseMode, StorageError, Store};
+
+/// Bytes buffered before a write to the temp file.
+const WRITE_BUF: usize = 1 << 20;
+
+/// The S3 checksum algorithms.
+pub(crate) const ALGORITHMS: [&str; 5] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
+
+/// A body written to a temp file, with what was learned while writing it.
+pub(crate) struct Ingested {
+    pub writer: ObjectWriter,
+    pub size: u64,
+    pub md5_hex: String,
+    pub md5: Vec<u8>,
+    pub checksums: BTreeMap<String, String>,
+}
+
+fn hasher_for(algos: &[String]) -> ChecksumHasher {
+    let mut h = ChecksumHasher::default();
+    for a in algos {
+        match a.as_str() {
+            "CRC32" => h.crc32 = Some(s3s::crypto::Crc32::new()),
+            "CRC32C" => h.crc32c = Some(s3s::crypto::Crc32c::new()),
+            "CRC64NVME" => h.crc64nvme = Some(s3s::crypto::Crc64Nvme::new()),
+            "SHA1" => h.sha1 = Some(s3s::crypto::Sha1::new()),
+            "SHA256" => h.sha256 = Some(s3s::crypto::Sha256::new()),
+            _ => {}
+        }
+    }
+    h
+}
+
+/// Checksum values of a `Checksum` DTO, by algorithm.
+pub(crate) fn checksum_map(c: &Checksum) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        ("CRC32", &c.checksum_crc32),
+        ("CRC32C", &c.checksum_crc32c),
+        ("CRC64NVME", &c.checksum_crc64nvme),
+        ("SHA1", &c.checksum_sha1),
+        ("SHA256", &c.checksum_sha256),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), v.clone());
+        }
+    }
+    m
+}
+
+/// The checksum algorithms a write asks for: explicit values, the declared algorithm and the
+/// trailer it announces.
+pub(crate) fn requested_algorithms(
+    given: &BTreeMap<String, String>,
+    algorithm: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Vec<String> {
+    let mut out: Vec<String> = given.keys().cloned().collect();
+    if let Some(a) = algorithm {
+        out.push(a.to_ascii_uppercase());
+    }
+    for name in ["x-amz-trailer", "x-amz-sdk-checksum-algorithm"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            for part in v.split(',') {
+                let a = part
+                    .trim()
+                    .trim_start_matches("x-amz-checksum-")
+                    .to_ascii_uppercase();
+                out.push(a);
+            }
+        }
+    }
+    out.retain(|a| ALGORITHMS.contains(&a.as_str()));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Streams `body` into a temp file, encrypting with `key` if given.
+pub(crate) async fn ingest<S, E>(
+    store: &Store,
+    mut body: S,
+    key: Option<&ObjectKey>,
+    algos: &[String],
+) -> S3Result<Ingested>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut writer = store
+        .writer()
+        .await
+        .map_err(|e| storage_err(StorageError::Io(e)))?;
+    let mut md5 = s3s::crypto::Md5::new();
+    let mut hasher = hasher_for(algos);
+    let mut enc = key.map(Encryptor::new);
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF + 2 * crate::sse::package::PACKAGE);
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            tracing::debug!(error = %e, "request body");
+            s3_error!(IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+        })?;
+        size += chunk.len() as u64;
+        md5.update(&chunk);
+        hasher.update(&chunk);
+        match &mut enc {
+            Some(e) => e.update(&chunk, &mut buf),
+            None => buf.extend_from_slice(&chunk),
+        }
+        if buf.len() >= WRITE_BUF {
+            writer
+                .write(&buf)
+                .await
+                .map_err(|e| storage_err(e.into()))?;
+            buf.clear();
+        }
+    }
+    if let Some(e) = enc {
+        e.finish(&mut buf);
+    }
+    writer
+        .write(&buf)
+        .await
+        .map_err(|e| storage_err(e.into()))?;
+    let digest = md5.finalize();
+    let checksums = checksum_map(&hasher.finalize());
+    Ok(Ingested {
+        writer,
+        size,
+        md5_hex: hex::encode(digest.as_ref()),
+        md5: digest.as_ref().to_vec(),
+        checksums,
+    })
+}
+
+/// Checks Content-MD5, the given checksums and trailing checksums against what was computed.
+pub(crate) fn verify_digests(
+    ing: &Ingested,
+    content_md5: Option<&str>,
+    given: &BTreeMap<String, String>,
+    trailers: Option<&s3s::TrailingHeaders>,
+) -> S3Result<()> {
+    if let Some(m) = content_md5 {
+        let want = B64
+            .decode(m.trim())
+            .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?;
+        if want.len() != 16 {
+            return Err(s3_error!(
+                InvalidDigest,
+                "The Content-MD5 you specified was invalid."
+            ));
+        }
+        if want != ing.md5 {
+            return Err(s3_error!(
+                BadDigest,
+                "The Content-MD5 you specified did not match what we received."
+            ));
+        }
+    }
+    let mut expected = given.clone();
+    if let Some(t) = trailers.and_then(|t| t.take()) {
+        for a in ALGORITHMS {
+            let name = format!("x-amz-checksum-{}", a.to_ascii_lowercase());
+            if let Some(v) = t.get(&name).and_then(|v| v.to_str().ok()) {
+                expected.insert(a.to_owned(), v.to_owned());
+            }
+        }
+    }
+    for (alg, v) in &expected {
+        if ing.checksums.get(alg) != Some(v) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::BadDigest,
+                format!("The {alg} you specified did not match the calculated checksum."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An ETag for a new object: the plaintext MD5, except for SSE-C, whose ETag is random so it
+/// tells nothing about the plaintext.
+pub(crate) fn new_etag(mode: Option<SseMode>, md5_hex: &str) -> String {
+    if mode == Some(SseMode::C) {
+        let mut b = [0u8; 16];
+        rand::fill(&mut b);
+        hex::encode(b)
+    } else {
+        md5_hex.to_owned()
+    }
+}
+
+/// Standard headers kept with an object.
+pub(crate) fn standard_headers(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    content_disposition: Option<&str>,
+    content_language: Option<&str>,
+    cache_control: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        ("content-type", content_type),
+        ("content-encoding", content_encoding),
+        ("content-disposition", content_disposition),
+        ("content-language", content_language),
+        ("cache-control", cache_control),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    m
+}
+
+/// Evaluates If-Match / If-None-Match of a write against the current object.
+pub(crate) async fn check_write_conditions(
+    store: &Store,
+    bucket: &str,
+    key: &str,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<()> {
+    if if_match.is_none() && if_none_match.is_none() {
+        return Ok(());
+    }
+    let current = match store.open_object(bucket, key).await {
+        Ok(o) => Some(o.meta.etag),
+        Err(StorageError::NoSuchKey) => None,
+        Err(e) => return Err(storage_err(e)),
+    };
+    if let Some(c) = if_none_match
+        && current.is_some()
+        && (c.is_any()
+            || c.as_etag()
+                .is_some_and(|e| Some(e.value()) == current.as_deref()))
+    {
+        return Err(s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ));
+    }
+    if let Some(c) = if_match {
+        let ok = match &current {
+            None => false,
+            Some(cur) => c.is_any() || c.as_etag().is_some_and(|e| e.value() == cur),
+        };
+        if !ok {
+            if current.is_none() {
+                return Err(s3_error!(NoSuchKey, "The specified key does not exist."));
+            }
+            return Err(s3_error!(
+                PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold"
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl CofferS3 {
+    pub(crate) async fn do_put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
+        self.store.require_bucket(bucket).map_err(storage_err)?;
+        let dest = self.store.object_path(bucket, key).map_err(storage_err)?;
+        let sse_value = input
+            .server_side_encryption
+            .as_ref()
+            .map(|s| s.as_str().to_owned());
+        let h = WriteHeaders {
+            sse: sse_value.as_deref(),
+            kms_key_id: input.ssekms_key_id.as_deref(),
+            kms_context: input.ssekms_encryption_context.as_deref(),
+            c_algorithm: input.sse_customer_algorithm.as_deref(),
+            c_key: input.sse_customer_key.as_deref(),
+            c_key_md5: input.sse_customer_key_md5.as_deref(),
+        };
+        let mode = self.write_mode(bucket, &h).await?;
+        let customer = match &mode {
+            crate::sse::SseRequest::C(c) => Some(c.clone()),
+            _ => None,
+        };
+        check_write_conditions(
+            &self.store,
+            bucket,
+            key,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+        )
+        .await?;
+        let enc = self.new_object_key(&mode, bucket, key).await?;
+        let given = checksum_map(&Checksum {
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            ..Default::default()
+        });
+        let algos = requested_algorithms(
+            &given,
+            input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+            &req.headers,
+        );
+        let body = input.body.unwrap_or_else(|| {
+            s3s::dto::StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
+        });
+        let ing = ingest(&self.store, body, enc.as_ref().map(|(k, _)| k), &algos).await?;
+        if let Some(len) = input.content_length
+            && len >= 0
+            && len as u64 != ing.size
+        {
+            return Err(s3_error!(
+                IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header."
+            ));
+        }
+        verify_digests(
+            &ing,
+            input.content_md5.as_deref(),
+            &given,
+            req.trailing_headers.as_ref(),
+        )?;
+        let encryption = enc.map(|(_, m)| m);
+        let meta = ObjectMeta {
+            size: ing.size,
+            etag: new_etag(encryption.as_ref().map(|e| e.mode), &ing.md5_hex),
+            modified_ms: now_ms(),
+            headers: standard_headers(
+                input.content_type.as_deref(),
+                input.content_encoding.as_deref(),
+                input.content_disposition.as_deref(),
+                input.content_language.as_deref(),
+                input.cache_control.as_deref(),
+            ),
+            user: input
+                .metadata
+                .map(|m| m.into_iter().collect())
+                .unwrap_or_default(),
+            checksums: ing.checksums.clone(),
+            encryption,
+            parts: Vec::new(),
+        };
+        let checksums = ing.checksums.clone();
+        ing.writer
+            .commit(&meta, dest)
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
+        let out = PutObjectOutput {
+            e_tag: Some(etag(&meta.etag)),
+            server_side_encryption: sse.sse,
+            ssekms_key_id: sse.kms_key_id,
+            sse_customer_algorithm: sse.c_algorithm,
+            sse_customer_key_md5: sse.c_key_md5,
+            checksum_crc32: checksums.get("CRC32").cloned(),
+            checksum_crc32c: checksums.get("CRC32C").cloned(),
+            checksum_crc64nvme: checksums.get("CRC64NVME").cloned(),
+            checksum_sha1: checksums.get("SHA1").cloned(),
+            checksum_sha256: checksums.get("SHA256").cloned(),
+            ..Default::default()
+        };
+        Ok(S3Response::new(out))
+    }
+
+    pub(crate) async fn do_delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let input = req.input;
+        if input.if_match.is_some() {
+            check_write_conditions(
+                &self.store,
+                &input.bucket,
+                &input.key,
+                input.if_match.as_ref(),
+                None,
+            )
+            .await?;
+        }
+        self.store
+            .delete_object(&input.bucket, &input.key)
+            .await
+            .map_err(storage_err)?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    pub(crate) async fn do_delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        self.store
+            .require_bucket(&input.bucket)
+            .map_err(storage_err)?;
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for obj in input.delete.objects {
+            match self.store.delete_object(&input.bucket, &obj.key).await {
+                Ok(()) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(obj.key),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => {
+                    let e = storage_err(e);
+                    errors.push(Error {
+                        code: Some(e.code().as_str().to_owned()),
+                        key: Some(obj.key),
+                        message: e.message().map(str::to_owned),
+                        version_id: None,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: Some(errors),
+            ..Default::default()
+        }))
+    }
+}

@@ -1,0 +1,302 @@
+//! Serving: the KMS, TLS from a certs directory, health and metrics endpoints, the S3 service,
+//! and graceful shutdown on SIGTERM / Ctrl-C.
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, KmsConfig};
+use crate::kms::static_key::{StaticKms, load_or_create_embedded};
+use crate::kms::{Kms, ensure_default_key};
+use crate::s3::CofferS3;
+use crate::storage::Store;
+
+/// Request counters exported at `/minio/v2/metrics/cluster` and `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    requests: AtomicU64,
+    errors_4xx: AtomicU64,
+    errors_5xx: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+impl Metrics {
+    fn render(&self) -> String {
+        format!(
+            "# TYPE coffer_s3_requests_total counter\ncoffer_s3_requests_total {}\n\
+             # TYPE coffer_s3_requests_4xx_errors_total counter\ncoffer_s3_requests_4xx_errors_total {}\n\
+             # TYPE coffer_s3_requests_5xx_errors_total counter\ncoffer_s3_requests_5xx_errors_total {}\n\
+             # TYPE coffer_s3_requests_inflight_total gauge\ncoffer_s3_requests_inflight_total {}\n",
+            self.requests.load(Ordering::Relaxed),
+            self.errors_4xx.load(Ordering::Relaxed),
+            self.errors_5xx.load(Ordering::Relaxed),
+            self.in_flight.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Sets up structured logs (`RUST_LOG` filters; `COFFER_LOG_FORMAT=json` for JSON lines).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("COFFER_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Builds the KMS the configuration names.
+pub async fn build_kms(
+    cfg: &Config,
+    store: &Store,
+    extra_cas: Vec<Vec<u8>>,
+) -> anyhow::Result<Arc<dyn Kms>> {
+    Ok(match &cfg.kms {
+        KmsConfig::Embedded => {
+            Arc::new(load_or_create_embedded(&store.system_dir()).context("embedded master key")?)
+        }
+        KmsConfig::SecretKey(k) => {
+            Arc::new(StaticKms::from_secret_key(k).context("MINIO_KMS_SECRET_KEY")?)
+        }
+        KmsConfig::MasterKey(k) => {
+            Arc::new(StaticKms::from_master_key(k).context("MINIO_KMS_MASTER_KEY")?)
+        }
+        KmsConfig::Kes(kes) => {
+            Arc::new(crate::kms::kes::KesKms::new(kes, extra_cas).context("MINIO_KMS_KES_*")?)
+        }
+    })
+}
+
+/// TLS settings from `public.crt` and `private.key` in `dir`, and the PEMs in `dir/CAs/`.
+/// TLS server settings (if the certs directory has a key pair) and extra CA PEMs.
+type TlsFiles = (Option<Arc<rustls::ServerConfig>>, Vec<Vec<u8>>);
+
+fn load_tls(dir: &Path) -> anyhow::Result<TlsFiles> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut cas = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir.join("CAs")) {
+        for e in rd.flatten() {
+            if e.path().is_file() {
+                cas.push(std::fs::read(e.path())?);
+            }
+        }
+    }
+    let (crt, key) = (dir.join("public.crt"), dir.join("private.key"));
+    if !crt.exists() && !key.exists() {
+        return Ok((None, cas));
+    }
+    let certs = CertificateDer::pem_file_iter(&crt)
+        .with_context(|| format!("{}", crt.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}", crt.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&key).with_context(|| format!("{}", key.display()))?;
+    let mut sc = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("TLS certificate and key")?;
+    sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((Some(Arc::new(sc)), cas))
+}
+
+fn text(status: u16, body: String) -> http::Response<s3s::Body> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(s3s::Body::from(body))
+        .expect("valid response")
+}
+
+/// Starts the server and runs until SIGTERM or Ctrl-C.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let store = Store::open(&cfg.data_dir)
+        .with_context(|| format!("data directory {}", cfg.data_dir.display()))?;
+    store.clean_temp(Duration::from_secs(3600));
+    let (tls, cas) = match &cfg.certs_dir {
+        Some(d) => load_tls(d)?,
+        None => (None, Vec::new()),
+    };
+    let kms = build_kms(&cfg, &store, cas).await?;
+    // MinIO creates the default key at start; a KMS that is down now may come up later.
+    let mut tries = 0;
+    loop {
+        match ensure_default_key(kms.as_ref()).await {
+            Ok(()) => break,
+            Err(e) if tries < 5 => {
+                tracing::warn!(error = %e, key = kms.default_key(), "cannot create the default KMS key yet; retrying");
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, key = kms.default_key(), "the default KMS key is not available; SSE requests will fail until it is");
+                break;
+            }
+        }
+    }
+    let listener = TcpListener::bind(cfg.address)
+        .await
+        .with_context(|| format!("listen on {}", cfg.address))?;
+    let local = listener.local_addr()?;
+    print_banner(&cfg, local, tls.is_some(), kms.as_ref());
+
+    let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
+    let mut builder = S3ServiceBuilder::new(s3);
+    builder.set_auth(SimpleAuth::from_single(
+        cfg.root_user.clone(),
+        cfg.root_password.as_str(),
+    ));
+    let service = builder.build();
+    let metrics = Arc::new(Metrics::default());
+    let acceptor = tls.map(TlsAcceptor::from);
+
+    let http = ConnBuilder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept");
+                    continue;
+                }
+            },
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = ctrl_c.as_mut() => { tracing::info!("interrupt: shutting down"); break; }
+        };
+        let _ = stream.set_nodelay(true);
+        let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
+        let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
+            async move {
+                let path = req.uri().path();
+                if req.method() == http::Method::GET || req.method() == http::Method::HEAD {
+                    match path {
+                        "/minio/health/live" => {
+                            return Ok::<_, Infallible>(text(200, String::new()));
+                        }
+                        "/minio/health/ready" | "/minio/health/cluster" => {
+                            let ok = tokio::time::timeout(Duration::from_secs(3), kms.ready())
+                                .await
+                                .is_ok_and(|r| r.is_ok());
+                            return Ok(text(if ok { 200 } else { 503 }, String::new()));
+                        }
+                        "/minio/v2/metrics/cluster" | "/minio/v2/metrics/node" | "/metrics" => {
+                            return Ok(text(200, metrics.render()));
+                        }
+                        _ => {}
+                    }
+                }
+                metrics.requests.fetch_add(1, Ordering::Relaxed);
+                metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+                let resp = hyper::service::Service::call(&service, req).await;
+                metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+                let resp = match resp {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = ?e, "request failed");
+                        text(500, String::new())
+                    }
+                };
+                let s = resp.status().as_u16();
+                if (400..500).contains(&s) {
+                    metrics.errors_4xx.fetch_add(1, Ordering::Relaxed);
+                } else if s >= 500 {
+                    metrics.errors_5xx.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(resp)
+            }
+        });
+        match &acceptor {
+            None => {
+                let conn = http
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            Some(acc) => {
+                let acc = acc.clone();
+                let http = http.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let Ok(tls) =
+                        tokio::time::timeout(Duration::from_secs(10), acc.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let Ok(tls) = tls else { return };
+                    let conn = http.serve_connection(TokioIo::new(tls), svc).into_owned();
+                    let _ = watcher.watch(conn).await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(Duration::from_secs(30)) => tracing::warn!("connections still open after 30 s; exiting"),
+    }
+    Ok(())
+}
+
+fn print_banner(cfg: &Config, local: SocketAddr, tls: bool, kms: &dyn Kms) {
+    let scheme = if tls { "https" } else { "http" };
+    let host = if local.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        local.ip().to_string()
+    };
+    let host = if local.is_ipv6() && !local.ip().is_unspecified() {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    println!("Coffer object-server");
+    println!("S3-API: {scheme}://{host}:{}", local.port());
+    println!("RootUser: {}", cfg.root_user);
+    if cfg.default_credentials {
+        println!("RootPass: {}", cfg.root_password.as_str());
+        println!(
+            "WARNING: default credentials minioadmin/minioadmin; set MINIO_ROOT_USER and MINIO_ROOT_PASSWORD."
+        );
+    } else {
+        println!("RootPass: (from MINIO_ROOT_PASSWORD)");
+    }
+    println!("Data: {}", cfg.data_dir.display());
+    println!(
+        "KMS: {}; auto-encryption {}",
+        kms.describe(),
+        if cfg.auto_encryption { "on" } else { "off" }
+    );
+    if matches!(cfg.kms, KmsConfig::Embedded) {
+        println!(
+            "WARNING: the master key was generated and is kept in {}/.coffer/master.key, next to the data it protects. \
+             This mode is for trying Coffer out. For real use point it at KES: set MINIO_KMS_KES_ENDPOINT, \
+             MINIO_KMS_KES_CERT_FILE, MINIO_KMS_KES_KEY_FILE, MINIO_KMS_KES_CAPATH and MINIO_KMS_KES_KEY_NAME \
+             (or MINIO_KMS_SECRET_KEY=name:base64 for a static key).",
+            cfg.data_dir.display()
+        );
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}

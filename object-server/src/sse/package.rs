@@ -1,0 +1,327 @@
+//! A DARE-2.0-style stream of authenticated packages.
+//!
+//! The plaintext is cut into payloads of [`PAYLOAD`] bytes (the last one may be shorter, and an
+//! empty body is one empty package). Each payload is sealed with AES-256-GCM under the object (or
+//! part) key; the 96-bit nonce is the package's sequence number (64-bit big endian) followed by a
+//! final-package flag. On disk every package is `ciphertext ‖ tag`, so the package holding any
+//! plaintext offset is found by arithmetic and a ranged read decrypts only the packages it needs.
+//!
+//! Guarantees: a package moved to another position fails (the sequence number is in the nonce);
+//! dropping the end of the stream fails (the new last package was not sealed as final); a changed
+//! byte fails (GCM tag).
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use zeroize::Zeroizing;
+
+/// Plaintext bytes per package.
+pub const PAYLOAD: usize = 64 * 1024;
+/// Authentication tag bytes per package.
+pub const TAG: usize = 16;
+/// Bytes of one full package on disk.
+pub const PACKAGE: usize = PAYLOAD + TAG;
+
+/// Why a package could not be opened.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PackageError {
+    /// The package's tag did not verify: tampered, reordered, truncated or the wrong key.
+    #[error("encrypted package {0} is not authentic")]
+    NotAuthentic(u64),
+    /// The stored stream is shorter than its metadata says.
+    #[error("encrypted stream is truncated")]
+    Truncated,
+}
+
+/// A 256-bit key that encrypts one object (or one part); wiped from memory on drop.
+#[derive(Clone)]
+pub struct ObjectKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObjectKey(..)")
+    }
+}
+
+impl ObjectKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rand::fill(&mut k[..]);
+        Self(k)
+    }
+
+    /// Wraps existing key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The raw key bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The key of part `part_number` of a multipart object: HMAC-SHA256(object key, "part" ‖ n).
+    pub fn part_key(&self, part_number: u32) -> ObjectKey {
+        let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0[..]);
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&k);
+        ctx.update(b"coffer-part-key-v1");
+        ctx.update(&part_number.to_be_bytes());
+        let tag = ctx.sign();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        ObjectKey::from_bytes(out)
+    }
+
+    fn aead(&self) -> LessSafeKey {
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0[..]).expect("32-byte key"))
+    }
+}
+
+fn nonce(seq: u64, last: bool) -> Nonce {
+    let mut n = [0u8; 12];
+    n[..8].copy_from_slice(&seq.to_be_bytes());
+    n[8] = if last { 0x80 } else { 0 };
+    Nonce::assume_unique_for_key(n)
+}
+
+/// Number of packages for a plaintext of `size` bytes (an empty body is one package).
+pub fn package_count(size: u64) -> u64 {
+    if size == 0 {
+        1
+    } else {
+        size.div_ceil(PAYLOAD as u64)
+    }
+}
+
+/// Bytes on disk of the package stream of a plaintext of `size` bytes.
+pub fn encrypted_size(size: u64) -> u64 {
+    size + package_count(size) * TAG as u64
+}
+
+/// Seals a plaintext stream into packages, fed in pieces of any size.
+pub struct Encryptor {
+    key: LessSafeKey,
+    seq: u64,
+    pending: Vec<u8>,
+}
+
+impl Encryptor {
+    /// Starts a stream under `key`.
+    pub fn new(key: &ObjectKey) -> Self {
+        Self {
+            key: key.aead(),
+            seq: 0,
+            pending: Vec::with_capacity(PAYLOAD),
+        }
+    }
+
+    /// Adds plaintext; appends every package that is now complete (and known not to be the last)
+    /// to `out`.
+    pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
+        while !data.is_empty() {
+            if self.pending.len() == PAYLOAD {
+                self.flush(false, out);
+            }
+            let take = (PAYLOAD - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+    }
+
+    /// Seals the last package and appends it to `out`.
+    pub fn finish(mut self, out: &mut Vec<u8>) {
+        self.flush(true, out);
+    }
+
+    fn flush(&mut self, last: bool, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.pending);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce(self.seq, last), Aad::empty(), &mut out[start..])
+            .expect("AES-GCM seal");
+        out.extend_from_slice(tag.as_ref());
+        self.pending.clear();
+        self.seq += 1;
+    }
+}
+
+/// Opens packages of a stream whose plaintext is `size` bytes.
+pub struct Decryptor {
+    key: LessSafeKey,
+    size: u64,
+}
+
+impl Decryptor {
+    /// A decryptor for a stream of `size` plaintext bytes under `key`.
+    pub fn new(key: &ObjectKey, size: u64) -> Self {
+        Self {
+            key: key.aead(),
+            size,
+        }
+    }
+
+    /// The stored byte range `(offset, len)` of package `seq`.
+    pub fn package_span(&self, seq: u64) -> (u64, usize) {
+        let start = seq * PAYLOAD as u64;
+        let payload = self.size.saturating_sub(start).min(PAYLOAD as u64) as usize;
+        (seq * PACKAGE as u64, payload + TAG)
+    }
+
+    /// The packages `[first, last]` that hold the plaintext range `[start, end)` (`end > start`).
+    pub fn packages_for(&self, start: u64, end: u64) -> (u64, u64) {
+        let first = start / PAYLOAD as u64;
+        let last = (end.max(start + 1) - 1) / PAYLOAD as u64;
+        (first, last.min(package_count(self.size) - 1))
+    }
+
+    /// Opens package `seq` in place; `buf` must be exactly the stored package. Returns the
+    /// plaintext length (the plaintext is `buf[..len]`).
+    pub fn open(&self, seq: u64, buf: &mut [u8]) -> Result<usize, PackageError> {
+        let (_, want) = self.package_span(seq);
+        if buf.len() != want {
+            return Err(PackageError::Truncated);
+        }
+        let last = seq + 1 == package_count(self.size);
+        self.key
+            .open_in_place(nonce(seq, last), Aad::empty(), buf)
+            .map(|p| p.len())
+            .map_err(|_| PackageError::NotAuthentic(seq))
+    }
+}
+
+/// Decrypts a whole in-memory stream (used by tests and small reads).
+pub fn decrypt_all(key: &ObjectKey, size: u64, stream: &[u8]) -> Result<Vec<u8>, PackageError> {
+    let d = Decryptor::new(key, size);
+    if stream.len() as u64 != encrypted_size(size) {
+        return Err(PackageError::Truncated);
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    for seq in 0..package_count(size) {
+        let (off, len) = d.package_span(seq);
+        let mut buf = stream[off as usize..off as usize + len].to_vec();
+        let n = d.open(seq, &mut buf)?;
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encrypt(key: &ObjectKey, data: &[u8], piece: usize) -> Vec<u8> {
+        let mut e = Encryptor::new(key);
+        let mut out = Vec::new();
+        for c in data.chunks(piece.max(1)) {
+            e.update(c, &mut out);
+        }
+        e.finish(&mut out);
+        out
+    }
+
+    fn sample(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn round_trip_sizes() {
+        let key = ObjectKey::generate();
+        for size in [
+            0,
+            1,
+            100,
+            PAYLOAD - 1,
+            PAYLOAD,
+            PAYLOAD + 1,
+            3 * PAYLOAD,
+            3 * PAYLOAD + 17,
+        ] {
+            let data = sample(size);
+            for piece in [1000, 4096, PAYLOAD, 1 << 20] {
+                let ct = encrypt(&key, &data, piece);
+                assert_eq!(ct.len() as u64, encrypted_size(size as u64), "size {size}");
+                assert_eq!(decrypt_all(&key, size as u64, &ct).unwrap(), data);
+            }
+        }
+    }
+
+    #[test]
+    fn ciphertext_hides_plaintext() {
+        let key = ObjectKey::generate();
+        let data = vec![b'A'; 3 * PAYLOAD];
+        let ct = encrypt(&key, &data, 5000);
+        assert!(!ct.windows(16).any(|w| w == &data[..16]));
+    }
+
+    #[test]
+    fn tamper_detected() {
+        let key = ObjectKey::generate();
+        let data = sample(2 * PAYLOAD + 10);
+        let mut ct = encrypt(&key, &data, 9999);
+        ct[PACKAGE + 5] ^= 1;
+        assert_eq!(
+            decrypt_all(&key, data.len() as u64, &ct),
+            Err(PackageError::NotAuthentic(1))
+        );
+    }
+
+    #[test]
+    fn reorder_detected() {
+        let key = ObjectKey::generate();
+        let data = sample(3 * PAYLOAD);
+        let ct = encrypt(&key, &data, PAYLOAD);
+        let mut swapped = ct.clone();
+        swapped[..PACKAGE].copy_from_slice(&ct[PACKAGE..2 * PACKAGE]);
+        swapped[PACKAGE..2 * PACKAGE].copy_from_slice(&ct[..PACKAGE]);
+        assert!(matches!(
+            decrypt_all(&key, data.len() as u64, &swapped),
+            Err(PackageError::NotAuthentic(0))
+        ));
+    }
+
+    #[test]
+    fn truncation_detected() {
+        let key = ObjectKey::generate();
+        let data = sample(3 * PAYLOAD);
+        let ct = encrypt(&key, &data, PAYLOAD);
+        // Dropping the last package and claiming a shorter size: package 1 was not sealed as final.
+        let cut = &ct[..2 * PACKAGE];
+        assert_eq!(
+            decrypt_all(&key, 2 * PAYLOAD as u64, cut),
+            Err(PackageError::NotAuthentic(1))
+        );
+        // Dropping bytes without changing the size.
+        assert_eq!(
+            decrypt_all(&key, data.len() as u64, &ct[..ct.len() - 1]),
+            Err(PackageError::Truncated)
+        );
+    }
+
+    #[test]
+    fn wrong_key_fails() {
+        let data = sample(10);
+        let ct = encrypt(&ObjectKey::generate(), &data, 10);
+        assert!(decrypt_all(&ObjectKey::generate(), 10, &ct).is_err());
+    }
+
+    #[test]
+    fn range_packages() {
+        let d = Decryptor::new(&ObjectKey::generate(), 3 * PAYLOAD as u64 + 5);
+        assert_eq!(d.packages_for(0, 1), (0, 0));
+        assert_eq!(
+            d.packages_for(PAYLOAD as u64 - 1, PAYLOAD as u64 + 1),
+            (0, 1)
+        );
+        assert_eq!(
+            d.packages_for(3 * PAYLOAD as u64, 3 * PAYLOAD as u64 + 5),
+            (3, 3)
+        );
+        assert_eq!(d.package_span(3), (3 * PACKAGE as u64, 5 + TAG));
+    }
+
+    #[test]
+    fn part_keys_differ() {
+        let k = ObjectKey::generate();
+        assert_ne!(k.part_key(1).as_bytes(), k.part_key(2).as_bytes());
+        assert_eq!(k.part_key(1).as_bytes(), k.part_key(1).as_bytes());
+    }
+}

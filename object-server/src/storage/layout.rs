@@ -1,0 +1,111 @@
+//! Where things live in a data directory.
+//!
+//! ```text
+//! DIR/.coffer/            server state: master key, temp files, multipart uploads
+//! DIR/<bucket>/           one directory per bucket (bucket names never start with '.')
+//! DIR/<bucket>/.encryption.json   the bucket's default encryption
+//! DIR/<bucket>/_a/_b/obj  object "a/b": each key segment is a directory named '_' + segment,
+//!                         the object itself is the file `obj` in its directory
+//! ```
+//! Because every segment directory starts with `_`, a segment can never be `.`, `..`, empty or
+//! `obj`, so no key escapes its bucket, and objects `a` and `a/b` coexist (`_a/obj`, `_a/_b/obj`).
+use std::path::{Path, PathBuf};
+
+/// Name of the file that holds an object (body and metadata) inside its key directory.
+pub const OBJECT_FILE: &str = "obj";
+/// Name of the server's own directory in the data directory.
+pub const SYSTEM_DIR: &str = ".coffer";
+/// Longest segment name a file system takes.
+const MAX_NAME: usize = 255;
+
+/// A key that cannot be stored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// Empty key.
+    #[error("the object key is empty")]
+    Empty,
+    /// Longer than 1024 bytes, or one segment longer than the file system allows.
+    #[error("the object key is too long")]
+    TooLong,
+    /// Contains a NUL byte.
+    #[error("the object key contains a NUL character")]
+    Nul,
+}
+
+/// The directory (relative to the bucket directory) of `key`.
+pub fn key_dir(key: &str) -> Result<PathBuf, KeyError> {
+    if key.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    if key.len() > 1024 {
+        return Err(KeyError::TooLong);
+    }
+    if key.contains('\0') {
+        return Err(KeyError::Nul);
+    }
+    let mut p = PathBuf::new();
+    for seg in key.split('/') {
+        if seg.len() + 1 > MAX_NAME {
+            return Err(KeyError::TooLong);
+        }
+        p.push(format!("_{seg}"));
+    }
+    Ok(p)
+}
+
+/// The segment name of a directory entry, or `None` for entries that are not key segments.
+pub fn segment_of(name: &str) -> Option<&str> {
+    name.strip_prefix('_')
+}
+
+/// The bucket directory of `bucket` under `root`.
+pub fn bucket_dir(root: &Path, bucket: &str) -> PathBuf {
+    root.join(bucket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Component;
+
+    #[test]
+    fn hostile_keys_stay_inside() {
+        for key in [
+            "..",
+            "../x",
+            "a/../../b",
+            "/",
+            "/abs",
+            ".",
+            "a//b",
+            "ü/日本/..",
+            "obj",
+            "a/obj",
+        ] {
+            let p = key_dir(key).unwrap();
+            for c in p.components() {
+                match c {
+                    Component::Normal(n) => assert!(n.to_str().unwrap().starts_with('_'), "{key}"),
+                    other => panic!("{key}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nested_keys_coexist() {
+        assert_eq!(key_dir("a").unwrap(), PathBuf::from("_a"));
+        assert_eq!(key_dir("a/b").unwrap(), PathBuf::from("_a/_b"));
+        assert_eq!(key_dir("a/").unwrap(), PathBuf::from("_a/_"));
+    }
+
+    #[test]
+    fn bad_keys() {
+        assert_eq!(key_dir(""), Err(KeyError::Empty));
+        assert_eq!(key_dir(&"x".repeat(1025)), Err(KeyError::TooLong));
+        assert_eq!(key_dir(&"x".repeat(300)), Err(KeyError::TooLong));
+        assert_eq!(key_dir("a\0b"), Err(KeyError::Nul));
+        assert_eq!(segment_of("_x"), Some("x"));
+        assert_eq!(segment_of("obj"), None);
+    }
+}

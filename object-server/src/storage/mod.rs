@@ -1,0 +1,549 @@
+//! Objects on local disk: the layout ([`layout`]), object files with their metadata ([`meta`]),
+//! and atomic writes (temp file, fsync, rename, fsync of the directory).
+//!
+//! Nothing is kept in memory between requests, so several processes can serve one directory:
+//! a reader holds an open file and sees one complete version even while a writer renames a new
+//! one over it (last writer wins, never a torn object).
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::io::AsyncWriteExt;
+
+pub mod layout;
+pub mod meta;
+
+pub use layout::KeyError;
+pub use meta::{EncryptionMeta, MetaError, ObjectMeta, PartMeta, SseMode};
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The bucket does not exist.
+    #[error("the bucket does not exist")]
+    NoSuchBucket,
+    /// The bucket exists already.
+    #[error("the bucket already exists")]
+    BucketExists,
+    /// The bucket still holds objects.
+    #[error("the bucket is not empty")]
+    BucketNotEmpty,
+    /// The object does not exist.
+    #[error("the object does not exist")]
+    NoSuchKey,
+    /// The key cannot be stored.
+    #[error(transparent)]
+    InvalidKey(#[from] KeyError),
+    /// The object file is damaged.
+    #[error("the object file is damaged")]
+    Damaged,
+    /// Other I/O.
+    #[error("storage I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<MetaError> for StorageError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::Io(e) => StorageError::Io(e),
+            MetaError::Damaged => StorageError::Damaged,
+        }
+    }
+}
+
+/// An object opened for reading: the file stays valid even if the key is overwritten meanwhile.
+pub struct OpenObject {
+    /// The file.
+    pub file: Arc<std::fs::File>,
+    /// Its metadata.
+    pub meta: ObjectMeta,
+    /// Stored body bytes (ciphertext length for encrypted objects).
+    pub body_len: u64,
+}
+
+/// One data directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn random_name() -> String {
+    let mut b = [0u8; 16];
+    rand::fill(&mut b);
+    hex::encode(b)
+}
+
+impl Store {
+    /// Opens (and creates) a data directory.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        let s = Self {
+            root: root.to_path_buf(),
+        };
+        std::fs::create_dir_all(s.tmp_dir())?;
+        std::fs::create_dir_all(s.system_dir().join("multipart"))?;
+        Ok(s)
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `DIR/.coffer`.
+    pub fn system_dir(&self) -> PathBuf {
+        self.root.join(layout::SYSTEM_DIR)
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.system_dir().join("tmp")
+    }
+
+    /// Removes temp files older than `age` (left by a crashed writer of any process).
+    pub fn clean_temp(&self, age: std::time::Duration) {
+        let Ok(rd) = std::fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|d| d > age);
+            if old {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    fn bucket_path(&self, bucket: &str) -> PathBuf {
+        layout::bucket_dir(&self.root, bucket)
+    }
+
+    /// Whether the bucket exists.
+    pub fn bucket_exists(&self, bucket: &str) -> bool {
+        !bucket.starts_with('.') && self.bucket_path(bucket).is_dir()
+    }
+
+    /// Fails with [`StorageError::NoSuchBucket`] unless the bucket exists.
+    pub fn require_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+        if self.bucket_exists(bucket) {
+            Ok(())
+        } else {
+            Err(StorageError::NoSuchBucket)
+        }
+    }
+
+    /// Creates a bucket.
+    pub async fn create_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+        let p = self.bucket_path(bucket);
+        let root = self.root.clone();
+        blocking(move || match std::fs::create_dir(&p) {
+            Ok(()) => fsync_dir(&root).map_err(StorageError::from),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(StorageError::BucketExists),
+            Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    /// Deletes an empty bucket (its configuration files go with it).
+    pub async fn delete_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+        self.require_bucket(bucket)?;
+        let p = self.bucket_path(bucket);
+        blocking(move || {
+            for e in std::fs::read_dir(&p)? {
+                let e = e?;
+                if let Some(seg) = e.file_name().to_str().and_then(layout::segment_of) {
+                    let _ = seg;
+                    if has_objects(&e.path())? {
+                        return Err(StorageError::BucketNotEmpty);
+                    }
+                }
+            }
+            std::fs::remove_dir_all(&p)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every bucket and when it was created, sorted by name.
+    pub async fn list_buckets(&self) -> Result<Vec<(String, SystemTime)>, StorageError> {
+        let root = self.root.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(&root)? {
+                let e = e?;
+                let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if name.starts_with('.') || !e.file_type()?.is_dir() {
+                    continue;
+                }
+                let md = e.metadata()?;
+                let t = md
+                    .created()
+                    .or_else(|_| md.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                out.push((name, t));
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Reads a bucket configuration file (e.g. `encryption`), `None` if absent.
+    pub async fn read_bucket_config(
+        &self,
+        bucket: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.require_bucket(bucket)?;
+        let p = self.bucket_path(bucket).join(format!(".{name}.json"));
+        match tokio::fs::read(&p).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Atomically replaces (or with `None` removes) a bucket configuration file.
+    pub async fn write_bucket_config(
+        &self,
+        bucket: &str,
+        name: &str,
+        data: Option<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        self.require_bucket(bucket)?;
+        let dest = self.bucket_path(bucket).join(format!(".{name}.json"));
+        match data {
+            None => match tokio::fs::remove_file(&dest).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Some(d) => {
+                let mut w = self.writer().await?;
+                w.write(&d).await?;
+                w.commit_plain(dest).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The object file of `bucket/key`.
+    pub fn object_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StorageError> {
+        Ok(self
+            .bucket_path(bucket)
+            .join(layout::key_dir(key)?)
+            .join(layout::OBJECT_FILE))
+    }
+
+    /// Opens an object for reading.
+    pub async fn open_object(&self, bucket: &str, key: &str) -> Result<OpenObject, StorageError> {
+        self.require_bucket(bucket)?;
+        let p = self.object_path(bucket, key)?;
+        blocking(move || open_file(&p)).await
+    }
+
+    /// Opens any object file by path (multipart parts use the same format).
+    pub async fn open_path(&self, p: PathBuf) -> Result<OpenObject, StorageError> {
+        blocking(move || open_file(&p)).await
+    }
+
+    /// Deletes an object (absent is fine) and prunes the directories it leaves empty.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.require_bucket(bucket)?;
+        let p = self.object_path(bucket, key)?;
+        let stop = self.bucket_path(bucket);
+        blocking(move || {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            let mut dir = p.parent().map(Path::to_path_buf);
+            if let Some(d) = &dir {
+                let _ = fsync_dir(d);
+            }
+            while let Some(d) = dir {
+                if d == stop || std::fs::remove_dir(&d).is_err() {
+                    break;
+                }
+                dir = d.parent().map(Path::to_path_buf);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every key in `bucket` that starts with `prefix`, sorted by UTF-8 bytes.
+    pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.require_bucket(bucket)?;
+        // Start at the deepest directory the prefix's complete segments name.
+        let (dir_part, key_base) = match prefix.rfind('/') {
+            Some(i) => (&prefix[..i], &prefix[..=i]),
+            None => ("", ""),
+        };
+        let mut start = self.bucket_path(bucket);
+        if !dir_part.is_empty() || key_base == "/" {
+            match layout::key_dir(if dir_part.is_empty() { "" } else { dir_part }) {
+                Ok(p) => start.push(p),
+                Err(KeyError::Empty) => start.push("_"),
+                Err(_) => return Ok(Vec::new()),
+            }
+        }
+        let prefix = prefix.to_owned();
+        let key_base = key_base.to_owned();
+        blocking(move || {
+            let mut out = Vec::new();
+            walk(&start, &key_base, &prefix, &mut out)?;
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
+    /// A new temp file to write an object into.
+    pub async fn writer(&self) -> io::Result<ObjectWriter> {
+        let path = self.tmp_dir().join(random_name());
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        Ok(ObjectWriter {
+            file: Some(file),
+            path,
+            written: 0,
+        })
+    }
+
+    /// The directory of multipart upload `id` of `bucket`.
+    pub fn upload_dir(&self, bucket: &str, id: &str) -> PathBuf {
+        self.system_dir().join("multipart").join(bucket).join(id)
+    }
+
+    /// The directory holding every multipart upload of `bucket`.
+    pub fn uploads_dir(&self, bucket: &str) -> PathBuf {
+        self.system_dir().join("multipart").join(bucket)
+    }
+}
+
+fn open_file(p: &Path) -> Result<OpenObject, StorageError> {
+    let file = match std::fs::File::open(p) {
+        Ok(f) => f,
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
+        {
+            return Err(StorageError::NoSuchKey);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (meta, body_len) = ObjectMeta::read_from(&file)?;
+    Ok(OpenObject {
+        file: Arc::new(file),
+        meta,
+        body_len,
+    })
+}
+
+fn has_objects(dir: &Path) -> io::Result<bool> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == layout::OBJECT_FILE {
+            return Ok(true);
+        }
+        if layout::segment_of(name).is_some() && e.file_type()?.is_dir() && has_objects(&e.path())?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Collects keys under `dir` (whose keys start with `base`) that start with `prefix`.
+fn walk(dir: &Path, base: &str, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for e in rd {
+        let e = e?;
+        let name = e.file_name();
+        let Some(seg) = name.to_str().and_then(layout::segment_of) else {
+            continue;
+        };
+        let key = format!("{base}{seg}");
+        // Prune subtrees that cannot match: the key and all below it share `key` as a prefix.
+        let common = key.len().min(prefix.len());
+        if key.as_bytes()[..common] != prefix.as_bytes()[..common] {
+            continue;
+        }
+        let path = e.path();
+        if key.starts_with(prefix) && path.join(layout::OBJECT_FILE).is_file() {
+            out.push(key.clone());
+        }
+        walk(&path, &format!("{key}/"), prefix, out)?;
+    }
+    Ok(())
+}
+
+/// A temp file being written; renamed into place by a commit, removed if dropped uncommitted.
+pub struct ObjectWriter {
+    file: Option<tokio::fs::File>,
+    path: PathBuf,
+    written: u64,
+}
+
+impl ObjectWriter {
+    /// Appends bytes.
+    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file
+            .as_mut()
+            .expect("writer open")
+            .write_all(data)
+            .await?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends the metadata trailer and atomically puts the file at `dest`.
+    pub async fn commit(mut self, meta: &ObjectMeta, dest: PathBuf) -> io::Result<()> {
+        let t = meta.to_trailer();
+        self.write(&t).await?;
+        self.commit_plain(dest).await
+    }
+
+    /// fsyncs the file, renames it to `dest` (creating directories) and fsyncs the directory.
+    pub async fn commit_plain(mut self, dest: PathBuf) -> io::Result<()> {
+        let mut file = self.file.take().expect("writer open");
+        file.flush().await?;
+        let std_file = file.into_std().await;
+        let tmp = self.path.clone();
+        blocking(move || {
+            std_file.sync_all()?;
+            drop(std_file);
+            let parent = dest
+                .parent()
+                .expect("object path has a parent")
+                .to_path_buf();
+            let mut tries = 0;
+            loop {
+                std::fs::create_dir_all(&parent)?;
+                match std::fs::rename(&tmp, &dest) {
+                    Ok(()) => break,
+                    // A concurrent delete pruned the directory between the two calls: retry.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 10 => tries += 1,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                }
+            }
+            fsync_dir(&parent)
+        })
+        .await?;
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn put(s: &Store, b: &str, k: &str, body: &[u8]) {
+        let mut w = s.writer().await.unwrap();
+        w.write(body).await.unwrap();
+        let m = ObjectMeta {
+            size: body.len() as u64,
+            ..Default::default()
+        };
+        w.commit(&m, s.object_path(b, k).unwrap()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn nested_keys_and_listing() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        s.create_bucket("b").await.unwrap();
+        assert!(matches!(
+            s.create_bucket("b").await,
+            Err(StorageError::BucketExists)
+        ));
+        for k in ["a", "a/b", "a-b", "a/", "../x", "ü/日本", "z/y/x"] {
+            put(&s, "b", k, k.as_bytes()).await;
+        }
+        let all = s.list_keys("b", "").await.unwrap();
+        let mut want = vec!["../x", "a", "a-b", "a/", "a/b", "z/y/x", "ü/日本"];
+        want.sort();
+        assert_eq!(all, want);
+        assert_eq!(s.list_keys("b", "a/").await.unwrap(), vec!["a/", "a/b"]);
+        assert_eq!(
+            s.list_keys("b", "a").await.unwrap(),
+            vec!["a", "a-b", "a/", "a/b"]
+        );
+        assert_eq!(s.list_keys("b", "z/y/").await.unwrap(), vec!["z/y/x"]);
+        assert!(s.list_keys("b", "q").await.unwrap().is_empty());
+        // Nothing was written outside the bucket.
+        assert!(!d.path().join("x").exists());
+        let o = s.open_object("b", "a/b").await.unwrap();
+        assert_eq!(o.body_len, 3);
+        assert!(matches!(
+            s.delete_bucket("b").await,
+            Err(StorageError::BucketNotEmpty)
+        ));
+        for k in &want {
+            s.delete_object("b", k).await.unwrap();
+        }
+        assert!(matches!(
+            s.open_object("b", "a").await,
+            Err(StorageError::NoSuchKey)
+        ));
+        s.delete_bucket("b").await.unwrap();
+        assert!(!s.bucket_exists("b"));
+    }
+
+    #[tokio::test]
+    async fn dropped_writer_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        {
+            let mut w = s.writer().await.unwrap();
+            w.write(b"partial").await.unwrap();
+        }
+        assert_eq!(std::fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+    }
+}
