@@ -1,50 +1,644 @@
-//! Multipart uploads.
+//! Multipart uploads. Every bit of state is on disk under `DIR/.coffer/multipart/<bucket>/<id>/`
+//! (`upload.json`, and one object file per part, `part.<n>`), so any process serving the data
+//! directory sees every upload. Each part is its own package stream under a key derived from the
+//! object key and the part number; completing concatenates the parts' stored bytes unchanged.
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use s3s::crypto::Checksum as _;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
+use serde::{Deserialize, Serialize};
 
-use super::CofferS3;
+use super::body::BodyReader;
+use super::copy::parse_copy_range;
+use super::encryption::SseResponse;
+use super::put::{
+    checksum_map, ingest, new_etag, requested_algorithms, standard_headers, verify_digests,
+};
+use super::{CofferS3, custom_error, etag, now_ms, storage_err, timestamp};
+use crate::sse::headers::{CustomerKey, WriteHeaders};
+use crate::sse::{ObjectKey, SseRequest};
+use crate::storage::{EncryptionMeta, ObjectMeta, ObjectWriter, PartMeta, StorageError};
+
+/// Smallest part other than the last (as AWS and MinIO enforce).
+const MIN_PART: u64 = 5 * 1024 * 1024;
+
+/// What `upload.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UploadInfo {
+    pub key: String,
+    pub created_ms: i64,
+    pub headers: BTreeMap<String, String>,
+    pub user: BTreeMap<String, String>,
+    pub encryption: Option<EncryptionMeta>,
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn no_such_upload() -> s3s::S3Error {
+    s3_error!(
+        NoSuchUpload,
+        "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )
+}
+
+fn part_number(n: i32) -> S3Result<u32> {
+    if (1..=10000).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ))
+    }
+}
+
+/// Copies `len` stored bytes starting at `start` of `file` into `writer`.
+pub(crate) async fn copy_bytes(
+    file: Arc<std::fs::File>,
+    start: u64,
+    len: u64,
+    writer: &mut ObjectWriter,
+) -> S3Result<()> {
+    const BUF: u64 = 4 << 20;
+    let mut pos = 0;
+    while pos < len {
+        let n = BUF.min(len - pos);
+        let f = file.clone();
+        let at = start + pos;
+        let buf = tokio::task::spawn_blocking(move || {
+            let mut b = vec![0u8; n as usize];
+            f.read_exact_at(&mut b, at).map(|()| b)
+        })
+        .await
+        .map_err(|e| storage_err(StorageError::Io(std::io::Error::other(e))))?
+        .map_err(|e| storage_err(e.into()))?;
+        writer
+            .write(&buf)
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        pos += n;
+    }
+    Ok(())
+}
 
 impl CofferS3 {
+    async fn read_upload(&self, bucket: &str, key: &str, id: &str) -> S3Result<UploadInfo> {
+        self.store.require_bucket(bucket).map_err(storage_err)?;
+        if !valid_id(id) {
+            return Err(no_such_upload());
+        }
+        let p = self.store.upload_dir(bucket, id).join("upload.json");
+        let data = match tokio::fs::read(&p).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_such_upload()),
+            Err(e) => return Err(storage_err(e.into())),
+        };
+        let info: UploadInfo =
+            serde_json::from_slice(&data).map_err(|_| storage_err(StorageError::Damaged))?;
+        if info.key != key {
+            return Err(no_such_upload());
+        }
+        Ok(info)
+    }
+
+    /// The object key of an upload (SSE-C uploads need the customer's key on every part).
+    async fn upload_key(
+        &self,
+        info: &UploadInfo,
+        bucket: &str,
+        customer: Option<&CustomerKey>,
+    ) -> S3Result<Option<ObjectKey>> {
+        match &info.encryption {
+            None => {
+                if customer.is_some() {
+                    return Err(s3_error!(
+                        InvalidRequest,
+                        "The encryption parameters are not applicable to this upload."
+                    ));
+                }
+                Ok(None)
+            }
+            Some(enc) => Ok(Some(
+                self.open_object_key(enc, bucket, &info.key, customer)
+                    .await?,
+            )),
+        }
+    }
+
     pub(crate) async fn do_create_multipart_upload(
         &self,
-        _req: S3Request<CreateMultipartUploadInput>,
+        req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        Err(s3_error!(NotImplemented))
+        let input = req.input;
+        let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
+        self.store.require_bucket(bucket).map_err(storage_err)?;
+        self.store.object_path(bucket, key).map_err(storage_err)?;
+        let sse_value = input
+            .server_side_encryption
+            .as_ref()
+            .map(|s| s.as_str().to_owned());
+        let h = WriteHeaders {
+            sse: sse_value.as_deref(),
+            kms_key_id: input.ssekms_key_id.as_deref(),
+            kms_context: input.ssekms_encryption_context.as_deref(),
+            c_algorithm: input.sse_customer_algorithm.as_deref(),
+            c_key: input.sse_customer_key.as_deref(),
+            c_key_md5: input.sse_customer_key_md5.as_deref(),
+        };
+        let mode = self.write_mode(bucket, &h).await?;
+        let customer = match &mode {
+            SseRequest::C(c) => Some(c.clone()),
+            _ => None,
+        };
+        let enc = self
+            .new_object_key(&mode, bucket, key)
+            .await?
+            .map(|(_, m)| m);
+        let info = UploadInfo {
+            key: key.to_owned(),
+            created_ms: now_ms(),
+            headers: standard_headers(
+                input.content_type.as_deref(),
+                input.content_encoding.as_deref(),
+                input.content_disposition.as_deref(),
+                input.content_language.as_deref(),
+                input.cache_control.as_deref(),
+            ),
+            user: input
+                .metadata
+                .map(|m| m.into_iter().collect())
+                .unwrap_or_default(),
+            encryption: enc,
+        };
+        let mut idb = [0u8; 16];
+        rand::fill(&mut idb);
+        let id = hex::encode(idb);
+        let mut w = self
+            .store
+            .writer()
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        w.write(&serde_json::to_vec(&info).expect("serializes"))
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        w.commit_plain(self.store.upload_dir(bucket, &id).join("upload.json"))
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        let sse = SseResponse::of(info.encryption.as_ref(), customer.as_ref());
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(id),
+            server_side_encryption: sse.sse,
+            ssekms_key_id: sse.kms_key_id,
+            sse_customer_algorithm: sse.c_algorithm,
+            sse_customer_key_md5: sse.c_key_md5,
+            ..Default::default()
+        }))
     }
+
     pub(crate) async fn do_upload_part(
         &self,
-        _req: S3Request<UploadPartInput>,
+        req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        Err(s3_error!(NotImplemented))
+        let input = req.input;
+        let n = part_number(input.part_number)?;
+        let info = self
+            .read_upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let customer = self.read_customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        let ok = self
+            .upload_key(&info, &input.bucket, customer.as_ref())
+            .await?;
+        let part_key = ok.map(|k| k.part_key(n));
+        let given = checksum_map(&Checksum {
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            ..Default::default()
+        });
+        let algos = requested_algorithms(
+            &given,
+            input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+            &req.headers,
+        );
+        let body = input.body.unwrap_or_else(|| {
+            StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
+        });
+        let ing = ingest(&self.store, body, part_key.as_ref(), &algos).await?;
+        if let Some(len) = input.content_length
+            && len >= 0
+            && len as u64 != ing.size
+        {
+            return Err(s3_error!(
+                IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header."
+            ));
+        }
+        verify_digests(
+            &ing,
+            input.content_md5.as_deref(),
+            &given,
+            req.trailing_headers.as_ref(),
+        )?;
+        let meta = ObjectMeta {
+            size: ing.size,
+            etag: new_etag(info.encryption.as_ref().map(|e| e.mode), &ing.md5_hex),
+            modified_ms: now_ms(),
+            checksums: ing.checksums.clone(),
+            ..Default::default()
+        };
+        let checksums = ing.checksums.clone();
+        let dest = self
+            .store
+            .upload_dir(&input.bucket, &input.upload_id)
+            .join(format!("part.{n}"));
+        ing.writer
+            .commit(&meta, dest)
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        // An abort or complete that ran meanwhile removed the upload: do not leave a stray part.
+        if !self
+            .store
+            .upload_dir(&input.bucket, &input.upload_id)
+            .join("upload.json")
+            .exists()
+        {
+            let _ =
+                tokio::fs::remove_dir_all(self.store.upload_dir(&input.bucket, &input.upload_id))
+                    .await;
+            return Err(no_such_upload());
+        }
+        let sse = SseResponse::of(info.encryption.as_ref(), customer.as_ref());
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(etag(&meta.etag)),
+            server_side_encryption: sse.sse,
+            ssekms_key_id: sse.kms_key_id,
+            sse_customer_algorithm: sse.c_algorithm,
+            sse_customer_key_md5: sse.c_key_md5,
+            checksum_crc32: checksums.get("CRC32").cloned(),
+            checksum_crc32c: checksums.get("CRC32C").cloned(),
+            checksum_crc64nvme: checksums.get("CRC64NVME").cloned(),
+            checksum_sha1: checksums.get("SHA1").cloned(),
+            checksum_sha256: checksums.get("SHA256").cloned(),
+            ..Default::default()
+        }))
     }
+
     pub(crate) async fn do_upload_part_copy(
         &self,
-        _req: S3Request<UploadPartCopyInput>,
+        req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        Err(s3_error!(NotImplemented))
+        let input = req.input;
+        let n = part_number(input.part_number)?;
+        let info = self
+            .read_upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let customer = self.read_customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        let ok = self
+            .upload_key(&info, &input.bucket, customer.as_ref())
+            .await?;
+        let part_key = ok.map(|k| k.part_key(n));
+        let src_customer = self.read_customer_key(
+            input.copy_source_sse_customer_algorithm.as_deref(),
+            input.copy_source_sse_customer_key.as_deref(),
+            input.copy_source_sse_customer_key_md5.as_deref(),
+        )?;
+        let (src_bucket, src_key) = super::copy::source_of(&input.copy_source)?;
+        let (src, src_ok) = self
+            .open_for_read(&src_bucket, &src_key, src_customer.as_ref())
+            .await?;
+        super::get::check_read_conditions(
+            &src.meta,
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+        )
+        .map_err(super::copy::not_modified_is_precondition)?;
+        let (start, end) = match input.copy_source_range.as_deref() {
+            Some(r) => parse_copy_range(r, src.meta.size)?,
+            None => (0, src.meta.size),
+        };
+        let reader = BodyReader::new(
+            src.file.clone(),
+            &src.meta,
+            src.body_len,
+            src_ok.as_ref(),
+            start,
+            end,
+        )
+        .map_err(|_| storage_err(StorageError::Damaged))?;
+        let stream = Box::pin(reader.into_stream());
+        let ing = ingest(&self.store, stream, part_key.as_ref(), &[]).await?;
+        let meta = ObjectMeta {
+            size: ing.size,
+            etag: new_etag(info.encryption.as_ref().map(|e| e.mode), &ing.md5_hex),
+            modified_ms: now_ms(),
+            ..Default::default()
+        };
+        let dest = self
+            .store
+            .upload_dir(&input.bucket, &input.upload_id)
+            .join(format!("part.{n}"));
+        ing.writer
+            .commit(&meta, dest)
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        let sse = SseResponse::of(info.encryption.as_ref(), customer.as_ref());
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(etag(&meta.etag)),
+                last_modified: Some(timestamp(meta.modified_ms)),
+                ..Default::default()
+            }),
+            server_side_encryption: sse.sse,
+            ssekms_key_id: sse.kms_key_id,
+            sse_customer_algorithm: sse.c_algorithm,
+            sse_customer_key_md5: sse.c_key_md5,
+            ..Default::default()
+        }))
     }
+
     pub(crate) async fn do_complete_multipart_upload(
         &self,
-        _req: S3Request<CompleteMultipartUploadInput>,
+        req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        Err(s3_error!(NotImplemented))
+        let input = req.input;
+        let (bucket, key, id) = (
+            input.bucket.as_str(),
+            input.key.as_str(),
+            input.upload_id.as_str(),
+        );
+        let info = self.read_upload(bucket, key, id).await?;
+        let dest = self.store.object_path(bucket, key).map_err(storage_err)?;
+        super::put::check_write_conditions(
+            &self.store,
+            bucket,
+            key,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+        )
+        .await?;
+        let wanted = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default();
+        if wanted.is_empty() {
+            return Err(s3_error!(
+                MalformedXML,
+                "You must specify at least one part"
+            ));
+        }
+        let dir = self.store.upload_dir(bucket, id);
+        let mut parts = Vec::with_capacity(wanted.len());
+        let mut opened = Vec::with_capacity(wanted.len());
+        let mut last = 0u32;
+        for p in &wanted {
+            let n = part_number(p.part_number.unwrap_or(0))?;
+            if n <= last {
+                return Err(s3_error!(
+                    InvalidPartOrder,
+                    "The list of parts was not in ascending order. Parts must be ordered by part number."
+                ));
+            }
+            last = n;
+            let part = match self.store.open_path(dir.join(format!("part.{n}"))).await {
+                Ok(o) => o,
+                Err(StorageError::NoSuchKey) => {
+                    return Err(s3_error!(
+                        InvalidPart,
+                        "One or more of the specified parts could not be found."
+                    ));
+                }
+                Err(e) => return Err(storage_err(e)),
+            };
+            if let Some(e) = &p.e_tag
+                && e.value() != part.meta.etag
+            {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+                ));
+            }
+            parts.push(PartMeta {
+                number: n,
+                size: part.meta.size,
+                etag: part.meta.etag.clone(),
+            });
+            opened.push(part);
+        }
+        for p in &parts[..parts.len() - 1] {
+            if p.size < MIN_PART {
+                return Err(custom_error(
+                    "EntityTooSmall",
+                    400,
+                    "Your proposed upload is smaller than the minimum allowed object size.",
+                ));
+            }
+        }
+        let mut md5 = s3s::crypto::Md5::new();
+        for p in &parts {
+            md5.update(&hex::decode(&p.etag).unwrap_or_default());
+        }
+        let etag_value = format!("{}-{}", hex::encode(md5.finalize().as_ref()), parts.len());
+        let mut w = self
+            .store
+            .writer()
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        for part in &opened {
+            copy_bytes(part.file.clone(), 0, part.body_len, &mut w).await?;
+        }
+        let meta = ObjectMeta {
+            size: parts.iter().map(|p| p.size).sum(),
+            etag: etag_value,
+            modified_ms: now_ms(),
+            headers: info.headers.clone(),
+            user: info.user.clone(),
+            checksums: BTreeMap::new(),
+            encryption: info.encryption.clone(),
+            parts,
+        };
+        drop(opened);
+        w.commit(&meta, dest)
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        let sse = SseResponse::of(meta.encryption.as_ref(), None);
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(etag(&meta.etag)),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            server_side_encryption: sse.sse,
+            ssekms_key_id: sse.kms_key_id,
+            ..Default::default()
+        }))
     }
+
     pub(crate) async fn do_abort_multipart_upload(
         &self,
-        _req: S3Request<AbortMultipartUploadInput>,
+        req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        Err(s3_error!(NotImplemented))
+        let input = req.input;
+        self.read_upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let dir = self.store.upload_dir(&input.bucket, &input.upload_id);
+        tokio::fs::remove_dir_all(&dir)
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
+
     pub(crate) async fn do_list_parts(
         &self,
-        _req: S3Request<ListPartsInput>,
+        req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        Err(s3_error!(NotImplemented))
+        let input = req.input;
+        self.read_upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let dir = self.store.upload_dir(&input.bucket, &input.upload_id);
+        let mut numbers = Vec::new();
+        let mut rd = tokio::fs::read_dir(&dir)
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        while let Some(e) = rd.next_entry().await.map_err(|e| storage_err(e.into()))? {
+            if let Some(n) = e
+                .file_name()
+                .to_str()
+                .and_then(|s| s.strip_prefix("part."))
+                .and_then(|s| s.parse::<u32>().ok())
+            {
+                numbers.push(n);
+            }
+        }
+        numbers.sort_unstable();
+        let marker = input
+            .part_number_marker
+            .map(|m| m.max(0) as u32)
+            .unwrap_or(0);
+        let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+        let mut parts = Vec::new();
+        let mut truncated = false;
+        for n in numbers.into_iter().filter(|n| *n > marker) {
+            if parts.len() == max {
+                truncated = true;
+                break;
+            }
+            let Ok(o) = self.store.open_path(dir.join(format!("part.{n}"))).await else {
+                continue;
+            };
+            parts.push(Part {
+                part_number: Some(n as i32),
+                size: Some(o.meta.size as i64),
+                e_tag: Some(etag(&o.meta.etag)),
+                last_modified: Some(timestamp(o.meta.modified_ms)),
+                checksum_crc32: o.meta.checksums.get("CRC32").cloned(),
+                checksum_crc32c: o.meta.checksums.get("CRC32C").cloned(),
+                checksum_crc64nvme: o.meta.checksums.get("CRC64NVME").cloned(),
+                checksum_sha1: o.meta.checksums.get("SHA1").cloned(),
+                checksum_sha256: o.meta.checksums.get("SHA256").cloned(),
+            });
+        }
+        let next = parts.last().and_then(|p| p.part_number);
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: Some(max as i32),
+            is_truncated: Some(truncated),
+            part_number_marker: Some(marker as i32),
+            next_part_number_marker: next,
+            parts: Some(parts),
+            ..Default::default()
+        }))
     }
+
     pub(crate) async fn do_list_multipart_uploads(
         &self,
-        _req: S3Request<ListMultipartUploadsInput>,
+        req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        Err(s3_error!(NotImplemented))
+        let input = req.input;
+        self.store
+            .require_bucket(&input.bucket)
+            .map_err(storage_err)?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let mut all = Vec::new();
+        if let Ok(mut rd) = tokio::fs::read_dir(self.store.uploads_dir(&input.bucket)).await {
+            while let Ok(Some(e)) = rd.next_entry().await {
+                let Some(id) = e.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if !valid_id(&id) {
+                    continue;
+                }
+                let Ok(data) = tokio::fs::read(e.path().join("upload.json")).await else {
+                    continue;
+                };
+                let Ok(info) = serde_json::from_slice::<UploadInfo>(&data) else {
+                    continue;
+                };
+                if info.key.starts_with(&prefix) {
+                    all.push((info.key, id, info.created_ms));
+                }
+            }
+        }
+        all.sort();
+        let key_marker = input.key_marker.clone().unwrap_or_default();
+        let id_marker = input.upload_id_marker.clone().unwrap_or_default();
+        let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+        let mut uploads = Vec::new();
+        let mut truncated = false;
+        for (k, id, created) in all {
+            if !key_marker.is_empty()
+                && (k.as_str() < key_marker.as_str()
+                    || (k == key_marker
+                        && (id_marker.is_empty() || id.as_str() <= id_marker.as_str())))
+            {
+                continue;
+            }
+            if uploads.len() == max {
+                truncated = true;
+                break;
+            }
+            uploads.push(MultipartUpload {
+                key: Some(k),
+                upload_id: Some(id),
+                initiated: Some(timestamp(created)),
+                ..Default::default()
+            });
+        }
+        let (nk, nu) = match uploads.last() {
+            Some(u) if truncated => (u.key.clone(), u.upload_id.clone()),
+            _ => (None, None),
+        };
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: Some(prefix),
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: nk,
+            next_upload_id_marker: nu,
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
     }
 }
