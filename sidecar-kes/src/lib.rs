@@ -1,6 +1,12 @@
 //! A KES-compatible key server and the KES client library used by the object server.
 
+pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod client;
+pub mod config;
 pub mod crypto;
 pub mod keystore;
+pub mod log;
+pub mod metrics;
+pub mod server;

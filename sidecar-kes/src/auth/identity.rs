@@ -6,7 +6,16 @@ use std::fmt;
 /// A KES identity: 64 lowercase hex characters, the SHA-256 of a public key's
 /// DER-encoded SubjectPublicKeyInfo.
 #[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct Identity(String);
@@ -79,7 +88,10 @@ mod tests {
             .self_signed(&key)
             .unwrap();
         let id = Identity::from_cert_der(cert.der()).unwrap();
-        assert_eq!(id, Identity::from_spki_der(&rcgen::PublicKeyData::subject_public_key_info(&key)));
+        assert_eq!(
+            id,
+            Identity::from_spki_der(&rcgen::PublicKeyData::subject_public_key_info(&key))
+        );
         assert_eq!(id.as_str().len(), 64);
         assert_eq!(Identity::from_cert_pem(cert.pem().as_bytes()).unwrap(), id);
     }

@@ -374,7 +374,12 @@ impl KesClient {
     /// Names of the master keys that start with `prefix` (all pages).
     pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ClientError> {
         let mut names = Vec::new();
-        let mut at = prefix.to_string();
+        // KES refuses patterns such as `minio-` (trailing dash): list everything then.
+        let mut at = if crate::api::names::valid_pattern(prefix) {
+            prefix.to_string()
+        } else {
+            String::new()
+        };
         loop {
             let segs: Vec<&str> = if at.is_empty() {
                 vec!["v1", "key", "list"]

@@ -3,6 +3,7 @@
 
 pub mod fs;
 pub mod mem;
+pub mod vault;
 
 use futures::future::BoxFuture;
 use std::time::Duration;

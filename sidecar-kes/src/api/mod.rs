@@ -1,0 +1,596 @@
+//! The KES HTTP API v1: the route table, authentication and dispatch.
+//!
+//! Every request goes through [`handle`]: find the route, check the method (POST is
+//! accepted for PUT routes), limit the body, authenticate (admin, or a policy bound to
+//! the identity), run the handler under the route's timeout, and write the audit event.
+
+pub mod error;
+mod key;
+pub mod names;
+mod policy;
+mod sys;
+
+use crate::auth::{Identity, Policy};
+use crate::cache::KeyCache;
+use crate::crypto::Cipher;
+use crate::log::{AuditEvent, AuditRequest, AuditResponse, LogStream};
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use error::ApiError;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The response body type of the API.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Per-API settings from the config (`api: /v1/ready: {skip_auth, timeout}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// Serve the API to any client certificate.
+    pub skip_auth: bool,
+    /// Override the route's timeout.
+    pub timeout: Option<Duration>,
+}
+
+/// Who may do what; replaced as a whole on config reload.
+#[derive(Clone, Debug, Default)]
+pub struct AuthState {
+    /// The admin identity (may call every API); empty = no admin.
+    pub admin: Identity,
+    /// Policies by name.
+    pub policies: BTreeMap<String, Policy>,
+    /// The policy name bound to each identity.
+    pub identities: HashMap<Identity, String>,
+    /// Per-API settings by path.
+    pub api: HashMap<String, ApiSettings>,
+}
+
+impl AuthState {
+    /// Whether `id` may call `path` (the full request path).
+    pub fn allowed(&self, id: &Identity, path: &str) -> bool {
+        if !self.admin.is_empty() && *id == self.admin {
+            return true;
+        }
+        self.identities
+            .get(id)
+            .and_then(|name| self.policies.get(name))
+            .is_some_and(|p| p.verify(path))
+    }
+}
+
+/// Everything the handlers share.
+pub struct Shared {
+    /// Identities, policies and API settings (reloadable).
+    pub auth: RwLock<Arc<AuthState>>,
+    /// The keys.
+    pub keys: KeyCache,
+    /// Counters for `/v1/metrics`.
+    pub metrics: Metrics,
+    /// The audit log stream.
+    pub audit: LogStream,
+    /// The error log stream.
+    pub errors: LogStream,
+    /// Start time.
+    pub started: time::OffsetDateTime,
+    started_at: Instant,
+    /// Cipher of newly created keys.
+    pub cipher: Cipher,
+}
+
+impl Shared {
+    /// Shared state over a key cache.
+    pub fn new(auth: AuthState, keys: KeyCache) -> Self {
+        Shared {
+            auth: RwLock::new(Arc::new(auth)),
+            keys,
+            metrics: Metrics::default(),
+            audit: LogStream::default(),
+            errors: LogStream::default(),
+            started: time::OffsetDateTime::now_utc(),
+            started_at: Instant::now(),
+            cipher: Cipher::Aes256,
+        }
+    }
+
+    /// The current auth state.
+    pub fn auth(&self) -> Arc<AuthState> {
+        self.auth.read().expect("lock").clone()
+    }
+
+    /// Replaces the auth state (config reload).
+    pub fn set_auth(&self, auth: AuthState) {
+        *self.auth.write().expect("lock") = Arc::new(auth);
+    }
+
+    /// How long the server has been up.
+    pub fn uptime(&self) -> Duration {
+        self.started_at.elapsed()
+    }
+
+    /// Logs an error event (to tracing and the error stream).
+    pub fn log_error(&self, message: &str) {
+        tracing::warn!("{message}");
+        self.metrics
+            .error_events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.errors.send(&crate::log::ErrorEvent { message });
+    }
+}
+
+/// The connection facts a request carries.
+#[derive(Clone, Debug, Default)]
+pub struct Conn {
+    /// Identity of the client certificate (empty if none).
+    pub identity: Identity,
+    /// Client IP.
+    pub ip: String,
+}
+
+/// A request as handlers see it.
+pub struct Req {
+    /// The caller.
+    pub identity: Identity,
+    /// The path after the route prefix (e.g. the key name).
+    pub resource: String,
+    /// The body (already size-limited).
+    pub body: Bytes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Auth {
+    /// No identity needed (`/version`).
+    None,
+    /// Any client certificate (self-describe, or `skip_auth`).
+    IdentifyOnly,
+    /// Admin or policy.
+    Verify,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Version,
+    Ready,
+    Status,
+    Metrics,
+    Apis,
+    KeyCreate,
+    KeyImport,
+    KeyDescribe,
+    KeyList,
+    KeyDelete,
+    KeyGenerate,
+    KeyEncrypt,
+    KeyDecrypt,
+    KeyHmac,
+    PolicyDescribe,
+    PolicyRead,
+    PolicyList,
+    IdentityDescribe,
+    IdentityList,
+    SelfDescribe,
+    LogError,
+    LogAudit,
+}
+
+/// One API: method, path (a trailing `/` takes a resource), body limit, timeout.
+struct Route {
+    method: Method,
+    path: &'static str,
+    max_body: usize,
+    timeout: Duration,
+    auth: Auth,
+    op: Op,
+}
+
+const MB: usize = 1 << 20;
+
+fn routes() -> &'static [Route] {
+    use std::sync::OnceLock;
+    static ROUTES: OnceLock<Vec<Route>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let r = |method, path, max_body, secs, auth, op| Route {
+            method,
+            path,
+            max_body,
+            timeout: Duration::from_secs(secs),
+            auth,
+            op,
+        };
+        use Auth::*;
+        vec![
+            r(Method::GET, "/version", 0, 10, None, Op::Version),
+            r(Method::GET, "/v1/ready", 0, 15, Verify, Op::Ready),
+            r(Method::GET, "/v1/status", 0, 15, Verify, Op::Status),
+            r(Method::GET, "/v1/metrics", 0, 15, Verify, Op::Metrics),
+            r(Method::GET, "/v1/api", 0, 10, Verify, Op::Apis),
+            r(Method::PUT, "/v1/key/create/", 0, 15, Verify, Op::KeyCreate),
+            r(
+                Method::PUT,
+                "/v1/key/import/",
+                MB,
+                15,
+                Verify,
+                Op::KeyImport,
+            ),
+            r(
+                Method::GET,
+                "/v1/key/describe/",
+                0,
+                15,
+                Verify,
+                Op::KeyDescribe,
+            ),
+            r(Method::GET, "/v1/key/list/", 0, 15, Verify, Op::KeyList),
+            r(
+                Method::DELETE,
+                "/v1/key/delete/",
+                0,
+                15,
+                Verify,
+                Op::KeyDelete,
+            ),
+            r(
+                Method::PUT,
+                "/v1/key/generate/",
+                MB,
+                15,
+                Verify,
+                Op::KeyGenerate,
+            ),
+            r(
+                Method::PUT,
+                "/v1/key/encrypt/",
+                MB,
+                15,
+                Verify,
+                Op::KeyEncrypt,
+            ),
+            r(
+                Method::PUT,
+                "/v1/key/decrypt/",
+                MB,
+                15,
+                Verify,
+                Op::KeyDecrypt,
+            ),
+            r(Method::PUT, "/v1/key/hmac/", MB, 15, Verify, Op::KeyHmac),
+            r(
+                Method::GET,
+                "/v1/policy/describe/",
+                0,
+                15,
+                Verify,
+                Op::PolicyDescribe,
+            ),
+            r(
+                Method::GET,
+                "/v1/policy/read/",
+                0,
+                15,
+                Verify,
+                Op::PolicyRead,
+            ),
+            r(
+                Method::GET,
+                "/v1/policy/list/",
+                0,
+                15,
+                Verify,
+                Op::PolicyList,
+            ),
+            r(
+                Method::GET,
+                "/v1/identity/describe/",
+                0,
+                15,
+                Verify,
+                Op::IdentityDescribe,
+            ),
+            r(
+                Method::GET,
+                "/v1/identity/list/",
+                0,
+                15,
+                Verify,
+                Op::IdentityList,
+            ),
+            r(
+                Method::GET,
+                "/v1/identity/self/describe",
+                0,
+                15,
+                IdentifyOnly,
+                Op::SelfDescribe,
+            ),
+            r(Method::GET, "/v1/log/error", 0, 0, Verify, Op::LogError),
+            r(Method::GET, "/v1/log/audit", 0, 0, Verify, Op::LogAudit),
+        ]
+    })
+}
+
+/// Finds the route of a path and the resource after its prefix.
+fn find(path: &str) -> Option<(&'static Route, &str)> {
+    routes().iter().find_map(|r| {
+        if let Some(prefix) = r.path.strip_suffix('/') {
+            if path == prefix {
+                return Some((r, ""));
+            }
+            path.strip_prefix(r.path).map(|res| (r, res))
+        } else {
+            (path == r.path).then_some((r, ""))
+        }
+    })
+}
+
+/// A JSON response.
+pub fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response<Body> {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(body))
+        .expect("valid response")
+}
+
+/// An empty 200.
+pub fn ok() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .body(full(Vec::new()))
+        .expect("valid response")
+}
+
+/// A body from bytes.
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    Response::builder()
+        .status(e.status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(e.body()))
+        .expect("valid response")
+}
+
+fn percent_decode(path: &str) -> String {
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Serves one request of a connection.
+pub async fn handle<B>(shared: Arc<Shared>, conn: Arc<Conn>, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let start = Instant::now();
+    shared.metrics.start();
+    let path = percent_decode(req.uri().path());
+    let resp = match serve(&shared, &conn, &path, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    let status = resp.status().as_u16();
+    shared.metrics.finish(status, start.elapsed());
+    if !path.starts_with("/v1/log/") && path != "/version" {
+        shared
+            .metrics
+            .audit_events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared.audit.send(&AuditEvent {
+            time: time::OffsetDateTime::now_utc(),
+            request: AuditRequest {
+                ip: &conn.ip,
+                path: &path,
+                identity: conn.identity.as_str(),
+            },
+            response: AuditResponse {
+                code: status,
+                time: start.elapsed().as_micros() as u64,
+            },
+        });
+    }
+    resp
+}
+
+async fn serve<B>(
+    shared: &Arc<Shared>,
+    conn: &Conn,
+    path: &str,
+    req: Request<B>,
+) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (route, resource) =
+        find(path).ok_or(ApiError::new(StatusCode::NOT_FOUND, "404 page not found"))?;
+    let method = req.method();
+    if *method != route.method && !(*method == Method::POST && route.method == Method::PUT) {
+        return Err(ApiError::msg(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("received method '{method}' expected '{}'", route.method),
+        ));
+    }
+    let auth = shared.auth();
+    let settings = auth.api.get(route.path.trim_end_matches('/'));
+    let mode = match settings {
+        Some(s) if s.skip_auth && route.auth == Auth::Verify => Auth::IdentifyOnly,
+        _ => route.auth,
+    };
+    if mode != Auth::None {
+        if conn.identity.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "tls: client certificate is required",
+            ));
+        }
+        if mode == Auth::Verify && !auth.allowed(&conn.identity, path) {
+            return Err(error::NOT_ALLOWED);
+        }
+    }
+    // Read at most max_body bytes; a larger body is an invalid body.
+    let body = match Limited::new(req.into_body(), route.max_body)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) if route.max_body > 0 => return Err(error::INVALID_BODY),
+        Err(_) => Bytes::new(),
+    };
+    let api_req = Req {
+        identity: conn.identity.clone(),
+        resource: resource.to_string(),
+        body,
+    };
+    let timeout = settings.and_then(|s| s.timeout).unwrap_or(route.timeout);
+    let fut = dispatch(shared.clone(), route.op, api_req);
+    if timeout.is_zero() {
+        fut.await
+    } else {
+        tokio::time::timeout(timeout, fut)
+            .await
+            .unwrap_or(Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request timed out",
+            )))
+    }
+}
+
+async fn dispatch(s: Arc<Shared>, op: Op, req: Req) -> Result<Response<Body>, ApiError> {
+    match op {
+        Op::Version => sys::version(),
+        Op::Ready => sys::ready(&s).await,
+        Op::Status => sys::status(&s).await,
+        Op::Metrics => sys::metrics(&s),
+        Op::Apis => sys::apis(&s),
+        Op::LogError => sys::log_stream(&s.errors),
+        Op::LogAudit => sys::log_stream(&s.audit),
+        Op::KeyCreate => key::create(&s, req).await,
+        Op::KeyImport => key::import(&s, req).await,
+        Op::KeyDescribe => key::describe(&s, req).await,
+        Op::KeyList => key::list(&s, req).await,
+        Op::KeyDelete => key::delete(&s, req).await,
+        Op::KeyGenerate => key::generate(&s, req).await,
+        Op::KeyEncrypt => key::encrypt(&s, req).await,
+        Op::KeyDecrypt => key::decrypt(&s, req).await,
+        Op::KeyHmac => key::hmac(&s, req).await,
+        Op::PolicyDescribe => policy::describe_policy(&s, req),
+        Op::PolicyRead => policy::read_policy(&s, req),
+        Op::PolicyList => policy::list_policies(&s, req),
+        Op::IdentityDescribe => policy::describe_identity(&s, req),
+        Op::IdentityList => policy::list_identities(&s, req),
+        Op::SelfDescribe => policy::self_describe(&s, req),
+    }
+}
+
+/// Decodes a JSON request body; anything malformed is 400 `invalid request body`.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|_| error::INVALID_BODY)
+}
+
+/// Base64 (standard, as Go's `[]byte`) for JSON fields; `null` or missing = empty.
+pub mod b64 {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use serde::Deserialize;
+
+    /// Serializes bytes as standard base64.
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    /// Deserializes standard base64 (or null).
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        match s {
+            None => Ok(Default::default()),
+            Some(s) => {
+                let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+                STANDARD
+                    .decode(cleaned)
+                    .map(zeroize::Zeroizing::new)
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    }
+}
+
+/// The routes as `/v1/api` lists them.
+fn route_list(auth: &AuthState) -> Vec<serde_json::Value> {
+    routes()
+        .iter()
+        .map(|r| {
+            let timeout = auth
+                .api
+                .get(r.path.trim_end_matches('/'))
+                .and_then(|s| s.timeout)
+                .unwrap_or(r.timeout);
+            serde_json::json!({
+                "method": r.method.as_str(),
+                "path": r.path,
+                "max_body": r.max_body,
+                "timeout": timeout.as_secs(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_routes_and_resources() {
+        assert_eq!(
+            find("/v1/key/create/k1").map(|(r, res)| (r.op, res)),
+            Some((Op::KeyCreate, "k1"))
+        );
+        assert_eq!(
+            find("/v1/key/list").map(|(r, res)| (r.op, res)),
+            Some((Op::KeyList, ""))
+        );
+        assert_eq!(
+            find("/v1/key/list/a*").map(|(r, res)| (r.op, res)),
+            Some((Op::KeyList, "a*"))
+        );
+        assert_eq!(find("/version").map(|(r, _)| r.op), Some(Op::Version));
+        assert_eq!(
+            find("/v1/identity/self/describe").map(|(r, _)| r.op),
+            Some(Op::SelfDescribe)
+        );
+        assert!(find("/v1/nope").is_none());
+        assert!(find("/version/x").is_none());
+    }
+
+    #[test]
+    fn admin_and_policy_authorization() {
+        let admin = Identity::new("aa");
+        let user = Identity::new("bb");
+        let mut auth = AuthState {
+            admin: admin.clone(),
+            ..Default::default()
+        };
+        auth.policies.insert(
+            "p".into(),
+            Policy {
+                allow: vec!["/v1/key/generate/minio-*".into()],
+                deny: vec![],
+            },
+        );
+        auth.identities.insert(user.clone(), "p".into());
+        assert!(auth.allowed(&admin, "/v1/key/delete/x"));
+        assert!(auth.allowed(&user, "/v1/key/generate/minio-1"));
+        assert!(!auth.allowed(&user, "/v1/key/delete/minio-1"));
+        assert!(!auth.allowed(&Identity::new("cc"), "/v1/ready"));
+        // An empty admin identity never matches.
+        let none = AuthState::default();
+        assert!(!none.allowed(&Identity::new(""), "/v1/ready"));
+    }
+}

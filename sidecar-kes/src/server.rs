@@ -1,0 +1,270 @@
+//! The TLS listener: TLS 1.2+, a client certificate required on every connection
+//! (verified against CAs when `tls.auth` is on), the identity computed once per
+//! connection, HTTP/1.1 and HTTP/2 with keep-alive.
+
+use crate::api::{self, Conn, Shared};
+use crate::auth::Identity;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Why the TLS setup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Bad certificate or key PEM.
+    #[error("tls: {0}")]
+    Pem(String),
+    /// rustls refused the configuration.
+    #[error("tls: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// TLS settings of the server.
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// PEM private key.
+    pub key_pem: Vec<u8>,
+    /// PEM CAs that client certificates must chain to; empty = accept any certificate
+    /// (the identity is the hash of its public key, as in KES).
+    pub client_cas: Vec<Vec<u8>>,
+}
+
+/// Requires a client certificate but accepts any (checks the handshake signature).
+#[derive(Debug)]
+struct AnyClientCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ClientCertVerifier for AnyClientCert {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+}
+
+/// Builds the rustls server config.
+pub fn server_config(tls: &TlsSettings) -> Result<rustls::ServerConfig, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    let provider = crate::client::tls::provider();
+    let certs = CertificateDer::pem_slice_iter(&tls.cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem(format!("invalid certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem("no certificate found".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&tls.key_pem)
+        .map_err(|_| TlsError::Pem("invalid private key".into()))?;
+    let verifier: Arc<dyn ClientCertVerifier> = if tls.client_cas.is_empty() {
+        Arc::new(AnyClientCert(provider.clone()))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for pem in &tls.client_cas {
+            for c in CertificateDer::pem_slice_iter(pem) {
+                roots
+                    .add(c.map_err(|e| TlsError::Pem(format!("invalid CA certificate: {e}")))?)
+                    .map_err(TlsError::Rustls)?;
+            }
+        }
+        rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| TlsError::Pem(format!("client CA: {e}")))?
+    };
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// The identity of a connection's peer: its first non-CA certificate.
+pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Identity {
+    for c in certs.unwrap_or_default() {
+        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(c)
+            && !cert.is_ca()
+        {
+            return Identity::from_spki_der(cert.public_key().raw);
+        }
+    }
+    Identity::new("")
+}
+
+/// Accepts connections until the listener fails; each connection is served on its own task.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                acceptor.accept(tcp),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "tls handshake failed: {e}");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let identity = peer_identity(stream.get_ref().1.peer_certificates());
+            let conn = Arc::new(Conn {
+                identity,
+                ip: peer.ip().to_string(),
+            });
+            let service = hyper::service::service_fn(move |req| {
+                let (shared, conn) = (shared.clone(), conn.clone());
+                async move { Ok::<_, std::convert::Infallible>(api::handle(shared, conn, req).await) }
+            });
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = builder.serve_connection(io, service).await {
+                tracing::debug!(%peer, "connection closed: {e}");
+            }
+        });
+    }
+}
+
+/// Builds the reloadable auth state from a config.
+pub fn auth_state(cfg: &crate::config::ServerConfig) -> crate::api::AuthState {
+    let mut auth = crate::api::AuthState {
+        admin: cfg.admin.clone(),
+        api: cfg.api.clone(),
+        ..Default::default()
+    };
+    for (name, p) in &cfg.policies {
+        auth.policies.insert(name.clone(), p.policy.clone());
+        for id in &p.identities {
+            auth.identities.insert(id.clone(), name.clone());
+        }
+    }
+    auth
+}
+
+/// Opens the keystore of a config.
+pub async fn open_keystore(
+    ks: &crate::config::KeystoreConfig,
+) -> Result<Arc<dyn crate::keystore::Keystore>, crate::keystore::StoreError> {
+    use crate::config::KeystoreConfig;
+    Ok(match ks {
+        KeystoreConfig::Memory => Arc::new(crate::keystore::mem::MemStore::new()),
+        KeystoreConfig::Fs { path } => Arc::new(crate::keystore::fs::FsStore::new(path)?),
+        KeystoreConfig::Vault(v) => {
+            Arc::new(crate::keystore::vault::VaultStore::connect((**v).clone()).await?)
+        }
+    })
+}
+
+/// A running server (tests and `kes server`).
+pub struct Running {
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    /// Shared state (for reloads).
+    pub shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Waits until the server stops (it only stops on error).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        (&mut self.task).await.unwrap_or(Ok(()))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `addr` and serves the API with `shared` state; creates the predefined `keys`.
+pub async fn start(
+    addr: &str,
+    tls: rustls::ServerConfig,
+    shared: Arc<Shared>,
+    keys: &[String],
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    for name in keys {
+        let admin = shared.auth().admin.clone();
+        let kv = crate::crypto::KeyVersion::generate(shared.cipher, admin);
+        match shared.keys.create(name, &kv).await {
+            Ok(()) | Err(crate::keystore::StoreError::Exists) => {}
+            Err(e) => return Err(format!("failed to create key '{name}': {e}").into()),
+        }
+    }
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    // Evict expired cache entries in the background.
+    let weak = Arc::downgrade(&shared);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            match weak.upgrade() {
+                Some(s) => s.keys.evict(),
+                None => return,
+            }
+        }
+    });
+    let task = tokio::spawn(serve(listener, Arc::new(tls), shared.clone()));
+    Ok(Running { addr, shared, task })
+}
