@@ -6,10 +6,10 @@
 //! - [`build`]: pure functions from a Tenant (and its KMS) to every object the operator owns.
 //! - [`reconcile`]: the controllers that apply those objects and report status.
 
+pub mod build;
 pub mod crd;
 pub mod duration;
 pub mod pki;
-pub mod build;
 pub mod reconcile;
 pub mod render;
 pub mod run;

@@ -43,14 +43,23 @@ fn main() -> anyhow::Result<()> {
         Command::Crds { out_dir: Some(dir) } => {
             std::fs::create_dir_all(&dir)?;
             for crd in operator::crd::crds() {
-                std::fs::write(dir.join(operator::crd::crd_file_name(&crd)), operator::crd::crd_yaml(&crd))?;
+                std::fs::write(
+                    dir.join(operator::crd::crd_file_name(&crd)),
+                    operator::crd::crd_yaml(&crd),
+                )?;
             }
         }
-        Command::Render { mut files, kms, show_secrets } => {
+        Command::Render {
+            mut files,
+            kms,
+            show_secrets,
+        } => {
             files.extend(kms);
             let docs = files
                 .iter()
-                .map(|f| std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display())))
+                .map(|f| {
+                    std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let (tenant, kms) = operator::render::parse(&docs)?;
             print!("{}", operator::render::render(tenant, &kms, show_secrets)?);

@@ -1,0 +1,205 @@
+//! Pure builders of every object the operator owns for a Tenant. Nothing here talks to a
+//! server: the reconciler and `operator render` call the same functions.
+//!
+//! Owned objects of Tenant `t`: Secrets `t-ca`, `t-tls` (unless an external one is used),
+//! `t-kes-tls`, `t-root` (generated once), ConfigMap `t-kes-config`, StatefulSet `t`,
+//! Services `t` and `t-hl`, PodDisruptionBudget `t`.
+
+pub mod kes_config;
+pub mod secrets;
+pub mod workload;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use sha2::{Digest, Sha256};
+
+use crate::crd::{KMS, Tenant};
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "coffer-operator";
+/// Label `app.kubernetes.io/managed-by` value.
+pub const MANAGED_BY: &str = "coffer-operator";
+/// Port of the S3 API.
+pub const S3_PORT: i32 = 9000;
+/// Pod template annotation: hash of every certificate the pods mount.
+pub const CERTS_HASH_ANNOTATION: &str = "coffer.dev/certs-hash";
+/// Pod template annotation: hash of the KES config.
+pub const CONFIG_HASH_ANNOTATION: &str = "coffer.dev/config-hash";
+
+/// The names of everything a Tenant owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    /// The Tenant's name (also the StatefulSet, Service and PDB name).
+    pub tenant: String,
+    /// The namespace of all of it.
+    pub namespace: String,
+}
+
+impl Names {
+    /// Names for `tenant`.
+    pub fn of(tenant: &Tenant) -> Self {
+        Self {
+            tenant: tenant.metadata.name.clone().unwrap_or_default(),
+            namespace: tenant
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+        }
+    }
+    /// Secret `<t>-ca`: the CA certificate and key.
+    pub fn ca(&self) -> String {
+        format!("{}-ca", self.tenant)
+    }
+    /// Secret `<t>-tls`: the S3 server certificate.
+    pub fn tls(&self) -> String {
+        format!("{}-tls", self.tenant)
+    }
+    /// Secret `<t>-kes-tls`: KES server certificate and the object-server's client certificate.
+    pub fn kes_tls(&self) -> String {
+        format!("{}-kes-tls", self.tenant)
+    }
+    /// ConfigMap `<t>-kes-config`.
+    pub fn kes_config(&self) -> String {
+        format!("{}-kes-config", self.tenant)
+    }
+    /// The headless Service `<t>-hl`.
+    pub fn headless(&self) -> String {
+        format!("{}-hl", self.tenant)
+    }
+    /// The S3 endpoint inside the cluster.
+    pub fn endpoint(&self) -> String {
+        format!("https://{}.{}.svc:{S3_PORT}", self.tenant, self.namespace)
+    }
+    /// DNS names of the S3 endpoint: the Service and every pod behind the headless Service.
+    pub fn s3_dns_names(&self) -> Vec<String> {
+        let (t, ns, hl) = (&self.tenant, &self.namespace, self.headless());
+        vec![
+            t.clone(),
+            format!("{t}.{ns}"),
+            format!("{t}.{ns}.svc"),
+            format!("{t}.{ns}.svc.cluster.local"),
+            format!("*.{hl}.{ns}.svc"),
+            format!("*.{hl}.{ns}.svc.cluster.local"),
+            "localhost".into(),
+            "127.0.0.1".into(),
+        ]
+    }
+}
+
+/// Labels on every owned object, and the pod selector.
+pub fn labels(names: &Names) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "coffer".into()),
+        ("app.kubernetes.io/instance".into(), names.tenant.clone()),
+        ("app.kubernetes.io/managed-by".into(), MANAGED_BY.into()),
+    ])
+}
+
+/// The owner reference that makes the Tenant own (and garbage-collect) an object.
+pub fn owner_ref(tenant: &Tenant) -> OwnerReference {
+    tenant
+        .controller_owner_ref(&())
+        .expect("a stored Tenant has a name and uid")
+}
+
+/// Metadata of an owned object called `name`.
+pub fn meta(tenant: &Tenant, name: String) -> ObjectMeta {
+    let names = Names::of(tenant);
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(labels(&names)),
+        owner_references: Some(vec![owner_ref(tenant)]),
+        ..Default::default()
+    }
+}
+
+/// Lowercase hex SHA-256 over `parts`, each length-prefixed so that boundaries count.
+pub fn hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The certificates a Tenant's pods mount, as PEM.
+#[derive(Clone, Debug)]
+pub struct Certs {
+    /// Every CA certificate the pods trust (current, then previous during a rotation).
+    pub ca_bundle: String,
+    /// The S3 server certificate and key; `None` when an external Secret is used.
+    pub s3: Option<crate::pki::Pem>,
+    /// The KES sidecar's server certificate and key.
+    pub kes_server: crate::pki::Pem,
+    /// The object-server's KES client certificate and key.
+    pub kes_client: crate::pki::Pem,
+    /// Hash of the external S3 Secret's data, when one is used (so its rotation rolls pods).
+    pub external_hash: Option<String>,
+}
+
+impl Certs {
+    /// Hash of every certificate and key the pods mount.
+    pub fn hash(&self) -> String {
+        let mut parts: Vec<&[u8]> = vec![self.ca_bundle.as_bytes()];
+        for pem in [
+            self.s3.as_ref(),
+            Some(&self.kes_server),
+            Some(&self.kes_client),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            parts.push(pem.cert.as_bytes());
+            parts.push(pem.key.as_bytes());
+        }
+        if let Some(h) = &self.external_hash {
+            parts.push(h.as_bytes());
+        }
+        hash(parts)
+    }
+}
+
+/// Everything the operator applies for one Tenant (the root credentials Secret apart: it is
+/// created only when absent and never overwritten).
+#[derive(Clone, Debug)]
+pub struct Owned {
+    /// `<t>-tls`, `<t>-kes-tls` (the CA Secret is applied separately, first).
+    pub secrets: Vec<k8s_openapi::api::core::v1::Secret>,
+    /// `<t>-kes-config`.
+    pub config_map: k8s_openapi::api::core::v1::ConfigMap,
+    /// `<t>`.
+    pub stateful_set: k8s_openapi::api::apps::v1::StatefulSet,
+    /// `<t>` and `<t>-hl`.
+    pub services: Vec<k8s_openapi::api::core::v1::Service>,
+    /// `<t>`.
+    pub pdb: k8s_openapi::api::policy::v1::PodDisruptionBudget,
+}
+
+/// Builds every owned object from the Tenant, its KMS and its certificates.
+pub fn owned(tenant: &Tenant, kms: &KMS, certs: &Certs) -> Result<Owned, crate::pki::PkiError> {
+    let identity = crate::pki::identity_of_pem(&certs.kes_client.cert)?;
+    let config = kes_config::to_yaml(&kes_config::build(tenant, kms, &identity));
+    let config_hash = hash([config.as_bytes()]);
+    let mut secrets = vec![secrets::kes_tls(tenant, certs)];
+    if let Some(s3) = secrets::s3_tls(tenant, certs) {
+        secrets.insert(0, s3);
+    }
+    Ok(Owned {
+        secrets,
+        config_map: secrets::kes_config_map(tenant, config),
+        stateful_set: workload::stateful_set(tenant, kms, &certs.hash(), &config_hash),
+        services: vec![
+            workload::service(tenant),
+            workload::headless_service(tenant),
+        ],
+        pdb: workload::pdb(tenant),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,347 @@
+//! Unit tests of the pure builders.
+
+use super::*;
+use crate::pki::{Ca, ca::CA_LIFETIME};
+use k8s_openapi::api::core::v1::Container;
+use time::OffsetDateTime;
+
+pub(crate) const KMS_YAML: &str = r#"
+apiVersion: coffer.dev/v1alpha1
+kind: KMS
+metadata: {name: vault, namespace: shop}
+spec:
+  vault:
+    endpoint: https://vault.vault.svc:8200
+    engine: kv
+    version: v2
+    prefix: coffer
+    auth:
+      appRole: {secretName: vault-approle}
+    tls: {caSecretName: vault-ca}
+  cache: {any: 5m, unused: 20s}
+"#;
+
+pub(crate) const TENANT_YAML: &str = r#"
+apiVersion: coffer.dev/v1alpha1
+kind: Tenant
+metadata: {name: photos, namespace: shop, uid: 1234-5678, generation: 3}
+spec:
+  kms: {name: vault}
+  kes: {cache: {unused: 1m}, logLevel: debug}
+"#;
+
+pub(crate) fn fixtures() -> (Tenant, KMS) {
+    (
+        serde_saphyr::from_str(TENANT_YAML).unwrap(),
+        serde_saphyr::from_str(KMS_YAML).unwrap(),
+    )
+}
+
+fn certs(tenant: &Tenant) -> Certs {
+    let now = OffsetDateTime::now_utc();
+    let ca = Ca::generate("test", now, CA_LIFETIME).unwrap();
+    let mut issued: std::collections::BTreeMap<_, _> =
+        crate::reconcile::tenant::leaf_requests(tenant, std::time::Duration::from_secs(3600))
+            .into_iter()
+            .map(|(w, r)| (w, ca.issue(&r, now).unwrap()))
+            .collect();
+    Certs {
+        ca_bundle: ca.trust_bundle(),
+        s3: issued.remove("s3"),
+        kes_server: issued.remove("kes-server").unwrap(),
+        kes_client: issued.remove("kes-client").unwrap(),
+        external_hash: None,
+    }
+}
+
+fn pod(o: &Owned) -> &k8s_openapi::api::core::v1::PodSpec {
+    o.stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+}
+
+fn env_of<'a>(c: &'a Container, name: &str) -> &'a k8s_openapi::api::core::v1::EnvVar {
+    c.env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("no env {name}"))
+}
+
+#[test]
+fn kes_runs_as_native_sidecar_with_vault_credentials_by_reference() {
+    let (t, k) = fixtures();
+    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let p = pod(&o);
+    let kes = &p.init_containers.as_ref().unwrap()[0];
+    assert_eq!(kes.name, "kes");
+    assert_eq!(kes.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(
+        kes.args.as_ref().unwrap(),
+        &["server", "--config", "/etc/kes/config/config.yaml"]
+    );
+    for (var, key) in [
+        ("VAULT_APPROLE_ID", "roleId"),
+        ("VAULT_APPROLE_SECRET", "secretId"),
+    ] {
+        let e = env_of(kes, var);
+        assert!(e.value.is_none(), "credentials must not be inlined");
+        let r = e
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!((r.name.as_str(), r.key.as_str()), ("vault-approle", key));
+    }
+    assert!(
+        kes.startup_probe.is_some()
+            && kes.readiness_probe.is_some()
+            && kes.liveness_probe.is_some()
+    );
+    let sc = kes.security_context.as_ref().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_ref().unwrap(),
+        &["ALL"]
+    );
+    assert_eq!(
+        p.security_context
+            .as_ref()
+            .unwrap()
+            .seccomp_profile
+            .as_ref()
+            .unwrap()
+            .type_,
+        "RuntimeDefault"
+    );
+    // The Vault CA is mounted from the KMS's Secret, not copied.
+    assert!(
+        p.volumes.as_ref().unwrap().iter().any(|v| v
+            .secret
+            .as_ref()
+            .and_then(|s| s.secret_name.as_deref())
+            == Some("vault-ca"))
+    );
+}
+
+#[test]
+fn object_server_gets_minio_env() {
+    let (t, k) = fixtures();
+    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let s = &pod(&o).containers[0];
+    assert_eq!(s.name, "object-server");
+    assert_eq!(
+        s.args.as_ref().unwrap(),
+        &[
+            "server",
+            "--address",
+            ":9000",
+            "--certs-dir",
+            "/etc/coffer/certs",
+            "/data"
+        ]
+    );
+    assert_eq!(
+        env_of(s, "MINIO_KMS_KES_ENDPOINT").value.as_deref(),
+        Some("https://127.0.0.1:7373")
+    );
+    assert_eq!(
+        env_of(s, "MINIO_KMS_KES_KEY_NAME").value.as_deref(),
+        Some("photos-default")
+    );
+    assert_eq!(
+        env_of(s, "MINIO_KMS_AUTO_ENCRYPTION").value.as_deref(),
+        Some("on")
+    );
+    let root = env_of(s, "MINIO_ROOT_PASSWORD")
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (root.name.as_str(), root.key.as_str()),
+        ("photos-root", "rootPassword")
+    );
+    let sts = o.stateful_set.spec.as_ref().unwrap();
+    assert_eq!(sts.service_name.as_deref(), Some("photos-hl"));
+    assert_eq!(
+        sts.volume_claim_templates.as_ref().unwrap()[0]
+            .metadata
+            .name
+            .as_deref(),
+        Some("data")
+    );
+}
+
+#[test]
+fn services_and_owner_refs() {
+    let (t, k) = fixtures();
+    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let names: Vec<_> = o
+        .services
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["photos", "photos-hl"]);
+    assert_eq!(
+        o.services[1].spec.as_ref().unwrap().cluster_ip.as_deref(),
+        Some("None")
+    );
+    for m in [
+        &o.stateful_set.metadata,
+        &o.config_map.metadata,
+        &o.pdb.metadata,
+        &o.services[0].metadata,
+    ] {
+        let r = &m.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (r.kind.as_str(), r.name.as_str(), r.controller),
+            ("Tenant", "photos", Some(true))
+        );
+        assert_eq!(m.namespace.as_deref(), Some("shop"));
+    }
+}
+
+#[test]
+fn kes_config_policy_is_tenant_only() {
+    let (t, k) = fixtures();
+    let c = certs(&t);
+    let id = crate::pki::identity_of_pem(&c.kes_client.cert).unwrap();
+    let cfg = kes_config::build(&t, &k, &id);
+    let p = &cfg.policy["object-server"];
+    assert_eq!(p.identities, vec![id.clone()]);
+    assert_eq!(
+        p.allow,
+        [
+            "/v1/key/create/photos-*",
+            "/v1/key/generate/photos-*",
+            "/v1/key/decrypt/photos-*",
+            "/v1/key/describe/photos-*",
+            "/v1/status"
+        ]
+    );
+    assert_eq!(cfg.admin.identity, "disabled");
+    assert_eq!(cfg.tls.auth, "on");
+    assert_eq!(cfg.keystore.vault.prefix, "coffer/shop");
+    assert_eq!(cfg.keystore.vault.version, "v2");
+    let expiry = &cfg.cache.as_ref().unwrap().expiry;
+    assert_eq!(
+        (expiry.any.as_deref(), expiry.unused.as_deref()),
+        (Some("5m"), Some("1m"))
+    );
+    let yaml = kes_config::to_yaml(&cfg);
+    assert!(
+        yaml.contains("${VAULT_APPROLE_ID}") && yaml.contains("${VAULT_APPROLE_SECRET}"),
+        "{yaml}"
+    );
+    let back: kes_config::KesConfig = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(back, cfg);
+    // The ConfigMap carries it; no private key anywhere in it.
+    let o = owned(&t, &k, &c).unwrap();
+    let text = &o.config_map.data.as_ref().unwrap()["config.yaml"];
+    assert!(text.contains(&id) && !text.contains("PRIVATE KEY"));
+}
+
+#[test]
+fn new_certificates_roll_the_pods() {
+    let (t, k) = fixtures();
+    let a = owned(&t, &k, &certs(&t)).unwrap();
+    let b = owned(&t, &k, &certs(&t)).unwrap();
+    let ann = |o: &Owned| {
+        o.stateful_set
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .clone()
+            .unwrap()
+    };
+    assert_ne!(
+        ann(&a)[CERTS_HASH_ANNOTATION],
+        ann(&b)[CERTS_HASH_ANNOTATION]
+    );
+    let c = certs(&t);
+    assert_eq!(
+        ann(&owned(&t, &k, &c).unwrap())[CERTS_HASH_ANNOTATION],
+        ann(&owned(&t, &k, &c).unwrap())[CERTS_HASH_ANNOTATION]
+    );
+}
+
+#[test]
+fn shared_claim_replaces_claim_templates() {
+    let (mut t, k) = fixtures();
+    t.spec.replicas = 3;
+    t.spec.storage.shared_claim_name = Some("photos-rwx".into());
+    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let sts = o.stateful_set.spec.as_ref().unwrap();
+    assert_eq!(sts.replicas, Some(3));
+    assert!(sts.volume_claim_templates.is_none());
+    let data = pod(&o)
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "data")
+        .unwrap();
+    assert_eq!(
+        data.persistent_volume_claim.as_ref().unwrap().claim_name,
+        "photos-rwx"
+    );
+}
+
+#[test]
+fn s3_certificate_names_cover_service_and_pods() {
+    let (t, _) = fixtures();
+    let sans = Names::of(&t).s3_dns_names();
+    for want in [
+        "photos.shop.svc",
+        "photos.shop.svc.cluster.local",
+        "*.photos-hl.shop.svc",
+        "localhost",
+        "127.0.0.1",
+    ] {
+        assert!(sans.iter().any(|s| s == want), "{want}");
+    }
+}
+
+#[test]
+fn kubernetes_auth_uses_the_service_account_token() {
+    let (t, mut k) = fixtures();
+    k.spec.vault.auth.app_role = None;
+    k.spec.vault.auth.kubernetes = Some(crate::crd::kms::KubernetesAuth {
+        engine: "kubernetes".into(),
+        role: "coffer".into(),
+    });
+    let c = certs(&t);
+    let cfg = kes_config::build(&t, &k, "id");
+    let kube = cfg.keystore.vault.kubernetes.as_ref().unwrap();
+    assert_eq!(
+        (kube.role.as_str(), kube.jwt.as_str()),
+        ("coffer", kes_config::SA_TOKEN)
+    );
+    assert!(cfg.keystore.vault.approle.is_none());
+    let o = owned(&t, &k, &c).unwrap();
+    assert_eq!(pod(&o).automount_service_account_token, Some(true));
+    assert!(
+        pod(&o).init_containers.as_ref().unwrap()[0]
+            .env
+            .as_ref()
+            .unwrap()
+            .is_empty()
+    );
+}

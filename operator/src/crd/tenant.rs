@@ -1,0 +1,310 @@
+//! `Tenant`: one encrypted object-storage cluster: a StatefulSet of `object-server` pods,
+//! each with its own KES sidecar that holds this Tenant's identity and policy.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, PodSecurityContext, ResourceRequirements, SecurityContext, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::kms::{CacheSpec, DURATION_MESSAGE, DURATION_RULE};
+
+/// The default image that holds both `object-server` and `kes`.
+pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
+
+/// An encrypted S3 object-storage cluster with its own KES sidecar per pod.
+// kube's printcolumn(...) repeats keys by design.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "coffer.dev",
+    version = "v1alpha1",
+    kind = "Tenant",
+    namespaced,
+    shortname = "tenant",
+    status = "TenantStatus",
+    doc = "An encrypted S3 object-storage cluster: object-server pods, each with a KES sidecar that reaches the KMS's Vault.",
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#, description = "Whether every replica serves S3"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired replicas"),
+    printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", description = "The S3 endpoint inside the cluster"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp", description = "Time since creation"),
+    validation = kube::core::Rule::new("size(self.metadata.name) <= 47").message("metadata.name must be at most 47 characters (names of owned objects and pods derive from it)")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.replicas <= 1 || has(self.storage.sharedClaimName)").message("replicas > 1 needs storage.sharedClaimName (a ReadWriteMany claim shared by every replica)"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.encryption.keyPrefix) || !has(self.encryption.keyName) || self.encryption.keyName.startsWith(self.encryption.keyPrefix)").message("encryption.keyName must start with encryption.keyPrefix"))]
+pub struct TenantSpec {
+    /// The KMS (same namespace) whose Vault keeps this Tenant's master keys.
+    pub kms: KmsRef,
+    /// Number of object-server pods (default 1). More than 1 needs a shared volume.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 64))]
+    pub replicas: i32,
+    /// The image running `object-server` (default the Coffer image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Key names and auto-encryption.
+    #[serde(default)]
+    pub encryption: EncryptionSpec,
+    /// Where objects are stored.
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// The S3 root credentials.
+    #[serde(default)]
+    pub root_credentials: RootCredentialsSpec,
+    /// The S3 endpoint's TLS certificate.
+    #[serde(default)]
+    pub tls: TlsSpec,
+    /// The KES sidecar.
+    #[serde(default)]
+    pub kes: KesSpec,
+    /// The Service in front of the pods.
+    #[serde(default)]
+    pub service: ServiceSpec,
+    /// Where the pods may run.
+    #[serde(default)]
+    pub scheduling: SchedulingSpec,
+    /// Extra environment variables for the object-server container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Compute resources of the object-server container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// The pod security context (default: non-root user 1000, fsGroup 1000, seccomp RuntimeDefault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+    /// The security context of both containers (default: non-root, read-only root filesystem,
+    /// no privilege escalation, every capability dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_security_context: Option<SecurityContext>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// A reference to a KMS in the Tenant's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct KmsRef {
+    /// The KMS's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Which keys this Tenant uses.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSpec {
+    /// Every key name this Tenant may use starts with this (default `<tenant>-`). The KES policy
+    /// allows nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new(KEY_PREFIX_RULE).message("encryption.keyPrefix must be 1-64 characters of A-Z a-z 0-9 . _ -"))]
+    pub key_prefix: Option<String>,
+    /// The default key (MINIO_KMS_KES_KEY_NAME), created on first use (default `<prefix>default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new(KEY_NAME_RULE).message("encryption.keyName must be a valid KES key name: 1-80 characters of A-Z a-z 0-9 . _ -, not starting with . or -"))]
+    pub key_name: Option<String>,
+    /// Encrypt every object even when the request asks for no encryption (default true).
+    #[serde(default = "default_true")]
+    pub auto_encryption: bool,
+}
+
+impl Default for EncryptionSpec {
+    fn default() -> Self {
+        Self {
+            key_prefix: None,
+            key_name: None,
+            auto_encryption: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// CEL rule for a KES key name.
+pub const KEY_NAME_RULE: &str = "self.matches('^[A-Za-z0-9_][A-Za-z0-9._-]{0,79}$')";
+/// CEL rule for a key prefix.
+pub const KEY_PREFIX_RULE: &str = "self.matches('^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$')";
+
+/// Storage of the objects.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of each pod's claim (default `10Gi`); ignored with `sharedClaimName`.
+    #[serde(default = "default_size")]
+    #[x_kube(validation = kube::core::Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$')").message("storage.size must be a quantity such as 10Gi"))]
+    pub size: String,
+    /// The StorageClass of each pod's claim (default: the cluster's default class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// An existing ReadWriteMany PersistentVolumeClaim that every replica mounts instead of a
+    /// claim per pod. Required for replicas > 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_claim_name: Option<String>,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            size: default_size(),
+            storage_class_name: None,
+            shared_claim_name: None,
+        }
+    }
+}
+
+fn default_size() -> String {
+    "10Gi".into()
+}
+
+/// The S3 root user.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RootCredentialsSpec {
+    /// A Secret (same namespace) with keys `rootUser` and `rootPassword` (default
+    /// `<tenant>-root`). Generated with random values when it does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+/// TLS of the S3 endpoint.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A `kubernetes.io/tls` Secret (keys `tls.crt`, `tls.key`, optional `ca.crt`) to serve S3
+    /// with instead of a certificate from the Tenant's own CA. The KES certificates always
+    /// come from the Tenant's CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_secret_name: Option<String>,
+    /// Lifetime of the leaf certificates the operator issues (default `2160h`, 90 days); each
+    /// is renewed at 2/3 of it.
+    #[serde(default = "default_lifetime")]
+    #[x_kube(validation = kube::core::Rule::new(DURATION_RULE).message(DURATION_MESSAGE))]
+    pub certificate_lifetime: String,
+}
+
+impl Default for TlsSpec {
+    fn default() -> Self {
+        Self {
+            external_secret_name: None,
+            certificate_lifetime: default_lifetime(),
+        }
+    }
+}
+
+fn default_lifetime() -> String {
+    "2160h".into()
+}
+
+/// The KES sidecar.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KesSpec {
+    /// The image running `kes` (default: the Tenant's image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// The error log level (KES `log.error`): `debug`, `info`, `warn` or `error` (default `info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new("self in ['debug', 'info', 'warn', 'error']").message("kes.logLevel must be one of debug, info, warn, error"))]
+    pub log_level: Option<String>,
+    /// Key cache expiry; overrides the KMS's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+}
+
+/// The Service `<tenant>` in front of the pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// The Service type: `ClusterIP` (default), `NodePort` or `LoadBalancer`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new("self in ['ClusterIP', 'NodePort', 'LoadBalancer']").message("service.type must be ClusterIP, NodePort or LoadBalancer"))]
+    pub type_: Option<String>,
+    /// Extra annotations on the Service (e.g. for a load balancer).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Pod placement.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulingSpec {
+    /// Node labels the pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Affinity of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// The PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// What the operator last saw of this Tenant.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    /// `CertificatesReady`, `KMSReady`, `Ready`, `Progressing`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pods of the StatefulSet that are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// The S3 endpoint inside the cluster (`https://<tenant>.<namespace>.svc:9000`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// When the first of the issued leaf certificates expires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_expiry: Option<String>,
+    /// The KES identity of the object-server (public: the hash of its certificate's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kes_identity: Option<String>,
+    /// The default key name in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+}
+
+impl Tenant {
+    /// The key prefix this Tenant may use (`spec.encryption.keyPrefix`, default `<name>-`).
+    pub fn key_prefix(&self) -> String {
+        self.spec
+            .encryption
+            .key_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}-", self.metadata.name.as_deref().unwrap_or_default()))
+    }
+
+    /// The default key name (`spec.encryption.keyName`, default `<prefix>default`).
+    pub fn key_name(&self) -> String {
+        self.spec
+            .encryption
+            .key_name
+            .clone()
+            .unwrap_or_else(|| format!("{}default", self.key_prefix()))
+    }
+
+    /// The name of the root credentials Secret.
+    pub fn root_secret_name(&self) -> String {
+        self.spec
+            .root_credentials
+            .secret_name
+            .clone()
+            .unwrap_or_else(|| {
+                format!("{}-root", self.metadata.name.as_deref().unwrap_or_default())
+            })
+    }
+}

@@ -1,0 +1,190 @@
+//! The controllers: [`tenant`] turns a Tenant into its owned objects, [`kms`] probes Vault and
+//! reports it; [`leader`] makes sure only one operator process reconciles; [`run`] wires them
+//! into kube-rs `Controller`s.
+
+pub mod kms;
+pub mod leader;
+pub mod metrics;
+pub mod status;
+pub mod tenant;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+
+use crate::crd::{KMS, Tenant};
+
+/// Why a reconcile failed. Messages name objects and causes, never secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Minting or reading a certificate failed.
+    #[error("PKI: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    /// A spec value that the schema cannot check is invalid.
+    #[error("invalid spec: {0}")]
+    Spec(String),
+    /// A stored object the operator owns is missing a field.
+    #[error("object {0} is malformed: {1}")]
+    Malformed(String, String),
+}
+
+/// What every reconcile needs.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Who publishes events.
+    pub reporter: Reporter,
+    /// Reconcile counters.
+    pub metrics: metrics::Metrics,
+    /// Consecutive failures per object, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for `client`, publishing events as `reporter`.
+    pub fn new(client: Client, reporter: Reporter) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            reporter,
+            metrics: Default::default(),
+            failures: Default::default(),
+        })
+    }
+
+    /// An event recorder.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.client.clone(), self.reporter.clone())
+    }
+
+    fn backoff(&self, key: String) -> Duration {
+        let mut f = self.failures.lock().expect("not poisoned");
+        let n = f.entry(key).or_insert(0);
+        *n = (*n + 1).min(8);
+        backoff_delay(*n)
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("not poisoned").remove(key);
+    }
+}
+
+/// The delay after `n` consecutive failures: 2s, 4s, 8s … capped at 5 minutes.
+pub fn backoff_delay(n: u32) -> Duration {
+    Duration::from_secs((1u64 << n.min(8)).min(300))
+}
+
+fn key<K: kube::Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    )
+}
+
+async fn reconcile_tenant(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = std::time::Instant::now();
+    let out = tenant::reconcile(t.clone(), ctx.clone()).await;
+    ctx.metrics.observe("tenant", start.elapsed(), out.is_ok());
+    if out.is_ok() {
+        ctx.succeeded(&key(t.as_ref()));
+    }
+    out
+}
+
+fn tenant_error(t: Arc<Tenant>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff(key(t.as_ref()));
+    tracing::warn!(tenant = %key(t.as_ref()), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_kms(k: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = std::time::Instant::now();
+    let out = kms::reconcile(k.clone(), ctx.clone()).await;
+    ctx.metrics.observe("kms", start.elapsed(), out.is_ok());
+    if out.is_ok() {
+        ctx.succeeded(&format!("kms:{}", key(k.as_ref())));
+    }
+    out
+}
+
+fn kms_error(k: Arc<KMS>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff(format!("kms:{}", key(k.as_ref())));
+    tracing::warn!(kms = %key(k.as_ref()), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Runs both controllers until `shutdown` resolves. `namespace` limits them to one namespace
+/// (`None`: all namespaces).
+pub async fn run_controllers(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=coffer-operator");
+    let tenants = Controller::new(
+        api::<Tenant>(&client, &namespace),
+        watcher::Config::default(),
+    );
+    let store = tenants.store();
+    let tenant_ctl = tenants
+        .owns(api::<StatefulSet>(&client, &namespace), owned.clone())
+        .owns(api::<Secret>(&client, &namespace), owned.clone())
+        .owns(api::<Service>(&client, &namespace), owned.clone())
+        .owns(api::<ConfigMap>(&client, &namespace), owned.clone())
+        .owns(api::<PodDisruptionBudget>(&client, &namespace), owned)
+        .watches(
+            api::<KMS>(&client, &namespace),
+            watcher::Config::default(),
+            move |kms: KMS| {
+                // A KMS change requeues every Tenant that refers to it.
+                let ns = kms.namespace();
+                let name = kms.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|t| t.namespace() == ns && t.spec.kms.name == name)
+                    .map(|t| ObjectRef::from_obj(t.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(signal(rx.clone()))
+        .run(reconcile_tenant, tenant_error, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    let kms_ctl = Controller::new(api::<KMS>(&client, &namespace), watcher::Config::default())
+        .graceful_shutdown_on(signal(rx))
+        .run(reconcile_kms, kms_error, ctx)
+        .for_each(|_| futures::future::ready(()));
+    tokio::join!(tenant_ctl, kms_ctl);
+}
