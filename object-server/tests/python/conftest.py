@@ -1,0 +1,244 @@
+"""Fixtures for the object-server suite: start the real binary on a free loopback port in a
+temporary directory and drive it with real clients (boto3, the AWS CLI, mc, warp).
+
+Run through `cargo test -p object-server` (tests/python.rs), which sets OBJECT_SERVER_BIN and puts
+the peers (~/.cache/coffer/peers) on PATH. A missing peer fails the test; nothing is skipped.
+"""
+import base64
+import datetime
+import hashlib
+import ipaddress
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import boto3
+import botocore.config
+import pytest
+import requests
+import urllib3
+
+urllib3.disable_warnings()
+
+ACCESS = "coffer-admin"
+SECRET = "coffer-secret-key"
+
+
+def server_bin():
+    b = os.environ.get("OBJECT_SERVER_BIN")
+    if not b or not os.path.exists(b):
+        pytest.fail("OBJECT_SERVER_BIN is not set: run this suite with `cargo test -p object-server`")
+    return b
+
+
+def peer(name):
+    p = shutil.which(name)
+    if not p:
+        pytest.fail(f"peer '{name}' is missing: run e2e/peers/install and eval \"$(e2e/peers/env)\"")
+    return p
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_certs(certs_dir: pathlib.Path):
+    """A self-signed certificate for 127.0.0.1/localhost laid out as MinIO expects."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    certs_dir.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (certs_dir / "public.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (certs_dir / "private.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certs_dir / "public.crt"
+
+
+class Server:
+    """One object-server process."""
+
+    def __init__(self, data_dir, env=None, certs_dir=None, port=None, creds=True):
+        self.data_dir = pathlib.Path(data_dir)
+        self.port = port or free_port()
+        self.certs_dir = certs_dir
+        self.env = dict(os.environ)
+        for k in list(self.env):
+            if k.startswith("MINIO_"):
+                del self.env[k]
+        if creds:
+            self.env.update({"MINIO_ROOT_USER": ACCESS, "MINIO_ROOT_PASSWORD": SECRET})
+        self.env.update(env or {})
+        self.access = self.env.get("MINIO_ROOT_USER", "minioadmin")
+        self.secret = self.env.get("MINIO_ROOT_PASSWORD", "minioadmin")
+        self.scheme = "https" if certs_dir else "http"
+        self.endpoint = f"{self.scheme}://127.0.0.1:{self.port}"
+        self.ca = str(pathlib.Path(certs_dir) / "public.crt") if certs_dir else None
+        self.proc = None
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+
+    def args(self):
+        a = [server_bin(), "server", "--address", f"127.0.0.1:{self.port}"]
+        if self.certs_dir:
+            a += ["--certs-dir", str(self.certs_dir)]
+        return a + [str(self.data_dir)]
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args(), env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_live()
+        return self
+
+    def wait_live(self, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"object-server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                r = requests.get(self.endpoint + "/minio/health/live", verify=False, timeout=1)
+                if r.status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"object-server did not start:\n{self.output()}")
+
+    def output(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def client(self, **cfg):
+        conf = botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **cfg)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access,
+            aws_secret_access_key=self.secret,
+            region_name="us-east-1",
+            config=conf,
+            verify=self.ca if self.ca else True,
+        )
+
+    def cli_env(self):
+        env = dict(os.environ)
+        env.update(
+            {
+                "AWS_ACCESS_KEY_ID": self.access,
+                "AWS_SECRET_ACCESS_KEY": self.secret,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_CONFIG_FILE": "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            }
+        )
+        if self.ca:
+            env["AWS_CA_BUNDLE"] = self.ca
+        return env
+
+    def aws(self, *args, check=True):
+        cmd = [peer("aws"), "--endpoint-url", self.endpoint, *args]
+        r = subprocess.run(cmd, env=self.cli_env(), capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\nserver:\n{self.output()[-3000:]}")
+        return r
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path / "data").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def s3(server):
+    return server.client()
+
+
+@pytest.fixture
+def bucket(s3):
+    name = "bucket-" + os.urandom(4).hex()
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    certs = tmp_path / "certs"
+    make_certs(certs)
+    s = Server(tmp_path / "data", certs_dir=certs).start()
+    yield s
+    s.stop()
+
+
+def object_files(data_dir):
+    """Every stored file except the server's own key."""
+    for p in pathlib.Path(data_dir).rglob("*"):
+        if p.is_file() and p.name != "master.key":
+            yield p
+
+
+def assert_no_plaintext(data_dir, plaintext: bytes):
+    """No stored file contains any 16-byte run of `plaintext`."""
+    windows = {plaintext[i : i + 16] for i in range(0, max(1, len(plaintext) - 15))}
+    for f in object_files(data_dir):
+        data = f.read_bytes()
+        for i in range(0, max(0, len(data) - 15)):
+            if data[i : i + 16] in windows:
+                raise AssertionError(f"{f} contains plaintext at offset {i}")
+
+
+def pattern(n, seed=0):
+    """`n` bytes in which every 16-byte window is distinct (so a leak is always detected)."""
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(f"{seed}-{i}".encode()).digest()
+        i += 1
+    return bytes(out[:n])
+
+
+def ssec_args(key: bytes, prefix=""):
+    """SSE-C parameters for boto3, which base64-encodes the raw key and adds its MD5 itself."""
+    return {f"{prefix}SSECustomerAlgorithm": "AES256", f"{prefix}SSECustomerKey": key}
