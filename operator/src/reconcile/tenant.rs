@@ -37,7 +37,7 @@ use crate::pki::{Ca, LeafRequest, Pem, Usage, ca::CA_LIFETIME};
 /// How often a healthy Tenant is looked at even when nothing changes.
 pub const RESYNC: Duration = Duration::from_secs(300);
 /// Retry delay while something the Tenant depends on is missing.
-pub const WAIT: Duration = Duration::from_secs(15);
+pub const WAIT: Duration = Duration::from_secs(5);
 
 /// The leaf certificates a Tenant needs, with the Secret and keys each lives under.
 pub fn leaf_requests(tenant: &Tenant, lifetime: Duration) -> Vec<(&'static str, LeafRequest)> {

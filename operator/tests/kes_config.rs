@@ -1,0 +1,154 @@
+//! The KES config the operator generates is accepted by MinIO's own `kes` (the reference
+//! implementation of the format), reaches a real Vault with AppRole credentials taken from the
+//! environment, and its policy admits only the Tenant's identity, only on the Tenant's prefix.
+//!
+//! Needs the peers `vault` and `minio-kes` on PATH (`eval "$(e2e/peers/env)"`); fails when absent.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use coffer_e2e::vault::Vault;
+use coffer_e2e::{Process, free_port, peer_bin, wait_until};
+use operator::build::kes_config;
+use operator::crd::{KMS, Tenant};
+use operator::pki::{Ca, LeafRequest, Usage, ca::CA_LIFETIME};
+use time::OffsetDateTime;
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// Runs `minio-kes key create NAME` as the client with `cert`/`key`; returns (success, output).
+fn key_create(endpoint: &str, cert: &str, key: &str, name: &str) -> (bool, String) {
+    let out = Command::new(peer_bin("minio-kes"))
+        .args(["key", "create", "-k", name])
+        .env("KES_SERVER", endpoint)
+        .env("KES_CLIENT_CERT", cert)
+        .env("KES_CLIENT_KEY", key)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn generated_config_runs_minio_kes_against_vault_and_confines_the_tenant() {
+    let vault = Vault::production();
+    let approle = vault.kv_with_approle("kv", 1, "coffer");
+    let kms: KMS = serde_saphyr::from_str(&format!(
+        "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: shop}}\n\
+         spec:\n  vault:\n    endpoint: {}\n    engine: kv\n    version: v1\n    prefix: coffer\n    auth:\n      appRole: {{secretName: vault-approle}}\n    tls: {{caSecretName: vault-ca}}\n",
+        vault.addr
+    ))
+    .unwrap();
+    let tenant: Tenant = serde_saphyr::from_str(
+        "apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {name: photos, namespace: shop, uid: u1}\nspec:\n  kms: {name: vault}\n",
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let now = OffsetDateTime::now_utc();
+    let ca = Ca::generate("coffer shop/photos CA", now, CA_LIFETIME).unwrap();
+    let leaf = |cn: &str, sans: &[&str], usage| {
+        ca.issue(
+            &LeafRequest {
+                common_name: cn.into(),
+                sans: sans.iter().map(|s| s.to_string()).collect(),
+                usage,
+                lifetime: Duration::from_secs(3600),
+            },
+            now,
+        )
+        .unwrap()
+    };
+    let server = leaf("kes", &["localhost", "127.0.0.1"], Usage::Server);
+    let client = leaf("object-server", &[], Usage::Client);
+    let intruder = leaf("intruder", &[], Usage::Client);
+    let identity = operator::pki::identity_of_pem(&client.cert).unwrap();
+
+    let mut cfg = kes_config::build(&tenant, &kms, &identity);
+    let port = free_port();
+    cfg.address = format!("127.0.0.1:{port}");
+    cfg.tls.key = write(d, "server.key", &server.key);
+    cfg.tls.cert = write(d, "server.crt", &server.cert);
+    cfg.tls.ca = write(d, "ca.crt", &ca.trust_bundle());
+    cfg.keystore.vault.tls.as_mut().unwrap().ca =
+        Some(vault.ca_cert.as_ref().unwrap().display().to_string());
+    let config_path = write(d, "config.yaml", &kes_config::to_yaml(&cfg));
+
+    let mut command = Command::new(peer_bin("minio-kes"));
+    command
+        .args(["server", "--config", &config_path])
+        .env("VAULT_APPROLE_ID", &approle.role_id)
+        .env("VAULT_APPROLE_SECRET", &approle.secret_id);
+    let kes = Process::spawn("minio-kes (generated config)", command, &d.join("kes.log"));
+    wait_until(
+        "minio-kes to start with the generated config",
+        Duration::from_secs(30),
+        || kes.log().contains("Server is up").then_some(()),
+        || kes.log_tail(),
+    );
+    let endpoint = format!("https://127.0.0.1:{port}");
+    let (cc, ck) = (
+        write(d, "client.crt", &client.cert),
+        write(d, "client.key", &client.key),
+    );
+
+    let (ok, out) = key_create(&endpoint, &cc, &ck, "photos-default");
+    assert!(
+        ok,
+        "the Tenant's identity may create a key under its prefix: {out}\n{}",
+        kes.log_tail()
+    );
+    let stored = vault.run(&["kv", "list", "kv/coffer/shop"]);
+    assert!(
+        stored.contains("photos-default"),
+        "the key lives in Vault under <prefix>/<namespace>: {stored}"
+    );
+
+    let (ok, out) = key_create(&endpoint, &cc, &ck, "videos-default");
+    assert!(
+        !ok && out.contains("not authorized"),
+        "another prefix is refused: {out}"
+    );
+
+    let (ic, ik) = (
+        write(d, "intruder.crt", &intruder.cert),
+        write(d, "intruder.key", &intruder.key),
+    );
+    let (ok, out) = key_create(&endpoint, &ic, &ik, "photos-other");
+    assert!(
+        !ok && out.contains("not authorized"),
+        "another identity is refused: {out}"
+    );
+
+    // A certificate from another CA is refused at the TLS handshake (tls.auth: on).
+    let other_ca = Ca::generate("someone else", now, CA_LIFETIME).unwrap();
+    let foreign = other_ca
+        .issue(
+            &LeafRequest {
+                common_name: "x".into(),
+                sans: vec![],
+                usage: Usage::Client,
+                lifetime: Duration::from_secs(3600),
+            },
+            now,
+        )
+        .unwrap();
+    let (fc, fk) = (
+        write(d, "foreign.crt", &foreign.cert),
+        write(d, "foreign.key", &foreign.key),
+    );
+    let (ok, out) = key_create(&endpoint, &fc, &fk, "photos-foreign");
+    assert!(!ok, "a certificate from another CA is refused: {out}");
+}
