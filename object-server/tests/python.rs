@@ -63,3 +63,13 @@ fn tls_and_sse_c() {
 fn durability_restart_kill9_tamper_two_processes() {
     pytest("test_durability.py");
 }
+
+#[test]
+fn real_clients_aws_cli_mc_warp() {
+    pytest("test_clients.py");
+}
+
+#[test]
+fn startup_modes_health_metrics() {
+    pytest("test_config.py");
+}

@@ -1,0 +1,83 @@
+"""Start-up modes: the README's run command (embedded key), static keys and their _FILE forms,
+auto-encryption, health and metrics."""
+import base64
+import os
+import stat
+import subprocess
+
+import requests
+
+from conftest import Server, free_port, pattern, server_bin
+
+
+def test_readme_mode_embedded_key(tmp_path):
+    port = free_port()
+    s = Server(tmp_path / "data", creds=False)
+    s.args = lambda: [server_bin(), "server", "--address", f":{port}", str(s.data_dir)]
+    s.port, s.endpoint = port, f"http://127.0.0.1:{port}"
+    s.start()
+    out = s.output()
+    assert f"http://127.0.0.1:{port}" in out
+    assert "minioadmin" in out and "RootPass: minioadmin" in out
+    assert "MINIO_KMS_KES_ENDPOINT" in out and "trying" in out
+    key = s.data_dir / ".coffer" / "master.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    first = key.read_bytes()
+    c = s.client()
+    c.create_bucket(Bucket="demo")
+    r = c.put_object(Bucket="demo", Key="o", Body=b"encrypted by default")
+    assert r["ServerSideEncryption"] == "AES256"
+    s.stop()
+    s.start()
+    assert key.read_bytes() == first
+    assert s.client().get_object(Bucket="demo", Key="o")["Body"].read() == b"encrypted by default"
+    s.stop()
+
+
+def test_static_secret_key_from_file_and_auto_encryption(tmp_path):
+    secret = tmp_path / "kms-secret"
+    secret.write_text("my-static-key:" + base64.b64encode(os.urandom(32)).decode() + "\n")
+    s = Server(tmp_path / "data", env={"MINIO_KMS_SECRET_KEY_FILE": str(secret), "MINIO_KMS_AUTO_ENCRYPTION": "on"}).start()
+    c = s.client()
+    c.create_bucket(Bucket="bkt")
+    assert c.put_object(Bucket="bkt", Key="o", Body=b"x")["ServerSideEncryption"] == "AES256"
+    r = c.put_object(Bucket="bkt", Key="k", Body=b"x", ServerSideEncryption="aws:kms")
+    assert r["SSEKMSKeyId"] == "arn:aws:kms:my-static-key"
+    assert "my-static-key" in s.output() and base64.b64encode(b"x").decode() not in s.output()
+    s.stop()
+
+
+def test_auto_encryption_off_stores_plain_unless_asked(tmp_path):
+    key = "k1:" + base64.b64encode(os.urandom(32)).decode()
+    s = Server(tmp_path / "data", env={"MINIO_KMS_SECRET_KEY": key}).start()
+    c = s.client()
+    c.create_bucket(Bucket="bkt")
+    assert "ServerSideEncryption" not in c.put_object(Bucket="bkt", Key="plain", Body=b"x")
+    assert c.put_object(Bucket="bkt", Key="enc", Body=b"x", ServerSideEncryption="AES256")["ServerSideEncryption"] == "AES256"
+    assert c.head_object(Bucket="bkt", Key="enc")["ServerSideEncryption"] == "AES256"
+    s.stop()
+
+
+def test_auto_encryption_without_kms_is_a_startup_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIO_")}
+    env["MINIO_KMS_AUTO_ENCRYPTION"] = "on"
+    r = subprocess.run([server_bin(), "server", "--address", f"127.0.0.1:{free_port()}", str(tmp_path / "d")], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "MINIO_KMS_KES_ENDPOINT" in r.stderr and "MINIO_KMS_SECRET_KEY" in r.stderr
+
+
+def test_bad_static_key_is_refused_without_echoing_it(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIO_")}
+    env["MINIO_KMS_SECRET_KEY"] = "name:c2hvcnQ="
+    r = subprocess.run([server_bin(), "server", "--address", f"127.0.0.1:{free_port()}", str(tmp_path / "d")], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "c2hvcnQ=" not in r.stderr + r.stdout
+
+
+def test_health_and_metrics(server, s3, bucket):
+    assert requests.get(server.endpoint + "/minio/health/live").status_code == 200
+    assert requests.get(server.endpoint + "/minio/health/ready").status_code == 200
+    s3.put_object(Bucket=bucket, Key="m", Body=pattern(10))
+    m = requests.get(server.endpoint + "/minio/v2/metrics/cluster").text
+    assert "coffer_s3_requests_total" in m
+    total = [l for l in m.splitlines() if l.startswith("coffer_s3_requests_total")][0]
+    assert int(total.split()[1]) >= 2
