@@ -3,7 +3,6 @@
 //! Certificates are minted in memory for the rendering; Secret values are replaced by a
 //! placeholder unless asked for, so the output is safe to paste into a review.
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use time::OffsetDateTime;
 
@@ -134,10 +133,69 @@ pub fn render(mut tenant: Tenant, kms: &KMS, show_secrets: bool) -> Result<Strin
     Ok(out)
 }
 
+/// Replaces every value by [`REDACTED`], shown as `stringData` so a reader sees the keys.
 fn redact(s: &mut Secret) {
-    if let Some(data) = s.data.as_mut() {
-        for v in data.values_mut() {
-            *v = ByteString(REDACTED.as_bytes().to_vec());
-        }
+    if let Some(data) = s.data.take() {
+        s.string_data = Some(
+            data.into_keys()
+                .map(|k| (k, REDACTED.to_string()))
+                .collect(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::tests::{KMS_YAML, TENANT_YAML};
+
+    #[test]
+    fn renders_every_object_without_secret_values() {
+        let (t, k) = parse(&[TENANT_YAML.to_string(), KMS_YAML.to_string()]).unwrap();
+        let out = render(t, &k, false).unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&out).unwrap();
+        let kinds: Vec<String> = docs
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}/{}",
+                    d["kind"].as_str().unwrap(),
+                    d["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "Secret/photos-ca",
+                "Secret/photos-root",
+                "Secret/photos-tls",
+                "Secret/photos-kes-tls",
+                "ConfigMap/photos-kes-config",
+                "Service/photos",
+                "Service/photos-hl",
+                "PodDisruptionBudget/photos",
+                "StatefulSet/photos"
+            ]
+        );
+        assert!(
+            !out.contains("PRIVATE KEY") && out.contains(REDACTED),
+            "keys are redacted by default"
+        );
+        let shown = render(
+            parse(&[TENANT_YAML.to_string(), KMS_YAML.to_string()])
+                .unwrap()
+                .0,
+            &k,
+            true,
+        )
+        .unwrap();
+        assert!(!shown.contains(REDACTED));
+    }
+
+    #[test]
+    fn missing_kms_is_a_clear_error() {
+        let err = parse(&[TENANT_YAML.to_string()]).unwrap_err();
+        assert!(err.to_string().contains("no KMS"), "{err}");
     }
 }

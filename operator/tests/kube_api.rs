@@ -1,0 +1,457 @@
+//! The operator against a real kube-apiserver + etcd (no kubelet: pods are stored, never run).
+//!
+//! Needs the peers `etcd`, `kube-apiserver` and `kubectl` on PATH (`eval "$(e2e/peers/env)"`);
+//! fails loudly when they are absent.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_e2e::kube::KubeApi;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::Reporter;
+use kube::{Api, Client};
+use operator::build::CERTS_HASH_ANNOTATION;
+use operator::crd::{KMS, Tenant};
+use operator::reconcile::{self, Context, leader::Elector};
+
+fn crds_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds")
+}
+
+/// Applies the CRDs and waits until they are established.
+fn install_crds(api: &KubeApi) {
+    api.run(&["apply", "-f", crds_dir().to_str().unwrap()]);
+    api.run(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/tenants.coffer.dev",
+        "crd/kms.coffer.dev",
+    ]);
+}
+
+/// `kubectl apply -f -` with `yaml`; returns (success, stdout+stderr).
+fn kubectl_apply(api: &KubeApi, yaml: &str) -> (bool, String) {
+    let mut child = api
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn namespace(client: &Client, name: &str) {
+    let ns = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+}
+
+fn kms_yaml(ns: &str, endpoint: &str) -> String {
+    format!(
+        "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: {ns}}}\n\
+         spec:\n  vault:\n    endpoint: {endpoint}\n    auth:\n      appRole: {{secretName: vault-approle}}\n"
+    )
+}
+
+fn tenant_yaml(ns: &str, name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  kms: {{name: vault}}\n{extra}"
+    )
+}
+
+fn approle_secret(ns: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {ns}}}\nstringData: {{roleId: r-123, secretId: s-456}}\n"
+    )
+}
+
+fn condition(t: &Tenant, type_: &str) -> Option<(String, String, String)> {
+    t.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn start_operator(client: Client, ns: &str) -> tokio::sync::oneshot::Sender<()> {
+    let ctx = Context::new(
+        client,
+        Reporter {
+            controller: "coffer-operator".into(),
+            instance: Some("test".into()),
+        },
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(reconcile::run_controllers(
+        ctx,
+        Some(ns.to_string()),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    tx
+}
+
+fn pod_hash(sts: &StatefulSet) -> String {
+    sts.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()[CERTS_HASH_ANNOTATION]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_against_a_real_api_server() {
+    let api = KubeApi::start();
+    let client = api.client().await;
+
+    // --- The CRDs install, explain well, and reject invalid resources with the CEL messages.
+    install_crds(&api);
+    let explain = api.run(&["explain", "tenant.spec"]);
+    assert!(
+        explain.contains("The KMS (same namespace) whose Vault keeps this Tenant's master keys"),
+        "{explain}"
+    );
+    let explain = api.run(&["explain", "kms.spec.vault.auth"]);
+    assert!(
+        explain.contains("exactly one of `appRole` or `kubernetes`"),
+        "{explain}"
+    );
+
+    let ns = "shop";
+    namespace(&client, ns).await;
+    let rejected: &[(String, &str)] = &[
+        (
+            kms_yaml(ns, "http://vault:8200"),
+            "vault.endpoint must be an https:// URL",
+        ),
+        (
+            format!(
+                "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: both, namespace: {ns}}}\nspec:\n  vault:\n    endpoint: https://v:8200\n    auth:\n      appRole: {{secretName: s}}\n      kubernetes: {{role: r}}\n"
+            ),
+            "vault.auth needs exactly one of appRole or kubernetes",
+        ),
+        (
+            format!(
+                "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: none, namespace: {ns}}}\nspec:\n  vault:\n    endpoint: https://v:8200\n    auth: {{}}\n"
+            ),
+            "vault.auth needs exactly one of appRole or kubernetes",
+        ),
+        (
+            tenant_yaml(ns, "badkey", "  encryption: {keyName: 'bad/key'}\n"),
+            "encryption.keyName must be a valid KES key name",
+        ),
+        (
+            tenant_yaml(ns, "many", "  replicas: 3\n"),
+            "replicas > 1 needs storage.sharedClaimName",
+        ),
+        (
+            tenant_yaml(
+                ns,
+                "prefix",
+                "  encryption: {keyPrefix: 'a-', keyName: 'b-key'}\n",
+            ),
+            "encryption.keyName must start with encryption.keyPrefix",
+        ),
+        (
+            tenant_yaml(ns, "life", "  tls: {certificateLifetime: 3days}\n"),
+            "must be a duration such as 30s, 5m or 1h30m",
+        ),
+    ];
+    for (yaml, message) in rejected {
+        let (ok, out) = kubectl_apply(&api, yaml);
+        assert!(!ok, "accepted but should be rejected ({message}):\n{yaml}");
+        assert!(
+            out.contains(message),
+            "rejected without the message {message:?}: {out}"
+        );
+    }
+    let (ok, out) = kubectl_apply(
+        &api,
+        &tenant_yaml(
+            ns,
+            "shared",
+            "  replicas: 3\n  storage: {sharedClaimName: rwx}\n",
+        ),
+    );
+    assert!(ok, "replicas > 1 with a shared claim is accepted: {out}");
+    api.run(&["delete", "tenant", "shared", "-n", ns]);
+
+    // --- Reconcile: the KMS's Secret is missing at first: a clear Degraded reason.
+    let _stop = start_operator(client.clone(), ns);
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), ns);
+    let (ok, out) = kubectl_apply(&api, &kms_yaml(ns, "https://127.0.0.1:1"));
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl_apply(
+        &api,
+        &tenant_yaml(ns, "photos", "  tls: {certificateLifetime: 30s}\n"),
+    );
+    assert!(ok, "{out}");
+    let degraded = eventually(
+        "Degraded KMSSecretMissing",
+        Duration::from_secs(30),
+        || async {
+            let t = tenants.get("photos").await.ok()?;
+            condition(&t, "Degraded").filter(|(s, r, _)| s == "True" && r == "KMSSecretMissing")
+        },
+    )
+    .await;
+    assert!(degraded.2.contains("vault-approle"), "{degraded:?}");
+
+    // --- With the Secret: every owned object appears.
+    let (ok, out) = kubectl_apply(&api, &approle_secret(ns));
+    assert!(ok, "{out}");
+    let stss: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let sts = eventually("StatefulSet photos", Duration::from_secs(30), || async {
+        stss.get_opt("photos").await.ok().flatten()
+    })
+    .await;
+    let pod = sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let kes = &pod.init_containers.as_ref().unwrap()[0];
+    assert_eq!(
+        (kes.name.as_str(), kes.restart_policy.as_deref()),
+        ("kes", Some("Always")),
+        "KES is a native sidecar"
+    );
+    assert_eq!(pod.containers[0].name, "object-server");
+    let owner = &sts.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Tenant", "photos")
+    );
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    for name in ["photos-ca", "photos-tls", "photos-kes-tls", "photos-root"] {
+        assert!(
+            secrets.get_opt(name).await.unwrap().is_some(),
+            "Secret {name}"
+        );
+    }
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    for name in ["photos", "photos-hl"] {
+        assert!(
+            services.get_opt(name).await.unwrap().is_some(),
+            "Service {name}"
+        );
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let cm = cms.get("photos-kes-config").await.unwrap();
+    assert!(cm.data.as_ref().unwrap()["config.yaml"].contains("/v1/key/generate/photos-*"));
+    assert!(
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+            .get_opt("photos")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Status: no kubelet runs, so the replicas never get ready: Progressing, not Degraded.
+    let t = eventually("status with identity", Duration::from_secs(30), || async {
+        let t = tenants.get("photos").await.ok()?;
+        t.status.as_ref()?.kes_identity.as_ref()?;
+        condition(&t, "Degraded")
+            .filter(|(s, _, _)| s == "False")
+            .map(|_| t)
+    })
+    .await;
+    let st = t.status.as_ref().unwrap();
+    assert_eq!(st.observed_generation, t.metadata.generation);
+    assert_eq!(st.endpoint.as_deref(), Some("https://photos.shop.svc:9000"));
+    assert_eq!(st.kes_identity.as_ref().unwrap().len(), 64);
+    assert_eq!(condition(&t, "CertificatesReady").unwrap().0, "True");
+    assert_eq!(condition(&t, "Ready").unwrap().0, "False");
+    assert_eq!(condition(&t, "Progressing").unwrap().0, "True");
+    let kms_ready = condition(&t, "KMSReady").unwrap();
+    assert_eq!(
+        kms_ready.0, "False",
+        "Vault at 127.0.0.1:1 does not answer: {kms_ready:?}"
+    );
+    let status_json = serde_json::to_string(&t.status).unwrap();
+    assert!(
+        !status_json.contains("s-456") && !status_json.contains("PRIVATE"),
+        "no secret in status"
+    );
+    let kms: KMS = Api::namespaced(client.clone(), ns)
+        .get("vault")
+        .await
+        .unwrap();
+    let ready = kms
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "VaultUnreachable")
+    );
+
+    // --- Deleting an owned Service or Secret converges back.
+    services
+        .delete("photos", &DeleteParams::default())
+        .await
+        .unwrap();
+    let before = pod_hash(&stss.get("photos").await.unwrap());
+    secrets
+        .delete("photos-kes-tls", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("Service photos back", Duration::from_secs(30), || async {
+        services.get_opt("photos").await.ok().flatten()
+    })
+    .await;
+    eventually(
+        "Secret photos-kes-tls back",
+        Duration::from_secs(30),
+        || async { secrets.get_opt("photos-kes-tls").await.ok().flatten() },
+    )
+    .await;
+    let after_delete = eventually(
+        "new certificates roll the pods",
+        Duration::from_secs(30),
+        || async {
+            let h = pod_hash(&stss.get("photos").await.ok()?);
+            (h != before).then_some(h)
+        },
+    )
+    .await;
+
+    // --- Editing the Tenant converges: the KES log level lands in the generated config.
+    tenants
+        .patch(
+            "photos",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"kes": {"logLevel": "debug"}}})),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "KES config follows the Tenant",
+        Duration::from_secs(30),
+        || async {
+            let cm = cms.get("photos-kes-config").await.ok()?;
+            cm.data.as_ref()?["config.yaml"]
+                .contains("error: debug")
+                .then_some(())
+        },
+    )
+    .await;
+
+    // --- A 30 s certificate is renewed at 2/3 of its lifetime, and the pods roll.
+    let renewed = eventually("certificate renewal", Duration::from_secs(45), || async {
+        let h = pod_hash(&stss.get("photos").await.ok()?);
+        (h != after_delete).then_some(h)
+    })
+    .await;
+    assert_ne!(renewed, after_delete);
+
+    // --- Root credentials are generated once and never overwritten.
+    let root = secrets.get("photos-root").await.unwrap();
+    let data = root.data.as_ref().unwrap();
+    assert!(data.contains_key("rootUser") && data["rootPassword"].0.len() >= 32);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(secrets.get("photos-root").await.unwrap().data, root.data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_leads() {
+    let api = KubeApi::start();
+    let client = api.client().await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let a = Arc::new(Elector::new(
+        leases.clone(),
+        "coffer-operator",
+        "a",
+        Duration::from_secs(3),
+    ));
+    let b = Elector::new(
+        leases.clone(),
+        "coffer-operator",
+        "b",
+        Duration::from_secs(3),
+    );
+    assert!(
+        a.try_acquire_or_renew().await.unwrap(),
+        "a takes the free lease"
+    );
+    assert!(
+        !b.try_acquire_or_renew().await.unwrap(),
+        "b may not take a held lease"
+    );
+    assert!(a.try_acquire_or_renew().await.unwrap(), "a renews");
+    // a stops renewing: after the lease duration b takes over, and a no longer holds it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        b.try_acquire_or_renew().await.unwrap(),
+        "b takes an expired lease"
+    );
+    assert!(!a.try_acquire_or_renew().await.unwrap(), "a lost it");
+    let lease = leases.get("coffer-operator").await.unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+    b.release().await;
+    assert!(
+        a.try_acquire_or_renew().await.unwrap(),
+        "a takes a released lease at once"
+    );
+}
