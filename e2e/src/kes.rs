@@ -30,7 +30,7 @@ impl MinioKes {
         let port = free_port();
         let mut command = Command::new(peer_bin("minio-kes"));
         command.args(["server", "--dev", "--addr", &format!("127.0.0.1:{port}")]);
-        let mut process = Process::spawn("minio-kes (dev)", command, &dir.path().join("kes.log"));
+        let process = Process::spawn("minio-kes (dev)", command, &dir.path().join("kes.log"));
         let field = |log: &str, name: &str| {
             log.lines()
                 .find(|l| l.starts_with(name))
@@ -43,7 +43,8 @@ impl MinioKes {
             || {
                 process.assert_running();
                 let log = process.log();
-                log.contains("Server is up").then(|| (field(&log, "API Key"), field(&log, "Admin")))
+                log.contains("Server is up")
+                    .then(|| (field(&log, "API Key"), field(&log, "Admin")))
             },
             || process.log_tail(),
         );
@@ -80,7 +81,7 @@ impl MinioKes {
         .expect("write kes config");
         let mut command = Command::new(peer_bin("minio-kes"));
         command.args(["server", "--config"]).arg(&config);
-        let mut process = Process::spawn("minio-kes", command, &dir.path().join("kes.log"));
+        let process = Process::spawn("minio-kes", command, &dir.path().join("kes.log"));
         wait_until(
             "minio-kes to start",
             Duration::from_secs(20),
@@ -111,7 +112,9 @@ impl MinioKes {
             command.env("KES_API_KEY", key);
         }
         if let Some(admin) = &self.admin {
-            command.env("KES_CLIENT_CERT", &admin.cert).env("KES_CLIENT_KEY", &admin.key);
+            command
+                .env("KES_CLIENT_CERT", &admin.cert)
+                .env("KES_CLIENT_KEY", &admin.key);
         }
         command
     }
@@ -129,7 +132,13 @@ impl MinioKes {
 
 /// The KES identity of a certificate, as `minio-kes identity of` computes it.
 pub fn identity_of(cert: &Path) -> String {
-    let out = run("minio-kes identity of", Command::new(peer_bin("minio-kes")).arg("identity").arg("of").arg(cert));
+    let out = run(
+        "minio-kes identity of",
+        Command::new(peer_bin("minio-kes"))
+            .arg("identity")
+            .arg("of")
+            .arg(cert),
+    );
     out.split_whitespace()
         .find(|w| w.len() == 64 && w.chars().all(|c| c.is_ascii_hexdigit()))
         .unwrap_or_else(|| panic!("no identity in `minio-kes identity of` output: {out}"))

@@ -46,10 +46,22 @@ impl KubeApi {
         let etcd = Process::spawn("etcd", etcd, &path.join("etcd.log"));
 
         let ca = TestCa::new(&path.join("pki"), "kube-test-ca");
-        let serving = ca.server("apiserver", &["kubernetes", "kubernetes.default", "kubernetes.default.svc", "10.0.0.1"]);
+        let serving = ca.server(
+            "apiserver",
+            &[
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "10.0.0.1",
+            ],
+        );
         let admin = ca.client("admin", "admin", &["system:masters"]);
         let sa_key = path.join("pki/sa.key");
-        std::fs::write(&sa_key, rcgen::KeyPair::generate().expect("SA key").serialize_pem()).expect("write SA key");
+        std::fs::write(
+            &sa_key,
+            rcgen::KeyPair::generate().expect("SA key").serialize_pem(),
+        )
+        .expect("write SA key");
 
         let mut apiserver = Command::new(peer_bin("kube-apiserver"));
         apiserver.args([
@@ -70,19 +82,36 @@ impl KubeApi {
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--enable-priority-and-fairness=false",
         ]);
-        let apiserver = Process::spawn("kube-apiserver", apiserver, &path.join("kube-apiserver.log"));
+        let apiserver = Process::spawn(
+            "kube-apiserver",
+            apiserver,
+            &path.join("kube-apiserver.log"),
+        );
 
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = path.join("kubeconfig");
         write_kubeconfig(&kubeconfig, &server, &ca.cert_pem, "admin", &admin);
 
-        let mut api = KubeApi { server, kubeconfig, ca_cert: ca.cert.clone(), ca, apiserver, _etcd: etcd, dir };
+        let api = KubeApi {
+            server,
+            kubeconfig,
+            ca_cert: ca.cert.clone(),
+            ca,
+            apiserver,
+            _etcd: etcd,
+            dir,
+        };
         wait_until(
             "kube-apiserver /readyz",
             Duration::from_secs(90),
             || {
                 api.apiserver.assert_running();
-                api.kubectl().args(["get", "--raw=/readyz"]).output().ok().filter(|o| o.status.success()).map(|_| ())
+                api.kubectl()
+                    .args(["get", "--raw=/readyz"])
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .map(|_| ())
             },
             || api.apiserver.log_tail(),
         );
@@ -98,15 +127,22 @@ impl KubeApi {
 
     /// Runs `kubectl ARGS…` and returns its stdout; panics with the output on failure.
     pub fn run(&self, args: &[&str]) -> String {
-        run(&format!("kubectl {}", args.join(" ")), self.kubectl().args(args))
+        run(
+            &format!("kubectl {}", args.join(" ")),
+            self.kubectl().args(args),
+        )
     }
 
     /// A kube-rs client with admin rights.
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig to client config");
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("kubeconfig to client config");
         kube::Client::try_from(config).expect("kube client")
     }
 

@@ -21,10 +21,16 @@ impl Minio {
     pub fn start(extra_env: &[(&str, &str)]) -> Minio {
         let dir = tempfile::tempdir().expect("temp dir");
         let (port, console) = (free_port(), free_port());
-        let (access_key, secret_key) = ("coffer-test".to_string(), "coffer-test-secret".to_string());
+        let (access_key, secret_key) =
+            ("coffer-test".to_string(), "coffer-test-secret".to_string());
         let mut command = Command::new(peer_bin("minio"));
         command
-            .args(["server", "--quiet", "--address", &format!("127.0.0.1:{port}")])
+            .args([
+                "server",
+                "--quiet",
+                "--address",
+                &format!("127.0.0.1:{port}"),
+            ])
             .args(["--console-address", &format!("127.0.0.1:{console}")])
             .arg(dir.path().join("data"))
             .env("MINIO_ROOT_USER", &access_key)
@@ -36,7 +42,13 @@ impl Minio {
             command.env(k, v);
         }
         let process = Process::spawn("minio", command, &dir.path().join("minio.log"));
-        let mut minio = Minio { endpoint: format!("http://127.0.0.1:{port}"), access_key, secret_key, process, dir };
+        let minio = Minio {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            access_key,
+            secret_key,
+            process,
+            dir,
+        };
         let ready = format!("{}/minio/health/ready", minio.endpoint);
         wait_until(
             "minio /minio/health/ready",
@@ -53,7 +65,12 @@ impl Minio {
     /// An `mc` command with alias `local` pointing at this server (`MC_HOST_local`) and its own
     /// config directory.
     pub fn mc(&self) -> Command {
-        mc_for(&self.endpoint, &self.access_key, &self.secret_key, self.dir.path())
+        mc_for(
+            &self.endpoint,
+            &self.access_key,
+            &self.secret_key,
+            self.dir.path(),
+        )
     }
 
     /// The server's log so far.
@@ -67,7 +84,10 @@ pub fn mc_for(endpoint: &str, access_key: &str, secret_key: &str, scratch: &Path
     let (scheme, host) = endpoint.split_once("://").expect("endpoint has a scheme");
     let mut command = Command::new(peer_bin("mc"));
     command
-        .env("MC_HOST_local", format!("{scheme}://{access_key}:{secret_key}@{host}"))
+        .env(
+            "MC_HOST_local",
+            format!("{scheme}://{access_key}:{secret_key}@{host}"),
+        )
         .args(["--config-dir"])
         .arg(scratch.join("mc"))
         .arg("--no-color");

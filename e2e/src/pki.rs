@@ -32,13 +32,22 @@ impl TestCa {
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let key = KeyPair::generate().expect("CA key");
         let cert = params.self_signed(&key).expect("self-sign CA");
         let cert_pem = cert.pem();
         let path = dir.join("ca.crt");
         std::fs::write(&path, &cert_pem).expect("write CA cert");
-        TestCa { dir: dir.to_path_buf(), issuer: Issuer::new(params, key), cert: path, cert_pem }
+        TestCa {
+            dir: dir.to_path_buf(),
+            issuer: Issuer::new(params, key),
+            cert: path,
+            cert_pem,
+        }
     }
 
     /// Issues a server certificate for `localhost`, `127.0.0.1` and `extra_names`, as `dir/<file>.crt|.key`.
@@ -54,8 +63,14 @@ impl TestCa {
                 Err(_) => SanType::DnsName(n.clone().try_into().expect("dns name")),
             })
             .collect();
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         self.issue(file, params)
     }
 
@@ -64,7 +79,9 @@ impl TestCa {
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, cn);
         for org in orgs {
-            params.distinguished_name.push(DnType::OrganizationName, *org);
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, *org);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

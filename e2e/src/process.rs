@@ -5,6 +5,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Finds a peer binary on `PATH`, or panics with how to install it.
@@ -45,7 +46,10 @@ pub fn wait_until<T>(
             return value;
         }
         if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                context()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -54,7 +58,8 @@ pub fn wait_until<T>(
 /// A running peer. Its stdout and stderr go to a log file; dropping it kills the process.
 pub struct Process {
     name: String,
-    child: Option<Child>,
+    // Behind a lock so that a readiness check and a failure message can both look at the child.
+    child: Mutex<Option<Child>>,
     log_path: PathBuf,
 }
 
@@ -69,12 +74,22 @@ impl Process {
             .stderr(Stdio::from(err))
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        Process { name: name.to_string(), child: Some(child), log_path: log_path.to_path_buf() }
+        Process {
+            name: name.to_string(),
+            child: Mutex::new(Some(child)),
+            log_path: log_path.to_path_buf(),
+        }
     }
 
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child().as_ref().map(Child::id)
+    }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Everything the process has written so far.
@@ -91,36 +106,45 @@ impl Process {
         let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         let start = lines.len().saturating_sub(40);
-        format!("--- last lines of {} ({}) ---\n{}", self.name, self.log_path.display(), lines[start..].join("\n"))
+        format!(
+            "--- last lines of {} ({}) ---\n{}",
+            self.name,
+            self.log_path.display(),
+            lines[start..].join("\n")
+        )
     }
 
     /// True while the process has not exited.
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
+    pub fn is_running(&self) -> bool {
+        match self.child().as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
         }
     }
 
     /// Panics with the log if the process has exited.
-    pub fn assert_running(&mut self) {
+    pub fn assert_running(&self) {
         if !self.is_running() {
             panic!("{} exited early\n{}", self.name, self.log_tail());
         }
     }
 
     /// Stops the process (SIGKILL) and waits for it.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
     /// Stops the process with SIGTERM and waits up to `grace` before killing it.
-    pub fn terminate(&mut self, grace: Duration) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    pub fn terminate(&self, grace: Duration) {
+        let taken = self.child().take();
+        if let Some(mut child) = taken {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + grace;
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -142,7 +166,9 @@ impl Drop for Process {
 
 /// Runs `command` to completion and returns its stdout, panicking with stderr on failure.
 pub fn run(what: &str, command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
     if !output.status.success() {
         panic!(
             "{what} failed ({}):\nstdout: {}\nstderr: {}",

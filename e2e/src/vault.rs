@@ -100,10 +100,21 @@ ui            = false
             config: Some(config),
             dir,
         };
-        wait_until("vault to listen", Duration::from_secs(30), || vault.status_code().filter(|c| *c == 2), || vault.process.log_tail());
+        wait_until(
+            "vault to listen",
+            Duration::from_secs(30),
+            || vault.status_code().filter(|c| *c == 2),
+            || vault.process.log_tail(),
+        );
         let init = run(
             "vault operator init",
-            vault.cli().args(["operator", "init", "-key-shares=5", "-key-threshold=3", "-format=json"]),
+            vault.cli().args([
+                "operator",
+                "init",
+                "-key-shares=5",
+                "-key-threshold=3",
+                "-format=json",
+            ]),
         );
         let init: serde_json::Value = serde_json::from_str(&init).expect("init output is JSON");
         vault.token = init["root_token"].as_str().expect("root_token").to_string();
@@ -119,7 +130,9 @@ ui            = false
 
     fn spawn_server(config: &std::path::Path, dir: &TempDir) -> Process {
         let mut command = Command::new(peer_bin("vault"));
-        command.arg("server").arg(format!("-config={}", config.display()));
+        command
+            .arg("server")
+            .arg(format!("-config={}", config.display()));
         command.env_remove("VAULT_ADDR").env_remove("VAULT_TOKEN");
         let log = dir.path().join(format!("vault-{}.log", crate::free_port()));
         Process::spawn("vault", command, &log)
@@ -128,7 +141,9 @@ ui            = false
     /// A `vault` command with `VAULT_ADDR`, `VAULT_TOKEN` (and `VAULT_CACERT`) set.
     pub fn cli(&self) -> Command {
         let mut command = Command::new(peer_bin("vault"));
-        command.env("VAULT_ADDR", &self.addr).env("VAULT_TOKEN", &self.token);
+        command
+            .env("VAULT_ADDR", &self.addr)
+            .env("VAULT_TOKEN", &self.token);
         command.env_remove("VAULT_NAMESPACE");
         match &self.ca_cert {
             Some(ca) => command.env("VAULT_CACERT", ca),
@@ -149,10 +164,20 @@ ui            = false
     }
 
     fn wait_unsealed(&mut self) {
-        wait_until("vault to be unsealed", Duration::from_secs(30), || self.status_code().filter(|c| *c == 0), || self.process.log_tail());
+        wait_until(
+            "vault to be unsealed",
+            Duration::from_secs(30),
+            || self.status_code().filter(|c| *c == 0),
+            || self.process.log_tail(),
+        );
         if self.config.is_some() {
             // An unsealed raft node still has to elect itself leader before it serves requests.
-            wait_until("vault to become active", Duration::from_secs(30), || self.is_active().then_some(()), || self.process.log_tail());
+            wait_until(
+                "vault to become active",
+                Duration::from_secs(30),
+                || self.is_active().then_some(()),
+                || self.process.log_tail(),
+            );
         }
     }
 
@@ -160,7 +185,10 @@ ui            = false
         self.cli()
             .args(["read", "-format=json", "sys/leader"])
             .output()
-            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"is_self\": true"))
+            .is_ok_and(|o| {
+                o.status.success()
+                    && String::from_utf8_lossy(&o.stdout).contains("\"is_self\": true")
+            })
     }
 
     /// Seals the server (`vault operator seal`).
@@ -171,7 +199,10 @@ ui            = false
     /// Unseals with 3 of the 5 shares, as the guide does, and waits until it serves again.
     pub fn unseal(&mut self) {
         for key in self.unseal_keys.iter().take(3) {
-            run("vault operator unseal", self.cli().args(["operator", "unseal", key]));
+            run(
+                "vault operator unseal",
+                self.cli().args(["operator", "unseal", key]),
+            );
         }
         self.wait_unsealed();
     }
@@ -183,17 +214,34 @@ ui            = false
 
     /// Starts a stopped production-like server again on the same address; it comes back sealed.
     pub fn restart(&mut self) {
-        let config = self.config.clone().expect("only a production-like Vault can be restarted");
+        let config = self
+            .config
+            .clone()
+            .expect("only a production-like Vault can be restarted");
         self.process.kill();
         self.process = Self::spawn_server(&config, &self.dir);
-        wait_until("vault to listen again", Duration::from_secs(30), || self.status_code(), || self.process.log_tail());
+        wait_until(
+            "vault to listen again",
+            Duration::from_secs(30),
+            || self.status_code(),
+            || self.process.log_tail(),
+        );
     }
 
     /// Enables K/V (`kv`, version `kv_version`) at `kv_path` and AppRole, writes a policy that
     /// lets the role use `kv_path/*`, and returns the role's credentials: the guide's steps.
     pub fn kv_with_approle(&self, kv_path: &str, kv_version: u8, role: &str) -> AppRole {
-        self.run(&["secrets", "enable", &format!("-path={kv_path}"), &format!("-version={kv_version}"), "kv"]);
-        if !self.run(&["auth", "list", "-format=json"]).contains("\"approle/\"") {
+        self.run(&[
+            "secrets",
+            "enable",
+            &format!("-path={kv_path}"),
+            &format!("-version={kv_version}"),
+            "kv",
+        ]);
+        if !self
+            .run(&["auth", "list", "-format=json"])
+            .contains("\"approle/\"")
+        {
             self.run(&["auth", "enable", "approle"]);
         }
         let policy = self.dir.path().join(format!("{role}-policy.hcl"));
@@ -211,9 +259,21 @@ ui            = false
             "period=5m",
             &format!("policies={role}"),
         ]);
-        let role_id = self.run(&["read", "-field=role_id", &format!("auth/approle/role/{role}/role-id")]);
-        let secret_id = self.run(&["write", "-f", "-field=secret_id", &format!("auth/approle/role/{role}/secret-id")]);
-        AppRole { role_id: role_id.trim().to_string(), secret_id: secret_id.trim().to_string() }
+        let role_id = self.run(&[
+            "read",
+            "-field=role_id",
+            &format!("auth/approle/role/{role}/role-id"),
+        ]);
+        let secret_id = self.run(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            &format!("auth/approle/role/{role}/secret-id"),
+        ]);
+        AppRole {
+            role_id: role_id.trim().to_string(),
+            secret_id: secret_id.trim().to_string(),
+        }
     }
 
     /// The server's log so far.

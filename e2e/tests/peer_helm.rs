@@ -28,8 +28,15 @@ fn helm_templates_a_trivial_chart() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("name: demo"), "{text}");
     assert!(text.contains("greeting: \"coffer\""), "{text}");
-    assert!(text.contains("kube: \"v1.37"), "helm must report the pinned Kubernetes version: {text}");
+    assert!(
+        text.contains("kube: \"v1.37"),
+        "helm must report the pinned Kubernetes version: {text}"
+    );
 }

@@ -10,7 +10,12 @@ use std::time::Duration;
 
 /// A throwaway resource for the smoke test.
 #[derive(CustomResource, Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[kube(group = "smoke.coffer.dev", version = "v1", kind = "Widget", namespaced)]
+#[kube(
+    group = "smoke.coffer.dev",
+    version = "v1",
+    kind = "Widget",
+    namespaced
+)]
 struct WidgetSpec {
     size: u32,
 }
@@ -21,13 +26,21 @@ async fn crd_and_object_round_trip_with_kube_rs() {
     let client = api.client().await;
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &Widget::crd()).await.expect("create CRD");
+    crds.create(&PostParams::default(), &Widget::crd())
+        .await
+        .expect("create CRD");
 
     let widgets: Api<Widget> = Api::namespaced(client.clone(), "default");
     let mut stored = None;
     for _ in 0..100 {
         // The CRD's API becomes available a moment after the CRD is created.
-        match widgets.create(&PostParams::default(), &Widget::new("w1", WidgetSpec { size: 3 })).await {
+        match widgets
+            .create(
+                &PostParams::default(),
+                &Widget::new("w1", WidgetSpec { size: 3 }),
+            )
+            .await
+        {
             Ok(w) => {
                 stored = Some(w);
                 break;
@@ -41,7 +54,11 @@ async fn crd_and_object_round_trip_with_kube_rs() {
     assert_eq!(read.spec.size, 3);
 
     // The API server enforces the schema the CRD carries.
-    let bad = api.kubectl().args(["apply", "-f", "-"]).stdin(std::process::Stdio::piped()).spawn();
+    let bad = api
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn();
     let mut bad = bad.expect("kubectl");
     use std::io::Write;
     bad.stdin
@@ -49,11 +66,23 @@ async fn crd_and_object_round_trip_with_kube_rs() {
         .unwrap()
         .write_all(b"apiVersion: smoke.coffer.dev/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: many}\n")
         .unwrap();
-    assert!(!bad.wait().unwrap().success(), "a string where the schema says integer must be refused");
+    assert!(
+        !bad.wait().unwrap().success(),
+        "a string where the schema says integer must be refused"
+    );
 
     // RBAC is on: a user without bindings is refused.
     let nobody = api.kubeconfig_for("nobody", &[]);
-    let out = api.kubectl().env("KUBECONFIG", &nobody).args(["get", "widgets"]).output().unwrap();
+    let out = api
+        .kubectl()
+        .env("KUBECONFIG", &nobody)
+        .args(["get", "widgets"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -19,8 +19,17 @@ fn login(vault: &Vault, role: &AppRole) -> String {
 fn write_and_read_as_role(vault: &Vault, role: &AppRole, path: &str) {
     let token = login(vault, role);
     let as_role = |args: &[&str]| {
-        let out = vault.cli().env("VAULT_TOKEN", &token).args(args).output().expect("run vault");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = vault
+            .cli()
+            .env("VAULT_TOKEN", &token)
+            .args(args)
+            .output()
+            .expect("run vault");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, _, err) = as_role(&["kv", "put", path, "value=sealed-secret"]);
     assert!(ok, "role cannot write {path}: {err}");
@@ -29,7 +38,10 @@ fn write_and_read_as_role(vault: &Vault, role: &AppRole, path: &str) {
     assert_eq!(out.trim(), "sealed-secret");
     let (ok, _, err) = as_role(&["kv", "put", "secret/outside", "value=x"]);
     assert!(!ok, "the role's policy must not reach outside its K/V path");
-    assert!(err.contains("permission denied") || err.contains("403"), "unexpected refusal: {err}");
+    assert!(
+        err.contains("permission denied") || err.contains("403"),
+        "unexpected refusal: {err}"
+    );
 }
 
 #[test]
@@ -50,7 +62,11 @@ fn production_like_server_tls_init_unseal_kv_v2() {
 
     vault.seal();
     let sealed = vault.cli().arg("status").output().expect("vault status");
-    assert_eq!(sealed.status.code(), Some(2), "a sealed vault answers status with exit code 2");
+    assert_eq!(
+        sealed.status.code(),
+        Some(2),
+        "a sealed vault answers status with exit code 2"
+    );
     vault.unseal();
     let out = vault.run(&["kv", "get", "-field=value", "kv/minio-key-1"]);
     assert_eq!(out.trim(), "sealed-secret", "data survives seal and unseal");
@@ -59,5 +75,9 @@ fn production_like_server_tls_init_unseal_kv_v2() {
     vault.restart();
     vault.unseal();
     let out = vault.run(&["kv", "get", "-field=value", "kv/minio-key-1"]);
-    assert_eq!(out.trim(), "sealed-secret", "raft storage survives a restart");
+    assert_eq!(
+        out.trim(),
+        "sealed-secret",
+        "raft storage survives a restart"
+    );
 }
