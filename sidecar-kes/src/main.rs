@@ -1,22 +1,8 @@
-use clap::{Parser, Subcommand};
+//! `kes`: the KES-compatible key server and its CLI.
 
-/// A KES-compatible key server: MinIO's KES API, identities, policies and Vault keystore.
-#[derive(Parser)]
-#[command(name = "kes", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Start a KES server.
-    Server,
-}
-
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Server => anyhow::bail!("the KES server is not built yet"),
+fn main() {
+    if let Err(e) = sidecar_kes::cli::main() {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
     }
 }

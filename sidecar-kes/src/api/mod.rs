@@ -23,6 +23,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+/// This server's version string (`/version`).
+pub fn sys_version() -> &'static str {
+    sys::VERSION
+}
+
 /// The response body type of the API.
 pub type Body = BoxBody<Bytes, std::io::Error>;
 

@@ -326,6 +326,11 @@ impl KesClient {
         self.json(Method::GET, &["v1", "status"], None).await
     }
 
+    /// `GET` any API path (given as segments) and return its JSON.
+    pub async fn get_json(&self, segments: &[&str]) -> Result<serde_json::Value, ClientError> {
+        self.json(Method::GET, segments, None).await
+    }
+
     /// `GET /v1/identity/self/describe`: who the server thinks we are.
     pub async fn describe_self(&self) -> Result<serde_json::Value, ClientError> {
         self.json(Method::GET, &["v1", "identity", "self", "describe"], None)

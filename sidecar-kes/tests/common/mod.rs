@@ -9,6 +9,8 @@ use sidecar_kes::keystore::Keystore;
 use sidecar_kes::server::{Running, TlsSettings, server_config, start};
 use std::sync::Arc;
 
+pub mod ours;
+
 /// A self-signed server certificate for 127.0.0.1 and localhost.
 pub struct ServerCert {
     pub cert_pem: String,

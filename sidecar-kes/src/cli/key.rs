@@ -1,0 +1,285 @@
+//! `kes key ...`, `kes policy ...` and `kes status`.
+
+use super::client::ConnArgs;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum KeyCmd {
+    /// Create a new master key (or import one if KEY is given).
+    Create {
+        /// Key name.
+        name: String,
+        /// Base64 of a 32-byte key to import instead.
+        key: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Import a 32-byte key (base64).
+    Import {
+        /// Key name.
+        name: String,
+        /// Base64 of the 32-byte key.
+        key: String,
+        /// AES256 or ChaCha20.
+        #[arg(long, default_value = "AES256")]
+        cipher: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Describe a master key.
+    #[command(alias = "describe")]
+    Info {
+        /// Key name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// List master keys.
+    #[command(alias = "list")]
+    Ls {
+        /// Name prefix (a trailing `*` is allowed).
+        #[arg(default_value = "")]
+        pattern: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Delete master keys.
+    #[command(alias = "delete")]
+    Rm {
+        /// Key names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Generate a data encryption key.
+    Dek {
+        /// Key name.
+        name: String,
+        /// Context (associated data), as text.
+        context: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Encrypt a small message.
+    Encrypt {
+        /// Key name.
+        name: String,
+        /// Plaintext, as text.
+        message: String,
+        /// Context, as text.
+        context: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Decrypt a ciphertext (base64).
+    Decrypt {
+        /// Key name.
+        name: String,
+        /// Ciphertext, base64.
+        ciphertext: String,
+        /// Context, as text.
+        context: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCmd {
+    /// List policies.
+    Ls {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Show a policy.
+    #[command(alias = "show")]
+    Info {
+        /// Policy name.
+        name: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn b64(s: &str) -> anyhow::Result<Vec<u8>> {
+    STANDARD
+        .decode(s.trim())
+        .map_err(|_| anyhow::anyhow!("invalid base64"))
+}
+
+pub fn run(cmd: KeyCmd) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        match cmd {
+            KeyCmd::Create {
+                name,
+                key: None,
+                conn,
+            } => conn.client()?.create_key(&name).await?,
+            KeyCmd::Create {
+                name,
+                key: Some(key),
+                conn,
+            } => {
+                conn.client()?
+                    .import_key(&name, &b64(&key)?, "AES256")
+                    .await?
+            }
+            KeyCmd::Import {
+                name,
+                key,
+                cipher,
+                conn,
+            } => {
+                conn.client()?
+                    .import_key(&name, &b64(&key)?, &cipher)
+                    .await?
+            }
+            KeyCmd::Info { name, json, conn } => {
+                let info = conn.client()?.describe_key(&name).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&info)?);
+                } else {
+                    println!("Name      : {}", info.name);
+                    println!("Algorithm : {}", info.algorithm);
+                    if let Some(t) = info.created_at {
+                        println!(
+                            "Date      : {}",
+                            t.format(&time::format_description::well_known::Rfc3339)?
+                        );
+                    }
+                    println!("Owner     : {}", info.created_by);
+                }
+            }
+            KeyCmd::Ls {
+                pattern,
+                json,
+                conn,
+            } => {
+                let names = conn
+                    .client()?
+                    .list_keys(pattern.trim_end_matches('*'))
+                    .await?;
+                if json {
+                    println!("{}", serde_json::to_string(&names)?);
+                } else {
+                    for n in names {
+                        println!("{n}");
+                    }
+                }
+            }
+            KeyCmd::Rm { names, conn } => {
+                let c = conn.client()?;
+                for n in names {
+                    c.delete_key(&n).await?;
+                }
+            }
+            KeyCmd::Dek {
+                name,
+                context,
+                json,
+                conn,
+            } => {
+                let dek = conn
+                    .client()?
+                    .generate_key(&name, context.unwrap_or_default().as_bytes())
+                    .await?;
+                let (pt, ct) = (
+                    STANDARD.encode(&dek.plaintext[..]),
+                    STANDARD.encode(&dek.ciphertext),
+                );
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "plaintext": pt, "ciphertext": ct })
+                    );
+                } else {
+                    println!("{{\n  plaintext : {pt}\n  ciphertext: {ct}\n}}");
+                }
+            }
+            KeyCmd::Encrypt {
+                name,
+                message,
+                context,
+                conn,
+            } => {
+                let ct = conn
+                    .client()?
+                    .encrypt(
+                        &name,
+                        message.as_bytes(),
+                        context.unwrap_or_default().as_bytes(),
+                    )
+                    .await?;
+                println!("{}", STANDARD.encode(ct));
+            }
+            KeyCmd::Decrypt {
+                name,
+                ciphertext,
+                context,
+                conn,
+            } => {
+                let pt = conn
+                    .client()?
+                    .decrypt_key(
+                        &name,
+                        &b64(&ciphertext)?,
+                        context.unwrap_or_default().as_bytes(),
+                    )
+                    .await?;
+                println!("{}", STANDARD.encode(&pt[..]));
+            }
+        }
+        Ok(())
+    })
+}
+
+pub fn run_policy(cmd: PolicyCmd) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let (conn, path) = match &cmd {
+            PolicyCmd::Ls { conn } => (conn, vec!["v1", "policy", "list", "*"]),
+            PolicyCmd::Info { name, conn } => (conn, vec!["v1", "policy", "read", name.as_str()]),
+        };
+        let v = conn.client()?.get_json(&path).await?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        Ok(())
+    })
+}
+
+pub fn status(conn: ConnArgs, json: bool) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let c = conn.client()?;
+        let s = c.status().await?;
+        if json {
+            println!("{s}");
+        } else {
+            for ep in c.endpoints() {
+                println!("Endpoint : {ep}");
+            }
+            println!("Version  : {}", s["version"].as_str().unwrap_or_default());
+            println!("Uptime   : {}s", s["uptime"]);
+            if s["keystore_unreachable"].as_bool().unwrap_or(false) {
+                println!("Keystore : unreachable");
+            } else {
+                println!("Keystore : {}ms", s["keystore_latency"]);
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,211 @@
+//! `kes server`: from a config file, or `--dev` (in-memory keys, a self-signed
+//! certificate and a fresh admin API key, printed). Older flags `--mlock`, `--root`,
+//! `--auth` are accepted. SIGHUP reloads identities, policies and API settings.
+
+use crate::api::Shared;
+use crate::auth::{ApiKey, Identity};
+use crate::cache::KeyCache;
+use crate::config::{self, KeystoreConfig, ServerConfig, TlsConfig};
+use crate::server::{TlsSettings, auth_state, open_keystore, server_config, start};
+use anyhow::{Context, bail};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Config file (current or older KES format).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Listen address, overrides the config.
+    #[arg(long, alias = "address")]
+    addr: Option<String>,
+    /// Development mode: in-memory keystore, self-signed certificate, fresh admin API key.
+    #[arg(long)]
+    dev: bool,
+    /// TLS private key, overrides the config.
+    #[arg(long)]
+    key: Option<String>,
+    /// TLS certificate, overrides the config.
+    #[arg(long)]
+    cert: Option<String>,
+    /// Admin identity (older flag; `disabled` for none).
+    #[arg(long)]
+    root: Option<String>,
+    /// Verify client certificates against the CA: on|off (older flag).
+    #[arg(long, num_args = 0..=1, default_missing_value = "on")]
+    auth: Option<String>,
+    /// Accepted for compatibility; keys are zeroized in memory instead.
+    #[arg(long)]
+    mlock: bool,
+    /// Print less at start.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn dev_tls() -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let kp = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()])?;
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse()?));
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("::1".parse()?));
+    let cert = params.self_signed(&kp)?;
+    Ok((cert.pem().into_bytes(), kp.serialize_pem().into_bytes()))
+}
+
+fn read_cas(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    if path.is_dir() {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(path)? {
+            let p = e?.path();
+            if p.is_file() {
+                out.push(std::fs::read(&p)?);
+            }
+        }
+        Ok(out)
+    } else {
+        Ok(vec![std::fs::read(path).with_context(|| {
+            format!("cannot read tls.ca '{}'", path.display())
+        })?])
+    }
+}
+
+fn load(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
+    let mut cfg = match &args.config {
+        Some(p) => config::load(p)?,
+        None if args.dev => config::parse("", &|_| None)?,
+        None => bail!("no config file: use --config FILE or --dev"),
+    };
+    if args.dev && args.config.is_none() {
+        cfg.keystore = KeystoreConfig::Memory;
+        cfg.address = "0.0.0.0:7373".into();
+    }
+    if let Some(a) = &args.addr {
+        cfg.address = a.clone();
+    }
+    if let Some(k) = &args.key {
+        cfg.tls.key = k.into();
+    }
+    if let Some(c) = &args.cert {
+        cfg.tls.cert = c.into();
+    }
+    if let Some(r) = &args.root {
+        cfg.admin = if r.eq_ignore_ascii_case("disabled") {
+            Identity::new("")
+        } else {
+            Identity::new(r)
+        };
+    }
+    if let Some(a) = &args.auth {
+        cfg.tls.verify_clients = matches!(a.to_ascii_lowercase().as_str(), "on" | "true" | "yes");
+    }
+    Ok(cfg)
+}
+
+fn tls_settings(tls: &TlsConfig) -> anyhow::Result<TlsSettings> {
+    let client_cas = if tls.verify_clients {
+        match &tls.ca {
+            Some(ca) => read_cas(ca)?,
+            None => bail!("tls.auth is on but tls.ca is not set"),
+        }
+    } else {
+        Vec::new()
+    };
+    Ok(TlsSettings {
+        cert_pem: std::fs::read(&tls.cert)
+            .with_context(|| format!("cannot read tls.cert '{}'", tls.cert.display()))?,
+        key_pem: std::fs::read(&tls.key)
+            .with_context(|| format!("cannot read tls.key '{}'", tls.key.display()))?,
+        client_cas,
+    })
+}
+
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KES_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let mut cfg = load(&args)?;
+    let mut dev_key = None;
+    let tls = if args.dev && args.config.is_none() {
+        let key = ApiKey::generate();
+        cfg.admin = key.identity();
+        dev_key = Some(key);
+        let (cert_pem, key_pem) = dev_tls()?;
+        TlsSettings {
+            cert_pem,
+            key_pem,
+            client_cas: vec![],
+        }
+    } else {
+        tls_settings(&cfg.tls)?
+    };
+    if args.mlock {
+        tracing::info!("--mlock: accepted; secrets are zeroized after use");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let store = open_keystore(&cfg.keystore)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let description = store.describe();
+        let shared = Arc::new(Shared::new(
+            auth_state(&cfg),
+            KeyCache::new(store, cfg.cache),
+        ));
+        let server_tls = server_config(&tls)?;
+        let running = start(&cfg.address, server_tls, shared.clone(), &cfg.keys)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if !args.quiet {
+            println!("Version     {}", crate::api::sys_version());
+            println!("Endpoint    https://{}", running.addr);
+            println!("Keystore    {description}");
+            match &dev_key {
+                Some(k) => {
+                    println!("Admin       {}", k.identity());
+                    println!("API Key     {}", k.to_secret_string().as_str());
+                }
+                None if cfg.admin.is_empty() => println!("Admin       disabled"),
+                None => println!("Admin       {}", cfg.admin),
+            }
+            println!("=> Server is up and running");
+        }
+        if let Some(path) = args.config.clone() {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let Ok(mut hup) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                else {
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    match config::load(&path) {
+                        Ok(new) => {
+                            shared.set_auth(auth_state(&new));
+                            tracing::info!("configuration reloaded");
+                        }
+                        Err(e) => {
+                            tracing::error!("reload failed, keeping the old configuration: {e}")
+                        }
+                    }
+                }
+            });
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = running.wait() => r?,
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok(())
+    })
+}

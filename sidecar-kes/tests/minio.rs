@@ -1,0 +1,148 @@
+//! Real MinIO against our `kes`, set up as the MinIO KMS guide does it: the guide's config
+//! format, `kes tool identity new`, the old server flags, `kes key create` from the MinIO
+//! identity, then auto-encryption of an object put with `mc`.
+
+mod common;
+
+use coffer_e2e::minio::Minio;
+use coffer_e2e::pki::TestCa;
+use common::ours::{OurKes, kes_bin, ok};
+use std::process::Command;
+
+#[test]
+fn minio_encrypts_objects_through_our_kes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(&dir.path().join("tls"), "kes-ca");
+    let server = ca.server("kes-tls", &[]);
+    let key = dir.path().join("minio.key");
+    let cert = dir.path().join("minio.cert");
+    // The guide's identity step, with the old verb and flags.
+    ok(Command::new(kes_bin())
+        .args(["tool", "identity", "new", "MinIO", "--time=8760h"])
+        .arg(format!("--key={}", key.display()))
+        .arg(format!("--cert={}", cert.display())));
+    let identity = ok(Command::new(kes_bin())
+        .args(["tool", "identity", "of"])
+        .arg(&cert))
+    .trim()
+    .to_string();
+    assert_eq!(identity.len(), 64);
+    let keystore = dir.path().join("keys");
+    let config = format!(
+        r#"address: 127.0.0.1:{{port}}
+tls:
+  key:  {tls_key}
+  cert: {tls_cert}
+policy:
+  minio:
+    paths:
+    - /v1/key/create/minio-*
+    - /v1/key/generate/minio-*
+    - /v1/key/decrypt/minio-*
+    - /v1/key/describe/minio-*
+    identities:
+    - ${{MINIO_IDENTITY}}
+cache:
+  expiry:
+    any:    5m0s
+    unused: 20s
+keystore:
+  fs:
+    path: {keystore}
+"#,
+        tls_key = server.key.display(),
+        tls_cert = server.cert.display(),
+        keystore = keystore.display(),
+    );
+    // `${MINIO_IDENTITY}` is expanded from our child's environment.
+    let kes = {
+        let dir2 = tempfile::tempdir().unwrap();
+        let path = dir2.path().join("kes-config.yaml");
+        let port = coffer_e2e::free_port();
+        std::fs::write(&path, config.replace("{port}", &port.to_string())).unwrap();
+        let mut cmd = Command::new(kes_bin());
+        cmd.args(["server", "--config"]).arg(&path).args([
+            "--mlock",
+            "--root=disabled",
+            "--auth=off",
+        ]);
+        cmd.env("MINIO_IDENTITY", &identity);
+        let process = coffer_e2e::Process::spawn("kes (ours)", cmd, &dir2.path().join("kes.log"));
+        coffer_e2e::wait_until(
+            "our kes",
+            std::time::Duration::from_secs(20),
+            || {
+                process.assert_running();
+                process.log().contains("Server is up").then_some(())
+            },
+            || process.log_tail(),
+        );
+        OurKes {
+            endpoint: format!("https://127.0.0.1:{port}"),
+            api_key: None,
+            process,
+            dir: dir2,
+        }
+    };
+    // The guide's key step: as the MinIO identity, with -k.
+    let mut create = Command::new(kes_bin());
+    create
+        .args(["key", "create", "minio-key-1", "-k"])
+        .env("KES_SERVER", &kes.endpoint)
+        .env("KES_CLIENT_TLS_KEY_FILE", &key)
+        .env("KES_CLIENT_TLS_CERT_FILE", &cert)
+        .env_remove("KES_API_KEY")
+        .env_remove("MINIO_KES_API_KEY");
+    ok(&mut create);
+    // Creating it twice gives KES's text; a key outside the policy is refused with KES's text.
+    let out = create.output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("key already exists"),
+        "{out:?}"
+    );
+    let mut forbidden = Command::new(kes_bin());
+    forbidden
+        .args(["key", "create", "my-key-1", "-k"])
+        .env("KES_SERVER", &kes.endpoint)
+        .env("KES_CLIENT_TLS_KEY_FILE", &key)
+        .env("KES_CLIENT_TLS_CERT_FILE", &cert)
+        .env_remove("KES_API_KEY");
+    let out = forbidden.output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not authorized: insufficient permissions"),
+        "{out:?}"
+    );
+
+    let minio = Minio::start(&[
+        ("MINIO_KMS_KES_ENDPOINT", kes.endpoint.as_str()),
+        ("MINIO_KMS_KES_KEY_FILE", key.to_str().unwrap()),
+        ("MINIO_KMS_KES_CERT_FILE", cert.to_str().unwrap()),
+        ("MINIO_KMS_KES_KEY_NAME", "minio-key-1"),
+        ("MINIO_KMS_KES_CAPATH", ca.cert.to_str().unwrap()),
+        ("MINIO_KMS_KES_CA_PATH", ca.cert.to_str().unwrap()),
+        ("MINIO_KMS_AUTO_ENCRYPTION", "on"),
+    ]);
+    let file = dir.path().join("hello.txt");
+    std::fs::write(&file, "hello, encrypted world\n".repeat(1000)).unwrap();
+    ok(minio.mc().args(["mb", "local/bucket"]));
+    ok(minio
+        .mc()
+        .args(["cp"])
+        .arg(&file)
+        .arg("local/bucket/hello.txt"));
+    let back = ok(minio.mc().args(["cat", "local/bucket/hello.txt"]));
+    assert_eq!(back, std::fs::read_to_string(&file).unwrap());
+    let stat = ok(minio.mc().args(["stat", "local/bucket/hello.txt"]));
+    assert!(
+        stat.contains("SSE-") || stat.contains("Encrypt"),
+        "mc stat shows no encryption:\n{stat}\n{}",
+        minio.log()
+    );
+    // MinIO created nothing else: the one master key is in our keystore.
+    let names: Vec<_> = std::fs::read_dir(&keystore)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["minio-key-1"]);
+}

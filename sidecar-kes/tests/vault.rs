@@ -1,0 +1,243 @@
+//! The Vault K/V keystore against real OpenBao: K/V v1 and v2 with AppRole, token renewal,
+//! Vault stopped (offline cache, `/v1/ready`), Vault sealed (502 `key store is sealed`), recovery.
+
+mod common;
+
+use coffer_e2e::vault::Vault;
+use common::start_server;
+use sidecar_kes::cache::CacheConfig;
+use sidecar_kes::client::ClientError;
+use sidecar_kes::keystore::Keystore;
+use sidecar_kes::keystore::vault::{VaultAuth, VaultConfig, VaultStore};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+fn config(vault: &Vault, engine: &str, v2: bool, role_id: &str, secret_id: &str) -> VaultConfig {
+    VaultConfig {
+        endpoint: vault.addr.clone(),
+        engine: engine.into(),
+        kv_v2: v2,
+        namespace: String::new(),
+        prefix: "minio".into(),
+        auth: VaultAuth::AppRole {
+            engine: "approle".into(),
+            role_id: role_id.into(),
+            secret_id: Zeroizing::new(secret_id.into()),
+            retry: Duration::from_millis(500),
+        },
+        tls_key: None,
+        tls_cert: None,
+        tls_ca: vault.ca_cert.clone(),
+        ping: Duration::from_millis(300),
+    }
+}
+
+async fn wait_for<F: std::future::Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v1_and_v2_with_approle_and_token_renewal() {
+    let vault = tokio::task::block_in_place(Vault::dev);
+    for (engine, version) in [("kv", 1u8), ("kv2", 2u8)] {
+        let role = tokio::task::block_in_place(|| {
+            vault.kv_with_approle(engine, version, &format!("kes-{engine}"))
+        });
+        let store = VaultStore::connect(config(
+            &vault,
+            engine,
+            version == 2,
+            &role.role_id,
+            &role.secret_id,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(store.logins(), 1, "logged in at start");
+        // Keystore behaviour, directly.
+        store.status().await.unwrap();
+        store.create("k1", b"value-1").await.unwrap();
+        assert_eq!(
+            store.create("k1", b"other").await.unwrap_err(),
+            sidecar_kes::keystore::StoreError::Exists
+        );
+        assert_eq!(&store.get("k1").await.unwrap()[..], b"value-1");
+        assert_eq!(store.list().await.unwrap(), ["k1"]);
+        store.delete("k1").await.unwrap();
+        assert_eq!(
+            store.get("k1").await.unwrap_err(),
+            sidecar_kes::keystore::StoreError::NotFound
+        );
+        // Where KES puts it: <engine>/[data/]minio/<name> = {"<name>": "<encoded key>"}.
+        let store: Arc<dyn Keystore> = Arc::new(store);
+        let ts = start_server(store, CacheConfig::default(), vec![]).await;
+        let c = ts.admin_client();
+        c.create_key("minio-key-1").await.unwrap();
+        assert_eq!(
+            c.create_key("minio-key-1").await.unwrap_err(),
+            ClientError::KeyExists
+        );
+        let dek = c.generate_key("minio-key-1", b"ctx").await.unwrap();
+        assert_eq!(
+            &c.decrypt_key("minio-key-1", &dek.ciphertext, b"ctx")
+                .await
+                .unwrap()[..],
+            &dek.plaintext[..]
+        );
+        let path = format!("{engine}/minio/minio-key-1"); // `vault kv` adds `data/` for v2
+        let raw = tokio::task::block_in_place(|| vault.run(&["kv", "get", "-format=json", &path]));
+        let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let stored = if version == 2 {
+            &raw["data"]["data"]["minio-key-1"]
+        } else {
+            &raw["data"]["minio-key-1"]
+        };
+        let decoded =
+            sidecar_kes::crypto::KeyVersion::decode(stored.as_str().unwrap().as_bytes()).unwrap();
+        assert_eq!(decoded.created_by, ts.admin.identity());
+        c.ready().await.unwrap();
+    }
+
+    // A role whose tokens live 2 s: renewed before expiry, at least 3 times, and still valid.
+    let role = tokio::task::block_in_place(|| vault.kv_with_approle("kvshort", 1, "kes-short"));
+    tokio::task::block_in_place(|| {
+        vault.run(&[
+            "write",
+            "auth/approle/role/kes-short",
+            "token_period=2s",
+            "period=2s",
+            "policies=kes-short",
+        ])
+    });
+    let store = VaultStore::connect(config(
+        &vault,
+        "kvshort",
+        false,
+        &role.role_id,
+        &role.secret_id,
+    ))
+    .await
+    .unwrap();
+    let started = Instant::now();
+    wait_for("3 token renewals", Duration::from_secs(15), || {
+        let n = store.renewals();
+        async move { n >= 3 }
+    })
+    .await;
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "renewals follow the 2 s period"
+    );
+    assert_eq!(
+        store.logins(),
+        1,
+        "renewal, not re-login, kept the token alive"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await; // longer than one TTL
+    store.create("after-renewals", b"v").await.unwrap();
+    assert_eq!(&store.get("after-renewals").await.unwrap()[..], b"v");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_stopped_and_sealed_then_recovers() {
+    let mut vault = tokio::task::block_in_place(Vault::production);
+    let role = tokio::task::block_in_place(|| vault.kv_with_approle("kv", 2, "kes"));
+    let store = VaultStore::connect(config(&vault, "kv", true, &role.role_id, &role.secret_id))
+        .await
+        .unwrap();
+    let cache = CacheConfig {
+        any: Some(Duration::from_millis(500)),
+        unused: None,
+        offline: Some(Duration::from_secs(300)),
+    };
+    let ts = start_server(Arc::new(store), cache, vec![]).await;
+    let c = ts.admin_client();
+    c.create_key("cached").await.unwrap();
+    let dek = c.generate_key("cached", b"").await.unwrap();
+    c.ready().await.unwrap();
+
+    // Vault stopped: the cached key keeps serving, /v1/ready says the keystore is unreachable.
+    tokio::task::block_in_place(|| vault.stop());
+    tokio::time::sleep(Duration::from_millis(700)).await; // past `any`
+    let again = c.generate_key("cached", b"").await.unwrap();
+    assert_eq!(
+        &c.decrypt_key("cached", &again.ciphertext, b"")
+            .await
+            .unwrap()[..],
+        &again.plaintext[..]
+    );
+    assert_eq!(
+        &c.decrypt_key("cached", &dek.ciphertext, b"").await.unwrap()[..],
+        &dek.plaintext[..]
+    );
+    match c.ready().await.unwrap_err() {
+        ClientError::Api {
+            status: 504,
+            message,
+        } => assert_eq!(message, "key store is not reachable"),
+        e => panic!("unexpected ready error: {e:?}"),
+    }
+    assert!(c.create_key("new").await.is_err());
+    let status = c.status().await.unwrap();
+    assert_eq!(status["keystore_unreachable"], true);
+
+    // Vault back but sealed: 502 `key store is sealed`; cached keys still serve.
+    tokio::task::block_in_place(|| vault.restart());
+    wait_for(
+        "the sealed state to be seen",
+        Duration::from_secs(10),
+        || {
+            let c = c.clone();
+            async move { c.create_key("new").await == Err(ClientError::Sealed) }
+        },
+    )
+    .await;
+    assert_eq!(c.ready().await.unwrap_err(), ClientError::Sealed);
+    assert_eq!(
+        c.describe_key("never-cached").await.unwrap_err(),
+        ClientError::Sealed
+    );
+    let raw = common::raw_client(
+        &ts,
+        Some(sidecar_kes::client::ClientIdentity::ApiKey(
+            ts.admin.to_secret_string().to_string(),
+        )),
+    );
+    let resp = raw
+        .post(format!("{}/v1/key/create/new", ts.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        r#"{"message":"key store is sealed"}"#
+    );
+    assert!(c.generate_key("cached", b"").await.is_ok());
+
+    // Unsealed: everything recovers.
+    tokio::task::block_in_place(|| vault.unseal());
+    wait_for("ready after unseal", Duration::from_secs(20), || {
+        let c = c.clone();
+        async move { c.ready().await.is_ok() }
+    })
+    .await;
+    wait_for("create after unseal", Duration::from_secs(20), || {
+        let c = c.clone();
+        async move { c.create_key("new").await.is_ok() }
+    })
+    .await;
+    let dek2 = c.generate_key("new", b"").await.unwrap();
+    assert_eq!(
+        &c.decrypt_key("new", &dek2.ciphertext, b"").await.unwrap()[..],
+        &dek2.plaintext[..]
+    );
+}
