@@ -1,0 +1,177 @@
+//! Load tool: generate + decrypt over mTLS with keep-alive, at several concurrencies, against
+//! our `kes` and MinIO's `minio-kes`, both with a filesystem keystore and a warm cache.
+//!
+//! ```text
+//! cargo build --release -p sidecar-kes --bin kes --example bench
+//! eval "$(e2e/peers/env)"; target/release/examples/bench [SECONDS_PER_LEVEL]
+//! ```
+//! Prints ops/s (one op = one generate and one decrypt), p50 and p99 per server and level.
+
+use sidecar_kes::auth::ApiKey;
+use sidecar_kes::client::{ClientConfig, ClientIdentity, KesClient};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    name: &'static str,
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(name: &'static str, bin: &str, admin: &ApiKey) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+    let port = free_port();
+    let config = format!(
+        "address: 127.0.0.1:{port}\nadmin:\n  identity: {id}\ntls:\n  key: {d}/tls.key\n  cert: {d}/tls.crt\ncache:\n  expiry:\n    any: 5m\n    unused: 5m\nkeystore:\n  fs:\n    path: {d}/keys\n",
+        id = admin.identity(),
+        d = dir.path().display()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let child = Command::new(bin)
+        .args(["server", "--config"])
+        .arg(dir.path().join("config.yml"))
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Server {
+        name,
+        child,
+        endpoint: format!("https://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+struct Result {
+    ops_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn run_level(client: &KesClient, concurrency: usize, secs: u64) -> Result {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let dek = c
+                    .generate_key("bench-key", b"{\"bucket\":\"bucket/object\"}")
+                    .await
+                    .expect("generate");
+                let pt = c
+                    .decrypt_key(
+                        "bench-key",
+                        &dek.ciphertext,
+                        b"{\"bucket\":\"bucket/object\"}",
+                    )
+                    .await
+                    .expect("decrypt");
+                assert_eq!(&pt[..], &dek.plaintext[..]);
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let start = Instant::now();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64().max(secs as f64);
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Result {
+        ops_per_sec: all.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+fn main() {
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let exe = std::env::current_exe().unwrap();
+    let ours = exe.parent().unwrap().parent().unwrap().join("kes");
+    let admin = ApiKey::generate();
+    let servers = [
+        start("coffer kes", ours.to_str().unwrap(), &admin),
+        start("minio-kes", "minio-kes", &admin),
+    ];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut table = Vec::new();
+    for s in &servers {
+        let client = KesClient::new(ClientConfig {
+            endpoints: vec![s.endpoint.clone()],
+            identity: ClientIdentity::ApiKey(admin.to_secret_string().to_string()),
+            ca_pems: vec![],
+            insecure_skip_verify: true,
+        })
+        .unwrap();
+        rt.block_on(async {
+            client.create_key("bench-key").await.unwrap();
+            for _ in 0..50 {
+                client.generate_key("bench-key", b"").await.unwrap(); // warm cache and connections
+            }
+            for c in [1, 16, 64] {
+                let r = run_level(&client, c, secs).await;
+                println!(
+                    "{:<11} c={:<3} {:>9.1} ops/s  p50 {:>8.2?}  p99 {:>8.2?}",
+                    s.name, c, r.ops_per_sec, r.p50, r.p99
+                );
+                table.push((s.name, c, r));
+            }
+        });
+    }
+    for c in [1, 16, 64] {
+        let ours = table
+            .iter()
+            .find(|(n, l, _)| *n == "coffer kes" && *l == c)
+            .unwrap();
+        let theirs = table
+            .iter()
+            .find(|(n, l, _)| *n == "minio-kes" && *l == c)
+            .unwrap();
+        println!(
+            "c={c:<3} ratio ops/s {:.2}x",
+            ours.2.ops_per_sec / theirs.2.ops_per_sec
+        );
+    }
+}
