@@ -1,6 +1,7 @@
 //! The KES config the operator generates is accepted by MinIO's own `kes` (the reference
-//! implementation of the format), reaches a real Vault with AppRole credentials taken from the
-//! environment, and its policy admits only the Tenant's identity, only on the Tenant's prefix.
+//! implementation of the format) and by ours (`sidecar-kes`, started in-process from the same
+//! file), reaches a real Vault with AppRole credentials taken from the environment, and its
+//! policy admits only the Tenant's identity, only on the Tenant's prefix.
 //!
 //! Needs the peers `vault` and `minio-kes` on PATH (`eval "$(e2e/peers/env)"`); fails when absent.
 
@@ -12,7 +13,7 @@ use coffer_e2e::vault::Vault;
 use coffer_e2e::{Process, free_port, peer_bin, wait_until};
 use operator::build::kes_config;
 use operator::crd::{KMS, Tenant};
-use operator::pki::{Ca, LeafRequest, Usage, ca::CA_LIFETIME};
+use operator::pki::{Ca, LeafRequest, Pem, Usage, ca::CA_LIFETIME};
 use time::OffsetDateTime;
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -41,7 +42,7 @@ fn key_create(endpoint: &str, cert: &str, key: &str, name: &str) -> (bool, Strin
 }
 
 #[test]
-fn generated_config_runs_minio_kes_against_vault_and_confines_the_tenant() {
+fn generated_config_runs_minio_kes_and_ours_against_vault_and_confines_the_tenant() {
     let vault = Vault::production();
     let approle = vault.kv_with_approle("kv", 1, "coffer");
     let kms: KMS = serde_saphyr::from_str(&format!(
@@ -78,13 +79,12 @@ fn generated_config_runs_minio_kes_against_vault_and_confines_the_tenant() {
 
     let mut cfg = kes_config::build(&tenant, &kms, &identity);
     let port = free_port();
-    cfg.address = format!("127.0.0.1:{port}");
     cfg.tls.key = write(d, "server.key", &server.key);
     cfg.tls.cert = write(d, "server.crt", &server.cert);
     cfg.tls.ca = write(d, "ca.crt", &ca.trust_bundle());
     cfg.keystore.vault.tls.as_mut().unwrap().ca =
         Some(vault.ca_cert.as_ref().unwrap().display().to_string());
-    let config_path = write(d, "config.yaml", &kes_config::to_yaml(&cfg));
+    let config_path = write(d, "config.yaml", &config_text(&cfg, port));
 
     let mut command = Command::new(peer_bin("minio-kes"));
     command
@@ -98,25 +98,110 @@ fn generated_config_runs_minio_kes_against_vault_and_confines_the_tenant() {
         || kes.log().contains("Server is up").then_some(()),
         || kes.log_tail(),
     );
-    let endpoint = format!("https://127.0.0.1:{port}");
+    confines_the_tenant(
+        &format!("https://127.0.0.1:{port}"),
+        d,
+        &client,
+        &intruder,
+        &vault,
+        "minio-kes",
+        &kes.log_tail(),
+    );
+    drop(kes);
+
+    // Our kes, from the same generated file (new address), with the same env.
+    let port = free_port();
+    let ours = config_text(&cfg, port);
+    let env = |k: &str| match k {
+        "VAULT_APPROLE_ID" => Some(approle.role_id.clone()),
+        "VAULT_APPROLE_SECRET" => Some(approle.secret_id.clone()),
+        _ => None,
+    };
+    let parsed =
+        sidecar_kes::config::parse(&ours, &env).expect("our kes reads the generated config");
+    assert!(parsed.admin.is_empty(), "admin disabled");
+    assert!(
+        parsed.tls.verify_clients,
+        "client certificates verified against the Tenant CA"
+    );
+    let policy = &parsed.policies["object-server"];
+    assert_eq!(
+        policy.identities,
+        vec![sidecar_kes::auth::Identity::new(&identity)]
+    );
+    assert!(policy.policy.verify("/v1/key/generate/photos-default"));
+    assert!(!policy.policy.verify("/v1/key/delete/photos-default"));
+    assert!(!policy.policy.verify("/v1/key/generate/videos-default"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _running = rt.block_on(async {
+        use sidecar_kes::server::{TlsSettings, auth_state, open_keystore, server_config, start};
+        let tls = TlsSettings {
+            cert_pem: std::fs::read(&parsed.tls.cert).unwrap(),
+            key_pem: std::fs::read(&parsed.tls.key).unwrap(),
+            client_cas: vec![std::fs::read(parsed.tls.ca.as_ref().unwrap()).unwrap()],
+        };
+        let store = open_keystore(&parsed.keystore)
+            .await
+            .expect("our kes logs in to Vault");
+        let shared = std::sync::Arc::new(sidecar_kes::api::Shared::new(
+            auth_state(&parsed),
+            sidecar_kes::cache::KeyCache::new(store, parsed.cache),
+        ));
+        start(
+            &parsed.address,
+            server_config(&tls).unwrap(),
+            shared,
+            &parsed.keys,
+        )
+        .await
+        .expect("our kes starts")
+    });
+    confines_the_tenant(
+        &format!("https://127.0.0.1:{port}"),
+        d,
+        &client,
+        &intruder,
+        &vault,
+        "our kes",
+        "",
+    );
+}
+
+fn config_text(cfg: &kes_config::KesConfig, port: u16) -> String {
+    let mut cfg = cfg.clone();
+    cfg.address = format!("127.0.0.1:{port}");
+    kes_config::to_yaml(&cfg)
+}
+
+/// The Tenant's identity may create keys under its prefix (stored in Vault under
+/// `<prefix>/<namespace>`); another prefix, another identity and another CA are refused.
+fn confines_the_tenant(
+    endpoint: &str,
+    d: &Path,
+    client: &Pem,
+    intruder: &Pem,
+    vault: &Vault,
+    server: &str,
+    log: &str,
+) {
+    let key = format!("photos-{}", server.replace(' ', "-"));
     let (cc, ck) = (
         write(d, "client.crt", &client.cert),
         write(d, "client.key", &client.key),
     );
 
-    let (ok, out) = key_create(&endpoint, &cc, &ck, "photos-default");
+    let (ok, out) = key_create(endpoint, &cc, &ck, &key);
     assert!(
         ok,
-        "the Tenant's identity may create a key under its prefix: {out}\n{}",
-        kes.log_tail()
+        "{server}: the Tenant's identity may create a key under its prefix: {out}\n{log}"
     );
     let stored = vault.run(&["kv", "list", "kv/coffer/shop"]);
     assert!(
-        stored.contains("photos-default"),
+        stored.contains(&key),
         "the key lives in Vault under <prefix>/<namespace>: {stored}"
     );
 
-    let (ok, out) = key_create(&endpoint, &cc, &ck, "videos-default");
+    let (ok, out) = key_create(endpoint, &cc, &ck, "videos-default");
     assert!(
         !ok && out.contains("not authorized"),
         "another prefix is refused: {out}"
@@ -126,13 +211,14 @@ fn generated_config_runs_minio_kes_against_vault_and_confines_the_tenant() {
         write(d, "intruder.crt", &intruder.cert),
         write(d, "intruder.key", &intruder.key),
     );
-    let (ok, out) = key_create(&endpoint, &ic, &ik, "photos-other");
+    let (ok, out) = key_create(endpoint, &ic, &ik, "photos-other");
     assert!(
         !ok && out.contains("not authorized"),
         "another identity is refused: {out}"
     );
 
     // A certificate from another CA is refused at the TLS handshake (tls.auth: on).
+    let now = OffsetDateTime::now_utc();
     let other_ca = Ca::generate("someone else", now, CA_LIFETIME).unwrap();
     let foreign = other_ca
         .issue(
@@ -149,6 +235,6 @@ fn generated_config_runs_minio_kes_against_vault_and_confines_the_tenant() {
         write(d, "foreign.crt", &foreign.cert),
         write(d, "foreign.key", &foreign.key),
     );
-    let (ok, out) = key_create(&endpoint, &fc, &fk, "photos-foreign");
+    let (ok, out) = key_create(endpoint, &fc, &fk, "photos-foreign");
     assert!(!ok, "a certificate from another CA is refused: {out}");
 }
