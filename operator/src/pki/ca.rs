@@ -30,8 +30,14 @@ use super::{Pem, PkiError};
 /// How long a Tenant's CA is valid (10 years); it is rotated at 2/3 of that.
 pub const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-/// Certificates start this long before they are issued, to tolerate clock skew.
-const BACKDATE: time::Duration = time::Duration::minutes(1);
+/// Certificates start up to a minute before they are issued, to tolerate clock skew; short
+/// lifetimes are backdated by a sixth of their lifetime at most, so that the renewal moment
+/// (2/3 of the lifetime) always lies in the future.
+pub fn backdate(lifetime: Duration) -> time::Duration {
+    time::Duration::try_from(lifetime / 6)
+        .unwrap_or(time::Duration::MAX)
+        .min(time::Duration::minutes(1))
+}
 
 /// A CA certificate with its key, and the previous CA while a rotation is under way.
 #[derive(Clone, Debug)]
@@ -67,7 +73,7 @@ impl Ca {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        params.not_before = now - BACKDATE;
+        params.not_before = now - backdate(lifetime);
         params.not_after = now + lifetime;
         let cert = params.self_signed(&key)?;
         Self::from_pem(&cert.pem(), &key.serialize_pem(), None)
@@ -161,8 +167,8 @@ impl Ca {
             Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
         }];
         params.use_authority_key_identifier_extension = true;
-        params.not_before = now - BACKDATE;
-        params.not_after = now - BACKDATE + req.lifetime;
+        params.not_before = now - backdate(req.lifetime);
+        params.not_after = params.not_before + req.lifetime;
         let cert = params.signed_by(&key, &issuer)?;
         Ok(Pem {
             cert: cert.pem(),
@@ -262,6 +268,20 @@ mod tests {
             renewal_reason(&info, &longer, ca.subject(), now()),
             Some(RenewalReason::LifetimeChanged)
         );
+    }
+
+    #[test]
+    fn short_lifetimes_are_renewed_in_the_future() {
+        let ca = Ca::generate("coffer ns/t", now(), CA_LIFETIME).unwrap();
+        let mut req = server_req();
+        req.lifetime = Duration::from_secs(30);
+        let info = CertInfo::from_pem(&ca.issue(&req, now()).unwrap().cert).unwrap();
+        assert_eq!(
+            info.not_after - info.not_before,
+            time::Duration::seconds(30)
+        );
+        assert_eq!(info.renew_at(), now() + time::Duration::seconds(15));
+        assert_eq!(renewal_reason(&info, &req, ca.subject(), now()), None);
     }
 
     #[test]

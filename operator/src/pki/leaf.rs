@@ -127,8 +127,7 @@ pub fn renewal_reason(
     }
     let have = (info.not_after - info.not_before).whole_seconds();
     let lifetime = i64::try_from(req.lifetime.as_secs()).unwrap_or(i64::MAX);
-    // Issued certificates start a minute early (clock skew); allow for that.
-    if (have - lifetime - 60).abs() > 60 {
+    if (have - lifetime).abs() > 1 {
         return Some(RenewalReason::LifetimeChanged);
     }
     if now >= info.renew_at() {
