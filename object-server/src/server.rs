@@ -138,7 +138,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     loop {
         match ensure_default_key(kms.as_ref()).await {
             Ok(()) => break,
-            Err(e) if tries < 5 => {
+            Err(e @ crate::kms::KmsError::Unavailable(_)) if tries < 5 => {
                 tracing::warn!(error = %e, key = kms.default_key(), "cannot create the default KMS key yet; retrying");
                 tries += 1;
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -13,6 +13,10 @@ fn peers_dir() -> PathBuf {
 }
 
 fn pytest(file: &str) {
+    pytest_with(file, &[]);
+}
+
+fn pytest_with(file: &str, env: &[(&str, String)]) {
     let peers = peers_dir();
     let python = peers.join("venv/bin/python");
     assert!(
@@ -27,7 +31,11 @@ fn pytest(file: &str) {
         peers.join("venv/bin").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let status = Command::new(&python)
+    let mut cmd = Command::new(&python);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let status = cmd
         .args([
             "-m",
             "pytest",
@@ -72,4 +80,86 @@ fn real_clients_aws_cli_mc_warp() {
 #[test]
 fn startup_modes_health_metrics() {
     pytest("test_config.py");
+}
+
+#[test]
+fn every_mode_through_minio_kes() {
+    pytest_with("test_kes.py", &[("COFFER_TEST_KES", "minio".to_owned())]);
+}
+
+/// Our KES (`sidecar-kes`), started in this process with a policy for the object server's
+/// identity: the same suite as against MinIO's KES.
+#[test]
+fn every_mode_through_our_kes() {
+    use sidecar_kes::api::{AuthState, Shared};
+    use sidecar_kes::auth::{ApiKey, Identity, Policy};
+    use sidecar_kes::cache::{CacheConfig, KeyCache};
+    use sidecar_kes::keystore::mem::MemStore;
+    use sidecar_kes::server::{TlsSettings, server_config, start};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let server_cert = params.self_signed(&server_key).unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "object-server");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = params.self_signed(&client_key).unwrap();
+    let identity = Identity::from_cert_der(client_cert.der()).unwrap();
+    let (ca, cert, key) = (
+        dir.path().join("kes.crt"),
+        dir.path().join("client.crt"),
+        dir.path().join("client.key"),
+    );
+    std::fs::write(&ca, server_cert.pem()).unwrap();
+    std::fs::write(&cert, client_cert.pem()).unwrap();
+    std::fs::write(&key, client_key.serialize_pem()).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = rt.block_on(async {
+        let mut auth = AuthState {
+            admin: ApiKey::generate().identity(),
+            ..Default::default()
+        };
+        let policy = Policy {
+            allow: ["create", "generate", "decrypt", "describe"]
+                .iter()
+                .map(|a| format!("/v1/key/{a}/coffer-*"))
+                .collect(),
+            deny: vec![],
+        };
+        auth.policies.insert("coffer".into(), policy);
+        auth.identities.insert(identity, "coffer".into());
+        let shared = Arc::new(Shared::new(
+            auth,
+            KeyCache::new(Arc::new(MemStore::new()), CacheConfig::default()),
+        ));
+        let tls = server_config(&TlsSettings {
+            cert_pem: server_cert.pem().into_bytes(),
+            key_pem: server_key.serialize_pem().into_bytes(),
+            client_cas: vec![],
+        })
+        .unwrap();
+        start("127.0.0.1:0", tls, shared, &[]).await.unwrap()
+    });
+    let endpoint = format!("https://127.0.0.1:{}", running.addr.port());
+    pytest_with(
+        "test_kes.py",
+        &[
+            ("COFFER_TEST_KES", "ours".to_owned()),
+            ("COFFER_KES_ENDPOINT", endpoint),
+            ("COFFER_KES_CA", ca.display().to_string()),
+            ("COFFER_KES_CERT", cert.display().to_string()),
+            ("COFFER_KES_KEY", key.display().to_string()),
+        ],
+    );
+    drop(running);
 }

@@ -66,10 +66,15 @@ pub fn object_context(bucket: &str, object: &str, extra: &BTreeMap<String, Strin
     serde_json::to_vec(&m).expect("a map of strings serializes")
 }
 
-/// Creates the default key unless it exists (MinIO does this at start).
+/// Makes sure the default key works, creating it if it does not exist (as MinIO does at start:
+/// generate a data key, create the key on "does not exist").
 pub async fn ensure_default_key(kms: &dyn Kms) -> Result<(), KmsError> {
-    match kms.create_key(kms.default_key()).await {
-        Ok(()) | Err(KmsError::KeyExists) => Ok(()),
+    match kms.generate_key(kms.default_key(), b"{}").await {
+        Ok(_) => Ok(()),
+        Err(KmsError::KeyNotFound) => match kms.create_key(kms.default_key()).await {
+            Ok(()) | Err(KmsError::KeyExists) => Ok(()),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     }
 }

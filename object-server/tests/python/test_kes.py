@@ -1,0 +1,200 @@
+"""Every SSE mode through a KES server: MinIO's `kes` (started here) or ours (started in-process
+by tests/python.rs, which passes its endpoint and files in COFFER_KES_*).
+
+COFFER_TEST_KES selects which: `minio` or `ours`.
+"""
+import datetime
+import hashlib
+import os
+import pathlib
+import subprocess
+import time
+
+import botocore.exceptions
+import pytest
+import requests
+
+from conftest import Server, assert_no_plaintext, free_port, make_certs, pattern, peer, ssec_args
+
+
+def pki(d: pathlib.Path):
+    """A CA, a server leaf for 127.0.0.1 and a self-signed client certificate; returns the
+    client's KES identity."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    d.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def pem_key(k):
+        return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    def builder(subject, issuer, pub):
+        return (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(pub)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kes-test-ca")])
+    ca = builder(ca_name, ca_name, ca_key.public_key()).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256())
+    srv_key = ec.generate_private_key(ec.SECP256R1())
+    srv = (
+        builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kes")]), ca_name, srv_key.public_key())
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cl_key = ec.generate_private_key(ec.SECP256R1())
+    cl_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "object-server")])
+    cl = builder(cl_name, cl_name, cl_key.public_key()).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False).sign(cl_key, hashes.SHA256())
+    (d / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (d / "kes.crt").write_bytes(srv.public_bytes(serialization.Encoding.PEM))
+    (d / "kes.key").write_bytes(pem_key(srv_key))
+    (d / "client.crt").write_bytes(cl.public_bytes(serialization.Encoding.PEM))
+    (d / "client.key").write_bytes(pem_key(cl_key))
+    spki = cl.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def kes(tmp_path_factory):
+    which = os.environ.get("COFFER_TEST_KES")
+    if which == "ours":
+        env = {k: os.environ[k] for k in ["COFFER_KES_ENDPOINT", "COFFER_KES_CA", "COFFER_KES_CERT", "COFFER_KES_KEY"]}
+        yield {
+            "MINIO_KMS_KES_ENDPOINT": env["COFFER_KES_ENDPOINT"],
+            "MINIO_KMS_KES_CAPATH": env["COFFER_KES_CA"],
+            "MINIO_KMS_KES_CERT_FILE": env["COFFER_KES_CERT"],
+            "MINIO_KMS_KES_KEY_FILE": env["COFFER_KES_KEY"],
+        }
+        return
+    if which != "minio":
+        pytest.fail("set COFFER_TEST_KES=minio or ours (tests/python.rs does)")
+    d = tmp_path_factory.mktemp("minio-kes")
+    identity = pki(d)
+    port = free_port()
+    (d / "config.yml").write_text(
+        f"""address: 127.0.0.1:{port}
+admin:
+  identity: disabled
+tls:
+  key: {d / 'kes.key'}
+  cert: {d / 'kes.crt'}
+policy:
+  coffer:
+    allow:
+    - /v1/key/create/coffer-*
+    - /v1/key/generate/coffer-*
+    - /v1/key/decrypt/coffer-*
+    - /v1/key/describe/coffer-*
+    identities:
+    - {identity}
+keystore:
+  fs:
+    path: {d / 'keys'}
+"""
+    )
+    log = open(d / "kes.log", "wb")
+    proc = subprocess.Popen([peer("minio-kes"), "server", "--config", str(d / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 20
+    while b"Server is up" not in (d / "kes.log").read_bytes():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail("minio-kes did not start:\n" + (d / "kes.log").read_text(errors="replace"))
+        time.sleep(0.1)
+    yield {
+        "MINIO_KMS_KES_ENDPOINT": f"https://127.0.0.1:{port}",
+        "MINIO_KMS_KES_CA_PATH": str(d / "ca.crt"),
+        "MINIO_KMS_KES_CERT_FILE": str(d / "client.crt"),
+        "MINIO_KMS_KES_KEY_FILE": str(d / "client.key"),
+    }
+    proc.terminate()
+    proc.wait(10)
+
+
+def start(tmp_path, kes, auto="on", key_name=None, tls=False):
+    env = dict(kes)
+    env["MINIO_KMS_KES_KEY_NAME"] = key_name or "coffer-" + os.urandom(4).hex()
+    env["MINIO_KMS_AUTO_ENCRYPTION"] = auto
+    certs = None
+    if tls:
+        certs = tmp_path / "certs"
+        make_certs(certs)
+    return Server(tmp_path / "data", env=env, certs_dir=certs).start()
+
+
+def test_every_mode_through_kes(tmp_path, kes):
+    s = start(tmp_path, kes, tls=True)
+    try:
+        assert requests.get(s.endpoint + "/minio/health/ready", verify=s.ca).status_code == 200
+        c = s.client()
+        c.create_bucket(Bucket="kes")
+        body = pattern(400_000, 50)
+        # Auto-encryption with the default key (created at start).
+        r = c.put_object(Bucket="kes", Key="auto", Body=body)
+        assert r["ServerSideEncryption"] == "AES256"
+        assert c.get_object(Bucket="kes", Key="auto")["Body"].read() == body
+        # SSE-KMS with another key (the server's identity may create coffer-* keys) and a context.
+        default_key = s.env["MINIO_KMS_KES_KEY_NAME"]
+        r = c.put_object(Bucket="kes", Key="kms", Body=body, ServerSideEncryption="aws:kms", SSEKMSKeyId=default_key)
+        assert r["ServerSideEncryption"] == "aws:kms"
+        assert c.get_object(Bucket="kes", Key="kms")["Body"].read() == body
+        with pytest.raises(botocore.exceptions.ClientError):
+            c.put_object(Bucket="kes", Key="kms2", Body=body, ServerSideEncryption="aws:kms", SSEKMSKeyId="coffer-does-not-exist")
+        # SSE-C never reaches KES.
+        key = os.urandom(32)
+        c.put_object(Bucket="kes", Key="ssec", Body=body, **ssec_args(key))
+        assert c.get_object(Bucket="kes", Key="ssec", **ssec_args(key))["Body"].read() == body
+        # Multipart with per-part keys.
+        p1, p2 = pattern(5 * 1024 * 1024, 51), pattern(777, 52)
+        uid = c.create_multipart_upload(Bucket="kes", Key="mp")["UploadId"]
+        e1 = c.upload_part(Bucket="kes", Key="mp", UploadId=uid, PartNumber=1, Body=p1)["ETag"]
+        e2 = c.upload_part(Bucket="kes", Key="mp", UploadId=uid, PartNumber=2, Body=p2)["ETag"]
+        c.complete_multipart_upload(Bucket="kes", Key="mp", UploadId=uid, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+        assert c.get_object(Bucket="kes", Key="mp", Range="bytes=5242870-5242890")["Body"].read() == (p1 + p2)[5242870:5242891]
+        # Bucket default encryption and copy.
+        c.put_bucket_encryption(Bucket="kes", ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        c.copy_object(Bucket="kes", Key="copy", CopySource="kes/kms")
+        assert c.get_object(Bucket="kes", Key="copy")["Body"].read() == body
+        assert_no_plaintext(s.data_dir, body)
+        # A restart keeps everything readable.
+        assert s.stop() == 0
+        s.start()
+        c = s.client()
+        for k in ["auto", "kms", "copy"]:
+            assert c.get_object(Bucket="kes", Key=k)["Body"].read() == body
+        assert c.get_object(Bucket="kes", Key="mp")["Body"].read() == p1 + p2
+    finally:
+        s.stop()
+
+
+def test_auto_encryption_off_and_explicit_sse_s3(tmp_path, kes):
+    s = start(tmp_path, kes, auto="off")
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="kes")
+        assert "ServerSideEncryption" not in c.put_object(Bucket="kes", Key="plain", Body=b"plain")
+        assert c.put_object(Bucket="kes", Key="enc", Body=b"secret", ServerSideEncryption="AES256")["ServerSideEncryption"] == "AES256"
+        assert c.get_object(Bucket="kes", Key="enc")["Body"].read() == b"secret"
+    finally:
+        s.stop()
+
+
+def test_key_outside_policy_is_refused(tmp_path, kes):
+    # The identity may only use coffer-* keys: a server whose default key is outside is not ready
+    # and its SSE requests fail, without leaking anything.
+    s = start(tmp_path, kes, key_name="forbidden-key")
+    try:
+        assert requests.get(s.endpoint + "/minio/health/ready").status_code == 503
+        c = s.client()
+        c.create_bucket(Bucket="kes")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.put_object(Bucket="kes", Key="x", Body=b"x")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] in (403, 500, 503)
+    finally:
+        s.stop()
