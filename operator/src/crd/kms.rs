@@ -68,6 +68,7 @@ pub struct VaultSpec {
     /// A path prefix inside the K/V engine; each Tenant's keys go under `<prefix>/<namespace>/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("!self.startsWith('/') && !self.endsWith('/')").message("vault.prefix must not start or end with '/'"))]
+    #[schemars(length(max = 256))]
     pub prefix: Option<String>,
     /// How KES logs in to Vault: exactly one of `appRole` or `kubernetes`.
     pub auth: VaultAuth,
@@ -181,14 +182,17 @@ pub struct CacheSpec {
     /// Any cached key is dropped after this long (KES `cache.expiry.any`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new(DURATION_RULE).message(DURATION_MESSAGE))]
+    #[schemars(length(max = 32))]
     pub any: Option<String>,
     /// A key unused for this long is dropped (KES `cache.expiry.unused`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new(DURATION_RULE).message(DURATION_MESSAGE))]
+    #[schemars(length(max = 32))]
     pub unused: Option<String>,
     /// While Vault is unreachable, cached keys keep serving this long (KES `cache.expiry.offline`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new(DURATION_RULE).message(DURATION_MESSAGE))]
+    #[schemars(length(max = 32))]
     pub offline: Option<String>,
 }
 

@@ -102,10 +102,12 @@ pub struct EncryptionSpec {
     /// allows nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new(KEY_PREFIX_RULE).message("encryption.keyPrefix must be 1-64 characters of A-Z a-z 0-9 . _ -"))]
+    #[schemars(length(max = 64))]
     pub key_prefix: Option<String>,
     /// The default key (MINIO_KMS_KES_KEY_NAME), created on first use (default `<prefix>default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new(KEY_NAME_RULE).message("encryption.keyName must be a valid KES key name: 1-80 characters of A-Z a-z 0-9 . _ -, not starting with . or -"))]
+    #[schemars(length(max = 80))]
     pub key_name: Option<String>,
     /// Encrypt every object even when the request asks for no encryption (default true).
     #[serde(default = "default_true")]
@@ -138,6 +140,7 @@ pub struct StorageSpec {
     /// Size of each pod's claim (default `10Gi`); ignored with `sharedClaimName`.
     #[serde(default = "default_size")]
     #[x_kube(validation = kube::core::Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$')").message("storage.size must be a quantity such as 10Gi"))]
+    #[schemars(length(max = 32))]
     pub size: String,
     /// The StorageClass of each pod's claim (default: the cluster's default class).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +188,7 @@ pub struct TlsSpec {
     /// is renewed at 2/3 of it.
     #[serde(default = "default_lifetime")]
     #[x_kube(validation = kube::core::Rule::new(DURATION_RULE).message(DURATION_MESSAGE))]
+    #[schemars(length(max = 32))]
     pub certificate_lifetime: String,
 }
 
@@ -214,6 +218,7 @@ pub struct KesSpec {
     /// The error log level (KES `log.error`): `debug`, `info`, `warn` or `error` (default `info`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self in ['debug', 'info', 'warn', 'error']").message("kes.logLevel must be one of debug, info, warn, error"))]
+    #[schemars(length(max = 16))]
     pub log_level: Option<String>,
     /// Key cache expiry; overrides the KMS's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +232,7 @@ pub struct ServiceSpec {
     /// The Service type: `ClusterIP` (default), `NodePort` or `LoadBalancer`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new("self in ['ClusterIP', 'NodePort', 'LoadBalancer']").message("service.type must be ClusterIP, NodePort or LoadBalancer"))]
+    #[schemars(length(max = 16))]
     pub type_: Option<String>,
     /// Extra annotations on the Service (e.g. for a load balancer).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
