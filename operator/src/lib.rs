@@ -5,6 +5,19 @@
 //! - [`pki`]: the per-Tenant CA, leaf certificates and KES identities.
 //! - [`build`]: pure functions from a Tenant (and its KMS) to every object the operator owns.
 //! - [`reconcile`]: the controllers that apply those objects and report status.
+//! - [`render`]: `operator render`, the builders' output without a cluster.
+//! - [`run`]: `operator run`: leader election, metrics, graceful shutdown.
+//!
+//! # What the operator needs from the API server (RBAC)
+//!
+//! - `coffer.dev`: `tenants`, `kms`: get, list, watch; `tenants/status`, `kms/status`: patch.
+//! - core: `secrets`, `configmaps`, `services`: get, list, watch, create, patch;
+//!   `apps`: `statefulsets`, `policy`: `poddisruptionbudgets`: get, list, watch, patch.
+//! - `coordination.k8s.io`: `leases`: get, create, update (leader election).
+//! - `events.k8s.io`: `events`: create, patch.
+//!
+//! Nothing is ever deleted by the operator: owned objects go with their Tenant through owner
+//! references, and nothing in Vault is deleted at all.
 
 pub mod build;
 pub mod crd;

@@ -92,6 +92,15 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
             generation,
             now,
         ),
+        None if kms.spec.credentials_secret().is_none() => status::set(
+            &mut st.conditions,
+            SECRET_FOUND,
+            true,
+            "NotNeeded",
+            "Kubernetes auth uses the pod's service-account token",
+            generation,
+            now,
+        ),
         None => status::set(
             &mut st.conditions,
             SECRET_FOUND,
