@@ -144,6 +144,56 @@ async fn kv_v1_and_v2_with_approle_and_token_renewal() {
     tokio::time::sleep(Duration::from_millis(2500)).await; // longer than one TTL
     store.create("after-renewals", b"v").await.unwrap();
     assert_eq!(&store.get("after-renewals").await.unwrap()[..], b"v");
+
+    // Tokens that cannot be renewed past 4 s: the store logs in again before they expire.
+    tokio::task::block_in_place(|| vault.kv_with_approle("kvmax", 1, "kes-max"));
+    let (role_id, secret_id) = tokio::task::block_in_place(|| {
+        vault.run(&[
+            "write",
+            "auth/approle/role/kes-max-ttl",
+            "token_ttl=2s",
+            "token_max_ttl=4s",
+            "token_policies=kes-max",
+        ]);
+        (
+            vault
+                .run(&[
+                    "read",
+                    "-field=role_id",
+                    "auth/approle/role/kes-max-ttl/role-id",
+                ])
+                .trim()
+                .to_string(),
+            vault
+                .run(&[
+                    "write",
+                    "-f",
+                    "-field=secret_id",
+                    "auth/approle/role/kes-max-ttl/secret-id",
+                ])
+                .trim()
+                .to_string(),
+        )
+    });
+    let store = VaultStore::connect(config(&vault, "kvmax", false, &role_id, &secret_id))
+        .await
+        .unwrap();
+    store.create("k", b"v").await.unwrap();
+    wait_for(
+        "a re-login after the max TTL",
+        Duration::from_secs(15),
+        || {
+            let n = store.logins();
+            async move { n >= 2 }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        &store.get("k").await.unwrap()[..],
+        b"v",
+        "still authorized after the first token's max TTL"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -205,6 +205,8 @@ impl VaultStore {
 }
 
 async fn renew_loop(inner: std::sync::Weak<Inner>, mut token: Option<Token>) {
+    // Set when a renewal did not restore the TTL (the token's max TTL is near): log in again.
+    let mut capped = false;
     loop {
         let Some(this) = inner.upgrade() else { return };
         let retry = match &this.cfg.auth {
@@ -212,28 +214,38 @@ async fn renew_loop(inner: std::sync::Weak<Inner>, mut token: Option<Token>) {
         };
         let wait = match &token {
             None => retry,
-            Some(t) if t.ttl.is_zero() || !t.renewable => Duration::from_secs(60),
+            Some(t) if t.ttl.is_zero() => Duration::from_secs(60), // a token that never expires
             Some(t) => t.ttl.mul_f64(0.8).max(Duration::from_millis(200)),
         };
         drop(this);
         tokio::time::sleep(wait).await;
         let Some(this) = inner.upgrade() else { return };
         token = match token {
-            Some(t) if t.renewable && !t.ttl.is_zero() => match this.renew().await {
-                Ok(t) => Some(t),
+            Some(t) if t.ttl.is_zero() => Some(t),
+            Some(t) if t.renewable && !capped => match this.renew().await {
+                Ok(new) => {
+                    capped = new.ttl < t.ttl;
+                    if new.ttl.is_zero() {
+                        this.login().await.ok()
+                    } else {
+                        Some(new)
+                    }
+                }
                 Err(e) => {
                     tracing::warn!("vault: token renewal failed, logging in again: {e}");
                     this.login().await.ok()
                 }
             },
-            Some(t) if t.ttl.is_zero() => Some(t),
-            _ => match this.login().await {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::warn!("vault: login failed: {e}");
-                    None
+            _ => {
+                capped = false;
+                match this.login().await {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        tracing::warn!("vault: login failed: {e}");
+                        None
+                    }
                 }
-            },
+            }
         };
     }
 }
@@ -358,6 +370,30 @@ impl Inner {
         Ok(token)
     }
 
+    /// Sends a request with the current token; on 403 (expired or revoked token) logs in
+    /// again once and retries.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, StoreError> {
+        let build = || {
+            let r = self.request(method.clone(), path);
+            match body {
+                Some(b) => r.json(b),
+                None => r,
+            }
+        };
+        let resp = build().send().await.map_err(unreachable)?;
+        if resp.status().as_u16() != 403 {
+            return Ok(resp);
+        }
+        tracing::info!("vault: permission denied, logging in again");
+        self.login().await?;
+        build().send().await.map_err(unreachable)
+    }
+
     fn check_sealed(&self) -> Result<(), StoreError> {
         if self.sealed.load(Ordering::Relaxed) {
             Err(StoreError::Sealed)
@@ -390,11 +426,7 @@ impl Inner {
         if self.cfg.kv_v2 {
             path.push_str("?version=1");
         }
-        let resp = self
-            .request(reqwest::Method::GET, &path)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let resp = self.send(reqwest::Method::GET, &path, None).await?;
         match resp.status().as_u16() {
             404 => return Ok(None),
             200 => {}
@@ -483,11 +515,8 @@ impl Keystore for VaultStore {
                 json!({ name: value })
             };
             let resp = s
-                .request(reqwest::Method::PUT, &s.location("data", name))
-                .json(&body)
-                .send()
-                .await
-                .map_err(unreachable)?;
+                .send(reqwest::Method::PUT, &s.location("data", name), Some(&body))
+                .await?;
             match resp.status().as_u16() {
                 200 | 204 => Ok(()),
                 400 if s.cfg.kv_v2 => {
@@ -522,10 +551,8 @@ impl Keystore for VaultStore {
                 return Err(StoreError::NotFound);
             }
             let resp = s
-                .request(reqwest::Method::DELETE, &s.location("metadata", name))
-                .send()
-                .await
-                .map_err(unreachable)?;
+                .send(reqwest::Method::DELETE, &s.location("metadata", name), None)
+                .await?;
             match resp.status().as_u16() {
                 200 | 204 => Ok(()),
                 _ => Err(s.fail(resp, "delete").await),
@@ -539,11 +566,7 @@ impl Keystore for VaultStore {
             let s = &self.inner;
             s.check_sealed()?;
             let path = format!("{}/?list=true", s.location("metadata", ""));
-            let resp = s
-                .request(reqwest::Method::GET, &path)
-                .send()
-                .await
-                .map_err(unreachable)?;
+            let resp = s.send(reqwest::Method::GET, &path, None).await?;
             match resp.status().as_u16() {
                 404 => return Ok(Vec::new()),
                 200 => {}
