@@ -161,4 +161,23 @@ fn sighup_reloads_policies() {
     );
     let (okay, text) = cli(&["key", "create", "other"]);
     assert!(!okay && text.contains("not authorized"), "{text}");
+    // The admin sees the reloaded policy with `kes policy info` and `kes policy ls`.
+    let admin_cli = |args: &[&str]| {
+        output(Command::new(kes_bin()).args(args).args([
+            "-k",
+            "--server",
+            &kes.endpoint,
+            "--api-key",
+            &admin.to_secret_string(),
+        ]))
+    };
+    let (okay, text) = admin_cli(&["policy", "info", "app"]);
+    assert!(okay, "{text}");
+    let policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        policy["allow"].get("/v1/key/create/app-*").is_some(),
+        "{text}"
+    );
+    let (okay, text) = admin_cli(&["policy", "ls"]);
+    assert!(okay && text.contains("\"app\""), "{text}");
 }

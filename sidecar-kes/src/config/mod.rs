@@ -627,6 +627,45 @@ keystore:
     }
 
     #[test]
+    fn vault_kubernetes_auth_and_mtls() {
+        let text = r#"
+keystore:
+  vault:
+    endpoint: https://vault:8200
+    kubernetes:
+      role: kes
+      jwt: /var/run/secrets/kubernetes.io/serviceaccount/token
+    tls:
+      key: client.key
+      cert: client.crt
+"#;
+        let c = parse(text, &env).unwrap();
+        let KeystoreConfig::Vault(v) = &c.keystore else {
+            panic!()
+        };
+        let VaultAuth::Kubernetes {
+            engine,
+            role,
+            jwt,
+            retry,
+        } = &v.auth
+        else {
+            panic!()
+        };
+        assert_eq!((engine.as_str(), role.as_str()), ("kubernetes", "kes"));
+        assert_eq!(
+            &jwt[..],
+            "/var/run/secrets/kubernetes.io/serviceaccount/token"
+        );
+        assert_eq!(*retry, Duration::from_secs(15));
+        assert_eq!(
+            v.tls_cert.as_deref(),
+            Some(std::path::Path::new("client.crt"))
+        );
+        assert_eq!(v.ping, Duration::from_secs(10));
+    }
+
+    #[test]
     fn fs_and_errors_name_the_field() {
         let c = parse("keystore:\n  fs:\n    path: /tmp/k\n", &env).unwrap();
         assert_eq!(
