@@ -56,12 +56,10 @@ impl KubeApi {
             ],
         );
         let admin = ca.client("admin", "admin", &["system:masters"]);
-        let sa_key = path.join("pki/sa.key");
-        std::fs::write(
-            &sa_key,
-            rcgen::KeyPair::generate().expect("SA key").serialize_pem(),
-        )
-        .expect("write SA key");
+        let (sa_key, sa_pub) = (path.join("pki/sa.key"), path.join("pki/sa.pub"));
+        let sa = rcgen::KeyPair::generate().expect("SA key");
+        std::fs::write(&sa_key, sa.serialize_pem()).expect("write SA key");
+        std::fs::write(&sa_pub, sa.public_key_pem()).expect("write SA public key");
 
         let mut apiserver = Command::new(peer_bin("kube-apiserver"));
         apiserver.args([
@@ -70,6 +68,8 @@ impl KubeApi {
             &format!("--secure-port={api_port}"),
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
+            // Loopback cannot be published as the kubernetes Service endpoint; envtest turns it off too.
+            "--endpoint-reconciler-type=none",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
             "--authorization-mode=RBAC",
@@ -77,7 +77,7 @@ impl KubeApi {
             &format!("--client-ca-file={}", ca.cert.display()),
             &format!("--tls-cert-file={}", serving.cert.display()),
             &format!("--tls-private-key-file={}", serving.key.display()),
-            &format!("--service-account-key-file={}", sa_key.display()),
+            &format!("--service-account-key-file={}", sa_pub.display()),
             &format!("--service-account-signing-key-file={}", sa_key.display()),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--enable-priority-and-fairness=false",
@@ -135,6 +135,8 @@ impl KubeApi {
 
     /// A kube-rs client with admin rights.
     pub async fn client(&self) -> kube::Client {
+        // kube's TLS stack and ours link both rustls providers; pick ours once per process.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let kubeconfig =
             kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(

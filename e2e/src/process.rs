@@ -101,15 +101,30 @@ impl Process {
         text
     }
 
-    /// The last lines of the log, for failure messages.
+    /// The error lines and the last lines of the log, for failure messages.
     pub fn log_tail(&self) -> String {
         let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         let start = lines.len().saturating_sub(40);
+        // The cause of an exit is often far above the last lines: keep every line that looks like
+        // an error (klog's E/F prefixes, or the word itself).
+        let errors: Vec<&str> = lines[..start]
+            .iter()
+            .filter(|l| {
+                let klog = l.len() > 1
+                    && (l.starts_with('E') || l.starts_with('F'))
+                    && l.as_bytes()[1].is_ascii_digit();
+                klog || l.to_ascii_lowercase().contains("error")
+            })
+            .take(40)
+            .copied()
+            .collect();
         format!(
-            "--- last lines of {} ({}) ---\n{}",
+            "--- {} ({}) ---\n{}{}{}",
             self.name,
             self.log_path.display(),
+            errors.join("\n"),
+            if errors.is_empty() { "" } else { "\n...\n" },
             lines[start..].join("\n")
         )
     }
