@@ -12,7 +12,8 @@
 //!
 //! - `coffer.dev`: `tenants`, `kms`: get, list, watch; `tenants/status`, `kms/status`: patch.
 //! - core: `secrets`, `configmaps`, `services`: get, list, watch, create, patch;
-//!   `apps`: `statefulsets`, `policy`: `poddisruptionbudgets`: get, list, watch, patch.
+//!   `apps`: `statefulsets`, `policy`: `poddisruptionbudgets`: get, list, watch, create, patch
+//!   (server-side apply of a missing object needs `create`).
 //! - `coordination.k8s.io`: `leases`: get, create, update (leader election).
 //! - `events.k8s.io`: `events`: create, patch.
 //!

@@ -37,6 +37,23 @@ fn install_crds(api: &KubeApi) {
     ]);
 }
 
+/// `kubectl explain WHAT`, retried while the API server publishes the new schema.
+fn kubectl_explain(api: &KubeApi, what: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = api.kubectl().args(["explain", what]).output().unwrap();
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kubectl explain {what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// `kubectl apply -f -` with `yaml`; returns (success, stdout+stderr).
 fn kubectl_apply(api: &KubeApi, yaml: &str) -> (bool, String) {
     let mut child = api
@@ -164,12 +181,12 @@ async fn operator_against_a_real_api_server() {
 
     // --- The CRDs install, explain well, and reject invalid resources with the CEL messages.
     install_crds(&api);
-    let explain = api.run(&["explain", "tenant.spec"]);
+    let explain = kubectl_explain(&api, "tenant.spec");
     assert!(
         explain.contains("The KMS (same namespace) whose Vault keeps this Tenant's master keys"),
         "{explain}"
     );
-    let explain = api.run(&["explain", "kms.spec.vault.auth"]);
+    let explain = kubectl_explain(&api, "kms.spec.vault.auth");
     assert!(
         explain.contains("exactly one of `appRole` or `kubernetes`"),
         "{explain}"
@@ -403,6 +420,41 @@ async fn operator_against_a_real_api_server() {
     })
     .await;
     assert_ne!(renewed, after_delete);
+
+    // --- A KMS pointing at a real (TLS, unsealed) Vault reports it healthy.
+    let vault = coffer_e2e::vault::Vault::production();
+    let ca_pem = std::fs::read_to_string(vault.ca_cert.as_ref().unwrap()).unwrap();
+    let ca_secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("vault-ca".into()),
+            ..Default::default()
+        },
+        string_data: Some([("ca.crt".to_string(), ca_pem)].into()),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &ca_secret)
+        .await
+        .unwrap();
+    let (ok, out) = kubectl_apply(
+        &api,
+        &format!(
+            "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: real, namespace: {ns}}}\n\
+             spec:\n  vault:\n    endpoint: {}\n    auth:\n      appRole: {{secretName: vault-approle}}\n    tls: {{caSecretName: vault-ca}}\n",
+            vault.addr
+        ),
+    );
+    assert!(ok, "{out}");
+    let kmss: Api<KMS> = Api::namespaced(client.clone(), ns);
+    eventually("KMS real Ready", Duration::from_secs(30), || async {
+        let k = kmss.get("real").await.ok()?;
+        k.status?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status == "True")
+            .map(|_| ())
+    })
+    .await;
 
     // --- Root credentials are generated once and never overwritten.
     let root = secrets.get("photos-root").await.unwrap();
