@@ -204,7 +204,8 @@ pub fn run(cmd: KeyCmd) -> anyhow::Result<()> {
                     STANDARD.encode(&dek.plaintext[..]),
                     STANDARD.encode(&dek.ciphertext),
                 );
-                if json {
+                // Like MinIO's CLI: JSON when the output is not a terminal.
+                if json || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                     println!(
                         "{}",
                         serde_json::json!({ "plaintext": pt, "ciphertext": ct })

@@ -98,7 +98,8 @@ impl Keystore for FsStore {
         name: &'a str,
         value: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        async move { tokio::task::block_in_place(|| self.create_sync(name, value)) }.boxed()
+        // Creates are rare and small: plain blocking I/O (works on any runtime flavour).
+        async move { self.create_sync(name, value) }.boxed()
     }
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, StoreError>> {
@@ -140,7 +141,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    #[tokio::test]
     async fn conformance_and_file_mode() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::new(dir.path().join("keys")).unwrap();
@@ -155,7 +156,7 @@ mod tests {
         assert_eq!(n, 1);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    #[tokio::test]
     async fn rejects_path_names() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::new(dir.path()).unwrap();
