@@ -413,6 +413,30 @@ async fn operator_against_a_real_api_server() {
     )
     .await;
 
+    // --- A KMS change requeues the Tenants that use it.
+    let kms_api: Api<KMS> = Api::namespaced(client.clone(), ns);
+    kms_api
+        .patch(
+            "vault",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"vault": {"endpoint": "https://127.0.0.1:2"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "KES config follows the KMS",
+        Duration::from_secs(30),
+        || async {
+            let cm = cms.get("photos-kes-config").await.ok()?;
+            cm.data.as_ref()?["config.yaml"]
+                .contains("https://127.0.0.1:2")
+                .then_some(())
+        },
+    )
+    .await;
+
     // --- A 30 s certificate is renewed at 2/3 of its lifetime, and the pods roll.
     let renewed = eventually("certificate renewal", Duration::from_secs(45), || async {
         let h = pod_hash(&stss.get("photos").await.ok()?);
