@@ -6,6 +6,33 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+/// A secret from the environment: wiped on drop, never printed by `Debug`.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(v: String) -> Self {
+        Self(Zeroizing::new(v))
+    }
+
+    /// The secret value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The secret value (same as [`Secret::expose`]).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// The configuration is unusable. Messages name the variable, never its secret value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,7 +67,7 @@ pub struct KesConfig {
     /// `MINIO_KMS_KES_KEY_FILE`: the client private key.
     pub key_file: Option<PathBuf>,
     /// `MINIO_KMS_KES_API_KEY`: an API key instead of a certificate.
-    pub api_key: Option<Zeroizing<String>>,
+    pub api_key: Option<Secret>,
     /// `MINIO_KMS_KES_CAPATH` / `MINIO_KMS_KES_CA_PATH`: CA certificate file or directory.
     pub ca_path: Option<PathBuf>,
     /// `MINIO_KMS_KES_KEY_NAME`: the default key.
@@ -53,9 +80,9 @@ pub enum KmsConfig {
     /// A KES server.
     Kes(KesConfig),
     /// `MINIO_KMS_SECRET_KEY` (`name:base64`).
-    SecretKey(Zeroizing<String>),
+    SecretKey(Secret),
     /// Legacy `MINIO_KMS_MASTER_KEY` (`name:hex`).
-    MasterKey(Zeroizing<String>),
+    MasterKey(Secret),
     /// Nothing configured: a key generated once and kept in the data directory (for trying out).
     Embedded,
 }
@@ -72,7 +99,7 @@ pub struct Config {
     /// Root access key.
     pub root_user: String,
     /// Root secret key.
-    pub root_password: Zeroizing<String>,
+    pub root_password: Secret,
     /// Whether the credentials are MinIO's defaults (a warning is printed).
     pub default_credentials: bool,
     /// The KMS.
@@ -114,9 +141,9 @@ pub fn secret_path(value: &str) -> PathBuf {
 }
 
 /// `name` from the environment, else the contents of the file `name_FILE` names (trimmed).
-pub fn env_or_file(env: &dyn Env, name: &str) -> Result<Option<Zeroizing<String>>, ConfigError> {
+pub fn env_or_file(env: &dyn Env, name: &str) -> Result<Option<Secret>, ConfigError> {
     if let Some(v) = env.get(name) {
-        return Ok(Some(Zeroizing::new(v)));
+        return Ok(Some(Secret::new(v)));
     }
     let var = format!("{name}_FILE");
     let Some(p) = env.get(&var) else {
@@ -128,7 +155,8 @@ pub fn env_or_file(env: &dyn Env, name: &str) -> Result<Option<Zeroizing<String>
         path,
         source,
     })?;
-    Ok(Some(Zeroizing::new(text.trim().to_owned())))
+    let text = Zeroizing::new(text);
+    Ok(Some(Secret::new(text.trim().to_owned())))
 }
 
 /// Parses MinIO's address forms: `:9000`, `HOST:9000`, `[::1]:9000`.
@@ -171,10 +199,10 @@ impl Config {
         let password =
             env_or_file(env, "MINIO_ROOT_PASSWORD")?.or(env_or_file(env, "MINIO_SECRET_KEY")?);
         let (root_user, root_password, default_credentials) = match (user, password) {
-            (Some(u), Some(p)) => (u.to_string(), p, false),
+            (Some(u), Some(p)) => (u.expose().to_owned(), p, false),
             (None, None) => (
                 "minioadmin".to_owned(),
-                Zeroizing::new("minioadmin".to_owned()),
+                Secret::new("minioadmin".to_owned()),
                 true,
             ),
             _ => {
@@ -183,13 +211,14 @@ impl Config {
                 ));
             }
         };
-        if root_user.len() < 3 || root_password.len() < 8 {
+        if root_user.len() < 3 || root_password.expose().len() < 8 {
             return Err(ConfigError::Invalid(
                 "MINIO_ROOT_USER must have at least 3 characters and MINIO_ROOT_PASSWORD at least 8".into(),
             ));
         }
         let kms = if let Some(ep) = env_or_file(env, "MINIO_KMS_KES_ENDPOINT")? {
             let endpoints: Vec<String> = ep
+                .expose()
                 .split(',')
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
@@ -206,7 +235,7 @@ impl Config {
                     Some(p) => Some(p),
                     None => path("MINIO_KMS_KES_CA_PATH")?,
                 },
-                key_name: env_or_file(env, "MINIO_KMS_KES_KEY_NAME")?.map(|k| k.to_string()).ok_or_else(|| {
+                key_name: env_or_file(env, "MINIO_KMS_KES_KEY_NAME")?.map(|k| k.expose().to_owned()).ok_or_else(|| {
                     ConfigError::Invalid("MINIO_KMS_KES_KEY_NAME must name the default key when MINIO_KMS_KES_ENDPOINT is set".into())
                 })?,
             };

@@ -7,6 +7,21 @@
 //! - [`sse`]: object keys, sealing, the authenticated package stream, SSE header rules.
 //! - [`kms`]: the KMS trait, the static key, the KES client.
 //! - [`server`]: HTTP(S), health, metrics, shutdown.
+//!
+//! ## ETags
+//! - Plaintext and SSE-S3 single-part objects: the MD5 of the plaintext, as MinIO does (so
+//!   `aws s3 cp` and `mc` checks work).
+//! - SSE-KMS single-part objects: also the plaintext MD5 (documented choice; AWS sends an opaque
+//!   value).
+//! - SSE-C objects (and their parts): a random value, so the ETag says nothing about the
+//!   plaintext (AWS also sends a non-MD5 value for SSE-C).
+//! - Multipart objects: `hex(MD5(part ETag bytes …))-N`, as AWS does.
+//! - Copies are written as one part: their ETag follows the single-part rules.
+//!
+//! ## What is on disk
+//! One file per object (`DIR/<bucket>/_seg/_seg/obj`): the body (a package stream of
+//! AES-256-GCM packages for encrypted objects) followed by JSON metadata that holds the sealed
+//! object key, the KMS key name and the KMS ciphertext of the data key, never a plaintext key.
 #![forbid(unsafe_code)]
 
 pub mod config;

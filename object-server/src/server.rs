@@ -71,10 +71,10 @@ pub async fn build_kms(
             Arc::new(load_or_create_embedded(&store.system_dir()).context("embedded master key")?)
         }
         KmsConfig::SecretKey(k) => {
-            Arc::new(StaticKms::from_secret_key(k).context("MINIO_KMS_SECRET_KEY")?)
+            Arc::new(StaticKms::from_secret_key(k.expose()).context("MINIO_KMS_SECRET_KEY")?)
         }
         KmsConfig::MasterKey(k) => {
-            Arc::new(StaticKms::from_master_key(k).context("MINIO_KMS_MASTER_KEY")?)
+            Arc::new(StaticKms::from_master_key(k.expose()).context("MINIO_KMS_MASTER_KEY")?)
         }
         KmsConfig::Kes(kes) => {
             Arc::new(crate::kms::kes::KesKms::new(kes, extra_cas).context("MINIO_KMS_KES_*")?)
@@ -206,6 +206,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 }
                 metrics.requests.fetch_add(1, Ordering::Relaxed);
                 metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+                let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+                let started = std::time::Instant::now();
                 let resp = hyper::service::Service::call(&service, req).await;
                 metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
                 let resp = match resp {
@@ -216,6 +218,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     }
                 };
                 let s = resp.status().as_u16();
+                tracing::debug!(%method, %path, status = s, ms = started.elapsed().as_millis() as u64, "request");
                 if (400..500).contains(&s) {
                     metrics.errors_4xx.fetch_add(1, Ordering::Relaxed);
                 } else if s >= 500 {

@@ -78,7 +78,7 @@ impl KesKms {
                 cert_pem: read("MINIO_KMS_KES_CERT_FILE", c)?,
                 key_pem: read("MINIO_KMS_KES_KEY_FILE", k)?,
             },
-            (Some(api), _, _) => ClientIdentity::ApiKey(api.to_string()),
+            (Some(api), _, _) => ClientIdentity::ApiKey(api.expose().to_owned()),
             _ => return Err(KesSetupError::Client(
                 "set MINIO_KMS_KES_CERT_FILE and MINIO_KMS_KES_KEY_FILE, or MINIO_KMS_KES_API_KEY"
                     .into(),

@@ -117,6 +117,18 @@ impl CofferS3 {
             .open_object(bucket, key)
             .await
             .map_err(storage_err)?;
+        let ok = self.key_for(&obj, bucket, key, customer).await?;
+        Ok((obj, ok))
+    }
+
+    /// The object key of an opened object (`None` for plaintext objects).
+    pub(crate) async fn key_for(
+        &self,
+        obj: &OpenObject,
+        bucket: &str,
+        key: &str,
+        customer: Option<&CustomerKey>,
+    ) -> S3Result<Option<crate::sse::ObjectKey>> {
         let ok = match &obj.meta.encryption {
             None => {
                 if customer.is_some() {
@@ -129,7 +141,7 @@ impl CofferS3 {
             }
             Some(enc) => Some(self.open_object_key(enc, bucket, key, customer).await?),
         };
-        Ok((obj, ok))
+        Ok(ok)
     }
 
     pub(crate) async fn do_get_object(
@@ -155,9 +167,8 @@ impl CofferS3 {
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
         )?;
-        drop(obj);
-        let (obj, ok) = self
-            .open_for_read(&input.bucket, &input.key, customer.as_ref())
+        let ok = self
+            .key_for(&obj, &input.bucket, &input.key, customer.as_ref())
             .await?;
         let meta = obj.meta.clone();
         let range = request_range(&meta, input.range.as_ref(), input.part_number)?;
@@ -181,14 +192,20 @@ impl CofferS3 {
         let first = first.map_err(read_error)?;
         let stream = futures::stream::iter(first.map(Ok)).chain(reader.into_stream());
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
-        let full = range.is_none();
+        // Full-object checksums only when asked for, and only for the whole object.
+        let full = range.is_none()
+            && input
+                .checksum_mode
+                .as_ref()
+                .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let out = GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some((end - start) as i64),
             content_range: (input.range.is_some())
                 .then(|| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size)),
             accept_ranges: Some("bytes".to_owned()),
-            parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
+            parts_count: (input.part_number.is_some() && !meta.parts.is_empty())
+                .then_some(meta.parts.len() as i32),
             e_tag: Some(etag(&meta.etag)),
             last_modified: Some(timestamp(meta.modified_ms)),
             content_type: input
@@ -270,13 +287,19 @@ impl CofferS3 {
         let range = request_range(&meta, input.range.as_ref(), input.part_number)?;
         let (start, end) = range.unwrap_or((0, meta.size));
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
-        let full = range.is_none();
+        // Full-object checksums only when asked for, and only for the whole object.
+        let full = range.is_none()
+            && input
+                .checksum_mode
+                .as_ref()
+                .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let out = HeadObjectOutput {
             content_length: Some((end - start) as i64),
             content_range: (input.range.is_some())
                 .then(|| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size)),
             accept_ranges: Some("bytes".to_owned()),
-            parts_count: (!meta.parts.is_empty()).then_some(meta.parts.len() as i32),
+            parts_count: (input.part_number.is_some() && !meta.parts.is_empty())
+                .then_some(meta.parts.len() as i32),
             e_tag: Some(etag(&meta.etag)),
             last_modified: Some(timestamp(meta.modified_ms)),
             content_type: meta.headers.get("content-type").cloned(),
