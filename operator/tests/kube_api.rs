@@ -392,6 +392,51 @@ async fn operator_against_a_real_api_server() {
     )
     .await;
 
+    // Printer columns, the single field manager, and events.
+    let table = api.run(&["get", "tenant", "-n", ns]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "REPLICAS", "ENDPOINT", "AGE"],
+        "{table}"
+    );
+    assert!(table.contains("https://photos.shop.svc:9000"), "{table}");
+    let sts = stss.get("photos").await.unwrap();
+    let managers: Vec<_> = sts
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(managers, ["coffer-operator"]);
+    let events = api.run(&[
+        "get",
+        "events.v1.events.k8s.io",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(
+        events.contains("RootCredentialsGenerated") && events.contains("CAIssued"),
+        "{events}"
+    );
+    let config_hash = |s: &StatefulSet| {
+        s.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()[operator::build::CONFIG_HASH_ANNOTATION]
+            .clone()
+    };
+    let config_before = config_hash(&sts);
+
     // --- Editing the Tenant converges: the KES log level lands in the generated config.
     tenants
         .patch(
@@ -409,6 +454,15 @@ async fn operator_against_a_real_api_server() {
             cm.data.as_ref()?["config.yaml"]
                 .contains("error: debug")
                 .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "a new KES config rolls the pods",
+        Duration::from_secs(30),
+        || async {
+            let s = stss.get("photos").await.ok()?;
+            (config_hash(&s) != config_before).then_some(())
         },
     )
     .await;
