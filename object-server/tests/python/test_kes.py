@@ -198,3 +198,36 @@ def test_key_outside_policy_is_refused(tmp_path, kes):
         assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] in (403, 500, 503)
     finally:
         s.stop()
+
+
+def test_mc_and_warp_through_kes(tmp_path, kes):
+    import json
+    import re
+
+    s = start(tmp_path, kes)
+    try:
+        cfg = tmp_path / "mc"
+
+        def mc(*args):
+            r = subprocess.run([peer("mc"), "--config-dir", str(cfg), "--no-color", *args], capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr + s.output()[-2000:]
+            return r.stdout
+
+        mc("alias", "set", "myminio", s.endpoint, s.access, s.secret)
+        mc("mb", "myminio/crypt")
+        f = tmp_path / "test.file"
+        f.write_bytes(b"hello")
+        mc("cp", str(f), "myminio/crypt/")
+        assert json.loads(mc("stat", "--json", "myminio/crypt/test.file"))["metadata"]["X-Amz-Server-Side-Encryption"] == "AES256"
+        assert mc("cat", "myminio/crypt/test.file") == "hello"
+        r = subprocess.run(
+            [peer("warp"), "mixed", "--host", s.endpoint.split("://")[1], "--access-key", s.access, "--secret-key", s.secret,
+             "--duration", "5s", "--objects", "40", "--obj.size", "128KiB", "--concurrent", "8", "--bucket", "warp-kes",
+             "--noclear", "--benchdata", str(tmp_path / "warp")],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )
+        out = r.stdout + r.stderr
+        assert r.returncode == 0 and "Report: Total" in out, out + s.output()[-2000:]
+        assert not re.search(r"[Ee]rrors?:\s*[1-9]", out) and "ERROR" not in out, out
+    finally:
+        s.stop()
