@@ -534,6 +534,43 @@ async fn operator_against_a_real_api_server() {
     })
     .await;
 
+    let table = api.run(&["get", "kms", "-n", ns]);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .eq(["NAME", "READY", "ENDPOINT", "AGE"]),
+        "{table}"
+    );
+
+    // Sealed, Vault answers 503: the KMS says so (a touch of the KMS triggers a probe now).
+    vault.seal();
+    kmss.patch(
+        "real",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"touch": "1"}}})),
+    )
+    .await
+    .unwrap();
+    let sealed = eventually(
+        "KMS real reports sealed",
+        Duration::from_secs(30),
+        || async {
+            let k = kmss.get("real").await.ok()?;
+            k.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Ready" && c.status == "False")
+        },
+    )
+    .await;
+    assert_eq!(
+        (sealed.reason.as_str(), sealed.message.as_str()),
+        ("VaultUnhealthy", "Vault is sealed")
+    );
+
     // --- Root credentials are generated once and never overwritten.
     let root = secrets.get("photos-root").await.unwrap();
     let data = root.data.as_ref().unwrap();

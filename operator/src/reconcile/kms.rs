@@ -14,8 +14,10 @@ use super::status::{self, READY, SECRET_FOUND};
 use super::{Context, Error};
 use crate::crd::{KMS, KmsStatus};
 
-/// How often Vault is probed.
+/// How often a healthy Vault is probed.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often an unhealthy or unreachable Vault is probed (notice recovery soon).
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What Vault's health endpoint said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +181,11 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
         )
         .await?;
     }
-    Ok(Action::requeue(PROBE_INTERVAL))
+    Ok(Action::requeue(if health == Health::Healthy {
+        PROBE_INTERVAL
+    } else {
+        RETRY_INTERVAL
+    }))
 }
 
 #[cfg(test)]
