@@ -514,11 +514,21 @@ async fn operator_against_a_real_api_server() {
         .create(&PostParams::default(), &ca_secret)
         .await
         .unwrap();
+    let approle = vault.kv_with_approle("kv", 1, "coffer");
+    let (ok, out) = kubectl_apply(
+        &api,
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: real-approle, namespace: {ns}}}\n\
+             stringData: {{roleId: {}, secretId: {}}}\n",
+            approle.role_id, approle.secret_id
+        ),
+    );
+    assert!(ok, "{out}");
     let (ok, out) = kubectl_apply(
         &api,
         &format!(
             "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: real, namespace: {ns}}}\n\
-             spec:\n  vault:\n    endpoint: {}\n    auth:\n      appRole: {{secretName: vault-approle}}\n    tls: {{caSecretName: vault-ca}}\n",
+             spec:\n  vault:\n    endpoint: {}\n    auth:\n      appRole: {{secretName: real-approle}}\n    tls: {{caSecretName: vault-ca}}\n",
             vault.addr
         ),
     );
@@ -544,6 +554,35 @@ async fn operator_against_a_real_api_server() {
             .eq(["NAME", "READY", "ENDPOINT", "AGE"]),
         "{table}"
     );
+
+    // --- Our kes, started from exactly what the operator wrote for a Tenant (ConfigMap, TLS
+    // Secret, Vault credentials resolved from the KMS's Secret as the kubelet would), serves
+    // the object-server's identity and stores the key in Vault.
+    let (ok, out) = kubectl_apply(
+        &api,
+        &format!(
+            "apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: docs, namespace: {ns}}}\nspec:\n  kms: {{name: real}}\n"
+        ),
+    );
+    assert!(ok, "{out}");
+    let kes_tls = eventually("Secret docs-kes-tls", Duration::from_secs(30), || async {
+        secrets.get_opt("docs-kes-tls").await.ok().flatten()
+    })
+    .await;
+    let config = eventually(
+        "ConfigMap docs-kes-config",
+        Duration::from_secs(30),
+        || async {
+            cms.get_opt("docs-kes-config")
+                .await
+                .ok()
+                .flatten()?
+                .data?
+                .remove("config.yaml")
+        },
+    )
+    .await;
+    run_kes_from_cluster_objects(&secrets, &kes_tls, &config, &vault).await;
 
     // Sealed, Vault answers 503: the KMS says so (a touch of the KMS triggers a probe now).
     vault.seal();
@@ -577,6 +616,102 @@ async fn operator_against_a_real_api_server() {
     assert!(data.contains_key("rootUser") && data["rootPassword"].0.len() >= 32);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(secrets.get("photos-root").await.unwrap().data, root.data);
+}
+
+/// Lays out the pod's files from the Tenant's objects in a temporary directory, starts our kes
+/// (sidecar-kes, in-process) from the generated config, and creates the default key as the
+/// object-server would, with the client certificate from the same Secret.
+async fn run_kes_from_cluster_objects(
+    secrets: &Api<Secret>,
+    kes_tls: &Secret,
+    config: &str,
+    vault: &coffer_e2e::vault::Vault,
+) {
+    use operator::build::kes_config::{
+        ENV_APPROLE_ID, ENV_APPROLE_SECRET, KES_ADDRESS, TLS_DIR, VAULT_CA_DIR,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = |name: &str, data: &[u8]| {
+        let p = d.join(name);
+        std::fs::write(&p, data).unwrap();
+        p.display().to_string()
+    };
+    let data = kes_tls.data.as_ref().unwrap();
+    for k in ["server.crt", "server.key", "ca.crt"] {
+        file(k, &data[k].0);
+    }
+    let (client_cert, client_key) = (
+        file("client.crt", &data["client.crt"].0),
+        file("client.key", &data["client.key"].0),
+    );
+    std::fs::create_dir(d.join("vault-ca")).unwrap();
+    std::fs::copy(vault.ca_cert.as_ref().unwrap(), d.join("vault-ca/ca.crt")).unwrap();
+    let port = coffer_e2e::free_port();
+    let text = config
+        .replace(KES_ADDRESS, &format!("127.0.0.1:{port}"))
+        .replace(TLS_DIR, &d.display().to_string())
+        .replace(VAULT_CA_DIR, &d.join("vault-ca").display().to_string());
+    // The kubelet resolves the sidecar's secretKeyRef env from the KMS's Secret.
+    let creds = secrets.get("real-approle").await.unwrap().data.unwrap();
+    let env = |k: &str| {
+        let key = match k {
+            ENV_APPROLE_ID => "roleId",
+            ENV_APPROLE_SECRET => "secretId",
+            _ => return None,
+        };
+        Some(String::from_utf8(creds[key].0.clone()).unwrap())
+    };
+    let parsed = sidecar_kes::config::parse(&text, &env).expect("our kes reads the ConfigMap");
+    use sidecar_kes::server::{TlsSettings, auth_state, open_keystore, server_config, start};
+    let tls = TlsSettings {
+        cert_pem: std::fs::read(&parsed.tls.cert).unwrap(),
+        key_pem: std::fs::read(&parsed.tls.key).unwrap(),
+        client_cas: vec![std::fs::read(parsed.tls.ca.as_ref().unwrap()).unwrap()],
+    };
+    let store = open_keystore(&parsed.keystore)
+        .await
+        .expect("our kes logs in to Vault");
+    let shared = Arc::new(sidecar_kes::api::Shared::new(
+        auth_state(&parsed),
+        sidecar_kes::cache::KeyCache::new(store, parsed.cache),
+    ));
+    let _running = start(
+        &parsed.address,
+        server_config(&tls).unwrap(),
+        shared,
+        &parsed.keys,
+    )
+    .await
+    .expect("our kes starts");
+    let endpoint = format!("https://127.0.0.1:{port}");
+    let ca_file = d.join("ca.crt");
+    let out = tokio::task::spawn_blocking(move || {
+        // Verify the sidecar as the object-server does: against the Tenant CA, name 127.0.0.1
+        // (Go reads extra roots from SSL_CERT_FILE), and present the client certificate.
+        std::process::Command::new(coffer_e2e::peer_bin("minio-kes"))
+            .args(["key", "create", "docs-default"])
+            .env("KES_SERVER", endpoint)
+            .env("KES_CLIENT_CERT", client_cert)
+            .env("KES_CLIENT_KEY", client_key)
+            .env("SSL_CERT_FILE", ca_file)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the object-server's identity creates its default key through our kes: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = vault.run(&["kv", "list", "kv/shop"]);
+    assert!(
+        stored.contains("docs-default"),
+        "the key is in Vault under <namespace>/: {stored}"
+    );
+    drop(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
