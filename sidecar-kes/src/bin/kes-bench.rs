@@ -2,8 +2,8 @@
 //! our `kes` and MinIO's `minio-kes`, both with a filesystem keystore and a warm cache.
 //!
 //! ```text
-//! cargo build --release -p sidecar-kes --bin kes --example bench
-//! eval "$(e2e/peers/env)"; target/release/examples/bench [SECONDS_PER_LEVEL]
+//! cargo build --release -p sidecar-kes --bin kes --bin kes-bench
+//! eval "$(e2e/peers/env)"; target/release/kes-bench [SECONDS_PER_LEVEL]
 //! ```
 //! Prints ops/s (one op = one generate and one decrypt), p50 and p99 per server and level.
 
@@ -126,7 +126,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let exe = std::env::current_exe().unwrap();
-    let ours = exe.parent().unwrap().parent().unwrap().join("kes");
+    let ours = exe.parent().unwrap().join("kes");
     let admin = ApiKey::generate();
     let servers = [
         start("coffer kes", ours.to_str().unwrap(), &admin),
