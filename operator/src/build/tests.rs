@@ -345,3 +345,37 @@ fn kubernetes_auth_uses_the_service_account_token() {
             .is_empty()
     );
 }
+
+#[test]
+fn external_tls_secret_replaces_the_issued_s3_certificate() {
+    let (mut t, k) = fixtures();
+    t.spec.tls.external_secret_name = Some("photos-public".into());
+    let mut c = certs(&t);
+    assert!(
+        c.s3.is_none(),
+        "no S3 leaf is requested with an external Secret"
+    );
+    c.external_hash = Some("h1".into());
+    let o = owned(&t, &k, &c).unwrap();
+    let names: Vec<_> = o
+        .secrets
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["photos-kes-tls"]);
+    let s3 = pod(&o)
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "s3-tls")
+        .unwrap();
+    assert_eq!(
+        s3.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("photos-public")
+    );
+    // Rotating the external Secret rolls the pods too.
+    let mut c2 = c.clone();
+    c2.external_hash = Some("h2".into());
+    assert_ne!(c.hash(), c2.hash());
+}

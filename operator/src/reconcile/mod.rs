@@ -36,9 +36,6 @@ pub enum Error {
     /// A spec value that the schema cannot check is invalid.
     #[error("invalid spec: {0}")]
     Spec(String),
-    /// A stored object the operator owns is missing a field.
-    #[error("object {0} is malformed: {1}")]
-    Malformed(String, String),
 }
 
 /// What every reconcile needs.

@@ -253,8 +253,18 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     }
 
     // 4. Leaf certificates.
-    let lifetime = crate::duration::parse(&tenant.spec.tls.certificate_lifetime)
-        .map_err(|e| Error::Spec(e.to_string()))?;
+    let lifetime = match crate::duration::parse(&tenant.spec.tls.certificate_lifetime) {
+        Ok(l) => l,
+        Err(e) => {
+            let msg = format!("spec.tls.certificateLifetime: {e}");
+            let outcome = Outcome {
+                degraded: Some(("InvalidSpec", msg)),
+                kms_ready,
+            };
+            write_status(&tenant, &ctx, &names, outcome, None).await?;
+            return Ok(Action::requeue(RESYNC));
+        }
+    };
     let stored_tls = secrets_api.get_opt(&names.tls()).await?;
     let stored_kes = secrets_api.get_opt(&names.kes_tls()).await?;
     let mut issued: BTreeMap<&str, Pem> = BTreeMap::new();
