@@ -167,6 +167,7 @@ pub async fn serve(
                 Err(_) => return,
             };
             let identity = peer_identity(stream.get_ref().1.peer_certificates());
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             let conn = Arc::new(Conn {
                 identity,
                 ip: peer.ip().to_string(),
@@ -175,10 +176,21 @@ pub async fn serve(
                 let (shared, conn) = (shared.clone(), conn.clone());
                 async move { Ok::<_, std::convert::Infallible>(api::handle(shared, conn, req).await) }
             });
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = builder.serve_connection(io, service).await {
+            // The protocol is known from ALPN: no need to sniff the connection preface.
+            let result = if h2 {
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(io, service)
+                    .await
+            } else {
+                hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .header_read_timeout(std::time::Duration::from_secs(10))
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .serve_connection(io, service)
+                    .await
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, "connection closed: {e}");
             }
         });
