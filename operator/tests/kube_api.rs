@@ -584,6 +584,22 @@ async fn operator_against_a_real_api_server() {
     .await;
     run_kes_from_cluster_objects(&secrets, &kes_tls, &config, &vault).await;
 
+    // Deleting the Tenant never deletes its keys in Vault.
+    tenants
+        .delete("docs", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("Tenant docs gone", Duration::from_secs(30), || async {
+        tenants.get_opt("docs").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stored = vault.run(&["kv", "list", "kv/shop"]);
+    assert!(
+        stored.contains("docs-default"),
+        "the key outlives its Tenant: {stored}"
+    );
+
     // Sealed, Vault answers 503: the KMS says so (a touch of the KMS triggers a probe now).
     vault.seal();
     kmss.patch(
