@@ -106,6 +106,7 @@ pub fn render(mut tenant: Tenant, kms: &KMS, show_secrets: bool) -> Result<Strin
         kes_server: issued.remove("kes-server").expect("always requested"),
         kes_client: issued.remove("kes-client").expect("always requested"),
         external_hash: tenant.spec.tls.external_secret_name.clone(),
+        kms_secrets_version: None,
     };
     let owned = build::owned(&tenant, kms, &certs)?;
     let mut all_secrets = vec![

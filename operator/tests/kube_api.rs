@@ -626,6 +626,39 @@ async fn operator_against_a_real_api_server() {
         ("VaultUnhealthy", "Vault is sealed")
     );
 
+    // --- Rotating the KMS's credentials Secret rolls the pods (at the next reconcile: the
+    // resync, here triggered by touching the Tenant), without copying the values anywhere.
+    let before = pod_hash(&stss.get("photos").await.unwrap());
+    let (ok, out) = kubectl_apply(
+        &api,
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {ns}}}\nstringData: {{roleId: r-123, secretId: s-789}}\n"
+        ),
+    );
+    assert!(ok, "{out}");
+    tenants
+        .patch(
+            "photos",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"touch": "1"}}})),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "a rotated KMS Secret rolls the pods",
+        Duration::from_secs(30),
+        || async {
+            let h = pod_hash(&stss.get("photos").await.ok()?);
+            (h != before).then_some(())
+        },
+    )
+    .await;
+    let sts_json = serde_json::to_string(&stss.get("photos").await.unwrap()).unwrap();
+    assert!(
+        !sts_json.contains("s-789") && !sts_json.contains("r-123"),
+        "credentials are referenced, never copied"
+    );
+
     // --- Root credentials are generated once and never overwritten.
     let root = secrets.get("photos-root").await.unwrap();
     let data = root.data.as_ref().unwrap();

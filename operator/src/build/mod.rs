@@ -140,6 +140,10 @@ pub struct Certs {
     pub kes_client: crate::pki::Pem,
     /// Hash of the external S3 Secret's data, when one is used (so its rotation rolls pods).
     pub external_hash: Option<String>,
+    /// `resourceVersion`s of the KMS's Secrets the pods use (credentials env, Vault CA, Vault
+    /// client certificate): a change rolls the pods so that KES reads the new values. Versions,
+    /// never values or hashes of values.
+    pub kms_secrets_version: Option<String>,
 }
 
 impl Certs {
@@ -157,8 +161,11 @@ impl Certs {
             parts.push(pem.cert.as_bytes());
             parts.push(pem.key.as_bytes());
         }
-        if let Some(h) = &self.external_hash {
-            parts.push(h.as_bytes());
+        for extra in [&self.external_hash, &self.kms_secrets_version]
+            .into_iter()
+            .flatten()
+        {
+            parts.push(extra.as_bytes());
         }
         hash(parts)
     }

@@ -51,6 +51,7 @@ fn certs(tenant: &Tenant) -> Certs {
         kes_server: issued.remove("kes-server").unwrap(),
         kes_client: issued.remove("kes-client").unwrap(),
         external_hash: None,
+        kms_secrets_version: None,
     }
 }
 
@@ -374,8 +375,11 @@ fn external_tls_secret_replaces_the_issued_s3_certificate() {
         s3.secret.as_ref().unwrap().secret_name.as_deref(),
         Some("photos-public")
     );
-    // Rotating the external Secret rolls the pods too.
+    // Rotating the external Secret, or a KMS Secret, rolls the pods too.
     let mut c2 = c.clone();
     c2.external_hash = Some("h2".into());
     assert_ne!(c.hash(), c2.hash());
+    let mut c3 = c.clone();
+    c3.kms_secrets_version = Some("vault-approle=42".into());
+    assert_ne!(c.hash(), c3.hash());
 }

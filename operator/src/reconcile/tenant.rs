@@ -330,6 +330,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             }
         },
     };
+    let kms_secrets_version = kms_secrets_version(&kms, &secrets_api).await?;
     let certs = Certs {
         ca_bundle: ca.trust_bundle(),
         s3: issued.remove("s3"),
@@ -340,6 +341,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             .remove("kes-client")
             .ok_or_else(|| Error::Spec("no KES client certificate".into()))?,
         external_hash,
+        kms_secrets_version,
     };
 
     // 5. Every owned object.
@@ -427,6 +429,38 @@ struct StatusExtra {
     expiry: Option<OffsetDateTime>,
     ready_replicas: i32,
     updated: bool,
+}
+
+/// `name=resourceVersion` of every KMS Secret the pods use, or `None` when there is none.
+async fn kms_secrets_version(
+    kms: &KMS,
+    secrets_api: &Api<Secret>,
+) -> Result<Option<String>, Error> {
+    let v = &kms.spec.vault;
+    let mut names: Vec<String> = v
+        .auth
+        .app_role
+        .iter()
+        .map(|a| a.secret_name.clone())
+        .collect();
+    if let Some(t) = &v.tls {
+        names.extend(
+            t.ca_secret_name
+                .iter()
+                .chain(t.client_secret_name.iter())
+                .cloned(),
+        );
+    }
+    let mut out = vec![];
+    for name in names {
+        let rv = secrets_api
+            .get_opt(&name)
+            .await?
+            .and_then(|s| s.metadata.resource_version)
+            .unwrap_or_default();
+        out.push(format!("{name}={rv}"));
+    }
+    Ok((!out.is_empty()).then(|| out.join(",")))
 }
 
 /// `Some((reason, message))` when the KMS's credentials Secret is missing or incomplete.
