@@ -46,7 +46,7 @@ fn render_prints_every_object_offline() {
         "kind: ConfigMap",
         "name: photos-hl",
         "restartPolicy: Always",
-        "/v1/key/generate/photos-*",
+        "/v1/key/generate/photos_*",
     ] {
         assert!(out.contains(want), "render output lacks {want:?}");
     }

@@ -129,9 +129,9 @@ fn generated_config_runs_minio_kes_and_ours_against_vault_and_confines_the_tenan
         policy.identities,
         vec![sidecar_kes::auth::Identity::new(&identity)]
     );
-    assert!(policy.policy.verify("/v1/key/generate/photos-default"));
-    assert!(!policy.policy.verify("/v1/key/delete/photos-default"));
-    assert!(!policy.policy.verify("/v1/key/generate/videos-default"));
+    assert!(policy.policy.verify("/v1/key/generate/photos_default"));
+    assert!(!policy.policy.verify("/v1/key/delete/photos_default"));
+    assert!(!policy.policy.verify("/v1/key/generate/videos_default"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _running = rt.block_on(async {
         use sidecar_kes::server::{TlsSettings, auth_state, open_keystore, server_config, start};
@@ -184,7 +184,7 @@ fn confines_the_tenant(
     server: &str,
     log: &str,
 ) {
-    let key = format!("photos-{}", server.replace(' ', "-"));
+    let key = format!("photos_{}", server.replace(" ", "_").replace("-", "_"));
     let (cc, ck) = (
         write(d, "client.crt", &client.cert),
         write(d, "client.key", &client.key),
@@ -201,7 +201,7 @@ fn confines_the_tenant(
         "the key lives in Vault under <prefix>/<namespace>: {stored}"
     );
 
-    let (ok, out) = key_create(endpoint, &cc, &ck, "videos-default");
+    let (ok, out) = key_create(endpoint, &cc, &ck, "videos_default");
     assert!(
         !ok && out.contains("not authorized"),
         "another prefix is refused: {out}"
@@ -211,7 +211,7 @@ fn confines_the_tenant(
         write(d, "intruder.crt", &intruder.cert),
         write(d, "intruder.key", &intruder.key),
     );
-    let (ok, out) = key_create(endpoint, &ic, &ik, "photos-other");
+    let (ok, out) = key_create(endpoint, &ic, &ik, "photos_other");
     assert!(
         !ok && out.contains("not authorized"),
         "another identity is refused: {out}"
@@ -235,6 +235,6 @@ fn confines_the_tenant(
         write(d, "foreign.crt", &foreign.cert),
         write(d, "foreign.key", &foreign.key),
     );
-    let (ok, out) = key_create(endpoint, &fc, &fk, "photos-foreign");
+    let (ok, out) = key_create(endpoint, &fc, &fk, "photos_foreign");
     assert!(!ok, "a certificate from another CA is refused: {out}");
 }

@@ -231,6 +231,18 @@ async fn operator_against_a_real_api_server() {
             tenant_yaml(ns, "life", "  tls: {certificateLifetime: 3days}\n"),
             "must be a duration such as 30s, 5m or 1h30m",
         ),
+        (
+            tenant_yaml(ns, &"n".repeat(48), ""),
+            "metadata.name must be at most 47 characters",
+        ),
+        (
+            tenant_yaml(ns, "a.b", ""),
+            "metadata.name must not contain '.'",
+        ),
+        (
+            tenant_yaml(ns, "dash", "  encryption: {keyName: 'key-'}\n"),
+            "encryption.keyName must be a valid KES key name",
+        ),
     ];
     for (yaml, message) in rejected {
         let (ok, out) = kubectl_apply(&api, yaml);
@@ -310,7 +322,7 @@ async fn operator_against_a_real_api_server() {
     }
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let cm = cms.get("photos-kes-config").await.unwrap();
-    assert!(cm.data.as_ref().unwrap()["config.yaml"].contains("/v1/key/generate/photos-*"));
+    assert!(cm.data.as_ref().unwrap()["config.yaml"].contains("/v1/key/generate/photos_*"));
     assert!(
         Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
             .get_opt("photos")
@@ -596,7 +608,7 @@ async fn operator_against_a_real_api_server() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stored = vault.run(&["kv", "list", "kv/shop"]);
     assert!(
-        stored.contains("docs-default"),
+        stored.contains("docs_default"),
         "the key outlives its Tenant: {stored}"
     );
 
@@ -739,7 +751,7 @@ async fn run_kes_from_cluster_objects(
         // Verify the sidecar as the object-server does: against the Tenant CA, name 127.0.0.1
         // (Go reads extra roots from SSL_CERT_FILE), and present the client certificate.
         std::process::Command::new(coffer_e2e::peer_bin("minio-kes"))
-            .args(["key", "create", "docs-default"])
+            .args(["key", "create", "docs_default"])
             .env("KES_SERVER", endpoint)
             .env("KES_CLIENT_CERT", client_cert)
             .env("KES_CLIENT_KEY", client_key)
@@ -757,7 +769,7 @@ async fn run_kes_from_cluster_objects(
     );
     let stored = vault.run(&["kv", "list", "kv/shop"]);
     assert!(
-        stored.contains("docs-default"),
+        stored.contains("docs_default"),
         "the key is in Vault under <namespace>/: {stored}"
     );
     drop(dir);

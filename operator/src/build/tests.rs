@@ -157,7 +157,7 @@ fn object_server_gets_minio_env() {
     );
     assert_eq!(
         env_of(s, "MINIO_KMS_KES_KEY_NAME").value.as_deref(),
-        Some("photos-default")
+        Some("photos_default")
     );
     assert_eq!(
         env_of(s, "MINIO_KMS_AUTO_ENCRYPTION").value.as_deref(),
@@ -225,10 +225,10 @@ fn kes_config_policy_is_tenant_only() {
     assert_eq!(
         p.allow,
         [
-            "/v1/key/create/photos-*",
-            "/v1/key/generate/photos-*",
-            "/v1/key/decrypt/photos-*",
-            "/v1/key/describe/photos-*",
+            "/v1/key/create/photos_*",
+            "/v1/key/generate/photos_*",
+            "/v1/key/decrypt/photos_*",
+            "/v1/key/describe/photos_*",
             "/v1/status"
         ]
     );

@@ -31,7 +31,8 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired replicas"),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", description = "The S3 endpoint inside the cluster"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp", description = "Time since creation"),
-    validation = kube::core::Rule::new("size(self.metadata.name) <= 47").message("metadata.name must be at most 47 characters (names of owned objects and pods derive from it)")
+    validation = kube::core::Rule::new("size(self.metadata.name) <= 47").message("metadata.name must be at most 47 characters (names of owned objects and pods derive from it)"),
+    validation = kube::core::Rule::new("!self.metadata.name.contains('.')").message("metadata.name must not contain '.' (it names pods and KES keys)")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("self.replicas <= 1 || has(self.storage.sharedClaimName)").message("replicas > 1 needs storage.sharedClaimName (a ReadWriteMany claim shared by every replica)"))]
@@ -98,15 +99,16 @@ pub struct KmsRef {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptionSpec {
-    /// Every key name this Tenant may use starts with this (default `<tenant>-`). The KES policy
-    /// allows nothing else.
+    /// Every key name this Tenant may use starts with this (default `<tenant>_`: Tenant names
+    /// cannot contain `_`, so no Tenant's default prefix is a prefix of another's). The KES
+    /// policy allows nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = kube::core::Rule::new(KEY_PREFIX_RULE).message("encryption.keyPrefix must be 1-64 characters of A-Z a-z 0-9 . _ -"))]
+    #[x_kube(validation = kube::core::Rule::new(KEY_PREFIX_RULE).message("encryption.keyPrefix must be 1-64 characters of A-Z a-z 0-9 _ -, not starting with -"))]
     #[schemars(length(max = 64))]
     pub key_prefix: Option<String>,
     /// The default key (MINIO_KMS_KES_KEY_NAME), created on first use (default `<prefix>default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = kube::core::Rule::new(KEY_NAME_RULE).message("encryption.keyName must be a valid KES key name: 1-80 characters of A-Z a-z 0-9 . _ -, not starting with . or -"))]
+    #[x_kube(validation = kube::core::Rule::new(KEY_NAME_RULE).message("encryption.keyName must be a valid KES key name: 1-80 characters of A-Z a-z 0-9 _ -, not starting or ending with -"))]
     #[schemars(length(max = 80))]
     pub key_name: Option<String>,
     /// Encrypt every object even when the request asks for no encryption (default true).
@@ -129,9 +131,10 @@ fn default_true() -> bool {
 }
 
 /// CEL rule for a KES key name.
-pub const KEY_NAME_RULE: &str = "self.matches('^[A-Za-z0-9_][A-Za-z0-9._-]{0,79}$')";
+pub const KEY_NAME_RULE: &str =
+    "self != '_' && self.matches('^[A-Za-z0-9_]([A-Za-z0-9_-]{0,78}[A-Za-z0-9_])?$')";
 /// CEL rule for a key prefix.
-pub const KEY_PREFIX_RULE: &str = "self.matches('^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$')";
+pub const KEY_PREFIX_RULE: &str = "self.matches('^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$')";
 
 /// Storage of the objects.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -285,13 +288,13 @@ pub struct TenantStatus {
 }
 
 impl Tenant {
-    /// The key prefix this Tenant may use (`spec.encryption.keyPrefix`, default `<name>-`).
+    /// The key prefix this Tenant may use (`spec.encryption.keyPrefix`, default `<name>_`).
     pub fn key_prefix(&self) -> String {
         self.spec
             .encryption
             .key_prefix
             .clone()
-            .unwrap_or_else(|| format!("{}-", self.metadata.name.as_deref().unwrap_or_default()))
+            .unwrap_or_else(|| format!("{}_", self.metadata.name.as_deref().unwrap_or_default()))
     }
 
     /// The default key name (`spec.encryption.keyName`, default `<prefix>default`).

@@ -1,0 +1,330 @@
+//! The Helm chart and the plain install manifests, against real `helm` and a real API server:
+//! lint, schema, CRDs in sync, manifests in sync, install and uninstall, and RBAC that is enough
+//! for `operator run` (with a token of the chart's ServiceAccount) and not more than it uses.
+
+use coffer_e2e::kube::KubeApi;
+use coffer_e2e::{Process, peer_bin, wait_until};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn chart() -> PathBuf {
+    root().join("charts/coffer-operator")
+}
+
+/// `helm ARGS…` with its caches in a scratch directory.
+fn helm(scratch: &Path) -> Command {
+    let mut command = Command::new(peer_bin("helm"));
+    command
+        .env("HELM_CACHE_HOME", scratch.join("cache"))
+        .env("HELM_CONFIG_HOME", scratch.join("config"))
+        .env("HELM_DATA_HOME", scratch.join("data"));
+    command
+}
+
+fn output(what: &str, command: &mut Command) -> (bool, String) {
+    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn chart_lints_clean_and_its_schema_refuses_bad_values() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (ok, text) = output(
+        "helm lint",
+        helm(scratch.path()).args(["lint", "--strict"]).arg(chart()),
+    );
+    assert!(ok, "helm lint --strict: {text}");
+    assert!(text.contains("0 chart(s) failed"), "{text}");
+
+    for (set, message) in [
+        ("replicaCount=0", "minimum"),
+        ("image.pullPolicy=Sometimes", "value must be one of"),
+        ("watchNamespace=Not_A_Namespace", "does not match pattern"),
+        ("metrics.port=80", "minimum"),
+        ("typo=1", "additional properties 'typo' not allowed"),
+    ] {
+        let (ok, text) = output(
+            "helm template",
+            helm(scratch.path())
+                .args(["template", "x"])
+                .arg(chart())
+                .args(["--set", set]),
+        );
+        assert!(!ok, "--set {set} must be refused");
+        assert!(
+            text.contains(message),
+            "--set {set}: expected {message:?} in: {text}"
+        );
+    }
+}
+
+#[test]
+fn chart_crds_and_plain_manifests_are_in_sync() {
+    for entry in std::fs::read_dir(root().join("crds")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        let copy = chart().join("crds").join(name);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::fs::read_to_string(&copy).unwrap_or_default(),
+            "{} differs from crds/: run manifests/generate",
+            copy.display()
+        );
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let (ok, rendered) = output(
+        "helm template",
+        helm(scratch.path())
+            .args(["template", "coffer-operator"])
+            .arg(chart())
+            .args(["--namespace", "coffer-system"]),
+    );
+    assert!(ok, "{rendered}");
+    let committed =
+        std::fs::read_to_string(root().join("manifests/install/coffer-operator.yaml")).unwrap();
+    let body: String = committed
+        .lines()
+        .filter(|l| !l.starts_with("# Generated") && !l.starts_with("# Install"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        body, rendered,
+        "manifests/install/coffer-operator.yaml is stale: run manifests/generate"
+    );
+}
+
+/// `(apiGroup, resource[/subresource], verb)` of every rule in the chart's (Cluster)Roles.
+fn granted(rendered: &str) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for doc in rendered.split("\n---\n") {
+        if !(doc.contains("\nkind: ClusterRole\n") || doc.contains("\nkind: Role\n")) {
+            continue;
+        }
+        let value: serde_json::Value = serde_saphyr::from_str(doc).unwrap();
+        for rule in value["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
+                        out.insert((
+                            group.as_str().unwrap().to_string(),
+                            resource.as_str().unwrap().to_string(),
+                            verb.as_str().unwrap().to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
+    let api = KubeApi::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let ns = "coffer-system";
+    let sa = format!("system:serviceaccount:{ns}:coffer-operator");
+
+    let (ok, text) = output(
+        "helm install",
+        helm(scratch.path())
+            .env("KUBECONFIG", &api.kubeconfig)
+            .args(["install", "coffer-operator"])
+            .arg(chart())
+            .args(["--namespace", ns, "--create-namespace"]),
+    );
+    assert!(ok, "helm install: {text}");
+    assert!(text.contains("STATUS: deployed"), "{text}");
+    assert!(
+        text.contains("kubectl apply"),
+        "NOTES.txt tells what to apply next: {text}"
+    );
+    api.run(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/tenants.coffer.dev",
+        "crd/kms.coffer.dev",
+    ]);
+    let deployment = api.run(&[
+        "-n",
+        ns,
+        "get",
+        "deployment",
+        "coffer-operator",
+        "-o",
+        "json",
+    ]);
+    let deployment: serde_json::Value = serde_json::from_str(&deployment).unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+        true
+    );
+
+    // The operator, as the chart's ServiceAccount, reconciles a KMS and a Tenant.
+    let token = api.run(&[
+        "-n",
+        ns,
+        "create",
+        "token",
+        "coffer-operator",
+        "--duration=1h",
+    ]);
+    let kubeconfig = api.kubeconfig_with_token("coffer-operator", token.trim());
+    api.run(&["create", "namespace", "demo"]);
+    api.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: vault-approle, namespace: demo}\nstringData: {roleId: r, secretId: s}\n---\n\
+         apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {name: vault, namespace: demo}\n\
+         spec:\n  vault:\n    endpoint: https://127.0.0.1:1\n    auth:\n      appRole: {secretName: vault-approle}\n---\n\
+         apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {name: store, namespace: demo}\nspec:\n  kms: {name: vault}\n",
+    );
+    let log = scratch.path().join("operator.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_operator"));
+    command
+        .args([
+            "run",
+            "--metrics-addr",
+            &format!("127.0.0.1:{}", coffer_e2e::free_port()),
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAMESPACE", ns)
+        .env("POD_NAME", "coffer-operator-test")
+        .env("RUST_LOG", "info");
+    let operator = Process::spawn("operator", command, &log);
+    wait_until(
+        "the operator to create the Tenant's StatefulSet and Services",
+        Duration::from_secs(60),
+        || {
+            operator.assert_running();
+            let sts = api
+                .kubectl()
+                .args(["-n", "demo", "get", "statefulset", "store"])
+                .output()
+                .ok()?;
+            let svc = api
+                .kubectl()
+                .args(["-n", "demo", "get", "service", "store", "store-hl"])
+                .output()
+                .ok()?;
+            (sts.status.success() && svc.status.success()).then_some(())
+        },
+        || operator.log_tail(),
+    );
+    wait_until(
+        "the KMS and Tenant status to be written",
+        Duration::from_secs(30),
+        || {
+            let out = api.run(&[
+                "-n",
+                "demo",
+                "get",
+                "kms/vault",
+                "tenant/store",
+                "-o",
+                "json",
+            ]);
+            let list: serde_json::Value = serde_json::from_str(&out).ok()?;
+            list["items"]
+                .as_array()?
+                .iter()
+                .all(|i| i["status"]["observedGeneration"].is_number())
+                .then_some(())
+        },
+        || operator.log_tail(),
+    );
+    // Let the Lease renew at least once.
+    std::thread::sleep(Duration::from_secs(12));
+    operator.terminate(Duration::from_secs(10));
+    let log_text = operator.log();
+    assert!(
+        !log_text.to_lowercase().contains("forbidden"),
+        "the chart's RBAC is not enough:\n{log_text}"
+    );
+
+    // Not more than it needs: every verb the chart grants was used by the operator.
+    let used: BTreeSet<(String, String, String)> = api
+        .audit_events()
+        .iter()
+        .filter(|e| e["user"]["username"] == sa.as_str())
+        .filter_map(|e| {
+            let r = &e["objectRef"];
+            let resource = match r["subresource"].as_str() {
+                Some(sub) => format!("{}/{sub}", r["resource"].as_str()?),
+                None => r["resource"].as_str()?.to_string(),
+            };
+            Some((
+                r["apiGroup"].as_str().unwrap_or("").to_string(),
+                resource,
+                e["verb"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let denied: Vec<_> = api
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["user"]["username"] == sa.as_str() && e["responseStatus"]["code"] == 403)
+        .collect();
+    assert!(denied.is_empty(), "requests refused by RBAC: {denied:#?}");
+    let (ok, rendered) = output(
+        "helm template",
+        helm(scratch.path())
+            .args(["template", "coffer-operator"])
+            .arg(chart())
+            .args(["--namespace", ns]),
+    );
+    assert!(ok);
+    let unused: Vec<_> = granted(&rendered).difference(&used).cloned().collect();
+    // Events are patched only when one repeats; that path is granted on purpose.
+    let unused: Vec<_> = unused
+        .into_iter()
+        .filter(|(g, r, v)| !(g == "events.k8s.io" && r == "events" && v == "patch"))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "the chart grants verbs the operator never used: {unused:?}\nused: {used:#?}"
+    );
+
+    // Uninstall removes what it installed; the CRDs stay, as Helm does.
+    let (ok, text) = output(
+        "helm uninstall",
+        helm(scratch.path())
+            .env("KUBECONFIG", &api.kubeconfig)
+            .args(["uninstall", "coffer-operator", "--namespace", ns]),
+    );
+    assert!(ok, "helm uninstall: {text}");
+    let left = api.run(&[
+        "-n",
+        ns,
+        "get",
+        "deployment,serviceaccount,role,rolebinding,service",
+        "-l",
+        "app.kubernetes.io/instance=coffer-operator",
+        "-o",
+        "name",
+    ]);
+    assert!(left.trim().is_empty(), "left behind: {left}");
+    let left = api.run(&[
+        "get",
+        "clusterrole,clusterrolebinding",
+        "-l",
+        "app.kubernetes.io/instance=coffer-operator",
+        "-o",
+        "name",
+    ]);
+    assert!(left.trim().is_empty(), "left behind: {left}");
+    api.run(&["get", "crd", "tenants.coffer.dev", "kms.coffer.dev"]);
+}
