@@ -61,6 +61,11 @@ impl KubeApi {
         std::fs::write(&sa_key, sa.serialize_pem()).expect("write SA key");
         std::fs::write(&sa_pub, sa.public_key_pem()).expect("write SA public key");
 
+        // Every request is audited (metadata only) so tests can see exactly what a client did.
+        let audit_policy = path.join("audit-policy.yaml");
+        std::fs::write(&audit_policy, "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n")
+            .expect("write audit policy");
+
         let mut apiserver = Command::new(peer_bin("kube-apiserver"));
         apiserver.args([
             &format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
@@ -81,6 +86,9 @@ impl KubeApi {
             &format!("--service-account-signing-key-file={}", sa_key.display()),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--enable-priority-and-fairness=false",
+            &format!("--audit-policy-file={}", audit_policy.display()),
+            &format!("--audit-log-path={}", path.join("audit.log").display()),
+            "--audit-log-format=json",
         ]);
         let apiserver = Process::spawn(
             "kube-apiserver",
@@ -133,6 +141,32 @@ impl KubeApi {
         )
     }
 
+    /// `kubectl apply -f -` of `yaml` as the admin; panics with kubectl's error on failure.
+    pub fn apply(&self, yaml: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(yaml.as_bytes())
+            .expect("write yaml");
+        let out = child.wait_with_output().expect("kubectl apply");
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// A kube-rs client with admin rights.
     pub async fn client(&self) -> kube::Client {
         // kube's TLS stack and ours link both rustls providers; pick ours once per process.
@@ -154,6 +188,30 @@ impl KubeApi {
         let cert = self.ca.client(&format!("user-{user}"), user, groups);
         let path = self.dir.path().join(format!("kubeconfig-{user}"));
         write_kubeconfig(&path, &self.server, &self.ca.cert_pem, user, &cert);
+        path
+    }
+
+    /// The audit events so far (one JSON object per request, metadata level).
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Writes a kubeconfig that authenticates with a bearer `token` (e.g. from `kubectl create token`).
+    pub fn kubeconfig_with_token(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("kubeconfig-{name}"));
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n\
+             users:\n- name: {name}\n  user:\n    token: {token}\n\
+             contexts:\n- name: test\n  context:\n    cluster: test\n    user: {name}\ncurrent-context: test\n",
+            server = self.server,
+            ca = b64(&self.ca.cert_pem),
+        );
+        std::fs::write(&path, text).expect("write kubeconfig");
         path
     }
 
