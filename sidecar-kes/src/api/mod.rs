@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use bytes::Bytes;
 use error::ApiError;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -439,15 +439,7 @@ where
             return Err(error::NOT_ALLOWED);
         }
     }
-    // Read at most max_body bytes; a larger body is an invalid body.
-    let body = match Limited::new(req.into_body(), route.max_body)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) if route.max_body > 0 => return Err(error::INVALID_BODY),
-        Err(_) => Bytes::new(),
-    };
+    let body = read_body(req.into_body(), route.max_body).await?;
     let api_req = Req {
         identity: conn.identity.clone(),
         resource: resource.to_string(),
@@ -491,6 +483,42 @@ async fn dispatch(s: Arc<Shared>, op: Op, req: Req) -> Result<Response<Body>, Ap
         Op::IdentityDescribe => policy::describe_identity(&s, req),
         Op::IdentityList => policy::list_identities(&s, req),
         Op::SelfDescribe => policy::self_describe(&s, req),
+    }
+}
+
+/// How much of an oversized body is read (and dropped) before answering, so that a client
+/// still writing it gets the 400 instead of a broken pipe.
+const DRAIN_LIMIT: usize = 8 * MB;
+
+/// Reads at most `max` bytes; a larger body is 400 `invalid request body` (routes without a
+/// body ignore one).
+async fn read_body<B>(body: B, max: usize) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut buf = bytes::BytesMut::new();
+    let (mut seen, mut too_large) = (0usize, false);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(error::INVALID_BODY);
+        };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > max {
+                too_large = true;
+            } else {
+                buf.extend_from_slice(&data);
+            }
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    match (too_large, max) {
+        (true, 0) => Ok(Bytes::new()),
+        (true, _) => Err(error::INVALID_BODY),
+        (false, _) => Ok(buf.freeze()),
     }
 }
 
