@@ -1,5 +1,5 @@
 //! The Helm chart and the plain install manifests, against real `helm` and a real API server:
-//! lint, schema, CRDs in sync, manifests in sync, install and uninstall, and RBAC that is enough
+//! lint, schema, install and uninstall, and RBAC that is enough
 //! for `operator run` (with a token of the chart's ServiceAccount) and not more than it uses.
 
 use coffer_e2e::kube::KubeApi;
@@ -67,41 +67,6 @@ fn chart_lints_clean_and_its_schema_refuses_bad_values() {
             "--set {set}: expected {message:?} in: {text}"
         );
     }
-}
-
-#[test]
-fn chart_crds_and_plain_manifests_are_in_sync() {
-    for entry in std::fs::read_dir(root().join("crds")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap();
-        let copy = chart().join("crds").join(name);
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            std::fs::read_to_string(&copy).unwrap_or_default(),
-            "{} differs from crds/: run manifests/generate",
-            copy.display()
-        );
-    }
-    let scratch = tempfile::tempdir().unwrap();
-    let (ok, rendered) = output(
-        "helm template",
-        helm(scratch.path())
-            .args(["template", "coffer-operator"])
-            .arg(chart())
-            .args(["--namespace", "coffer-system"]),
-    );
-    assert!(ok, "{rendered}");
-    let committed =
-        std::fs::read_to_string(root().join("manifests/install/coffer-operator.yaml")).unwrap();
-    let body: String = committed
-        .lines()
-        .filter(|l| !l.starts_with("# Generated") && !l.starts_with("# Install"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    assert_eq!(
-        body, rendered,
-        "manifests/install/coffer-operator.yaml is stale: run manifests/generate"
-    );
 }
 
 /// `(apiGroup, resource[/subresource], verb)` of every rule in the chart's (Cluster)Roles.
