@@ -38,29 +38,32 @@ keystore:
     path: $work/kes-keys
 YML
 minio-kes server --config "$work/kes.yml" > "$work/kes.log" 2>&1 & pids+=($!)
-for _ in $(seq 100); do grep -q "Server is up" "$work/kes.log" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "Server is up" "$work/kes.log" && break; sleep 0.1; done
+grep -q "Server is up" "$work/kes.log" || { cat "$work/kes.log" >&2; exit 1; }
 kes_env=(MINIO_KMS_KES_ENDPOINT=https://127.0.0.1:$kes_port MINIO_KMS_KES_CERT_FILE=$work/pki/client.crt
          MINIO_KMS_KES_KEY_FILE=$work/pki/client.key MINIO_KMS_KES_CAPATH=$work/pki/ca.crt MINIO_KMS_KES_KEY_NAME=bench-key)
 creds=(MINIO_ROOT_USER=bench-user MINIO_ROOT_PASSWORD=bench-secret)
 
-start_server() { # kind sse -> prints host:port
+start_server() { # kind sse -> sets $host and $server_pid
   local kind=$1 sse=$2 port dir
   port=$(free_port); dir=$work/data-$kind-$sse; mkdir -p "$dir"
   local env=("${creds[@]}" "${kes_env[@]}" MINIO_KMS_AUTO_ENCRYPTION=$sse)
   if [ "$kind" = coffer ]; then
-    env "${env[@]}" "$bin" server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 & pids+=($!)
+    env "${env[@]}" "$bin" server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
   else
-    env "${env[@]}" MINIO_BROWSER=off minio server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 & pids+=($!)
+    env "${env[@]}" MINIO_BROWSER=off minio server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
   fi
+  server_pid=$!; pids+=("$server_pid")
   wait_http "http://127.0.0.1:$port/minio/health/live"
-  echo "127.0.0.1:$port"
+  host="127.0.0.1:$port"
 }
 
 run_warp() { # op host size concurrency extra... -> prints "MiB/s obj/s"
   local op=$1 host=$2 size=$3 conc=$4; shift 4
   local out
   out=$(cd "$work" && warp "$op" --host "$host" --access-key bench-user --secret-key bench-secret \
-        --obj.size "$size" --concurrent "$conc" --duration "$duration" --noclear "$@" 2>&1) || { echo "$out" >&2; return 1; }
+        --obj.size "$size" --concurrent "$conc" --duration "$duration" --noclear "$@" 2>&1) || {
+    echo "$out" | tail -5 >&2; echo "--- server logs" >&2; tail -n 20 "$work"/*-*.log >&2; echo "--- kes" >&2; tail -n 20 "$work/kes.log" >&2; return 1; }
   echo "$out" | awk -v op="$(echo "$op" | tr a-z A-Z)" '
     /^Report: / { inrep = ($2 == op || $2 == op".") }
     inrep && /\* Average:/ { for (i=1;i<=NF;i++) { if ($i ~ /MiB\/s/) mib=$(i-1); if ($i ~ /obj\/s/) ops=$(i-1) } ; print mib+0, ops+0; exit }'
@@ -69,29 +72,31 @@ run_warp() { # op host size concurrency extra... -> prints "MiB/s obj/s"
 declare -A result
 for kind in coffer minio; do
   for sse in off on; do
-    host=$(start_server "$kind" "$sse")
+    start_server "$kind" "$sse"
     result[$kind,$sse,put1]=$(run_warp put "$host" 1MiB 8 --bucket put1)
     result[$kind,$sse,put64]=$(run_warp put "$host" 64MiB 8 --bucket put64)
     result[$kind,$sse,get1]=$(run_warp get "$host" 1MiB 8 --objects 200 --bucket get1)
     result[$kind,$sse,get64]=$(run_warp get "$host" 64MiB 8 --objects 16 --bucket get64)
     if [ "$sse" = on ]; then result[$kind,$sse,put4k]=$(run_warp put "$host" 4KiB 8 --bucket put4k); fi
-    kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
     rm -rf "$work/data-$kind-$sse"
   done
 done
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+cost() { awk -v on="$1" -v off="$2" 'BEGIN { if (on == "" || off == "" || off == 0) print "-"; else printf "%.1f%%", (1 - on / off) * 100 }'; }
 printf '%-22s %14s %14s %8s\n' cell object-server minio ratio
 for cell in put1 put64 get1 get64; do
   for sse in off on; do
     c=$(echo "${result[coffer,$sse,$cell]}" | cut -d' ' -f1); m=$(echo "${result[minio,$sse,$cell]}" | cut -d' ' -f1)
-    printf '%-22s %10s MiB/s %8s MiB/s %8s\n' "$cell sse=$sse" "$c" "$m" "$(python -c "print(f'{$c/$m:.2f}' if $m else '-')")"
+    printf '%-22s %10s MiB/s %8s MiB/s %8s\n' "$cell sse=$sse" "$c" "$m" "$(ratio "$c" "$m")"
   done
 done
 c=$(echo "${result[coffer,on,put4k]}" | cut -d' ' -f2); m=$(echo "${result[minio,on,put4k]}" | cut -d' ' -f2)
-printf '%-22s %10s ops/s %8s ops/s %8s\n' "put4k sse=on" "$c" "$m" "$(python -c "print(f'{$c/$m:.2f}' if $m else '-')")"
+printf '%-22s %10s ops/s %8s ops/s %8s\n' "put4k sse=on" "$c" "$m" "$(ratio "$c" "$m")"
 for cell in put1 put64 get1 get64; do
   for kind in coffer minio; do
     off=$(echo "${result[$kind,off,$cell]}" | cut -d' ' -f1); on=$(echo "${result[$kind,on,$cell]}" | cut -d' ' -f1)
-    printf 'SSE cost %-6s %-8s %s\n' "$cell" "$kind" "$(python -c "print(f'{(1-$on/$off)*100:.1f}%' if $off else '-')")"
+    printf 'SSE cost %-6s %-8s %s\n' "$cell" "$kind" "$(cost "$on" "$off")"
   done
 done

@@ -325,3 +325,39 @@ mod tests {
         assert_eq!(k.part_key(1).as_bytes(), k.part_key(1).as_bytes());
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// `cargo test --release -p object-server -- --ignored --nocapture package_speed`
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn package_speed() {
+        let key = ObjectKey::generate();
+        let data = vec![7u8; 64 << 20];
+        let t = std::time::Instant::now();
+        let mut e = Encryptor::new(&key);
+        let mut out = Vec::with_capacity(data.len() + (1 << 20));
+        for c in data.chunks(16 * 1024) {
+            e.update(c, &mut out);
+            if out.len() > 1 << 20 {
+                out.clear();
+            }
+        }
+        e.finish(&mut out);
+        let enc = t.elapsed();
+        let t = std::time::Instant::now();
+        let mut md5 = <s3s::crypto::Md5 as s3s::crypto::Checksum>::new();
+        for c in data.chunks(16 * 1024) {
+            s3s::crypto::Checksum::update(&mut md5, c);
+        }
+        let _ = s3s::crypto::Checksum::finalize(md5);
+        let md5t = t.elapsed();
+        println!(
+            "encrypt {:.0} MiB/s, md5 {:.0} MiB/s",
+            64.0 / enc.as_secs_f64(),
+            64.0 / md5t.as_secs_f64()
+        );
+    }
+}

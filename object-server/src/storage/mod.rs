@@ -445,7 +445,7 @@ impl ObjectWriter {
         let std_file = file.into_std().await;
         let tmp = self.path.clone();
         blocking(move || {
-            std_file.sync_all()?;
+            std_file.sync_data()?;
             drop(std_file);
             let parent = dest
                 .parent()
