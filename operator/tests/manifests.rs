@@ -35,6 +35,7 @@ fn files_under(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn generated_manifests_are_in_sync_with_chart_crds_and_examples() {
+    coffer_e2e::peer_bin("helm"); // fails with how to install it, rather than "command not found"
     let scratch = tempfile::tempdir().unwrap();
     for dir in ["crds", "charts", "manifests"] {
         copy_tree(&root().join(dir), &scratch.path().join(dir));
@@ -118,4 +119,31 @@ fn plain_install_and_gitops_overlay_agree_and_reapply_changes_nothing() {
         "jsonpath={.spec.kms.name}",
     ]);
     assert_eq!(tenant, "vault");
+}
+
+#[test]
+fn example_tenant_renders_into_a_statefulset_with_the_kes_sidecar() {
+    let out = Command::new(env!("CARGO_BIN_EXE_operator"))
+        .arg("render")
+        .arg("-f")
+        .arg(root().join("manifests/examples/tenant.yaml"))
+        .arg("--kms")
+        .arg(root().join("manifests/examples/kms.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "operator render: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("kind: StatefulSet"), "{text}");
+    assert!(
+        text.contains("restartPolicy: Always"),
+        "the KES sidecar is a native sidecar: {text}"
+    );
+    assert!(
+        !text.contains("REPLACE-WITH"),
+        "the credentials are referenced, never copied: {text}"
+    );
 }
