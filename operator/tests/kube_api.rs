@@ -671,6 +671,28 @@ async fn operator_against_a_real_api_server() {
         "credentials are referenced, never copied"
     );
 
+    // --- A younger Tenant whose key prefix overlaps photos' is refused (its policy would
+    // reach photos' keys).
+    let (ok, out) = kubectl_apply(
+        &api,
+        &tenant_yaml(ns, "clash", "  encryption: {keyPrefix: photos_}\n"),
+    );
+    assert!(ok, "{out}");
+    let clash = eventually(
+        "Degraded KeyPrefixConflict",
+        Duration::from_secs(30),
+        || async {
+            let t = tenants.get("clash").await.ok()?;
+            condition(&t, "Degraded").filter(|(s, r, _)| s == "True" && r == "KeyPrefixConflict")
+        },
+    )
+    .await;
+    assert!(clash.2.contains("\"photos\""), "{clash:?}");
+    assert!(
+        stss.get_opt("clash").await.unwrap().is_none(),
+        "nothing deployed for it"
+    );
+
     // --- Root credentials are generated once and never overwritten.
     let root = secrets.get("photos-root").await.unwrap();
     let data = root.data.as_ref().unwrap();

@@ -383,3 +383,35 @@ fn external_tls_secret_replaces_the_issued_s3_certificate() {
     c3.kms_secrets_version = Some("vault-approle=42".into());
     assert_ne!(c.hash(), c3.hash());
 }
+
+#[test]
+fn overlapping_key_prefixes_are_a_conflict_for_the_younger_tenant() {
+    let (a, _) = fixtures();
+    let mut older = a.clone();
+    older.metadata.name = Some("old".into());
+    older.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(1).unwrap(),
+    ));
+    older.spec.encryption.key_prefix = Some("photos_".into());
+    let mut me = a.clone();
+    me.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(2).unwrap(),
+    ));
+    me.spec.encryption.key_prefix = Some("photos_a".into());
+    let all = [older.clone(), me.clone()];
+    assert_eq!(
+        me.prefix_conflict(&all)
+            .and_then(|t| t.metadata.name.clone()),
+        Some("old".into())
+    );
+    assert!(
+        older.prefix_conflict(&all).is_none(),
+        "the older Tenant keeps its prefix"
+    );
+    // Default prefixes (`<name>_`) never overlap: names cannot contain `_`.
+    let mut x = a.clone();
+    x.metadata.name = Some("a".into());
+    let mut y = a.clone();
+    y.metadata.name = Some("a-b".into());
+    assert!(y.prefix_conflict([&x]).is_none() && x.prefix_conflict([&y]).is_none());
+}

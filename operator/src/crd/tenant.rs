@@ -306,6 +306,32 @@ impl Tenant {
             .unwrap_or_else(|| format!("{}default", self.key_prefix()))
     }
 
+    /// The first Tenant in `others` (same namespace) whose key prefix overlaps this one's (one
+    /// is a prefix of the other) and that was created earlier (ties broken by name): that
+    /// Tenant keeps the prefix, this one must not be deployed, or its KES policy would let it
+    /// use the other's keys.
+    pub fn prefix_conflict<'a>(
+        &self,
+        others: impl IntoIterator<Item = &'a Tenant>,
+    ) -> Option<&'a Tenant> {
+        let mine = self.key_prefix();
+        let key = |t: &Tenant| {
+            (
+                t.metadata.creation_timestamp.clone(),
+                t.metadata.name.clone(),
+            )
+        };
+        others.into_iter().find(|o| {
+            o.metadata.name != self.metadata.name
+                && o.metadata.namespace == self.metadata.namespace
+                && {
+                    let theirs = o.key_prefix();
+                    theirs.starts_with(&mine) || mine.starts_with(&theirs)
+                }
+                && key(o) < key(self)
+        })
+    }
+
     /// The name of the root credentials Secret.
     pub fn root_secret_name(&self) -> String {
         self.spec

@@ -194,6 +194,32 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
         )
     };
 
+    // A Tenant whose key prefix overlaps an older Tenant's is not deployed: its KES policy
+    // would reach the other's keys.
+    let peers = Api::<Tenant>::namespaced(client.clone(), &names.namespace)
+        .list(&Default::default())
+        .await?;
+    if let Some(other) = tenant.prefix_conflict(&peers.items) {
+        let msg = format!(
+            "key prefix {:?} overlaps the prefix {:?} of Tenant {:?}; set spec.encryption.keyPrefix",
+            tenant.key_prefix(),
+            other.key_prefix(),
+            other.name_any()
+        );
+        write_status(
+            &tenant,
+            &ctx,
+            &names,
+            Outcome {
+                degraded: Some(("KeyPrefixConflict", msg)),
+                kms_ready,
+            },
+            None,
+        )
+        .await?;
+        return Ok(Action::requeue(RESYNC));
+    }
+
     // 2. Root credentials: generated once, never overwritten.
     let root_name = tenant.root_secret_name();
     if secrets_api.get_opt(&root_name).await?.is_none() {
