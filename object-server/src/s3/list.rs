@@ -85,7 +85,7 @@ impl CofferS3 {
         let max = max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
         let keys = self
             .store
-            .list_keys(bucket, prefix)
+            .list_keys(bucket, prefix, delimiter == Some("/"))
             .await
             .map_err(storage_err)?;
         let (items, truncated) = paginate(&keys, prefix, delimiter, marker, max);

@@ -288,8 +288,15 @@ impl Store {
         .await
     }
 
-    /// Every key in `bucket` that starts with `prefix`, sorted by UTF-8 bytes.
-    pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StorageError> {
+    /// Every key in `bucket` that starts with `prefix`, sorted by UTF-8 bytes. With
+    /// `slash_delimited`, a subtree below the prefix is reported once as `dir/` (the common
+    /// prefix a `/` delimiter makes of it) instead of key by key.
+    pub async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        slash_delimited: bool,
+    ) -> Result<Vec<String>, StorageError> {
         self.require_bucket(bucket)?;
         // Start at the deepest directory the prefix's complete segments name.
         let (dir_part, key_base) = match prefix.rfind('/') {
@@ -308,7 +315,7 @@ impl Store {
         let key_base = key_base.to_owned();
         blocking(move || {
             let mut out = Vec::new();
-            walk(&start, &key_base, &prefix, &mut out)?;
+            walk(&start, &key_base, &prefix, slash_delimited, &mut out)?;
             out.sort();
             Ok(out)
         })
@@ -376,7 +383,13 @@ fn has_objects(dir: &Path) -> io::Result<bool> {
 }
 
 /// Collects keys under `dir` (whose keys start with `base`) that start with `prefix`.
-fn walk(dir: &Path, base: &str, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+fn walk(
+    dir: &Path,
+    base: &str,
+    prefix: &str,
+    collapse: bool,
+    out: &mut Vec<String>,
+) -> io::Result<()> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e)
@@ -402,9 +415,32 @@ fn walk(dir: &Path, base: &str, prefix: &str, out: &mut Vec<String>) -> io::Resu
         if key.starts_with(prefix) && path.join(layout::OBJECT_FILE).is_file() {
             out.push(key.clone());
         }
-        walk(&path, &format!("{key}/"), prefix, out)?;
+        if collapse && key.starts_with(prefix) {
+            // With delimiter "/", everything below `key/` is one common prefix: report it once
+            // (as the key `key/`) if the subtree holds any object, without walking all of it.
+            if has_descendants(&path)? {
+                out.push(format!("{key}/"));
+            }
+            continue;
+        }
+        walk(&path, &format!("{key}/"), prefix, collapse, out)?;
     }
     Ok(())
+}
+
+/// Whether any object lies strictly below the key directory `dir`.
+fn has_descendants(dir: &Path) -> io::Result<bool> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        if name.to_str().and_then(layout::segment_of).is_some()
+            && e.file_type()?.is_dir()
+            && has_objects(&e.path())?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A temp file being written; renamed into place by a commit, removed if dropped uncommitted.
@@ -506,17 +542,27 @@ mod tests {
         for k in ["a", "a/b", "a-b", "a/", "../x", "ü/日本", "z/y/x"] {
             put(&s, "b", k, k.as_bytes()).await;
         }
-        let all = s.list_keys("b", "").await.unwrap();
+        let all = s.list_keys("b", "", false).await.unwrap();
         let mut want = vec!["../x", "a", "a-b", "a/", "a/b", "z/y/x", "ü/日本"];
         want.sort();
         assert_eq!(all, want);
-        assert_eq!(s.list_keys("b", "a/").await.unwrap(), vec!["a/", "a/b"]);
         assert_eq!(
-            s.list_keys("b", "a").await.unwrap(),
+            s.list_keys("b", "a/", false).await.unwrap(),
+            vec!["a/", "a/b"]
+        );
+        assert_eq!(
+            s.list_keys("b", "a", false).await.unwrap(),
             vec!["a", "a-b", "a/", "a/b"]
         );
-        assert_eq!(s.list_keys("b", "z/y/").await.unwrap(), vec!["z/y/x"]);
-        assert!(s.list_keys("b", "q").await.unwrap().is_empty());
+        assert_eq!(
+            s.list_keys("b", "z/y/", false).await.unwrap(),
+            vec!["z/y/x"]
+        );
+        assert!(s.list_keys("b", "q", false).await.unwrap().is_empty());
+        let mut grouped = vec!["../", "a", "a-b", "a/", "z/", "ü/"];
+        grouped.sort();
+        assert_eq!(s.list_keys("b", "", true).await.unwrap(), grouped);
+        assert_eq!(s.list_keys("b", "z/", true).await.unwrap(), vec!["z/y/"]);
         // Nothing was written outside the bucket.
         assert!(!d.path().join("x").exists());
         let o = s.open_object("b", "a/b").await.unwrap();
