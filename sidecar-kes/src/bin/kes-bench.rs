@@ -5,7 +5,8 @@
 //! cargo build --release -p sidecar-kes --bin kes --bin kes-bench
 //! eval "$(e2e/peers/env)"; target/release/kes-bench [SECONDS_PER_LEVEL]
 //! ```
-//! Prints ops/s (one op = one generate and one decrypt), p50 and p99 per server and level.
+//! Prints ops/s (one op = one generate and one decrypt), p50 and p99 per server and level;
+//! the two servers take turns in short rounds so a changing machine load hits both alike.
 
 use sidecar_kes::auth::ApiKey;
 use sidecar_kes::client::{ClientConfig, ClientIdentity, KesClient};
@@ -78,8 +79,9 @@ struct Result {
     p99: Duration,
 }
 
-async fn run_level(client: &KesClient, concurrency: usize, secs: u64) -> Result {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+/// Runs `concurrency` loops of generate+decrypt for `secs`; returns the latencies and the time.
+async fn run_level(client: &KesClient, concurrency: usize, secs: f64) -> (Vec<Duration>, f64) {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let c = client.clone();
@@ -110,7 +112,10 @@ async fn run_level(client: &KesClient, concurrency: usize, secs: u64) -> Result 
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let elapsed = start.elapsed().as_secs_f64().max(secs as f64);
+    (all, start.elapsed().as_secs_f64().max(secs))
+}
+
+fn summarize(mut all: Vec<Duration>, elapsed: f64) -> Result {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     Result {
@@ -120,11 +125,14 @@ async fn run_level(client: &KesClient, concurrency: usize, secs: u64) -> Result 
     }
 }
 
+/// Rounds per level: the servers take turns so that a change in the machine's load hits both.
+const ROUNDS: usize = 4;
+
 fn main() {
-    let secs: u64 = std::env::args()
+    let secs: f64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(8.0);
     let exe = std::env::current_exe().unwrap();
     let ours = exe.parent().unwrap().join("kes");
     let admin = ApiKey::generate();
@@ -136,42 +144,46 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut table = Vec::new();
-    for s in &servers {
-        let client = KesClient::new(ClientConfig {
-            endpoints: vec![s.endpoint.clone()],
-            identity: ClientIdentity::ApiKey(admin.to_secret_string().to_string()),
-            ca_pems: vec![],
-            insecure_skip_verify: true,
+    let clients: Vec<KesClient> = servers
+        .iter()
+        .map(|s| {
+            KesClient::new(ClientConfig {
+                endpoints: vec![s.endpoint.clone()],
+                identity: ClientIdentity::ApiKey(admin.to_secret_string().to_string()),
+                ca_pems: vec![],
+                insecure_skip_verify: true,
+            })
+            .unwrap()
         })
-        .unwrap();
-        rt.block_on(async {
-            client.create_key("bench-key").await.unwrap();
-            for _ in 0..50 {
-                client.generate_key("bench-key", b"").await.unwrap(); // warm cache and connections
+        .collect();
+    rt.block_on(async {
+        for c in &clients {
+            c.create_key("bench-key").await.unwrap();
+            for _ in 0..200 {
+                c.generate_key("bench-key", b"").await.unwrap(); // warm cache and connections
             }
-            for c in [1, 16, 64] {
-                let r = run_level(&client, c, secs).await;
+        }
+        for level in [1, 16, 64] {
+            let mut results: Vec<(Vec<Duration>, f64)> = vec![(Vec::new(), 0.0), (Vec::new(), 0.0)];
+            for _ in 0..ROUNDS {
+                for (i, c) in clients.iter().enumerate() {
+                    let (lat, t) = run_level(c, level, secs / ROUNDS as f64).await;
+                    results[i].0.extend(lat);
+                    results[i].1 += t;
+                }
+            }
+            let r: Vec<Result> = results.into_iter().map(|(l, t)| summarize(l, t)).collect();
+            for (s, r) in servers.iter().zip(&r) {
                 println!(
                     "{:<11} c={:<3} {:>9.1} ops/s  p50 {:>8.2?}  p99 {:>8.2?}",
-                    s.name, c, r.ops_per_sec, r.p50, r.p99
+                    s.name, level, r.ops_per_sec, r.p50, r.p99
                 );
-                table.push((s.name, c, r));
             }
-        });
-    }
-    for c in [1, 16, 64] {
-        let ours = table
-            .iter()
-            .find(|(n, l, _)| *n == "coffer kes" && *l == c)
-            .unwrap();
-        let theirs = table
-            .iter()
-            .find(|(n, l, _)| *n == "minio-kes" && *l == c)
-            .unwrap();
-        println!(
-            "c={c:<3} ratio ops/s {:.2}x",
-            ours.2.ops_per_sec / theirs.2.ops_per_sec
-        );
-    }
+            println!(
+                "c={level:<3} ratio ops/s {:.2}x, p99 {:.2}x",
+                r[0].ops_per_sec / r[1].ops_per_sec,
+                r[0].p99.as_secs_f64() / r[1].p99.as_secs_f64()
+            );
+        }
+    });
 }
