@@ -48,6 +48,8 @@ pub struct Context {
     pub metrics: metrics::Metrics,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The Tenant controller's cache, once it runs (for checks across Tenants without a LIST).
+    tenants: std::sync::OnceLock<kube::runtime::reflector::Store<Tenant>>,
 }
 
 impl Context {
@@ -58,7 +60,13 @@ impl Context {
             reporter,
             metrics: Default::default(),
             failures: Default::default(),
+            tenants: Default::default(),
         })
+    }
+
+    /// Every Tenant the controller has seen, from its cache; `None` before the controller runs.
+    pub fn cached_tenants(&self) -> Option<Vec<Arc<Tenant>>> {
+        self.tenants.get().map(|s| s.state())
     }
 
     /// An event recorder.
@@ -155,6 +163,7 @@ pub async fn run_controllers(
         watcher::Config::default(),
     );
     let store = tenants.store();
+    let _ = ctx.tenants.set(store.clone());
     let tenant_ctl = tenants
         .owns(api::<StatefulSet>(&client, &namespace), owned.clone())
         .owns(api::<Secret>(&client, &namespace), owned.clone())

@@ -196,16 +196,26 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
 
     // A Tenant whose key prefix overlaps an older Tenant's is not deployed: its KES policy
     // would reach the other's keys.
-    let peers = Api::<Tenant>::namespaced(client.clone(), &names.namespace)
-        .list(&Default::default())
-        .await?;
-    if let Some(other) = tenant.prefix_conflict(&peers.items) {
-        let msg = format!(
+    let describe = |other: &Tenant| {
+        format!(
             "key prefix {:?} overlaps the prefix {:?} of Tenant {:?}; set spec.encryption.keyPrefix",
             tenant.key_prefix(),
             other.key_prefix(),
             other.name_any()
-        );
+        )
+    };
+    let conflict = match ctx.cached_tenants() {
+        Some(cached) => tenant
+            .prefix_conflict(cached.iter().map(|t| t.as_ref()))
+            .map(describe),
+        None => {
+            let listed = Api::<Tenant>::namespaced(client.clone(), &names.namespace)
+                .list(&Default::default())
+                .await?;
+            tenant.prefix_conflict(&listed.items).map(describe)
+        }
+    };
+    if let Some(msg) = conflict {
         write_status(
             &tenant,
             &ctx,
