@@ -3,8 +3,6 @@
 //! directory sees every upload. Each part is its own package stream under a key derived from the
 //! object key and the part number; completing concatenates the parts' stored bytes unchanged.
 use std::collections::BTreeMap;
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 
 use s3s::crypto::Checksum as _;
 use s3s::dto::*;
@@ -20,7 +18,7 @@ use super::put::{
 use super::{CofferS3, custom_error, etag, now_ms, storage_err, timestamp};
 use crate::sse::headers::{CustomerKey, WriteHeaders};
 use crate::sse::{ObjectKey, SseRequest};
-use crate::storage::{EncryptionMeta, ObjectMeta, ObjectWriter, PartMeta, StorageError};
+use crate::storage::{EncryptionMeta, ObjectMeta, PartMeta, StorageError};
 
 /// Smallest part other than the last (as AWS and MinIO enforce).
 const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -55,35 +53,6 @@ fn part_number(n: i32) -> S3Result<u32> {
             "Part number must be an integer between 1 and 10000, inclusive"
         ))
     }
-}
-
-/// Copies `len` stored bytes starting at `start` of `file` into `writer`.
-pub(crate) async fn copy_bytes(
-    file: Arc<std::fs::File>,
-    start: u64,
-    len: u64,
-    writer: &mut ObjectWriter,
-) -> S3Result<()> {
-    const BUF: u64 = 4 << 20;
-    let mut pos = 0;
-    while pos < len {
-        let n = BUF.min(len - pos);
-        let f = file.clone();
-        let at = start + pos;
-        let buf = tokio::task::spawn_blocking(move || {
-            let mut b = vec![0u8; n as usize];
-            f.read_exact_at(&mut b, at).map(|()| b)
-        })
-        .await
-        .map_err(|e| storage_err(StorageError::Io(std::io::Error::other(e))))?
-        .map_err(|e| storage_err(e.into()))?;
-        writer
-            .write(&buf)
-            .await
-            .map_err(|e| storage_err(e.into()))?;
-        pos += n;
-    }
-    Ok(())
 }
 
 impl CofferS3 {
@@ -463,7 +432,9 @@ impl CofferS3 {
             .await
             .map_err(|e| storage_err(e.into()))?;
         for part in &opened {
-            copy_bytes(part.file.clone(), 0, part.body_len, &mut w).await?;
+            w.append_from(part.file.clone(), 0, part.body_len)
+                .await
+                .map_err(|e| storage_err(e.into()))?;
         }
         let meta = ObjectMeta {
             size: parts.iter().map(|p| p.size).sum(),

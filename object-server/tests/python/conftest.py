@@ -81,6 +81,17 @@ def make_certs(certs_dir: pathlib.Path):
     return certs_dir / "public.crt"
 
 
+_started = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftover_servers():
+    """Stops every server a test started, even when the test failed half-way."""
+    yield
+    while _started:
+        _started.pop().stop(timeout=10)
+
+
 class Server:
     """One object-server process."""
 
@@ -112,6 +123,7 @@ class Server:
     def start(self, wait=True):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args(), env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        _started.append(self)
         if wait:
             self.wait_live()
         return self
