@@ -73,6 +73,19 @@ fn start(name: &'static str, bin: &str, admin: &ApiKey) -> Server {
     }
 }
 
+/// CPU time (user + system) a process has used so far, from /proc (Linux).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ = 100 on Linux
+}
+
 struct Result {
     ops_per_sec: f64,
     p50: Duration,
@@ -165,24 +178,30 @@ fn main() {
         }
         for level in [1, 16, 64] {
             let mut results: Vec<(Vec<Duration>, f64)> = vec![(Vec::new(), 0.0), (Vec::new(), 0.0)];
+            let mut cpu = [Duration::ZERO; 2];
             for _ in 0..ROUNDS {
                 for (i, c) in clients.iter().enumerate() {
+                    let before = cpu_time(servers[i].child.id());
                     let (lat, t) = run_level(c, level, secs / ROUNDS as f64).await;
+                    cpu[i] += cpu_time(servers[i].child.id()).saturating_sub(before);
                     results[i].0.extend(lat);
                     results[i].1 += t;
                 }
             }
+            let cpu_per_op: Vec<f64> =
+                (0..2).map(|i| cpu[i].as_secs_f64() * 1e6 / results[i].0.len().max(1) as f64).collect();
             let r: Vec<Result> = results.into_iter().map(|(l, t)| summarize(l, t)).collect();
-            for (s, r) in servers.iter().zip(&r) {
+            for (i, (s, r)) in servers.iter().zip(&r).enumerate() {
                 println!(
-                    "{:<11} c={:<3} {:>9.1} ops/s  p50 {:>8.2?}  p99 {:>8.2?}",
-                    s.name, level, r.ops_per_sec, r.p50, r.p99
+                    "{:<11} c={:<3} {:>9.1} ops/s  p50 {:>8.2?}  p99 {:>8.2?}  server CPU {:>6.1} µs/op",
+                    s.name, level, r.ops_per_sec, r.p50, r.p99, cpu_per_op[i]
                 );
             }
             println!(
-                "c={level:<3} ratio ops/s {:.2}x, p99 {:.2}x",
+                "c={level:<3} ratio ops/s {:.2}x, p99 {:.2}x, server CPU per op {:.2}x",
                 r[0].ops_per_sec / r[1].ops_per_sec,
-                r[0].p99.as_secs_f64() / r[1].p99.as_secs_f64()
+                r[0].p99.as_secs_f64() / r[1].p99.as_secs_f64(),
+                cpu_per_op[0] / cpu_per_op[1]
             );
         }
     });
