@@ -291,3 +291,55 @@ async fn vault_stopped_and_sealed_then_recovers() {
         &dek2.plaintext[..]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_namespace() {
+    let vault = tokio::task::block_in_place(Vault::dev);
+    let ns = |args: &[&str]| -> String {
+        let out = vault
+            .cli()
+            .env("VAULT_NAMESPACE", "team")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "vault {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (role_id, secret_id) = tokio::task::block_in_place(|| {
+        vault.run(&["namespace", "create", "team"]);
+        ns(&["secrets", "enable", "-path=kv", "-version=1", "kv"]);
+        ns(&["auth", "enable", "approle"]);
+        let policy = std::env::temp_dir().join(format!("kes-ns-{}.hcl", std::process::id()));
+        std::fs::write(&policy, "path \"kv/*\" {\n  capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"]\n}\n").unwrap();
+        ns(&["policy", "write", "kes", policy.to_str().unwrap()]);
+        ns(&["write", "auth/approle/role/kes", "token_policies=kes"]);
+        (
+            ns(&["read", "-field=role_id", "auth/approle/role/kes/role-id"]),
+            ns(&[
+                "write",
+                "-f",
+                "-field=secret_id",
+                "auth/approle/role/kes/secret-id",
+            ]),
+        )
+    });
+    let mut cfg = config(&vault, "kv", false, &role_id, &secret_id);
+    cfg.namespace = "team".into();
+    let store = VaultStore::connect(cfg).await.unwrap();
+    store.create("in-team", b"v").await.unwrap();
+    assert_eq!(&store.get("in-team").await.unwrap()[..], b"v");
+    let stored =
+        tokio::task::block_in_place(|| ns(&["kv", "get", "-field=in-team", "kv/minio/in-team"]));
+    assert_eq!(stored, "v");
+    // Not in the root namespace.
+    let root = vault
+        .cli()
+        .args(["kv", "get", "kv/minio/in-team"])
+        .output()
+        .unwrap();
+    assert!(!root.status.success());
+}

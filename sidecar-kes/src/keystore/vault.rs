@@ -341,14 +341,13 @@ impl Inner {
                 (engine, json!({ "role": role, "jwt": jwt.as_str() }))
             }
         };
-        let resp = self
+        let mut req = self
             .http
-            .put(self.url(&format!("auth/{}/login", engine.trim_matches('/'))))
-            .header("X-Vault-Namespace", &self.cfg.namespace)
-            .json(&body)
-            .send()
-            .await
-            .map_err(unreachable)?;
+            .put(self.url(&format!("auth/{}/login", engine.trim_matches('/'))));
+        if !self.cfg.namespace.is_empty() {
+            req = req.header("X-Vault-Namespace", &self.cfg.namespace);
+        }
+        let resp = req.json(&body).send().await.map_err(unreachable)?;
         let token = parse_auth(resp).await?;
         *self.token.write().expect("lock") = Some(token.value.clone());
         self.logins.fetch_add(1, Ordering::Relaxed);
