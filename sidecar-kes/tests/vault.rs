@@ -343,3 +343,68 @@ async fn vault_namespace() {
         .unwrap();
     assert!(!root.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_auth_against_a_real_api_server() {
+    let kube = tokio::task::block_in_place(coffer_e2e::kube::KubeApi::start);
+    let vault = tokio::task::block_in_place(Vault::dev);
+    let dir = tempfile::tempdir().unwrap();
+    let jwt_file = dir.path().join("token");
+    tokio::task::block_in_place(|| {
+        let kubectl = |args: &[&str]| {
+            let out = kube.kubectl().args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        kubectl(&["create", "serviceaccount", "kes", "-n", "default"]);
+        // Vault reviews the login token with the token itself: it needs TokenReview rights.
+        kubectl(&[
+            "create",
+            "clusterrolebinding",
+            "kes-review",
+            "--clusterrole=system:auth-delegator",
+            "--serviceaccount=default:kes",
+        ]);
+        std::fs::write(
+            &jwt_file,
+            kubectl(&["create", "token", "kes", "-n", "default"]),
+        )
+        .unwrap();
+        vault.kv_with_approle("kvk8s", 1, "kes-k8s"); // K/V and its policy `kes-k8s`
+        vault.run(&["auth", "enable", "kubernetes"]);
+        vault.run(&[
+            "write",
+            "auth/kubernetes/config",
+            &format!("kubernetes_host={}", kube.server),
+            &format!("kubernetes_ca_cert=@{}", kube.ca_cert.display()),
+            "disable_local_ca_jwt=true",
+        ]);
+        vault.run(&[
+            "write",
+            "auth/kubernetes/role/kes",
+            "bound_service_account_names=kes",
+            "bound_service_account_namespaces=default",
+            "token_policies=kes-k8s",
+            "token_ttl=1h",
+        ]);
+    });
+    let mut cfg = config(&vault, "kvk8s", false, "", "");
+    cfg.auth = VaultAuth::Kubernetes {
+        engine: "kubernetes".into(),
+        role: "kes".into(),
+        jwt: Zeroizing::new(jwt_file.display().to_string()),
+        retry: Duration::from_millis(500),
+    };
+    let store = VaultStore::connect(cfg).await.unwrap();
+    assert_eq!(
+        store.logins(),
+        1,
+        "logged in with the service account token"
+    );
+    store.create("k8s-key", b"v").await.unwrap();
+    assert_eq!(&store.get("k8s-key").await.unwrap()[..], b"v");
+}
