@@ -370,3 +370,121 @@ async fn audit_log_streams_events() {
     assert_eq!(line["request"]["identity"], ts.admin.identity().to_string());
     assert_eq!(line["response"]["code"], 200);
 }
+
+/// A keystore that is always unreachable.
+struct Down;
+
+impl sidecar_kes::keystore::Keystore for Down {
+    fn describe(&self) -> String {
+        "down".into()
+    }
+    fn status(
+        &self,
+    ) -> futures::future::BoxFuture<
+        '_,
+        Result<std::time::Duration, sidecar_kes::keystore::StoreError>,
+    > {
+        Box::pin(async {
+            Err(sidecar_kes::keystore::StoreError::Unreachable(
+                "connection refused".into(),
+            ))
+        })
+    }
+    fn create<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [u8],
+    ) -> futures::future::BoxFuture<'a, Result<(), sidecar_kes::keystore::StoreError>> {
+        Box::pin(async {
+            Err(sidecar_kes::keystore::StoreError::Unreachable(
+                "connection refused".into(),
+            ))
+        })
+    }
+    fn get<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<zeroize::Zeroizing<Vec<u8>>, sidecar_kes::keystore::StoreError>,
+    > {
+        Box::pin(async {
+            Err(sidecar_kes::keystore::StoreError::Unreachable(
+                "connection refused".into(),
+            ))
+        })
+    }
+    fn delete<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), sidecar_kes::keystore::StoreError>> {
+        Box::pin(async {
+            Err(sidecar_kes::keystore::StoreError::Unreachable(
+                "connection refused".into(),
+            ))
+        })
+    }
+    fn list(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<String>, sidecar_kes::keystore::StoreError>>
+    {
+        Box::pin(async {
+            Err(sidecar_kes::keystore::StoreError::Unreachable(
+                "connection refused".into(),
+            ))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_keystore_errors_and_error_log() {
+    let ts = start_server(Arc::new(Down), CacheConfig::default(), vec![]).await;
+    let raw = raw_client(
+        &ts,
+        Some(ClientIdentity::ApiKey(
+            ts.admin.to_secret_string().to_string(),
+        )),
+    );
+    let mut log = raw
+        .get(format!("{}/v1/log/error", ts.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log.status(), 200);
+    let r = raw
+        .post(format!("{}/v1/key/generate/k", ts.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"message":"failed to read key"}"#
+    );
+    let r = raw
+        .get(format!("{}/v1/ready", ts.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"message":"key store is not reachable"}"#
+    );
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), log.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let line: serde_json::Value =
+        serde_json::from_slice(chunk.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed to read key 'k'"),
+        "{line}"
+    );
+    let status = ts.admin_client().status().await.unwrap();
+    assert_eq!(status["keystore_unreachable"], true);
+}
