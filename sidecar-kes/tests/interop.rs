@@ -176,6 +176,18 @@ fn our_cli_and_client_against_minio_kes() {
     );
     let (okay, text) = cli(&["status"]);
     assert!(okay, "{text}");
+    // import, encrypt, decrypt, rm.
+    let key32 = STANDARD.encode([7u8; 32]);
+    let (okay, text) = cli(&["key", "import", "imported", &key32]);
+    assert!(okay, "{text}");
+    let (okay, ct) = cli(&["key", "encrypt", "imported", "hello", "ctx"]);
+    assert!(okay, "{ct}");
+    let (okay, pt) = cli(&["key", "decrypt", "imported", ct.trim(), "ctx"]);
+    assert!(okay, "{pt}");
+    assert_eq!(STANDARD.decode(pt.trim()).unwrap(), b"hello");
+    assert!(cli(&["key", "rm", "imported"]).0);
+    let (okay, text) = cli(&["key", "describe", "imported"]);
+    assert!(!okay && text.contains("key does not exist"), "{text}");
 
     // The client library against MinIO's KES.
     let c = KesClient::new(ClientConfig {
