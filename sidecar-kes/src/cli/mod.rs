@@ -48,7 +48,7 @@ enum ToolCmd {
     Identity(identity::IdentityCmd),
 }
 
-/// Runs the CLI; returns the process exit code.
+/// Parses the command line and runs the command.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
