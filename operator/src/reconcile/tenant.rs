@@ -1,7 +1,8 @@
 //! Reconciles one Tenant, top to bottom:
 //!
 //! 1. the KMS it names, and that KMS's credentials Secret (by reference: only the presence of
-//!    the keys is checked, values are never read into the operator's output);
+//!    the keys is checked, values are never read into the operator's output), and that no
+//!    older Tenant's key prefix overlaps this one's;
 //! 2. the root credentials Secret, generated once when absent;
 //! 3. the CA (`<t>-ca`), rotated at 2/3 of its lifetime (see [`crate::pki::ca`]);
 //! 4. the leaf certificates, re-issued at 2/3 of their lifetime or when names/CA change;
