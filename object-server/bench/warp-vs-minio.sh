@@ -54,7 +54,11 @@ start_server() { # kind sse -> sets $host and $server_pid
     env "${env[@]}" MINIO_BROWSER=off minio server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
   fi
   server_pid=$!; pids+=("$server_pid")
-  wait_http "http://127.0.0.1:$port/minio/health/live"
+  wait_http "http://127.0.0.1:$port/minio/health/ready"
+  # MinIO answers "Server not initialized yet" for a moment after its health checks pass.
+  for _ in $(seq 50); do
+    curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" | grep -qv 503 && break; sleep 0.2
+  done
   host="127.0.0.1:$port"
 }
 

@@ -185,11 +185,13 @@ impl Store {
         blocking(move || {
             for e in std::fs::read_dir(&p)? {
                 let e = e?;
-                if let Some(seg) = e.file_name().to_str().and_then(layout::segment_of) {
-                    let _ = seg;
-                    if has_objects(&e.path())? {
-                        return Err(StorageError::BucketNotEmpty);
-                    }
+                let is_segment = e
+                    .file_name()
+                    .to_str()
+                    .and_then(layout::segment_of)
+                    .is_some();
+                if is_segment && has_objects(&e.path())? {
+                    return Err(StorageError::BucketNotEmpty);
                 }
             }
             std::fs::remove_dir_all(&p)?;
