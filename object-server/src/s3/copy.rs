@@ -126,6 +126,7 @@ impl CofferS3 {
             Box::pin(reader.into_stream()),
             enc.as_ref().map(|(k, _)| k),
             &algos,
+            customer.is_none(),
         )
         .await?;
         let encryption = enc.map(|(_, m)| m);

@@ -173,6 +173,8 @@ impl CofferS3 {
         let meta = obj.meta.clone();
         let range = request_range(&meta, input.range.as_ref(), input.part_number)?;
         let (start, end) = range.unwrap_or((0, meta.size));
+        // A Range header, or a part of a multipart object, is answered as partial content.
+        let partial = range.is_some();
         let mut reader = BodyReader::new(
             obj.file.clone(),
             &meta,
@@ -201,7 +203,7 @@ impl CofferS3 {
         let out = GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some((end - start) as i64),
-            content_range: (input.range.is_some())
+            content_range: partial
                 .then(|| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size)),
             accept_ranges: Some("bytes".to_owned()),
             parts_count: (input.part_number.is_some() && !meta.parts.is_empty())
@@ -242,7 +244,7 @@ impl CofferS3 {
             ..Default::default()
         };
         let mut resp = S3Response::new(out);
-        if input.range.is_some() {
+        if partial {
             resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
         }
         Ok(resp)
@@ -286,6 +288,8 @@ impl CofferS3 {
         }
         let range = request_range(&meta, input.range.as_ref(), input.part_number)?;
         let (start, end) = range.unwrap_or((0, meta.size));
+        // A Range header, or a part of a multipart object, is answered as partial content.
+        let partial = range.is_some();
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         // Full-object checksums only when asked for, and only for the whole object.
         let full = range.is_none()
@@ -295,7 +299,7 @@ impl CofferS3 {
                 .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let out = HeadObjectOutput {
             content_length: Some((end - start) as i64),
-            content_range: (input.range.is_some())
+            content_range: partial
                 .then(|| format!("bytes {start}-{}/{}", end.saturating_sub(1), meta.size)),
             accept_ranges: Some("bytes".to_owned()),
             parts_count: (input.part_number.is_some() && !meta.parts.is_empty())
@@ -326,7 +330,7 @@ impl CofferS3 {
             ..Default::default()
         };
         let mut resp = S3Response::new(out);
-        if input.range.is_some() {
+        if partial {
             resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
         }
         Ok(resp)

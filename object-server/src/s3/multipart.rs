@@ -18,7 +18,7 @@ use super::put::{
 use super::{CofferS3, custom_error, etag, now_ms, storage_err, timestamp};
 use crate::sse::headers::{CustomerKey, WriteHeaders};
 use crate::sse::{ObjectKey, SseRequest};
-use crate::storage::{EncryptionMeta, ObjectMeta, PartMeta, StorageError};
+use crate::storage::{EncryptionMeta, ObjectMeta, PartMeta, SseMode, StorageError};
 
 /// Smallest part other than the last (as AWS and MinIO enforce).
 const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -205,7 +205,12 @@ impl CofferS3 {
         let body = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
-        let ing = ingest(&self.store, body, part_key.as_ref(), &algos).await?;
+        let ssec = info
+            .encryption
+            .as_ref()
+            .is_some_and(|e| e.mode == SseMode::C);
+        let need_md5 = !ssec || input.content_md5.is_some();
+        let ing = ingest(&self.store, body, part_key.as_ref(), &algos, need_md5).await?;
         if let Some(len) = input.content_length
             && len >= 0
             && len as u64 != ing.size
@@ -314,7 +319,11 @@ impl CofferS3 {
         )
         .map_err(|_| storage_err(StorageError::Damaged))?;
         let stream = Box::pin(reader.into_stream());
-        let ing = ingest(&self.store, stream, part_key.as_ref(), &[]).await?;
+        let ssec = info
+            .encryption
+            .as_ref()
+            .is_some_and(|e| e.mode == SseMode::C);
+        let ing = ingest(&self.store, stream, part_key.as_ref(), &[], !ssec).await?;
         let meta = ObjectMeta {
             size: ing.size,
             etag: new_etag(info.encryption.as_ref().map(|e| e.mode), &ing.md5_hex),

@@ -94,11 +94,14 @@ pub(crate) fn requested_algorithms(
 }
 
 /// Streams `body` into a temp file, encrypting with `key` if given.
+/// `need_md5` is false only where nothing uses the MD5 (SSE-C without Content-MD5: its ETag is
+/// random), which saves the most expensive hash.
 pub(crate) async fn ingest<S, E>(
     store: &Store,
     mut body: S,
     key: Option<&ObjectKey>,
     algos: &[String],
+    need_md5: bool,
 ) -> S3Result<Ingested>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -108,7 +111,7 @@ where
         .writer()
         .await
         .map_err(|e| storage_err(StorageError::Io(e)))?;
-    let mut md5 = s3s::crypto::Md5::new();
+    let mut md5 = need_md5.then(s3s::crypto::Md5::new);
     let mut hasher = hasher_for(algos);
     let mut enc = key.map(Encryptor::new);
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF + 2 * crate::sse::package::PACKAGE);
@@ -119,7 +122,9 @@ where
             s3_error!(IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header.")
         })?;
         size += chunk.len() as u64;
-        md5.update(&chunk);
+        if let Some(m) = &mut md5 {
+            m.update(&chunk);
+        }
         hasher.update(&chunk);
         match &mut enc {
             Some(e) => e.update(&chunk, &mut buf),
@@ -140,13 +145,15 @@ where
         .write(&buf)
         .await
         .map_err(|e| storage_err(e.into()))?;
-    let digest = md5.finalize();
+    let digest: Vec<u8> = md5
+        .map(|m| m.finalize().as_ref().to_vec())
+        .unwrap_or_default();
     let checksums = checksum_map(&hasher.finalize());
     Ok(Ingested {
         writer,
         size,
-        md5_hex: hex::encode(digest.as_ref()),
-        md5: digest.as_ref().to_vec(),
+        md5_hex: hex::encode(&digest),
+        md5: digest,
         checksums,
     })
 }
@@ -326,7 +333,15 @@ impl CofferS3 {
         let body = input.body.unwrap_or_else(|| {
             s3s::dto::StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
         });
-        let ing = ingest(&self.store, body, enc.as_ref().map(|(k, _)| k), &algos).await?;
+        let need_md5 = customer.is_none() || input.content_md5.is_some();
+        let ing = ingest(
+            &self.store,
+            body,
+            enc.as_ref().map(|(k, _)| k),
+            &algos,
+            need_md5,
+        )
+        .await?;
         if let Some(len) = input.content_length
             && len >= 0
             && len as u64 != ing.size
