@@ -137,3 +137,29 @@ fn guide_with_coffer_binaries() {
 fn guide_with_coffer_binaries_leaf_certificates() {
     run_guide("guide-leaf-certs", &[("GUIDE_LEAF_CERTS", "1")]);
 }
+
+/// The guide with MinIO's KES v0.24.0 in place of ours (same Vault, policy and identity, in its
+/// current config format and CLI) and our `object-server`. The Vault certificate is the guide's
+/// (Go accepts it); the KES certificate says `CA:FALSE` for our object-server's TLS client.
+#[test]
+fn guide_with_minio_kes() {
+    peer_bin("minio-kes");
+    run_guide(
+        "guide-minio-kes",
+        &[("KES_BIN", "minio-kes"), ("GUIDE_LEAF_CERTS", "kes")],
+    );
+}
+
+/// The guide with `minio` in place of our `object-server`, and our `kes`. The KES certificate is
+/// the guide's (MinIO's Go client accepts it); the Vault certificate says `CA:FALSE` for our kes.
+#[test]
+fn guide_with_minio_server() {
+    peer_bin("minio");
+    run_guide(
+        "guide-minio",
+        &[
+            ("OBJECT_SERVER_BIN", "minio"),
+            ("GUIDE_LEAF_CERTS", "vault"),
+        ],
+    );
+}
