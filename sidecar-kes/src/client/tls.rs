@@ -60,21 +60,14 @@ pub fn rustls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ClientE
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
     } else {
-        let mut roots = rustls::RootCertStore::empty();
-        if cfg.ca_pems.is_empty() {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        } else {
-            for pem in &cfg.ca_pems {
-                for cert in certs_from_pem(pem)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| ClientError::Config(format!("invalid CA certificate: {e}")))?;
-                }
-            }
+        let mut trusted = Vec::new();
+        for pem in &cfg.ca_pems {
+            trusted.extend(certs_from_pem(pem)?);
         }
-        builder.with_root_certificates(roots)
+        let verifier = TrustedCertVerifier::new(trusted)?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
     };
     let (chain, key) = client_auth(&cfg.identity)?;
     let mut config = builder
@@ -82,6 +75,134 @@ pub fn rustls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ClientE
         .map_err(|e| ClientError::Config(format!("client certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// Verifies a server's certificate chain against the configured CA certificates (the system
+/// roots when none are configured), and also accepts a server whose certificate *is* one of the
+/// configured CA certificates, if its name and validity period match.
+///
+/// The second rule exists for self-signed certificates made with `openssl req -x509`, as the
+/// MinIO KMS guide makes them for Vault and KES: openssl marks them `CA:TRUE`, which webpki
+/// refuses as an end entity while Go's crypto/tls (MinIO, KES, Vault) accepts a trusted one.
+#[derive(Debug)]
+pub struct TrustedCertVerifier {
+    chain: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl TrustedCertVerifier {
+    /// A verifier for the CA certificates `trusted`, or the system roots when it is empty.
+    pub fn new(trusted: Vec<CertificateDer<'static>>) -> Result<Self, ClientError> {
+        let mut roots = rustls::RootCertStore::empty();
+        if trusted.is_empty() {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        } else {
+            for cert in &trusted {
+                roots
+                    .add(cert.clone())
+                    .map_err(|e| ClientError::Config(format!("invalid CA certificate: {e}")))?;
+            }
+        }
+        let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .map_err(|e| ClientError::Config(format!("trust roots: {e}")))?;
+        Ok(TrustedCertVerifier {
+            chain,
+            pinned: trusted,
+            provider: provider(),
+        })
+    }
+
+    /// The name and validity checks for a server certificate that is itself trusted.
+    fn verify_pinned(
+        end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        cert.verify_is_valid_for_subject_name(server_name)
+            .map_err(|_| {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
+            })?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(end_entity).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
+        let now = now.as_secs() as i64;
+        let validity = parsed.validity();
+        if now < validity.not_before.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidYet,
+            ));
+        }
+        if now > validity.not_after.timestamp() {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired,
+            ));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+}
+
+impl ServerCertVerifier for TrustedCertVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.chain.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(verified) => Ok(verified),
+            Err(_)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                Self::verify_pinned(end_entity, server_name, now)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.chain.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 /// Accepts any server certificate (`--insecure`), still checking handshake signatures.
@@ -130,5 +251,43 @@ impl ServerCertVerifier for NoVerify {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate marked `CA:TRUE`, as `openssl req -x509` makes it.
+    fn self_signed_ca(name: &str) -> CertificateDer<'static> {
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    fn verify(v: &TrustedCertVerifier, cert: &CertificateDer<'_>, name: &str) -> bool {
+        let name = ServerName::try_from(name.to_string()).unwrap();
+        v.verify_server_cert(cert, &[], &name, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn a_trusted_self_signed_ca_certificate_is_accepted_as_the_servers_own() {
+        let cert = self_signed_ca("localhost");
+        let verifier = TrustedCertVerifier::new(vec![cert.clone()]).unwrap();
+        assert!(verify(&verifier, &cert, "localhost"));
+        assert!(
+            !verify(&verifier, &cert, "vault.example"),
+            "the name still has to match"
+        );
+    }
+
+    #[test]
+    fn an_untrusted_self_signed_certificate_is_refused() {
+        let trusted = self_signed_ca("localhost");
+        let other = self_signed_ca("localhost");
+        let verifier = TrustedCertVerifier::new(vec![trusted]).unwrap();
+        assert!(!verify(&verifier, &other, "localhost"));
     }
 }

@@ -130,26 +130,19 @@ fn http_client(cfg: &VaultConfig) -> Result<reqwest::Client, StoreError> {
     let read = |p: &PathBuf| {
         std::fs::read(p).map_err(|e| StoreError::Other(format!("vault: {}: {e}", p.display())))
     };
-    let mut roots = rustls::RootCertStore::empty();
-    match &cfg.tls_ca {
-        Some(ca) => {
-            for c in CertificateDer::pem_slice_iter(&read(ca)?) {
-                let c = c.map_err(|e| StoreError::Other(format!("vault: tls.ca: {e}")))?;
-                roots
-                    .add(c)
-                    .map_err(|e| StoreError::Other(format!("vault: tls.ca: {e}")))?;
-            }
-        }
-        None => {
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
+    let mut trusted = Vec::new();
+    if let Some(ca) = &cfg.tls_ca {
+        for c in CertificateDer::pem_slice_iter(&read(ca)?) {
+            trusted.push(c.map_err(|e| StoreError::Other(format!("vault: tls.ca: {e}")))?);
         }
     }
+    let verifier = crate::client::tls::TrustedCertVerifier::new(trusted)
+        .map_err(|e| StoreError::Other(format!("vault: tls.ca: {e}")))?;
     let builder = rustls::ClientConfig::builder_with_provider(crate::client::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::Other(e.to_string()))?
-        .with_root_certificates(roots);
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier));
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => {
             let certs = CertificateDer::pem_slice_iter(&read(c)?)
