@@ -147,11 +147,18 @@ impl Kms for KesKms {
     }
 
     async fn ready(&self) -> Result<(), KmsError> {
-        // The object server's identity may be allowed only the key APIs: a describe of the default
-        // key proves KES answers and the key is usable; /v1/ready is the fallback.
+        // The object server's identity may be allowed only some key APIs (the MinIO KMS guide's
+        // policy allows create, generate and decrypt): a describe of the default key proves KES
+        // answers and the key exists; where describe is refused, generating a data key (and
+        // dropping it) proves the same with the API the identity must have anyway.
         match self.client.describe_key(&self.key_name).await {
             Ok(_) => Ok(()),
-            Err(ClientError::NotAuthorized) => self.client.ready().await.map_err(map),
+            Err(ClientError::NotAuthorized) => self
+                .client
+                .generate_key(&self.key_name, b"")
+                .await
+                .map(drop)
+                .map_err(map),
             Err(e) => Err(map(e)),
         }
     }
