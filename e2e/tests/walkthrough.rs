@@ -119,47 +119,24 @@ fn run_guide(name: &str, envs: &[(&str, &str)]) {
     }
 }
 
-/// The guide as written, with our `kes` and `object-server`.
-///
-/// Ignored while our TLS clients refuse the guide's certificates: `openssl req -x509` makes
-/// self-signed certificates with `basicConstraints CA:TRUE`, which Go (Vault, MinIO, MinIO's KES)
-/// accepts as the server's own certificate when it is also the trusted root, and rustls/webpki
-/// refuses with `CaUsedAsEndEntity` (kes → Vault, first seen at step 4.3). Run it with
-/// `--ignored`; remove the `ignore` when the guide's certificates work.
+/// The guide as written, with our `kes` and `object-server`: its own openssl certificates
+/// (self-signed, `CA:TRUE`), its old KES config and flags, its environment.
 #[test]
-#[ignore = "kes refuses the guide's CA:TRUE self-signed Vault certificate (CaUsedAsEndEntity)"]
 fn guide_with_coffer_binaries() {
     run_guide("guide", &[]);
 }
 
-/// Every step of the guide with our binaries, but with certificates that say `CA:FALSE`.
-#[test]
-fn guide_with_coffer_binaries_leaf_certificates() {
-    run_guide("guide-leaf-certs", &[("GUIDE_LEAF_CERTS", "1")]);
-}
-
 /// The guide with MinIO's KES v0.24.0 in place of ours (same Vault, policy and identity, in its
-/// current config format and CLI) and our `object-server`. The Vault certificate is the guide's
-/// (Go accepts it); the KES certificate says `CA:FALSE` for our object-server's TLS client.
+/// current config format and CLI) and our `object-server`.
 #[test]
 fn guide_with_minio_kes() {
     peer_bin("minio-kes");
-    run_guide(
-        "guide-minio-kes",
-        &[("KES_BIN", "minio-kes"), ("GUIDE_LEAF_CERTS", "kes")],
-    );
+    run_guide("guide-minio-kes", &[("KES_BIN", "minio-kes")]);
 }
 
-/// The guide with `minio` in place of our `object-server`, and our `kes`. The KES certificate is
-/// the guide's (MinIO's Go client accepts it); the Vault certificate says `CA:FALSE` for our kes.
+/// The guide with `minio` in place of our `object-server`, and our `kes`.
 #[test]
 fn guide_with_minio_server() {
     peer_bin("minio");
-    run_guide(
-        "guide-minio",
-        &[
-            ("OBJECT_SERVER_BIN", "minio"),
-            ("GUIDE_LEAF_CERTS", "vault"),
-        ],
-    );
+    run_guide("guide-minio", &[("OBJECT_SERVER_BIN", "minio")]);
 }
