@@ -35,7 +35,10 @@ pub struct RunArgs {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only for a terminal: log collectors (kubectl logs, files) get plain text.
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     let _ = if json {
         b.json().try_init()
     } else {

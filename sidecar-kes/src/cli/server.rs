@@ -130,6 +130,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: log collectors (kubectl logs, files) get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let mut cfg = load(&args)?;
     let mut dev_key = None;
