@@ -20,15 +20,15 @@ use operator::crd::Tenant;
 struct Operator {
     child: Child,
     metrics: String,
+    _log_dir: tempfile::TempDir,
 }
 
 impl Operator {
     fn start(api: &KubeApi, identity: &str, namespace: &str) -> Operator {
         let port = free_port();
-        let log = std::fs::File::create(
-            std::env::temp_dir().join(format!("operator-{identity}-{port}.log")),
-        )
-        .unwrap();
+        let log_dir = tempfile::tempdir().unwrap();
+        let log =
+            std::fs::File::create(log_dir.path().join(format!("operator-{identity}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_operator"))
             .args([
                 "run",
@@ -49,6 +49,7 @@ impl Operator {
         Operator {
             child,
             metrics: format!("127.0.0.1:{port}"),
+            _log_dir: log_dir,
         }
     }
 

@@ -313,7 +313,8 @@ async fn vault_namespace() {
         vault.run(&["namespace", "create", "team"]);
         ns(&["secrets", "enable", "-path=kv", "-version=1", "kv"]);
         ns(&["auth", "enable", "approle"]);
-        let policy = std::env::temp_dir().join(format!("kes-ns-{}.hcl", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let policy = scratch.path().join("kes-ns.hcl");
         std::fs::write(&policy, "path \"kv/*\" {\n  capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"]\n}\n").unwrap();
         ns(&["policy", "write", "kes", policy.to_str().unwrap()]);
         ns(&["write", "auth/approle/role/kes", "token_policies=kes"]);
