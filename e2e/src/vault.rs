@@ -61,6 +61,32 @@ impl Vault {
     /// Starts a production-like server (raft storage, TLS from a test CA), initializes it with
     /// 5 key shares and threshold 3, and unseals it.
     pub fn production() -> Vault {
+        let mut vault = Self::production_uninitialized();
+        let init = run(
+            "vault operator init",
+            vault.cli().args([
+                "operator",
+                "init",
+                "-key-shares=5",
+                "-key-threshold=3",
+                "-format=json",
+            ]),
+        );
+        let init: serde_json::Value = serde_json::from_str(&init).expect("init output is JSON");
+        vault.token = init["root_token"].as_str().expect("root_token").to_string();
+        vault.unseal_keys = init["unseal_keys_b64"]
+            .as_array()
+            .expect("unseal_keys_b64")
+            .iter()
+            .map(|k| k.as_str().expect("unseal key").to_string())
+            .collect();
+        vault.unseal();
+        vault
+    }
+
+    /// Starts a production-like server that nobody has initialized yet (sealed, no token), for
+    /// tests of tools that run `operator init` themselves.
+    pub fn production_uninitialized() -> Vault {
         let dir = tempfile::tempdir().expect("temp dir");
         let (port, cluster_port) = (free_port(), free_port());
         let ca = TestCa::new(&dir.path().join("tls"), "vault-test-ca");
@@ -91,7 +117,7 @@ ui            = false
         )
         .expect("write vault config");
         let process = Self::spawn_server(&config, &dir);
-        let mut vault = Vault {
+        let vault = Vault {
             addr: format!("https://127.0.0.1:{port}"),
             token: String::new(),
             ca_cert: Some(ca.cert.clone()),
@@ -106,25 +132,6 @@ ui            = false
             || vault.status_code().filter(|c| *c == 2),
             || vault.process.log_tail(),
         );
-        let init = run(
-            "vault operator init",
-            vault.cli().args([
-                "operator",
-                "init",
-                "-key-shares=5",
-                "-key-threshold=3",
-                "-format=json",
-            ]),
-        );
-        let init: serde_json::Value = serde_json::from_str(&init).expect("init output is JSON");
-        vault.token = init["root_token"].as_str().expect("root_token").to_string();
-        vault.unseal_keys = init["unseal_keys_b64"]
-            .as_array()
-            .expect("unseal_keys_b64")
-            .iter()
-            .map(|k| k.as_str().expect("unseal key").to_string())
-            .collect();
-        vault.unseal();
         vault
     }
 
