@@ -49,6 +49,7 @@ fn chart_lints_clean_and_its_schema_refuses_bad_values() {
 
     for (set, message) in [
         ("replicaCount=0", "minimum"),
+        ("replicaCount=two", "got string, want integer"),
         ("image.pullPolicy=Sometimes", "value must be one of"),
         ("watchNamespace=Not_A_Namespace", "does not match pattern"),
         ("metrics.port=80", "minimum"),

@@ -109,6 +109,18 @@ fn plain_install_and_gitops_overlay_agree_and_reapply_changes_nothing() {
         "second apply -k: {out}"
     );
     assert_eq!(before, versions(), "a second apply -k modified objects");
+
+    // GitOps tools apply server-side: the first such apply takes the fields over from the
+    // client-side manager, a second one changes nothing.
+    let overlay = dir("manifests/kustomize/overlays/example");
+    apply(&api, &["--server-side", "-k", &overlay]);
+    let before = versions();
+    apply(&api, &["--server-side", "-k", &overlay]);
+    assert_eq!(
+        before,
+        versions(),
+        "a second apply --server-side -k modified objects"
+    );
     let tenant = api.run(&[
         "-n",
         "coffer-demo",
