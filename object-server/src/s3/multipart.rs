@@ -44,6 +44,14 @@ fn no_such_upload() -> s3s::S3Error {
     )
 }
 
+/// The upload and keys a part request writes with (see `part_target`).
+struct PartTarget {
+    n: u32,
+    info: UploadInfo,
+    customer: Option<CustomerKey>,
+    part_key: Option<ObjectKey>,
+}
+
 fn part_number(n: i32) -> S3Result<u32> {
     if (1..=10000).contains(&n) {
         Ok(n as u32)
@@ -76,6 +84,31 @@ impl CofferS3 {
     }
 
     /// The object key of an upload (SSE-C uploads need the customer's key on every part).
+    /// What UploadPart and UploadPartCopy both start from: the part number checked, the upload's
+    /// state, the SSE-C key the request carries (`[algorithm, key, key MD5]`) and the part's key.
+    async fn part_target(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: i32,
+        sse_c: [Option<&str>; 3],
+    ) -> S3Result<PartTarget> {
+        let n = part_number(part)?;
+        let info = self.read_upload(bucket, key, upload_id).await?;
+        let customer = self.read_customer_key(sse_c[0], sse_c[1], sse_c[2])?;
+        let part_key = self
+            .upload_key(&info, bucket, customer.as_ref())
+            .await?
+            .map(|k| k.part_key(n));
+        Ok(PartTarget {
+            n,
+            info,
+            customer,
+            part_key,
+        })
+    }
+
     async fn upload_key(
         &self,
         info: &UploadInfo,
@@ -176,19 +209,24 @@ impl CofferS3 {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
-        let n = part_number(input.part_number)?;
-        let info = self
-            .read_upload(&input.bucket, &input.key, &input.upload_id)
+        let PartTarget {
+            n,
+            info,
+            customer,
+            part_key,
+        } = self
+            .part_target(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                input.part_number,
+                [
+                    input.sse_customer_algorithm.as_deref(),
+                    input.sse_customer_key.as_deref(),
+                    input.sse_customer_key_md5.as_deref(),
+                ],
+            )
             .await?;
-        let customer = self.read_customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        )?;
-        let ok = self
-            .upload_key(&info, &input.bucket, customer.as_ref())
-            .await?;
-        let part_key = ok.map(|k| k.part_key(n));
         let given = checksum_map(&Checksum {
             checksum_crc32: input.checksum_crc32.clone(),
             checksum_crc32c: input.checksum_crc32c.clone(),
@@ -275,19 +313,24 @@ impl CofferS3 {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
-        let n = part_number(input.part_number)?;
-        let info = self
-            .read_upload(&input.bucket, &input.key, &input.upload_id)
+        let PartTarget {
+            n,
+            info,
+            customer,
+            part_key,
+        } = self
+            .part_target(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                input.part_number,
+                [
+                    input.sse_customer_algorithm.as_deref(),
+                    input.sse_customer_key.as_deref(),
+                    input.sse_customer_key_md5.as_deref(),
+                ],
+            )
             .await?;
-        let customer = self.read_customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        )?;
-        let ok = self
-            .upload_key(&info, &input.bucket, customer.as_ref())
-            .await?;
-        let part_key = ok.map(|k| k.part_key(n));
         let src_customer = self.read_customer_key(
             input.copy_source_sse_customer_algorithm.as_deref(),
             input.copy_source_sse_customer_key.as_deref(),
