@@ -98,7 +98,13 @@ impl KubeApi {
 
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = path.join("kubeconfig");
-        write_kubeconfig(&kubeconfig, &server, &ca.cert_pem, "admin", &admin);
+        write_kubeconfig(
+            &kubeconfig,
+            &server,
+            &ca.cert_pem,
+            "admin",
+            Credentials::Certificate(&admin),
+        );
 
         let api = KubeApi {
             server,
@@ -187,7 +193,13 @@ impl KubeApi {
     pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> PathBuf {
         let cert = self.ca.client(&format!("user-{user}"), user, groups);
         let path = self.dir.path().join(format!("kubeconfig-{user}"));
-        write_kubeconfig(&path, &self.server, &self.ca.cert_pem, user, &cert);
+        write_kubeconfig(
+            &path,
+            &self.server,
+            &self.ca.cert_pem,
+            user,
+            Credentials::Certificate(&cert),
+        );
         path
     }
 
@@ -203,15 +215,13 @@ impl KubeApi {
     /// Writes a kubeconfig that authenticates with a bearer `token` (e.g. from `kubectl create token`).
     pub fn kubeconfig_with_token(&self, name: &str, token: &str) -> PathBuf {
         let path = self.dir.path().join(format!("kubeconfig-{name}"));
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n\
-             users:\n- name: {name}\n  user:\n    token: {token}\n\
-             contexts:\n- name: test\n  context:\n    cluster: test\n    user: {name}\ncurrent-context: test\n",
-            server = self.server,
-            ca = b64(&self.ca.cert_pem),
+        write_kubeconfig(
+            &path,
+            &self.server,
+            &self.ca.cert_pem,
+            name,
+            Credentials::Token(token),
         );
-        std::fs::write(&path, text).expect("write kubeconfig");
         path
     }
 
@@ -221,15 +231,27 @@ impl KubeApi {
     }
 }
 
-fn write_kubeconfig(path: &Path, server: &str, ca_pem: &str, user: &str, cert: &CertFiles) {
+/// How a kubeconfig's user authenticates.
+enum Credentials<'a> {
+    Certificate(&'a CertFiles),
+    Token(&'a str),
+}
+
+fn write_kubeconfig(path: &Path, server: &str, ca_pem: &str, user: &str, credentials: Credentials) {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let auth = match credentials {
+        Credentials::Certificate(cert) => format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64(&cert.cert_pem),
+            b64(&cert.key_pem)
+        ),
+        Credentials::Token(token) => format!("    token: {token}\n"),
+    };
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n\
-         users:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n\
+         users:\n- name: {user}\n  user:\n{auth}\
          contexts:\n- name: test\n  context:\n    cluster: test\n    user: {user}\n    namespace: default\ncurrent-context: test\n",
         ca = b64(ca_pem),
-        cert = b64(&cert.cert_pem),
-        key = b64(&cert.key_pem),
     );
     std::fs::write(path, text).expect("write kubeconfig");
 }
