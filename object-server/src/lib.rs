@@ -6,6 +6,7 @@
 //! - [`storage`]: the data directory, atomic object files with their metadata.
 //! - [`sse`]: object keys, sealing, the authenticated package stream, SSE header rules.
 //! - [`kms`]: the KMS trait, the static key, the KES client.
+//! - [`lifecycle`]: lifecycle rules' clock and the background scanner that applies them.
 //! - [`server`]: HTTP(S), health, metrics, shutdown.
 //!
 //! ## ETags
@@ -26,6 +27,7 @@
 
 pub mod config;
 pub mod kms;
+pub mod lifecycle;
 pub mod s3;
 pub mod server;
 pub mod sse;

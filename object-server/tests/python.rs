@@ -78,6 +78,11 @@ fn real_clients_aws_cli_mc_warp() {
 }
 
 #[test]
+fn versioning_tagging_object_lock() {
+    pytest("test_versioning.py");
+}
+
+#[test]
 fn startup_modes_health_metrics() {
     pytest("test_config.py");
 }

@@ -1,5 +1,5 @@
 //! Buckets: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-//! GetBucketVersioning (always unversioned).
+//! (versioning and object lock live in `versioning.rs` and `lock.rs`).
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result};
 
@@ -34,11 +34,15 @@ impl CofferS3 {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let lock = req.input.object_lock_enabled_for_bucket == Some(true);
         let bucket = req.input.bucket;
         self.store
             .create_bucket(&bucket)
             .await
             .map_err(storage_err)?;
+        if lock {
+            self.enable_object_lock(&bucket).await?;
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
@@ -75,15 +79,5 @@ impl CofferS3 {
             .require_bucket(&req.input.bucket)
             .map_err(storage_err)?;
         Ok(S3Response::new(GetBucketLocationOutput::default()))
-    }
-
-    pub(crate) async fn do_get_bucket_versioning(
-        &self,
-        req: S3Request<GetBucketVersioningInput>,
-    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.store
-            .require_bucket(&req.input.bucket)
-            .map_err(storage_err)?;
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
 }

@@ -1,6 +1,8 @@
 //! CopyObject: the source is decrypted (SSE-C sources with the copy-source key) and written again
 //! under a fresh object key with the destination's encryption. Copying an object onto itself with
-//! new SSE-C headers is how an SSE-C key is rotated.
+//! new SSE-C headers is how an SSE-C key is rotated. A source may name a version
+//! (`?versionId=`); the copy is a new version of the destination, tags copied or replaced
+//! (`x-amz-tagging-directive`).
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -20,6 +22,14 @@ pub(crate) fn source_of(src: &CopySource) -> S3Result<(String, String)> {
             NotImplemented,
             "Access point copy sources are not supported"
         )),
+    }
+}
+
+/// The version id `x-amz-copy-source` names, if any.
+pub(crate) fn source_version(src: &CopySource) -> Option<&str> {
+    match src {
+        CopySource::Bucket { version_id, .. } => version_id.as_deref(),
+        _ => None,
     }
 }
 
@@ -64,8 +74,22 @@ impl CofferS3 {
         let input = req.input;
         let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
         self.store.require_bucket(bucket).map_err(storage_err)?;
-        let dest = self.store.object_path(bucket, key).map_err(storage_err)?;
+        self.store.object_path(bucket, key).map_err(storage_err)?;
         let (src_bucket, src_key) = source_of(&input.copy_source)?;
+        let src_version = source_version(&input.copy_source).map(str::to_owned);
+        let replace_tags = input
+            .tagging_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+        let new_tags = super::tagging::parse_header(input.tagging.as_deref())?;
+        let (retention, legal_hold) = self
+            .new_version_lock(
+                bucket,
+                input.object_lock_mode.as_ref(),
+                input.object_lock_retain_until_date.as_ref(),
+                input.object_lock_legal_hold_status.as_ref(),
+            )
+            .await?;
         let src_customer = self.read_customer_key(
             input.copy_source_sse_customer_algorithm.as_deref(),
             input.copy_source_sse_customer_key.as_deref(),
@@ -89,14 +113,25 @@ impl CofferS3 {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if src_bucket == bucket && src_key == key && !replace && !explicit_sse {
+        if src_bucket == bucket
+            && src_key == key
+            && src_version.is_none()
+            && !replace
+            && !replace_tags
+            && !explicit_sse
+        {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
         let (src, src_ok) = self
-            .open_for_read(&src_bucket, &src_key, src_customer.as_ref())
+            .open_for_read(
+                &src_bucket,
+                &src_key,
+                src_version.as_deref(),
+                src_customer.as_ref(),
+            )
             .await?;
         super::get::check_read_conditions(
             &src.meta,
@@ -148,7 +183,12 @@ impl CofferS3 {
             (src.meta.headers.clone(), src.meta.user.clone())
         };
         // The copy is written as one part: its ETag is the plaintext MD5 (random for SSE-C).
-        let meta = ObjectMeta {
+        let tags = if replace_tags {
+            new_tags
+        } else {
+            src.meta.tags.clone()
+        };
+        let mut meta = ObjectMeta {
             size: ing.size,
             etag: new_etag(encryption.as_ref().map(|e| e.mode), &ing.md5_hex),
             modified_ms: now_ms(),
@@ -157,12 +197,16 @@ impl CofferS3 {
             checksums: ing.checksums.clone(),
             encryption,
             parts: Vec::new(),
+            tags,
+            retention,
+            legal_hold,
+            ..Default::default()
         };
+        let copied_version = src.meta.version_id.clone();
         drop(src);
-        ing.writer
-            .commit(&meta, dest)
-            .await
-            .map_err(|e| storage_err(e.into()))?;
+        let version_id = self
+            .commit_object(bucket, key, ing.writer, &mut meta)
+            .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
@@ -174,6 +218,8 @@ impl CofferS3 {
             ssekms_key_id: sse.kms_key_id,
             sse_customer_algorithm: sse.c_algorithm,
             sse_customer_key_md5: sse.c_key_md5,
+            version_id,
+            copy_source_version_id: copied_version,
             ..Default::default()
         }))
     }

@@ -5,7 +5,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::body::{BodyReader, ReadError};
 use super::encryption::SseResponse;
-use super::{CofferS3, etag, sse_err, storage_err, timestamp};
+use super::{CofferS3, etag, sse_err, timestamp};
 use crate::sse::headers::{CustomerKey, check_read};
 use crate::storage::{ObjectMeta, OpenObject};
 
@@ -105,18 +105,15 @@ fn read_error(e: ReadError) -> s3s::S3Error {
 }
 
 impl CofferS3 {
-    /// Opens an object and, for encrypted objects, its key.
+    /// Opens an object (the latest version, or the one named) and, for encrypted objects, its key.
     pub(crate) async fn open_for_read(
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         customer: Option<&CustomerKey>,
     ) -> S3Result<(OpenObject, Option<crate::sse::ObjectKey>)> {
-        let obj = self
-            .store
-            .open_object(bucket, key)
-            .await
-            .map_err(storage_err)?;
+        let obj = self.open_named(bucket, key, version_id).await?;
         let ok = self.key_for(&obj, bucket, key, customer).await?;
         Ok((obj, ok))
     }
@@ -156,10 +153,8 @@ impl CofferS3 {
             input.sse_customer_key_md5.as_deref(),
         )?;
         let obj = self
-            .store
-            .open_object(&input.bucket, &input.key)
-            .await
-            .map_err(storage_err)?;
+            .open_named(&input.bucket, &input.key, input.version_id.as_deref())
+            .await?;
         check_read_conditions(
             &obj.meta,
             input.if_match.as_ref(),
@@ -194,6 +189,7 @@ impl CofferS3 {
         let first = first.map_err(read_error)?;
         let stream = futures::stream::iter(first.map(Ok)).chain(reader.into_stream());
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
+        let (lock_mode, lock_until, legal_hold) = super::lock::lock_headers(&meta);
         // Full-object checksums only when asked for, and only for the whole object.
         let full = range.is_none()
             && input
@@ -201,6 +197,7 @@ impl CofferS3 {
                 .as_ref()
                 .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let out = GetObjectOutput {
+            tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some((end - start) as i64),
             content_range: partial
@@ -241,6 +238,10 @@ impl CofferS3 {
             checksum_sha256: full
                 .then(|| meta.checksums.get("SHA256").cloned())
                 .flatten(),
+            version_id: meta.version_id.clone(),
+            object_lock_mode: lock_mode,
+            object_lock_retain_until_date: lock_until,
+            object_lock_legal_hold_status: legal_hold,
             ..Default::default()
         };
         let mut resp = S3Response::new(out);
@@ -262,10 +263,8 @@ impl CofferS3 {
             input.sse_customer_key_md5.as_deref(),
         )?;
         let obj = self
-            .store
-            .open_object(&input.bucket, &input.key)
-            .await
-            .map_err(storage_err)?;
+            .open_named(&input.bucket, &input.key, input.version_id.as_deref())
+            .await?;
         check_read_conditions(
             &obj.meta,
             input.if_match.as_ref(),
@@ -291,6 +290,7 @@ impl CofferS3 {
         // A Range header, or a part of a multipart object, is answered as partial content.
         let partial = range.is_some();
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
+        let (lock_mode, lock_until, legal_hold) = super::lock::lock_headers(&meta);
         // Full-object checksums only when asked for, and only for the whole object.
         let full = range.is_none()
             && input
@@ -327,6 +327,10 @@ impl CofferS3 {
             checksum_sha256: full
                 .then(|| meta.checksums.get("SHA256").cloned())
                 .flatten(),
+            version_id: meta.version_id.clone(),
+            object_lock_mode: lock_mode,
+            object_lock_retain_until_date: lock_until,
+            object_lock_legal_hold_status: legal_hold,
             ..Default::default()
         };
         let mut resp = S3Response::new(out);

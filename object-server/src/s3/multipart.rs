@@ -18,7 +18,7 @@ use super::put::{
 use super::{CofferS3, custom_error, etag, now_ms, storage_err, timestamp};
 use crate::sse::headers::{CustomerKey, WriteHeaders};
 use crate::sse::{ObjectKey, SseRequest};
-use crate::storage::{EncryptionMeta, ObjectMeta, PartMeta, SseMode, StorageError};
+use crate::storage::{EncryptionMeta, ObjectMeta, PartMeta, Retention, SseMode, StorageError};
 
 /// Smallest part other than the last (as AWS and MinIO enforce).
 const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -31,6 +31,15 @@ pub(crate) struct UploadInfo {
     pub headers: BTreeMap<String, String>,
     pub user: BTreeMap<String, String>,
     pub encryption: Option<EncryptionMeta>,
+    /// Tags from `x-amz-tagging`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Object lock retention the version will have (asked for, or the bucket's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Object lock legal hold.
+    #[serde(default)]
+    pub legal_hold: bool,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -140,6 +149,15 @@ impl CofferS3 {
         let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
         self.store.require_bucket(bucket).map_err(storage_err)?;
         self.store.object_path(bucket, key).map_err(storage_err)?;
+        let tags = super::tagging::parse_header(input.tagging.as_deref())?;
+        let (retention, legal_hold) = self
+            .new_version_lock(
+                bucket,
+                input.object_lock_mode.as_ref(),
+                input.object_lock_retain_until_date.as_ref(),
+                input.object_lock_legal_hold_status.as_ref(),
+            )
+            .await?;
         let sse_value = input
             .server_side_encryption
             .as_ref()
@@ -176,6 +194,9 @@ impl CofferS3 {
                 .map(|m| m.into_iter().collect())
                 .unwrap_or_default(),
             encryption: enc,
+            tags,
+            retention,
+            legal_hold,
         };
         let mut idb = [0u8; 16];
         rand::fill(&mut idb);
@@ -338,7 +359,12 @@ impl CofferS3 {
         )?;
         let (src_bucket, src_key) = super::copy::source_of(&input.copy_source)?;
         let (src, src_ok) = self
-            .open_for_read(&src_bucket, &src_key, src_customer.as_ref())
+            .open_for_read(
+                &src_bucket,
+                &src_key,
+                super::copy::source_version(&input.copy_source),
+                src_customer.as_ref(),
+            )
             .await?;
         super::get::check_read_conditions(
             &src.meta,
@@ -407,7 +433,6 @@ impl CofferS3 {
             input.upload_id.as_str(),
         );
         let info = self.read_upload(bucket, key, id).await?;
-        let dest = self.store.object_path(bucket, key).map_err(storage_err)?;
         super::put::check_write_conditions(
             &self.store,
             bucket,
@@ -488,7 +513,7 @@ impl CofferS3 {
                 .await
                 .map_err(|e| storage_err(e.into()))?;
         }
-        let meta = ObjectMeta {
+        let mut meta = ObjectMeta {
             size: parts.iter().map(|p| p.size).sum(),
             etag: etag_value,
             modified_ms: now_ms(),
@@ -497,11 +522,13 @@ impl CofferS3 {
             checksums: BTreeMap::new(),
             encryption: info.encryption.clone(),
             parts,
+            tags: info.tags.clone(),
+            retention: info.retention,
+            legal_hold: info.legal_hold,
+            ..Default::default()
         };
         drop(opened);
-        w.commit(&meta, dest)
-            .await
-            .map_err(|e| storage_err(e.into()))?;
+        let version_id = self.commit_object(bucket, key, w, &mut meta).await?;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         let sse = SseResponse::of(meta.encryption.as_ref(), None);
         Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -509,6 +536,7 @@ impl CofferS3 {
             key: Some(input.key.clone()),
             e_tag: Some(etag(&meta.etag)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
+            version_id,
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,
             ..Default::default()

@@ -290,7 +290,17 @@ impl CofferS3 {
         let input = req.input;
         let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
         self.store.require_bucket(bucket).map_err(storage_err)?;
-        let dest = self.store.object_path(bucket, key).map_err(storage_err)?;
+        // The key must be storable before the body is read.
+        self.store.object_path(bucket, key).map_err(storage_err)?;
+        let tags = super::tagging::parse_header(input.tagging.as_deref())?;
+        let (retention, legal_hold) = self
+            .new_version_lock(
+                bucket,
+                input.object_lock_mode.as_ref(),
+                input.object_lock_retain_until_date.as_ref(),
+                input.object_lock_legal_hold_status.as_ref(),
+            )
+            .await?;
         let sse_value = input
             .server_side_encryption
             .as_ref()
@@ -358,7 +368,7 @@ impl CofferS3 {
             req.trailing_headers.as_ref(),
         )?;
         let encryption = enc.map(|(_, m)| m);
-        let meta = ObjectMeta {
+        let mut meta = ObjectMeta {
             size: ing.size,
             etag: new_etag(encryption.as_ref().map(|e| e.mode), &ing.md5_hex),
             modified_ms: now_ms(),
@@ -376,12 +386,15 @@ impl CofferS3 {
             checksums: ing.checksums.clone(),
             encryption,
             parts: Vec::new(),
+            tags,
+            retention,
+            legal_hold,
+            ..Default::default()
         };
         let checksums = ing.checksums.clone();
-        ing.writer
-            .commit(&meta, dest)
-            .await
-            .map_err(|e| storage_err(e.into()))?;
+        let version_id = self
+            .commit_object(bucket, key, ing.writer, &mut meta)
+            .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         let out = PutObjectOutput {
             e_tag: Some(etag(&meta.etag)),
@@ -394,6 +407,7 @@ impl CofferS3 {
             checksum_crc64nvme: checksums.get("CRC64NVME").cloned(),
             checksum_sha1: checksums.get("SHA1").cloned(),
             checksum_sha256: checksums.get("SHA256").cloned(),
+            version_id,
             ..Default::default()
         };
         Ok(S3Response::new(out))
@@ -403,6 +417,8 @@ impl CofferS3 {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let bypass = req.input.bypass_governance_retention == Some(true)
+            && super::lock::governance_bypass_permitted(&req);
         let input = req.input;
         if input.if_match.is_some() {
             check_write_conditions(
@@ -414,17 +430,27 @@ impl CofferS3 {
             )
             .await?;
         }
-        self.store
-            .delete_object(&input.bucket, &input.key)
-            .await
-            .map_err(storage_err)?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let done = self
+            .delete_named(
+                &input.bucket,
+                &input.key,
+                input.version_id.as_deref(),
+                bypass,
+            )
+            .await?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: done.delete_marker.then_some(true),
+            version_id: done.version_id,
+            ..Default::default()
+        }))
     }
 
     pub(crate) async fn do_delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let bypass = req.input.bypass_governance_retention == Some(true)
+            && super::lock::governance_bypass_permitted(&req);
         let input = req.input;
         self.store
             .require_bucket(&input.bucket)
@@ -433,22 +459,36 @@ impl CofferS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            match self.store.delete_object(&input.bucket, &obj.key).await {
-                Ok(()) => {
+            let named = obj.version_id.clone();
+            match self
+                .delete_named(&input.bucket, &obj.key, named.as_deref(), bypass)
+                .await
+            {
+                Ok(done) => {
                     if !quiet {
+                        // A new delete marker is reported as such; a removed version by its id.
+                        let (version_id, marker_id) = match &named {
+                            Some(v) => (Some(v.clone()), None),
+                            None => (None, done.version_id.clone()),
+                        };
                         deleted.push(DeletedObject {
                             key: Some(obj.key),
-                            ..Default::default()
+                            version_id,
+                            delete_marker: done.delete_marker.then_some(true),
+                            delete_marker_version_id: if named.is_some() && done.delete_marker {
+                                named.clone()
+                            } else {
+                                marker_id
+                            },
                         });
                     }
                 }
                 Err(e) => {
-                    let e = storage_err(e);
                     errors.push(Error {
                         code: Some(e.code().as_str().to_owned()),
                         key: Some(obj.key),
                         message: e.message().map(str::to_owned),
-                        version_id: None,
+                        version_id: named,
                     });
                 }
             }

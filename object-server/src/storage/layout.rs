@@ -6,13 +6,24 @@
 //! DIR/<bucket>/.encryption.json   the bucket's default encryption
 //! DIR/<bucket>/_a/_b/obj  object "a/b": each key segment is a directory named '_' + segment,
 //!                         the object itself is the file `obj` in its directory
+//! DIR/<bucket>/.versioning.json   Enabled / Suspended (absent: never versioned)
+//! DIR/<bucket>/_a/_b/versions/<id>  in a versioned bucket, one object file per version of "a/b"
+//!                         (delete markers too), named by version id (`null`: the null version);
+//!                         `obj` is a hard link to the latest one, absent when it is a delete marker
 //! ```
+//! A bucket that was never versioned has no `versions/` directories: its objects are read and
+//! written exactly as before versioning existed, and an object written then is the null version
+//! once versioning is enabled. See [`super::versions`] for how versions change crash-safely.
 //! Because every segment directory starts with `_`, a segment can never be `.`, `..`, empty or
 //! `obj`, so no key escapes its bucket, and objects `a` and `a/b` coexist (`_a/obj`, `_a/_b/obj`).
 use std::path::{Path, PathBuf};
 
 /// Name of the file that holds an object (body and metadata) inside its key directory.
 pub const OBJECT_FILE: &str = "obj";
+/// Directory of a key's versions, next to its `obj`.
+pub const VERSIONS_DIR: &str = "versions";
+/// The id of the null version.
+pub const NULL_VERSION: &str = "null";
 /// Name of the server's own directory in the data directory.
 pub const SYSTEM_DIR: &str = ".coffer";
 /// Longest segment name a file system takes.

@@ -87,6 +87,52 @@ pub struct ObjectMeta {
     /// Parts, for multipart objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartMeta>,
+    /// The version id in a versioned bucket (`null` for the null version written while
+    /// versioning was suspended); absent for objects of unversioned buckets (also the null version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// A delete marker: no body, no object, only a version.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_marker: bool,
+    /// Object tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Object lock retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Object lock legal hold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
+}
+
+/// Object lock retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockMode {
+    /// Removable early by a caller allowed to bypass governance retention.
+    #[serde(rename = "GOVERNANCE")]
+    Governance,
+    /// Nobody can delete the version or shorten the retention, the root user included.
+    #[serde(rename = "COMPLIANCE")]
+    Compliance,
+}
+
+impl LockMode {
+    /// The S3 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "GOVERNANCE",
+            LockMode::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
+/// A version's retention: locked until `until_ms` (Unix milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// The mode.
+    pub mode: LockMode,
+    /// Retain-until date, Unix milliseconds.
+    pub until_ms: i64,
 }
 
 /// Why an object file could not be read.

@@ -13,9 +13,11 @@ use tokio::io::AsyncWriteExt;
 
 pub mod layout;
 pub mod meta;
+pub mod versions;
 
 pub use layout::KeyError;
-pub use meta::{EncryptionMeta, MetaError, ObjectMeta, PartMeta, SseMode};
+pub use meta::{EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode};
+pub use versions::{DeleteOutcome, VersionInfo, Versioning};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,15 @@ pub enum StorageError {
     /// The object does not exist.
     #[error("the object does not exist")]
     NoSuchKey,
+    /// The version does not exist (or the id is not one this server makes).
+    #[error("the version does not exist")]
+    NoSuchVersion,
+    /// The version is a delete marker, which has no body or metadata to act on.
+    #[error("the version is a delete marker")]
+    MethodNotAllowed,
+    /// A change that the caller's check refused (the caller knows why).
+    #[error("the change was refused")]
+    Refused,
     /// The key cannot be stored.
     #[error(transparent)]
     InvalidKey(#[from] KeyError),
@@ -68,19 +79,19 @@ pub struct Store {
     root: PathBuf,
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f)
         .await
         .expect("blocking task panicked")
 }
 
-fn fsync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
 /// Creates `dir` and its missing ancestors, fsyncing each parent that gained an entry, so a
 /// new object's directory survives a crash as surely as the object file in it.
-fn create_dirs_durably(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_dirs_durably(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -99,7 +110,7 @@ fn create_dirs_durably(dir: &Path) -> io::Result<()> {
     }
 }
 
-fn random_name() -> String {
+pub(crate) fn random_name() -> String {
     let mut b = [0u8; 16];
     rand::fill(&mut b);
     hex::encode(b)
@@ -190,7 +201,7 @@ impl Store {
                     .to_str()
                     .and_then(layout::segment_of)
                     .is_some();
-                if is_segment && has_objects(&e.path())? {
+                if is_segment && has_objects(&e.path(), true)? {
                     return Err(StorageError::BucketNotEmpty);
                 }
             }
@@ -320,6 +331,27 @@ impl Store {
         prefix: &str,
         slash_delimited: bool,
     ) -> Result<Vec<String>, StorageError> {
+        self.walk_keys(bucket, prefix, slash_delimited, false).await
+    }
+
+    /// Like [`Store::list_keys`], but every key that has any version (for ListObjectVersions:
+    /// keys whose latest version is a delete marker too).
+    pub async fn list_version_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        slash_delimited: bool,
+    ) -> Result<Vec<String>, StorageError> {
+        self.walk_keys(bucket, prefix, slash_delimited, true).await
+    }
+
+    async fn walk_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        slash_delimited: bool,
+        any_version: bool,
+    ) -> Result<Vec<String>, StorageError> {
         self.require_bucket(bucket)?;
         // Start at the deepest directory the prefix's complete segments name.
         let (dir_part, key_base) = match prefix.rfind('/') {
@@ -338,7 +370,12 @@ impl Store {
         let key_base = key_base.to_owned();
         blocking(move || {
             let mut out = Vec::new();
-            walk(&start, &key_base, &prefix, slash_delimited, &mut out)?;
+            let w = Walk {
+                prefix: &prefix,
+                collapse: slash_delimited,
+                any_version,
+            };
+            w.walk(&start, &key_base, &mut out)?;
             out.sort();
             Ok(out)
         })
@@ -371,7 +408,7 @@ impl Store {
     }
 }
 
-fn open_file(p: &Path) -> Result<OpenObject, StorageError> {
+pub(crate) fn open_file(p: &Path) -> Result<OpenObject, StorageError> {
     let file = match std::fs::File::open(p) {
         Ok(f) => f,
         Err(e)
@@ -389,15 +426,24 @@ fn open_file(p: &Path) -> Result<OpenObject, StorageError> {
     })
 }
 
-fn has_objects(dir: &Path) -> io::Result<bool> {
+/// Whether the key directory `dir` or one below it holds an object: a live one, or with
+/// `any_version` any version at all (delete markers included: they keep a bucket non-empty).
+fn has_objects(dir: &Path, any_version: bool) -> io::Result<bool> {
+    let here = if any_version {
+        versions::has_any_version(dir)
+    } else {
+        versions::has_live_object(dir)
+    };
+    if here {
+        return Ok(true);
+    }
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name == layout::OBJECT_FILE {
-            return Ok(true);
-        }
-        if layout::segment_of(name).is_some() && e.file_type()?.is_dir() && has_objects(&e.path())?
+        if layout::segment_of(name).is_some()
+            && e.file_type()?.is_dir()
+            && has_objects(&e.path(), any_version)?
         {
             return Ok(true);
         }
@@ -405,60 +451,75 @@ fn has_objects(dir: &Path) -> io::Result<bool> {
     Ok(false)
 }
 
-/// Collects keys under `dir` (whose keys start with `base`) that start with `prefix`.
-fn walk(
-    dir: &Path,
-    base: &str,
-    prefix: &str,
+/// A walk of a bucket's key directories.
+struct Walk<'a> {
+    prefix: &'a str,
+    /// Report a subtree below the prefix once as `dir/` (delimiter `/`).
     collapse: bool,
-    out: &mut Vec<String>,
-) -> io::Result<()> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
-        {
-            return Ok(());
+    /// Count keys with any version (delete markers too), not only live objects.
+    any_version: bool,
+}
+
+impl Walk<'_> {
+    fn holds(&self, dir: &Path) -> bool {
+        if self.any_version {
+            versions::has_any_version(dir)
+        } else {
+            versions::has_live_object(dir)
         }
-        Err(e) => return Err(e),
-    };
-    for e in rd {
-        let e = e?;
-        let name = e.file_name();
-        let Some(seg) = name.to_str().and_then(layout::segment_of) else {
-            continue;
-        };
-        let key = format!("{base}{seg}");
-        // Prune subtrees that cannot match: the key and all below it share `key` as a prefix.
-        let common = key.len().min(prefix.len());
-        if key.as_bytes()[..common] != prefix.as_bytes()[..common] {
-            continue;
-        }
-        let path = e.path();
-        if key.starts_with(prefix) && path.join(layout::OBJECT_FILE).is_file() {
-            out.push(key.clone());
-        }
-        if collapse && key.starts_with(prefix) {
-            // With delimiter "/", everything below `key/` is one common prefix: report it once
-            // (as the key `key/`) if the subtree holds any object, without walking all of it.
-            if has_descendants(&path)? {
-                out.push(format!("{key}/"));
-            }
-            continue;
-        }
-        walk(&path, &format!("{key}/"), prefix, collapse, out)?;
     }
-    Ok(())
+
+    /// Collects keys under `dir` (whose keys start with `base`) that start with the prefix.
+    fn walk(&self, dir: &Path, base: &str, out: &mut Vec<String>) -> io::Result<()> {
+        let prefix = self.prefix;
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::NotADirectory =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        for e in rd {
+            let e = e?;
+            let name = e.file_name();
+            let Some(seg) = name.to_str().and_then(layout::segment_of) else {
+                continue;
+            };
+            let key = format!("{base}{seg}");
+            // Prune subtrees that cannot match: the key and all below it share `key` as a prefix.
+            let common = key.len().min(prefix.len());
+            if key.as_bytes()[..common] != prefix.as_bytes()[..common] {
+                continue;
+            }
+            let path = e.path();
+            if key.starts_with(prefix) && self.holds(&path) {
+                out.push(key.clone());
+            }
+            if self.collapse && key.starts_with(prefix) {
+                // With delimiter "/", everything below `key/` is one common prefix: report it
+                // once (as the key `key/`) if the subtree holds any object, without walking it all.
+                if has_descendants(&path, self.any_version)? {
+                    out.push(format!("{key}/"));
+                }
+                continue;
+            }
+            self.walk(&path, &format!("{key}/"), out)?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether any object lies strictly below the key directory `dir`.
-fn has_descendants(dir: &Path) -> io::Result<bool> {
+fn has_descendants(dir: &Path, any_version: bool) -> io::Result<bool> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name();
         if name.to_str().and_then(layout::segment_of).is_some()
             && e.file_type()?.is_dir()
-            && has_objects(&e.path())?
+            && has_objects(&e.path(), any_version)?
         {
             return Ok(true);
         }

@@ -1,0 +1,392 @@
+//! Versioning: Put/GetBucketVersioning, ListObjectVersions, and what every write, read and
+//! delete asks of it — which version a request names, how a new object is committed (a new
+//! version, the null version, or the plain unversioned file), what a DELETE does.
+use s3s::dto::*;
+use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
+
+use super::list::url_encode;
+use super::{CofferS3, etag, storage_err, timestamp};
+use crate::storage::{
+    DeleteOutcome, ObjectMeta, ObjectWriter, OpenObject, StorageError, VersionInfo, Versioning,
+};
+
+/// The error of a GET or HEAD whose key's latest version is a delete marker: 404 with
+/// `x-amz-delete-marker: true` and the marker's version id, as AWS answers.
+fn delete_marker_error(version_id: Option<&str>, named: bool) -> S3Error {
+    let mut e = if named {
+        s3_error!(
+            MethodNotAllowed,
+            "The specified method is not allowed against this resource."
+        )
+    } else {
+        s3_error!(NoSuchKey, "The specified key does not exist.")
+    };
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "x-amz-delete-marker",
+        http::HeaderValue::from_static("true"),
+    );
+    if let Some(v) = version_id.and_then(|v| http::HeaderValue::from_str(v).ok()) {
+        h.insert("x-amz-version-id", v);
+    }
+    e.set_headers(h);
+    e
+}
+
+/// Maps a version-level storage error.
+pub(crate) fn version_err(e: StorageError) -> S3Error {
+    match e {
+        StorageError::NoSuchVersion => {
+            s3_error!(NoSuchVersion, "The specified version does not exist.")
+        }
+        StorageError::MethodNotAllowed => s3_error!(
+            MethodNotAllowed,
+            "The specified method is not allowed against this resource."
+        ),
+        e => storage_err(e),
+    }
+}
+
+/// Checks the form of a `versionId` parameter (AWS answers 400 for one it never made).
+pub(crate) fn check_version_id(id: &str) -> S3Result<()> {
+    if crate::storage::versions::valid_version_id(id) {
+        Ok(())
+    } else {
+        Err(s3_error!(InvalidArgument, "Invalid version id specified"))
+    }
+}
+
+impl CofferS3 {
+    /// The bucket's versioning state (read from disk: every process sees a change at once).
+    pub(crate) async fn versioning(&self, bucket: &str) -> S3Result<Versioning> {
+        self.store.versioning(bucket).await.map_err(storage_err)
+    }
+
+    /// Turns versioning on (`Enabled`) or suspends it.
+    pub(crate) async fn set_versioning(&self, bucket: &str, status: &str) -> S3Result<()> {
+        self.store
+            .set_versioning(bucket, status == BucketVersioningStatus::ENABLED)
+            .await
+            .map_err(storage_err)
+    }
+
+    /// Commits a newly written object as the bucket's versioning state asks; returns the
+    /// version id to answer with (none for unversioned buckets).
+    pub(crate) async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        writer: ObjectWriter,
+        meta: &mut ObjectMeta,
+    ) -> S3Result<Option<String>> {
+        match self.versioning(bucket).await? {
+            Versioning::Unversioned => {
+                let dest = self.store.object_path(bucket, key).map_err(storage_err)?;
+                writer
+                    .commit(meta, dest)
+                    .await
+                    .map_err(|e| storage_err(e.into()))?;
+                Ok(None)
+            }
+            mode => {
+                let id = self
+                    .store
+                    .commit_version(writer, meta, bucket, key, mode)
+                    .await
+                    .map_err(storage_err)?;
+                Ok(Some(id))
+            }
+        }
+    }
+
+    /// Opens what a GET/HEAD/copy source names: the latest version, or the given one. A delete
+    /// marker is answered as AWS does (404 for the latest, 405 when named).
+    pub(crate) async fn open_named(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<OpenObject> {
+        let obj = match version_id {
+            None => self
+                .store
+                .open_latest(bucket, key)
+                .await
+                .map_err(storage_err)?,
+            Some(v) => {
+                check_version_id(v)?;
+                self.store
+                    .open_version(bucket, key, v)
+                    .await
+                    .map_err(version_err)?
+            }
+        };
+        if obj.meta.delete_marker {
+            return Err(delete_marker_error(
+                obj.meta.version_id.as_deref(),
+                version_id.is_some(),
+            ));
+        }
+        Ok(obj)
+    }
+
+    /// DELETE of a key (a delete marker in a versioned bucket) or of one version (for good).
+    /// `bypass_governance` is whether the caller may remove GOVERNANCE-locked versions.
+    pub(crate) async fn delete_named(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        bypass_governance: bool,
+    ) -> S3Result<DeleteOutcome> {
+        self.store.require_bucket(bucket).map_err(storage_err)?;
+        match version_id {
+            Some(v) => {
+                check_version_id(v)?;
+                let now = super::now_ms();
+                let removed = self
+                    .store
+                    .delete_version(bucket, key, v, move |m| {
+                        super::lock::deletion_allowed(m, bypass_governance, now)
+                    })
+                    .await
+                    .map_err(|e| match e {
+                        StorageError::Refused => super::lock::worm_protected(),
+                        e => version_err(e),
+                    })?;
+                Ok(DeleteOutcome {
+                    version_id: Some(v.to_owned()),
+                    delete_marker: removed.is_some_and(|m| m.delete_marker),
+                })
+            }
+            None => match self.versioning(bucket).await? {
+                Versioning::Unversioned => {
+                    self.store
+                        .delete_object(bucket, key)
+                        .await
+                        .map_err(storage_err)?;
+                    Ok(DeleteOutcome::default())
+                }
+                mode => {
+                    let id = self
+                        .store
+                        .put_delete_marker(bucket, key, mode, super::now_ms())
+                        .await
+                        .map_err(storage_err)?;
+                    Ok(DeleteOutcome {
+                        version_id: Some(id),
+                        delete_marker: true,
+                    })
+                }
+            },
+        }
+    }
+
+    pub(crate) async fn do_get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        self.store
+            .require_bucket(&req.input.bucket)
+            .map_err(storage_err)?;
+        let status = match self.versioning(&req.input.bucket).await? {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::ENABLED,
+            )),
+            Versioning::Suspended => Some(BucketVersioningStatus::from_static(
+                BucketVersioningStatus::SUSPENDED,
+            )),
+        };
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status,
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn do_put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let input = req.input;
+        let bucket = input.bucket.as_str();
+        self.store.require_bucket(bucket).map_err(storage_err)?;
+        if input.versioning_configuration.mfa_delete.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "MFA delete is not supported by this server."
+            ));
+        }
+        let status = match input
+            .versioning_configuration
+            .status
+            .as_ref()
+            .map(|s| s.as_str())
+        {
+            Some(s @ (BucketVersioningStatus::ENABLED | BucketVersioningStatus::SUSPENDED)) => s,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "The XML you provided was not well-formed or did not validate against our published schema."
+                ));
+            }
+        };
+        if status == BucketVersioningStatus::SUSPENDED && self.object_lock_enabled(bucket).await? {
+            return Err(s3_error!(
+                InvalidBucketState,
+                "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+            ));
+        }
+        self.set_versioning(bucket, status).await?;
+        Ok(S3Response::new(PutBucketVersioningOutput::default()))
+    }
+
+    pub(crate) async fn do_list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        let bucket = input.bucket.as_str();
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        let max = input.max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+        let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
+        let vid_marker = input.version_id_marker.clone().filter(|m| !m.is_empty());
+        if vid_marker.is_some() && key_marker.is_none() {
+            return Err(s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
+        if let Some(v) = &vid_marker {
+            check_version_id(v)?;
+        }
+        let keys = self
+            .store
+            .list_version_keys(bucket, &prefix, delimiter.as_deref() == Some("/"))
+            .await
+            .map_err(storage_err)?;
+        let url = input
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
+        let enc = |s: &str| if url { url_encode(s) } else { s.to_owned() };
+
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut count = 0usize;
+        let mut truncated = false;
+        // The last entry on the page: (key or common prefix, version id).
+        let mut last: Option<(String, Option<String>)> = None;
+        'keys: for k in &keys {
+            if !k.starts_with(&prefix) {
+                continue;
+            }
+            let group = delimiter.as_deref().and_then(|d| {
+                k[prefix.len()..]
+                    .find(d)
+                    .map(|i| k[..prefix.len() + i + d.len()].to_owned())
+            });
+            if let Some(p) = group {
+                // A common prefix at or before the marker was on an earlier page.
+                if key_marker.as_deref().is_some_and(|m| p.as_str() <= m) {
+                    continue;
+                }
+                if prefixes.last() == Some(&p) {
+                    continue;
+                }
+                if count == max {
+                    truncated = true;
+                    break;
+                }
+                count += 1;
+                last = Some((p.clone(), None));
+                prefixes.push(p);
+                continue;
+            }
+            if let Some(m) = key_marker.as_deref()
+                && (k.as_str() < m || (k.as_str() == m && vid_marker.is_none()))
+            {
+                continue;
+            }
+            let list: Vec<VersionInfo> = match self.store.key_versions(bucket, k).await {
+                Ok(v) => v,
+                Err(StorageError::NoSuchKey) => continue,
+                Err(e) => return Err(storage_err(e)),
+            };
+            let mut skipping = key_marker.as_deref() == Some(k.as_str());
+            for v in list {
+                if skipping {
+                    if Some(&v.version_id) == vid_marker.as_ref() {
+                        skipping = false;
+                    }
+                    continue;
+                }
+                if count == max {
+                    truncated = true;
+                    break 'keys;
+                }
+                count += 1;
+                last = Some((k.clone(), Some(v.version_id.clone())));
+                if v.meta.delete_marker {
+                    markers.push(DeleteMarkerEntry {
+                        is_latest: Some(v.is_latest),
+                        key: Some(enc(k)),
+                        last_modified: Some(timestamp(v.meta.modified_ms)),
+                        owner: Some(owner()),
+                        version_id: Some(v.version_id),
+                    });
+                } else {
+                    versions.push(ObjectVersion {
+                        e_tag: Some(etag(&v.meta.etag)),
+                        is_latest: Some(v.is_latest),
+                        key: Some(enc(k)),
+                        last_modified: Some(timestamp(v.meta.modified_ms)),
+                        owner: Some(owner()),
+                        size: Some(v.meta.size as i64),
+                        storage_class: Some(ObjectVersionStorageClass::from_static(
+                            ObjectVersionStorageClass::STANDARD,
+                        )),
+                        version_id: Some(v.version_id),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let (next_key, next_vid) = match (truncated, last) {
+            (true, Some((k, v))) => (Some(enc(&k)), v),
+            _ => (None, None),
+        };
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(input.bucket.clone()),
+            prefix: Some(enc(&prefix)),
+            delimiter: input.delimiter.as_deref().map(enc),
+            key_marker: Some(input.key_marker.as_deref().map(enc).unwrap_or_default()),
+            version_id_marker: Some(input.version_id_marker.clone().unwrap_or_default()),
+            max_keys: Some(input.max_keys.unwrap_or(1000)),
+            is_truncated: Some(truncated),
+            next_key_marker: next_key,
+            next_version_id_marker: next_vid,
+            versions: Some(versions),
+            delete_markers: Some(markers),
+            common_prefixes: Some(
+                prefixes
+                    .into_iter()
+                    .map(|p| CommonPrefix {
+                        prefix: Some(enc(&p)),
+                    })
+                    .collect(),
+            ),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+}
+
+fn owner() -> Owner {
+    Owner {
+        display_name: Some("coffer".to_owned()),
+        id: Some("coffer".to_owned()),
+    }
+}
