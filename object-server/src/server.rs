@@ -157,6 +157,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     print_banner(&cfg, local, tls.is_some(), kms.as_ref());
 
+    crate::lifecycle::scanner::spawn(store.clone());
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(SimpleAuth::from_single(

@@ -83,6 +83,11 @@ fn versioning_tagging_object_lock() {
 }
 
 #[test]
+fn lifecycle_scanner_and_mc() {
+    pytest("test_lifecycle.py");
+}
+
+#[test]
 fn startup_modes_health_metrics() {
     pytest("test_config.py");
 }

@@ -1,5 +1,5 @@
 //! Lifecycle rules (what a bucket's `.lifecycle.json` holds) and the decisions they make about
-//! one key's versions, kept pure so they are tested without a disk.
+//! one key's versions, kept pure so they are tested without a disk; [`scanner`] applies them.
 //!
 //! A rule's "days" are days of [`day_seconds`] seconds, counted from a version's modification
 //! (expiration), from the moment a newer version replaced it (noncurrent expiration), or from
@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::storage::{ObjectMeta, Retention, VersionInfo};
+
+pub mod scanner;
 
 /// Seconds in a lifecycle / retention day: 86400, or `COFFER_LIFECYCLE_DAY_SECONDS` (for tests
 /// that need "1 day" to pass quickly).

@@ -1,5 +1,5 @@
 //! The S3 API: one implementation of s3s's [`S3`] trait, split by family of operations
-//! (buckets, put, get, list, multipart, copy, encryption, versioning, tagging, object lock) like
+//! (buckets, put, get, list, multipart, copy, encryption, versioning, tagging, object lock, lifecycle) like
 //! Garage's `src/api/s3/`.
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ mod bucket;
 mod copy;
 mod encryption;
 mod get;
+mod lifecycle;
 mod list;
 mod lock;
 mod multipart;
@@ -351,5 +352,23 @@ impl S3 for CofferS3 {
         req: S3Request<GetObjectLegalHoldInput>,
     ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
         self.do_get_object_legal_hold(req).await
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        self.do_put_bucket_lifecycle_configuration(req).await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        self.do_get_bucket_lifecycle_configuration(req).await
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        self.do_delete_bucket_lifecycle(req).await
     }
 }
