@@ -114,6 +114,8 @@ pub fn render(mut tenant: Tenant, kms: &KMS, show_secrets: bool) -> Result<Strin
         secrets::root_credentials(&tenant),
     ];
     all_secrets.extend(owned.secrets);
+    // The user Secrets live in the cluster, not in the input: rendered without users.
+    all_secrets.push(build::users::secret(&tenant, &[]));
     let mut out = String::new();
     let mut push = |v: serde_json::Value| {
         out.push_str("---\n");
@@ -172,6 +174,7 @@ mod tests {
                 "Secret/photos-root",
                 "Secret/photos-tls",
                 "Secret/photos-kes-tls",
+                "Secret/photos-users",
                 "ConfigMap/photos-kes-config",
                 "Service/photos",
                 "Service/photos-hl",

@@ -430,7 +430,7 @@ async fn operator_against_a_real_api_server() {
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "READY", "REPLICAS", "ENDPOINT", "AGE"],
+        ["NAME", "READY", "REPLICAS", "ENDPOINT", "USERS", "AGE"],
         "{table}"
     );
     assert!(table.contains("https://photos.shop.svc:9000"), "{table}");

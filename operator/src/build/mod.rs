@@ -2,11 +2,12 @@
 //! server: the reconciler and `operator render` call the same functions.
 //!
 //! Owned objects of Tenant `t`: Secrets `t-ca`, `t-tls` (unless an external one is used),
-//! `t-kes-tls`, `t-root` (generated once), ConfigMap `t-kes-config`, StatefulSet `t`,
-//! Services `t` and `t-hl`, PodDisruptionBudget `t`.
+//! `t-kes-tls`, `t-root` (generated once), `t-users` (the S3 users of `spec.users`),
+//! ConfigMap `t-kes-config`, StatefulSet `t`, Services `t` and `t-hl`, PodDisruptionBudget `t`.
 
 pub mod kes_config;
 pub mod secrets;
+pub mod users;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,10 @@ impl Names {
     /// Secret `<t>-kes-tls`: KES server certificate and the object-server's client certificate.
     pub fn kes_tls(&self) -> String {
         format!("{}-kes-tls", self.tenant)
+    }
+    /// Secret `<t>-users`: the users file the object-server reloads.
+    pub fn users(&self) -> String {
+        format!("{}-users", self.tenant)
     }
     /// ConfigMap `<t>-kes-config`.
     pub fn kes_config(&self) -> String {

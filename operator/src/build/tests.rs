@@ -415,3 +415,45 @@ fn overlapping_key_prefixes_are_a_conflict_for_the_younger_tenant() {
     y.metadata.name = Some("a-b".into());
     assert!(y.prefix_conflict([&x]).is_none() && x.prefix_conflict([&y]).is_none());
 }
+
+#[test]
+fn the_users_file_is_a_directory_mount_that_updates_in_place() {
+    let (t, k) = fixtures();
+    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let p = pod(&o);
+    let server = &p.containers[0];
+    assert_eq!(
+        env_of(server, "COFFER_USERS_FILE").value.as_deref(),
+        Some("/coffer/users/users.json")
+    );
+    let m = server
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.mount_path == "/coffer/users")
+        .expect("users mount");
+    // A subPath mount would never see the kubelet's updates.
+    assert_eq!((m.read_only, m.sub_path.as_deref()), (Some(true), None));
+    let v = p
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == m.name)
+        .unwrap();
+    assert_eq!(
+        v.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("photos-users")
+    );
+    // Users change without rolling the pods: nothing on the template depends on them.
+    let mut with_users = t.clone();
+    with_users.spec.users = vec![crate::crd::tenant::UserRef {
+        name: "app1".into(),
+    }];
+    let c = certs(&t);
+    assert_eq!(
+        owned(&t, &k, &c).unwrap().stateful_set,
+        owned(&with_users, &k, &c).unwrap().stateful_set
+    );
+}

@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::kes_config::{self, ENV_APPROLE_ID, ENV_APPROLE_SECRET, KES_PORT};
 use super::secrets::{ROOT_PASSWORD, ROOT_USER};
+use super::users;
 use super::{CERTS_HASH_ANNOTATION, CONFIG_HASH_ANNOTATION, Names, S3_PORT, labels, meta};
 use crate::crd::tenant::DEFAULT_IMAGE;
 use crate::crd::{KMS, Tenant};
@@ -31,6 +32,10 @@ pub const DATA_DIR: &str = "/data";
 pub const CERTS_DIR: &str = "/etc/coffer/certs";
 /// The object-server's KES client certificate and the CA.
 pub const KES_CLIENT_DIR: &str = "/etc/coffer/kes-client";
+/// Where `<t>-users` is mounted: a directory volume, so the kubelet updates the file in place.
+pub const USERS_DIR: &str = "/coffer/users";
+/// The object-server's environment variable naming the users file it reloads.
+pub const USERS_FILE_ENV: &str = "COFFER_USERS_FILE";
 /// The UID/GID the containers run as by default.
 pub const RUN_AS: i64 = 1000;
 
@@ -232,6 +237,7 @@ fn object_server_container(tenant: &Tenant) -> Container {
         ),
         env("MINIO_KMS_KES_CAPATH", format!("{KES_CLIENT_DIR}/ca.crt")),
         env("MINIO_KMS_KES_KEY_NAME", tenant.key_name()),
+        env(USERS_FILE_ENV, format!("{USERS_DIR}/{}", users::USERS_FILE)),
         env(
             "MINIO_KMS_AUTO_ENCRYPTION",
             if spec.encryption.auto_encryption {
@@ -277,6 +283,7 @@ fn object_server_container(tenant: &Tenant) -> Container {
             },
             mount("s3-tls", CERTS_DIR),
             mount("kes-client", KES_CLIENT_DIR),
+            mount("users", USERS_DIR),
             VolumeMount {
                 name: "tmp".into(),
                 mount_path: "/tmp".into(),
@@ -326,6 +333,11 @@ fn volumes(tenant: &Tenant, kms: &KMS) -> Vec<Volume> {
             "s3-tls",
             &s3_secret,
             &[("tls.crt", "public.crt"), ("tls.key", "private.key")],
+        ),
+        secret_volume(
+            "users",
+            &names.users(),
+            &[(users::USERS_FILE, users::USERS_FILE)],
         ),
         Volume {
             name: "tmp".into(),

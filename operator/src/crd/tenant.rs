@@ -30,6 +30,7 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#, description = "Whether every replica serves S3"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired replicas"),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", description = "The S3 endpoint inside the cluster"),
+    printcolumn(name = "Users", type_ = "integer", json_path = ".status.users", description = "S3 users in effect (besides the root user)"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp", description = "Time since creation"),
     validation = kube::core::Rule::new("size(self.metadata.name) <= 47").message("metadata.name must be at most 47 characters (names of owned objects and pods derive from it)"),
     validation = kube::core::Rule::new("!self.metadata.name.contains('.')").message("metadata.name must not contain '.' (it names pods and KES keys)")
@@ -56,6 +57,14 @@ pub struct TenantSpec {
     /// The S3 root credentials.
     #[serde(default)]
     pub root_credentials: RootCredentialsSpec,
+    /// S3 users besides the root user, one Secret each (same namespace) with keys `accessKey`,
+    /// `secretKey` and optional `policy` (comma-separated policy names, default `readwrite`).
+    /// MinIO operator's `CONSOLE_ACCESS_KEY`/`CONSOLE_SECRET_KEY` are read too. A change or
+    /// deletion of a Secret reaches the pods without a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["name".into()]))]
+    #[schemars(length(max = 1000))]
+    pub users: Vec<UserRef>,
     /// The S3 endpoint's TLS certificate.
     #[serde(default)]
     pub tls: TlsSpec,
@@ -178,6 +187,14 @@ pub struct RootCredentialsSpec {
     pub secret_name: Option<String>,
 }
 
+/// A Secret (same namespace) holding one S3 user, as in MinIO operator's `spec.users`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct UserRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
 /// TLS of the S3 endpoint.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -264,7 +281,7 @@ pub struct SchedulingSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantStatus {
-    /// `CertificatesReady`, `KMSReady`, `Ready`, `Progressing`, `Degraded`.
+    /// `CertificatesReady`, `KMSReady`, `UsersReady`, `Ready`, `Progressing`, `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.
@@ -285,6 +302,10 @@ pub struct TenantStatus {
     /// The default key name in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_name: Option<String>,
+    /// How many users of `spec.users` are in effect (valid Secrets; the `UsersReady`
+    /// condition names the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<i32>,
 }
 
 impl Tenant {

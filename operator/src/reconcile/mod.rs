@@ -7,6 +7,7 @@ pub mod leader;
 pub mod metrics;
 pub mod status;
 pub mod tenant;
+pub mod users;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -170,6 +171,20 @@ pub async fn run_controllers(
         .owns(api::<Service>(&client, &namespace), owned.clone())
         .owns(api::<ConfigMap>(&client, &namespace), owned.clone())
         .owns(api::<PodDisruptionBudget>(&client, &namespace), owned)
+        .watches(
+            api::<Secret>(&client, &namespace),
+            watcher::Config::default(),
+            {
+                // A change of a user Secret (or a root credentials Secret the operator did
+                // not generate) requeues the Tenants that use it. Nothing is cached: the
+                // Secret's data only passes through this mapper.
+                let store = store.clone();
+                move |secret: Secret| {
+                    let tenants = store.state();
+                    users::tenants_using(&secret, tenants.iter().map(|t| t.as_ref()))
+                }
+            },
+        )
         .watches(
             api::<KMS>(&client, &namespace),
             watcher::Config::default(),

@@ -7,6 +7,8 @@ use k8s_openapi::jiff::Timestamp;
 pub const CERTIFICATES_READY: &str = "CertificatesReady";
 /// Condition type: the referenced KMS exists, its Secret is complete, and Vault answers.
 pub const KMS_READY: &str = "KMSReady";
+/// Condition type: every Secret of `spec.users` is valid and in effect.
+pub const USERS_READY: &str = "UsersReady";
 /// Condition type: every replica serves S3.
 pub const READY: &str = "Ready";
 /// Condition type: a rollout or an issuance is under way.

@@ -6,7 +6,8 @@
 //! 2. the root credentials Secret, generated once when absent;
 //! 3. the CA (`<t>-ca`), rotated at 2/3 of its lifetime (see [`crate::pki::ca`]);
 //! 4. the leaf certificates, re-issued at 2/3 of their lifetime or when names/CA change;
-//! 5. every owned object, applied server-side with one field manager;
+//! 5. the user Secrets of `spec.users`, checked (see [`super::users`]), and every owned
+//!    object (`<t>-users` first), applied server-side with one field manager;
 //! 6. the status, and a requeue for the next renewal.
 //!
 //! Nothing here deletes anything in Vault: a deleted Tenant's objects are garbage-collected
@@ -28,7 +29,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
-use super::status::{self, CERTIFICATES_READY, DEGRADED, KMS_READY, PROGRESSING, READY};
+use super::status::{
+    self, CERTIFICATES_READY, DEGRADED, KMS_READY, PROGRESSING, READY, USERS_READY,
+};
 use super::{Context, Error};
 use crate::build::{self, Certs, FIELD_MANAGER, Names, secrets};
 use crate::crd::{KMS, Tenant, TenantStatus};
@@ -381,7 +384,25 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
         kms_secrets_version,
     };
 
-    // 5. Every owned object.
+    // The users: the valid ones apply, the others are named (once per change of the list).
+    let users = super::users::gather(&tenant, &secrets_api).await?;
+    let users_condition = super::users::condition(&tenant, &users);
+    let previous_users_message = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == USERS_READY))
+        .map(|c| c.message.as_str());
+    if !users_condition.0 && previous_users_message != Some(users_condition.2.as_str()) {
+        publish(
+            EventType::Warning,
+            super::users::INVALID_USER_SECRET,
+            users_condition.2.clone(),
+        )
+        .await;
+    }
+
+    // 5. Every owned object; the users file first, so the pods' volume finds it.
+    apply(&secrets_api, &build::users::secret(&tenant, &users.users)).await?;
     let owned = build::owned(&tenant, &kms, &certs)?;
     for s in &owned.secrets {
         apply(&secrets_api, s).await?;
@@ -425,6 +446,8 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
                 && s.updated_replicas.unwrap_or(0) == tenant.spec.replicas
                 && s.ready_replicas.unwrap_or(0) == tenant.spec.replicas
         }),
+        users_in_effect: users.users.len() as i32,
+        users_condition,
     };
     let ready = write_status(
         &tenant,
@@ -466,6 +489,8 @@ struct StatusExtra {
     expiry: Option<OffsetDateTime>,
     ready_replicas: i32,
     updated: bool,
+    users_in_effect: i32,
+    users_condition: (bool, &'static str, String),
 }
 
 /// `name=resourceVersion` of every KMS Secret the pods use, or `None` when there is none.
@@ -583,6 +608,16 @@ async fn write_status(
                 now,
             );
             status::set(conds, DEGRADED, false, "AsExpected", "", generation, now);
+            let (ok, reason, msg) = &x.users_condition;
+            status::set(
+                conds,
+                USERS_READY,
+                *ok,
+                reason,
+                msg.clone(),
+                generation,
+                now,
+            );
             let want = tenant.spec.replicas;
             if x.updated {
                 status::set(
@@ -631,6 +666,7 @@ async fn write_status(
             });
             st.endpoint = Some(names.endpoint());
             st.key_name = Some(tenant.key_name());
+            st.users = Some(x.users_in_effect);
             x.updated
         }
         (None, None) => false,

@@ -1,0 +1,359 @@
+//! `Tenant.spec.users` against a real kube-apiserver + etcd: the operator turns user Secrets into
+//! `<tenant>-users` and `status.users`, follows changes and deletions at once (not at the
+//! 5-minute resync), and names invalid Secrets without ever showing a key's value.
+//!
+//! Needs the peers `etcd`, `kube-apiserver` and `kubectl` on PATH (`eval "$(e2e/peers/env)"`);
+//! fails loudly when they are absent.
+
+use std::time::Duration;
+
+use coffer_e2e::kube::KubeApi;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::Reporter;
+use kube::{Api, Client};
+use operator::build::users::{USERS_FILE, UsersFile};
+use operator::crd::Tenant;
+use operator::reconcile::{self, Context};
+
+const NS: &str = "apps";
+/// Well under the operator's 5-minute resync: a change must come through the Secret watch.
+const PROMPTLY: Duration = Duration::from_secs(20);
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn start_operator(client: Client) -> tokio::sync::oneshot::Sender<()> {
+    let ctx = Context::new(
+        client,
+        Reporter {
+            controller: "coffer-operator".into(),
+            instance: Some("users-test".into()),
+        },
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(reconcile::run_controllers(
+        ctx,
+        Some(NS.to_string()),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    tx
+}
+
+fn user_secret(name: &str, pairs: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        string_data: Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The users file the operator wrote, or `None` before it exists.
+async fn users_file(secrets: &Api<Secret>) -> Option<UsersFile> {
+    let s = secrets.get_opt("store-users").await.ok()??;
+    serde_json::from_slice(&s.data?.get(USERS_FILE)?.0).ok()
+}
+
+fn access_keys(file: &UsersFile) -> Vec<&str> {
+    file.users.iter().map(|u| u.access_key.as_str()).collect()
+}
+
+fn users_ready(t: &Tenant) -> Option<(String, String, String)> {
+    t.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "UsersReady")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+async fn set_users(tenants: &Api<Tenant>, names: &[&str]) {
+    let users: Vec<_> = names
+        .iter()
+        .map(|n| serde_json::json!({"name": n}))
+        .collect();
+    tenants
+        .patch(
+            "store",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"users": users}})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_secrets_become_the_users_file() {
+    let api = KubeApi::start();
+    let client = api.client().await;
+    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    api.run(&["apply", "-f", crds.to_str().unwrap()]);
+    api.run(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/tenants.coffer.dev",
+        "crd/kms.coffer.dev",
+    ]);
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(NS.into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    // The schema keeps spec.users a list of distinct Secrets.
+    let tenant = |users: &str| {
+        format!(
+            "apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: store, namespace: {NS}}}\n\
+             spec:\n  kms: {{name: vault}}\n  users: {users}\n"
+        )
+    };
+    let out = api
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(tenant("[{name: app1}, {name: app1}]").as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(!out.status.success(), "a Secret listed twice is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Duplicate value"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A KMS (its Vault need not answer: users do not depend on it), two user Secrets, a Tenant.
+    api.apply(&format!(
+        "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: {NS}}}\n\
+         spec:\n  vault:\n    endpoint: https://127.0.0.1:1\n    auth:\n      appRole: {{secretName: vault-approle}}\n\
+         ---\napiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {NS}}}\n\
+         stringData: {{roleId: r-123, secretId: s-456}}\n"
+    ));
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let pp = PostParams::default();
+    for s in [
+        user_secret(
+            "app1",
+            &[("accessKey", "app1"), ("secretKey", "app1-secret-key")],
+        ),
+        user_secret(
+            "app2",
+            &[
+                ("accessKey", "app2"),
+                ("secretKey", "app2-secret-key"),
+                ("policy", "readonly"),
+            ],
+        ),
+    ] {
+        secrets.create(&pp, &s).await.unwrap();
+    }
+    let _stop = start_operator(client.clone());
+    api.apply(&tenant("[{name: app1}, {name: app2}]"));
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), NS);
+
+    // --- Both users end up in <tenant>-users, and the status counts them.
+    let file = eventually(
+        "both users in store-users",
+        Duration::from_secs(60),
+        || async {
+            users_file(&secrets)
+                .await
+                .filter(|f| access_keys(f) == ["app1", "app2"])
+        },
+    )
+    .await;
+    assert_eq!(file.users[0].secret_key, "app1-secret-key");
+    assert_eq!(file.users[0].policies, ["readwrite"]);
+    assert_eq!(file.users[1].policies, ["readonly"]);
+    let t = eventually("status.users = 2", PROMPTLY, || async {
+        let t = tenants.get("store").await.ok()?;
+        (t.status.as_ref()?.users == Some(2)).then_some(t)
+    })
+    .await;
+    let (status, reason, _) = users_ready(&t).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "AllUsersValid")
+    );
+    let table = api.run(&["get", "tenant", "store", "-n", NS]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header[4], "USERS", "{table}");
+    assert_eq!(
+        table.lines().nth(1).unwrap().split_whitespace().nth(4),
+        Some("2"),
+        "{table}"
+    );
+    // The root credentials were minted, and the pods read the users file as a directory.
+    let root = secrets.get("store-root").await.unwrap();
+    let root_user = String::from_utf8(root.data.unwrap()["rootUser"].0.clone()).unwrap();
+    assert!(root_user.starts_with("coffer-"), "{root_user}");
+    let owner = &secrets
+        .get("store-users")
+        .await
+        .unwrap()
+        .metadata
+        .owner_references
+        .unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Tenant", "store")
+    );
+
+    // --- A changed Secret changes the user (through the watch, not the resync).
+    secrets
+        .patch(
+            "app2",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"policy": "readonly,writeonly"}})),
+        )
+        .await
+        .unwrap();
+    eventually("app2's new policies", PROMPTLY, || async {
+        let f = users_file(&secrets).await?;
+        (f.users.get(1)?.policies == ["readonly", "writeonly"]).then_some(())
+    })
+    .await;
+
+    // --- Deleting a Secret removes that user.
+    secrets
+        .delete("app2", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("app2 gone from store-users", PROMPTLY, || async {
+        users_file(&secrets)
+            .await
+            .filter(|f| access_keys(f) == ["app1"])
+    })
+    .await;
+    let t = eventually("status.users = 1", PROMPTLY, || async {
+        let t = tenants.get("store").await.ok()?;
+        (t.status.as_ref()?.users == Some(1)).then_some(t)
+    })
+    .await;
+    let (status, reason, message) = users_ready(&t).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "InvalidUserSecret")
+    );
+    assert!(
+        message.contains(r#"Secret "app2": does not exist"#),
+        "{message}"
+    );
+
+    // --- Invalid Secrets are named with what is wrong; the valid user stays; no value shows.
+    for s in [
+        user_secret("short", &[("accessKey", "app3"), ("secretKey", "tiny-sk")]),
+        user_secret(
+            "twin",
+            &[("accessKey", "app1"), ("secretKey", "twin-secret-key")],
+        ),
+        user_secret(
+            "rooty",
+            &[("accessKey", &root_user), ("secretKey", "rooty-secret-key")],
+        ),
+        user_secret("nokey", &[("accessKey", "app4")]),
+    ] {
+        secrets.create(&pp, &s).await.unwrap();
+    }
+    set_users(&tenants, &["app1", "short", "twin", "rooty", "nokey"]).await;
+    let t = eventually("the invalid Secrets named", PROMPTLY, || async {
+        let t = tenants.get("store").await.ok()?;
+        let (_, _, m) = users_ready(&t)?;
+        m.contains(r#"Secret "nokey""#).then_some(t)
+    })
+    .await;
+    let (_, _, message) = users_ready(&t).unwrap();
+    for want in [
+        r#"Secret "short": the secret key is shorter than 8 characters"#,
+        r#"Secret "twin": the access key is already used by Secret "app1""#,
+        r#"Secret "rooty": the access key is the root user's"#,
+        r#"Secret "nokey": has no key "secretKey""#,
+    ] {
+        assert!(message.contains(want), "{want:?} not in {message:?}");
+    }
+    assert_eq!(t.status.as_ref().unwrap().users, Some(1));
+    let file = users_file(&secrets).await.unwrap();
+    assert_eq!(access_keys(&file), ["app1"]);
+    assert_eq!(
+        file.users[0].secret_key, "app1-secret-key",
+        "the first keeps it"
+    );
+
+    let events = eventually("a Warning event", PROMPTLY, || async {
+        let out = api.run(&["get", "events.v1.events.k8s.io", "-n", NS, "-o", "json"]);
+        out.contains(r#"Secret \"nokey\""#).then_some(out)
+    })
+    .await;
+    assert!(events.contains("InvalidUserSecret"), "{events}");
+    let status = serde_json::to_string(&t.status).unwrap();
+    for value in [
+        "tiny-sk",
+        "twin-secret-key",
+        "rooty-secret-key",
+        "app1-secret-key",
+        &root_user,
+        "s-456",
+    ] {
+        assert!(!status.contains(value), "{value} in the status: {status}");
+        assert!(!events.contains(value), "{value} in an event: {events}");
+    }
+
+    // --- Fixing a Secret brings its user in.
+    secrets
+        .patch(
+            "short",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"secretKey": "long-enough-now"}})),
+        )
+        .await
+        .unwrap();
+    eventually("app3 in store-users", PROMPTLY, || async {
+        users_file(&secrets)
+            .await
+            .filter(|f| access_keys(f) == ["app1", "app3"])
+    })
+    .await;
+}
