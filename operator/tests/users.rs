@@ -307,7 +307,7 @@ async fn user_secrets_become_the_users_file() {
     .await;
     let (_, _, message) = users_ready(&t).unwrap();
     for want in [
-        r#"Secret "short": the secret key is shorter than 8 characters"#,
+        r#"Secret "short": the secret key must be 8 to 40 characters long"#,
         r#"Secret "twin": the access key is already used by Secret "app1""#,
         r#"Secret "rooty": the access key is the root user's"#,
         r#"Secret "nokey": has no key "secretKey""#,

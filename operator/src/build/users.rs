@@ -34,8 +34,12 @@ pub const CONSOLE_SECRET_KEY: &str = "CONSOLE_SECRET_KEY";
 pub const DEFAULT_POLICY: &str = "readwrite";
 /// MinIO's shortest access key.
 pub const MIN_ACCESS_KEY_LEN: usize = 3;
+/// The object-server's longest access key (it refuses a users file with a longer one).
+pub const MAX_ACCESS_KEY_LEN: usize = 128;
 /// MinIO's shortest secret key.
 pub const MIN_SECRET_KEY_LEN: usize = 8;
+/// The longest secret key of MinIO's admin API and of the object-server.
+pub const MAX_SECRET_KEY_LEN: usize = 40;
 
 /// One user as the object-server reads it from `users.json`.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
@@ -81,12 +85,16 @@ pub enum UserProblem {
     /// A value holds a control character, usually a trailing newline from `echo`.
     #[error("key {0:?} contains a control character (a trailing newline? use `echo -n`)")]
     ControlCharacter(&'static str),
-    /// The access key is shorter than MinIO allows (counted in bytes, as MinIO does).
-    #[error("the access key is shorter than {MIN_ACCESS_KEY_LEN} characters")]
-    AccessKeyTooShort,
-    /// The secret key is shorter than MinIO allows.
-    #[error("the secret key is shorter than {MIN_SECRET_KEY_LEN} characters")]
-    SecretKeyTooShort,
+    /// The access key is not 3 to 128 bytes long (counted in bytes, as MinIO does).
+    #[error(
+        "the access key must be {MIN_ACCESS_KEY_LEN} to {MAX_ACCESS_KEY_LEN} characters long"
+    )]
+    AccessKeyLength,
+    /// The secret key is not 8 to 40 bytes long.
+    #[error(
+        "the secret key must be {MIN_SECRET_KEY_LEN} to {MAX_SECRET_KEY_LEN} characters long"
+    )]
+    SecretKeyLength,
     /// The access key holds a character that MinIO reserves or that breaks S3 signatures.
     #[error("the access key contains {0}, which is not allowed")]
     AccessKeyCharacter(&'static str),
@@ -180,14 +188,16 @@ pub fn read_user(secret: &Secret) -> Result<User, UserProblem> {
         .ok_or(UserProblem::MissingKey(ACCESS_KEY))?;
     let secret_key = text(secret, &[SECRET_KEY, CONSOLE_SECRET_KEY])?
         .ok_or(UserProblem::MissingKey(SECRET_KEY))?;
-    if access_key.len() < MIN_ACCESS_KEY_LEN {
-        return Err(UserProblem::AccessKeyTooShort);
+    // The object-server refuses a whole users file over one bad user: every rule it applies
+    // is checked here first, so that only the bad Secret is left out.
+    if !(MIN_ACCESS_KEY_LEN..=MAX_ACCESS_KEY_LEN).contains(&access_key.len()) {
+        return Err(UserProblem::AccessKeyLength);
     }
     if let Some(what) = access_key.chars().find_map(forbidden_in_access_key) {
         return Err(UserProblem::AccessKeyCharacter(what));
     }
-    if secret_key.len() < MIN_SECRET_KEY_LEN {
-        return Err(UserProblem::SecretKeyTooShort);
+    if !(MIN_SECRET_KEY_LEN..=MAX_SECRET_KEY_LEN).contains(&secret_key.len()) {
+        return Err(UserProblem::SecretKeyLength);
     }
     let policies = match text(secret, &[POLICY])? {
         None => vec![DEFAULT_POLICY.to_owned()],

@@ -32,6 +32,12 @@ fn refs(names: &[&str]) -> Vec<UserRef> {
 }
 
 #[test]
+fn the_longest_keys_the_object_server_takes_are_accepted() {
+    let u = read_user(&user_secret(&"a".repeat(128), &"s".repeat(40))).unwrap();
+    assert_eq!((u.access_key.len(), u.secret_key.len()), (128, 40));
+}
+
+#[test]
 fn a_user_gets_readwrite_unless_its_secret_names_policies() {
     let u = read_user(&user_secret("app1", "app1-secret")).unwrap();
     assert_eq!(u.access_key, "app1");
@@ -91,11 +97,19 @@ fn invalid_secrets_say_what_is_wrong_without_values() {
         ),
         (
             user_secret("ab", "hush-hush-1"),
-            UserProblem::AccessKeyTooShort,
+            UserProblem::AccessKeyLength,
+        ),
+        (
+            user_secret(&"a".repeat(129), "hush-hush-1"),
+            UserProblem::AccessKeyLength,
         ),
         (
             user_secret("app1", "hush-hu"),
-            UserProblem::SecretKeyTooShort,
+            UserProblem::SecretKeyLength,
+        ),
+        (
+            user_secret("app1", &format!("hush-{}", "h".repeat(36))),
+            UserProblem::SecretKeyLength,
         ),
         (
             user_secret("app1", "hush-hush-1\n"),
@@ -168,7 +182,7 @@ fn collect_keeps_the_valid_users_and_names_the_rest() {
             r#"Secret "twin": the access key is already used by Secret "app1""#,
             r#"Secret "gone": does not exist"#,
             r#"Secret "root": the access key is the root user's"#,
-            r#"Secret "short": the secret key is shorter than 8 characters"#,
+            r#"Secret "short": the secret key must be 8 to 40 characters long"#,
         ]
     );
     for line in &invalid {
