@@ -88,6 +88,11 @@ fn lifecycle_scanner_and_mc() {
 }
 
 #[test]
+fn restic_on_a_locked_encrypted_bucket() {
+    pytest("test_restic.py");
+}
+
+#[test]
 fn startup_modes_health_metrics() {
     pytest("test_config.py");
 }

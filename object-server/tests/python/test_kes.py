@@ -231,3 +231,64 @@ def test_mc_and_warp_through_kes(tmp_path, kes):
         assert not re.search(r"[Ee]rrors?:\s*[1-9]", out) and "ERROR" not in out, out
     finally:
         s.stop()
+
+
+def test_versions_are_each_encrypted_through_kes(tmp_path, kes):
+    """Every version its own sealed key via KES; SSE-C versions need their own key; the bucket
+    default applies to new versions; copying a version re-encrypts it as asked."""
+    import json as _json
+
+    s = start(tmp_path, kes, auto="off", tls=True)
+    try:
+        c = s.client()
+        c.create_bucket(Bucket="kesv", ObjectLockEnabledForBucket=True)
+        bodies = [pattern(150_000, 900 + i) for i in range(4)]
+        key_a, key_b = os.urandom(32), os.urandom(32)
+        v_s3 = c.put_object(Bucket="kesv", Key="k", Body=bodies[0], ServerSideEncryption="AES256")["VersionId"]
+        v_ca = c.put_object(Bucket="kesv", Key="k", Body=bodies[1], **ssec_args(key_a))["VersionId"]
+        v_cb = c.put_object(Bucket="kesv", Key="k", Body=bodies[2], **ssec_args(key_b))["VersionId"]
+        # The bucket default applies to a version written without SSE headers.
+        c.put_bucket_encryption(Bucket="kesv", ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": s.env["MINIO_KMS_KES_KEY_NAME"]}}]})
+        r = c.put_object(Bucket="kesv", Key="k", Body=bodies[3])
+        v_kms = r["VersionId"]
+        assert r["ServerSideEncryption"] == "aws:kms"
+        assert c.head_object(Bucket="kesv", Key="k", VersionId=v_s3)["ServerSideEncryption"] == "AES256"
+        assert c.get_object(Bucket="kesv", Key="k", VersionId=v_s3)["Body"].read() == bodies[0]
+        assert c.get_object(Bucket="kesv", Key="k")["Body"].read() == bodies[3]
+        # Each SSE-C version opens with its own key only.
+        assert c.get_object(Bucket="kesv", Key="k", VersionId=v_ca, **ssec_args(key_a))["Body"].read() == bodies[1]
+        assert c.get_object(Bucket="kesv", Key="k", VersionId=v_cb, **ssec_args(key_b))["Body"].read() == bodies[2]
+        for vid, wrong in [(v_ca, key_b), (v_cb, key_a)]:
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                c.get_object(Bucket="kesv", Key="k", VersionId=vid, **ssec_args(wrong))
+            assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 403)
+            with pytest.raises(botocore.exceptions.ClientError):
+                c.get_object(Bucket="kesv", Key="k", VersionId=vid)
+        # Every version's file holds its own sealed key.
+        files = [p for p in (s.data_dir / "kesv").rglob("*") if p.parent.name == "versions" and p.is_file()]
+        sealed = set()
+        for f in files:
+            data = f.read_bytes()
+            n = int.from_bytes(data[-12:-8], "little")
+            sealed.add(_json.dumps(_json.loads(data[-12 - n : -12])["encryption"]["sealed_key"], sort_keys=True))
+        assert len(files) == 4 and len(sealed) == 4
+        for b in bodies:
+            assert_no_plaintext(s.data_dir, b[:50_000])
+        # Copying a version re-encrypts it as asked: an SSE-C version to SSE-S3, an SSE-S3 one to SSE-C.
+        r = c.copy_object(Bucket="kesv", Key="copy-s3", CopySource={"Bucket": "kesv", "Key": "k", "VersionId": v_ca}, ServerSideEncryption="AES256", **ssec_args(key_a, "CopySource"))
+        assert r["ServerSideEncryption"] == "AES256" and r["CopySourceVersionId"] == v_ca
+        assert c.get_object(Bucket="kesv", Key="copy-s3")["Body"].read() == bodies[1]
+        key_c = os.urandom(32)
+        c.copy_object(Bucket="kesv", Key="copy-c", CopySource={"Bucket": "kesv", "Key": "k", "VersionId": v_s3}, **ssec_args(key_c))
+        assert c.get_object(Bucket="kesv", Key="copy-c", **ssec_args(key_c))["Body"].read() == bodies[0]
+        with pytest.raises(botocore.exceptions.ClientError):
+            c.get_object(Bucket="kesv", Key="copy-c")
+        # A restart keeps every version readable through KES.
+        assert s.stop() == 0
+        s.start()
+        c = s.client()
+        assert c.get_object(Bucket="kesv", Key="k", VersionId=v_kms)["Body"].read() == bodies[3]
+        assert c.get_object(Bucket="kesv", Key="k", VersionId=v_s3)["Body"].read() == bodies[0]
+        assert [v["VersionId"] for v in c.list_object_versions(Bucket="kesv", Prefix="k")["Versions"]] == [v_kms, v_cb, v_ca, v_s3]
+    finally:
+        s.stop()

@@ -483,3 +483,48 @@ def test_compliance_lock_survives_root_delete_and_restart(tmp_path):
     assert c.head_object(Bucket="vault", Key="ledger")["ObjectLockMode"] == "COMPLIANCE"
     assert_no_plaintext(s.data_dir, body)
     s.stop()
+
+
+def test_aws_cli_tagging_lock_and_lifecycle(static_server, tmp_path):
+    s = static_server
+    f = tmp_path / "f"
+    f.write_bytes(b"cli body")
+    s.aws("s3api", "create-bucket", "--bucket", "cli-lock", "--object-lock-enabled-for-bucket")
+    s.aws("s3api", "put-object-lock-configuration", "--bucket", "cli-lock", "--object-lock-configuration", '{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"GOVERNANCE","Days":1}}}')
+    conf = json.loads(s.aws("s3api", "get-object-lock-configuration", "--bucket", "cli-lock").stdout)
+    assert conf["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": 1}
+    vid = json.loads(s.aws("s3api", "put-object", "--bucket", "cli-lock", "--key", "o", "--body", str(f), "--tagging", "a=1&b=2").stdout)["VersionId"]
+    tags = json.loads(s.aws("s3api", "get-object-tagging", "--bucket", "cli-lock", "--key", "o").stdout)["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"a": "1", "b": "2"}
+    s.aws("s3api", "put-object-tagging", "--bucket", "cli-lock", "--key", "o", "--version-id", vid, "--tagging", "TagSet=[{Key=c,Value=3}]")
+    assert json.loads(s.aws("s3api", "get-object-tagging", "--bucket", "cli-lock", "--key", "o").stdout)["TagSet"] == [{"Key": "c", "Value": "3"}]
+    r = s.aws("s3api", "put-object-tagging", "--bucket", "cli-lock", "--key", "o", "--tagging", "TagSet=[{Key=aws:x,Value=3}]", check=False)
+    assert r.returncode != 0 and "InvalidTag" in r.stderr
+    s.aws("s3api", "delete-object-tagging", "--bucket", "cli-lock", "--key", "o")
+    assert json.loads(s.aws("s3api", "get-object-tagging", "--bucket", "cli-lock", "--key", "o").stdout)["TagSet"] == []
+    s.aws("s3api", "put-bucket-tagging", "--bucket", "cli-lock", "--tagging", "TagSet=[{Key=owner,Value=ops}]")
+    assert json.loads(s.aws("s3api", "get-bucket-tagging", "--bucket", "cli-lock").stdout)["TagSet"] == [{"Key": "owner", "Value": "ops"}]
+    ret = json.loads(s.aws("s3api", "get-object-retention", "--bucket", "cli-lock", "--key", "o").stdout)["Retention"]
+    assert ret["Mode"] == "GOVERNANCE"
+    r = s.aws("s3api", "delete-object", "--bucket", "cli-lock", "--key", "o", "--version-id", vid, check=False)
+    assert r.returncode != 0 and "AccessDenied" in r.stderr and "WORM" in r.stderr
+    s.aws("s3api", "put-object-legal-hold", "--bucket", "cli-lock", "--key", "o", "--legal-hold", "Status=ON")
+    assert json.loads(s.aws("s3api", "get-object-legal-hold", "--bucket", "cli-lock", "--key", "o").stdout)["LegalHold"]["Status"] == "ON"
+    r = s.aws("s3api", "delete-object", "--bucket", "cli-lock", "--key", "o", "--version-id", vid, "--bypass-governance-retention", check=False)
+    assert r.returncode != 0 and "AccessDenied" in r.stderr
+    s.aws("s3api", "put-object-legal-hold", "--bucket", "cli-lock", "--key", "o", "--legal-hold", "Status=OFF")
+    s.aws("s3api", "put-object-retention", "--bucket", "cli-lock", "--key", "o", "--retention", '{"Mode":"COMPLIANCE","RetainUntilDate":"2099-01-01T00:00:00Z"}')
+    r = s.aws("s3api", "delete-object", "--bucket", "cli-lock", "--key", "o", "--version-id", vid, "--bypass-governance-retention", check=False)
+    assert r.returncode != 0 and "AccessDenied" in r.stderr
+    r = s.aws("s3api", "get-object-lock-configuration", "--bucket", "nope-bucket", check=False)
+    assert r.returncode != 0 and "NoSuchBucket" in r.stderr
+    # Lifecycle.
+    rules = '{"Rules":[{"ID":"tmp","Status":"Enabled","Filter":{"Prefix":"tmp/"},"Expiration":{"Days":30},"NoncurrentVersionExpiration":{"NoncurrentDays":7},"AbortIncompleteMultipartUpload":{"DaysAfterInitiation":1}}]}'
+    s.aws("s3api", "put-bucket-lifecycle-configuration", "--bucket", "cli-lock", "--lifecycle-configuration", rules)
+    got = json.loads(s.aws("s3api", "get-bucket-lifecycle-configuration", "--bucket", "cli-lock").stdout)["Rules"]
+    assert got[0]["ID"] == "tmp" and got[0]["Expiration"] == {"Days": 30}
+    r = s.aws("s3api", "put-bucket-lifecycle-configuration", "--bucket", "cli-lock", "--lifecycle-configuration", '{"Rules":[{"ID":"x","Status":"Enabled","Filter":{"Prefix":""},"Expiration":{"Days":-1}}]}', check=False)
+    assert r.returncode != 0 and "InvalidArgument" in r.stderr
+    s.aws("s3api", "delete-bucket-lifecycle", "--bucket", "cli-lock")
+    r = s.aws("s3api", "get-bucket-lifecycle-configuration", "--bucket", "cli-lock", check=False)
+    assert r.returncode != 0 and "NoSuchLifecycleConfiguration" in r.stderr
