@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_e2e::kube::KubeApi;
+use coffer_e2e::wait_until;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
@@ -28,13 +29,20 @@ fn crds_dir() -> PathBuf {
 /// Applies the CRDs and waits until they are established.
 fn install_crds(api: &KubeApi) {
     api.run(&["apply", "-f", crds_dir().to_str().unwrap()]);
-    api.run(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/tenants.coffer.dev",
-        "crd/kms.coffer.dev",
-    ]);
+    // `kubectl wait` fails outright on a CRD whose status is not written yet: retry it.
+    wait_until(
+        "the CRDs established",
+        Duration::from_secs(60),
+        || {
+            api.kubectl()
+                .args(["wait", "--for=condition=established", "--timeout=30s"])
+                .args(["crd/tenants.coffer.dev", "crd/kms.coffer.dev"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+        },
+        || "kubectl wait kept failing".into(),
+    );
 }
 
 /// `kubectl explain WHAT`, retried while the API server publishes the new schema.

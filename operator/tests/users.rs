@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use coffer_e2e::kube::KubeApi;
+use coffer_e2e::wait_until;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::Reporter;
@@ -114,13 +115,20 @@ async fn user_secrets_become_the_users_file() {
     let client = api.client().await;
     let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
     api.run(&["apply", "-f", crds.to_str().unwrap()]);
-    api.run(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/tenants.coffer.dev",
-        "crd/kms.coffer.dev",
-    ]);
+    // `kubectl wait` fails outright on a CRD whose status is not written yet: retry it.
+    wait_until(
+        "the CRDs established",
+        Duration::from_secs(60),
+        || {
+            api.kubectl()
+                .args(["wait", "--for=condition=established", "--timeout=30s"])
+                .args(["crd/tenants.coffer.dev", "crd/kms.coffer.dev"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+        },
+        || "kubectl wait kept failing".into(),
+    );
     Api::<Namespace>::all(client.clone())
         .create(
             &PostParams::default(),

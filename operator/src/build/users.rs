@@ -86,14 +86,10 @@ pub enum UserProblem {
     #[error("key {0:?} contains a control character (a trailing newline? use `echo -n`)")]
     ControlCharacter(&'static str),
     /// The access key is not 3 to 128 bytes long (counted in bytes, as MinIO does).
-    #[error(
-        "the access key must be {MIN_ACCESS_KEY_LEN} to {MAX_ACCESS_KEY_LEN} characters long"
-    )]
+    #[error("the access key must be {MIN_ACCESS_KEY_LEN} to {MAX_ACCESS_KEY_LEN} characters long")]
     AccessKeyLength,
     /// The secret key is not 8 to 40 bytes long.
-    #[error(
-        "the secret key must be {MIN_SECRET_KEY_LEN} to {MAX_SECRET_KEY_LEN} characters long"
-    )]
+    #[error("the secret key must be {MIN_SECRET_KEY_LEN} to {MAX_SECRET_KEY_LEN} characters long")]
     SecretKeyLength,
     /// The access key holds a character that MinIO reserves or that breaks S3 signatures.
     #[error("the access key contains {0}, which is not allowed")]

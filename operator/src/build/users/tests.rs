@@ -103,10 +103,7 @@ fn invalid_secrets_say_what_is_wrong_without_values() {
             user_secret(&"a".repeat(129), "hush-hush-1"),
             UserProblem::AccessKeyLength,
         ),
-        (
-            user_secret("app1", "hush-hu"),
-            UserProblem::SecretKeyLength,
-        ),
+        (user_secret("app1", "hush-hu"), UserProblem::SecretKeyLength),
         (
             user_secret("app1", &format!("hush-{}", "h".repeat(36))),
             UserProblem::SecretKeyLength,
