@@ -82,9 +82,11 @@ impl CofferS3 {
             .as_ref()
             .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
         let new_tags = super::tagging::parse_header(input.tagging.as_deref())?;
+        let versioning = self.versioning(bucket).await?;
         let (retention, legal_hold) = self
             .new_version_lock(
                 bucket,
+                versioning,
                 input.object_lock_mode.as_ref(),
                 input.object_lock_retain_until_date.as_ref(),
                 input.object_lock_legal_hold_status.as_ref(),
@@ -205,7 +207,7 @@ impl CofferS3 {
         let copied_version = src.meta.version_id.clone();
         drop(src);
         let version_id = self
-            .commit_object(bucket, key, ing.writer, &mut meta)
+            .commit_object(bucket, key, ing.writer, &mut meta, versioning)
             .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(CopyObjectOutput {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::versioning::{check_version_id, version_err};
 use super::{CofferS3, now_ms, storage_err, timestamp};
-use crate::storage::{LockMode, ObjectMeta, Retention, StorageError};
+use crate::storage::{LockMode, ObjectMeta, Retention, StorageError, Versioning};
 
 /// The bucket configuration file of object lock.
 const CONFIG: &str = "object-lock";
@@ -135,14 +135,20 @@ impl CofferS3 {
 
     /// The retention and legal hold a new version of `bucket` starts with: the request's
     /// headers, else the bucket's default. Refused where the bucket has no object lock.
+    /// `versioning` is the bucket's state: a lock bucket is always versioned, so an unversioned
+    /// bucket's write needs no look at the lock configuration.
     pub(crate) async fn new_version_lock(
         &self,
         bucket: &str,
+        versioning: Versioning,
         mode: Option<&ObjectLockMode>,
         until: Option<&Timestamp>,
         legal_hold: Option<&ObjectLockLegalHoldStatus>,
     ) -> S3Result<(Option<Retention>, bool)> {
-        let config = self.lock_config(bucket).await?;
+        let config = match versioning {
+            Versioning::Unversioned => None,
+            _ => self.lock_config(bucket).await?,
+        };
         let asked = mode.is_some() || until.is_some() || legal_hold.is_some();
         let Some(config) = config else {
             if asked {

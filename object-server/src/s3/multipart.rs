@@ -150,9 +150,11 @@ impl CofferS3 {
         self.store.require_bucket(bucket).map_err(storage_err)?;
         self.store.object_path(bucket, key).map_err(storage_err)?;
         let tags = super::tagging::parse_header(input.tagging.as_deref())?;
+        let versioning = self.versioning(bucket).await?;
         let (retention, legal_hold) = self
             .new_version_lock(
                 bucket,
+                versioning,
                 input.object_lock_mode.as_ref(),
                 input.object_lock_retain_until_date.as_ref(),
                 input.object_lock_legal_hold_status.as_ref(),
@@ -528,7 +530,10 @@ impl CofferS3 {
             ..Default::default()
         };
         drop(opened);
-        let version_id = self.commit_object(bucket, key, w, &mut meta).await?;
+        let versioning = self.versioning(bucket).await?;
+        let version_id = self
+            .commit_object(bucket, key, w, &mut meta, versioning)
+            .await?;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         let sse = SseResponse::of(meta.encryption.as_ref(), None);
         Ok(S3Response::new(CompleteMultipartUploadOutput {

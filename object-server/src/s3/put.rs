@@ -293,9 +293,11 @@ impl CofferS3 {
         // The key must be storable before the body is read.
         self.store.object_path(bucket, key).map_err(storage_err)?;
         let tags = super::tagging::parse_header(input.tagging.as_deref())?;
+        let versioning = self.versioning(bucket).await?;
         let (retention, legal_hold) = self
             .new_version_lock(
                 bucket,
+                versioning,
                 input.object_lock_mode.as_ref(),
                 input.object_lock_retain_until_date.as_ref(),
                 input.object_lock_legal_hold_status.as_ref(),
@@ -393,7 +395,7 @@ impl CofferS3 {
         };
         let checksums = ing.checksums.clone();
         let version_id = self
-            .commit_object(bucket, key, ing.writer, &mut meta)
+            .commit_object(bucket, key, ing.writer, &mut meta, versioning)
             .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         let out = PutObjectOutput {

@@ -70,16 +70,17 @@ impl CofferS3 {
             .map_err(storage_err)
     }
 
-    /// Commits a newly written object as the bucket's versioning state asks; returns the
-    /// version id to answer with (none for unversioned buckets).
+    /// Commits a newly written object as the bucket's versioning state (read when the request
+    /// began) asks; returns the version id to answer with (none for unversioned buckets).
     pub(crate) async fn commit_object(
         &self,
         bucket: &str,
         key: &str,
         writer: ObjectWriter,
         meta: &mut ObjectMeta,
+        versioning: Versioning,
     ) -> S3Result<Option<String>> {
-        match self.versioning(bucket).await? {
+        match versioning {
             Versioning::Unversioned => {
                 let dest = self.store.object_path(bucket, key).map_err(storage_err)?;
                 writer

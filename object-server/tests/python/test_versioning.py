@@ -528,3 +528,68 @@ def test_aws_cli_tagging_lock_and_lifecycle(static_server, tmp_path):
     s.aws("s3api", "delete-bucket-lifecycle", "--bucket", "cli-lock")
     r = s.aws("s3api", "get-bucket-lifecycle-configuration", "--bucket", "cli-lock", check=False)
     assert r.returncode != 0 and "NoSuchLifecycleConfiguration" in r.stderr
+
+
+def test_kill9_during_versioned_writes_leaves_one_consistent_history(tmp_path):
+    import threading
+    import time
+
+    s = Server(tmp_path / "data").start()
+    c = s.client()
+    c.create_bucket(Bucket="crashv")
+    c.put_bucket_versioning(Bucket="crashv", VersioningConfiguration={"Status": "Enabled"})
+    keys = [f"k{i}" for i in range(6)]
+    bodies = {i: pattern(40_000 + i, 7000 + i) for i in range(400)}
+    acked = {k: set() for k in keys}
+    lock = threading.Lock()
+    stop = threading.Event()
+    counter = iter(range(10**9))
+
+    def worker(n):
+        cl = s.client()
+        while not stop.is_set():
+            i = next(counter) % 400
+            k = keys[(i + n) % len(keys)]
+            try:
+                if i % 5 == 0:
+                    vid = cl.delete_object(Bucket="crashv", Key=k)["VersionId"]
+                else:
+                    vid = cl.put_object(Bucket="crashv", Key=k, Body=bodies[i])["VersionId"]
+            except Exception:
+                return
+            with lock:
+                acked[k].add(vid)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    assert s.kill9() == -9
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert sum(len(v) for v in acked.values()) > 20
+    s.start()
+    c = s.client()
+    known = set(bodies.values())
+    for k in keys:
+        vs, dms = versions_of(c, "crashv", Prefix=k)
+        entries = sorted([(v["VersionId"], "v", v["IsLatest"]) for v in vs] + [(d["VersionId"], "dm", d["IsLatest"]) for d in dms])
+        ids = [e[0] for e in entries]
+        assert len(ids) == len(set(ids)), f"{k}: a version listed twice"
+        assert acked[k] <= set(ids), f"{k}: an acknowledged version was lost"
+        assert [e[2] for e in entries].count(True) == 1 and entries[0][2], f"{k}: the latest is not the newest"
+        for vid, kind, _ in entries:
+            if kind == "v":
+                assert c.get_object(Bucket="crashv", Key=k, VersionId=vid)["Body"].read() in known
+        if entries[0][1] == "v":
+            assert c.get_object(Bucket="crashv", Key=k)["VersionId"] == entries[0][0]
+        else:
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                c.get_object(Bucket="crashv", Key=k)
+            assert status(e) == 404
+        # The key takes new versions as before, on top of the history.
+        vid = c.put_object(Bucket="crashv", Key=k, Body=b"after")["VersionId"]
+        again = versions_of(c, "crashv", Prefix=k)
+        assert again[0][0]["VersionId"] == vid and len(again[0]) + len(again[1]) == len(ids) + 1
+    s.stop()
