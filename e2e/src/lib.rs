@@ -8,8 +8,13 @@
 pub mod kes;
 pub mod kube;
 pub mod minio;
+pub mod pathmap;
 pub mod pki;
+pub mod pod;
 pub mod process;
+pub mod scenario;
+pub mod stack;
+pub mod statefulset;
 pub mod vault;
 
 pub use process::{Process, free_port, peer_bin, wait_until};
