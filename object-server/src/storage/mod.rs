@@ -137,7 +137,7 @@ impl Store {
         self.root.join(layout::SYSTEM_DIR)
     }
 
-    fn tmp_dir(&self) -> PathBuf {
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.system_dir().join("tmp")
     }
 

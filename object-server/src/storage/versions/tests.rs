@@ -1,0 +1,148 @@
+//! Versions on a real directory: markers, the null version, promotion, crash leftovers.
+use super::*;
+use crate::storage::ObjectWriter;
+
+async fn write(s: &Store, body: &[u8]) -> (ObjectWriter, ObjectMeta) {
+    let mut w = s.writer().await.unwrap();
+    w.write(body).await.unwrap();
+    let m = ObjectMeta {
+        size: body.len() as u64,
+        etag: hex::encode(body),
+        modified_ms: 1,
+        ..Default::default()
+    };
+    (w, m)
+}
+
+async fn body_of(s: &Store, o: OpenObject) -> Vec<u8> {
+    let _ = s;
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; o.body_len as usize];
+    o.file.read_exact_at(&mut b, 0).unwrap();
+    b
+}
+
+#[tokio::test]
+async fn versions_markers_and_the_null_version() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    s.create_bucket("b").await.unwrap();
+    // Written before versioning: the null version, plain layout.
+    let (w, m) = write(&s, b"old").await;
+    w.commit(&m, s.object_path("b", "k").unwrap())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for body in [b"one", b"two"] {
+        let (w, mut m) = write(&s, body).await;
+        ids.push(
+            s.commit_version(w, &mut m, "b", "k", Versioning::Enabled)
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(ids[1] < ids[0], "newer ids sort first");
+    let v = s.key_versions("b", "k").await.unwrap();
+    let listed: Vec<_> = v.iter().map(|v| v.version_id.as_str()).collect();
+    assert_eq!(listed, vec![ids[1].as_str(), ids[0].as_str(), "null"]);
+    assert!(v[0].is_latest && !v[1].is_latest);
+    assert_eq!(
+        body_of(&s, s.open_object("b", "k").await.unwrap()).await,
+        b"two"
+    );
+    assert_eq!(
+        body_of(&s, s.open_version("b", "k", "null").await.unwrap()).await,
+        b"old"
+    );
+    assert_eq!(
+        body_of(&s, s.open_version("b", "k", &ids[0]).await.unwrap()).await,
+        b"one"
+    );
+    // A delete marker hides the key; removing it brings the newest version back.
+    let marker = s
+        .put_delete_marker("b", "k", Versioning::Enabled, 5)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.open_object("b", "k").await,
+        Err(StorageError::NoSuchKey)
+    ));
+    assert!(s.open_latest("b", "k").await.unwrap().meta.delete_marker);
+    assert_eq!(
+        s.key_versions("b", "k").await.unwrap()[0].version_id,
+        marker
+    );
+    assert!(s.list_keys("b", "", false).await.unwrap().is_empty());
+    s.delete_version("b", "k", &marker, |_| true).await.unwrap();
+    assert_eq!(
+        body_of(&s, s.open_object("b", "k").await.unwrap()).await,
+        b"two"
+    );
+    // Deleting the latest version by id promotes the previous one.
+    s.delete_version("b", "k", &ids[1], |_| true).await.unwrap();
+    assert_eq!(
+        body_of(&s, s.open_object("b", "k").await.unwrap()).await,
+        b"one"
+    );
+    // Suspended: writes replace the null version, other versions stay.
+    let (w, mut m) = write(&s, b"n1").await;
+    let id = s
+        .commit_version(w, &mut m, "b", "k", Versioning::Suspended)
+        .await
+        .unwrap();
+    assert_eq!(id, "null");
+    let listed: Vec<_> = s
+        .key_versions("b", "k")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version_id)
+        .collect();
+    assert_eq!(listed, vec!["null".to_owned(), ids[0].clone()]);
+    assert_eq!(
+        body_of(&s, s.open_version("b", "k", "null").await.unwrap()).await,
+        b"n1"
+    );
+    assert!(matches!(
+        s.open_version("b", "k", "../../x").await,
+        Err(StorageError::NoSuchVersion)
+    ));
+    assert!(matches!(
+        s.delete_bucket("b").await,
+        Err(StorageError::BucketNotEmpty)
+    ));
+    for v in s.key_versions("b", "k").await.unwrap() {
+        s.delete_version("b", "k", &v.version_id, |_| true)
+            .await
+            .unwrap();
+    }
+    assert!(s.key_versions("b", "k").await.unwrap().is_empty());
+    s.delete_bucket("b").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_crash_before_the_link_still_resolves() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    s.create_bucket("b").await.unwrap();
+    let (w, mut m) = write(&s, b"v1").await;
+    let v1 = s
+        .commit_version(w, &mut m, "b", "k", Versioning::Enabled)
+        .await
+        .unwrap();
+    // As if a writer died after renaming its file to `obj` but before linking it.
+    let (w, mut m) = write(&s, b"v2").await;
+    m.version_id = Some(new_version_id(now_micros() + 10));
+    let obj = s.object_path("b", "k").unwrap();
+    std::fs::remove_file(&obj).unwrap();
+    w.commit(&m, obj).await.unwrap();
+    let v = s.key_versions("b", "k").await.unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[1].version_id, v1);
+    // The next write preserves it.
+    let (w, mut m) = write(&s, b"v3").await;
+    s.commit_version(w, &mut m, "b", "k", Versioning::Enabled)
+        .await
+        .unwrap();
+    assert_eq!(s.key_versions("b", "k").await.unwrap().len(), 3);
+}

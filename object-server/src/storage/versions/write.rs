@@ -1,0 +1,411 @@
+//! Changes of a key's versions, each under the key's lock and in the order the parent module
+//! documents.
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::{
+    VersionInfo, Versioning, id_of, list_dir_versions, new_version_id, not_found, now_micros,
+    order_of, remove_if_exists, valid_version_id,
+};
+use crate::storage::layout::{NULL_VERSION, OBJECT_FILE, VERSIONS_DIR};
+use crate::storage::{
+    ObjectMeta, ObjectWriter, StorageError, Store, blocking, create_dirs_durably, fsync_dir,
+    open_file, random_name,
+};
+
+/// A key's directory while its versions are locked.
+struct LockedKey {
+    dir: PathBuf,
+    vdir: PathBuf,
+    /// The store's temp directory: a second name for a file is made there and renamed into
+    /// place, so a crash leaves nothing behind in `versions/` (the start-up sweep removes it).
+    tmp: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl LockedKey {
+    /// Creates `versions/` if needed and takes its lock (blocking).
+    fn lock(dir: PathBuf, tmp: PathBuf) -> io::Result<Self> {
+        let vdir = dir.join(VERSIONS_DIR);
+        loop {
+            create_dirs_durably(&vdir)?;
+            let f = match std::fs::File::open(&vdir) {
+                Ok(f) => f,
+                // Removed with its bucket meanwhile: create it again.
+                Err(e) if not_found(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            f.lock()?;
+            return Ok(Self {
+                dir,
+                vdir,
+                tmp,
+                _lock: f,
+            });
+        }
+    }
+
+    fn obj(&self) -> PathBuf {
+        self.dir.join(OBJECT_FILE)
+    }
+
+    /// The current `obj`, if any, with its link count.
+    fn current(&self) -> Result<Option<(ObjectMeta, u64)>, StorageError> {
+        match open_file(&self.obj()) {
+            Ok(o) => {
+                let links = o.file.metadata()?.nlink();
+                Ok(Some((o.meta, links)))
+            }
+            Err(StorageError::NoSuchKey) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes sure the current `obj` also lives in `versions/` (an object written before the
+    /// bucket was versioned, a null version of a suspended bucket, or a version whose link a
+    /// crash prevented), unless it is the null version and `drop_null` says it is being replaced.
+    fn preserve_current(&self, drop_null: bool) -> Result<(), StorageError> {
+        let Some((meta, links)) = self.current()? else {
+            return Ok(());
+        };
+        let id = id_of(&meta);
+        if links > 1 || (drop_null && id == NULL_VERSION) {
+            return Ok(());
+        }
+        self.link_in(&self.obj(), &id)?;
+        Ok(())
+    }
+
+    /// Links `src` as `versions/<id>`, replacing what is there.
+    fn link_in(&self, src: &Path, id: &str) -> io::Result<()> {
+        let dest = self.vdir.join(id);
+        match std::fs::hard_link(src, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.replace_with_link(src, &dest)?;
+            }
+            Err(e) => return Err(e),
+        }
+        fsync_dir(&self.vdir)
+    }
+
+    /// Atomically makes `dest` another name of `src` (replacing what `dest` was).
+    fn replace_with_link(&self, src: &Path, dest: &Path) -> io::Result<()> {
+        let tmp = self.tmp.join(random_name());
+        std::fs::hard_link(src, &tmp)?;
+        std::fs::rename(&tmp, dest).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
+    /// Every version in `versions/` plus `obj`, newest first; `obj` is first when present.
+    fn versions(&self) -> Result<Vec<VersionInfo>, StorageError> {
+        list_dir_versions(&self.dir)
+    }
+
+    /// A new version id newer than every version of this key.
+    fn next_id(&self) -> Result<String, StorageError> {
+        let newest = self
+            .versions()?
+            .iter()
+            .map(|v| order_of(&v.version_id, &v.meta))
+            .max()
+            .unwrap_or(0);
+        Ok(new_version_id(now_micros().max(newest + 1)))
+    }
+
+    /// Links the newest data version to `obj` if the newest version is not a delete marker.
+    fn promote_newest(&self) -> Result<(), StorageError> {
+        if self.obj().exists() {
+            return Ok(());
+        }
+        let versions = self.versions()?;
+        if let Some(v) = versions.first()
+            && !v.meta.delete_marker
+        {
+            std::fs::hard_link(self.vdir.join(&v.version_id), self.obj())?;
+            fsync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Commits a written body as a new version: a fresh id when `mode` is
+    /// [`Versioning::Enabled`], the null version (replacing the old one) when it is
+    /// [`Versioning::Suspended`]. Sets `meta.version_id` and returns the id.
+    pub async fn commit_version(
+        &self,
+        writer: ObjectWriter,
+        meta: &mut ObjectMeta,
+        bucket: &str,
+        key: &str,
+        mode: Versioning,
+    ) -> Result<String, StorageError> {
+        let dir = self.key_path(bucket, key)?;
+        let tmp = self.tmp_dir();
+        let locked = blocking(move || LockedKey::lock(dir, tmp)).await?;
+        let locked = std::sync::Arc::new(locked);
+        let id = match mode {
+            Versioning::Suspended => NULL_VERSION.to_owned(),
+            _ => {
+                let l = locked.clone();
+                blocking(move || l.next_id()).await?
+            }
+        };
+        meta.version_id = Some(id.clone());
+        let obj = locked.obj();
+        let l = locked.clone();
+        let suspended = mode == Versioning::Suspended;
+        blocking(move || l.preserve_current(suspended)).await?;
+        writer.commit(meta, obj.clone()).await?;
+        let l = locked.clone();
+        let link_id = id.clone();
+        blocking(move || -> Result<(), StorageError> {
+            if suspended {
+                // The old null version is the one being replaced.
+                if remove_if_exists(&l.vdir.join(NULL_VERSION))? {
+                    fsync_dir(&l.vdir)?;
+                }
+                Ok(())
+            } else {
+                l.link_in(&obj, &link_id)?;
+                Ok(())
+            }
+        })
+        .await?;
+        drop(locked);
+        Ok(id)
+    }
+
+    /// A DELETE without a version id in a versioned bucket: a new delete marker becomes the
+    /// latest version (in a suspended bucket it is the null version, replacing the old one).
+    pub async fn put_delete_marker(
+        &self,
+        bucket: &str,
+        key: &str,
+        mode: Versioning,
+        modified_ms: i64,
+    ) -> Result<String, StorageError> {
+        self.put_delete_marker_if(bucket, key, mode, modified_ms, None)
+            .await
+    }
+
+    /// [`Store::put_delete_marker`], only if the key's latest version is still `expect_latest`
+    /// (checked under the key's lock), else [`StorageError::Refused`]. The lifecycle scanner
+    /// expires with it, so a version written after its decision is never hidden.
+    pub async fn put_delete_marker_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        mode: Versioning,
+        modified_ms: i64,
+        expect_latest: Option<String>,
+    ) -> Result<String, StorageError> {
+        let dir = self.key_path(bucket, key)?;
+        let tmp = self.tmp_dir();
+        let locked = std::sync::Arc::new(blocking(move || LockedKey::lock(dir, tmp)).await?);
+        let suspended = mode == Versioning::Suspended;
+        let l = locked.clone();
+        let id = blocking(move || -> Result<String, StorageError> {
+            if let Some(want) = expect_latest {
+                let latest = l.versions()?.into_iter().next();
+                if latest.is_none_or(|v| v.version_id != want || v.meta.delete_marker) {
+                    return Err(StorageError::Refused);
+                }
+            }
+            let id = if suspended {
+                NULL_VERSION.to_owned()
+            } else {
+                l.next_id()?
+            };
+            l.preserve_current(suspended)?;
+            if remove_if_exists(&l.obj())? {
+                fsync_dir(&l.dir)?;
+            }
+            Ok(id)
+        })
+        .await?;
+        let mut meta = ObjectMeta {
+            modified_ms,
+            version_id: Some(id.clone()),
+            delete_marker: true,
+            ..Default::default()
+        };
+        meta.etag = String::new();
+        let w = self.writer().await?;
+        w.commit(&meta, locked.vdir.join(&id)).await?;
+        drop(locked);
+        Ok(id)
+    }
+
+    /// Removes one version for good if `allow` (shown its metadata under the key's lock, so no
+    /// concurrent retention or legal hold change slips in between) agrees, else fails with
+    /// [`StorageError::Refused`]; the newest remaining data version becomes `obj` when the latest
+    /// was removed. Returns what was removed (`None` if the version did not exist).
+    pub async fn delete_version<F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+        allow: F,
+    ) -> Result<Option<ObjectMeta>, StorageError>
+    where
+        F: FnOnce(&ObjectMeta) -> bool + Send + 'static,
+    {
+        if !valid_version_id(version_id) {
+            return Err(StorageError::NoSuchVersion);
+        }
+        let dir = self.key_path(bucket, key)?;
+        let tmp = self.tmp_dir();
+        if !dir.join(VERSIONS_DIR).is_dir() {
+            // An unversioned key: only its null version, `obj`, can be named.
+            if version_id != NULL_VERSION {
+                return Ok(None);
+            }
+            return match self.open_object_file_meta(bucket, key).await? {
+                Some(m) if m.version_id.is_none() => {
+                    if !allow(&m) {
+                        return Err(StorageError::Refused);
+                    }
+                    self.delete_object(bucket, key).await?;
+                    Ok(Some(m))
+                }
+                _ => Ok(None),
+            };
+        }
+        let id = version_id.to_owned();
+        blocking(move || -> Result<Option<ObjectMeta>, StorageError> {
+            let l = LockedKey::lock(dir, tmp)?;
+            let vpath = l.vdir.join(&id);
+            let current = l.current()?.map(|(m, _)| m).filter(|m| id_of(m) == id);
+            let is_latest = current.is_some();
+            let removed = match current {
+                Some(m) => Some(m),
+                None => match open_file(&vpath) {
+                    Ok(o) => Some(o.meta),
+                    Err(StorageError::NoSuchKey) => None,
+                    Err(e) => return Err(e),
+                },
+            };
+            let Some(meta) = removed else {
+                return Ok(None);
+            };
+            if !allow(&meta) {
+                return Err(StorageError::Refused);
+            }
+            if is_latest {
+                std::fs::remove_file(l.obj())?;
+                fsync_dir(&l.dir)?;
+            }
+            let removed = Some(meta);
+            if remove_if_exists(&vpath)? {
+                fsync_dir(&l.vdir)?;
+            }
+            l.promote_newest()?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    /// Deletes the `obj` of an unversioned key if it is still the object that was seen (same
+    /// ETag and modification time), else [`StorageError::Refused`]. Unversioned writes take no
+    /// lock, so a write that lands between the check and the unlink can still be lost, as with
+    /// any two concurrent writers of an unversioned key (last writer wins).
+    pub async fn delete_object_if_unchanged(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+        modified_ms: i64,
+    ) -> Result<(), StorageError> {
+        match self.open_object_file_meta(bucket, key).await? {
+            Some(m) if m.etag == etag && m.modified_ms == modified_ms && m.version_id.is_none() => {
+                self.delete_object(bucket, key).await
+            }
+            _ => Err(StorageError::Refused),
+        }
+    }
+
+    /// The metadata of `obj` of a key, if it exists.
+    async fn open_object_file_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectMeta>, StorageError> {
+        match self.open_object(bucket, key).await {
+            Ok(o) => Ok(Some(o.meta)),
+            Err(StorageError::NoSuchKey) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the metadata of one version (tags, retention, legal hold), keeping its body:
+    /// the file is copied with the new trailer and put in place of every name it has, under the
+    /// key's lock in a versioned bucket. `change` sees the current metadata and may refuse.
+    /// In an unversioned bucket (whose writers take no lock) a PUT racing with the rewrite is
+    /// one of two concurrent writers: last writer wins, never a torn object.
+    pub async fn rewrite_meta<F>(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: F,
+    ) -> Result<ObjectMeta, StorageError>
+    where
+        F: FnOnce(&mut ObjectMeta) -> Result<(), StorageError> + Send + 'static,
+    {
+        let dir = self.key_path(bucket, key)?;
+        let versioned = dir.join(VERSIONS_DIR).is_dir();
+        let locked = if versioned {
+            let d = dir.clone();
+            let tmp = self.tmp_dir();
+            Some(blocking(move || LockedKey::lock(d, tmp)).await?)
+        } else {
+            None
+        };
+        let src = match version_id {
+            Some(v) => self.open_version(bucket, key, v).await?,
+            None => {
+                let o = self.open_latest(bucket, key).await?;
+                if o.meta.delete_marker {
+                    return Err(StorageError::NoSuchKey);
+                }
+                o
+            }
+        };
+        if src.meta.delete_marker {
+            return Err(StorageError::MethodNotAllowed);
+        }
+        let mut meta = src.meta.clone();
+        change(&mut meta)?;
+        let id = id_of(&meta);
+        let src_ino = src.file.metadata()?.ino();
+        let mut w = self.writer().await?;
+        w.append_from(src.file.clone(), 0, src.body_len).await?;
+        let obj = dir.join(OBJECT_FILE);
+        // Which names the old file has: `obj` (if it is that file) and `versions/<id>`.
+        let at_obj = std::fs::metadata(&obj).is_ok_and(|m| m.ino() == src_ino);
+        let vpath = dir.join(VERSIONS_DIR).join(&id);
+        let at_version = std::fs::metadata(&vpath).is_ok_and(|m| m.ino() == src_ino);
+        if at_obj || !at_version {
+            w.commit(&meta, obj.clone()).await?;
+            if at_version && let Some(l) = &locked {
+                let (l_vdir, id2, obj2, tmp) =
+                    (l.vdir.clone(), id.clone(), obj.clone(), self.tmp_dir());
+                blocking(move || -> io::Result<()> {
+                    let t = tmp.join(random_name());
+                    std::fs::hard_link(&obj2, &t)?;
+                    std::fs::rename(&t, l_vdir.join(&id2))?;
+                    fsync_dir(&l_vdir)
+                })
+                .await?;
+            }
+        } else {
+            w.commit(&meta, vpath).await?;
+        }
+        drop(locked);
+        Ok(meta)
+    }
+}
