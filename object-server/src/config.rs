@@ -106,6 +106,10 @@ pub struct Config {
     pub kms: KmsConfig,
     /// Encrypt objects sent without SSE headers.
     pub auto_encryption: bool,
+    /// `COFFER_USERS_FILE`: users provisioned from a file (see `iam::users_file`).
+    pub users_file: Option<PathBuf>,
+    /// `COFFER_USERS_RELOAD_SECONDS` (default 5): how often the users file is checked.
+    pub users_reload: std::time::Duration,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -262,7 +266,15 @@ impl Config {
             (KmsConfig::Embedded, None) => true,
             (_, a) => a.unwrap_or(false),
         };
+        let users_reload = match env.get("COFFER_USERS_RELOAD_SECONDS") {
+            None => 5,
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError::Invalid("COFFER_USERS_RELOAD_SECONDS must be a whole number of seconds above 0".into())
+            })?,
+        };
         Ok(Config {
+            users_file: env.get("COFFER_USERS_FILE").map(PathBuf::from),
+            users_reload: std::time::Duration::from_secs(users_reload),
             address,
             certs_dir,
             data_dir: dirs[0].clone(),
@@ -291,6 +303,18 @@ mod tests {
         assert!(c.default_credentials);
         assert!(matches!(c.kms, KmsConfig::Embedded));
         assert!(c.auto_encryption);
+        assert!(c.users_file.is_none());
+        assert_eq!(c.users_reload.as_secs(), 5);
+        let u = Config::from_parts(
+            ":9000",
+            None,
+            &dirs(),
+            &[("COFFER_USERS_FILE", "/etc/users.json"), ("COFFER_USERS_RELOAD_SECONDS", "2")],
+        )
+        .unwrap();
+        assert_eq!(u.users_file.unwrap(), PathBuf::from("/etc/users.json"));
+        assert_eq!(u.users_reload.as_secs(), 2);
+        assert!(Config::from_parts(":9000", None, &dirs(), &[("COFFER_USERS_RELOAD_SECONDS", "0")]).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`kms`]: the KMS trait, the static key, the KES client.
 //! - [`lifecycle`]: lifecycle rules' clock and the background scanner that applies them.
 //! - [`server`]: HTTP(S), health, metrics, shutdown.
+//! - [`iam`]: users, policies, bucket policies, the access decision.
+//! - [`admin`]: the MinIO admin API subset `mc admin` uses.
 //!
 //! ## ETags
 //! - Plaintext and SSE-S3 single-part objects: the MD5 of the plaintext, as MinIO does (so
@@ -25,7 +27,9 @@
 //! object key, the KMS key name and the KMS ciphertext of the data key, never a plaintext key.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
+pub mod iam;
 pub mod kms;
 pub mod lifecycle;
 pub mod s3;

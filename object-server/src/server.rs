@@ -11,12 +11,14 @@ use anyhow::Context;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin::AdminRoute;
 use crate::config::{Config, KmsConfig};
+use crate::iam::Iam;
+use crate::iam::access::{Access, Auth, ClientAddr};
 use crate::kms::static_key::{StaticKms, load_or_create_embedded};
 use crate::kms::{Kms, ensure_default_key};
 use crate::s3::CofferS3;
@@ -158,12 +160,27 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     print_banner(&cfg, local, tls.is_some(), kms.as_ref());
 
     crate::lifecycle::scanner::spawn(store.clone());
+    let iam = Iam::open(
+        cfg.data_dir.clone(),
+        &store.system_dir(),
+        kms.clone(),
+        cfg.root_user.clone(),
+        cfg.root_password.clone(),
+    )
+    .await
+    .context("IAM state")?;
+    if let Some(f) = &cfg.users_file {
+        tokio::spawn(crate::iam::users_file::watch(iam.clone(), f.clone(), cfg.users_reload));
+    }
+    let admin = AdminRoute::new(iam.clone(), store.clone(), tls.is_some());
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);
-    builder.set_auth(SimpleAuth::from_single(
-        cfg.root_user.clone(),
-        cfg.root_password.as_str(),
-    ));
+    builder.set_auth(Auth(iam.clone()));
+    builder.set_access(Access {
+        iam,
+        tls: tls.is_some(),
+    });
+    builder.set_route(admin);
     let service = builder.build();
     let metrics = Arc::new(Metrics::default());
     let acceptor = tls.map(TlsAcceptor::from);
@@ -173,7 +190,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -186,8 +203,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
-        let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
+            // For `aws:SourceIp` in policies.
+            req.extensions_mut().insert(ClientAddr(peer));
             async move {
                 let path = req.uri().path();
                 if req.method() == http::Method::GET || req.method() == http::Method::HEAD {
@@ -211,7 +230,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 metrics.in_flight.fetch_add(1, Ordering::Relaxed);
                 let (method, path) = (req.method().clone(), req.uri().path().to_owned());
                 let started = std::time::Instant::now();
-                let resp = hyper::service::Service::call(&service, req).await;
+                let resp = match crate::admin::with_known_length(req).await {
+                    Ok(req) => service.call(req).await,
+                    Err(status) => Ok(text(status, String::new())),
+                };
                 metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
                 let resp = match resp {
                     Ok(r) => r,

@@ -146,6 +146,10 @@ impl Kms for KesKms {
             .map_err(map)
     }
 
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KmsError> {
+        self.client.list_keys(prefix).await.map_err(map)
+    }
+
     async fn ready(&self) -> Result<(), KmsError> {
         // The object server's identity may be allowed only some key APIs (the MinIO KMS guide's
         // policy allows create, generate and decrypt): a describe of the default key proves KES

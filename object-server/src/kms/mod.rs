@@ -56,6 +56,16 @@ pub trait Kms: Send + Sync {
     ) -> Result<Zeroizing<Vec<u8>>, KmsError>;
     /// Whether the KMS answers.
     async fn ready(&self) -> Result<(), KmsError>;
+    /// Names of the keys starting with `prefix` (`mc admin kms key list`); a KMS with a single
+    /// key has only its default key.
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KmsError> {
+        let k = self.default_key();
+        Ok(if k.starts_with(prefix) {
+            vec![k.to_owned()]
+        } else {
+            Vec::new()
+        })
+    }
 }
 
 /// The KMS context of an object: `{"<bucket>":"<bucket>/<object>"}` plus any SSE-KMS context the

@@ -1,0 +1,194 @@
+//! Users and policies: `mc admin user …` and `mc admin policy …`.
+use s3s::{Body, S3Error, S3ErrorCode, S3Response, S3Result};
+use serde::Deserialize;
+use serde_json::{Value, json as j};
+
+use super::{AdminRoute, Call, iam_err, json, ok};
+use crate::iam::{IamError, User, builtin};
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// madmin's `UserInfo` (never with the secret key).
+fn user_info(u: &User) -> Value {
+    let mut v = j!({
+        "status": if u.enabled { "enabled" } else { "disabled" },
+    });
+    if !u.policies.is_empty() {
+        v["policyName"] = Value::String(u.policies.join(","));
+    }
+    v
+}
+
+fn invalid(msg: impl Into<String>) -> S3Error {
+    iam_err(IamError::Invalid(msg.into()))
+}
+
+#[derive(Deserialize)]
+struct AddUserReq {
+    #[serde(rename = "secretKey", default)]
+    secret_key: zeroize::Zeroizing<String>,
+    #[serde(default)]
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct PolicyAssociationReq {
+    #[serde(default)]
+    policies: Vec<String>,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    group: String,
+}
+
+fn split_names(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body>> {
+    let iam = &a.iam;
+    match c.route.as_str() {
+        "/add-user" => {
+            let ak = c.require("accessKey")?;
+            let body = c.decrypted_body()?;
+            let req: AddUserReq = serde_json::from_slice(&body)
+                .map_err(|_| invalid("the add-user request is not valid JSON"))?;
+            let enabled = !req.status.eq_ignore_ascii_case("disabled");
+            iam.set_user(ak, &req.secret_key, enabled)
+                .await
+                .map_err(iam_err)?;
+            tracing::info!(user = %ak, by = %c.access_key, "user added");
+            ok()
+        }
+        "/remove-user" => {
+            let ak = c.require("accessKey")?;
+            iam.remove_user(ak).await.map_err(iam_err)?;
+            tracing::info!(user = %ak, by = %c.access_key, "user removed");
+            ok()
+        }
+        "/set-user-status" => {
+            let ak = c.require("accessKey")?;
+            let enabled = match c.require("status")? {
+                "enabled" => true,
+                "disabled" => false,
+                other => return Err(invalid(format!("unknown status '{other}'"))),
+            };
+            iam.set_enabled(ak, enabled).await.map_err(iam_err)?;
+            tracing::info!(user = %ak, enabled, by = %c.access_key, "user status changed");
+            ok()
+        }
+        "/list-users" => {
+            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let users: serde_json::Map<String, Value> = snap
+                .users
+                .iter()
+                .map(|(name, u)| (name.clone(), user_info(u)))
+                .collect();
+            c.encrypted(&Value::Object(users))
+        }
+        "/user-info" => {
+            let ak = c.require("accessKey")?;
+            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let u = snap.users.get(ak).ok_or_else(|| iam_err(IamError::NoSuchUser))?;
+            json(&user_info(u))
+        }
+        "/add-canned-policy" => {
+            let name = c.require("name")?;
+            let doc = std::str::from_utf8(&c.body)
+                .map_err(|_| invalid("the policy is not UTF-8 text"))?;
+            iam.put_policy(name, doc).await.map_err(iam_err)?;
+            tracing::info!(policy = %name, by = %c.access_key, "policy created");
+            ok()
+        }
+        "/remove-canned-policy" => {
+            let name = c.require("name")?;
+            iam.remove_policy(name).await.map_err(iam_err)?;
+            tracing::info!(policy = %name, by = %c.access_key, "policy removed");
+            ok()
+        }
+        "/list-canned-policies" => {
+            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let mut all = serde_json::Map::new();
+            for (name, doc) in builtin::BUILTIN {
+                all.insert((*name).to_owned(), serde_json::from_str(doc).expect("valid JSON"));
+            }
+            for (name, p) in &snap.policies {
+                all.insert(
+                    name.clone(),
+                    serde_json::from_str(&p.document).unwrap_or(Value::Null),
+                );
+            }
+            json(&Value::Object(all))
+        }
+        "/info-canned-policy" => {
+            let name = c.require("name")?;
+            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let (doc, dates) = match (builtin::document(name), snap.policies.get(name)) {
+                (Some(d), _) => (serde_json::from_str::<Value>(d).expect("valid"), None),
+                (None, Some(p)) => (
+                    serde_json::from_str(&p.document).unwrap_or(Value::Null),
+                    Some((p.created_ms, p.updated_ms)),
+                ),
+                (None, None) => return Err(iam_err(IamError::NoSuchPolicy(name.to_owned()))),
+            };
+            if c.param("v") != Some("2") {
+                return json(&doc);
+            }
+            let mut info = j!({"PolicyName": name, "Policy": doc});
+            if let Some((created, updated)) = dates {
+                info["CreateDate"] = Value::String(rfc3339(created));
+                info["UpdateDate"] = Value::String(rfc3339(updated));
+            }
+            json(&info)
+        }
+        "/idp/builtin/policy/attach" | "/idp/builtin/policy/detach" => {
+            let attach = c.route.ends_with("/attach");
+            let body = c.decrypted_body()?;
+            let req: PolicyAssociationReq = serde_json::from_slice(&body)
+                .map_err(|_| invalid("the policy association request is not valid JSON"))?;
+            if !req.group.is_empty() {
+                return Err(not_implemented("groups are not supported"));
+            }
+            if req.user.is_empty() || req.policies.is_empty() {
+                return Err(invalid("name a user and at least one policy"));
+            }
+            let (add, remove) = if attach {
+                (req.policies.clone(), Vec::new())
+            } else {
+                (Vec::new(), req.policies.clone())
+            };
+            iam.change_policies(&req.user, &add, &remove)
+                .await
+                .map_err(iam_err)?;
+            tracing::info!(user = %req.user, policies = ?req.policies, attach, by = %c.access_key, "policies changed");
+            let key = if attach { "policiesAttached" } else { "policiesDetached" };
+            c.encrypted(&j!({ key: req.policies, "updatedAt": rfc3339(crate::iam::now_ms()) }))
+        }
+        "/set-user-or-group-policy" => {
+            if c.param("isGroup") == Some("true") {
+                return Err(not_implemented("groups are not supported"));
+            }
+            let user = c.require("userOrGroup")?;
+            let names = split_names(c.param("policyName").unwrap_or(""));
+            iam.set_policies(user, &names).await.map_err(iam_err)?;
+            tracing::info!(user = %user, policies = ?names, by = %c.access_key, "policies set");
+            ok()
+        }
+        other => Err(not_implemented(&format!("{other} is not implemented"))),
+    }
+}
+
+fn not_implemented(msg: &str) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::NotImplemented, msg.to_owned());
+    e.set_status_code(http::StatusCode::NOT_IMPLEMENTED);
+    e
+}

@@ -1,0 +1,361 @@
+//! Users and policies on disk, in `DIR/.coffer/iam/`: `users.json` (each secret key sealed
+//! under a KMS data key, never plain) and `policies.json` (the documents made with the admin
+//! API). Every change takes `lock` (an exclusive file lock), re-reads the file, changes it and
+//! renames a new file into place, so any number of processes serving `DIR` can change it and
+//! each one notices a change by the file's identity (inode, size, mtime).
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::config::Secret;
+use crate::kms::{Kms, KmsError};
+
+/// Where a user came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `mc admin user add` (the admin API).
+    #[default]
+    Admin,
+    /// `COFFER_USERS_FILE`: removed again when the file drops it.
+    File,
+}
+
+/// A secret key sealed under a KMS data key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSecret {
+    /// The KMS key the data key belongs to.
+    pub kms_key: String,
+    /// Base64 KMS ciphertext of the data key.
+    pub kms_ciphertext: String,
+    /// Base64 of nonce ‖ AES-256-GCM(secret key).
+    pub sealed: String,
+}
+
+/// One user as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUser {
+    /// The sealed secret key.
+    pub secret: SealedSecret,
+    /// `false` once disabled.
+    pub enabled: bool,
+    /// Attached policy names.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// Who made it.
+    #[serde(default)]
+    pub source: Source,
+    /// Last change, milliseconds since the epoch.
+    #[serde(default)]
+    pub updated_ms: i64,
+}
+
+/// `users.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UsersFile {
+    /// By access key.
+    #[serde(default)]
+    pub users: BTreeMap<String, StoredUser>,
+}
+
+/// One policy document made with the admin API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredPolicy {
+    /// The JSON document as given.
+    pub document: String,
+    /// Creation time, milliseconds since the epoch.
+    pub created_ms: i64,
+    /// Last change, milliseconds since the epoch.
+    pub updated_ms: i64,
+}
+
+/// `policies.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PoliciesFile {
+    /// By name.
+    #[serde(default)]
+    pub policies: BTreeMap<String, StoredPolicy>,
+}
+
+/// Identity of a file's current version: changes whenever a writer renames a new file in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+    exists: bool,
+}
+
+impl Stamp {
+    /// Whether the file existed.
+    pub fn exists(&self) -> bool {
+        self.exists
+    }
+}
+
+/// The stamp of `path` now.
+pub fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Ok(m) => Stamp {
+            inode: m.ino(),
+            len: m.len(),
+            modified: m.modified().ok(),
+            exists: true,
+        },
+        Err(_) => Stamp::default(),
+    }
+}
+
+/// Why the IAM store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Disk trouble.
+    #[error("IAM store: {0}")]
+    Io(#[from] std::io::Error),
+    /// A file does not parse.
+    #[error("IAM store: {0} is damaged: {1}")]
+    Damaged(PathBuf, String),
+    /// The KMS refused or is away.
+    #[error("IAM store: {0}")]
+    Kms(#[from] KmsError),
+    /// A sealed secret does not open.
+    #[error("IAM store: the secret key of '{0}' cannot be unsealed")]
+    Unseal(String),
+}
+
+/// The `.coffer/iam` directory.
+#[derive(Debug, Clone)]
+pub struct Dir {
+    path: PathBuf,
+}
+
+fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("a file in a directory");
+    let mut rnd = [0u8; 8];
+    rand::fill(&mut rnd);
+    let tmp = dir.join(format!(".tmp-{}", hex::encode(rnd)));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_data()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn read_json<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, StoreError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| StoreError::Damaged(path.to_owned(), e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Dir {
+    /// Opens (and creates) `system_dir/iam`.
+    pub fn open(system_dir: &Path) -> std::io::Result<Self> {
+        let path = system_dir.join("iam");
+        std::fs::create_dir_all(&path)?;
+        Ok(Self { path })
+    }
+
+    /// `users.json`.
+    pub fn users_path(&self) -> PathBuf {
+        self.path.join("users.json")
+    }
+
+    /// `policies.json`.
+    pub fn policies_path(&self) -> PathBuf {
+        self.path.join("policies.json")
+    }
+
+    /// Reads `users.json`.
+    pub fn read_users(&self) -> Result<UsersFile, StoreError> {
+        read_json(&self.users_path())
+    }
+
+    /// Reads `policies.json`.
+    pub fn read_policies(&self) -> Result<PoliciesFile, StoreError> {
+        read_json(&self.policies_path())
+    }
+
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.join("lock"))?;
+        lock.lock()?;
+        let r = f();
+        let _ = lock.unlock();
+        r
+    }
+
+    /// Changes `users.json` under the lock; `change` returns its answer and whether to write.
+    pub fn update_users<T>(
+        &self,
+        change: impl FnOnce(&mut UsersFile) -> (T, bool),
+    ) -> Result<T, StoreError> {
+        self.locked(|| {
+            let mut file = self.read_users()?;
+            let (out, write) = change(&mut file);
+            if write {
+                atomic_write(
+                    &self.users_path(),
+                    &serde_json::to_vec_pretty(&file).expect("serializes"),
+                )?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// Changes `policies.json` under the lock.
+    pub fn update_policies<T>(
+        &self,
+        change: impl FnOnce(&mut PoliciesFile) -> (T, bool),
+    ) -> Result<T, StoreError> {
+        self.locked(|| {
+            let mut file = self.read_policies()?;
+            let (out, write) = change(&mut file);
+            if write {
+                atomic_write(
+                    &self.policies_path(),
+                    &serde_json::to_vec_pretty(&file).expect("serializes"),
+                )?;
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn kms_context(access_key: &str) -> Vec<u8> {
+    serde_json::to_vec(&BTreeMap::from([("coffer-iam", format!("user/{access_key}"))]))
+        .expect("serializes")
+}
+
+fn aad(access_key: &str) -> Vec<u8> {
+    format!("coffer-iam-user-v1\0{access_key}").into_bytes()
+}
+
+fn cipher(key: &[u8]) -> Result<LessSafeKey, StoreError> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| StoreError::Kms(KmsError::Unavailable("data key is not 32 bytes".into())))
+}
+
+/// Seals `secret` of `access_key` under a fresh data key of the KMS's default key.
+pub async fn seal(
+    kms: &dyn Kms,
+    access_key: &str,
+    secret: &str,
+) -> Result<SealedSecret, StoreError> {
+    let name = kms.default_key().to_owned();
+    let dk = kms.generate_key(&name, &kms_context(access_key)).await?;
+    let key = cipher(&dk.plaintext)?;
+    let mut nonce = [0u8; 12];
+    rand::fill(&mut nonce);
+    let mut buf = secret.as_bytes().to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad(access_key)),
+        &mut buf,
+    )
+    .map_err(|_| StoreError::Unseal(access_key.to_owned()))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(SealedSecret {
+        kms_key: name,
+        kms_ciphertext: B64.encode(&dk.ciphertext),
+        sealed: B64.encode(out),
+    })
+}
+
+/// Opens a sealed secret key.
+pub async fn unseal(
+    kms: &dyn Kms,
+    access_key: &str,
+    s: &SealedSecret,
+) -> Result<Secret, StoreError> {
+    let bad = || StoreError::Unseal(access_key.to_owned());
+    let ct = B64.decode(&s.kms_ciphertext).map_err(|_| bad())?;
+    let sealed = B64.decode(&s.sealed).map_err(|_| bad())?;
+    if sealed.len() < 12 + 16 {
+        return Err(bad());
+    }
+    let dk = kms
+        .decrypt_key(&s.kms_key, &ct, &kms_context(access_key))
+        .await?;
+    let key = cipher(&dk)?;
+    let (nonce, body) = sealed.split_at(12);
+    let mut buf = Zeroizing::new(body.to_vec());
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
+    let plain = key
+        .open_in_place(nonce, Aad::from(aad(access_key)), &mut buf)
+        .map_err(|_| bad())?;
+    let text = std::str::from_utf8(plain).map_err(|_| bad())?;
+    Ok(Secret::new(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kms::static_key::StaticKms;
+
+    #[tokio::test]
+    async fn sealed_secrets_open_only_for_their_user() {
+        let kms = StaticKms::from_secret_key(&format!(
+            "k:{}",
+            B64.encode([7u8; 32])
+        ))
+        .unwrap();
+        let s = seal(&kms, "app1", "very-secret-key").await.unwrap();
+        assert!(!s.sealed.contains("very-secret-key"));
+        assert_eq!(
+            unseal(&kms, "app1", &s).await.unwrap().expose(),
+            "very-secret-key"
+        );
+        assert!(unseal(&kms, "app2", &s).await.is_err());
+    }
+
+    #[test]
+    fn updates_are_atomic_and_stamped() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = Dir::open(d.path()).unwrap();
+        let before = stamp(&dir.users_path());
+        assert!(!before.exists());
+        dir.update_users(|f| {
+            f.users.insert(
+                "u".into(),
+                StoredUser {
+                    secret: SealedSecret {
+                        kms_key: "k".into(),
+                        kms_ciphertext: String::new(),
+                        sealed: String::new(),
+                    },
+                    enabled: true,
+                    policies: vec!["readonly".into()],
+                    source: Source::Admin,
+                    updated_ms: 0,
+                },
+            );
+            ((), true)
+        })
+        .unwrap();
+        let after = stamp(&dir.users_path());
+        assert_ne!(before, after);
+        assert_eq!(dir.read_users().unwrap().users["u"].policies, ["readonly"]);
+        dir.update_users(|_| ((), false)).unwrap();
+        assert_eq!(after, stamp(&dir.users_path()));
+    }
+}
