@@ -269,7 +269,9 @@ impl Config {
         let users_reload = match env.get("COFFER_USERS_RELOAD_SECONDS") {
             None => 5,
             Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                ConfigError::Invalid("COFFER_USERS_RELOAD_SECONDS must be a whole number of seconds above 0".into())
+                ConfigError::Invalid(
+                    "COFFER_USERS_RELOAD_SECONDS must be a whole number of seconds above 0".into(),
+                )
             })?,
         };
         Ok(Config {
@@ -309,12 +311,23 @@ mod tests {
             ":9000",
             None,
             &dirs(),
-            &[("COFFER_USERS_FILE", "/etc/users.json"), ("COFFER_USERS_RELOAD_SECONDS", "2")],
+            &[
+                ("COFFER_USERS_FILE", "/etc/users.json"),
+                ("COFFER_USERS_RELOAD_SECONDS", "2"),
+            ],
         )
         .unwrap();
         assert_eq!(u.users_file.unwrap(), PathBuf::from("/etc/users.json"));
         assert_eq!(u.users_reload.as_secs(), 2);
-        assert!(Config::from_parts(":9000", None, &dirs(), &[("COFFER_USERS_RELOAD_SECONDS", "0")]).is_err());
+        assert!(
+            Config::from_parts(
+                ":9000",
+                None,
+                &dirs(),
+                &[("COFFER_USERS_RELOAD_SECONDS", "0")]
+            )
+            .is_err()
+        );
     }
 
     #[test]

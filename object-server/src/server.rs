@@ -170,7 +170,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .await
     .context("IAM state")?;
     if let Some(f) = &cfg.users_file {
-        tokio::spawn(crate::iam::users_file::watch(iam.clone(), f.clone(), cfg.users_reload));
+        tokio::spawn(crate::iam::users_file::watch(
+            iam.clone(),
+            f.clone(),
+            cfg.users_reload,
+        ));
     }
     let admin = AdminRoute::new(iam.clone(), store.clone(), tls.is_some());
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());

@@ -93,6 +93,11 @@ fn restic_on_a_locked_encrypted_bucket() {
 }
 
 #[test]
+fn access_control_users_policies_bucket_policies() {
+    pytest("test_iam.py");
+}
+
+#[test]
 fn startup_modes_health_metrics() {
     pytest("test_config.py");
 }
@@ -148,6 +153,7 @@ fn every_mode_through_our_kes() {
             allow: ["create", "generate", "decrypt", "describe"]
                 .iter()
                 .map(|a| format!("/v1/key/{a}/coffer-*"))
+                .chain(["/v1/key/list/*".to_owned()])
                 .collect(),
             deny: vec![],
         };

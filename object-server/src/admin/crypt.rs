@@ -10,7 +10,9 @@
 //!
 //! This is not the object package format of `crate::sse::package` (64 KiB payloads, a 64-bit
 //! sequence number and the flag in the nonce): the two cannot share code.
-use aws_lc_rs::aead::{AES_256_GCM, Aad, Algorithm, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::aead::{
+    AES_256_GCM, Aad, Algorithm, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey,
+};
 use zeroize::Zeroizing;
 
 const SALT: usize = 32;
@@ -34,7 +36,11 @@ pub enum CryptError {
     NotAuthentic,
 }
 
-fn derive(id: u8, password: &str, salt: &[u8]) -> Result<(Zeroizing<[u8; 32]>, &'static Algorithm), CryptError> {
+fn derive(
+    id: u8,
+    password: &str,
+    salt: &[u8],
+) -> Result<(Zeroizing<[u8; 32]>, &'static Algorithm), CryptError> {
     let mut key = Zeroizing::new([0u8; 32]);
     let alg = match id {
         ARGON2ID_AES_GCM | ARGON2ID_CHACHA20 => {
@@ -120,7 +126,11 @@ pub fn encrypt(password: &str, data: &[u8]) -> Vec<u8> {
         out.extend_from_slice(chunk);
         let tag = s
             .key
-            .seal_in_place_separate_tag(nonce(&s.base, seq), Aad::from(s.ad(last)), &mut out[start..])
+            .seal_in_place_separate_tag(
+                nonce(&s.base, seq),
+                Aad::from(s.ad(last)),
+                &mut out[start..],
+            )
             .expect("seal");
         out.extend_from_slice(tag.as_ref());
     }
@@ -162,12 +172,23 @@ mod tests {
 
     #[test]
     fn round_trips_at_fragment_edges() {
-        for len in [0, 1, FRAGMENT - 1, FRAGMENT, FRAGMENT + 1, 2 * FRAGMENT, 40_000] {
+        for len in [
+            0,
+            1,
+            FRAGMENT - 1,
+            FRAGMENT,
+            FRAGMENT + 1,
+            2 * FRAGMENT,
+            40_000,
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let c = encrypt("secret-key", &data);
             assert_eq!(c.len(), HEADER + len + len.div_ceil(FRAGMENT).max(1) * TAG);
             assert_eq!(&decrypt("secret-key", &c).unwrap()[..], &data[..], "{len}");
-            assert_eq!(decrypt("other-key", &c).unwrap_err(), CryptError::NotAuthentic);
+            assert_eq!(
+                decrypt("other-key", &c).unwrap_err(),
+                CryptError::NotAuthentic
+            );
         }
     }
 
@@ -205,7 +226,10 @@ mod tests {
                 .unwrap();
             c.extend_from_slice(&body);
             c.extend_from_slice(tag.as_ref());
-            assert_eq!(&decrypt("pw", &c).unwrap()[..], b"{\"policies\":[\"readonly\"]}");
+            assert_eq!(
+                &decrypt("pw", &c).unwrap()[..],
+                b"{\"policies\":[\"readonly\"]}"
+            );
         }
     }
 }

@@ -58,12 +58,18 @@ pub(crate) struct Call {
 
 impl Call {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.query
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn require(&self, name: &str) -> S3Result<&str> {
         self.param(name).ok_or_else(|| {
-            S3Error::with_message(S3ErrorCode::InvalidArgument, format!("missing query parameter '{name}'"))
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("missing query parameter '{name}'"),
+            )
         })
     }
 
@@ -76,7 +82,10 @@ impl Call {
     /// A JSON answer encrypted for the caller.
     pub fn encrypted(&self, value: &serde_json::Value) -> S3Result<S3Response<Body>> {
         let plain = zeroize::Zeroizing::new(serde_json::to_vec(value).expect("serializes"));
-        Ok(bytes_response(crypt::encrypt(&self.secret_key, &plain), "application/octet-stream"))
+        Ok(bytes_response(
+            crypt::encrypt(&self.secret_key, &plain),
+            "application/octet-stream",
+        ))
     }
 }
 
@@ -152,9 +161,10 @@ pub async fn with_known_length(
         .map_err(|_| 413u16)?
         .to_bytes();
     parts.headers.remove(http::header::TRANSFER_ENCODING);
-    parts
-        .headers
-        .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(bytes.len()));
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(bytes.len()),
+    );
     Ok(http::Request::from_parts(parts, Body::from(bytes)))
 }
 
@@ -173,7 +183,12 @@ fn split_path(path: &str) -> Option<(&str, bool)> {
 }
 
 /// The `admin:`/`kms:` action a route needs (MinIO's names).
-fn action(method: &Method, route: &str, kms_prefix: bool, query: &HashMap<String, String>) -> Option<&'static str> {
+fn action(
+    method: &Method,
+    route: &str,
+    kms_prefix: bool,
+    query: &HashMap<String, String>,
+) -> Option<&'static str> {
     let r = route.trim_end_matches('/');
     if kms_prefix || r.starts_with("/kms/") {
         let r = r.strip_prefix("/kms").unwrap_or(r);
@@ -224,7 +239,10 @@ impl S3Route for AdminRoute {
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         match &req.credentials {
             Some(_) => Ok(()),
-            None => Err(s3_error!(AccessDenied, "The admin API needs signed requests.")),
+            None => Err(s3_error!(
+                AccessDenied,
+                "The admin API needs signed requests."
+            )),
         }
     }
 
@@ -238,7 +256,11 @@ impl S3Route for AdminRoute {
         let Some(action) = action(&req.method, route, kms_prefix, &query) else {
             let mut e = S3Error::with_message(
                 S3ErrorCode::NotImplemented,
-                format!("{} {} is not implemented by this server", req.method, req.uri.path()),
+                format!(
+                    "{} {} is not implemented by this server",
+                    req.method,
+                    req.uri.path()
+                ),
             );
             e.set_status_code(StatusCode::NOT_IMPLEMENTED);
             return Err(e);
@@ -248,18 +270,22 @@ impl S3Route for AdminRoute {
             headers: &req.headers,
             query: req.uri.query(),
             secure: self.tls,
-            source_ip: req.extensions.get::<crate::iam::access::ClientAddr>().map(|a| a.0.ip()),
+            source_ip: req
+                .extensions
+                .get::<crate::iam::access::ClientAddr>()
+                .map(|a| a.0.ip()),
             user: Some(&creds.access_key),
             root: matches!(caller, Caller::Root(_)),
         });
         self.iam
             .authorize(caller, "", action, "", "", &conditions)
             .await?;
-        let body = req
-            .input
-            .store_all_limited(MAX_BODY)
-            .await
-            .map_err(|_| s3_error!(InvalidRequest, "The request body could not be read or is too large."))?;
+        let body = req.input.store_all_limited(MAX_BODY).await.map_err(|_| {
+            s3_error!(
+                InvalidRequest,
+                "The request body could not be read or is too large."
+            )
+        })?;
         let call = Call {
             method: req.method.clone(),
             route: route.trim_end_matches('/').to_owned(),
@@ -285,18 +311,36 @@ mod tests {
 
     #[test]
     fn paths_and_actions() {
-        assert_eq!(split_path("/minio/admin/v3/add-user"), Some(("/add-user", false)));
-        assert_eq!(split_path("/minio/kms/v1/key/status"), Some(("/key/status", true)));
+        assert_eq!(
+            split_path("/minio/admin/v3/add-user"),
+            Some(("/add-user", false))
+        );
+        assert_eq!(
+            split_path("/minio/kms/v1/key/status"),
+            Some(("/key/status", true))
+        );
         assert_eq!(split_path("/minio/admin/v33/x"), None);
         assert_eq!(split_path("/minio/health/live"), None);
         assert_eq!(split_path("/bucket/minio/admin/v3"), None);
         let q = HashMap::new();
-        assert_eq!(action(&Method::PUT, "/add-user", false, &q), Some("admin:CreateUser"));
+        assert_eq!(
+            action(&Method::PUT, "/add-user", false, &q),
+            Some("admin:CreateUser")
+        );
         assert_eq!(action(&Method::GET, "/add-user", false, &q), None);
-        assert_eq!(action(&Method::POST, "/key/create", true, &q), Some("kms:CreateKey"));
-        assert_eq!(action(&Method::POST, "/kms/key/create", false, &q), Some("kms:CreateKey"));
+        assert_eq!(
+            action(&Method::POST, "/key/create", true, &q),
+            Some("kms:CreateKey")
+        );
+        assert_eq!(
+            action(&Method::POST, "/kms/key/create", false, &q),
+            Some("kms:CreateKey")
+        );
         let dis = HashMap::from([("status".to_owned(), "disabled".to_owned())]);
-        assert_eq!(action(&Method::PUT, "/set-user-status", false, &dis), Some("admin:DisableUser"));
+        assert_eq!(
+            action(&Method::PUT, "/set-user-status", false, &dis),
+            Some("admin:DisableUser")
+        );
     }
 
     #[test]

@@ -9,7 +9,10 @@ use crate::iam::{IamError, User, builtin};
 fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
@@ -98,7 +101,10 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
         "/user-info" => {
             let ak = c.require("accessKey")?;
             let snap = iam.snapshot().await.map_err(iam_err)?;
-            let u = snap.users.get(ak).ok_or_else(|| iam_err(IamError::NoSuchUser))?;
+            let u = snap
+                .users
+                .get(ak)
+                .ok_or_else(|| iam_err(IamError::NoSuchUser))?;
             json(&user_info(u))
         }
         "/add-canned-policy" => {
@@ -119,7 +125,10 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
             let snap = iam.snapshot().await.map_err(iam_err)?;
             let mut all = serde_json::Map::new();
             for (name, doc) in builtin::BUILTIN {
-                all.insert((*name).to_owned(), serde_json::from_str(doc).expect("valid JSON"));
+                all.insert(
+                    (*name).to_owned(),
+                    serde_json::from_str(doc).expect("valid JSON"),
+                );
             }
             for (name, p) in &snap.policies {
                 all.insert(
@@ -170,7 +179,11 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
                 .await
                 .map_err(iam_err)?;
             tracing::info!(user = %req.user, policies = ?req.policies, attach, by = %c.access_key, "policies changed");
-            let key = if attach { "policiesAttached" } else { "policiesDetached" };
+            let key = if attach {
+                "policiesAttached"
+            } else {
+                "policiesDetached"
+            };
             c.encrypted(&j!({ key: req.policies, "updatedAt": rfc3339(crate::iam::now_ms()) }))
         }
         "/set-user-or-group-policy" => {

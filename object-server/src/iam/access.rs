@@ -152,7 +152,10 @@ fn refuse_acl_headers(headers: &http::HeaderMap) -> S3Result<()> {
             "Only the 'private' canned ACL is supported; grant access with a bucket policy or user policies.",
         ));
     }
-    if headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-")) {
+    if headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-amz-grant-"))
+    {
         return Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             "ACL grants are not supported; grant access with a bucket policy or user policies.",
@@ -243,11 +246,25 @@ impl S3Access for Access {
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        self.check_copy_source(req.credentials.as_ref().map(|c| c.access_key.as_str()), &req.input.copy_source, &req.headers, req.uri.query(), &req.extensions).await
+        self.check_copy_source(
+            req.credentials.as_ref().map(|c| c.access_key.as_str()),
+            &req.input.copy_source,
+            &req.headers,
+            req.uri.query(),
+            &req.extensions,
+        )
+        .await
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
-        self.check_copy_source(req.credentials.as_ref().map(|c| c.access_key.as_str()), &req.input.copy_source, &req.headers, req.uri.query(), &req.extensions).await
+        self.check_copy_source(
+            req.credentials.as_ref().map(|c| c.access_key.as_str()),
+            &req.input.copy_source,
+            &req.headers,
+            req.uri.query(),
+            &req.extensions,
+        )
+        .await
     }
 
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
@@ -282,13 +299,23 @@ impl Access {
         ext: &http::Extensions,
     ) -> S3Result<()> {
         let CopySource::Bucket { bucket, key, .. } = source else {
-            return Err(s3_error!(NotImplemented, "Access points are not supported."));
+            return Err(s3_error!(
+                NotImplemented,
+                "Access points are not supported."
+            ));
         };
         let caller = self.iam.caller(access_key);
         let facts = self.facts(caller, headers, query, ext);
         let conditions = condition_values(&facts);
         self.iam
-            .authorize(caller, "GetObject", "s3:GetObject", bucket, key, &conditions)
+            .authorize(
+                caller,
+                "GetObject",
+                "s3:GetObject",
+                bucket,
+                key,
+                &conditions,
+            )
             .await
     }
 }
@@ -313,7 +340,10 @@ mod tests {
 
     #[test]
     fn query_params() {
-        assert_eq!(query_param(Some("partNumber=1&uploadId=ab"), "uploadId"), Some("ab"));
+        assert_eq!(
+            query_param(Some("partNumber=1&uploadId=ab"), "uploadId"),
+            Some("ab")
+        );
         assert_eq!(query_param(Some("xuploadId=ab"), "uploadId"), None);
         assert_eq!(query_param(None, "uploadId"), None);
     }

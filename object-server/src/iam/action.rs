@@ -12,8 +12,13 @@ pub fn s3_action(op: &str) -> String {
         "ListMultipartUploads" => "s3:ListBucketMultipartUploads",
         "ListParts" => "s3:ListMultipartUploadParts",
         "GetObject" | "HeadObject" | "GetObjectAttributes" => "s3:GetObject",
-        "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload"
-        | "CopyObject" | "UploadPartCopy" | "PostObject" => "s3:PutObject",
+        "PutObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "CompleteMultipartUpload"
+        | "CopyObject"
+        | "UploadPartCopy"
+        | "PostObject" => "s3:PutObject",
         "AbortMultipartUpload" => "s3:AbortMultipartUpload",
         "DeleteObject" | "DeleteObjects" => "s3:DeleteObject",
         "PutBucketEncryption" | "DeleteBucketEncryption" => "s3:PutEncryptionConfiguration",

@@ -110,6 +110,9 @@ impl Snapshot {
     }
 }
 
+/// A bucket's policy as last read, with the stamp of its file then.
+type CachedBucketPolicy = (Stamp, Option<Arc<Policy>>);
+
 /// Users, policies and bucket policies of one data directory.
 pub struct Iam {
     dir: Dir,
@@ -119,7 +122,7 @@ pub struct Iam {
     root_secret: Secret,
     current: RwLock<Arc<Snapshot>>,
     reload: tokio::sync::Mutex<()>,
-    bucket_policies: RwLock<HashMap<String, (Stamp, Option<Arc<Policy>>)>>,
+    bucket_policies: RwLock<HashMap<String, CachedBucketPolicy>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -236,7 +239,9 @@ impl Iam {
                         },
                     );
                 }
-                Err(e) => tracing::error!(policy = %name, error = %e, "stored policy does not parse; ignored"),
+                Err(e) => {
+                    tracing::error!(policy = %name, error = %e, "stored policy does not parse; ignored")
+                }
             }
         }
         let snap = Arc::new(Snapshot {
@@ -402,7 +407,11 @@ impl Iam {
             )));
         }
         let snap = self.snapshot().await?;
-        if let Some((u, _)) = snap.users.iter().find(|(_, u)| u.policies.iter().any(|p| p == name)) {
+        if let Some((u, _)) = snap
+            .users
+            .iter()
+            .find(|(_, u)| u.policies.iter().any(|p| p == name))
+        {
             return Err(IamError::Invalid(format!(
                 "policy '{name}' is attached to user '{u}'; detach it first"
             )));
@@ -449,7 +458,8 @@ impl Iam {
 
     /// The policy of `bucket`, if it has one (re-read when its file changes).
     pub fn bucket_policy(&self, bucket: &str) -> Option<Arc<Policy>> {
-        let path = crate::storage::layout::bucket_dir(&self.data_dir, bucket).join(BUCKET_POLICY_FILE);
+        let path =
+            crate::storage::layout::bucket_dir(&self.data_dir, bucket).join(BUCKET_POLICY_FILE);
         let st = store::stamp(&path);
         if let Some((s, p)) = self.bucket_policies.read().expect("lock").get(bucket)
             && *s == st

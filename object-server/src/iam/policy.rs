@@ -195,11 +195,14 @@ impl Statement {
                 return false;
             }
         }
-        if !self.actions.is_empty() && !self.actions.iter().any(|a| action_matches(a, req.action))
-        {
+        if !self.actions.is_empty() && !self.actions.iter().any(|a| action_matches(a, req.action)) {
             return false;
         }
-        if self.not_actions.iter().any(|a| action_matches(a, req.action)) {
+        if self
+            .not_actions
+            .iter()
+            .any(|a| action_matches(a, req.action))
+        {
             return false;
         }
         // Admin and KMS statements are not about S3 resources (MinIO ignores their Resource).
@@ -244,7 +247,11 @@ fn ip_in_cidr(ip: &str, cidr: &str) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
@@ -551,7 +558,8 @@ impl Policy {
     }
 
     fn parse_as(json: &[u8], bucket_policy: bool) -> Result<Policy, PolicyError> {
-        let v: Value = serde_json::from_slice(json).map_err(|e| PolicyError::Json(e.to_string()))?;
+        let v: Value =
+            serde_json::from_slice(json).map_err(|e| PolicyError::Json(e.to_string()))?;
         let Value::Object(m) = &v else {
             return Err(PolicyError::Json("expected an object".into()));
         };
@@ -664,15 +672,30 @@ mod tests {
         )
         .unwrap();
         let c = HashMap::new();
-        assert_eq!(p.evaluate(&req("s3:GetObject", "photos", "a.jpg", &c)), Decision::Allow);
-        assert_eq!(p.evaluate(&req("s3:getobject", "photos", "a.jpg", &c)), Decision::Allow);
-        assert_eq!(p.evaluate(&req("s3:ListBucket", "photos", "", &c)), Decision::Allow);
+        assert_eq!(
+            p.evaluate(&req("s3:GetObject", "photos", "a.jpg", &c)),
+            Decision::Allow
+        );
+        assert_eq!(
+            p.evaluate(&req("s3:getobject", "photos", "a.jpg", &c)),
+            Decision::Allow
+        );
+        assert_eq!(
+            p.evaluate(&req("s3:ListBucket", "photos", "", &c)),
+            Decision::Allow
+        );
         assert_eq!(
             p.evaluate(&req("s3:GetObject", "photos", "private/x", &c)),
             Decision::Deny
         );
-        assert_eq!(p.evaluate(&req("s3:PutObject", "photos", "a", &c)), Decision::NoMatch);
-        assert_eq!(p.evaluate(&req("s3:GetObject", "other", "a", &c)), Decision::NoMatch);
+        assert_eq!(
+            p.evaluate(&req("s3:PutObject", "photos", "a", &c)),
+            Decision::NoMatch
+        );
+        assert_eq!(
+            p.evaluate(&req("s3:GetObject", "other", "a", &c)),
+            Decision::NoMatch
+        );
     }
 
     #[test]
@@ -684,16 +707,28 @@ mod tests {
         )
         .unwrap();
         let none = HashMap::new();
-        assert_eq!(p.evaluate(&req("s3:PutObject", "b", "o", &none)), Decision::Deny);
+        assert_eq!(
+            p.evaluate(&req("s3:PutObject", "b", "o", &none)),
+            Decision::Deny
+        );
         let sse = cond(&[("s3:x-amz-server-side-encryption", "AES256")]);
-        assert_eq!(p.evaluate(&req("s3:PutObject", "b", "o", &sse)), Decision::NoMatch);
+        assert_eq!(
+            p.evaluate(&req("s3:PutObject", "b", "o", &sse)),
+            Decision::NoMatch
+        );
         let null = Policy::parse_bucket_policy(
             br#"{"Statement":[{"Effect":"Deny","Principal":{"AWS":["*"]},"Action":"s3:PutObject",
               "Resource":"arn:aws:s3:::b/*","Condition":{"Null":{"s3:x-amz-server-side-encryption":"true"}}}]}"#,
         )
         .unwrap();
-        assert_eq!(null.evaluate(&req("s3:PutObject", "b", "o", &none)), Decision::Deny);
-        assert_eq!(null.evaluate(&req("s3:PutObject", "b", "o", &sse)), Decision::NoMatch);
+        assert_eq!(
+            null.evaluate(&req("s3:PutObject", "b", "o", &none)),
+            Decision::Deny
+        );
+        assert_eq!(
+            null.evaluate(&req("s3:PutObject", "b", "o", &sse)),
+            Decision::NoMatch
+        );
     }
 
     #[test]
@@ -704,11 +739,20 @@ mod tests {
         )
         .unwrap();
         let ok = cond(&[("s3:prefix", "home/a"), ("aws:securetransport", "true")]);
-        assert_eq!(p.evaluate(&req("s3:ListBucket", "b", "", &ok)), Decision::Allow);
+        assert_eq!(
+            p.evaluate(&req("s3:ListBucket", "b", "", &ok)),
+            Decision::Allow
+        );
         let plain = cond(&[("s3:prefix", "home/a"), ("aws:securetransport", "false")]);
-        assert_eq!(p.evaluate(&req("s3:ListBucket", "b", "", &plain)), Decision::NoMatch);
+        assert_eq!(
+            p.evaluate(&req("s3:ListBucket", "b", "", &plain)),
+            Decision::NoMatch
+        );
         let other = cond(&[("s3:prefix", "etc/"), ("aws:securetransport", "true")]);
-        assert_eq!(p.evaluate(&req("s3:ListBucket", "b", "", &other)), Decision::NoMatch);
+        assert_eq!(
+            p.evaluate(&req("s3:ListBucket", "b", "", &other)),
+            Decision::NoMatch
+        );
         let ip = Policy::parse(
             br#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*",
               "Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#,
@@ -716,8 +760,14 @@ mod tests {
         .unwrap();
         let inside = cond(&[("aws:sourceip", "10.1.2.3")]);
         let outside = cond(&[("aws:sourceip", "192.168.1.1")]);
-        assert_eq!(ip.evaluate(&req("s3:GetObject", "b", "o", &inside)), Decision::Allow);
-        assert_eq!(ip.evaluate(&req("s3:GetObject", "b", "o", &outside)), Decision::NoMatch);
+        assert_eq!(
+            ip.evaluate(&req("s3:GetObject", "b", "o", &inside)),
+            Decision::Allow
+        );
+        assert_eq!(
+            ip.evaluate(&req("s3:GetObject", "b", "o", &outside)),
+            Decision::NoMatch
+        );
     }
 
     #[test]
@@ -728,7 +778,10 @@ mod tests {
         )
         .unwrap();
         let c = HashMap::new();
-        assert_eq!(p.evaluate(&req("s3:GetObject", "b", "o", &c)), Decision::Allow);
+        assert_eq!(
+            p.evaluate(&req("s3:GetObject", "b", "o", &c)),
+            Decision::Allow
+        );
         let anon = Request {
             principal: None,
             ..req("s3:GetObject", "b", "o", &c)
@@ -765,9 +818,16 @@ mod tests {
 
     #[test]
     fn admin_statements_ignore_resources() {
-        let p = Policy::parse(br#"{"Statement":[{"Effect":"Allow","Action":["admin:*"]}]}"#).unwrap();
+        let p =
+            Policy::parse(br#"{"Statement":[{"Effect":"Allow","Action":["admin:*"]}]}"#).unwrap();
         let c = HashMap::new();
-        assert_eq!(p.evaluate(&req("admin:CreateUser", "", "", &c)), Decision::Allow);
-        assert_eq!(p.evaluate(&req("s3:GetObject", "b", "o", &c)), Decision::NoMatch);
+        assert_eq!(
+            p.evaluate(&req("admin:CreateUser", "", "", &c)),
+            Decision::Allow
+        );
+        assert_eq!(
+            p.evaluate(&req("s3:GetObject", "b", "o", &c)),
+            Decision::NoMatch
+        );
     }
 }

@@ -240,8 +240,11 @@ impl Dir {
 }
 
 fn kms_context(access_key: &str) -> Vec<u8> {
-    serde_json::to_vec(&BTreeMap::from([("coffer-iam", format!("user/{access_key}"))]))
-        .expect("serializes")
+    serde_json::to_vec(&BTreeMap::from([(
+        "coffer-iam",
+        format!("user/{access_key}"),
+    )]))
+    .expect("serializes")
 }
 
 fn aad(access_key: &str) -> Vec<u8> {
@@ -314,11 +317,7 @@ mod tests {
 
     #[tokio::test]
     async fn sealed_secrets_open_only_for_their_user() {
-        let kms = StaticKms::from_secret_key(&format!(
-            "k:{}",
-            B64.encode([7u8; 32])
-        ))
-        .unwrap();
+        let kms = StaticKms::from_secret_key(&format!("k:{}", B64.encode([7u8; 32]))).unwrap();
         let s = seal(&kms, "app1", "very-secret-key").await.unwrap();
         assert!(!s.sealed.contains("very-secret-key"));
         assert_eq!(

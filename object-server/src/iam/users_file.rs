@@ -105,10 +105,12 @@ impl Iam {
     /// before that it no longer lists.
     pub async fn sync_file_users(&self, wanted: &[Wanted]) -> Result<Changes, IamError> {
         let snap = self.snapshot().await?;
-        if let Some((u, p)) = wanted
-            .iter()
-            .find_map(|w| w.policies.iter().find(|p| !snap.has_policy(p)).map(|p| (w, p)))
-        {
+        if let Some((u, p)) = wanted.iter().find_map(|w| {
+            w.policies
+                .iter()
+                .find(|p| !snap.has_policy(p))
+                .map(|p| (w, p))
+        }) {
             return Err(IamError::Invalid(format!(
                 "user '{}': policy '{p}' does not exist",
                 u.access_key
@@ -122,8 +124,8 @@ impl Iam {
                 .get(&w.access_key)
                 .is_some_and(|u| u.secret.expose() == w.secret_key.as_str());
             if !same_secret {
-                let s = super::store::seal(self.kms().as_ref(), &w.access_key, &w.secret_key)
-                    .await?;
+                let s =
+                    super::store::seal(self.kms().as_ref(), &w.access_key, &w.secret_key).await?;
                 sealed.insert(w.access_key.clone(), s);
             }
         }

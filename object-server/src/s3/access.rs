@@ -59,7 +59,9 @@ impl CofferS3 {
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
         let input = req.input;
-        self.store.require_bucket(&input.bucket).map_err(storage_err)?;
+        self.store
+            .require_bucket(&input.bucket)
+            .map_err(storage_err)?;
         let policy = Policy::parse_bucket_policy(input.policy.as_bytes())
             .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.to_string()))?;
         if !policy.only_about_bucket(&input.bucket) {
@@ -69,7 +71,11 @@ impl CofferS3 {
             ));
         }
         self.store
-            .write_bucket_config(&input.bucket, BUCKET_POLICY, Some(input.policy.into_bytes()))
+            .write_bucket_config(
+                &input.bucket,
+                BUCKET_POLICY,
+                Some(input.policy.into_bytes()),
+            )
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(PutBucketPolicyOutput::default()))
@@ -84,9 +90,7 @@ impl CofferS3 {
             .read_bucket_config(&req.input.bucket, BUCKET_POLICY)
             .await
             .map_err(storage_err)?
-            .ok_or_else(|| {
-                s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist")
-            })?;
+            .ok_or_else(|| s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"))?;
         Ok(S3Response::new(GetBucketPolicyOutput {
             policy: Some(String::from_utf8_lossy(&doc).into_owned()),
         }))
@@ -140,7 +144,9 @@ impl CofferS3 {
         req: S3Request<PutBucketAclInput>,
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
         let input = req.input;
-        self.store.require_bucket(&input.bucket).map_err(storage_err)?;
+        self.store
+            .require_bucket(&input.bucket)
+            .map_err(storage_err)?;
         check_acl(
             input.acl.as_ref().map(|a| a.as_str()),
             input.access_control_policy.as_ref(),

@@ -92,6 +92,7 @@ policy:
     - /v1/key/generate/coffer-*
     - /v1/key/decrypt/coffer-*
     - /v1/key/describe/coffer-*
+    - /v1/key/list/*
     identities:
     - {identity}
 keystore:
@@ -290,5 +291,36 @@ def test_versions_are_each_encrypted_through_kes(tmp_path, kes):
         assert c.get_object(Bucket="kesv", Key="k", VersionId=v_kms)["Body"].read() == bodies[3]
         assert c.get_object(Bucket="kesv", Key="k", VersionId=v_s3)["Body"].read() == bodies[0]
         assert [v["VersionId"] for v in c.list_object_versions(Bucket="kesv", Prefix="k")["Versions"]] == [v_kms, v_cb, v_ca, v_s3]
+    finally:
+        s.stop()
+
+
+def test_mc_admin_kms_key_status_create_list(tmp_path, kes):
+    s = start(tmp_path, kes)
+    try:
+        cfg = tmp_path / "mc"
+
+        def mc(*args, check=True):
+            r = subprocess.run([peer("mc"), "--config-dir", str(cfg), "--no-color", *args], capture_output=True, text=True, timeout=120)
+            assert not check or r.returncode == 0, r.stdout + r.stderr + s.output()[-2000:]
+            return r
+
+        mc("alias", "set", "c", s.endpoint, s.access, s.secret)
+        default = s.env["MINIO_KMS_KES_KEY_NAME"]
+        out = mc("admin", "kms", "key", "status", "c").stdout
+        assert default in out and "Encryption ✔" in out and "Decryption ✔" in out, out
+        new = "coffer-made-by-mc-" + os.urandom(3).hex()
+        mc("admin", "kms", "key", "create", "c", new)
+        out = mc("admin", "kms", "key", "status", "c", new).stdout
+        assert new in out and "Encryption ✔" in out and "Decryption ✔" in out, out
+        again = mc("admin", "kms", "key", "create", "c", new, check=False)
+        assert again.returncode != 0 and "already exists" in again.stdout + again.stderr
+        # The KES policy allows only coffer-* keys: the refusal comes back as such.
+        denied = mc("admin", "kms", "key", "create", "c", "other-key", check=False)
+        assert denied.returncode != 0 and "not authorized" in denied.stdout + denied.stderr
+        missing = mc("admin", "kms", "key", "status", "c", "coffer-never-made", check=False)
+        assert "key does not exist" in missing.stdout + missing.stderr
+        listed = mc("admin", "kms", "key", "list", "c", "--json").stdout
+        assert default in listed and new in listed, listed
     finally:
         s.stop()

@@ -59,6 +59,13 @@ impl AuthState {
         if !self.admin.is_empty() && *id == self.admin {
             return true;
         }
+        // The bare `/v1/key/list` is a list with an empty pattern: MinIO's KES grants it to a
+        // policy allowing `/v1/key/list/*` (seen with `mc admin kms key list`), and so do we.
+        let path = if path == "/v1/key/list" {
+            "/v1/key/list/"
+        } else {
+            path
+        };
         self.identities
             .get(id)
             .and_then(|name| self.policies.get(name))
@@ -617,10 +624,22 @@ mod tests {
                 deny: vec![],
             },
         );
+        auth.policies.insert(
+            "lister".into(),
+            Policy {
+                allow: vec!["/v1/key/list/*".into()],
+                deny: vec![],
+            },
+        );
+        let lister = Identity::new("dd");
+        auth.identities.insert(lister.clone(), "lister".into());
+        assert!(auth.allowed(&lister, "/v1/key/list"));
+        assert!(auth.allowed(&lister, "/v1/key/list/minio-"));
         auth.identities.insert(user.clone(), "p".into());
         assert!(auth.allowed(&admin, "/v1/key/delete/x"));
         assert!(auth.allowed(&user, "/v1/key/generate/minio-1"));
         assert!(!auth.allowed(&user, "/v1/key/delete/minio-1"));
+        assert!(!auth.allowed(&user, "/v1/key/list"));
         assert!(!auth.allowed(&Identity::new("cc"), "/v1/ready"));
         // An empty admin identity never matches.
         let none = AuthState::default();
