@@ -25,6 +25,11 @@ use super::policy::{Decision, Request};
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// Whether the caller may bypass GOVERNANCE retention (`s3:BypassGovernanceRetention`), put in
+/// the request extensions when it sends `x-amz-bypass-governance-retention: true`.
+#[derive(Debug, Clone, Copy)]
+pub struct GovernanceBypass(pub bool);
+
 /// Secret keys for s3s's SigV4 check: the root user's and every enabled user's.
 pub struct Auth(pub Arc<Iam>);
 
@@ -217,7 +222,7 @@ impl Access {
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         refuse_acl_headers(cx.headers())?;
-        let ext = std::mem::take(cx.extensions_mut());
+        let mut ext = std::mem::take(cx.extensions_mut());
         let op = cx.s3_op().name();
         let (bucket, object) = match cx.s3_path() {
             S3Path::Root => ("", ""),
@@ -241,6 +246,25 @@ impl S3Access for Access {
             .iam
             .authorize(caller, op, &s3_action(op), bucket, object, &conditions)
             .await;
+        let bypass = cx
+            .headers()
+            .get("x-amz-bypass-governance-retention")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        if r.is_ok() && bypass {
+            let allowed = self
+                .iam
+                .authorize(
+                    caller,
+                    op,
+                    "s3:BypassGovernanceRetention",
+                    bucket,
+                    object,
+                    &conditions,
+                )
+                .await
+                .is_ok();
+            ext.insert(GovernanceBypass(allowed));
+        }
         *cx.extensions_mut() = ext;
         r
     }

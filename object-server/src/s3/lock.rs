@@ -61,11 +61,12 @@ pub(crate) fn worm_protected() -> S3Error {
     )
 }
 
-/// Whether the caller of `req` may bypass GOVERNANCE retention. Today every authenticated
-/// caller is the root user, who may. The seam for a policy engine: decide
-/// `s3:BypassGovernanceRetention` here.
-pub(crate) fn governance_bypass_permitted<T>(_req: &S3Request<T>) -> bool {
-    true
+/// Whether the caller of `req` may bypass GOVERNANCE retention: the access check decided
+/// `s3:BypassGovernanceRetention` (`crate::iam::access`) when the request asked for it.
+pub(crate) fn governance_bypass_permitted<T>(req: &S3Request<T>) -> bool {
+    req.extensions
+        .get::<crate::iam::access::GovernanceBypass>()
+        .is_some_and(|b| b.0)
 }
 
 fn parse_mode(s: &str) -> S3Result<LockMode> {
