@@ -30,6 +30,41 @@ pub struct ClientAddr(pub SocketAddr);
 #[derive(Debug, Clone, Copy)]
 pub struct GovernanceBypass(pub bool);
 
+/// The buckets a ListBuckets may show to a user who may not list them all: those where its
+/// policies or the bucket's policy allow `s3:ListBucket` or `s3:GetBucketLocation`.
+#[derive(Clone)]
+pub struct VisibleBuckets {
+    iam: Arc<Iam>,
+    snapshot: Arc<super::Snapshot>,
+    user: String,
+    conditions: HashMap<String, Vec<String>>,
+}
+
+impl VisibleBuckets {
+    /// Whether `bucket` is listed.
+    pub fn shows(&self, bucket: &str) -> bool {
+        let Some(u) = self.snapshot.users.get(&self.user) else {
+            return false;
+        };
+        ["s3:ListBucket", "s3:GetBucketLocation"]
+            .iter()
+            .any(|action| {
+                let req = Request {
+                    action,
+                    bucket,
+                    object: "",
+                    principal: Some(&self.user),
+                    conditions: &self.conditions,
+                };
+                let by_bucket = self
+                    .iam
+                    .bucket_policy(bucket)
+                    .map_or(Decision::NoMatch, |p| p.evaluate(&req));
+                self.snapshot.evaluate_user(u, &req).and(by_bucket) == Decision::Allow
+            })
+    }
+}
+
 /// Secret keys for s3s's SigV4 check: the root user's and every enabled user's.
 pub struct Auth(pub Arc<Iam>);
 
@@ -242,10 +277,24 @@ impl S3Access for Access {
         {
             conditions.insert("s3:x-amz-server-side-encryption".into(), vec![sse.into()]);
         }
-        let r = self
+        let mut r = self
             .iam
             .authorize(caller, op, &s3_action(op), bucket, object, &conditions)
             .await;
+        if op == "ListBuckets"
+            && r.is_err()
+            && let Caller::User(name) = caller
+            && let Ok(snapshot) = self.iam.snapshot().await
+            && snapshot.users.get(name).is_some_and(|u| u.enabled)
+        {
+            ext.insert(VisibleBuckets {
+                iam: self.iam.clone(),
+                snapshot,
+                user: name.to_owned(),
+                conditions: conditions.clone(),
+            });
+            r = Ok(());
+        }
         let bypass = cx
             .headers()
             .get("x-amz-bypass-governance-retention")

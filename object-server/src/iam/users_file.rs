@@ -105,16 +105,11 @@ impl Iam {
     /// before that it no longer lists.
     pub async fn sync_file_users(&self, wanted: &[Wanted]) -> Result<Changes, IamError> {
         let snap = self.snapshot().await?;
-        if let Some((u, p)) = wanted.iter().find_map(|w| {
-            w.policies
-                .iter()
-                .find(|p| !snap.has_policy(p))
-                .map(|p| (w, p))
-        }) {
-            return Err(IamError::Invalid(format!(
-                "user '{}': policy '{p}' does not exist",
-                u.access_key
-            )));
+        // A policy that does not exist yet grants nothing; it takes effect once it is created.
+        for w in wanted {
+            for p in w.policies.iter().filter(|p| !snap.has_policy(p)) {
+                tracing::warn!(user = %w.access_key, policy = %p, "COFFER_USERS_FILE names a policy that does not exist (yet); it grants nothing until it is created");
+            }
         }
         // Seal only what changed: the secret differs, or the user is new.
         let mut sealed = BTreeMap::new();

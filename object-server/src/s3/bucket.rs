@@ -8,9 +8,13 @@ use super::{CofferS3, storage_err};
 impl CofferS3 {
     pub(crate) async fn do_list_buckets(
         &self,
-        _req: S3Request<ListBucketsInput>,
+        req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let buckets = self.store.list_buckets().await.map_err(storage_err)?;
+        let mut buckets = self.store.list_buckets().await.map_err(storage_err)?;
+        // A user without s3:ListAllMyBuckets sees the buckets its policies reach (as MinIO).
+        if let Some(visible) = req.extensions.get::<crate::iam::access::VisibleBuckets>() {
+            buckets.retain(|(name, _)| visible.shows(name));
+        }
         let buckets = buckets
             .into_iter()
             .map(|(name, t)| Bucket {

@@ -111,6 +111,19 @@ def test_mc_admin_users_and_policies_with_the_aws_cli(tmp_path):
     mc(a, cfg, "admin", "policy", "detach", "c", "uploads-only", "--user", "reader1")
     assert "AccessDenied" in reader.aws("s3", "cp", str(f), "s3://shared/uploads/no.txt", check=False).stderr
     mc(a, cfg, "admin", "policy", "rm", "c", "uploads-only")
+
+    # ListBuckets shows a user without s3:ListAllMyBuckets only the buckets its policies reach.
+    mc(a, cfg, "mb", "c/hidden")
+    pol.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": ["arn:aws:s3:::shared", "arn:aws:s3:::shared/*"]}]}))
+    mc(a, cfg, "admin", "policy", "create", "c", "shared-reader", str(pol))
+    mc(a, cfg, "admin", "user", "add", "c", "narrow1", "narrow1-secret-key")
+    mc(a, cfg, "admin", "policy", "attach", "c", "shared-reader", "--user", "narrow1")
+    narrow = as_user(a, "narrow1", "narrow1-secret-key")
+    assert [b["Name"] for b in narrow.client().list_buckets()["Buckets"]] == ["shared"]
+    assert "f.txt" in narrow.aws("s3", "ls", "s3://shared/").stdout
+    assert narrow.aws("s3", "ls", "s3://hidden/", check=False).returncode != 0
+    assert {b["Name"] for b in reader.client().list_buckets()["Buckets"]} == {"shared", "hidden"}
     bad = tmp_path / "bad.json"
     bad.write_text('{"Statement":[{"Effect":"Allow","Action":"ec2:*","Resource":"*"}]}')
     r = mc(a, cfg, "admin", "policy", "create", "c", "bad", str(bad), check=False)
@@ -131,7 +144,7 @@ def test_mc_admin_users_and_policies_with_the_aws_cli(tmp_path):
     mc(a, cfg, "admin", "user", "rm", "c", "reader1")
     out = reader.aws("s3", "cp", "s3://shared/f.txt", str(tmp_path / "x.txt"), check=False)
     assert out.returncode != 0 and "403" in out.stderr
-    assert_no_secret(["reader1-secret-key", "admin2-secret-key", a.secret], [a, b], tmp_path / "data")
+    assert_no_secret(["reader1-secret-key", "admin2-secret-key", "narrow1-secret-key", a.secret], [a, b], tmp_path / "data")
     a.stop()
 
 
@@ -321,6 +334,20 @@ def test_users_file_reload(tmp_path):
     refused(can_get, s, "app3", "app3-secret-three")
     can_put(s, "manual1", "manual1-secret-key")
 
+    # A policy the file names before it exists grants nothing until it is created.
+    write_users(users_file, [
+        {"accessKey": "app1", "secretKey": "app1-secret-new", "policies": ["readwrite"]},
+        {"accessKey": "app3", "secretKey": "app3-secret-three", "policies": ["writeonly"]},
+        {"accessKey": "app6", "secretKey": "app6-secret-six", "policies": ["future-policy"]},
+    ])
+    wait_logged(s, "names a policy that does not exist")
+    refused(can_get, s, "app6", "app6-secret-six")
+    pol = tmp_path / "future.json"
+    pol.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::files/*"]}]}))
+    mc(s, cfg, "admin", "policy", "create", "c", "future-policy", str(pol))
+    can_get(s, "app6", "app6-secret-six")
+
     # An invalid file is logged without its secrets; the last good set stays.
     write_users(users_file, [{"accessKey": "app1", "secretKey": "short"}, {"accessKey": "app4", "secretKey": "app4-secret-four"}])
     wait_logged(s, "COFFER_USERS_FILE is invalid")
@@ -344,5 +371,5 @@ def test_users_file_reload(tmp_path):
     wait_for(lambda: can_put(s, "app5", "app5-secret-five"), timeout=5)
     refused(can_get, s, "app1", "app1-secret-new")
     assert_no_secret(["app1-secret-one", "app1-secret-new", "app2-secret-two", "app3-secret-three",
-                      "app4-secret-four", "app5-secret-five", "manual1-secret-key"], [s], tmp_path / "data")
+                      "app4-secret-four", "app5-secret-five", "app6-secret-six", "manual1-secret-key"], [s], tmp_path / "data")
     s.stop()
