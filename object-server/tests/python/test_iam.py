@@ -373,3 +373,20 @@ def test_users_file_reload(tmp_path):
     assert_no_secret(["app1-secret-one", "app1-secret-new", "app2-secret-two", "app3-secret-three",
                       "app4-secret-four", "app5-secret-five", "app6-secret-six", "manual1-secret-key"], [s], tmp_path / "data")
     s.stop()
+
+
+def test_mc_anonymous_download_then_none(server, s3, tmp_path):
+    import requests
+
+    s3.create_bucket(Bucket="downloads")
+    s3.put_object(Bucket="downloads", Key="a.txt", Body=b"for everyone")
+    cfg = tmp_path / "mc"
+    mc(server, cfg, "alias", "set", "c", server.endpoint, server.access, server.secret)
+    assert requests.get(server.endpoint + "/downloads/a.txt").status_code == 403
+    mc(server, cfg, "anonymous", "set", "download", "c/downloads")
+    assert "download" in mc(server, cfg, "anonymous", "get", "c/downloads").stdout
+    r = requests.get(server.endpoint + "/downloads/a.txt")
+    assert r.status_code == 200 and r.content == b"for everyone"
+    assert requests.put(server.endpoint + "/downloads/b.txt", data=b"x").status_code == 403
+    mc(server, cfg, "anonymous", "set", "none", "c/downloads")
+    assert requests.get(server.endpoint + "/downloads/a.txt").status_code == 403
