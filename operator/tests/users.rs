@@ -1,14 +1,18 @@
 //! `Tenant.spec.users` against a real kube-apiserver + etcd: the operator turns user Secrets into
 //! `<tenant>-users` and `status.users`, follows changes and deletions at once (not at the
-//! 5-minute resync), and names invalid Secrets without ever showing a key's value.
+//! 5-minute resync), and names invalid Secrets without ever showing a key's value. The users are
+//! then usable: the real object-server, given the file exactly as the Secret holds it (what the
+//! kubelet mounts), lets each user in with its policy and locks a removed one out.
 //!
-//! Needs the peers `etcd`, `kube-apiserver` and `kubectl` on PATH (`eval "$(e2e/peers/env)"`);
-//! fails loudly when they are absent.
+//! Needs the peers `etcd`, `kube-apiserver`, `kubectl` and `mc` on PATH
+//! (`eval "$(e2e/peers/env)"`) and the `object-server` binary built next to this test
+//! (`cargo test --workspace` builds it); fails loudly when they are absent.
 
 use std::time::Duration;
 
 use coffer_e2e::kube::KubeApi;
-use coffer_e2e::wait_until;
+use coffer_e2e::minio::mc_for;
+use coffer_e2e::{Process, free_port, wait_until};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::Reporter;
@@ -18,6 +22,8 @@ use operator::crd::Tenant;
 use operator::reconcile::{self, Context};
 
 const NS: &str = "apps";
+/// How often the object-server under test re-reads its users file.
+const RELOAD_SECONDS: u64 = 1;
 /// Well under the operator's 5-minute resync: a change must come through the Secret watch.
 const PROMPTLY: Duration = Duration::from_secs(20);
 
@@ -107,6 +113,128 @@ async fn set_users(tenants: &Api<Tenant>, names: &[&str]) {
         )
         .await
         .unwrap();
+}
+
+/// `<target>/debug/`, where cargo puts the workspace's binaries: this test runs from
+/// `<target>/debug/deps/users-<hash>`.
+fn object_server_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let bin = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the test executable lives in <target>/<profile>/deps/")
+        .join("object-server");
+    assert!(
+        bin.is_file(),
+        "`object-server` is not in {}: build it first with `cargo build -p object-server --bins` \
+         (or run `cargo test --workspace`, which builds every binary)",
+        bin.display()
+    );
+    bin
+}
+
+/// The real object-server reading its users from `users.json` in its scratch directory, as a
+/// pod reads `<tenant>-users` from its volume.
+struct ObjectServer {
+    process: Process,
+    endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+impl ObjectServer {
+    fn start(root_user: &str, root_password: &str, users_json: &[u8]) -> ObjectServer {
+        let dir = tempfile::tempdir().unwrap();
+        let users_file = dir.path().join(USERS_FILE);
+        std::fs::write(&users_file, users_json).unwrap();
+        let port = free_port();
+        let mut command = std::process::Command::new(object_server_bin());
+        command
+            .args(["server", "--address", &format!("127.0.0.1:{port}")])
+            .arg(dir.path().join("data"))
+            .env("MINIO_ROOT_USER", root_user)
+            .env("MINIO_ROOT_PASSWORD", root_password)
+            .env(
+                "MINIO_KMS_SECRET_KEY",
+                "users-test-key:Y29mZmVyLXVzZXJzLXRlc3Qtc3RhdGljLWtleS0zMmI=",
+            )
+            .env("COFFER_USERS_FILE", &users_file)
+            .env("COFFER_USERS_RELOAD_SECONDS", RELOAD_SECONDS.to_string());
+        let process = Process::spawn(
+            "object-server",
+            command,
+            &dir.path().join("object-server.log"),
+        );
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let ready = format!("{endpoint}/minio/health/ready");
+        wait_until(
+            "object-server ready",
+            Duration::from_secs(30),
+            || {
+                process.assert_running();
+                std::process::Command::new("curl")
+                    .args(["-sf", "-o", "/dev/null", &ready])
+                    .status()
+                    .ok()
+                    .filter(|s| s.success())
+            },
+            || process.log_tail(),
+        );
+        ObjectServer {
+            process,
+            endpoint,
+            dir,
+        }
+    }
+
+    /// Replaces the users file the way the kubelet does: a new file moved into place.
+    fn write_users(&self, users_json: &[u8]) {
+        let next = self.dir.path().join("users.json.next");
+        std::fs::write(&next, users_json).unwrap();
+        std::fs::rename(&next, self.dir.path().join(USERS_FILE)).unwrap();
+    }
+
+    /// `mc ARGS` as the user with `access_key`/`secret_key`: (success, output).
+    fn mc(&self, access_key: &str, secret_key: &str, args: &[&str]) -> (bool, String) {
+        let out = mc_for(&self.endpoint, access_key, secret_key, self.dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// Asserts that `mc ARGS` as `user` succeeds (`allowed`) or is refused.
+    fn expect(&self, user: &operator::build::users::User, args: &[&str], allowed: bool) {
+        let (ok, out) = self.mc(&user.access_key, &user.secret_key, args);
+        assert_eq!(
+            ok,
+            allowed,
+            "mc {args:?} as {}: {out}\n{}",
+            user.access_key,
+            self.process.log_tail()
+        );
+        if !allowed {
+            // mc words S3's AccessDenied as "Access Denied." or, for uploads, "Insufficient
+            // permissions"; anything else (a missing user, a network error) is not a refusal.
+            assert!(
+                out.contains("Access Denied") || out.contains("Insufficient permissions"),
+                "refused for its policy: {out}"
+            );
+        }
+    }
+}
+
+/// The raw `users.json` of `<tenant>-users`, exactly as the kubelet would mount it.
+async fn users_json(secrets: &Api<Secret>) -> Vec<u8> {
+    secrets.get("store-users").await.unwrap().data.unwrap()[USERS_FILE]
+        .0
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,6 +378,25 @@ async fn user_secrets_become_the_users_file() {
         ("Tenant", "store")
     );
 
+    // --- Both users are usable, each with its policy, on the real object-server.
+    let root_password = String::from_utf8(
+        secrets.get("store-root").await.unwrap().data.unwrap()["rootPassword"]
+            .0
+            .clone(),
+    )
+    .unwrap();
+    let server = ObjectServer::start(&root_user, &root_password, &users_json(&secrets).await);
+    let upload = server.dir.path().join("upload.txt");
+    std::fs::write(&upload, "hello").unwrap();
+    let upload = upload.to_str().unwrap();
+    let (app1, app2) = (&file.users[0], &file.users[1]);
+    server.expect(app1, &["mb", "local/shared"], true);
+    server.expect(app1, &["cp", upload, "local/shared/by-app1.txt"], true);
+    server.expect(app2, &["cat", "local/shared/by-app1.txt"], true);
+    server.expect(app2, &["cp", upload, "local/shared/by-app2.txt"], false);
+    // MinIO's readonly grants GetObject and GetBucketLocation, not listing.
+    server.expect(app2, &["ls", "local/shared"], false);
+
     // --- A changed Secret changes the user (through the watch, not the resync).
     secrets
         .patch(
@@ -263,6 +410,22 @@ async fn user_secrets_become_the_users_file() {
         let f = users_file(&secrets).await?;
         (f.users.get(1)?.policies == ["readonly", "writeonly"]).then_some(())
     })
+    .await;
+    server.write_users(&users_json(&secrets).await);
+    eventually(
+        "app2 may upload once the object-server reloads",
+        Duration::from_secs(RELOAD_SECONDS * 5 + 5),
+        || async {
+            server
+                .mc(
+                    &app2.access_key,
+                    &app2.secret_key,
+                    &["cp", upload, "local/shared/by-app2.txt"],
+                )
+                .0
+                .then_some(())
+        },
+    )
     .await;
 
     // --- Deleting a Secret removes that user.
