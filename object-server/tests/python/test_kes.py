@@ -324,3 +324,30 @@ def test_mc_admin_kms_key_status_create_list(tmp_path, kes):
         assert default in listed and new in listed, listed
     finally:
         s.stop()
+
+
+def test_users_sealed_through_kes_survive_a_restart(tmp_path, kes):
+    s = start(tmp_path, kes)
+    try:
+        cfg = tmp_path / "mc"
+
+        def mc(*args):
+            r = subprocess.run([peer("mc"), "--config-dir", str(cfg), "--no-color", *args], capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stdout + r.stderr + s.output()[-2000:]
+            return r
+
+        mc("alias", "set", "c", s.endpoint, s.access, s.secret)
+        mc("mb", "c/users")
+        mc("admin", "user", "add", "c", "kesuser", "kesuser-secret-key")
+        mc("admin", "policy", "attach", "c", "readwrite", "--user", "kesuser")
+        s.stop()
+        s.start()
+        s.access, s.secret = "kesuser", "kesuser-secret-key"
+        user = s.client()
+        user.put_object(Bucket="users", Key="k", Body=b"written by a KES-sealed user")
+        assert user.get_object(Bucket="users", Key="k")["Body"].read() == b"written by a KES-sealed user"
+        stored = (tmp_path / "data" / ".coffer" / "iam" / "users.json").read_text()
+        assert "kesuser" in stored and "kesuser-secret-key" not in stored
+        assert_no_plaintext(tmp_path / "data", b"kesuser-secret-key")
+    finally:
+        s.stop()
