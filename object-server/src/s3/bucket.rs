@@ -40,12 +40,13 @@ impl CofferS3 {
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let lock = req.input.object_lock_enabled_for_bucket == Some(true);
         let bucket = req.input.bucket;
-        self.store
-            .create_bucket(&bucket)
-            .await
-            .map_err(storage_err)?;
         if lock {
-            self.enable_object_lock(&bucket).await?;
+            self.create_lock_bucket(&bucket).await?;
+        } else {
+            self.store
+                .create_bucket(&bucket)
+                .await
+                .map_err(storage_err)?;
         }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),

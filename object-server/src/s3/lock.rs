@@ -127,11 +127,22 @@ impl CofferS3 {
             .map_err(storage_err)
     }
 
-    /// Enables object lock on a new bucket (with versioning, which it needs).
-    pub(crate) async fn enable_object_lock(&self, bucket: &str) -> S3Result<()> {
-        self.set_versioning(bucket, BucketVersioningStatus::ENABLED)
-            .await?;
-        self.write_lock_config(bucket, &LockConfig::default()).await
+    /// Creates a bucket with object lock (and versioning, which it needs) from its first moment.
+    pub(crate) async fn create_lock_bucket(&self, bucket: &str) -> S3Result<()> {
+        let lock = serde_json::to_vec(&LockConfig::default()).expect("serializes");
+        self.store
+            .create_bucket_with(
+                bucket,
+                vec![
+                    (
+                        crate::storage::versions::VERSIONING_CONFIG,
+                        crate::storage::versions::versioning_file(true),
+                    ),
+                    (CONFIG, lock),
+                ],
+            )
+            .await
+            .map_err(storage_err)
     }
 
     /// The retention and legal hold a new version of `bucket` starts with: the request's

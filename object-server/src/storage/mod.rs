@@ -154,7 +154,12 @@ impl Store {
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|d| d > age);
             if old {
-                let _ = std::fs::remove_file(e.path());
+                // Files of crashed writers; directories of crashed bucket creations.
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                } else {
+                    let _ = std::fs::remove_file(e.path());
+                }
             }
         }
     }
@@ -185,6 +190,47 @@ impl Store {
             Ok(()) => fsync_dir(&root).map_err(StorageError::from),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(StorageError::BucketExists),
             Err(e) => Err(e.into()),
+        })
+        .await
+    }
+
+    /// Creates a bucket that has configuration files from its first moment (object lock and
+    /// versioning): they are written into a directory under the temp directory that is then
+    /// renamed into place, so no crash leaves the bucket without them.
+    pub async fn create_bucket_with(
+        &self,
+        bucket: &str,
+        configs: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<(), StorageError> {
+        let dest = self.bucket_path(bucket);
+        let staged = self.tmp_dir().join(random_name());
+        let root = self.root.clone();
+        blocking(move || {
+            if dest.exists() {
+                return Err(StorageError::BucketExists);
+            }
+            std::fs::create_dir(&staged)?;
+            let result = (|| -> io::Result<()> {
+                for (name, data) in configs {
+                    let f = staged.join(format!(".{name}.json"));
+                    std::fs::write(&f, data)?;
+                    std::fs::File::open(&f)?.sync_all()?;
+                }
+                fsync_dir(&staged)?;
+                // A directory renamed onto an existing non-empty one fails; onto an empty one
+                // (a bucket created meanwhile with nothing in it) it takes its place.
+                std::fs::rename(&staged, &dest)?;
+                fsync_dir(&root)
+            })();
+            result.map_err(|e| {
+                let _ = std::fs::remove_dir_all(&staged);
+                match e.kind() {
+                    io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists => {
+                        StorageError::BucketExists
+                    }
+                    _ => e.into(),
+                }
+            })
         })
         .await
     }

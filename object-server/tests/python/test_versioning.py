@@ -387,6 +387,14 @@ def test_object_lock_retention_legal_hold_and_refusals(vs3):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         c.put_bucket_versioning(Bucket="worm", VersioningConfiguration={"Status": "Suspended"})
     assert code(e) == "InvalidBucketState"
+    # An existing bucket is not turned into a lock bucket by creating it again.
+    for name in ["worm", "plain"]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+        assert code(e) == "BucketAlreadyOwnedByYou"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.get_object_lock_configuration(Bucket="plain")
+    assert code(e) == "ObjectLockConfigurationNotFoundError"
     # Default retention applies to new versions.
     c.put_object_lock_configuration(Bucket="worm", ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
     got = c.get_object_lock_configuration(Bucket="worm")["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]

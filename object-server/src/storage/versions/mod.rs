@@ -206,6 +206,15 @@ struct VersioningFile {
     status: String,
 }
 
+/// The content of `.versioning.json` for a state.
+pub fn versioning_file(enabled: bool) -> Vec<u8> {
+    let status = if enabled { "Enabled" } else { "Suspended" };
+    serde_json::to_vec(&VersioningFile {
+        status: status.to_owned(),
+    })
+    .expect("serializes")
+}
+
 impl Store {
     /// The bucket's versioning state (read from disk: every process sees a change at once).
     pub async fn versioning(&self, bucket: &str) -> Result<Versioning, StorageError> {
@@ -222,12 +231,7 @@ impl Store {
 
     /// Sets the bucket's versioning state (`Enabled` or `Suspended`; never back to unversioned).
     pub async fn set_versioning(&self, bucket: &str, enabled: bool) -> Result<(), StorageError> {
-        let status = if enabled { "Enabled" } else { "Suspended" };
-        let data = serde_json::to_vec(&VersioningFile {
-            status: status.to_owned(),
-        })
-        .expect("serializes");
-        self.write_bucket_config(bucket, VERSIONING_CONFIG, Some(data))
+        self.write_bucket_config(bucket, VERSIONING_CONFIG, Some(versioning_file(enabled)))
             .await
     }
 
