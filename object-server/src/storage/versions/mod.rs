@@ -178,10 +178,65 @@ pub(crate) fn has_live_object(dir: &Path) -> bool {
     if !dir.join(VERSIONS_DIR).is_dir() {
         return false;
     }
-    list_dir_versions(dir)
+    newest_in_versions(dir)
         .ok()
-        .and_then(|v| v.first().map(|v| !v.meta.delete_marker))
-        .unwrap_or(false)
+        .flatten()
+        .is_some_and(|o| !o.meta.delete_marker)
+}
+
+/// The newest entry of `versions/` of the key directory `dir`, opened: the order of every id
+/// but `null` is in its name, so only the null version (if any) and the winner are opened.
+fn newest_in_versions(dir: &Path) -> Result<Option<OpenObject>, StorageError> {
+    let vdir = dir.join(VERSIONS_DIR);
+    // A concurrent change may remove the winner between the listing and the open: look again.
+    for _ in 0..3 {
+        let rd = match std::fs::read_dir(&vdir) {
+            Ok(rd) => rd,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut best: Option<(u64, String)> = None;
+        let mut null: Option<OpenObject> = None;
+        for e in rd {
+            let e = e?;
+            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !valid_version_id(&name) {
+                continue;
+            }
+            let order = if name == NULL_VERSION {
+                match open_file(&e.path()) {
+                    Ok(o) => {
+                        let order = order_of(&name, &o.meta);
+                        null = Some(o);
+                        order
+                    }
+                    Err(StorageError::NoSuchKey) => continue,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                order_of(&name, &ObjectMeta::default())
+            };
+            let better = best
+                .as_ref()
+                .is_none_or(|(o, n)| order > *o || (order == *o && name < *n));
+            if better {
+                best = Some((order, name));
+            }
+        }
+        let Some((_, name)) = best else {
+            return Ok(None);
+        };
+        if name == NULL_VERSION {
+            return Ok(null);
+        }
+        match open_file(&vdir.join(&name)) {
+            Err(StorageError::NoSuchKey) => continue,
+            other => return other.map(Some),
+        }
+    }
+    Ok(None)
 }
 
 /// Whether the key directory `dir` holds any version at all (delete markers included).
@@ -248,18 +303,9 @@ impl Store {
                 Err(StorageError::NoSuchKey) => {}
                 other => return other,
             }
-            // Versions only: the newest (a concurrent change may remove it: look again).
-            for _ in 0..3 {
-                let versions = list_dir_versions(&dir)?;
-                let Some(v) = versions.first() else {
-                    return Err(StorageError::NoSuchKey);
-                };
-                match open_file(&dir.join(VERSIONS_DIR).join(&v.version_id)) {
-                    Err(StorageError::NoSuchKey) => continue,
-                    other => return other,
-                }
-            }
-            Err(StorageError::NoSuchKey)
+            // No `obj`: the newest of `versions/` is the latest (a delete marker, or a version
+            // a crash or a concurrent change left without its `obj` link).
+            newest_in_versions(&dir)?.ok_or(StorageError::NoSuchKey)
         })
         .await
     }

@@ -107,6 +107,21 @@ async fn versions_markers_and_the_null_version() {
         s.open_version("b", "k", "../../x").await,
         Err(StorageError::NoSuchVersion)
     ));
+    // A suspended bucket's delete marker is the null version, found without `obj`.
+    let id = s
+        .put_delete_marker(
+            "b",
+            "k",
+            Versioning::Suspended,
+            super::now_micros() as i64 / 1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(id, "null");
+    let latest = s.open_latest("b", "k").await.unwrap();
+    assert!(latest.meta.delete_marker);
+    assert_eq!(latest.meta.version_id.as_deref(), Some("null"));
+    assert!(!has_live_object(&s.key_path("b", "k").unwrap()));
     assert!(matches!(
         s.delete_bucket("b").await,
         Err(StorageError::BucketNotEmpty)
