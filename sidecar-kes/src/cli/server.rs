@@ -6,7 +6,7 @@ use crate::api::Shared;
 use crate::auth::{ApiKey, Identity};
 use crate::cache::KeyCache;
 use crate::config::{self, KeystoreConfig, ServerConfig, TlsConfig};
-use crate::server::{TlsSettings, auth_state, open_keystore, server_config, start};
+use crate::server::{ConnThreads, TlsSettings, auth_state, open_keystore, server_config, start_on};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -164,9 +164,16 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             KeyCache::new(store, cfg.cache),
         ));
         let server_tls = server_config(&tls)?;
-        let running = start(&cfg.address, server_tls, shared.clone(), &cfg.keys)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let threads = Arc::new(ConnThreads::per_cpu()?);
+        let running = start_on(
+            &cfg.address,
+            server_tls,
+            shared.clone(),
+            &cfg.keys,
+            Some(threads),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         if !args.quiet {
             println!("Version     {}", crate::api::sys_version());
             println!("Endpoint    https://{}", running.addr);
