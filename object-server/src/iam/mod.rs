@@ -1,7 +1,7 @@
 //! Identity and access: the root user, users with secret keys and attached policies, policy
 //! documents, bucket policies, and the decision for each request.
 //!
-//! - [`policy`]: the IAM policy language (pure).
+//! - [`policy`]: the IAM policy language (pure), with [`condition`] for `Condition` blocks.
 //! - [`builtin`]: MinIO's built-in policies.
 //! - [`action`]: the action of each S3 operation and a request's condition values.
 //! - [`store`]: `DIR/.coffer/iam/` on disk, secret keys sealed by the KMS.
@@ -23,6 +23,7 @@ use store::{Dir, SealedSecret, Source, Stamp, StoreError, StoredUser};
 pub mod access;
 pub mod action;
 pub mod builtin;
+pub mod condition;
 pub mod policy;
 pub mod store;
 pub mod users_file;

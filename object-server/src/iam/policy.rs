@@ -1,11 +1,12 @@
 //! The IAM policy language, the subset MinIO supports: `Effect`, `Principal` (bucket policies),
 //! `Action`/`NotAction` and `Resource`/`NotResource` with `*` and `?` wildcards, and `Condition`
-//! blocks with the string, boolean, null, numeric and IP operators. Pure logic: a [`Policy`] is
+//! blocks ([`super::condition`]). Pure logic: a [`Policy`] is
 //! parsed from JSON and evaluated against a [`Request`]; an explicit deny wins over any allow.
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use serde_json::Value;
+
+use super::condition::{Condition, parse_conditions};
 
 /// The ARN prefix of S3 resources; patterns are kept without it.
 pub const S3_ARN: &str = "arn:aws:s3:::";
@@ -70,40 +71,6 @@ enum Principal {
     Anyone,
     /// These access keys (from `"AWS": ["name", "arn:aws:iam::…:user/name"]`).
     Users(Vec<String>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Operator {
-    StringEquals,
-    StringEqualsIgnoreCase,
-    StringLike,
-    Bool,
-    Null,
-    NumericEquals,
-    NumericLessThan,
-    NumericLessThanEquals,
-    NumericGreaterThan,
-    NumericGreaterThanEquals,
-    IpAddress,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Qualifier {
-    /// Some request value matches some policy value (the default).
-    AnyValue,
-    /// Every request value matches a policy value (true when the key is absent).
-    AllValues,
-}
-
-#[derive(Debug, Clone)]
-struct Condition {
-    operator: Operator,
-    negate: bool,
-    if_exists: bool,
-    qualifier: Qualifier,
-    /// Lowercase key, e.g. `s3:x-amz-server-side-encryption`.
-    key: String,
-    values: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,111 +196,7 @@ impl Statement {
     }
 }
 
-fn parse_number(s: &str) -> Option<f64> {
-    s.trim().parse().ok()
-}
-
-fn ip_in_cidr(ip: &str, cidr: &str) -> bool {
-    let Ok(ip) = ip.parse::<IpAddr>() else {
-        return false;
-    };
-    let (net, bits) = match cidr.split_once('/') {
-        Some((n, b)) => (n, b.parse::<u32>().ok()),
-        None => (cidr, None),
-    };
-    let Ok(net) = net.parse::<IpAddr>() else {
-        return false;
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
-impl Condition {
-    fn value_matches(&self, got: &str, want: &str) -> bool {
-        match self.operator {
-            Operator::StringEquals | Operator::Bool => got == want,
-            Operator::StringEqualsIgnoreCase => got.eq_ignore_ascii_case(want),
-            Operator::StringLike => wildcard_match(want, got),
-            Operator::NumericEquals => parse_number(got) == parse_number(want),
-            Operator::NumericLessThan => cmp_num(got, want, |a, b| a < b),
-            Operator::NumericLessThanEquals => cmp_num(got, want, |a, b| a <= b),
-            Operator::NumericGreaterThan => cmp_num(got, want, |a, b| a > b),
-            Operator::NumericGreaterThanEquals => cmp_num(got, want, |a, b| a >= b),
-            Operator::IpAddress => ip_in_cidr(got, want),
-            Operator::Null => unreachable!("Null is evaluated on presence"),
-        }
-    }
-
-    fn holds(&self, values: &HashMap<String, Vec<String>>) -> bool {
-        let got: &[String] = values.get(&self.key).map(Vec::as_slice).unwrap_or(&[]);
-        if self.operator == Operator::Null {
-            let want_absent = self.values.iter().any(|v| v.eq_ignore_ascii_case("true"));
-            return got.is_empty() == want_absent;
-        }
-        if got.is_empty() && self.if_exists {
-            return true;
-        }
-        let matches = |g: &String| self.values.iter().any(|w| self.value_matches(g, w));
-        let result = match self.qualifier {
-            Qualifier::AnyValue => got.iter().any(matches),
-            Qualifier::AllValues => got.iter().all(matches),
-        };
-        result != self.negate
-    }
-}
-
-fn cmp_num(got: &str, want: &str, f: impl Fn(f64, f64) -> bool) -> bool {
-    match (parse_number(got), parse_number(want)) {
-        (Some(a), Some(b)) => f(a, b),
-        _ => false,
-    }
-}
-
-/// Condition keys policies may name (lowercase); anything else is refused, as MinIO does.
-const KNOWN_KEYS: &[&str] = &[
-    "aws:securetransport",
-    "aws:sourceip",
-    "aws:useragent",
-    "aws:referer",
-    "aws:username",
-    "aws:userid",
-    "aws:principaltype",
-    "aws:currenttime",
-    "aws:epochtime",
-    "s3:prefix",
-    "s3:delimiter",
-    "s3:max-keys",
-    "s3:versionid",
-    "s3:signatureversion",
-    "s3:authtype",
-    "s3:locationconstraint",
-];
-
-fn known_key(key: &str) -> bool {
-    // Request headers are condition keys too: s3:x-amz-server-side-encryption, s3:x-amz-acl, ...
-    KNOWN_KEYS.contains(&key) || key.starts_with("s3:x-amz-")
-}
-
-fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
+pub(super) fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
     let one = |x: &Value| match x {
         Value::String(s) => Ok(s.clone()),
         Value::Bool(b) => Ok(b.to_string()),
@@ -344,81 +207,6 @@ fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
         Value::Array(a) => a.iter().map(one).collect(),
         other => Ok(vec![one(other)?]),
     }
-}
-
-fn parse_operator(name: &str) -> Result<(Operator, bool, bool, Qualifier), String> {
-    let (qualifier, rest) = if let Some(r) = name.strip_prefix("ForAllValues:") {
-        (Qualifier::AllValues, r)
-    } else if let Some(r) = name.strip_prefix("ForAnyValue:") {
-        (Qualifier::AnyValue, r)
-    } else {
-        (Qualifier::AnyValue, name)
-    };
-    let (rest, if_exists) = match rest.strip_suffix("IfExists") {
-        Some(r) => (r, true),
-        None => (rest, false),
-    };
-    let (op, negate) = match rest {
-        "StringEquals" => (Operator::StringEquals, false),
-        "StringNotEquals" => (Operator::StringEquals, true),
-        "StringEqualsIgnoreCase" => (Operator::StringEqualsIgnoreCase, false),
-        "StringNotEqualsIgnoreCase" => (Operator::StringEqualsIgnoreCase, true),
-        "StringLike" => (Operator::StringLike, false),
-        "StringNotLike" => (Operator::StringLike, true),
-        "Bool" => (Operator::Bool, false),
-        "Null" => (Operator::Null, false),
-        "NumericEquals" => (Operator::NumericEquals, false),
-        "NumericNotEquals" => (Operator::NumericEquals, true),
-        "NumericLessThan" => (Operator::NumericLessThan, false),
-        "NumericLessThanEquals" => (Operator::NumericLessThanEquals, false),
-        "NumericGreaterThan" => (Operator::NumericGreaterThan, false),
-        "NumericGreaterThanEquals" => (Operator::NumericGreaterThanEquals, false),
-        "IpAddress" => (Operator::IpAddress, false),
-        "NotIpAddress" => (Operator::IpAddress, true),
-        _ => return Err(format!("unsupported condition operator '{name}'")),
-    };
-    Ok((op, negate, if_exists, qualifier))
-}
-
-fn parse_conditions(v: &Value) -> Result<Vec<Condition>, String> {
-    let Value::Object(ops) = v else {
-        return Err("Condition must be an object".into());
-    };
-    let mut out = Vec::new();
-    for (name, keys) in ops {
-        let (operator, negate, if_exists, qualifier) = parse_operator(name)?;
-        let Value::Object(keys) = keys else {
-            return Err(format!("Condition '{name}' must map keys to values"));
-        };
-        for (key, values) in keys {
-            let lower = key.to_ascii_lowercase();
-            if !known_key(&lower) {
-                return Err(format!("unsupported condition key '{key}'"));
-            }
-            let values = strings(values, "a condition value")?;
-            if operator == Operator::Bool
-                && values
-                    .iter()
-                    .any(|v| !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false"))
-            {
-                return Err(format!("Bool condition on '{key}' needs true or false"));
-            }
-            let values = if operator == Operator::Bool {
-                values.iter().map(|v| v.to_ascii_lowercase()).collect()
-            } else {
-                values
-            };
-            out.push(Condition {
-                operator,
-                negate,
-                if_exists,
-                qualifier,
-                key: lower,
-                values,
-            });
-        }
-    }
-    Ok(out)
 }
 
 fn parse_principal(v: &Value) -> Result<Principal, String> {
