@@ -37,6 +37,9 @@ struct AddUserReq {
     secret_key: zeroize::Zeroizing<String>,
     #[serde(default)]
     status: String,
+    /// Newer madmin (`SetUserReq`) may name the user's policies, comma-separated.
+    #[serde(default)]
+    policy: String,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +72,10 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
             iam.set_user(ak, &req.secret_key, enabled)
                 .await
                 .map_err(iam_err)?;
+            let policies = split_names(&req.policy);
+            if !policies.is_empty() {
+                iam.set_policies(ak, &policies).await.map_err(iam_err)?;
+            }
             tracing::info!(user = %ak, by = %c.access_key, "user added");
             ok()
         }

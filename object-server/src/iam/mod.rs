@@ -85,6 +85,17 @@ pub struct Snapshot {
     pub policies: HashMap<String, NamedPolicy>,
     users_stamp: Stamp,
     policies_stamp: Stamp,
+    /// Set when a secret key could not be unsealed (the KMS was away): that user is left out
+    /// and the files are read again after this instant.
+    retry_at: Option<std::time::Instant>,
+}
+
+impl Snapshot {
+    fn current(&self, users: Stamp, policies: Stamp) -> bool {
+        self.users_stamp == users
+            && self.policies_stamp == policies
+            && self.retry_at.is_none_or(|t| std::time::Instant::now() < t)
+    }
 }
 
 impl Snapshot {
@@ -195,7 +206,7 @@ impl Iam {
             store::stamp(&self.dir.policies_path()),
         );
         let cur = self.current.read().expect("lock").clone();
-        if cur.users_stamp == us && cur.policies_stamp == ps {
+        if cur.current(us, ps) {
             return Ok(cur);
         }
         let _g = self.reload.lock().await;
@@ -204,16 +215,26 @@ impl Iam {
             store::stamp(&self.dir.users_path()),
             store::stamp(&self.dir.policies_path()),
         );
-        if cur.users_stamp == us && cur.policies_stamp == ps {
+        if cur.current(us, ps) {
             return Ok(cur);
         }
         let users_file = self.dir.read_users()?;
         let policies_file = self.dir.read_policies()?;
         let mut users = HashMap::new();
+        let mut retry_at = None;
         for (name, u) in users_file.users {
             let secret = match cur.users.get(&name) {
                 Some(old) if old.sealed == u.secret => old.secret.clone(),
-                _ => store::unseal(self.kms.as_ref(), &name, &u.secret).await?,
+                _ => match store::unseal(self.kms.as_ref(), &name, &u.secret).await {
+                    Ok(s) => s,
+                    // The others keep working; this one is tried again in a second.
+                    Err(e) => {
+                        tracing::error!(user = %name, error = %e, "cannot unseal the user's secret key; the user cannot sign in until it can");
+                        retry_at =
+                            Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
+                        continue;
+                    }
+                },
             };
             users.insert(
                 name,
@@ -250,6 +271,7 @@ impl Iam {
             policies,
             users_stamp: us,
             policies_stamp: ps,
+            retry_at,
         });
         *self.current.write().expect("lock") = snap.clone();
         Ok(snap)
@@ -490,3 +512,6 @@ impl Iam {
 /// The bucket configuration name of the bucket policy (`DIR/<bucket>/.policy.json`).
 pub const BUCKET_POLICY: &str = "policy";
 const BUCKET_POLICY_FILE: &str = ".policy.json";
+
+#[cfg(test)]
+mod tests;
