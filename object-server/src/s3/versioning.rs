@@ -128,6 +128,11 @@ impl CofferS3 {
                 version_id.is_some(),
             ));
         }
+        let mut obj = obj;
+        if version_id == Some(crate::storage::layout::NULL_VERSION) {
+            // An object from before versioning is the null version: answer with its id.
+            obj.meta.version_id = Some(crate::storage::layout::NULL_VERSION.to_owned());
+        }
         Ok(obj)
     }
 

@@ -69,7 +69,8 @@ def test_versions_markers_and_the_null_version(static_server, vs3):
         assert c.get_object(Bucket="ver", Key="k", VersionId=vid)["Body"].read() == b
         h = c.head_object(Bucket="ver", Key="k", VersionId=vid)
         assert h["ContentLength"] == len(b) and h["VersionId"] == vid
-    assert c.get_object(Bucket="ver", Key="k", VersionId="null")["Body"].read() == old
+    g = c.get_object(Bucket="ver", Key="k", VersionId="null")
+    assert g["Body"].read() == old and g["VersionId"] == "null"
     # Newest first, the latest flagged, the null version last.
     vs, dms = versions_of(c, "ver", Prefix="k")
     assert [v["VersionId"] for v in vs] == ids[::-1] + ["null"] and dms == []
