@@ -277,9 +277,14 @@ impl S3Route for AdminRoute {
             user: Some(&creds.access_key),
             root: matches!(caller, Caller::Root(_)),
         });
-        self.iam
-            .authorize(caller, "", action, "", "", &conditions)
-            .await?;
+        // Anyone may read their own user info (as MinIO allows).
+        let own_info = action == "admin:GetUser"
+            && query.get("accessKey").map(String::as_str) == Some(creds.access_key.as_str());
+        if !own_info {
+            self.iam
+                .authorize(caller, "", action, "", "", &conditions)
+                .await?;
+        }
         let body = req.input.store_all_limited(MAX_BODY).await.map_err(|_| {
             s3_error!(
                 InvalidRequest,

@@ -137,6 +137,9 @@ def test_mc_admin_users_and_policies_with_the_aws_cli(tmp_path):
     mc(a, cfg, "admin", "policy", "attach", "c", "consoleAdmin", "--user", "admin2")
     mc(a, cfg, "alias", "set", "a2", a.endpoint, "admin2", "admin2-secret-key")
     assert "reader1" in mc(a, cfg, "admin", "user", "list", "a2").stdout
+    assert "readonly" in mc(a, cfg, "admin", "user", "info", "r", "reader1").stdout  # its own info
+    r = mc(a, cfg, "admin", "user", "info", "r", "admin2", check=False)
+    assert r.returncode != 0 and "Access Denied" in r.stdout + r.stderr
     mc(a, cfg, "admin", "info", "a2")
     # The root user cannot be changed through the API.
     assert mc(a, cfg, "admin", "user", "disable", "c", a.access, check=False).returncode != 0
