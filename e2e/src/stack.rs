@@ -247,6 +247,17 @@ impl Stack {
         );
     }
 
+    /// Follows a rolling update as the StatefulSet controller would: when the operator's pod
+    /// template differs from the one `pod` runs, `pod` restarts from it; then it settles.
+    pub fn roll(&self, pod: &mut Pod) {
+        let tenant = self.scenario.get("TENANT");
+        let sts = statefulset::get(&self.api, self.namespace(), tenant).expect("StatefulSet");
+        if statefulset::template_hash(&sts) != statefulset::hash_of(pod.template()) {
+            pod.restart_with(statefulset::template(&sts));
+        }
+        self.settle(pod);
+    }
+
     /// An S3 client of the Tenant served by `pod`: its root credentials and CA from the API server.
     pub fn client(&self, pod: &Pod, work: &str) -> Client {
         let tenant = self.scenario.get("TENANT");

@@ -56,7 +56,12 @@ pub fn claim_names(sts: &StatefulSet) -> Vec<String> {
 /// A hash of the pod template: it changes exactly when a rolling update would replace the pods
 /// (the controller's `controller-revision-hash` plays this part in a cluster).
 pub fn template_hash(sts: &StatefulSet) -> u64 {
-    let json = serde_json::to_string(&template(sts)).expect("template serializes");
+    hash_of(&template(sts))
+}
+
+/// The hash [`template_hash`] gives a StatefulSet with this pod template.
+pub fn hash_of(template: &PodTemplateSpec) -> u64 {
+    let json = serde_json::to_string(template).expect("template serializes");
     let mut h = std::collections::hash_map::DefaultHasher::new();
     json.hash(&mut h);
     h.finish()

@@ -238,6 +238,7 @@ async fn vault_stopped_and_sealed_then_recovers() {
     assert!(c.create_key("new").await.is_err());
     let status = c.status().await.unwrap();
     assert_eq!(status["keystore_unreachable"], true);
+    assert_eq!(status.get("keystore_sealed"), None, "{status}");
 
     // Vault back but sealed: 502 `key store is sealed`; cached keys still serve.
     tokio::task::block_in_place(|| vault.restart());
@@ -272,6 +273,11 @@ async fn vault_stopped_and_sealed_then_recovers() {
         r#"{"message":"key store is sealed"}"#
     );
     assert!(c.generate_key("cached", b"").await.is_ok());
+    // The status tells a sealed key store from an unreachable one (the object-server's readiness
+    // turns false on the first only).
+    let status = c.status().await.unwrap();
+    assert_eq!(status["keystore_unreachable"], true);
+    assert_eq!(status["keystore_sealed"], true);
 
     // Unsealed: everything recovers.
     tokio::task::block_in_place(|| vault.unseal());

@@ -156,14 +156,25 @@ impl Kms for KesKms {
         // answers and the key exists; where describe is refused, generating a data key (and
         // dropping it) proves the same with the API the identity must have anyway.
         match self.client.describe_key(&self.key_name).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(ClientError::NotAuthorized) => self
                 .client
                 .generate_key(&self.key_name, b"")
                 .await
                 .map(drop)
-                .map_err(map),
-            Err(e) => Err(map(e)),
+                .map_err(map)?,
+            Err(e) => return Err(map(e)),
+        }
+        // Cached keys keep serving while the keystore is unreachable (KES's offline cache), so
+        // an outage does not take the server out of its Service. A sealed Vault is different:
+        // sealing is how an operator stops every use of the keys, so the server reports not
+        // ready. Only KES servers that report `keystore_sealed` (ours), to identities allowed
+        // `/v1/status`, can say so; for the others the answer above stands.
+        match self.client.status().await {
+            Ok(status) if status["keystore_sealed"] == serde_json::Value::Bool(true) => Err(
+                KmsError::Unavailable("the KMS's key store (Vault) is sealed".into()),
+            ),
+            _ => Ok(()),
         }
     }
 }

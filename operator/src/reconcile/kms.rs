@@ -1,6 +1,8 @@
-//! Reconciles one KMS: is its credentials Secret complete, and does Vault answer
-//! `GET /v1/sys/health` (initialized, unsealed)? The answer goes into `status.conditions`;
-//! Tenants that use the KMS are requeued by the watch in [`super::run_controllers`].
+//! Reconciles one KMS: is its credentials Secret complete, does Vault answer
+//! `GET /v1/sys/health` (initialized, unsealed), and does Vault accept the AppRole credentials of
+//! that Secret (a login whose token is revoked at once)? The answer goes into `status.conditions`;
+//! Tenants that use the KMS are requeued by the watch in [`super::run_controllers`]. The
+//! credentials themselves never reach a condition, an event or a log line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,8 @@ pub enum Health {
     Unhealthy(String),
     /// Did not answer (connection, TLS, timeout); the text says why.
     Unreachable(String),
+    /// Healthy, but refused the AppRole login; the text says with which Secret (never its values).
+    LoginRefused(String),
 }
 
 /// Maps the status code of `GET /v1/sys/health` to [`Health`].
@@ -40,19 +44,40 @@ pub fn health_of_status(code: u16) -> Health {
     }
 }
 
-/// Probes `endpoint`'s health, trusting only `ca_pem` when given (else the platform roots).
-pub async fn probe(endpoint: &str, namespace: Option<&str>, ca_pem: Option<&[u8]>) -> Health {
+/// An HTTP client for Vault, trusting only `ca_pem` when given (else the platform roots).
+fn vault_client(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Health> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
     if let Some(pem) = ca_pem {
         match reqwest::Certificate::from_pem_bundle(pem) {
             Ok(certs) => builder = builder.tls_certs_only(certs),
-            Err(_) => return Health::Unreachable("the CA Secret's ca.crt is not valid PEM".into()),
+            Err(_) => {
+                return Err(Health::Unreachable(
+                    "the CA Secret's ca.crt is not valid PEM".into(),
+                ));
+            }
         }
     }
-    let client = match builder.build() {
+    builder
+        .build()
+        .map_err(|e| Health::Unreachable(format!("HTTP client: {e}")))
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+/// Probes `endpoint`'s health, trusting only `ca_pem` when given (else the platform roots).
+pub async fn probe(endpoint: &str, namespace: Option<&str>, ca_pem: Option<&[u8]>) -> Health {
+    let client = match vault_client(ca_pem) {
         Ok(c) => c,
-        Err(e) => return Health::Unreachable(format!("HTTP client: {e}")),
+        Err(h) => return h,
     };
     let url = format!(
         "{}/v1/sys/health?standbyok=true&perfstandbyok=true",
@@ -64,16 +89,79 @@ pub async fn probe(endpoint: &str, namespace: Option<&str>, ca_pem: Option<&[u8]
     }
     match req.send().await {
         Ok(resp) => health_of_status(resp.status().as_u16()),
-        Err(e) => {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            Health::Unreachable(msg)
-        }
+        Err(e) => Health::Unreachable(error_chain(&e)),
     }
+}
+
+/// The AppRole credentials to try, and where they came from (for messages).
+pub struct AppRoleLogin<'a> {
+    /// The auth mount (`approle`).
+    pub engine: &'a str,
+    /// The role ID.
+    pub role_id: &'a str,
+    /// The secret ID.
+    pub secret_id: &'a str,
+    /// The Secret they were read from.
+    pub secret_name: &'a str,
+}
+
+/// Logs in to Vault with `login` (`PUT /v1/auth/<engine>/login`), as KES will, and revokes the
+/// token at once. [`Health::Healthy`] when Vault accepts the credentials. Vault's own error text
+/// is repeated only when it contains neither credential.
+pub async fn check_login(
+    endpoint: &str,
+    namespace: Option<&str>,
+    ca_pem: Option<&[u8]>,
+    login: &AppRoleLogin<'_>,
+) -> Health {
+    let client = match vault_client(ca_pem) {
+        Ok(c) => c,
+        Err(h) => return h,
+    };
+    let base = endpoint.trim_end_matches('/');
+    let with_ns = |req: reqwest::RequestBuilder| match namespace {
+        Some(ns) => req.header("X-Vault-Namespace", ns),
+        None => req,
+    };
+    let req = client
+        .put(format!("{base}/v1/auth/{}/login", login.engine))
+        .json(&serde_json::json!({ "role_id": login.role_id, "secret_id": login.secret_id }));
+    let resp = match with_ns(req).send().await {
+        Ok(r) => r,
+        Err(e) => return Health::Unreachable(error_chain(&e)),
+    };
+    let code = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if code == 200 {
+        if let Some(token) = body["auth"]["client_token"].as_str() {
+            let revoke = client
+                .post(format!("{base}/v1/auth/token/revoke-self"))
+                .header("X-Vault-Token", token);
+            if let Err(e) = with_ns(revoke).send().await {
+                tracing::warn!(error = %error_chain(&e), "revoking the KMS check's Vault token");
+            }
+        }
+        return Health::Healthy;
+    }
+    let said = body["errors"]
+        .as_array()
+        .map(|errs| {
+            errs.iter()
+                .filter_map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|t| {
+            !t.is_empty()
+                && (login.secret_id.is_empty() || !t.contains(login.secret_id))
+                && (login.role_id.is_empty() || !t.contains(login.role_id))
+        })
+        .map(|t| format!(": {t}"))
+        .unwrap_or_default();
+    Health::LoginRefused(format!(
+        "Vault refused the AppRole login (auth/{}) with the role ID and secret ID of Secret {:?} (HTTP {code}{said})",
+        login.engine, login.secret_name
+    ))
 }
 
 /// One reconcile of `kms`.
@@ -130,7 +218,7 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
             None => Err(format!("CA Secret {name:?} does not exist")),
         },
     };
-    let health = match ca {
+    let health = match &ca {
         Ok(ca) => {
             probe(
                 &kms.spec.vault.endpoint,
@@ -139,7 +227,38 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
             )
             .await
         }
-        Err(msg) => Health::Unreachable(msg),
+        Err(msg) => Health::Unreachable(msg.clone()),
+    };
+    let health = match (&health, &kms.spec.vault.auth.app_role) {
+        (Health::Healthy, Some(a)) => match secrets_api.get_opt(&a.secret_name).await? {
+            Some(secret) => {
+                let value = |k: &str| {
+                    secret
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get(k))
+                        .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                        .unwrap_or_default()
+                };
+                let (role_id, secret_id) = (value(&a.role_id_key), value(&a.secret_id_key));
+                let login = AppRoleLogin {
+                    engine: &a.engine,
+                    role_id: role_id.trim(),
+                    secret_id: secret_id.trim(),
+                    secret_name: &a.secret_name,
+                };
+                check_login(
+                    &kms.spec.vault.endpoint,
+                    kms.spec.vault.namespace.as_deref(),
+                    ca.as_ref().ok().and_then(|c| c.as_deref()),
+                    &login,
+                )
+                .await
+            }
+            // Reported by the SecretFound condition above.
+            None => health,
+        },
+        _ => health,
     };
     match &health {
         Health::Healthy => status::set(
@@ -165,6 +284,15 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
             READY,
             false,
             "VaultUnreachable",
+            m.clone(),
+            generation,
+            now,
+        ),
+        Health::LoginRefused(m) => status::set(
+            &mut st.conditions,
+            READY,
+            false,
+            "VaultLoginFailed",
             m.clone(),
             generation,
             now,

@@ -40,9 +40,12 @@ pub async fn ready(s: &Shared) -> Result {
 }
 
 pub async fn status(s: &Shared) -> Result {
-    let (latency, unreachable) = match s.keys.status().await {
-        Ok(d) => (d.as_millis().max(1) as u64, false),
-        Err(_) => (0, true),
+    // KES reports any keystore error as `keystore_unreachable`; `keystore_sealed` (ours, ignored
+    // by MinIO) says the keystore answered that it is sealed, which a client may treat as a
+    // deliberate stop rather than an outage that the offline cache rides out.
+    let (latency, unreachable, sealed) = match s.keys.status().await {
+        Ok(d) => (d.as_millis().max(1) as u64, false, false),
+        Err(e) => (0, true, e == crate::keystore::StoreError::Sealed),
     };
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -62,6 +65,9 @@ pub async fn status(s: &Shared) -> Result {
     }
     if unreachable {
         v["keystore_unreachable"] = true.into();
+    }
+    if sealed {
+        v["keystore_sealed"] = true.into();
     }
     Ok(json(StatusCode::OK, &v))
 }
