@@ -278,7 +278,7 @@ impl Iam {
     }
 
     /// Adds a user or changes its secret key and status (`mc admin user add`), keeping the
-    /// policies it has. A user from `COFFER_USERS_FILE` stays managed by the file.
+    /// policies it has. A user from `COFFER_USERS_FILE` is refused (the file manages it).
     pub async fn set_user(
         &self,
         access_key: &str,
@@ -289,7 +289,7 @@ impl Iam {
         check_credentials(access_key, secret_key)?;
         let sealed = store::seal(self.kms.as_ref(), access_key, secret_key).await?;
         let ak = access_key.to_owned();
-        self.blocking_users(move |f| {
+        self.blocking_users(access_key, move |f| {
             let e = f.users.entry(ak).or_insert_with(|| StoredUser {
                 secret: sealed.clone(),
                 enabled,
@@ -309,7 +309,7 @@ impl Iam {
     pub async fn remove_user(&self, access_key: &str) -> Result<(), IamError> {
         self.refuse_root(access_key)?;
         let ak = access_key.to_owned();
-        self.blocking_users(move |f| match f.users.remove(&ak) {
+        self.blocking_users(access_key, move |f| match f.users.remove(&ak) {
             Some(_) => (Ok(()), true),
             None => (Err(IamError::NoSuchUser), false),
         })
@@ -320,7 +320,7 @@ impl Iam {
     pub async fn set_enabled(&self, access_key: &str, enabled: bool) -> Result<(), IamError> {
         self.refuse_root(access_key)?;
         let ak = access_key.to_owned();
-        self.blocking_users(move |f| match f.users.get_mut(&ak) {
+        self.blocking_users(access_key, move |f| match f.users.get_mut(&ak) {
             Some(u) => {
                 u.enabled = enabled;
                 u.updated_ms = now_ms();
@@ -345,7 +345,7 @@ impl Iam {
             return Err(IamError::NoSuchPolicy(missing.clone()));
         }
         let (ak, attach, detach) = (access_key.to_owned(), attach.to_vec(), detach.to_vec());
-        self.blocking_users(move |f| match f.users.get_mut(&ak) {
+        self.blocking_users(access_key, move |f| match f.users.get_mut(&ak) {
             Some(u) => {
                 if let Some(d) = detach.iter().find(|d| !u.policies.contains(d)) {
                     return (
@@ -377,7 +377,7 @@ impl Iam {
             return Err(IamError::NoSuchPolicy(missing.clone()));
         }
         let (ak, names) = (access_key.to_owned(), names.to_vec());
-        self.blocking_users(move |f| match f.users.get_mut(&ak) {
+        self.blocking_users(access_key, move |f| match f.users.get_mut(&ak) {
             Some(u) => {
                 u.policies = names;
                 u.updated_ms = now_ms();
@@ -462,15 +462,27 @@ impl Iam {
         Ok(())
     }
 
-    /// Runs `change` on `users.json` under the lock, then reloads.
+    /// Runs `change` on `users.json` under the lock, then reloads. A user provisioned by
+    /// `COFFER_USERS_FILE` is the file's to change: the admin API is refused there.
     async fn blocking_users<T: Send + 'static>(
         &self,
+        access_key: &str,
         change: impl FnOnce(&mut store::UsersFile) -> (Result<T, IamError>, bool) + Send + 'static,
     ) -> Result<T, IamError> {
         let dir = self.dir.clone();
-        let out = tokio::task::spawn_blocking(move || dir.update_users(change))
-            .await
-            .expect("blocking task")??;
+        let ak = access_key.to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            dir.update_users(|f| {
+                if f.users.get(&ak).is_some_and(|u| u.source == Source::File) {
+                    let msg =
+                        format!("user '{ak}' is provisioned by COFFER_USERS_FILE; change it there");
+                    return (Err(IamError::Invalid(msg)), false);
+                }
+                change(f)
+            })
+        })
+        .await
+        .expect("blocking task")??;
         self.snapshot().await?;
         Ok(out)
     }

@@ -324,6 +324,13 @@ def test_users_file_reload(tmp_path):
     mc(s, cfg, "alias", "set", "c", s.endpoint, s.access, s.secret)
     mc(s, cfg, "admin", "user", "add", "c", "manual1", "manual1-secret-key")
     mc(s, cfg, "admin", "policy", "attach", "c", "readwrite", "--user", "manual1")
+    # The file's users are the file's: the admin API may not change them.
+    for args in (["user", "disable", "c", "app1"], ["user", "rm", "c", "app2"], ["user", "add", "c", "app1", "other-secret-key"],
+                 ["policy", "attach", "c", "readwrite", "--user", "app1"]):
+        r = mc(s, cfg, "admin", *args, check=False)
+        assert r.returncode != 0 and "COFFER_USERS_FILE" in r.stdout + r.stderr, r.stdout + r.stderr
+    can_get(s, "app1", "app1-secret-one")
+    refused(can_put, s, "app1", "app1-secret-one")
 
     # Change app1 (new key, new policy), drop app2, add app3.
     write_users(users_file, [
