@@ -4,7 +4,6 @@
 //! object key and the part number; completing concatenates the parts' stored bytes unchanged.
 use std::collections::BTreeMap;
 
-use s3s::crypto::Checksum as _;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
@@ -500,11 +499,11 @@ impl CofferS3 {
                 ));
             }
         }
-        let mut md5 = s3s::crypto::Md5::new();
+        let mut md5 = crate::md5::Md5::new();
         for p in &parts {
             md5.update(&hex::decode(&p.etag).unwrap_or_default());
         }
-        let etag_value = format!("{}-{}", hex::encode(md5.finalize().as_ref()), parts.len());
+        let etag_value = format!("{}-{}", hex::encode(md5.finalize()), parts.len());
         let mut w = self
             .store
             .writer()

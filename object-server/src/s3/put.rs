@@ -111,7 +111,7 @@ where
         .writer()
         .await
         .map_err(|e| storage_err(StorageError::Io(e)))?;
-    let mut md5 = need_md5.then(s3s::crypto::Md5::new);
+    let mut md5 = need_md5.then(crate::md5::Md5::new);
     let mut hasher = hasher_for(algos);
     let mut enc = key.map(Encryptor::new);
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF + 2 * crate::sse::package::PACKAGE);
@@ -145,9 +145,7 @@ where
         .write(&buf)
         .await
         .map_err(|e| storage_err(e.into()))?;
-    let digest: Vec<u8> = md5
-        .map(|m| m.finalize().as_ref().to_vec())
-        .unwrap_or_default();
+    let digest: Vec<u8> = md5.map(|m| m.finalize().to_vec()).unwrap_or_default();
     let checksums = checksum_map(&hasher.finalize());
     Ok(Ingested {
         writer,

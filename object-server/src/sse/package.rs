@@ -120,6 +120,13 @@ impl Encryptor {
             if self.pending.len() == PAYLOAD {
                 self.flush(false, out);
             }
+            // A whole payload with more data after it is sealed straight from the input
+            // (one copy fewer than through `pending`).
+            if self.pending.is_empty() && data.len() > PAYLOAD {
+                self.seal(&data[..PAYLOAD], false, out);
+                data = &data[PAYLOAD..];
+                continue;
+            }
             let take = (PAYLOAD - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
@@ -132,14 +139,21 @@ impl Encryptor {
     }
 
     fn flush(&mut self, last: bool, out: &mut Vec<u8>) {
+        let pending = std::mem::take(&mut self.pending);
+        self.seal(&pending, last, out);
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    /// Appends `payload ‖ tag` of the next package to `out`.
+    fn seal(&mut self, payload: &[u8], last: bool, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(&self.pending);
+        out.extend_from_slice(payload);
         let tag = self
             .key
             .seal_in_place_separate_tag(nonce(self.seq, last), Aad::empty(), &mut out[start..])
             .expect("AES-GCM seal");
         out.extend_from_slice(tag.as_ref());
-        self.pending.clear();
         self.seq += 1;
     }
 }
