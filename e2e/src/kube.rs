@@ -149,6 +149,14 @@ impl KubeApi {
 
     /// `kubectl apply -f -` of `yaml` as the admin; panics with kubectl's error on failure.
     pub fn apply(&self, yaml: &str) -> String {
+        let (ok, out) = self.try_apply(yaml);
+        assert!(ok, "kubectl apply failed: {out}\n{yaml}");
+        out
+    }
+
+    /// `kubectl apply -f -` of `yaml` as the admin: whether kubectl succeeded, and what it printed
+    /// (stdout, then stderr), for tests that expect the API server to refuse.
+    pub fn try_apply(&self, yaml: &str) -> (bool, String) {
         use std::io::Write;
         let mut child = self
             .kubectl()
@@ -165,12 +173,43 @@ impl KubeApi {
             .write_all(yaml.as_bytes())
             .expect("write yaml");
         let out = child.wait_with_output().expect("kubectl apply");
-        assert!(
+        (
             out.status.success(),
-            "kubectl apply failed: {}\n{yaml}",
-            String::from_utf8_lossy(&out.stderr)
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// Applies the repository's CRDs (`crds/`) and waits until they are established.
+    pub fn install_crds(&self) {
+        let crds = crate::scenario::repo_root().join("crds");
+        self.run(&["apply", "-f", crds.to_str().expect("UTF-8 path")]);
+        self.wait_crds_established();
+    }
+
+    /// Waits until the Tenant and KMS CRDs are established, however they were applied (kubectl,
+    /// helm). `kubectl wait` fails outright on a CRD whose status is not written yet: it is retried.
+    pub fn wait_crds_established(&self) {
+        // What the last `kubectl wait` said, for the failure message.
+        let last = std::cell::RefCell::new(String::new());
+        wait_until(
+            "the CRDs established",
+            Duration::from_secs(120),
+            || {
+                let out = self
+                    .kubectl()
+                    .args(["wait", "--for=condition=established", "--timeout=30s"])
+                    .args(["crd/tenants.coffer.dev", "crd/kms.coffer.dev"])
+                    .output()
+                    .ok()?;
+                *last.borrow_mut() = String::from_utf8_lossy(&out.stderr).into_owned();
+                out.status.success().then_some(())
+            },
+            || format!("kubectl wait kept failing: {}", last.borrow()),
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// A kube-rs client with admin rights.

@@ -69,15 +69,7 @@ impl Stack {
             vault.kv_with_approle(scenario.get("KV_ENGINE"), 1, scenario.get("APPROLE_ROLE"));
         let api = KubeApi::start();
 
-        let crds = crate::scenario::repo_root().join("crds");
-        api.run(&["apply", "-f", crds.to_str().expect("UTF-8 path")]);
-        api.run(&[
-            "wait",
-            "--for=condition=established",
-            "--timeout=120s",
-            "crd/tenants.coffer.dev",
-            "crd/kms.coffer.dev",
-        ]);
+        api.install_crds();
         let manifests = scenario.manifests();
         let (first, rest) = manifests.split_first().expect("scenario has manifests");
         // The namespace first; then what the Vault setup writes in kind (its Secrets); then the rest.

@@ -116,13 +116,7 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
         text.contains("kubectl apply"),
         "NOTES.txt tells what to apply next: {text}"
     );
-    api.run(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/tenants.coffer.dev",
-        "crd/kms.coffer.dev",
-    ]);
+    api.wait_crds_established();
     let deployment = api.run(&[
         "-n",
         ns,

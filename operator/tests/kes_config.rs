@@ -5,6 +5,8 @@
 //!
 //! Needs the peers `vault` and `minio-kes` on PATH (`eval "$(e2e/peers/env)"`); fails when absent.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -31,14 +33,7 @@ fn key_create(endpoint: &str, cert: &str, key: &str, name: &str) -> (bool, Strin
         .env("KES_CLIENT_KEY", key)
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    (out.status.success(), common::printed(&out))
 }
 
 #[test]
@@ -133,29 +128,7 @@ fn generated_config_runs_minio_kes_and_ours_against_vault_and_confines_the_tenan
     assert!(!policy.policy.verify("/v1/key/delete/photos_default"));
     assert!(!policy.policy.verify("/v1/key/generate/videos_default"));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let _running = rt.block_on(async {
-        use sidecar_kes::server::{TlsSettings, auth_state, open_keystore, server_config, start};
-        let tls = TlsSettings {
-            cert_pem: std::fs::read(&parsed.tls.cert).unwrap(),
-            key_pem: std::fs::read(&parsed.tls.key).unwrap(),
-            client_cas: vec![std::fs::read(parsed.tls.ca.as_ref().unwrap()).unwrap()],
-        };
-        let store = open_keystore(&parsed.keystore)
-            .await
-            .expect("our kes logs in to Vault");
-        let shared = std::sync::Arc::new(sidecar_kes::api::Shared::new(
-            auth_state(&parsed),
-            sidecar_kes::cache::KeyCache::new(store, parsed.cache),
-        ));
-        start(
-            &parsed.address,
-            server_config(&tls).unwrap(),
-            shared,
-            &parsed.keys,
-        )
-        .await
-        .expect("our kes starts")
-    });
+    let _running = rt.block_on(common::start_our_kes(&parsed));
     confines_the_tenant(
         &format!("https://127.0.0.1:{port}"),
         d,

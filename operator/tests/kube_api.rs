@@ -3,47 +3,23 @@
 //! Needs the peers `etcd`, `kube-apiserver` and `kubectl` on PATH (`eval "$(e2e/peers/env)"`);
 //! fails loudly when they are absent.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::Stdio;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_e2e::kube::KubeApi;
-use coffer_e2e::wait_until;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::Reporter;
 use kube::{Api, Client};
 use operator::build::CERTS_HASH_ANNOTATION;
 use operator::crd::{KMS, Tenant};
-use operator::reconcile::{self, Context, leader::Elector};
+use operator::reconcile::leader::Elector;
 
-fn crds_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds")
-}
-
-/// Applies the CRDs and waits until they are established.
-fn install_crds(api: &KubeApi) {
-    api.run(&["apply", "-f", crds_dir().to_str().unwrap()]);
-    // `kubectl wait` fails outright on a CRD whose status is not written yet: retry it.
-    wait_until(
-        "the CRDs established",
-        Duration::from_secs(60),
-        || {
-            api.kubectl()
-                .args(["wait", "--for=condition=established", "--timeout=30s"])
-                .args(["crd/tenants.coffer.dev", "crd/kms.coffer.dev"])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-        },
-        || "kubectl wait kept failing".into(),
-    );
-}
+use common::{eventually, kms_condition, printed, start_operator, tenant_condition as condition};
 
 /// `kubectl explain WHAT`, retried while the API server publishes the new schema.
 fn kubectl_explain(api: &KubeApi, what: &str) -> String {
@@ -59,51 +35,6 @@ fn kubectl_explain(api: &KubeApi, what: &str) -> String {
             String::from_utf8_lossy(&out.stderr)
         );
         std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// `kubectl apply -f -` with `yaml`; returns (success, stdout+stderr).
-fn kubectl_apply(api: &KubeApi, yaml: &str) -> (bool, String) {
-    let mut child = api
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -140,34 +71,6 @@ fn approle_secret(ns: &str) -> String {
     )
 }
 
-fn condition(t: &Tenant, type_: &str) -> Option<(String, String, String)> {
-    t.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn start_operator(client: Client, ns: &str) -> tokio::sync::oneshot::Sender<()> {
-    let ctx = Context::new(
-        client,
-        Reporter {
-            controller: "coffer-operator".into(),
-            instance: Some("test".into()),
-        },
-    );
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(reconcile::run_controllers(
-        ctx,
-        Some(ns.to_string()),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    tx
-}
-
 fn pod_hash(sts: &StatefulSet) -> String {
     sts.spec
         .as_ref()
@@ -188,7 +91,7 @@ async fn operator_against_a_real_api_server() {
     let client = api.client().await;
 
     // --- The CRDs install, explain well, and reject invalid resources with the CEL messages.
-    install_crds(&api);
+    api.install_crds();
     let explain = kubectl_explain(&api, "tenant.spec");
     assert!(
         explain.contains("The KMS (same namespace) whose Vault keeps this Tenant's master keys"),
@@ -253,30 +156,27 @@ async fn operator_against_a_real_api_server() {
         ),
     ];
     for (yaml, message) in rejected {
-        let (ok, out) = kubectl_apply(&api, yaml);
+        let (ok, out) = api.try_apply(yaml);
         assert!(!ok, "accepted but should be rejected ({message}):\n{yaml}");
         assert!(
             out.contains(message),
             "rejected without the message {message:?}: {out}"
         );
     }
-    let (ok, out) = kubectl_apply(
-        &api,
-        &tenant_yaml(
-            ns,
-            "shared",
-            "  replicas: 3\n  storage: {sharedClaimName: rwx}\n",
-        ),
-    );
+    let (ok, out) = api.try_apply(&tenant_yaml(
+        ns,
+        "shared",
+        "  replicas: 3\n  storage: {sharedClaimName: rwx}\n",
+    ));
     assert!(ok, "replicas > 1 with a shared claim is accepted: {out}");
     api.run(&["delete", "tenant", "shared", "-n", ns]);
 
     // --- Reconcile: the KMS's Secret is missing at first: a clear Degraded reason.
-    let _stop = start_operator(client.clone(), ns);
+    let _stop = start_operator(client.clone(), ns, "test");
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), ns);
-    let (ok, out) = kubectl_apply(&api, &kms_yaml(ns, "https://127.0.0.1:1"));
+    let (ok, out) = api.try_apply(&kms_yaml(ns, "https://127.0.0.1:1"));
     assert!(ok, "{out}");
-    let (ok, out) = kubectl_apply(&api, &tenant_yaml(ns, "photos", ""));
+    let (ok, out) = api.try_apply(&tenant_yaml(ns, "photos", ""));
     assert!(ok, "{out}");
     let degraded = eventually(
         "Degraded KMSSecretMissing",
@@ -290,7 +190,7 @@ async fn operator_against_a_real_api_server() {
     assert!(degraded.2.contains("vault-approle"), "{degraded:?}");
 
     // --- With the Secret: every owned object appears.
-    let (ok, out) = kubectl_apply(&api, &approle_secret(ns));
+    let (ok, out) = api.try_apply(&approle_secret(ns));
     assert!(ok, "{out}");
     let stss: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
     let sts = eventually("StatefulSet photos", Duration::from_secs(30), || async {
@@ -337,10 +237,11 @@ async fn operator_against_a_real_api_server() {
     );
 
     // A Tenant with 30 s certificates (renewal checked further down).
-    let (ok, out) = kubectl_apply(
-        &api,
-        &tenant_yaml(ns, "short", "  tls: {certificateLifetime: 30s}\n"),
-    );
+    let (ok, out) = api.try_apply(&tenant_yaml(
+        ns,
+        "short",
+        "  tls: {certificateLifetime: 30s}\n",
+    ));
     assert!(ok, "{out}");
     let short_first = eventually("StatefulSet short", Duration::from_secs(30), || async {
         stss.get_opt("short")
@@ -381,16 +282,9 @@ async fn operator_against_a_real_api_server() {
         .get("vault")
         .await
         .unwrap();
-    let ready = kms
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let (ready, reason, _) = kms_condition(&kms, "Ready").unwrap();
     assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
+        (ready.as_str(), reason.as_str()),
         ("False", "VaultUnreachable")
     );
 
@@ -564,17 +458,13 @@ async fn operator_against_a_real_api_server() {
         .await
         .unwrap();
     let approle = vault.kv_with_approle("kv", 1, "coffer");
-    let (ok, out) = kubectl_apply(
-        &api,
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: real-approle, namespace: {ns}}}\n\
+    let (ok, out) = api.try_apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: real-approle, namespace: {ns}}}\n\
              stringData: {{roleId: {}, secretId: {}}}\n",
-            approle.role_id, approle.secret_id
-        ),
-    );
+        approle.role_id, approle.secret_id
+    ));
     assert!(ok, "{out}");
-    let (ok, out) = kubectl_apply(
-        &api,
+    let (ok, out) = api.try_apply(
         &format!(
             "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: real, namespace: {ns}}}\n\
              spec:\n  vault:\n    endpoint: {}\n    auth:\n      appRole: {{secretName: real-approle}}\n    tls: {{caSecretName: vault-ca}}\n",
@@ -585,11 +475,7 @@ async fn operator_against_a_real_api_server() {
     let kmss: Api<KMS> = Api::namespaced(client.clone(), ns);
     eventually("KMS real Ready", Duration::from_secs(30), || async {
         let k = kmss.get("real").await.ok()?;
-        k.status?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready" && c.status == "True")
-            .map(|_| ())
+        kms_condition(&k, "Ready").filter(|(s, _, _)| s == "True")
     })
     .await;
 
@@ -607,8 +493,7 @@ async fn operator_against_a_real_api_server() {
     // --- Our kes, started from exactly what the operator wrote for a Tenant (ConfigMap, TLS
     // Secret, Vault credentials resolved from the KMS's Secret as the kubelet would), serves
     // the object-server's identity and stores the key in Vault.
-    let (ok, out) = kubectl_apply(
-        &api,
+    let (ok, out) = api.try_apply(
         &format!(
             "apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: docs, namespace: {ns}}}\nspec:\n  kms: {{name: real}}\n"
         ),
@@ -663,23 +548,19 @@ async fn operator_against_a_real_api_server() {
         Duration::from_secs(30),
         || async {
             let k = kmss.get("real").await.ok()?;
-            k.status?
-                .conditions
-                .into_iter()
-                .find(|c| c.type_ == "Ready" && c.status == "False")
+            kms_condition(&k, "Ready").filter(|(s, _, _)| s == "False")
         },
     )
     .await;
     assert_eq!(
-        (sealed.reason.as_str(), sealed.message.as_str()),
+        (sealed.1.as_str(), sealed.2.as_str()),
         ("VaultUnhealthy", "Vault is sealed")
     );
 
     // --- Rotating the KMS's credentials Secret rolls the pods (at the next reconcile: the
     // resync, here triggered by touching the Tenant), without copying the values anywhere.
     let before = pod_hash(&stss.get("photos").await.unwrap());
-    let (ok, out) = kubectl_apply(
-        &api,
+    let (ok, out) = api.try_apply(
         &format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {ns}}}\nstringData: {{roleId: r-123, secretId: s-789}}\n"
         ),
@@ -710,10 +591,11 @@ async fn operator_against_a_real_api_server() {
 
     // --- A younger Tenant whose key prefix overlaps photos' is refused (its policy would
     // reach photos' keys).
-    let (ok, out) = kubectl_apply(
-        &api,
-        &tenant_yaml(ns, "clash", "  encryption: {keyPrefix: photos_}\n"),
-    );
+    let (ok, out) = api.try_apply(&tenant_yaml(
+        ns,
+        "clash",
+        "  encryption: {keyPrefix: photos_}\n",
+    ));
     assert!(ok, "{out}");
     let clash = eventually(
         "Degraded KeyPrefixConflict",
@@ -783,27 +665,7 @@ async fn run_kes_from_cluster_objects(
         Some(String::from_utf8(creds[key].0.clone()).unwrap())
     };
     let parsed = sidecar_kes::config::parse(&text, &env).expect("our kes reads the ConfigMap");
-    use sidecar_kes::server::{TlsSettings, auth_state, open_keystore, server_config, start};
-    let tls = TlsSettings {
-        cert_pem: std::fs::read(&parsed.tls.cert).unwrap(),
-        key_pem: std::fs::read(&parsed.tls.key).unwrap(),
-        client_cas: vec![std::fs::read(parsed.tls.ca.as_ref().unwrap()).unwrap()],
-    };
-    let store = open_keystore(&parsed.keystore)
-        .await
-        .expect("our kes logs in to Vault");
-    let shared = Arc::new(sidecar_kes::api::Shared::new(
-        auth_state(&parsed),
-        sidecar_kes::cache::KeyCache::new(store, parsed.cache),
-    ));
-    let _running = start(
-        &parsed.address,
-        server_config(&tls).unwrap(),
-        shared,
-        &parsed.keys,
-    )
-    .await
-    .expect("our kes starts");
+    let _running = common::start_our_kes(&parsed).await;
     let endpoint = format!("https://127.0.0.1:{port}");
     let ca_file = d.join("ca.crt");
     let out = tokio::task::spawn_blocking(move || {
@@ -822,9 +684,8 @@ async fn run_kes_from_cluster_objects(
     .unwrap();
     assert!(
         out.status.success(),
-        "the object-server's identity creates its default key through our kes: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "the object-server's identity creates its default key through our kes: {}",
+        printed(&out)
     );
     let stored = vault.run(&["kv", "list", "kv/shop"]);
     assert!(

@@ -78,13 +78,7 @@ fn plain_install_and_gitops_overlay_agree_and_reapply_changes_nothing() {
 
     // The plain way, in the README's order.
     apply(&api, &["-f", &dir("crds")]);
-    api.run(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/tenants.coffer.dev",
-        "crd/kms.coffer.dev",
-    ]);
+    api.wait_crds_established();
     apply(&api, &["-f", &dir("manifests/install/namespace.yaml")]);
     apply(&api, &["-f", &dir("manifests/install")]);
     apply(&api, &["-f", &dir("manifests/examples/namespace.yaml")]);

@@ -4,51 +4,33 @@
 //!
 //! Needs the peers `etcd`, `kube-apiserver`, `kubectl` on PATH; fails loudly when absent.
 
+mod common;
+
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use coffer_e2e::free_port;
 use coffer_e2e::kube::KubeApi;
+use coffer_e2e::{Process, free_port, wait_until};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use operator::crd::Tenant;
 
-/// A running `operator run`, killed when dropped.
+/// A running `operator run` (killed when dropped) and the address of its metrics.
 struct Operator {
-    child: Child,
+    process: Process,
     metrics: String,
     _log_dir: tempfile::TempDir,
 }
 
 impl Operator {
     fn start(api: &KubeApi, identity: &str, namespace: &str) -> Operator {
-        let port = free_port();
+        let metrics = format!("127.0.0.1:{}", free_port());
         let log_dir = tempfile::tempdir().unwrap();
-        let log =
-            std::fs::File::create(log_dir.path().join(format!("operator-{identity}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_operator"))
-            .args([
-                "run",
-                "--identity",
-                identity,
-                "--namespace",
-                namespace,
-                "--lease-namespace",
-                "default",
-            ])
-            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-            .env("KUBECONFIG", &api.kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let process = common::operator_process(api, identity, namespace, &metrics, log_dir.path());
         Operator {
-            child,
-            metrics: format!("127.0.0.1:{port}"),
+            process,
+            metrics,
             _log_dir: log_dir,
         }
     }
@@ -72,7 +54,8 @@ impl Operator {
 
     /// Peak resident memory (VmHWM) in KiB.
     fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let pid = self.process.pid().expect("the operator runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -80,91 +63,22 @@ impl Operator {
             .and_then(|n| n.parse().ok())
             .unwrap()
     }
-
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn kubectl_apply(api: &KubeApi, yaml: &str) {
-    let mut child = api
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn setup(api: &KubeApi, ns: &str) {
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    api.run(&["apply", "-f", crds.to_str().unwrap()]);
-    api.run(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/tenants.coffer.dev",
-        "crd/kms.coffer.dev",
-    ]);
+    api.install_crds();
     api.run(&["create", "namespace", ns]);
-    kubectl_apply(
-        api,
-        &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {ns}}}\nstringData: {{roleId: r, secretId: s}}\n---\n\
-             apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: {ns}}}\n\
-             spec:\n  vault:\n    endpoint: https://127.0.0.1:1\n    auth:\n      appRole: {{secretName: vault-approle}}\n"
-        ),
-    );
+    api.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {ns}}}\nstringData: {{roleId: r, secretId: s}}\n---\n\
+         apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: {ns}}}\n\
+         spec:\n  vault:\n    endpoint: https://127.0.0.1:1\n    auth:\n      appRole: {{secretName: vault-approle}}\n"
+    ));
 }
 
 fn tenants_yaml(ns: &str, from: usize, to: usize) -> String {
     (from..to)
         .map(|i| format!("---\napiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: t{i}, namespace: {ns}}}\nspec:\n  kms: {{name: vault}}\n"))
         .collect()
-}
-
-fn wait<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn holder(rt: &tokio::runtime::Runtime, leases: &Api<Lease>) -> Option<String> {
@@ -185,21 +99,24 @@ fn two_operator_processes_only_the_leader_reconciles() {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
     let stss: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
 
-    let mut a = Operator::start(&api, "a", ns);
-    let first = wait("a Lease holder", Duration::from_secs(30), || {
-        holder(&rt, &leases)
-    });
-    let mut b = Operator::start(&api, "b", ns);
-    kubectl_apply(&api, &tenants_yaml(ns, 0, 1));
-    wait("StatefulSet t0", Duration::from_secs(30), || {
-        rt.block_on(stss.get_opt("t0")).ok().flatten()
-    });
+    let a = Operator::start(&api, "a", ns);
+    let first = wait_until(
+        "a Lease holder",
+        Duration::from_secs(30),
+        || holder(&rt, &leases),
+        || a.process.log_tail(),
+    );
+    let b = Operator::start(&api, "b", ns);
+    let logs = || format!("{}\n{}", a.process.log_tail(), b.process.log_tail());
+    api.apply(&tenants_yaml(ns, 0, 1));
+    wait_until(
+        "StatefulSet t0",
+        Duration::from_secs(30),
+        || rt.block_on(stss.get_opt("t0")).ok().flatten(),
+        logs,
+    );
     std::thread::sleep(Duration::from_secs(2));
-    let (leader, follower) = if first == "a" {
-        (&mut a, &mut b)
-    } else {
-        (&mut b, &mut a)
-    };
+    let (leader, follower) = if first == "a" { (&a, &b) } else { (&b, &a) };
     assert!(
         leader.tenant_reconciles() > 0,
         "the Lease holder reconciles"
@@ -211,16 +128,20 @@ fn two_operator_processes_only_the_leader_reconciles() {
     );
 
     // The leader stops (SIGTERM: it releases the Lease); the follower takes over.
-    leader.terminate();
-    let next = wait("a new Lease holder", Duration::from_secs(30), || {
-        holder(&rt, &leases).filter(|h| *h != first)
-    });
+    leader.process.terminate(Duration::from_secs(10));
+    let next = wait_until(
+        "a new Lease holder",
+        Duration::from_secs(30),
+        || holder(&rt, &leases).filter(|h| *h != first),
+        logs,
+    );
     assert_ne!(next, first);
-    kubectl_apply(&api, &tenants_yaml(ns, 1, 2));
-    wait(
+    api.apply(&tenants_yaml(ns, 1, 2));
+    wait_until(
         "StatefulSet t1 from the new leader",
         Duration::from_secs(30),
         || rt.block_on(stss.get_opt("t1")).ok().flatten(),
+        logs,
     );
     assert!(follower.tenant_reconciles() > 0);
 }
@@ -251,15 +172,21 @@ fn bench_one_and_fifty_tenants() {
             .len();
         (with_status >= n && sts >= n).then_some(())
     };
-    wait("operator up", Duration::from_secs(30), || {
-        (op.tenant_reconciles() == 0).then_some(())
-    });
+    wait_until(
+        "operator up",
+        Duration::from_secs(30),
+        || (op.tenant_reconciles() == 0).then_some(()),
+        || op.process.log_tail(),
+    );
     for (from, to) in [(0, 1), (1, 51)] {
         let start = Instant::now();
-        kubectl_apply(&api, &tenants_yaml(ns, from, to));
-        wait("every Tenant reconciled", Duration::from_secs(120), || {
-            done(to)
-        });
+        api.apply(&tenants_yaml(ns, from, to));
+        wait_until(
+            "every Tenant reconciled",
+            Duration::from_secs(120),
+            || done(to),
+            || op.process.log_tail(),
+        );
         println!(
             "{} Tenant(s): every owned object and status in {:?}",
             to - from,

@@ -8,61 +8,26 @@
 //! (`eval "$(e2e/peers/env)"`) and the `object-server` binary built next to this test
 //! (`cargo test --workspace` builds it); fails loudly when they are absent.
 
+mod common;
+
 use std::time::Duration;
 
 use coffer_e2e::kube::KubeApi;
 use coffer_e2e::minio::mc_for;
 use coffer_e2e::{Process, free_port, wait_until};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::Reporter;
-use kube::{Api, Client};
 use operator::build::users::{USERS_FILE, UsersFile};
 use operator::crd::Tenant;
-use operator::reconcile::{self, Context};
+
+use common::{eventually, printed, tenant_condition};
 
 const NS: &str = "apps";
 /// How often the object-server under test re-reads its users file.
 const RELOAD_SECONDS: u64 = 1;
 /// Well under the operator's 5-minute resync: a change must come through the Secret watch.
 const PROMPTLY: Duration = Duration::from_secs(20);
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn start_operator(client: Client) -> tokio::sync::oneshot::Sender<()> {
-    let ctx = Context::new(
-        client,
-        Reporter {
-            controller: "coffer-operator".into(),
-            instance: Some("users-test".into()),
-        },
-    );
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(reconcile::run_controllers(
-        ctx,
-        Some(NS.to_string()),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    tx
-}
 
 fn user_secret(name: &str, pairs: &[(&str, &str)]) -> Secret {
     Secret {
@@ -92,12 +57,7 @@ fn access_keys(file: &UsersFile) -> Vec<&str> {
 }
 
 fn users_ready(t: &Tenant) -> Option<(String, String, String)> {
-    t.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "UsersReady")
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    tenant_condition(t, "UsersReady")
 }
 
 async fn set_users(tenants: &Api<Tenant>, names: &[&str]) {
@@ -199,14 +159,7 @@ impl ObjectServer {
             .args(args)
             .output()
             .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        (out.status.success(), printed(&out))
     }
 
     /// Asserts that `mc ARGS` as `user` succeeds (`allowed`) or is refused.
@@ -241,22 +194,7 @@ async fn users_json(secrets: &Api<Secret>) -> Vec<u8> {
 async fn user_secrets_become_the_users_file() {
     let api = KubeApi::start();
     let client = api.client().await;
-    let crds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    api.run(&["apply", "-f", crds.to_str().unwrap()]);
-    // `kubectl wait` fails outright on a CRD whose status is not written yet: retry it.
-    wait_until(
-        "the CRDs established",
-        Duration::from_secs(60),
-        || {
-            api.kubectl()
-                .args(["wait", "--for=condition=established", "--timeout=30s"])
-                .args(["crd/tenants.coffer.dev", "crd/kms.coffer.dev"])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-        },
-        || "kubectl wait kept failing".into(),
-    );
+    api.install_crds();
     Api::<Namespace>::all(client.clone())
         .create(
             &PostParams::default(),
@@ -278,28 +216,9 @@ async fn user_secrets_become_the_users_file() {
              spec:\n  kms: {{name: vault}}\n  users: {users}\n"
         )
     };
-    let out = api
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(tenant("[{name: app1}, {name: app1}]").as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert!(!out.status.success(), "a Secret listed twice is refused");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Duplicate value"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, out) = api.try_apply(&tenant("[{name: app1}, {name: app1}]"));
+    assert!(!ok, "a Secret listed twice is refused");
+    assert!(out.contains("Duplicate value"), "{out}");
 
     // A KMS (its Vault need not answer: users do not depend on it), two user Secrets, a Tenant.
     api.apply(&format!(
@@ -326,7 +245,7 @@ async fn user_secrets_become_the_users_file() {
     ] {
         secrets.create(&pp, &s).await.unwrap();
     }
-    let _stop = start_operator(client.clone());
+    let _stop = common::start_operator(client.clone(), NS, "users-test");
     api.apply(&tenant("[{name: app1}, {name: app2}]"));
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), NS);
 

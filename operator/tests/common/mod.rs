@@ -1,0 +1,150 @@
+//! What the operator's integration tests share: polling until something holds, the controllers
+//! run in-process or `operator run` as a child process, conditions read off a status, and our
+//! kes started in-process from a parsed config.
+
+// Every test file compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_e2e::Process;
+use coffer_e2e::kube::KubeApi;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Client;
+use kube::runtime::events::Reporter;
+use operator::reconcile::{self, Context};
+
+/// Polls `f` every 250 ms until it returns `Some`, or fails the test after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Runs both controllers in this process on namespace `ns`, publishing events as `instance`,
+/// until the returned sender is dropped or used.
+pub fn start_operator(
+    client: Client,
+    ns: &str,
+    instance: &str,
+) -> tokio::sync::oneshot::Sender<()> {
+    let ctx = Context::new(
+        client,
+        Reporter {
+            controller: "coffer-operator".into(),
+            instance: Some(instance.into()),
+        },
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(reconcile::run_controllers(
+        ctx,
+        Some(ns.to_string()),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    tx
+}
+
+/// `operator run` against `api` as `identity`, reconciling `namespace` (Lease in `default`),
+/// with its metrics on `metrics_addr` and its log (`RUST_LOG=info`) in `log_dir`.
+pub fn operator_process(
+    api: &KubeApi,
+    identity: &str,
+    namespace: &str,
+    metrics_addr: &str,
+    log_dir: &Path,
+) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_operator"));
+    command
+        .args(["run", "--identity", identity, "--namespace", namespace])
+        .args([
+            "--lease-namespace",
+            "default",
+            "--metrics-addr",
+            metrics_addr,
+        ])
+        .env("KUBECONFIG", &api.kubeconfig)
+        .env("RUST_LOG", "info");
+    Process::spawn(
+        &format!("operator {identity}"),
+        command,
+        &log_dir.join(format!("operator-{identity}.log")),
+    )
+}
+
+/// `(status, reason, message)` of the condition `type_` among `conditions`.
+pub fn condition<'a>(
+    conditions: impl IntoIterator<Item = &'a Condition>,
+    type_: &str,
+) -> Option<(String, String, String)> {
+    conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// `(status, reason, message)` of a Tenant's condition `type_`.
+pub fn tenant_condition(
+    t: &operator::crd::Tenant,
+    type_: &str,
+) -> Option<(String, String, String)> {
+    condition(t.status.as_ref()?.conditions.iter(), type_)
+}
+
+/// `(status, reason, message)` of a KMS's condition `type_`.
+pub fn kms_condition(k: &operator::crd::KMS, type_: &str) -> Option<(String, String, String)> {
+    condition(k.status.as_ref()?.conditions.iter(), type_)
+}
+
+/// What a finished command printed: stdout, then stderr.
+pub fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Starts our kes (sidecar-kes) in this process from `parsed`, as its binary does: TLS from the
+/// configured files, the keystore opened (a Vault login), the policies, the listener.
+pub async fn start_our_kes(
+    parsed: &sidecar_kes::config::ServerConfig,
+) -> sidecar_kes::server::Running {
+    use sidecar_kes::server::{TlsSettings, auth_state, open_keystore, server_config, start};
+    let tls = TlsSettings {
+        cert_pem: std::fs::read(&parsed.tls.cert).unwrap(),
+        key_pem: std::fs::read(&parsed.tls.key).unwrap(),
+        client_cas: vec![std::fs::read(parsed.tls.ca.as_ref().unwrap()).unwrap()],
+    };
+    let store = open_keystore(&parsed.keystore)
+        .await
+        .expect("our kes logs in to Vault");
+    let shared = Arc::new(sidecar_kes::api::Shared::new(
+        auth_state(parsed),
+        sidecar_kes::cache::KeyCache::new(store, parsed.cache),
+    ));
+    start(
+        &parsed.address,
+        server_config(&tls).unwrap(),
+        shared,
+        &parsed.keys,
+    )
+    .await
+    .expect("our kes starts")
+}
