@@ -223,4 +223,14 @@ impl KmsSpec {
             .as_ref()
             .map(|a| a.secret_name.as_str())
     }
+
+    /// Every Secret the KMS refers to: the AppRole credentials, the Vault CA, the client
+    /// certificate (in that order). A change of any of them concerns the KMS and its Tenants.
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        let tls = self.vault.tls.as_ref();
+        self.credentials_secret()
+            .into_iter()
+            .chain(tls.and_then(|t| t.ca_secret_name.as_deref()))
+            .chain(tls.and_then(|t| t.client_secret_name.as_deref()))
+    }
 }

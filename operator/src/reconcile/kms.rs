@@ -1,8 +1,10 @@
 //! Reconciles one KMS: is its credentials Secret complete, does Vault answer
 //! `GET /v1/sys/health` (initialized, unsealed), and does Vault accept the AppRole credentials of
 //! that Secret (a login whose token is revoked at once)? The answer goes into `status.conditions`;
-//! Tenants that use the KMS are requeued by the watch in [`super::run_controllers`]. The
-//! credentials themselves never reach a condition, an event or a log line.
+//! Tenants that use the KMS are requeued by the watch in [`super::run_controllers`]. Besides the
+//! probe intervals below, a change of any Secret the KMS names (credentials, Vault CA, client
+//! certificate) reconciles it at once ([`super::secret_refs`]). The credentials themselves
+//! never reach a condition, an event or a log line.
 
 use std::sync::Arc;
 use std::time::Duration;

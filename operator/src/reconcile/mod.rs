@@ -1,10 +1,12 @@
 //! The controllers: [`tenant`] turns a Tenant into its owned objects, [`kms`] probes Vault and
-//! reports it; [`leader`] makes sure only one operator process reconciles; [`run`] wires them
-//! into kube-rs `Controller`s.
+//! reports it; [`leader`] makes sure only one operator process reconciles; [`run_controllers`]
+//! wires them into kube-rs `Controller`s, which also watch the Secrets the objects name
+//! ([`secret_refs`]).
 
 pub mod kms;
 pub mod leader;
 pub mod metrics;
+pub mod secret_refs;
 pub mod status;
 pub mod tenant;
 pub mod users;
@@ -159,6 +161,8 @@ pub async fn run_controllers(
         let _ = rx.wait_for(|v| *v).await;
     };
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=coffer-operator");
+    let kmses = Controller::new(api::<KMS>(&client, &namespace), watcher::Config::default());
+    let kms_store = kmses.store();
     let tenants = Controller::new(
         api::<Tenant>(&client, &namespace),
         watcher::Config::default(),
@@ -175,13 +179,18 @@ pub async fn run_controllers(
             api::<Secret>(&client, &namespace),
             watcher::Config::default(),
             {
-                // A change of a user Secret (or a root credentials Secret the operator did
-                // not generate) requeues the Tenants that use it. Nothing is cached: the
-                // Secret's data only passes through this mapper.
+                // A change of a user Secret, of a root credentials Secret the operator did not
+                // generate, or of a Secret of the Tenant's KMS (the pods read it) requeues the
+                // Tenants that use it.
                 let store = store.clone();
+                let kms_store = kms_store.clone();
                 move |secret: Secret| {
                     let tenants = store.state();
-                    users::tenants_using(&secret, tenants.iter().map(|t| t.as_ref()))
+                    secret_refs::tenants_using(
+                        &secret,
+                        tenants.iter().map(|t| t.as_ref()),
+                        &kms_store.state(),
+                    )
                 }
             },
         )
@@ -203,7 +212,17 @@ pub async fn run_controllers(
         .graceful_shutdown_on(signal(rx.clone()))
         .run(reconcile_tenant, tenant_error, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    let kms_ctl = Controller::new(api::<KMS>(&client, &namespace), watcher::Config::default())
+    let kms_ctl = kmses
+        .watches(
+            api::<Secret>(&client, &namespace),
+            watcher::Config::default(),
+            // A change of a Secret the KMS names (AppRole credentials, Vault CA, client
+            // certificate) reconciles it now: a fixed or broken Secret shows within seconds,
+            // not at the next probe.
+            move |secret: Secret| {
+                secret_refs::kmses_using(&secret, kms_store.state().iter().map(|k| k.as_ref()))
+            },
+        )
         .graceful_shutdown_on(signal(rx))
         .run(reconcile_kms, kms_error, ctx)
         .for_each(|_| futures::future::ready(()));

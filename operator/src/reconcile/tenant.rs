@@ -498,25 +498,10 @@ async fn kms_secrets_version(
     kms: &KMS,
     secrets_api: &Api<Secret>,
 ) -> Result<Option<String>, Error> {
-    let v = &kms.spec.vault;
-    let mut names: Vec<String> = v
-        .auth
-        .app_role
-        .iter()
-        .map(|a| a.secret_name.clone())
-        .collect();
-    if let Some(t) = &v.tls {
-        names.extend(
-            t.ca_secret_name
-                .iter()
-                .chain(t.client_secret_name.iter())
-                .cloned(),
-        );
-    }
     let mut out = vec![];
-    for name in names {
+    for name in kms.spec.secret_names() {
         let rv = secrets_api
-            .get_opt(&name)
+            .get_opt(name)
             .await?
             .and_then(|s| s.metadata.resource_version)
             .unwrap_or_default();

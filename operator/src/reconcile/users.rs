@@ -1,12 +1,11 @@
 //! The users step of a Tenant's reconcile: read the Secrets `spec.users` names and the root
-//! user (which no user may shadow), check them, and say which Tenants a Secret concerns so
-//! that a change or deletion is reconciled at once.
+//! user (which no user may shadow), and check them. A change or deletion of such a Secret is
+//! reconciled at once through [`super::secret_refs`].
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
+use kube::Api;
 
 use super::Error;
 use crate::build::secrets::ROOT_USER;
@@ -75,56 +74,12 @@ pub fn condition(tenant: &Tenant, users: &Users) -> (bool, &'static str, String)
     )
 }
 
-/// The Tenants a change of `secret` concerns: those that list it in `spec.users` or use it
-/// as their root credentials (a user may not take the root user's access key).
-pub fn tenants_using<'a>(
-    secret: &Secret,
-    tenants: impl IntoIterator<Item = &'a Tenant>,
-) -> Vec<ObjectRef<Tenant>> {
-    let ns = secret.namespace();
-    let name = secret.name_any();
-    tenants
-        .into_iter()
-        .filter(|t| t.namespace() == ns)
-        .filter(|t| t.spec.users.iter().any(|u| u.name == name) || t.root_secret_name() == name)
-        .map(ObjectRef::from_obj)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::build::tests::fixtures;
     use crate::build::users::{InvalidUser, UserProblem};
     use crate::crd::tenant::UserRef;
-
-    #[test]
-    fn a_secret_concerns_the_tenants_that_use_it() {
-        let (mut photos, _) = fixtures();
-        photos.spec.users = vec![UserRef {
-            name: "app1".into(),
-        }];
-        let mut other_ns = photos.clone();
-        other_ns.metadata.namespace = Some("elsewhere".into());
-        let (plain, _) = fixtures();
-        let mut plain = plain;
-        plain.metadata.name = Some("plain".into());
-        let secret = |name: &str| Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("shop".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let all = [photos.clone(), other_ns, plain];
-        let names = |s: &Secret| -> Vec<String> {
-            tenants_using(s, &all).into_iter().map(|r| r.name).collect()
-        };
-        assert_eq!(names(&secret("app1")), ["photos"]);
-        assert_eq!(names(&secret("plain-root")), ["plain"]);
-        assert!(names(&secret("unrelated")).is_empty());
-    }
 
     #[test]
     fn the_condition_counts_and_names_without_values() {
