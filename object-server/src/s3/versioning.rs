@@ -129,8 +129,13 @@ impl CofferS3 {
             ));
         }
         let mut obj = obj;
-        if version_id == Some(crate::storage::layout::NULL_VERSION) {
-            // An object from before versioning is the null version: answer with its id.
+        // An object without an id (written before versioning, or while it was never enabled)
+        // is the null version: AWS names it `null` once the bucket has a versioning state, or
+        // when asked for it by that id.
+        if obj.meta.version_id.is_none()
+            && (version_id == Some(crate::storage::layout::NULL_VERSION)
+                || self.versioning(bucket).await? != Versioning::Unversioned)
+        {
             obj.meta.version_id = Some(crate::storage::layout::NULL_VERSION.to_owned());
         }
         Ok(obj)

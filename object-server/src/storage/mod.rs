@@ -92,22 +92,39 @@ pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// Creates `dir` and its missing ancestors, fsyncing each parent that gained an entry, so a
 /// new object's directory survives a crash as surely as the object file in it.
 pub(crate) fn create_dirs_durably(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        create_dirs_durably(parent)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {
-            if let Some(parent) = dir.parent() {
-                fsync_dir(parent)?;
-            }
-            Ok(())
+    let mut tries = 0;
+    loop {
+        if dir.is_dir() {
+            return Ok(());
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+        if let Some(parent) = dir.parent() {
+            create_dirs_durably(parent)?;
+        }
+        match std::fs::create_dir(dir) {
+            Ok(()) => {
+                if let Some(parent) = dir.parent() {
+                    fsync_dir(parent)?;
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            // A concurrent delete pruned the (empty) parent just made: make it again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 10 => tries += 1,
+            Err(e) => return Err(e),
+        }
     }
+}
+
+/// Opens (creating) `path` and takes an exclusive `flock` of it, held until the file is
+/// dropped (or its process dies).
+fn lock_file(path: &Path) -> io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    f.lock()?;
+    Ok(f)
 }
 
 pub(crate) fn random_name() -> String {
@@ -186,12 +203,26 @@ impl Store {
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), StorageError> {
         let p = self.bucket_path(bucket);
         let root = self.root.clone();
-        blocking(move || match std::fs::create_dir(&p) {
-            Ok(()) => fsync_dir(&root).map_err(StorageError::from),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(StorageError::BucketExists),
-            Err(e) => Err(e.into()),
+        let lock = self.bucket_creation_lock_path();
+        blocking(move || {
+            let _lock = lock_file(&lock)?;
+            match std::fs::create_dir(&p) {
+                Ok(()) => fsync_dir(&root).map_err(StorageError::from),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    Err(StorageError::BucketExists)
+                }
+                Err(e) => Err(e.into()),
+            }
         })
         .await
+    }
+
+    /// The file every bucket creation (of every process on this directory) holds an exclusive
+    /// `flock` of: a bucket created with its configuration is staged and renamed into place,
+    /// and a rename onto an empty directory replaces it, so without one lock a plain and a
+    /// configured creation of one name could both succeed.
+    fn bucket_creation_lock_path(&self) -> PathBuf {
+        self.system_dir().join("bucket-creation.lock")
     }
 
     /// Creates a bucket that has configuration files from its first moment (object lock and
@@ -205,7 +236,9 @@ impl Store {
         let dest = self.bucket_path(bucket);
         let staged = self.tmp_dir().join(random_name());
         let root = self.root.clone();
+        let lock = self.bucket_creation_lock_path();
         blocking(move || {
+            let _lock = lock_file(&lock)?;
             if dest.exists() {
                 return Err(StorageError::BucketExists);
             }
@@ -217,8 +250,7 @@ impl Store {
                     std::fs::File::open(&f)?.sync_all()?;
                 }
                 fsync_dir(&staged)?;
-                // A directory renamed onto an existing non-empty one fails; onto an empty one
-                // (a bucket created meanwhile with nothing in it) it takes its place.
+                // Under the creation lock nobody else creates `dest` meanwhile.
                 std::fs::rename(&staged, &dest)?;
                 fsync_dir(&root)
             })();

@@ -602,3 +602,107 @@ def test_kill9_during_versioned_writes_leaves_one_consistent_history(tmp_path):
         again = versions_of(c, "crashv", Prefix=k)
         assert again[0][0]["VersionId"] == vid and len(again[0]) + len(again[1]) == len(ids) + 1
     s.stop()
+
+
+def test_the_null_version_is_named_null_once_the_bucket_is_versioned(vs3):
+    c = vs3
+    c.create_bucket(Bucket="nul")
+    c.put_object(Bucket="nul", Key="old", Body=b"before versioning")
+    c.put_object(Bucket="nul", Key="gone", Body=b"to delete")
+    # Never versioned: no version id anywhere, as AWS.
+    assert "VersionId" not in c.head_object(Bucket="nul", Key="old")
+    assert "VersionId" not in c.get_object(Bucket="nul", Key="old")
+    for status in ("Enabled", "Suspended"):
+        c.put_bucket_versioning(Bucket="nul", VersioningConfiguration={"Status": status})
+        assert c.head_object(Bucket="nul", Key="old")["VersionId"] == "null", status
+        g = c.get_object(Bucket="nul", Key="old")
+        assert g["VersionId"] == "null" and g["Body"].read() == b"before versioning"
+        r = c.copy_object(Bucket="nul", Key=f"copy-{status}", CopySource={"Bucket": "nul", "Key": "old"})
+        assert r["CopySourceVersionId"] == "null"
+        vs, _ = versions_of(c, "nul", Prefix="old")
+        assert [(v["VersionId"], v["IsLatest"]) for v in vs] == [("null", True)]
+    # DELETE of the null version by id answers with it.
+    r = c.delete_object(Bucket="nul", Key="gone", VersionId="null")
+    assert r["VersionId"] == "null" and "DeleteMarker" not in r
+    # A DELETE without an id in a suspended bucket writes the null delete marker.
+    r = c.delete_object(Bucket="nul", Key="old")
+    assert r["VersionId"] == "null" and r["DeleteMarker"] is True
+    vs, dms = versions_of(c, "nul", Prefix="old")
+    assert vs == [] and [(d["VersionId"], d["IsLatest"]) for d in dms] == [("null", True)]
+
+
+def test_concurrent_creations_of_one_bucket_have_one_winner(static_server):
+    # Two processes on one directory, so the creations race across processes as well.
+    other = Server(static_server.data_dir, env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    try:
+        clients = [static_server.client(), other.client(), static_server.client(), other.client()]
+
+        def create(i, name):
+            kw = {"ObjectLockEnabledForBucket": True} if i % 2 == 0 or name.startswith("lk") else {}
+            try:
+                clients[i].create_bucket(Bucket=name, **kw)
+                return ("ok", bool(kw))
+            except botocore.exceptions.ClientError as e:
+                return (e.response["Error"]["Code"], bool(kw))
+
+        with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
+            # "lk…": every creation asks for object lock; "mx…": lock and plain ones mixed.
+            for name in [f"lk{i}" for i in range(12)] + [f"mx{i}" for i in range(12)]:
+                results = list(pool.map(lambda i: create(i, name), range(len(clients))))
+                winners = [r for r in results if r[0] == "ok"]
+                assert len(winners) == 1, (name, results)
+                assert sorted(r[0] for r in results if r[0] != "ok") == ["BucketAlreadyOwnedByYou"] * 3, results
+                c = clients[0]
+                locked = winners[0][1]
+                if locked:
+                    conf = c.get_object_lock_configuration(Bucket=name)["ObjectLockConfiguration"]
+                    assert conf["ObjectLockEnabled"] == "Enabled"
+                    assert c.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+                else:
+                    assert "Status" not in c.get_bucket_versioning(Bucket=name), name
+    finally:
+        other.stop()
+
+
+def test_a_key_whose_last_version_is_removed_leaves_nothing(tmp_path):
+    a = Server(tmp_path / "data", env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    b = Server(tmp_path / "data", env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    try:
+        ca, cb = a.client(), b.client()
+        ca.create_bucket(Bucket="prune")
+        ca.put_bucket_versioning(Bucket="prune", VersioningConfiguration={"Status": "Enabled"})
+        ids = [ca.put_object(Bucket="prune", Key="deep/dir/k", Body=b"v%d" % i)["VersionId"] for i in range(3)]
+        ids.append(ca.delete_object(Bucket="prune", Key="deep/dir/k")["VersionId"])
+        ca.put_object(Bucket="prune", Key="deep/other", Body=b"stays")
+        for i, vid in enumerate(ids):
+            ca.delete_object(Bucket="prune", Key="deep/dir/k", VersionId=vid)
+            vs, dms = versions_of(ca, "prune", Prefix="deep/dir/")
+            assert len(vs) + len(dms) == len(ids) - i - 1
+        data = pathlib.Path(a.data_dir) / "prune"
+        assert not (data / "_deep" / "_dir").exists(), sorted(map(str, data.rglob("*")))
+        assert (data / "_deep" / "_other").is_dir()
+        assert [v["Key"] for v in versions_of(ca, "prune")[0]] == ["deep/other"]
+        assert [o["Key"] for o in ca.list_objects_v2(Bucket="prune")["Contents"]] == ["deep/other"]
+        r = ca.list_objects_v2(Bucket="prune", Prefix="deep/", Delimiter="/")
+        assert [p["Prefix"] for p in r.get("CommonPrefixes", [])] == [] and len(r["Contents"]) == 1
+
+        # One process removes the only version of a key while the other writes it: every write
+        # survives (the pruned versions/ lock is never held by two), no listing shows an empty key.
+        def churn(i):
+            if i % 2:
+                vid = ca.put_object(Bucket="prune", Key=f"race/k{i % 3}", Body=b"gone")["VersionId"]
+                ca.delete_object(Bucket="prune", Key=f"race/k{i % 3}", VersionId=vid)
+                return None
+            return (f"race/k{i % 3}", cb.put_object(Bucket="prune", Key=f"race/k{i % 3}", Body=b"kept %d" % i)["VersionId"])
+
+        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+            kept = [k for k in ex.map(churn, range(60)) if k]
+        vs, dms = versions_of(cb, "prune", Prefix="race/")
+        assert sorted((v["Key"], v["VersionId"]) for v in vs) == sorted(kept) and dms == []
+        for key, vid in kept:
+            cb.delete_object(Bucket="prune", Key=key, VersionId=vid)
+        assert versions_of(ca, "prune", Prefix="race/") == ([], [])
+        assert not (data / "_race").exists()
+    finally:
+        a.stop()
+        b.stop()

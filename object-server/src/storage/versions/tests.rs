@@ -161,3 +161,99 @@ async fn a_crash_before_the_link_still_resolves() {
         .unwrap();
     assert_eq!(s.key_versions("b", "k").await.unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn a_key_without_versions_leaves_no_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    s.create_bucket("b").await.unwrap();
+    s.set_versioning("b", true).await.unwrap();
+    let mut ids = Vec::new();
+    for (key, body) in [
+        ("a/b/k", &b"one"[..]),
+        ("a/b/k", b"two"),
+        ("a/other", b"kept"),
+    ] {
+        let (w, mut m) = write(&s, body).await;
+        ids.push(
+            s.commit_version(w, &mut m, "b", key, Versioning::Enabled)
+                .await
+                .unwrap(),
+        );
+    }
+    let marker = s
+        .put_delete_marker("b", "a/b/k", Versioning::Enabled, 2)
+        .await
+        .unwrap();
+    let key_dir = d.path().join("b/_a/_b/_k");
+    for id in [&ids[0], &marker] {
+        s.delete_version("b", "a/b/k", id, |_| true).await.unwrap();
+        assert!(key_dir.join("versions").is_dir(), "a version is left");
+    }
+    s.delete_version("b", "a/b/k", &ids[1], |_| true)
+        .await
+        .unwrap();
+    // The key's directories went with its last version; its neighbour's stayed.
+    assert!(!d.path().join("b/_a/_b").exists());
+    assert!(d.path().join("b/_a/_other/versions").is_dir());
+    assert!(s.list_version_keys("b", "", false).await.unwrap() == vec!["a/other".to_owned()]);
+    // The key can be written again.
+    let (w, mut m) = write(&s, b"again").await;
+    s.commit_version(w, &mut m, "b", "a/b/k", Versioning::Enabled)
+        .await
+        .unwrap();
+    assert_eq!(s.key_versions("b", "a/b/k").await.unwrap().len(), 1);
+}
+
+/// Writes of keys race with deletes of their last version, each worker through its own `Store`
+/// (as separate processes would): no write or delete fails, nothing written and kept is lost,
+/// and once everything is removed nothing of the keys is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pruning_races_with_writers_of_other_processes() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    s.create_bucket("b").await.unwrap();
+    s.set_versioning("b", true).await.unwrap();
+    let mut tasks = Vec::new();
+    for worker in 0..6 {
+        let root = d.path().to_path_buf();
+        tasks.push(tokio::spawn(async move {
+            let s = Store::open(&root).unwrap();
+            let mut kept = None;
+            for round in 0..60 {
+                let key = format!("p/k{}", round % 2);
+                let (w, mut m) = write(&s, format!("{worker}-{round}").as_bytes()).await;
+                let id = s
+                    .commit_version(w, &mut m, "b", &key, Versioning::Enabled)
+                    .await
+                    .unwrap();
+                // Each worker removes what it wrote at once (often the key's last version),
+                // but for one version of its last round.
+                if worker == 0 && round == 59 {
+                    kept = Some((key, id));
+                } else {
+                    s.delete_version("b", &key, &id, |_| true).await.unwrap();
+                }
+            }
+            kept
+        }));
+    }
+    let mut kept = Vec::new();
+    for t in tasks {
+        kept.extend(t.await.unwrap());
+    }
+    let (key, id) = &kept[0];
+    s.open_version("b", key, id).await.unwrap();
+    assert_eq!(
+        s.list_version_keys("b", "", false).await.unwrap(),
+        vec![key.clone()]
+    );
+    s.delete_version("b", key, id, |_| true).await.unwrap();
+    assert!(
+        s.list_version_keys("b", "", false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!d.path().join("b/_p").exists());
+}

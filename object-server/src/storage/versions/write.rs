@@ -37,6 +37,15 @@ impl LockedKey {
                 Err(e) => return Err(e),
             };
             f.lock()?;
+            // The holder before us may have pruned the directory (its key's last version
+            // gone): a lock of a removed directory excludes nobody, so lock the one now there.
+            let held = f.metadata()?;
+            match std::fs::metadata(&vdir) {
+                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {}
+                Ok(_) => continue,
+                Err(e) if not_found(&e) => continue,
+                Err(e) => return Err(e),
+            }
             return Ok(Self {
                 dir,
                 vdir,
@@ -113,6 +122,35 @@ impl LockedKey {
             .max()
             .unwrap_or(0);
         Ok(new_version_id(now_micros().max(newest + 1)))
+    }
+
+    /// When the key has no version left, removes `versions/` (while locked: a waiter finds its
+    /// lock stale and starts over) and then every key directory up to `stop` (the bucket's)
+    /// that is left empty, so nothing of a fully deleted key remains.
+    fn prune_if_empty(&self, stop: &Path) -> io::Result<()> {
+        if self.obj().exists() {
+            return Ok(());
+        }
+        // Only version files live in `versions/` (second names are made in the temp
+        // directory), so an empty directory means no version: `remove_dir` refuses otherwise.
+        match std::fs::remove_dir(&self.vdir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty || not_found(&e) => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        let mut dir = Some(self.dir.as_path());
+        while let Some(d) = dir {
+            if d == stop || !d.starts_with(stop) || std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        if let Some(d) = dir {
+            fsync_dir(d)?;
+        }
+        Ok(())
     }
 
     /// Links the newest data version to `obj` if the newest version is not a delete marker.
@@ -276,6 +314,7 @@ impl Store {
             };
         }
         let id = version_id.to_owned();
+        let bucket_dir = crate::storage::layout::bucket_dir(self.root(), bucket);
         blocking(move || -> Result<Option<ObjectMeta>, StorageError> {
             let l = LockedKey::lock(dir, tmp)?;
             let vpath = l.vdir.join(&id);
@@ -304,6 +343,7 @@ impl Store {
                 fsync_dir(&l.vdir)?;
             }
             l.promote_newest()?;
+            l.prune_if_empty(&bucket_dir)?;
             Ok(removed)
         })
         .await
@@ -407,5 +447,35 @@ impl Store {
         }
         drop(locked);
         Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer waiting for the lock of a `versions/` that its holder prunes ends up holding the
+    /// lock of the directory now at that path, not of the removed one.
+    #[test]
+    fn a_waiter_of_a_pruned_lock_starts_over() {
+        let d = tempfile::tempdir().unwrap();
+        let bucket = d.path().join("b");
+        let dir = bucket.join("_k");
+        let tmp = d.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let held = LockedKey::lock(dir.clone(), tmp.clone()).unwrap();
+        let waiter = {
+            let (dir, tmp) = (dir.clone(), tmp.clone());
+            std::thread::spawn(move || LockedKey::lock(dir, tmp).unwrap())
+        };
+        // Let the waiter open the directory and block on its lock.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        held.prune_if_empty(&bucket).unwrap();
+        assert!(!dir.exists());
+        drop(held);
+        let got = waiter.join().unwrap();
+        // (The removed directory's inode number may be reused: only the match is checked.)
+        let now = std::fs::metadata(&got.vdir).expect("the waiter's versions/ exists");
+        assert_eq!(got._lock.metadata().unwrap().ino(), now.ino());
     }
 }
