@@ -110,6 +110,8 @@ pub struct Config {
     pub users_file: Option<PathBuf>,
     /// `COFFER_USERS_RELOAD_SECONDS` (default 5): how often the users file is checked.
     pub users_reload: std::time::Duration,
+    /// `MINIO_DOMAIN`: the domains of virtual-host-style requests (`bucket.DOMAIN`), if any.
+    pub domains: Option<crate::vhost::Domains>,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -274,7 +276,12 @@ impl Config {
                 )
             })?,
         };
+        let domains = match env.get("MINIO_DOMAIN") {
+            None => None,
+            Some(list) => Some(crate::vhost::Domains::parse(&list).map_err(ConfigError::Invalid)?),
+        };
         Ok(Config {
+            domains,
             users_file: env.get("COFFER_USERS_FILE").map(PathBuf::from),
             users_reload: std::time::Duration::from_secs(users_reload),
             address,
@@ -295,6 +302,31 @@ mod tests {
 
     fn dirs() -> Vec<PathBuf> {
         vec![PathBuf::from("./data")]
+    }
+
+    #[test]
+    fn minio_domain() {
+        let c = Config::from_parts(":9000", None, &dirs(), &[("X", "")]).unwrap();
+        assert!(c.domains.is_none());
+        let c = Config::from_parts(
+            ":9000",
+            None,
+            &dirs(),
+            &[("MINIO_DOMAIN", "s3.example.com,minio.local")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.domains.unwrap().names(),
+            ["s3.example.com", "minio.local"]
+        );
+        let e = Config::from_parts(
+            ":9000",
+            None,
+            &dirs(),
+            &[("MINIO_DOMAIN", "https://s3.example.com")],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("MINIO_DOMAIN"), "{e}");
     }
 
     #[test]

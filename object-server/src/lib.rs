@@ -39,3 +39,4 @@ pub mod s3;
 pub mod server;
 pub mod sse;
 pub mod storage;
+pub mod vhost;

@@ -185,6 +185,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tls: tls.is_some(),
     });
     builder.set_route(admin);
+    if let Some(domains) = &cfg.domains {
+        builder.set_host(domains.clone());
+    }
     let service = builder.build();
     let metrics = Arc::new(Metrics::default());
     let acceptor = tls.map(TlsAcceptor::from);

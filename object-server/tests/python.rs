@@ -83,6 +83,11 @@ fn versioning_tagging_object_lock() {
 }
 
 #[test]
+fn virtual_host_style_with_minio_domain() {
+    pytest("test_virtual_host.py");
+}
+
+#[test]
 fn lifecycle_scanner_and_mc() {
     pytest("test_lifecycle.py");
 }
