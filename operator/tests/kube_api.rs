@@ -139,6 +139,10 @@ async fn operator_against_a_real_api_server() {
             "encryption.keyName must start with encryption.keyPrefix",
         ),
         (
+            tenant_yaml(ns, "store", "  encryption: {keyName: minio-key-1}\n"),
+            "encryption.keyName must start with the Tenant's key prefix",
+        ),
+        (
             tenant_yaml(ns, "life", "  tls: {certificateLifetime: 3days}\n"),
             "must be a duration such as 30s, 5m or 1h30m",
         ),

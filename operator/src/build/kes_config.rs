@@ -288,6 +288,10 @@ pub fn build(tenant: &Tenant, kms: &KMS, client_identity: &str) -> KesConfig {
     }
 }
 
+/// How long cached keys keep serving while Vault is unreachable when neither the KMS nor the
+/// Tenant says: KES's own default is zero, which would make every Vault outage an S3 outage.
+pub const DEFAULT_OFFLINE_EXPIRY: &str = "1h";
+
 fn merge_cache(kms: Option<&CacheSpec>, tenant: Option<&CacheSpec>) -> CacheExpiry {
     let pick = |f: fn(&CacheSpec) -> &Option<String>| {
         tenant
@@ -297,7 +301,7 @@ fn merge_cache(kms: Option<&CacheSpec>, tenant: Option<&CacheSpec>) -> CacheExpi
     CacheExpiry {
         any: pick(|c| &c.any),
         unused: pick(|c| &c.unused),
-        offline: pick(|c| &c.offline),
+        offline: pick(|c| &c.offline).or_else(|| Some(DEFAULT_OFFLINE_EXPIRY.into())),
     }
 }
 

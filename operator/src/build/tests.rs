@@ -238,8 +238,17 @@ fn kes_config_policy_is_tenant_only() {
     assert_eq!(cfg.keystore.vault.version, "v2");
     let expiry = &cfg.cache.as_ref().unwrap().expiry;
     assert_eq!(
-        (expiry.any.as_deref(), expiry.unused.as_deref()),
-        (Some("5m"), Some("1m"))
+        (
+            expiry.any.as_deref(),
+            expiry.unused.as_deref(),
+            expiry.offline.as_deref()
+        ),
+        (
+            Some("5m"),
+            Some("1m"),
+            Some(kes_config::DEFAULT_OFFLINE_EXPIRY)
+        ),
+        "neither the KMS nor the Tenant sets offline: Vault outages are bridged by default"
     );
     let yaml = kes_config::to_yaml(&cfg);
     assert!(

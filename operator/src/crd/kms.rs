@@ -189,7 +189,8 @@ pub struct CacheSpec {
     #[x_kube(validation = kube::core::Rule::new(DURATION_RULE).message(DURATION_MESSAGE))]
     #[schemars(length(max = 32))]
     pub unused: Option<String>,
-    /// While Vault is unreachable, cached keys keep serving this long (KES `cache.expiry.offline`).
+    /// While Vault is unreachable, cached keys keep serving this long (KES `cache.expiry.offline`,
+    /// default `1h`; `0s` turns it off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = kube::core::Rule::new(DURATION_RULE).message(DURATION_MESSAGE))]
     #[schemars(length(max = 32))]

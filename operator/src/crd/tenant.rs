@@ -33,7 +33,8 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
     printcolumn(name = "Users", type_ = "integer", json_path = ".status.users", description = "S3 users in effect (besides the root user)"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp", description = "Time since creation"),
     validation = kube::core::Rule::new("size(self.metadata.name) <= 47").message("metadata.name must be at most 47 characters (names of owned objects and pods derive from it)"),
-    validation = kube::core::Rule::new("!self.metadata.name.contains('.')").message("metadata.name must not contain '.' (it names pods and KES keys)")
+    validation = kube::core::Rule::new("!self.metadata.name.contains('.')").message("metadata.name must not contain '.' (it names pods and KES keys)"),
+    validation = kube::core::Rule::new("!has(self.spec.encryption) || !has(self.spec.encryption.keyName) || has(self.spec.encryption.keyPrefix) || self.spec.encryption.keyName.startsWith(self.metadata.name + '_')").message("encryption.keyName must start with the Tenant's key prefix: '<tenant name>_' unless encryption.keyPrefix says otherwise (the KES policy allows no other key)")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("self.replicas <= 1 || has(self.storage.sharedClaimName)").message("replicas > 1 needs storage.sharedClaimName (a ReadWriteMany claim shared by every replica)"))]
