@@ -3,15 +3,22 @@
 # PUTs, against object-server and `minio server` on the same disk, each plain and with SSE
 # (auto-encryption through one MinIO KES). Prints MiB/s (ops/s for 4 KiB) and the ratios.
 #
-#   object-server/bench/warp-vs-minio.sh [DURATION]      # default 15s per cell
+#   object-server/bench/warp-vs-minio.sh [DURATION] [ROUNDS]   # default 15s per cell (seconds, as 10s), 1 round
 #
-# Needs the peers (e2e/peers/install) and a release build (cargo build --release -p object-server).
+# All four servers run at once and every cell is measured for object-server and MinIO back to back
+# (the order alternating per round), so a change in the machine's load hits both sides alike. With
+# several rounds each figure is the median, with the range of the rounds in brackets. PUT cells also
+# show the server's CPU time per MiB (from /proc), which a busy machine disturbs less than MiB/s.
+# Needs the peers (e2e/peers/install) and a release build (cargo build --release -p object-server;
+# the binary is taken from $CARGO_TARGET_DIR/release, default target/release). BENCH_DIR: where the
+# data directories go (default target/).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 eval "$("$root/e2e/peers/env")"
 for p in warp minio minio-kes python; do command -v "$p" >/dev/null || { echo "missing peer $p: run e2e/peers/install" >&2; exit 1; }; done
 duration=${1:-15s}
+rounds=${2:-1}
 target=${CARGO_TARGET_DIR:-$root/target}
 bin=$target/release/object-server
 [ -x "$bin" ] || { echo "build first: cargo build --release -p object-server" >&2; exit 1; }
@@ -44,7 +51,7 @@ kes_env=(MINIO_KMS_KES_ENDPOINT=https://127.0.0.1:$kes_port MINIO_KMS_KES_CERT_F
          MINIO_KMS_KES_KEY_FILE=$work/pki/client.key MINIO_KMS_KES_CAPATH=$work/pki/ca.crt MINIO_KMS_KES_KEY_NAME=bench-key)
 creds=(MINIO_ROOT_USER=bench-user MINIO_ROOT_PASSWORD=bench-secret)
 
-start_server() { # kind sse -> sets $host and $server_pid
+start_server() { # kind sse -> sets host[kind,sse] and pid[kind,sse]
   local kind=$1 sse=$2 port dir
   port=$(free_port); dir=$work/data-$kind-$sse; mkdir -p "$dir"
   local env=("${creds[@]}" "${kes_env[@]}" MINIO_KMS_AUTO_ENCRYPTION=$sse)
@@ -53,14 +60,17 @@ start_server() { # kind sse -> sets $host and $server_pid
   else
     env "${env[@]}" MINIO_BROWSER=off minio server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
   fi
-  server_pid=$!; pids+=("$server_pid")
+  pid[$kind,$sse]=$!; pids+=("$!")
   wait_http "http://127.0.0.1:$port/minio/health/ready"
   # MinIO answers "Server not initialized yet" for a moment after its health checks pass.
   for _ in $(seq 50); do
     curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" | grep -qv 503 && break; sleep 0.2
   done
-  host="127.0.0.1:$port"
+  host[$kind,$sse]="127.0.0.1:$port"
 }
+
+# CPU time (user + system) of a process so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 run_warp() { # op host size concurrency extra... -> prints "MiB/s obj/s"
   local op=$1 host=$2 size=$3 conc=$4; shift 4
@@ -73,34 +83,60 @@ run_warp() { # op host size concurrency extra... -> prints "MiB/s obj/s"
     inrep && /\* Average:/ { for (i=1;i<=NF;i++) { if ($i ~ /MiB\/s/) mib=$(i-1); if ($i ~ /obj\/s/) ops=$(i-1) } ; print mib+0, ops+0; exit }'
 }
 
-declare -A result
-for kind in coffer minio; do
-  for sse in off on; do
-    start_server "$kind" "$sse"
-    result[$kind,$sse,put1]=$(run_warp put "$host" 1MiB 8 --bucket put1)
-    result[$kind,$sse,put64]=$(run_warp put "$host" 64MiB 8 --bucket put64)
-    result[$kind,$sse,get1]=$(run_warp get "$host" 1MiB 8 --objects 200 --bucket get1)
-    result[$kind,$sse,get64]=$(run_warp get "$host" 64MiB 8 --objects 16 --bucket get64)
-    if [ "$sse" = on ]; then result[$kind,$sse,put4k]=$(run_warp put "$host" 4KiB 8 --bucket put4k); fi
-    kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
-    rm -rf "$work/data-$kind-$sse"
+declare -A host pid result cpu
+for kind in coffer minio; do for sse in off on; do start_server "$kind" "$sse"; done; done
+hz=$(getconf CLK_TCK)
+cells=(put1 put64 get1 get64 put4k)
+declare -A args=([put1]="put 1MiB" [put64]="put 64MiB" [get1]="get 1MiB --objects 200" [get64]="get 64MiB --objects 16" [put4k]="put 4KiB")
+for round in $(seq "$rounds"); do
+  order=(coffer minio); [ $((round % 2)) = 0 ] && order=(minio coffer)
+  for cell in "${cells[@]}"; do
+    for sse in off on; do
+      [ "$cell" = put4k ] && [ "$sse" = off ] && continue
+      for kind in "${order[@]}"; do
+        read -r op size extra <<< "${args[$cell]}"
+        p=${pid[$kind,$sse]}; before=$(cpu_ticks "$p")
+        # shellcheck disable=SC2086 # $extra is a list of flags
+        r=$(run_warp "$op" "${host[$kind,$sse]}" "$size" 8 $extra --bucket "$cell-r$round")
+        ticks=$(( $(cpu_ticks "$p") - before ))
+        # MiB/s, or ops/s for 4 KiB objects.
+        if [ "$cell" = put4k ]; then result[$kind,$sse,$cell]+="${r##* } "; else result[$kind,$sse,$cell]+="${r%% *} "; fi
+        # CPU ms per MiB written (PUT cells; a GET cell's CPU also counts warp's upload of its
+        # objects), over warp's average rate times the duration: an estimate, alike for both servers.
+        [ "$op" = put ] && cpu[$kind,$sse,$cell]+="$(awk -v t="$ticks" -v hz="$hz" -v r="$r" -v d="$duration" 'BEGIN {
+          split(r, a, " "); mib = a[1] * (d + 0); if (mib > 0) printf "%.2f", t * 1000 / hz / mib }') "
+      done
+    done
   done
 done
+for kind in coffer minio; do for sse in off on; do kill "${pid[$kind,$sse]}" 2>/dev/null || true; done; done
 
+# "v1 v2 ..." -> "median [min-max]" (just the value for one round)
+summary() { echo "$1" | tr ' ' '\n' | { grep . || true; } | sort -g | awk '{ v[NR] = $1 } END {
+  if (NR == 0) { print "-"; exit } m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+  if (NR == 1) print m; else printf "%s [%s-%s]\n", m, v[1], v[NR] }'; }
+median() { summary "$1" | cut -d' ' -f1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 cost() { awk -v on="$1" -v off="$2" 'BEGIN { if (on == "" || off == "" || off == 0) print "-"; else printf "%.1f%%", (1 - on / off) * 100 }'; }
-printf '%-22s %14s %14s %8s\n' cell object-server minio ratio
+echo "rounds: $rounds, $duration per cell; load before/after: see uptime"
+printf '%-16s %26s %26s %7s\n' cell object-server minio ratio
 for cell in put1 put64 get1 get64; do
   for sse in off on; do
-    c=$(echo "${result[coffer,$sse,$cell]}" | cut -d' ' -f1); m=$(echo "${result[minio,$sse,$cell]}" | cut -d' ' -f1)
-    printf '%-22s %10s MiB/s %8s MiB/s %8s\n' "$cell sse=$sse" "$c" "$m" "$(ratio "$c" "$m")"
+    c=$(median "${result[coffer,$sse,$cell]}"); m=$(median "${result[minio,$sse,$cell]}")
+    printf '%-16s %20s MiB/s %20s MiB/s %7s\n' "$cell sse=$sse" "$(summary "${result[coffer,$sse,$cell]}")" "$(summary "${result[minio,$sse,$cell]}")" "$(ratio "$c" "$m")"
   done
 done
-c=$(echo "${result[coffer,on,put4k]}" | cut -d' ' -f2); m=$(echo "${result[minio,on,put4k]}" | cut -d' ' -f2)
-printf '%-22s %10s ops/s %8s ops/s %8s\n' "put4k sse=on" "$c" "$m" "$(ratio "$c" "$m")"
+c=$(median "${result[coffer,on,put4k]}"); m=$(median "${result[minio,on,put4k]}")
+printf '%-16s %20s ops/s %20s ops/s %7s\n' "put4k sse=on" "$(summary "${result[coffer,on,put4k]}")" "$(summary "${result[minio,on,put4k]}")" "$(ratio "$c" "$m")"
+for cell in put1 put64 put4k; do
+  for sse in off on; do
+    [ "$cell" = put4k ] && [ "$sse" = off ] && continue
+    printf 'server CPU ms/MiB %-6s sse=%-3s coffer %-20s minio %s\n' "$cell" "$sse" "$(summary "${cpu[coffer,$sse,$cell]}")" "$(summary "${cpu[minio,$sse,$cell]}")"
+  done
+done
 for cell in put1 put64 get1 get64; do
   for kind in coffer minio; do
-    off=$(echo "${result[$kind,off,$cell]}" | cut -d' ' -f1); on=$(echo "${result[$kind,on,$cell]}" | cut -d' ' -f1)
+    off=$(median "${result[$kind,off,$cell]}"); on=$(median "${result[$kind,on,$cell]}")
     printf 'SSE cost %-6s %-8s %s\n' "$cell" "$kind" "$(cost "$on" "$off")"
   done
 done
