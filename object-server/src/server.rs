@@ -48,10 +48,16 @@ impl Metrics {
     }
 }
 
+/// The log filter when `RUST_LOG` is not set. s3s logs every refused request (a 404 HEAD, an
+/// AccessDenied, a bad signature) at ERROR, which buries real errors under client mistakes;
+/// our own code logs what goes wrong on the server's side, so s3s stays quiet unless asked
+/// (`RUST_LOG=info,s3s=debug`).
+const DEFAULT_LOG_FILTER: &str = "info,s3s=off";
+
 /// Sets up structured logs (`RUST_LOG` filters; `COFFER_LOG_FORMAT=json` for JSON lines).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -295,6 +295,7 @@ def test_ssec_refused_over_plain_http(s3, bucket):
 
 def test_anonymous_and_bad_signatures_refused(server, s3, bucket):
     s3.put_object(Bucket=bucket, Key="p", Body=b"secret")
+    log_before = len(server.output())
     r = requests.get(f"{server.endpoint}/{bucket}/p")
     assert r.status_code == 403 and b"secret" not in r.content
     assert requests.get(f"{server.endpoint}/").status_code == 403
@@ -308,6 +309,11 @@ def test_anonymous_and_bad_signatures_refused(server, s3, bucket):
     put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "presigned"}, ExpiresIn=60)
     assert requests.put(put_url, data=b"via presigned").status_code == 200
     assert s3.get_object(Bucket=bucket, Key="presigned")["Body"].read() == b"via presigned"
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.head_object(Bucket=bucket, Key="missing")
+    # Client mistakes are answered, not logged as server errors.
+    refused = server.output()[log_before:]
+    assert "ERROR" not in refused, refused
 
 
 def test_upload_fileobj_chunked(s3, bucket):
