@@ -84,6 +84,21 @@ fn ms_of(t: &Timestamp) -> i64 {
     (time::OffsetDateTime::from(t.clone()).unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// A retention the caller asked for: a known mode and a date still to come.
+fn future_retention(mode: &str, until: &Timestamp) -> S3Result<Retention> {
+    let until_ms = ms_of(until);
+    if until_ms <= now_ms() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "The retain until date must be in the future!"
+        ));
+    }
+    Ok(Retention {
+        mode: parse_mode(mode)?,
+        until_ms,
+    })
+}
+
 /// Whether `meta` may be removed now; `bypass` is a permitted governance bypass.
 pub(crate) fn deletion_allowed(meta: &ObjectMeta, bypass: bool, now: i64) -> bool {
     if meta.legal_hold {
@@ -173,19 +188,7 @@ impl CofferS3 {
         };
         let hold = legal_hold.is_some_and(|h| h.as_str() == ObjectLockLegalHoldStatus::ON);
         let retention = match (mode, until) {
-            (Some(m), Some(u)) => {
-                let until_ms = ms_of(u);
-                if until_ms <= now_ms() {
-                    return Err(s3_error!(
-                        InvalidArgument,
-                        "The retain until date must be in the future!"
-                    ));
-                }
-                Some(Retention {
-                    mode: parse_mode(m.as_str())?,
-                    until_ms,
-                })
-            }
+            (Some(m), Some(u)) => Some(future_retention(m.as_str(), u)?),
             (None, None) => config.default.map(|d| d.at(now_ms())),
             _ => {
                 return Err(s3_error!(
@@ -312,19 +315,7 @@ impl CofferS3 {
             Some(ObjectLockRetention {
                 mode: Some(m),
                 retain_until_date: Some(u),
-            }) => {
-                let until_ms = ms_of(&u);
-                if until_ms <= now_ms() {
-                    return Err(s3_error!(
-                        InvalidArgument,
-                        "The retain until date must be in the future!"
-                    ));
-                }
-                Some(Retention {
-                    mode: parse_mode(m.as_str())?,
-                    until_ms,
-                })
-            }
+            }) => Some(future_retention(m.as_str(), &u)?),
             Some(ObjectLockRetention {
                 mode: None,
                 retain_until_date: None,
