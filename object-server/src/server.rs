@@ -138,6 +138,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let store = Store::open(&cfg.data_dir)
         .with_context(|| format!("data directory {}", cfg.data_dir.display()))?;
     store.clean_temp(Duration::from_secs(3600));
+    // Part files a crash left unreferenced (see storage::parts), swept while serving.
+    let sweeper = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let removed = sweeper.reclaim_orphaned_parts();
+        if removed > 0 {
+            tracing::info!(removed, "reclaimed unreferenced multipart part directories");
+        }
+    });
     let (tls, cas) = match &cfg.certs_dir {
         Some(d) => load_tls(d)?,
         None => (None, Vec::new()),

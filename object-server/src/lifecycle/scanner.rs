@@ -175,7 +175,7 @@ fn abort_uploads(
         if rules
             .iter()
             .any(|r| r.matches_key(&u.key) && r.abort_multipart_days.is_some_and(old))
-            && std::fs::remove_dir_all(e.path()).is_ok()
+            && store.remove_upload_dir(&e.path()).unwrap_or(false)
         {
             aborted += 1;
         }

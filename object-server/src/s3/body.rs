@@ -9,7 +9,7 @@ use futures::Stream;
 
 use crate::sse::package::{Decryptor, PAYLOAD, encrypted_size};
 use crate::sse::{ObjectKey, PackageError};
-use crate::storage::ObjectMeta;
+use crate::storage::OpenObject;
 
 /// Plaintext bytes per read.
 const CHUNK: u64 = 16 * PAYLOAD as u64;
@@ -28,79 +28,80 @@ pub(crate) enum ReadError {
     WrongSize,
 }
 
-/// One package stream inside the body (the whole body, or one multipart part).
+/// One stored run of the body (the whole body, or one multipart part): a package stream under
+/// `key`, or plaintext without one.
 struct Segment {
-    key: ObjectKey,
+    file: Arc<std::fs::File>,
+    key: Option<ObjectKey>,
     size: u64,
     plain_start: u64,
     disk_start: u64,
 }
 
-/// How the body is laid out.
-enum Layout {
-    Plain,
-    Encrypted(Vec<Segment>),
-}
-
-/// Reads a plaintext range of one object file.
+/// Reads a plaintext range of one object's body.
 pub(crate) struct BodyReader {
-    file: Arc<std::fs::File>,
-    layout: Arc<Layout>,
+    segments: Arc<Vec<Segment>>,
     pos: u64,
     end: u64,
 }
 
 impl BodyReader {
-    /// A reader of `[start, end)` of the body; `key` is the opened object key of an encrypted
-    /// object. `base` is where the body starts in the file.
+    /// A reader of `[start, end)` of the body of `obj` (its part files opened, if it has them);
+    /// `key` is the opened object key of an encrypted object.
     pub(crate) fn new(
-        file: Arc<std::fs::File>,
-        meta: &ObjectMeta,
-        body_len: u64,
+        obj: &OpenObject,
         key: Option<&ObjectKey>,
         start: u64,
         end: u64,
     ) -> Result<Self, ReadError> {
-        let layout = match key {
-            None => {
-                if body_len != meta.size {
-                    return Err(ReadError::WrongSize);
-                }
-                Layout::Plain
-            }
-            Some(k) => {
-                let mut segs = Vec::new();
-                let (mut plain, mut disk) = (0u64, 0u64);
-                if meta.parts.is_empty() {
-                    segs.push(Segment {
-                        key: k.clone(),
-                        size: meta.size,
-                        plain_start: 0,
-                        disk_start: 0,
-                    });
-                    disk = encrypted_size(meta.size);
-                    plain = meta.size;
-                } else {
-                    for p in &meta.parts {
-                        segs.push(Segment {
-                            key: k.part_key(p.number),
-                            size: p.size,
-                            plain_start: plain,
-                            disk_start: disk,
-                        });
-                        plain += p.size;
-                        disk += encrypted_size(p.size);
-                    }
-                }
-                if disk != body_len || plain != meta.size {
-                    return Err(ReadError::WrongSize);
-                }
-                Layout::Encrypted(segs)
-            }
+        let meta = &obj.meta;
+        // (plaintext size, key) of each run: encrypted multipart objects have one package
+        // stream per part, and parts in files of their own are one run each.
+        let runs: Vec<(u64, Option<ObjectKey>)> = match key {
+            None if meta.part_dir.is_some() => meta.parts.iter().map(|p| (p.size, None)).collect(),
+            None => vec![(meta.size, None)],
+            Some(k) if meta.parts.is_empty() => vec![(meta.size, Some(k.clone()))],
+            Some(k) => meta
+                .parts
+                .iter()
+                .map(|p| (p.size, Some(k.part_key(p.number))))
+                .collect(),
         };
+        let own_files = meta.part_dir.is_some();
+        if own_files && (obj.parts.len() != runs.len() || obj.body_len != 0) {
+            return Err(ReadError::WrongSize);
+        }
+        let mut segments = Vec::with_capacity(runs.len());
+        let (mut plain, mut disk) = (0u64, 0u64);
+        for (i, (size, key)) in runs.into_iter().enumerate() {
+            let stored = if key.is_some() {
+                encrypted_size(size)
+            } else {
+                size
+            };
+            let (file, disk_start) = if own_files {
+                if obj.parts[i].body_len != stored {
+                    return Err(ReadError::WrongSize);
+                }
+                (obj.parts[i].file.clone(), 0)
+            } else {
+                (obj.file.clone(), disk)
+            };
+            segments.push(Segment {
+                file,
+                key,
+                size,
+                plain_start: plain,
+                disk_start,
+            });
+            plain += size;
+            disk += stored;
+        }
+        if plain != meta.size || (!own_files && disk != obj.body_len) {
+            return Err(ReadError::WrongSize);
+        }
         Ok(Self {
-            file,
-            layout: Arc::new(layout),
+            segments: Arc::new(segments),
             pos: start,
             end,
         })
@@ -111,28 +112,31 @@ impl BodyReader {
         if self.pos >= self.end {
             return Ok(None);
         }
-        let out = match &*self.layout {
-            Layout::Plain => {
-                let n = (self.end - self.pos).min(CHUNK) as usize;
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| self.pos >= s.plain_start && self.pos < s.plain_start + s.size)
+            .ok_or(ReadError::WrongSize)?;
+        let local = self.pos - seg.plain_start;
+        let out = match &seg.key {
+            None => {
+                let n = (self.end - self.pos).min(seg.size - local).min(CHUNK) as usize;
                 let mut buf = vec![0u8; n];
-                self.file.read_exact_at(&mut buf, self.pos).map_err(short)?;
+                seg.file
+                    .read_exact_at(&mut buf, seg.disk_start + local)
+                    .map_err(short)?;
                 buf
             }
-            Layout::Encrypted(segs) => {
-                let seg = segs
-                    .iter()
-                    .find(|s| self.pos >= s.plain_start && self.pos < s.plain_start + s.size)
-                    .ok_or(ReadError::WrongSize)?;
-                let local = self.pos - seg.plain_start;
+            Some(key) => {
                 let local_end = (self.end - seg.plain_start)
                     .min(seg.size)
                     .min((local / PAYLOAD as u64) * PAYLOAD as u64 + CHUNK);
-                let d = Decryptor::new(&seg.key, seg.size);
+                let d = Decryptor::new(key, seg.size);
                 let (first, last) = d.packages_for(local, local_end);
                 let (off0, _) = d.package_span(first);
                 let (offn, lenn) = d.package_span(last);
                 let mut buf = vec![0u8; (offn + lenn as u64 - off0) as usize];
-                self.file
+                seg.file
                     .read_exact_at(&mut buf, seg.disk_start + off0)
                     .map_err(short)?;
                 let mut out = Vec::with_capacity((local_end - local) as usize);

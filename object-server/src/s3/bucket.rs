@@ -72,7 +72,8 @@ impl CofferS3 {
             .delete_bucket(&bucket)
             .await
             .map_err(storage_err)?;
-        let _ = tokio::fs::remove_dir_all(self.store.uploads_dir(&bucket)).await;
+        let (store, uploads) = (self.store.clone(), self.store.uploads_dir(&bucket));
+        let _ = tokio::task::spawn_blocking(move || store.remove_upload_dir(&uploads)).await;
         Ok(S3Response::new(DeleteBucketOutput::default()))
     }
 

@@ -148,15 +148,8 @@ impl CofferS3 {
             _ => None,
         };
         let enc = self.new_object_key(&mode, bucket, key).await?;
-        let reader = BodyReader::new(
-            src.file.clone(),
-            &src.meta,
-            src.body_len,
-            src_ok.as_ref(),
-            0,
-            src.meta.size,
-        )
-        .map_err(|_| storage_err(StorageError::Damaged))?;
+        let reader = BodyReader::new(&src, src_ok.as_ref(), 0, src.meta.size)
+            .map_err(|_| storage_err(StorageError::Damaged))?;
         let algos: Vec<String> = src.meta.checksums.keys().cloned().collect();
         let ing = ingest(
             &self.store,
@@ -207,7 +200,7 @@ impl CofferS3 {
         let copied_version = src.meta.version_id.clone();
         drop(src);
         let version_id = self
-            .commit_object(bucket, key, ing.writer, &mut meta, versioning)
+            .commit_object(bucket, key, ing.writer, &mut meta, versioning, None)
             .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(CopyObjectOutput {

@@ -113,7 +113,7 @@ impl CofferS3 {
         version_id: Option<&str>,
         customer: Option<&CustomerKey>,
     ) -> S3Result<(OpenObject, Option<crate::sse::ObjectKey>)> {
-        let obj = self.open_named(bucket, key, version_id).await?;
+        let obj = self.open_named_body(bucket, key, version_id).await?;
         let ok = self.key_for(&obj, bucket, key, customer).await?;
         Ok((obj, ok))
     }
@@ -153,7 +153,7 @@ impl CofferS3 {
             input.sse_customer_key_md5.as_deref(),
         )?;
         let obj = self
-            .open_named(&input.bucket, &input.key, input.version_id.as_deref())
+            .open_named_body(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
         check_read_conditions(
             &obj.meta,
@@ -170,15 +170,7 @@ impl CofferS3 {
         let (start, end) = range.unwrap_or((0, meta.size));
         // A Range header, or a part of a multipart object, is answered as partial content.
         let partial = range.is_some();
-        let mut reader = BodyReader::new(
-            obj.file.clone(),
-            &meta,
-            obj.body_len,
-            ok.as_ref(),
-            start,
-            end,
-        )
-        .map_err(read_error)?;
+        let mut reader = BodyReader::new(&obj, ok.as_ref(), start, end).map_err(read_error)?;
         // Read the first chunk before answering, so a damaged object is an error response.
         let (reader, first) = tokio::task::spawn_blocking(move || {
             let c = reader.next_chunk();

@@ -60,6 +60,10 @@ pub(crate) fn storage_err(e: StorageError) -> S3Error {
             "The bucket you tried to delete is not empty"
         ),
         StorageError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        StorageError::NoSuchUpload => s3_error!(
+            NoSuchUpload,
+            "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+        ),
         StorageError::InvalidKey(k) => match k {
             crate::storage::KeyError::TooLong => s3_error!(KeyTooLongError, "Your key is too long"),
             other => S3Error::with_message(S3ErrorCode::InvalidArgument, other.to_string()),

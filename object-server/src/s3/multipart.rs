@@ -1,7 +1,8 @@
 //! Multipart uploads. Every bit of state is on disk under `DIR/.coffer/multipart/<bucket>/<id>/`
 //! (`upload.json`, and one object file per part, `part.<n>`), so any process serving the data
 //! directory sees every upload. Each part is its own package stream under a key derived from the
-//! object key and the part number; completing concatenates the parts' stored bytes unchanged.
+//! object key and the part number; completing moves the upload's part files, unchanged, under
+//! the object's key (see `storage::parts`): nothing is copied.
 use std::collections::BTreeMap;
 
 use s3s::dto::*;
@@ -17,7 +18,10 @@ use super::put::{
 use super::{CofferS3, custom_error, etag, now_ms, storage_err, timestamp};
 use crate::sse::headers::{CustomerKey, WriteHeaders};
 use crate::sse::{ObjectKey, SseRequest};
-use crate::storage::{EncryptionMeta, ObjectMeta, PartMeta, Retention, SseMode, StorageError};
+use crate::storage::parts::part_file_name;
+use crate::storage::{
+    EncryptionMeta, ObjectMeta, PartMeta, Retention, SseMode, StorageError, UploadParts,
+};
 
 /// Smallest part other than the last (as AWS and MinIO enforce).
 const MIN_PART: u64 = 5 * 1024 * 1024;
@@ -297,7 +301,7 @@ impl CofferS3 {
         let dest = self
             .store
             .upload_dir(&input.bucket, &input.upload_id)
-            .join(format!("part.{n}"));
+            .join(part_file_name(n));
         ing.writer
             .commit(&meta, dest)
             .await
@@ -309,9 +313,11 @@ impl CofferS3 {
             .join("upload.json")
             .exists()
         {
-            let _ =
-                tokio::fs::remove_dir_all(self.store.upload_dir(&input.bucket, &input.upload_id))
-                    .await;
+            let (store, dir) = (
+                self.store.clone(),
+                self.store.upload_dir(&input.bucket, &input.upload_id),
+            );
+            let _ = tokio::task::spawn_blocking(move || store.remove_upload_dir(&dir)).await;
             return Err(no_such_upload());
         }
         let sse = SseResponse::of(info.encryption.as_ref(), customer.as_ref());
@@ -379,15 +385,8 @@ impl CofferS3 {
             Some(r) => parse_copy_range(r, src.meta.size)?,
             None => (0, src.meta.size),
         };
-        let reader = BodyReader::new(
-            src.file.clone(),
-            &src.meta,
-            src.body_len,
-            src_ok.as_ref(),
-            start,
-            end,
-        )
-        .map_err(|_| storage_err(StorageError::Damaged))?;
+        let reader = BodyReader::new(&src, src_ok.as_ref(), start, end)
+            .map_err(|_| storage_err(StorageError::Damaged))?;
         let stream = Box::pin(reader.into_stream());
         let ssec = info
             .encryption
@@ -403,7 +402,7 @@ impl CofferS3 {
         let dest = self
             .store
             .upload_dir(&input.bucket, &input.upload_id)
-            .join(format!("part.{n}"));
+            .join(part_file_name(n));
         ing.writer
             .commit(&meta, dest)
             .await
@@ -454,7 +453,7 @@ impl CofferS3 {
         }
         let dir = self.store.upload_dir(bucket, id);
         let mut parts = Vec::with_capacity(wanted.len());
-        let mut opened = Vec::with_capacity(wanted.len());
+        let mut upload = UploadParts::new(dir.clone(), id);
         let mut last = 0u32;
         for p in &wanted {
             let n = part_number(p.part_number.unwrap_or(0))?;
@@ -465,7 +464,7 @@ impl CofferS3 {
                 ));
             }
             last = n;
-            let part = match self.store.open_path(dir.join(format!("part.{n}"))).await {
+            let part = match self.store.open_path(dir.join(part_file_name(n))).await {
                 Ok(o) => o,
                 Err(StorageError::NoSuchKey) => {
                     return Err(s3_error!(
@@ -488,7 +487,9 @@ impl CofferS3 {
                 size: part.meta.size,
                 etag: part.meta.etag.clone(),
             });
-            opened.push(part);
+            upload
+                .add(n, &part.file)
+                .map_err(|e| storage_err(e.into()))?;
         }
         for p in &parts[..parts.len() - 1] {
             if p.size < MIN_PART {
@@ -504,16 +505,12 @@ impl CofferS3 {
             md5.update(&hex::decode(&p.etag).unwrap_or_default());
         }
         let etag_value = format!("{}-{}", hex::encode(md5.finalize()), parts.len());
-        let mut w = self
+        // The object file holds only the metadata: the parts' own files are moved in.
+        let w = self
             .store
             .writer()
             .await
             .map_err(|e| storage_err(e.into()))?;
-        for part in &opened {
-            w.append_from(part.file.clone(), 0, part.body_len)
-                .await
-                .map_err(|e| storage_err(e.into()))?;
-        }
         let mut meta = ObjectMeta {
             size: parts.iter().map(|p| p.size).sum(),
             etag: etag_value,
@@ -528,12 +525,19 @@ impl CofferS3 {
             legal_hold: info.legal_hold,
             ..Default::default()
         };
-        drop(opened);
         let versioning = self.versioning(bucket).await?;
         let version_id = self
-            .commit_object(bucket, key, w, &mut meta, versioning)
-            .await?;
-        let _ = tokio::fs::remove_dir_all(&dir).await;
+            .store
+            .commit_object(bucket, key, w, &mut meta, versioning, Some(upload))
+            .await
+            .map_err(|e| match e {
+                // A part was uploaded again while completing.
+                StorageError::Refused => s3_error!(
+                    InvalidPart,
+                    "One or more of the specified parts changed while the upload was being completed."
+                ),
+                e => storage_err(e),
+            })?;
         let sse = SseResponse::of(meta.encryption.as_ref(), None);
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
@@ -554,10 +558,18 @@ impl CofferS3 {
         let input = req.input;
         self.read_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
-        let dir = self.store.upload_dir(&input.bucket, &input.upload_id);
-        tokio::fs::remove_dir_all(&dir)
+        let (store, dir) = (
+            self.store.clone(),
+            self.store.upload_dir(&input.bucket, &input.upload_id),
+        );
+        // Completed or aborted meanwhile, it is no longer there to abort.
+        let existed = tokio::task::spawn_blocking(move || store.remove_upload_dir(&dir))
             .await
+            .map_err(|e| storage_err(std::io::Error::other(e).into()))?
             .map_err(|e| storage_err(e.into()))?;
+        if !existed {
+            return Err(no_such_upload());
+        }
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
@@ -596,7 +608,7 @@ impl CofferS3 {
                 truncated = true;
                 break;
             }
-            let Ok(o) = self.store.open_path(dir.join(format!("part.{n}"))).await else {
+            let Ok(o) = self.store.open_path(dir.join(part_file_name(n))).await else {
                 continue;
             };
             parts.push(Part {

@@ -393,7 +393,7 @@ impl CofferS3 {
         };
         let checksums = ing.checksums.clone();
         let version_id = self
-            .commit_object(bucket, key, ing.writer, &mut meta, versioning)
+            .commit_object(bucket, key, ing.writer, &mut meta, versioning, None)
             .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         let out = PutObjectOutput {

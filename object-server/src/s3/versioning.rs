@@ -7,7 +7,8 @@ use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 use super::list::url_encode;
 use super::{CofferS3, etag, storage_err, timestamp};
 use crate::storage::{
-    DeleteOutcome, ObjectMeta, ObjectWriter, OpenObject, StorageError, VersionInfo, Versioning,
+    DeleteOutcome, ObjectMeta, ObjectWriter, OpenObject, StorageError, UploadParts, VersionInfo,
+    Versioning,
 };
 
 /// The error of a GET or HEAD whose key's latest version is a delete marker: 404 with
@@ -79,25 +80,33 @@ impl CofferS3 {
         writer: ObjectWriter,
         meta: &mut ObjectMeta,
         versioning: Versioning,
+        upload: Option<UploadParts>,
     ) -> S3Result<Option<String>> {
-        match versioning {
-            Versioning::Unversioned => {
-                let dest = self.store.object_path(bucket, key).map_err(storage_err)?;
-                writer
-                    .commit(meta, dest)
-                    .await
-                    .map_err(|e| storage_err(e.into()))?;
-                Ok(None)
-            }
-            mode => {
-                let id = self
-                    .store
-                    .commit_version(writer, meta, bucket, key, mode)
-                    .await
-                    .map_err(storage_err)?;
-                Ok(Some(id))
+        self.store
+            .commit_object(bucket, key, writer, meta, versioning, upload)
+            .await
+            .map_err(storage_err)
+    }
+
+    /// [`Self::open_named`] with the part files of a multipart object opened too, to read its
+    /// body: what an open reader reads never changes, whatever happens to the key meanwhile.
+    pub(crate) async fn open_named_body(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<OpenObject> {
+        // A part gone between the two opens means the object was replaced: open the new one.
+        for _ in 0..5 {
+            let obj = self.open_named(bucket, key, version_id).await?;
+            if let Some(o) = self.store.open_parts(obj).await.map_err(storage_err)? {
+                return Ok(o);
             }
         }
+        Err(s3_error!(
+            SlowDown,
+            "The object changed on every attempt to open it; please retry."
+        ))
     }
 
     /// Opens what a GET/HEAD/copy source names: the latest version, or the given one. A delete

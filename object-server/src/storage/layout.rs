@@ -10,10 +10,17 @@
 //! DIR/<bucket>/_a/_b/versions/<id>  in a versioned bucket, one object file per version of "a/b"
 //!                         (delete markers too), named by version id (`null`: the null version);
 //!                         `obj` is a hard link to the latest one, absent when it is a delete marker
+//! DIR/<bucket>/_a/_b/parts/<upload id>/part.<n>  the part files of a multipart object of "a/b":
+//!                         its `obj` (or version file) holds only the metadata and names the
+//!                         directory (`part_dir`); the parts are the upload's own files, moved here
+//!                         by CompleteMultipartUpload, never copied
 //! ```
 //! A bucket that was never versioned has no `versions/` directories: its objects are read and
 //! written exactly as before versioning existed, and an object written then is the null version
 //! once versioning is enabled. See [`super::versions`] for how versions change crash-safely.
+//! A multipart object completed before `parts/` existed has its parts' bytes concatenated in
+//! its `obj` and is read as before. See [`super::parts`] for when part files are moved in and
+//! reclaimed.
 //! Because every segment directory starts with `_`, a segment can never be `.`, `..`, empty or
 //! `obj`, so no key escapes its bucket, and objects `a` and `a/b` coexist (`_a/obj`, `_a/_b/obj`).
 use std::path::{Path, PathBuf};
@@ -22,6 +29,8 @@ use std::path::{Path, PathBuf};
 pub const OBJECT_FILE: &str = "obj";
 /// Directory of a key's versions, next to its `obj`.
 pub const VERSIONS_DIR: &str = "versions";
+/// Directory of a key's multipart part data, next to its `obj`.
+pub const PARTS_DIR: &str = "parts";
 /// The id of the null version.
 pub const NULL_VERSION: &str = "null";
 /// Name of the server's own directory in the data directory.

@@ -87,6 +87,11 @@ pub struct ObjectMeta {
     /// Parts, for multipart objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartMeta>,
+    /// Where the parts' bytes are: the directory under the key's `parts/` holding one file per
+    /// part (the object file then has an empty body). Absent: the body is in the object file
+    /// itself (every single-part object, and multipart objects completed by earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_dir: Option<String>,
     /// The version id in a versioned bucket (`null` for the null version written while
     /// versioning was suspended); absent for objects of unversioned buckets (also the null version).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,10 +13,12 @@ use tokio::io::AsyncWriteExt;
 
 pub mod layout;
 pub mod meta;
+pub mod parts;
 pub mod versions;
 
 pub use layout::KeyError;
 pub use meta::{EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode};
+pub use parts::{PartFile, UploadParts};
 pub use versions::{DeleteOutcome, VersionInfo, Versioning};
 
 /// A storage operation failed.
@@ -49,6 +51,9 @@ pub enum StorageError {
     /// The object file is damaged.
     #[error("the object file is damaged")]
     Damaged,
+    /// The multipart upload does not exist (any more: completed or aborted meanwhile).
+    #[error("the multipart upload does not exist")]
+    NoSuchUpload,
     /// Other I/O.
     #[error("storage I/O: {0}")]
     Io(#[from] io::Error),
@@ -69,8 +74,13 @@ pub struct OpenObject {
     pub file: Arc<std::fs::File>,
     /// Its metadata.
     pub meta: ObjectMeta,
-    /// Stored body bytes (ciphertext length for encrypted objects).
+    /// Stored body bytes (ciphertext length for encrypted objects) in `file`.
     pub body_len: u64,
+    /// The part files of a multipart object whose parts are files of their own
+    /// (`meta.part_dir`), in order, once [`Store::open_parts`] opened them; empty otherwise.
+    pub parts: Vec<PartFile>,
+    /// The name the file was opened by.
+    pub(crate) path: PathBuf,
 }
 
 /// One data directory.
@@ -83,6 +93,39 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
     tokio::task::spawn_blocking(f)
         .await
         .expect("blocking task panicked")
+}
+
+fn not_found(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory
+}
+
+/// Takes an exclusive `flock` of the directory `dir` (creating it and its ancestors first if
+/// `create`), held until the returned file is dropped or its process dies. `None` when `dir`
+/// does not exist and `create` is false. A holder may remove the directory once it is empty;
+/// a waiter then finds that it locked a removed directory and starts over, so whoever returns
+/// holds the lock of the directory now at `dir`.
+pub(crate) fn lock_dir(dir: &Path, create: bool) -> io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        if create {
+            create_dirs_durably(dir)?;
+        }
+        let f = match std::fs::File::open(dir) {
+            Ok(f) => f,
+            Err(e) if not_found(&e) && create => continue,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        f.lock()?;
+        let held = f.metadata()?;
+        match std::fs::metadata(dir) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(Some(f)),
+            Ok(_) => continue,
+            Err(e) if not_found(&e) && create => continue,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
@@ -388,6 +431,8 @@ impl Store {
             let mut dir = p.parent().map(Path::to_path_buf);
             if let Some(d) = &dir {
                 let _ = fsync_dir(d);
+                // A multipart object's part files go with it.
+                parts::sweep(d);
             }
             while let Some(d) = dir {
                 if d == stop || std::fs::remove_dir(&d).is_err() {
@@ -480,6 +525,20 @@ impl Store {
         self.system_dir().join("multipart").join(bucket).join(id)
     }
 
+    /// Removes a multipart upload's directory (or a bucket's directory of them) after renaming
+    /// it into the temp directory, so that a Complete moving it at that moment either gets it
+    /// whole or finds it gone, never half removed (blocking). Whether it existed.
+    pub fn remove_upload_dir(&self, dir: &Path) -> io::Result<bool> {
+        let claimed = self.tmp_dir().join(random_name());
+        match std::fs::rename(dir, &claimed) {
+            Ok(()) => {}
+            Err(e) if not_found(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        std::fs::remove_dir_all(&claimed)?;
+        Ok(true)
+    }
+
     /// The directory holding every multipart upload of `bucket`.
     pub fn uploads_dir(&self, bucket: &str) -> PathBuf {
         self.system_dir().join("multipart").join(bucket)
@@ -501,6 +560,8 @@ pub(crate) fn open_file(p: &Path) -> Result<OpenObject, StorageError> {
         file: Arc::new(file),
         meta,
         body_len,
+        parts: Vec::new(),
+        path: p.to_path_buf(),
     })
 }
 

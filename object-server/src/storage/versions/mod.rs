@@ -290,7 +290,7 @@ impl Store {
             .await
     }
 
-    fn key_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StorageError> {
+    pub(crate) fn key_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StorageError> {
         self.require_bucket(bucket)?;
         Ok(layout::bucket_dir(self.root(), bucket).join(layout::key_dir(key)?))
     }

@@ -36,7 +36,7 @@ async fn versions_markers_and_the_null_version() {
     for body in [b"one", b"two"] {
         let (w, mut m) = write(&s, body).await;
         ids.push(
-            s.commit_version(w, &mut m, "b", "k", Versioning::Enabled)
+            s.commit_version(w, &mut m, "b", "k", Versioning::Enabled, None)
                 .await
                 .unwrap(),
         );
@@ -87,7 +87,7 @@ async fn versions_markers_and_the_null_version() {
     // Suspended: writes replace the null version, other versions stay.
     let (w, mut m) = write(&s, b"n1").await;
     let id = s
-        .commit_version(w, &mut m, "b", "k", Versioning::Suspended)
+        .commit_version(w, &mut m, "b", "k", Versioning::Suspended, None)
         .await
         .unwrap();
     assert_eq!(id, "null");
@@ -142,7 +142,7 @@ async fn a_crash_before_the_link_still_resolves() {
     s.create_bucket("b").await.unwrap();
     let (w, mut m) = write(&s, b"v1").await;
     let v1 = s
-        .commit_version(w, &mut m, "b", "k", Versioning::Enabled)
+        .commit_version(w, &mut m, "b", "k", Versioning::Enabled, None)
         .await
         .unwrap();
     // As if a writer died after renaming its file to `obj` but before linking it.
@@ -156,7 +156,7 @@ async fn a_crash_before_the_link_still_resolves() {
     assert_eq!(v[1].version_id, v1);
     // The next write preserves it.
     let (w, mut m) = write(&s, b"v3").await;
-    s.commit_version(w, &mut m, "b", "k", Versioning::Enabled)
+    s.commit_version(w, &mut m, "b", "k", Versioning::Enabled, None)
         .await
         .unwrap();
     assert_eq!(s.key_versions("b", "k").await.unwrap().len(), 3);
@@ -176,7 +176,7 @@ async fn a_key_without_versions_leaves_no_directory() {
     ] {
         let (w, mut m) = write(&s, body).await;
         ids.push(
-            s.commit_version(w, &mut m, "b", key, Versioning::Enabled)
+            s.commit_version(w, &mut m, "b", key, Versioning::Enabled, None)
                 .await
                 .unwrap(),
         );
@@ -199,7 +199,7 @@ async fn a_key_without_versions_leaves_no_directory() {
     assert!(s.list_version_keys("b", "", false).await.unwrap() == vec!["a/other".to_owned()]);
     // The key can be written again.
     let (w, mut m) = write(&s, b"again").await;
-    s.commit_version(w, &mut m, "b", "a/b/k", Versioning::Enabled)
+    s.commit_version(w, &mut m, "b", "a/b/k", Versioning::Enabled, None)
         .await
         .unwrap();
     assert_eq!(s.key_versions("b", "a/b/k").await.unwrap().len(), 1);
@@ -224,7 +224,7 @@ async fn pruning_races_with_writers_of_other_processes() {
                 let key = format!("p/k{}", round % 2);
                 let (w, mut m) = write(&s, format!("{worker}-{round}").as_bytes()).await;
                 let id = s
-                    .commit_version(w, &mut m, "b", &key, Versioning::Enabled)
+                    .commit_version(w, &mut m, "b", &key, Versioning::Enabled, None)
                     .await
                     .unwrap();
                 // Each worker removes what it wrote at once (often the key's last version),

@@ -9,9 +9,10 @@ use super::{
     order_of, remove_if_exists, valid_version_id,
 };
 use crate::storage::layout::{NULL_VERSION, OBJECT_FILE, VERSIONS_DIR};
+use crate::storage::parts::{PartsLock, UploadParts, sweep};
 use crate::storage::{
-    ObjectMeta, ObjectWriter, StorageError, Store, blocking, create_dirs_durably, fsync_dir,
-    open_file, random_name,
+    ObjectMeta, ObjectWriter, StorageError, Store, blocking, fsync_dir, lock_dir, open_file,
+    random_name,
 };
 
 /// A key's directory while its versions are locked.
@@ -28,31 +29,13 @@ impl LockedKey {
     /// Creates `versions/` if needed and takes its lock (blocking).
     fn lock(dir: PathBuf, tmp: PathBuf) -> io::Result<Self> {
         let vdir = dir.join(VERSIONS_DIR);
-        loop {
-            create_dirs_durably(&vdir)?;
-            let f = match std::fs::File::open(&vdir) {
-                Ok(f) => f,
-                // Removed with its bucket meanwhile: create it again.
-                Err(e) if not_found(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            f.lock()?;
-            // The holder before us may have pruned the directory (its key's last version
-            // gone): a lock of a removed directory excludes nobody, so lock the one now there.
-            let held = f.metadata()?;
-            match std::fs::metadata(&vdir) {
-                Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {}
-                Ok(_) => continue,
-                Err(e) if not_found(&e) => continue,
-                Err(e) => return Err(e),
-            }
-            return Ok(Self {
-                dir,
-                vdir,
-                tmp,
-                _lock: f,
-            });
-        }
+        let lock = lock_dir(&vdir, true)?.expect("created");
+        Ok(Self {
+            dir,
+            vdir,
+            tmp,
+            _lock: lock,
+        })
     }
 
     fn obj(&self) -> PathBuf {
@@ -180,11 +163,46 @@ impl Store {
         bucket: &str,
         key: &str,
         mode: Versioning,
+        upload: Option<UploadParts>,
     ) -> Result<String, StorageError> {
         let dir = self.key_path(bucket, key)?;
         let tmp = self.tmp_dir();
         let locked = blocking(move || LockedKey::lock(dir, tmp)).await?;
         let locked = std::sync::Arc::new(locked);
+        let parts = match &upload {
+            Some(up) => {
+                let lock = self.move_in(&locked.dir, up).await?;
+                meta.part_dir = Some(up.id.clone());
+                Some(std::sync::Arc::new(lock))
+            }
+            None => None,
+        };
+        let suspended = mode == Versioning::Suspended;
+        let committed = self
+            .commit_locked_version(&locked, writer, meta, mode)
+            .await;
+        // Only a suspended bucket's write drops a version (the null one it replaces).
+        match (parts, upload) {
+            (Some(lock), Some(up)) => {
+                self.settle(lock, up, committed.is_ok(), suspended).await;
+            }
+            _ if suspended && committed.is_ok() => {
+                let d = locked.dir.clone();
+                blocking(move || sweep(&d)).await;
+            }
+            _ => {}
+        }
+        drop(locked);
+        committed
+    }
+
+    async fn commit_locked_version(
+        &self,
+        locked: &std::sync::Arc<LockedKey>,
+        writer: ObjectWriter,
+        meta: &mut ObjectMeta,
+        mode: Versioning,
+    ) -> Result<String, StorageError> {
         let id = match mode {
             Versioning::Suspended => NULL_VERSION.to_owned(),
             _ => {
@@ -213,7 +231,6 @@ impl Store {
             }
         })
         .await?;
-        drop(locked);
         Ok(id)
     }
 
@@ -274,6 +291,11 @@ impl Store {
         meta.etag = String::new();
         let w = self.writer().await?;
         w.commit(&meta, locked.vdir.join(&id)).await?;
+        if suspended {
+            // The null version replaced may have been a multipart object.
+            let d = locked.dir.clone();
+            blocking(move || sweep(&d)).await;
+        }
         drop(locked);
         Ok(id)
     }
@@ -343,6 +365,7 @@ impl Store {
                 fsync_dir(&l.vdir)?;
             }
             l.promote_newest()?;
+            sweep(&l.dir);
             l.prune_if_empty(&bucket_dir)?;
             Ok(removed)
         })
@@ -405,15 +428,31 @@ impl Store {
         } else {
             None
         };
-        let src = match version_id {
-            Some(v) => self.open_version(bucket, key, v).await?,
-            None => {
-                let o = self.open_latest(bucket, key).await?;
-                if o.meta.delete_marker {
-                    return Err(StorageError::NoSuchKey);
+        // The rewrite of a multipart object names its part files anew: it holds the parts lock
+        // from its read to its commit, so that no sweep removes them in between.
+        let mut parts_lock = None;
+        let mut tries = 0;
+        let src = loop {
+            let src = match version_id {
+                Some(v) => self.open_version(bucket, key, v).await?,
+                None => {
+                    let o = self.open_latest(bucket, key).await?;
+                    if o.meta.delete_marker {
+                        return Err(StorageError::NoSuchKey);
+                    }
+                    o
                 }
-                o
+            };
+            if src.meta.part_dir.is_none() || parts_lock.is_some() {
+                break src;
             }
+            tries += 1;
+            if tries > 3 {
+                return Err(StorageError::Damaged);
+            }
+            // Read it again under the lock (without `parts/` it was replaced meanwhile).
+            let d = dir.clone();
+            parts_lock = blocking(move || PartsLock::take(&d, false)).await?;
         };
         if src.meta.delete_marker {
             return Err(StorageError::MethodNotAllowed);
@@ -445,6 +484,7 @@ impl Store {
         } else {
             w.commit(&meta, vpath).await?;
         }
+        drop(parts_lock);
         drop(locked);
         Ok(meta)
     }
