@@ -11,7 +11,9 @@
 # show the server's CPU time per MiB (from /proc), which a busy machine disturbs less than MiB/s.
 # Needs the peers (e2e/peers/install) and a release build (cargo build --release -p object-server;
 # the binary is taken from $CARGO_TARGET_DIR/release, default target/release). BENCH_DIR: where the
-# data directories go (default target/).
+# data directories go (default target/). BENCH_CELLS: the cells to run (default all:
+# "put1 put64 get1 get64 put4k"). BENCH_BASELINE: another object-server binary (say, a build of
+# main) run as a third server, "baseline", in the same rounds, with the ratio object-server/baseline.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,6 +24,9 @@ rounds=${2:-1}
 target=${CARGO_TARGET_DIR:-$root/target}
 bin=$target/release/object-server
 [ -x "$bin" ] || { echo "build first: cargo build --release -p object-server" >&2; exit 1; }
+baseline=${BENCH_BASELINE:-}
+[ -z "$baseline" ] || [ -x "$baseline" ] || { echo "BENCH_BASELINE is not an executable: $baseline" >&2; exit 1; }
+kinds=(coffer minio); [ -n "$baseline" ] && kinds+=(baseline)
 work=$(mktemp -d "${BENCH_DIR:-$root/target}/bench.XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -57,6 +62,8 @@ start_server() { # kind sse -> sets host[kind,sse] and pid[kind,sse]
   local env=("${creds[@]}" "${kes_env[@]}" MINIO_KMS_AUTO_ENCRYPTION=$sse)
   if [ "$kind" = coffer ]; then
     env "${env[@]}" "$bin" server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
+  elif [ "$kind" = baseline ]; then
+    env "${env[@]}" "$baseline" server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
   else
     env "${env[@]}" MINIO_BROWSER=off minio server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
   fi
@@ -84,12 +91,14 @@ run_warp() { # op host size concurrency extra... -> prints "MiB/s obj/s"
 }
 
 declare -A host pid result cpu
-for kind in coffer minio; do for sse in off on; do start_server "$kind" "$sse"; done; done
+for kind in "${kinds[@]}"; do for sse in off on; do start_server "$kind" "$sse"; done; done
 hz=$(getconf CLK_TCK)
-cells=(put1 put64 get1 get64 put4k)
+read -r -a cells <<< "${BENCH_CELLS:-put1 put64 get1 get64 put4k}"
+has_cell() { [[ " ${cells[*]} " == *" $1 "* ]]; }
 declare -A args=([put1]="put 1MiB" [put64]="put 64MiB" [get1]="get 1MiB --objects 200" [get64]="get 64MiB --objects 16" [put4k]="put 4KiB")
 for round in $(seq "$rounds"); do
-  order=(coffer minio); [ $((round % 2)) = 0 ] && order=(minio coffer)
+  # Each round starts with the next server, so no server is always first.
+  order=("${kinds[@]:$(( (round - 1) % ${#kinds[@]} ))}" "${kinds[@]:0:$(( (round - 1) % ${#kinds[@]} ))}")
   for cell in "${cells[@]}"; do
     for sse in off on; do
       [ "$cell" = put4k ] && [ "$sse" = off ] && continue
@@ -109,7 +118,7 @@ for round in $(seq "$rounds"); do
     done
   done
 done
-for kind in coffer minio; do for sse in off on; do kill "${pid[$kind,$sse]}" 2>/dev/null || true; done; done
+for kind in "${kinds[@]}"; do for sse in off on; do kill "${pid[$kind,$sse]}" 2>/dev/null || true; done; done
 
 # "v1 v2 ..." -> "median [min-max]" (just the value for one round)
 summary() { echo "$1" | tr ' ' '\n' | { grep . || true; } | sort -g | awk '{ v[NR] = $1 } END {
@@ -121,21 +130,36 @@ cost() { awk -v on="$1" -v off="$2" 'BEGIN { if (on == "" || off == "" || off ==
 echo "rounds: $rounds, $duration per cell; load before/after: see uptime"
 printf '%-16s %26s %26s %7s\n' cell object-server minio ratio
 for cell in put1 put64 get1 get64; do
+  has_cell "$cell" || continue
   for sse in off on; do
     c=$(median "${result[coffer,$sse,$cell]}"); m=$(median "${result[minio,$sse,$cell]}")
     printf '%-16s %20s MiB/s %20s MiB/s %7s\n' "$cell sse=$sse" "$(summary "${result[coffer,$sse,$cell]}")" "$(summary "${result[minio,$sse,$cell]}")" "$(ratio "$c" "$m")"
+    if [ -n "$baseline" ]; then
+      b=$(median "${result[baseline,$sse,$cell]}")
+      printf '%-16s %20s MiB/s  object-server/baseline %s\n' "  baseline" "$(summary "${result[baseline,$sse,$cell]}")" "$(ratio "$c" "$b")"
+    fi
   done
 done
-c=$(median "${result[coffer,on,put4k]}"); m=$(median "${result[minio,on,put4k]}")
-printf '%-16s %20s ops/s %20s ops/s %7s\n' "put4k sse=on" "$(summary "${result[coffer,on,put4k]}")" "$(summary "${result[minio,on,put4k]}")" "$(ratio "$c" "$m")"
+if has_cell put4k; then
+  c=$(median "${result[coffer,on,put4k]}"); m=$(median "${result[minio,on,put4k]}")
+  printf '%-16s %20s ops/s %20s ops/s %7s\n' "put4k sse=on" "$(summary "${result[coffer,on,put4k]}")" "$(summary "${result[minio,on,put4k]}")" "$(ratio "$c" "$m")"
+  if [ -n "$baseline" ]; then
+    b=$(median "${result[baseline,on,put4k]}")
+    printf '%-16s %20s ops/s  object-server/baseline %s\n' "  baseline" "$(summary "${result[baseline,on,put4k]}")" "$(ratio "$c" "$b")"
+  fi
+fi
 for cell in put1 put64 put4k; do
+  has_cell "$cell" || continue
   for sse in off on; do
     [ "$cell" = put4k ] && [ "$sse" = off ] && continue
-    printf 'server CPU ms/MiB %-6s sse=%-3s coffer %-20s minio %s\n' "$cell" "$sse" "$(summary "${cpu[coffer,$sse,$cell]}")" "$(summary "${cpu[minio,$sse,$cell]}")"
+    printf 'server CPU ms/MiB %-6s sse=%-3s coffer %-20s minio %-20s' "$cell" "$sse" "$(summary "${cpu[coffer,$sse,$cell]}")" "$(summary "${cpu[minio,$sse,$cell]}")"
+    [ -n "$baseline" ] && printf ' baseline %s' "$(summary "${cpu[baseline,$sse,$cell]}")"
+    echo
   done
 done
 for cell in put1 put64 get1 get64; do
-  for kind in coffer minio; do
+  has_cell "$cell" || continue
+  for kind in "${kinds[@]}"; do
     off=$(median "${result[$kind,off,$cell]}"); on=$(median "${result[$kind,on,$cell]}")
     printf 'SSE cost %-6s %-8s %s\n' "$cell" "$kind" "$(cost "$on" "$off")"
   done

@@ -73,6 +73,11 @@ fn durability_restart_kill9_tamper_two_processes() {
 }
 
 #[test]
+fn multipart_parts_stay_in_their_files() {
+    pytest("test_multipart.py");
+}
+
+#[test]
 fn real_clients_aws_cli_mc_warp() {
     pytest("test_clients.py");
 }

@@ -131,7 +131,8 @@ impl PartsLock {
             fsync_dir(p)?;
         }
         let unchanged = up.files.iter().all(|(n, id)| {
-            std::fs::metadata(dest.join(part_file_name(*n))).is_ok_and(|m| (m.dev(), m.ino()) == *id)
+            std::fs::metadata(dest.join(part_file_name(*n)))
+                .is_ok_and(|m| (m.dev(), m.ino()) == *id)
         });
         if !unchanged {
             self.move_back(up);
@@ -341,7 +342,8 @@ impl Store {
                 .await
                 .map(Some);
         }
-        let dir = self.key_path(bucket, key)?;
+        // (No bucket check: the request checked it, and a plain PUT pays nothing extra.)
+        let dir = layout::bucket_dir(self.root(), bucket).join(layout::key_dir(key)?);
         let obj = dir.join(OBJECT_FILE);
         let Some(up) = upload else {
             writer.commit(meta, obj).await?;
@@ -369,7 +371,11 @@ impl Store {
         let (dir, up) = (dir.to_path_buf(), up.clone());
         blocking(move || {
             let lock = PartsLock::take(&dir, true)?.expect("created");
-            lock.move_in(&up)?;
+            if let Err(e) = lock.move_in(&up) {
+                // Nothing was moved in: leave no empty `parts/` behind.
+                let _ = lock.sweep();
+                return Err(e);
+            }
             Ok(lock)
         })
         .await

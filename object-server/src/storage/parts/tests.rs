@@ -137,7 +137,9 @@ async fn complete_moves_the_upload_files_and_copies_nothing() {
     let moved = key_dir(&s, "k").join(PARTS_DIR).join(&id);
     for (n, ino) in (1..=2).zip(&inodes) {
         assert_eq!(
-            std::fs::metadata(moved.join(part_file_name(n))).unwrap().ino(),
+            std::fs::metadata(moved.join(part_file_name(n)))
+                .unwrap()
+                .ino(),
             *ino
         );
     }
@@ -261,16 +263,10 @@ async fn a_missing_or_foreign_part_is_damage() {
     // Part 2 replaced by a file of another part (its trailer does not match).
     std::fs::copy(dir.join(part_file_name(1)), dir.join(part_file_name(2))).unwrap();
     let o = s.open_latest("b", "k").await.unwrap();
-    assert!(matches!(
-        s.open_parts(o).await,
-        Err(StorageError::Damaged)
-    ));
+    assert!(matches!(s.open_parts(o).await, Err(StorageError::Damaged)));
     std::fs::remove_file(dir.join(part_file_name(2))).unwrap();
     let o = s.open_latest("b", "k").await.unwrap();
-    assert!(matches!(
-        s.open_parts(o).await,
-        Err(StorageError::Damaged)
-    ));
+    assert!(matches!(s.open_parts(o).await, Err(StorageError::Damaged)));
 }
 
 #[tokio::test]
@@ -300,14 +296,20 @@ async fn completing_a_gone_or_changed_upload_changes_nothing() {
     assert!(matches!(r, Err(StorageError::Refused)), "{r:?}");
     // The upload is back where it was, the key unchanged.
     assert!(s.upload_dir("b", &id).join("upload.json").exists());
-    assert_eq!(read(&s, s.open_latest("b", "k").await.unwrap()).await, b"before");
+    assert_eq!(
+        read(&s, s.open_latest("b", "k").await.unwrap()).await,
+        b"before"
+    );
     // Aborted meanwhile.
     assert!(s.remove_upload_dir(&s.upload_dir("b", &id)).unwrap());
     let mut m = manifest(&id, &[b"checked"]);
     let w = s.writer().await.unwrap();
     let r = s.commit_object("b", "k", w, &mut m, u, Some(up)).await;
     assert!(matches!(r, Err(StorageError::NoSuchUpload)), "{r:?}");
-    assert_eq!(read(&s, s.open_latest("b", "k").await.unwrap()).await, b"before");
+    assert_eq!(
+        read(&s, s.open_latest("b", "k").await.unwrap()).await,
+        b"before"
+    );
 }
 
 #[tokio::test]
