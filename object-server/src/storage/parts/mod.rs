@@ -210,7 +210,11 @@ impl PartsLock {
         }
         if kept == 0 {
             match std::fs::remove_dir(&self.pdir) {
-                Ok(()) => fsync_dir(&self.dir)?,
+                // (The key directory, left empty, may be pruned at once by a delete.)
+                Ok(()) => match fsync_dir(&self.dir) {
+                    Err(e) if not_found(&e) => {}
+                    other => other?,
+                },
                 Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty || not_found(&e) => {}
                 Err(e) => return Err(e.into()),
             }

@@ -131,7 +131,11 @@ impl LockedKey {
             dir = d.parent();
         }
         if let Some(d) = dir {
-            fsync_dir(d)?;
+            match fsync_dir(d) {
+                // Pruned meanwhile by the removal of a sibling key (which fsynced its parent).
+                Err(e) if not_found(&e) => {}
+                other => other?,
+            }
         }
         Ok(())
     }
