@@ -170,16 +170,11 @@ impl CofferS3 {
         let (start, end) = range.unwrap_or((0, meta.size));
         // A Range header, or a part of a multipart object, is answered as partial content.
         let partial = range.is_some();
-        let mut reader = BodyReader::new(&obj, ok.as_ref(), start, end).map_err(read_error)?;
+        let reader = BodyReader::new(&obj, ok.as_ref(), start, end).map_err(read_error)?;
         // Read the first chunk before answering, so a damaged object is an error response.
-        let (reader, first) = tokio::task::spawn_blocking(move || {
-            let c = reader.next_chunk();
-            (reader, c)
-        })
-        .await
-        .map_err(|e| s3s::S3Error::internal_error(std::io::Error::other(e.to_string())))?;
-        let first = first.map_err(read_error)?;
-        let stream = futures::stream::iter(first.map(Ok)).chain(reader.into_stream());
+        let (reader, first) = reader.read_next().await.map_err(read_error)?;
+        let stream =
+            futures::stream::iter(first.into_iter().flatten().map(Ok)).chain(reader.into_stream());
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         let (lock_mode, lock_until, legal_hold) = super::lock::lock_headers(&meta);
         // Full-object checksums only when asked for, and only for the whole object.

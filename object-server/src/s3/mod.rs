@@ -21,6 +21,7 @@ mod list;
 mod lock;
 mod multipart;
 mod put;
+mod read_buffers;
 mod tagging;
 mod versioning;
 
