@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use base64::Engine as _;
@@ -84,35 +83,7 @@ pub struct PoliciesFile {
     pub policies: BTreeMap<String, StoredPolicy>,
 }
 
-/// Identity of a file's current version: changes whenever a writer renames a new file in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stamp {
-    inode: u64,
-    len: u64,
-    modified: Option<SystemTime>,
-    exists: bool,
-}
-
-impl Stamp {
-    /// Whether the file existed.
-    pub fn exists(&self) -> bool {
-        self.exists
-    }
-}
-
-/// The stamp of `path` now.
-pub fn stamp(path: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt as _;
-    match std::fs::metadata(path) {
-        Ok(m) => Stamp {
-            inode: m.ino(),
-            len: m.len(),
-            modified: m.modified().ok(),
-            exists: true,
-        },
-        Err(_) => Stamp::default(),
-    }
-}
+pub use crate::storage::stamp::{Stamp, stamp};
 
 /// Why the IAM store failed.
 #[derive(Debug, thiserror::Error)]

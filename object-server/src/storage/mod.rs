@@ -1,7 +1,8 @@
 //! Objects on local disk: the layout ([`layout`]), object files with their metadata ([`meta`]),
 //! and atomic writes (temp file, fsync, rename, fsync of the directory).
 //!
-//! Nothing is kept in memory between requests, so several processes can serve one directory:
+//! Nothing is kept in memory between requests that a `stat` does not check first (bucket
+//! configuration files, [`bucket_config`]), so several processes can serve one directory:
 //! a reader holds an open file and sees one complete version even while a writer renames a new
 //! one over it (last writer wins, never a torn object).
 use std::io;
@@ -11,9 +12,11 @@ use std::time::SystemTime;
 
 use tokio::io::AsyncWriteExt;
 
+mod bucket_config;
 pub mod layout;
 pub mod meta;
 pub mod parts;
+pub mod stamp;
 pub mod versions;
 
 pub use layout::KeyError;
@@ -87,6 +90,8 @@ pub struct OpenObject {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Bucket configuration files as last read (shared by the clones of one store).
+    configs: Arc<bucket_config::ConfigCache>,
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -181,6 +186,7 @@ impl Store {
     pub fn open(root: &Path) -> io::Result<Self> {
         let s = Self {
             root: root.to_path_buf(),
+            configs: Arc::default(),
         };
         std::fs::create_dir_all(s.tmp_dir())?;
         std::fs::create_dir_all(s.system_dir().join("multipart"))?;
@@ -329,7 +335,9 @@ impl Store {
             std::fs::remove_dir_all(&p)?;
             Ok(())
         })
-        .await
+        .await?;
+        self.configs.forget_under(&self.bucket_path(bucket));
+        Ok(())
     }
 
     /// Every bucket and when it was created, sorted by name.
@@ -358,7 +366,8 @@ impl Store {
         .await
     }
 
-    /// Reads a bucket configuration file (e.g. `encryption`), `None` if absent.
+    /// Reads a bucket configuration file (e.g. `encryption`), `None` if absent; cached by its
+    /// stamp, so a change by any process is seen by the next read.
     pub async fn read_bucket_config(
         &self,
         bucket: &str,
@@ -366,11 +375,7 @@ impl Store {
     ) -> Result<Option<Vec<u8>>, StorageError> {
         self.require_bucket(bucket)?;
         let p = self.bucket_path(bucket).join(format!(".{name}.json"));
-        match tokio::fs::read(&p).await {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.configs.read(p).await?.map(|b| b.to_vec()))
     }
 
     /// Atomically replaces (or with `None` removes) a bucket configuration file.
