@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p sidecar-kes --bin kes --bin kes-bench
-//! eval "$(e2e/peers/env)"; target/release/kes-bench [SECONDS_PER_LEVEL] [--no-pin] [--client-threads N]
+//! eval "$(e2e/peers/env)"; target/release/kes-bench [SECONDS_PER_LEVEL] [--levels 1,16,64] [--no-pin]
 //! ```
 //! One op is a generate and a decrypt of its ciphertext (the plaintexts are compared) on one
 //! keep-alive connection per concurrent client. For each server and level it prints ops/s, p50 and
@@ -21,6 +21,7 @@
 //! the pinning off. The load generator speaks HTTP/1.1 over mTLS itself on a single-threaded
 //! runtime: one write per request (one TLS record), one read buffer per connection, no pool and
 //! no per-request task, so that one core of it can keep one core of our server saturated.
+//! Method and measured numbers: the Benchmark section of sidecar-kes/README.md.
 
 use sidecar_kes::auth::ApiKey;
 use sidecar_kes::client::{ClientConfig, ClientIdentity, KesClient};
