@@ -18,7 +18,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 eval "$("$root/e2e/peers/env")"
-for p in warp minio minio-kes python; do command -v "$p" >/dev/null || { echo "missing peer $p: run e2e/peers/install" >&2; exit 1; }; done
+for p in warp minio minio-kes mc python; do command -v "$p" >/dev/null || { echo "missing peer $p: run e2e/peers/install" >&2; exit 1; }; done
 duration=${1:-15s}
 rounds=${2:-1}
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -92,6 +92,10 @@ run_warp() { # op host size concurrency extra... -> prints "MiB/s obj/s"
 
 declare -A host pid result cpu
 for kind in "${kinds[@]}"; do for sse in off on; do start_server "$kind" "$sse"; done; done
+# A PUT cell's bucket is removed once its CPU time is taken, so the data directories do not grow
+# by gigabytes per cell.
+export MC_CONFIG_DIR=$work/mc
+for k in "${!host[@]}"; do mc alias set "${k/,/-}" "http://${host[$k]}" bench-user bench-secret > /dev/null; done
 hz=$(getconf CLK_TCK)
 read -r -a cells <<< "${BENCH_CELLS:-put1 put64 get1 get64 put4k}"
 has_cell() { [[ " ${cells[*]} " == *" $1 "* ]]; }
@@ -108,6 +112,7 @@ for round in $(seq "$rounds"); do
         # shellcheck disable=SC2086 # $extra is a list of flags
         r=$(run_warp "$op" "${host[$kind,$sse]}" "$size" 8 $extra --bucket "$cell-r$round")
         ticks=$(( $(cpu_ticks "$p") - before ))
+        [ "$op" = put ] && mc rb --force "$kind-$sse/$cell-r$round" > /dev/null
         # MiB/s, or ops/s for 4 KiB objects.
         if [ "$cell" = put4k ]; then result[$kind,$sse,$cell]+="${r##* } "; else result[$kind,$sse,$cell]+="${r%% *} "; fi
         # CPU ms per MiB written (PUT cells; a GET cell's CPU also counts warp's upload of its
