@@ -86,9 +86,10 @@ pub async fn build_kms(
         KmsConfig::MasterKey(k) => {
             Arc::new(StaticKms::from_master_key(k.expose()).context("MINIO_KMS_MASTER_KEY")?)
         }
-        KmsConfig::Kes(kes) => {
-            Arc::new(crate::kms::kes::KesKms::new(kes, extra_cas).context("MINIO_KMS_KES_*")?)
-        }
+        // A remote KMS: its decryptions are reused for a few seconds (kms/decrypt_cache.rs).
+        KmsConfig::Kes(kes) => Arc::new(crate::kms::decrypt_cache::DecryptCache::new(
+            crate::kms::kes::KesKms::new(kes, extra_cas).context("MINIO_KMS_KES_*")?,
+        )),
     })
 }
 

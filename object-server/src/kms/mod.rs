@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroizing;
 
+pub mod decrypt_cache;
 pub mod kes;
 pub mod static_key;
 
