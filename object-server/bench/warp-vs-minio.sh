@@ -3,7 +3,7 @@
 # PUTs, against object-server and `minio server` on the same disk, each plain and with SSE
 # (auto-encryption through one MinIO KES). Prints MiB/s (ops/s for 4 KiB) and the ratios.
 #
-#   object-server/bench/warp-vs-minio.sh [DURATION] [ROUNDS]   # default 15s per cell (seconds, as 10s), 1 round
+#   object-server/bench/warp-vs-minio.sh [DURATION] [ROUNDS]   # default 15s per cell (at least 5s: warp reports nothing for less), 1 round
 #
 # All four servers run at once and every cell is measured for object-server and MinIO back to back
 # (the order alternating per round), so a change in the machine's load hits both sides alike. With
@@ -14,6 +14,11 @@
 # data directories go (default target/). BENCH_CELLS: the cells to run (default all:
 # "put1 put64 get1 get64 put4k"). BENCH_BASELINE: another object-server binary (say, a build of
 # main) run as a third server, "baseline", in the same rounds, with the ratio object-server/baseline.
+# BENCH_PIN=1: the servers and the KES share CPU 0 and warp gets CPU 1, so a cell compares what
+# each server does with one core. Ratios and SSE costs are taken per round (see per_round).
+# On this project's VM the disk's write speed varies 5x (dd of 1 GiB with fdatasync: 0.29-1.5 GB/s), so
+# PUT cells on disk mostly measure the disk; BENCH_DIR=/dev/shm measures the servers (fsync is then
+# free for both).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -25,6 +30,14 @@ target=${CARGO_TARGET_DIR:-$root/target}
 bin=$target/release/object-server
 [ -x "$bin" ] || { echo "build first: cargo build --release -p object-server" >&2; exit 1; }
 baseline=${BENCH_BASELINE:-}
+# BENCH_PIN=1: every server and the KES on CPU 0, warp and mc on CPU 1 (needs >= 2 CPUs), so a
+# cell measures what a server does with one core, and warp never competes with it for CPU.
+if [ "${BENCH_PIN:-0}" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "BENCH_PIN=1 needs two CPUs" >&2; exit 1; }
+  on_server_cpu=(taskset -c 0); on_client_cpu=(taskset -c 1)
+else
+  on_server_cpu=(); on_client_cpu=()
+fi
 [ -z "$baseline" ] || [ -x "$baseline" ] || { echo "BENCH_BASELINE is not an executable: $baseline" >&2; exit 1; }
 kinds=(coffer minio); [ -n "$baseline" ] && kinds+=(baseline)
 work=$(mktemp -d "${BENCH_DIR:-$root/target}/bench.XXXXXX")
@@ -49,7 +62,7 @@ keystore:
   fs:
     path: $work/kes-keys
 YML
-minio-kes server --config "$work/kes.yml" > "$work/kes.log" 2>&1 & pids+=($!)
+"${on_server_cpu[@]}" minio-kes server --config "$work/kes.yml" > "$work/kes.log" 2>&1 & pids+=($!)
 for _ in $(seq 300); do grep -q "Server is up" "$work/kes.log" && break; sleep 0.1; done
 grep -q "Server is up" "$work/kes.log" || { cat "$work/kes.log" >&2; exit 1; }
 kes_env=(MINIO_KMS_KES_ENDPOINT=https://127.0.0.1:$kes_port MINIO_KMS_KES_CERT_FILE=$work/pki/client.crt
@@ -61,11 +74,11 @@ start_server() { # kind sse -> sets host[kind,sse] and pid[kind,sse]
   port=$(free_port); dir=$work/data-$kind-$sse; mkdir -p "$dir"
   local env=("${creds[@]}" "${kes_env[@]}" MINIO_KMS_AUTO_ENCRYPTION=$sse)
   if [ "$kind" = coffer ]; then
-    env "${env[@]}" "$bin" server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
+    "${on_server_cpu[@]}" env "${env[@]}" "$bin" server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
   elif [ "$kind" = baseline ]; then
-    env "${env[@]}" "$baseline" server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
+    "${on_server_cpu[@]}" env "${env[@]}" "$baseline" server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
   else
-    env "${env[@]}" MINIO_BROWSER=off minio server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
+    "${on_server_cpu[@]}" env "${env[@]}" MINIO_BROWSER=off minio server --address "127.0.0.1:$port" "$dir" > "$work/$kind-$sse.log" 2>&1 &
   fi
   pid[$kind,$sse]=$!; pids+=("$!")
   wait_http "http://127.0.0.1:$port/minio/health/ready"
@@ -82,7 +95,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 run_warp() { # op host size concurrency extra... -> prints "MiB/s obj/s"
   local op=$1 host=$2 size=$3 conc=$4; shift 4
   local out
-  out=$(cd "$work" && warp "$op" --host "$host" --access-key bench-user --secret-key bench-secret \
+  out=$(cd "$work" && "${on_client_cpu[@]}" warp "$op" --host "$host" --access-key bench-user --secret-key bench-secret \
         --obj.size "$size" --concurrent "$conc" --duration "$duration" --noclear "$@" 2>&1) || {
     echo "$out" | tail -5 >&2; echo "--- server logs" >&2; tail -n 20 "$work"/*-*.log >&2; echo "--- kes" >&2; tail -n 20 "$work/kes.log" >&2; return 1; }
   echo "$out" | awk -v op="$(echo "$op" | tr a-z A-Z)" '
@@ -125,32 +138,38 @@ for round in $(seq "$rounds"); do
 done
 for kind in "${kinds[@]}"; do for sse in off on; do kill "${pid[$kind,$sse]}" 2>/dev/null || true; done; done
 
-# "v1 v2 ..." -> "median [min-max]" (just the value for one round)
+# "v1 v2 ..." -> "median [min..max]" (just the value for one round)
 summary() { echo "$1" | tr ' ' '\n' | { grep . || true; } | sort -g | awk '{ v[NR] = $1 } END {
   if (NR == 0) { print "-"; exit } m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-  if (NR == 1) print m; else printf "%s [%s-%s]\n", m, v[1], v[NR] }'; }
+  if (NR == 1) print m; else printf "%s [%s..%s]\n", m, v[1], v[NR] }'; }
 median() { summary "$1" | cut -d' ' -f1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
-cost() { awk -v on="$1" -v off="$2" 'BEGIN { if (on == "" || off == "" || off == 0) print "-"; else printf "%.1f%%", (1 - on / off) * 100 }'; }
+# Ratios and SSE costs pair the figures of one round, taken minutes apart at most, so a change in
+# the machine between rounds (this VM's disk and memory run at 2x different speeds from one minute
+# to the next) cancels out; they are summarised like the figures.
+# "a1 a2 ..." "b1 b2 ..." -> "a1/b1 a2/b2 ..."
+per_round() { paste -d' ' <(echo "$1" | tr -s ' ' '\n') <(echo "$2" | tr -s ' ' '\n') | awk -v cost="${3:-0}" '
+  NF == 2 && $2 > 0 { if (cost) printf "%.1f ", (1 - $1 / $2) * 100; else printf "%.2f ", $1 / $2 }'; }
+ratio() { summary "$(per_round "$1" "$2")"; }
+cost() { local c; c=$(summary "$(per_round "$1" "$2" 1)"); [ "$c" = - ] && echo - || echo "$c %"; }
 echo "rounds: $rounds, $duration per cell; load before/after: see uptime"
-printf '%-16s %26s %26s %7s\n' cell object-server minio ratio
+printf '%-16s %26s %26s %s\n' cell object-server minio "ratio (per round)"
 for cell in put1 put64 get1 get64; do
   has_cell "$cell" || continue
   for sse in off on; do
-    c=$(median "${result[coffer,$sse,$cell]}"); m=$(median "${result[minio,$sse,$cell]}")
-    printf '%-16s %20s MiB/s %20s MiB/s %7s\n' "$cell sse=$sse" "$(summary "${result[coffer,$sse,$cell]}")" "$(summary "${result[minio,$sse,$cell]}")" "$(ratio "$c" "$m")"
+    c=${result[coffer,$sse,$cell]}; m=${result[minio,$sse,$cell]}
+    printf '%-16s %26s %26s %s\n' "$cell sse=$sse" "$(summary "$c") MiB/s" "$(summary "$m") MiB/s" "$(ratio "$c" "$m")"
     if [ -n "$baseline" ]; then
-      b=$(median "${result[baseline,$sse,$cell]}")
-      printf '%-16s %20s MiB/s  object-server/baseline %s\n' "  baseline" "$(summary "${result[baseline,$sse,$cell]}")" "$(ratio "$c" "$b")"
+      b=${result[baseline,$sse,$cell]}
+      printf '%-16s %26s  object-server/baseline %s\n' "  baseline" "$(summary "$b") MiB/s" "$(ratio "$c" "$b")"
     fi
   done
 done
 if has_cell put4k; then
-  c=$(median "${result[coffer,on,put4k]}"); m=$(median "${result[minio,on,put4k]}")
-  printf '%-16s %20s ops/s %20s ops/s %7s\n' "put4k sse=on" "$(summary "${result[coffer,on,put4k]}")" "$(summary "${result[minio,on,put4k]}")" "$(ratio "$c" "$m")"
+  c=${result[coffer,on,put4k]}; m=${result[minio,on,put4k]}
+  printf '%-16s %26s %26s %s\n' "put4k sse=on" "$(summary "$c") ops/s" "$(summary "$m") ops/s" "$(ratio "$c" "$m")"
   if [ -n "$baseline" ]; then
-    b=$(median "${result[baseline,on,put4k]}")
-    printf '%-16s %20s ops/s  object-server/baseline %s\n' "  baseline" "$(summary "${result[baseline,on,put4k]}")" "$(ratio "$c" "$b")"
+    b=${result[baseline,on,put4k]}
+    printf '%-16s %26s  object-server/baseline %s\n' "  baseline" "$(summary "$b") ops/s" "$(ratio "$c" "$b")"
   fi
 fi
 for cell in put1 put64 put4k; do
@@ -165,7 +184,6 @@ done
 for cell in put1 put64 get1 get64; do
   has_cell "$cell" || continue
   for kind in "${kinds[@]}"; do
-    off=$(median "${result[$kind,off,$cell]}"); on=$(median "${result[$kind,on,$cell]}")
-    printf 'SSE cost %-6s %-8s %s\n' "$cell" "$kind" "$(cost "$on" "$off")"
+    printf 'SSE cost %-6s %-8s %s\n' "$cell" "$kind" "$(cost "${result[$kind,on,$cell]}" "${result[$kind,off,$cell]}")"
   done
 done
