@@ -35,6 +35,7 @@ fn main() -> anyhow::Result<()> {
             dirs,
         } => {
             object_server::server::init_logging();
+            raise_open_file_limit();
             let cfg = object_server::config::Config::from_parts(
                 &address,
                 certs_dir,
@@ -43,6 +44,26 @@ fn main() -> anyhow::Result<()> {
             )?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(object_server::server::run(cfg))
+        }
+    }
+}
+
+/// A GET holds one descriptor per part of a multipart object, and every connection holds one, so
+/// the default soft limit (often 1024) caps concurrent readers of large objects far below what the
+/// machine allows. Like MinIO (and every Go program), the soft limit is raised to the hard one.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let Some(hard) = limit.maximum else {
+        return; // an unlimited hard limit: the kernel's nr_open applies, leave the soft one be
+    };
+    if limit.current.is_some_and(|soft| soft < hard) {
+        let raised = rustix::process::Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!("could not raise the open-file limit to {hard}: {e}");
         }
     }
 }

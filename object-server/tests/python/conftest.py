@@ -112,6 +112,7 @@ class Server:
         self.endpoint = f"{self.scheme}://127.0.0.1:{self.port}"
         self.ca = str(pathlib.Path(certs_dir) / "public.crt") if certs_dir else None
         self.proc = None
+        self.preexec_fn = None
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
 
     def args(self):
@@ -122,7 +123,9 @@ class Server:
 
     def start(self, wait=True):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args(), env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.args(), env=self.env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn
+        )
         _started.append(self)
         if wait:
             self.wait_live()

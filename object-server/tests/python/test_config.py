@@ -2,6 +2,8 @@
 auto-encryption, health and metrics."""
 import base64
 import os
+import pathlib
+import resource
 import stat
 import subprocess
 
@@ -81,3 +83,21 @@ def test_health_and_metrics(server, s3, bucket):
     assert "coffer_s3_requests_total" in m
     total = [l for l in m.splitlines() if l.startswith("coffer_s3_requests_total")][0]
     assert int(total.split()[1]) >= 2
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit(tmp_path):
+    # A GET holds a descriptor per part: a soft limit of 1024 would cap concurrent readers.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert hard == resource.RLIM_INFINITY or hard > 256, "this test needs a hard limit above 256"
+    srv = Server(tmp_path / "data")
+    srv.preexec_fn = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    srv.start()
+    try:
+        limits = pathlib.Path(f"/proc/{srv.proc.pid}/limits").read_text()
+        soft_now, hard_now = next(l for l in limits.splitlines() if l.startswith("Max open files")).split()[3:5]
+        expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        assert hard_now == expected
+        # An unlimited hard limit leaves the soft one alone (the kernel's nr_open caps it anyway).
+        assert soft_now == ("256" if hard == resource.RLIM_INFINITY else expected)
+    finally:
+        srv.stop()
