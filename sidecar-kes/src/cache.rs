@@ -75,18 +75,22 @@ impl KeyCache {
         &self.store
     }
 
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+    /// `now` in milliseconds since the cache's epoch (the unit of `Entry::used`).
+    fn millis(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
-    fn fresh(&self, e: &Entry, now: u64) -> bool {
+    fn fresh(&self, e: &Entry, now: Instant) -> bool {
         if let Some(any) = self.cfg.any
-            && e.fetched.elapsed() >= any
+            && now.saturating_duration_since(e.fetched) >= any
         {
             return false;
         }
         if let Some(unused) = self.cfg.unused
-            && now.saturating_sub(e.used.load(Ordering::Relaxed)) >= unused.as_millis() as u64
+            && self
+                .millis(now)
+                .saturating_sub(e.used.load(Ordering::Relaxed))
+                >= unused.as_millis() as u64
         {
             return false;
         }
@@ -116,13 +120,19 @@ impl KeyCache {
 
     /// The key `name`, from the cache or the keystore.
     pub async fn get(&self, name: &str) -> Result<Arc<KeyVersion>, CacheError> {
-        let now = self.now_ms();
+        self.get_at(name, Instant::now()).await
+    }
+
+    /// [`Self::get`] at `now`, a time the caller has already read (the request's start), so
+    /// that a cache hit reads no clock.
+    pub async fn get_at(&self, name: &str, now: Instant) -> Result<Arc<KeyVersion>, CacheError> {
         if let Some(e) = self.entries.read().expect("lock").get(name)
             && self.fresh(e, now)
         {
-            e.used.store(now, Ordering::Relaxed);
+            e.used.store(self.millis(now), Ordering::Relaxed);
             return Ok(e.key.clone());
         }
+        let now_ms = self.millis(now);
         let fetched = self.store.get(name).await;
         self.note(&fetched);
         match fetched {
@@ -135,7 +145,7 @@ impl KeyCache {
                     Entry {
                         key: key.clone(),
                         fetched: Instant::now(),
-                        used: AtomicU64::new(now),
+                        used: AtomicU64::new(now_ms),
                     },
                 );
                 Ok(key)
@@ -145,7 +155,7 @@ impl KeyCache {
                     && let Some(e) = self.entries.read().expect("lock").get(name)
                     && e.fetched.elapsed() < offline
                 {
-                    e.used.store(now, Ordering::Relaxed);
+                    e.used.store(now_ms, Ordering::Relaxed);
                     return Ok(e.key.clone());
                 }
                 Err(err.into())
@@ -184,11 +194,15 @@ impl KeyCache {
     /// Drops entries that no rule keeps (called periodically). While the keystore is
     /// offline, entries the offline rule still covers are kept.
     pub fn evict(&self) {
-        let now = self.now_ms();
+        let now = Instant::now();
         let offline = !self.is_online();
         self.entries.write().expect("lock").retain(|_, e| {
             self.fresh(e, now)
-                || (offline && self.cfg.offline.is_some_and(|o| e.fetched.elapsed() < o))
+                || (offline
+                    && self
+                        .cfg
+                        .offline
+                        .is_some_and(|o| now.saturating_duration_since(e.fetched) < o))
         });
     }
 

@@ -21,10 +21,16 @@ impl Default for LogStream {
 impl LogStream {
     /// Sends one event as a JSON line to every subscriber.
     pub fn send<T: Serialize>(&self, event: &T) {
+        self.send_with(|| event);
+    }
+
+    /// Sends the event `make` builds to every subscriber; without one, `make` is not called
+    /// (an audit event's timestamp is a clock read per request).
+    pub fn send_with<T: Serialize>(&self, make: impl FnOnce() -> T) {
         if self.tx.receiver_count() == 0 {
             return;
         }
-        if let Ok(mut line) = serde_json::to_string(event) {
+        if let Ok(mut line) = serde_json::to_string(&make()) {
             line.push('\n');
             let _ = self.tx.send(line);
         }

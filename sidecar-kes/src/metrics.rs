@@ -6,16 +6,25 @@ use std::time::Duration;
 
 /// Upper bounds (seconds) of the response time histogram: 10ms to 10s, as KES.
 const BUCKETS: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0];
+/// [`BUCKETS`] in microseconds, what a request's time is compared with.
+const BUCKETS_MICROS: [u64; 7] = [
+    10_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 10_000_000,
+];
 
 /// Request counters and the response-time histogram.
+///
+/// A request costs one atomic add per counter it touches (active twice, its status class, its
+/// bucket, the time sum): each bucket counts only the requests that fell into it, and the
+/// exposition sums them into Prometheus's cumulative buckets; the total count is the sum of
+/// the three status classes.
 #[derive(Default)]
 pub struct Metrics {
     success: AtomicU64,
     error: AtomicU64,
     failure: AtomicU64,
     active: AtomicU64,
+    /// Requests that took at most `BUCKETS[i]` and more than `BUCKETS[i - 1]`.
     buckets: [AtomicU64; 7],
-    count: AtomicU64,
     sum_micros: AtomicU64,
     /// Error log events emitted.
     pub error_events: AtomicU64,
@@ -38,15 +47,11 @@ impl Metrics {
             _ => &self.success,
         }
         .fetch_add(1, Ordering::Relaxed);
-        let secs = took.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        let micros = took.as_micros() as u64;
+        if let Some(i) = BUCKETS_MICROS.iter().position(|b| micros <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -56,6 +61,10 @@ impl Metrics {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        // Read before the classes, so that a request finishing meanwhile is never in a bucket
+        // but missing from the count.
+        let buckets = self.buckets.each_ref().map(load);
+        let count = load(&self.success) + load(&self.error) + load(&self.failure);
         counter(
             &mut s,
             "kes_http_request_success",
@@ -89,24 +98,21 @@ impl Metrics {
             "# HELP kes_http_response_time Histogram of request response times spawning from 10ms to 10s."
         );
         let _ = writeln!(s, "# TYPE kes_http_response_time histogram");
-        for (i, b) in BUCKETS.iter().enumerate() {
+        let mut cumulative = 0.0;
+        for (b, n) in BUCKETS.iter().zip(buckets) {
+            cumulative += n;
             let _ = writeln!(
                 s,
-                "kes_http_response_time_bucket{{le=\"{b}\"}} {}",
-                load(&self.buckets[i])
+                "kes_http_response_time_bucket{{le=\"{b}\"}} {cumulative}"
             );
         }
-        let _ = writeln!(
-            s,
-            "kes_http_response_time_bucket{{le=\"+Inf\"}} {}",
-            load(&self.count)
-        );
+        let _ = writeln!(s, "kes_http_response_time_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(
             s,
             "kes_http_response_time_sum {}",
             load(&self.sum_micros) / 1e6
         );
-        let _ = writeln!(s, "kes_http_response_time_count {}", load(&self.count));
+        let _ = writeln!(s, "kes_http_response_time_count {count}");
         counter(
             &mut s,
             "kes_log_error_events",
@@ -160,13 +166,22 @@ mod tests {
             m.start();
             m.finish(status, Duration::from_millis(20));
         }
+        m.start();
+        m.finish(200, Duration::from_millis(300));
+        m.start();
+        m.finish(200, Duration::from_secs(11));
         let out = m.render(Duration::from_secs(3));
-        assert!(out.contains("kes_http_request_success 2\n"));
+        assert!(out.contains("kes_http_request_success 4\n"));
         assert!(out.contains("kes_http_request_error 1\n"));
         assert!(out.contains("kes_http_request_failure 1\n"));
         assert!(out.contains("kes_http_request_active 0\n"));
         assert!(out.contains("kes_http_response_time_bucket{le=\"0.01\"} 0\n"));
         assert!(out.contains("kes_http_response_time_bucket{le=\"0.05\"} 4\n"));
+        assert!(out.contains("kes_http_response_time_bucket{le=\"0.25\"} 4\n"));
+        assert!(out.contains("kes_http_response_time_bucket{le=\"0.5\"} 5\n"));
+        assert!(out.contains("kes_http_response_time_bucket{le=\"10\"} 5\n"));
+        assert!(out.contains("kes_http_response_time_bucket{le=\"+Inf\"} 6\n"));
+        assert!(out.contains("kes_http_response_time_count 6\n"));
         assert!(out.contains("kes_system_up_time 3\n"));
     }
 }

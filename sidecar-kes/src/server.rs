@@ -256,7 +256,9 @@ async fn connection(
     let conn = Arc::new(Conn {
         identity,
         ip: peer.ip().to_string(),
+        header_wait: crate::header_wait::HeaderWait::new(std::time::Instant::now()),
     });
+    let watched = conn.clone();
     let service = hyper::service::service_fn(move |req| {
         let (shared, conn) = (shared.clone(), conn.clone());
         async move { Ok::<_, std::convert::Infallible>(api::handle(shared, conn, req).await) }
@@ -268,12 +270,21 @@ async fn connection(
             .serve_connection(io, service)
             .await
     } else {
-        hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .header_read_timeout(std::time::Duration::from_secs(10))
-            .timer(hyper_util::rt::TokioTimer::new())
-            .serve_connection(io, service)
-            .await
+        // The connection runs as its own task, so that its wake-ups never poll the watchdog's
+        // timer; the watchdog (this task) ends it when a request head is overdue.
+        let mut http = tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(io, service),
+        );
+        tokio::select! {
+            joined = &mut http => joined.unwrap_or(Ok(())),
+            () = watched.header_wait.expired(crate::header_wait::HEADER_TIMEOUT) => {
+                http.abort();
+                tracing::debug!(%peer, "connection closed: no request head in time");
+                return;
+            }
+        }
     };
     if let Err(e) = result {
         tracing::debug!(%peer, "connection closed: {e}");

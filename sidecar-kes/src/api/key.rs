@@ -23,8 +23,10 @@ fn audit(msg: String) {
     tracing::info!("{msg}");
 }
 
-async fn key(s: &Shared, name: &str) -> std::result::Result<Arc<KeyVersion>, ApiError> {
-    s.keys.get(name).await.map_err(|e| {
+/// The key `req` names, from the cache (fresh as of the request's arrival) or the keystore.
+async fn key(s: &Shared, req: &Req) -> std::result::Result<Arc<KeyVersion>, ApiError> {
+    let name = req.resource.as_str();
+    s.keys.get_at(name, req.received).await.map_err(|e| {
         if !matches!(
             e,
             crate::cache::CacheError::Store(crate::keystore::StoreError::NotFound)
@@ -86,7 +88,7 @@ pub async fn import(s: &Shared, req: Req) -> Result {
 
 pub async fn describe(s: &Shared, req: Req) -> Result {
     check_name(&req.resource)?;
-    let kv = key(s, &req.resource).await?;
+    let kv = key(s, &req).await?;
     #[derive(Serialize)]
     struct Resp<'a> {
         name: &'a str,
@@ -152,7 +154,7 @@ pub async fn generate(s: &Shared, req: Req) -> Result {
     } else {
         parse_body(&req.body)?
     };
-    let kv = key(s, &req.resource).await?;
+    let kv = key(s, &req).await?;
     let mut dek = Zeroizing::new([0u8; 32]);
     aws_lc_rs::rand::fill(&mut dek[..]).map_err(|_| {
         ApiError::new(
@@ -186,7 +188,7 @@ struct EncryptRequest {
 pub async fn encrypt(s: &Shared, req: Req) -> Result {
     check_name(&req.resource)?;
     let enc: EncryptRequest = parse_body(&req.body)?;
-    let kv = key(s, &req.resource).await?;
+    let kv = key(s, &req).await?;
     let ciphertext = kv.key.encrypt(&enc.plaintext, &enc.context).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -217,7 +219,7 @@ struct DecryptRequest {
 pub async fn decrypt(s: &Shared, req: Req) -> Result {
     check_name(&req.resource)?;
     let dec: DecryptRequest = parse_body(&req.body)?;
-    let kv = key(s, &req.resource).await?;
+    let kv = key(s, &req).await?;
     let plaintext = kv
         .key
         .decrypt(&dec.ciphertext, &dec.context)
@@ -250,7 +252,7 @@ struct HmacRequest {
 pub async fn hmac(s: &Shared, req: Req) -> Result {
     check_name(&req.resource)?;
     let body: HmacRequest = parse_body(&req.body)?;
-    let kv = key(s, &req.resource).await?;
+    let kv = key(s, &req).await?;
     let Some(h) = &kv.hmac else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

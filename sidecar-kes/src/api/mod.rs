@@ -13,12 +13,14 @@ mod sys;
 use crate::auth::{Identity, Policy};
 use crate::cache::KeyCache;
 use crate::crypto::Cipher;
+use crate::header_wait::HeaderWait;
 use crate::log::{AuditEvent, AuditRequest, AuditResponse, LogStream};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use error::ApiError;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -133,12 +135,15 @@ impl Shared {
 }
 
 /// The connection facts a request carries.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug)]
 pub struct Conn {
     /// Identity of the client certificate (empty if none).
     pub identity: Identity,
     /// Client IP.
     pub ip: String,
+    /// Whether the connection waits for a request head, and since when (HTTP/1: a request
+    /// marks it busy while served; HTTP/2 streams run concurrently and nobody watches it).
+    pub header_wait: HeaderWait,
 }
 
 /// A request as handlers see it.
@@ -149,6 +154,8 @@ pub struct Req {
     pub resource: String,
     /// The body (already size-limited).
     pub body: Bytes,
+    /// When the request arrived (the one clock read it gets before its response).
+    pub received: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,22 +344,29 @@ fn find(path: &str) -> Option<(&'static Route, &str)> {
     })
 }
 
+/// A response with `status` and `body`, typed `application/json` if `json`.
+fn response(status: StatusCode, json: bool, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    if json {
+        // A static value: no copy of the header per response.
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    resp
+}
+
 /// A JSON response.
 pub fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response<Body> {
     let body = serde_json::to_vec(v).unwrap_or_default();
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(full(body))
-        .expect("valid response")
+    response(status, true, body)
 }
 
 /// An empty 200.
 pub fn ok() -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::OK)
-        .body(full(Vec::new()))
-        .expect("valid response")
+    response(StatusCode::OK, false, Bytes::new())
 }
 
 /// A body from bytes.
@@ -361,40 +375,48 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 }
 
 fn error_response(e: &ApiError) -> Response<Body> {
-    Response::builder()
-        .status(e.status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(full(e.body()))
-        .expect("valid response")
+    response(e.status, true, e.body())
 }
 
-fn percent_decode(path: &str) -> String {
-    percent_encoding::percent_decode_str(path)
-        .decode_utf8_lossy()
-        .into_owned()
+/// The decoded path; borrowed when it has no `%` escape (no copy per request).
+fn percent_decode(path: &str) -> Cow<'_, str> {
+    percent_encoding::percent_decode_str(path).decode_utf8_lossy()
 }
 
 /// Serves one request of a connection.
+///
+/// It reads the clock twice: when the request arrives (also the key cache's "now") and when its
+/// response is ready (the response time, and when the connection starts waiting for the next
+/// head). The audit event's wall-clock time is read only if someone subscribes to it.
 pub async fn handle<B>(shared: Arc<Shared>, conn: Arc<Conn>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    conn.header_wait.busy();
     let start = Instant::now();
     shared.metrics.start();
-    let path = percent_decode(req.uri().path());
-    let resp = match serve(&shared, &conn, &path, req).await {
+    let (head, body) = req.into_parts();
+    let path = percent_decode(head.uri.path());
+    let resp = match serve(&shared, &conn, &path, &head.method, body, start).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
+    let end = Instant::now();
+    let took = end.saturating_duration_since(start);
+    // A streamed response (the log APIs) keeps the connection busy until it ends, which is
+    // when the client goes away.
+    if hyper::body::Body::size_hint(resp.body()).exact().is_some() {
+        conn.header_wait.waiting(end);
+    }
     let status = resp.status().as_u16();
-    shared.metrics.finish(status, start.elapsed());
+    shared.metrics.finish(status, took);
     if !path.starts_with("/v1/log/") && path != "/version" {
         shared
             .metrics
             .audit_events
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        shared.audit.send(&AuditEvent {
+        shared.audit.send_with(|| AuditEvent {
             time: time::OffsetDateTime::now_utc(),
             request: AuditRequest {
                 ip: &conn.ip,
@@ -403,7 +425,7 @@ where
             },
             response: AuditResponse {
                 code: status,
-                time: start.elapsed().as_micros() as u64,
+                time: took.as_micros() as u64,
             },
         });
     }
@@ -414,7 +436,9 @@ async fn serve<B>(
     shared: &Arc<Shared>,
     conn: &Conn,
     path: &str,
-    req: Request<B>,
+    method: &Method,
+    body: B,
+    received: Instant,
 ) -> Result<Response<Body>, ApiError>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -422,7 +446,6 @@ where
 {
     let (route, resource) =
         find(path).ok_or(ApiError::new(StatusCode::NOT_FOUND, "404 page not found"))?;
-    let method = req.method();
     if *method != route.method && !(*method == Method::POST && route.method == Method::PUT) {
         return Err(ApiError::msg(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -446,24 +469,29 @@ where
             return Err(error::NOT_ALLOWED);
         }
     }
-    let body = read_body(req.into_body(), route.max_body).await?;
+    let body = read_body(body, route.max_body).await?;
     let api_req = Req {
         identity: conn.identity.clone(),
         resource: resource.to_string(),
         body,
+        received,
     };
     let timeout = settings.and_then(|s| s.timeout).unwrap_or(route.timeout);
-    let fut = dispatch(shared.clone(), route.op, api_req);
+    let mut fut = std::pin::pin!(dispatch(shared.clone(), route.op, api_req));
     if timeout.is_zero() {
-        fut.await
-    } else {
-        tokio::time::timeout(timeout, fut)
-            .await
-            .unwrap_or(Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "request timed out",
-            )))
+        return fut.await;
     }
+    // Most requests (a cached key) finish on their first poll: only one that has to wait gets
+    // a timer (and its clock read). The timeout then counts from that first wait.
+    if let std::task::Poll::Ready(r) = futures::poll!(fut.as_mut()) {
+        return r;
+    }
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or(Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request timed out",
+        )))
 }
 
 async fn dispatch(s: Arc<Shared>, op: Op, req: Req) -> Result<Response<Body>, ApiError> {

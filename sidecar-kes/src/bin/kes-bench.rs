@@ -4,6 +4,7 @@
 //! ```text
 //! cargo build --release -p sidecar-kes --bin kes --bin kes-bench
 //! eval "$(e2e/peers/env)"; target/release/kes-bench [SECONDS_PER_LEVEL] [--levels 1,16,64] [--no-pin]
+//!     [--baseline PATH]
 //! ```
 //! One op is a generate and a decrypt of its ciphertext (the plaintexts are compared) on one
 //! keep-alive connection per concurrent client. For each server and level it prints ops/s, p50 and
@@ -11,6 +12,9 @@
 //! busy each of their cores was (from /proc/stat). Each level runs in 4 rounds in which the two
 //! servers take turns (the first alternates), so a change in the machine's load hits both alike;
 //! every round opens fresh connections and warms them with one op before the clock starts.
+//! `--baseline PATH` adds a third server, another build of our `kes` (e.g. the one before a
+//! change), to the same rounds, and prints ours/baseline next to ours/minio: a before/after
+//! comparison under the same machine load.
 //!
 //! Layout: by default each server under test is pinned to the last CPU the bench may use and the
 //! bench to the first, as if the load came from another host: the server has one whole core and
@@ -32,7 +36,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Server {
-    name: &'static str,
+    name: String,
     child: Child,
     endpoint: String,
     addr: String,
@@ -56,7 +60,7 @@ fn free_port() -> u16 {
 
 /// Starts `bin` as a KES server with a filesystem keystore; it inherits the calling thread's
 /// CPU affinity.
-fn start(name: &'static str, bin: &str, admin: &ApiKey) -> Server {
+fn start(name: &str, bin: &str, admin: &ApiKey) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
@@ -87,7 +91,7 @@ fn start(name: &'static str, bin: &str, admin: &ApiKey) -> Server {
         std::thread::sleep(Duration::from_millis(100));
     }
     Server {
-        name,
+        name: name.to_string(),
         child,
         endpoint: format!("https://127.0.0.1:{port}"),
         addr: format!("127.0.0.1:{port}"),
@@ -370,6 +374,7 @@ struct Args {
     levels: Vec<usize>,
     pin: bool,
     client_threads: usize,
+    baseline: Option<String>,
 }
 
 fn args() -> Args {
@@ -378,6 +383,7 @@ fn args() -> Args {
         levels: vec![1, 16, 64],
         pin: true,
         client_threads: 0,
+        baseline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -396,14 +402,18 @@ fn args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .expect("--client-threads N")
             }
+            "--baseline" => a.baseline = Some(it.next().expect("--baseline PATH")),
             "-h" | "--help" => {
                 println!(
                     "usage: kes-bench [SECONDS_PER_LEVEL] [--levels N,N,..] [--no-pin] [--client-threads N]\n\
+                    \x20                [--baseline PATH]\n\
                     SECONDS_PER_LEVEL  per server and level, split over {ROUNDS} rounds (default 8)\n\
                     --levels           concurrencies to run (default 1,16,64)\n\
                     --no-pin           run servers and load generator on any CPU (default: each server\n\
                     \x20                  pinned to the last allowed CPU, the load generator to the first)\n\
-                    --client-threads   worker threads of the load generator (default 0 = single-threaded)"
+                    --client-threads   worker threads of the load generator (default 0 = single-threaded)\n\
+                    --baseline PATH    also run this other build of our kes in the same rounds and print\n\
+                    \x20                  ours/baseline (a before/after comparison)"
                 );
                 std::process::exit(0);
             }
@@ -435,10 +445,13 @@ fn main() {
     if let Some((server_cpu, _)) = layout {
         pin_to(server_cpu); // the servers inherit it
     }
-    let servers = [
+    let mut servers = vec![
         start("coffer kes", ours.to_str().unwrap(), &admin),
         start("minio-kes", "minio-kes", &admin),
     ];
+    if let Some(path) = &args.baseline {
+        servers.push(start("baseline", path, &admin));
+    }
     if let Some((_, client_cpu)) = layout {
         pin_to(client_cpu); // before the runtime starts its threads
     }
@@ -497,10 +510,10 @@ fn main() {
         let (server_core, client_core) = layout.unzip();
         let ticks = |cpu: Option<usize>| cpu.map_or((0, 0), core_ticks);
         for &level in &args.levels {
-            let mut tally: [Tally; 2] = Default::default();
+            let mut tally: Vec<Tally> = servers.iter().map(|_| Tally::default()).collect();
             for round in 0..ROUNDS {
-                for k in 0..2 {
-                    let i = (round + k) % 2;
+                for k in 0..servers.len() {
+                    let i = (round + k) % servers.len();
                     let conns = open_warm(&servers[i].addr, &tls, level).await;
                     let (pid, t) = (servers[i].child.id(), &mut tally[i]);
                     let (cpu0, client0) = (cpu_time(pid), cpu_time(me));
@@ -536,14 +549,16 @@ fn main() {
                     percent(t.client_core),
                 );
             }
-            let (a, b) = (lines[0], lines[1]);
-            println!(
-                "c={level:<3} ratio ours/minio: ops/s {:.2}x, p50 {:.2}x, p99 {:.2}x, server CPU per op {:.2}x",
-                a.0 / b.0,
-                a.1.as_secs_f64() / b.1.as_secs_f64(),
-                a.2.as_secs_f64() / b.2.as_secs_f64(),
-                a.3 / b.3
-            );
+            let a = lines[0];
+            for (b, other) in lines[1..].iter().zip(["minio", "baseline"]) {
+                println!(
+                    "c={level:<3} ratio ours/{other}: ops/s {:.2}x, p50 {:.2}x, p99 {:.2}x, server CPU per op {:.2}x",
+                    a.0 / b.0,
+                    a.1.as_secs_f64() / b.1.as_secs_f64(),
+                    a.2.as_secs_f64() / b.2.as_secs_f64(),
+                    a.3 / b.3
+                );
+            }
         }
     });
 }

@@ -75,11 +75,23 @@ pub enum CryptoError {
 }
 
 /// A 256-bit master key. Zeroized on drop; `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SecretKey {
     cipher: Cipher,
     key: Zeroizing<[u8; KEY_SIZE]>,
+    /// For AES256: the HMAC-SHA256 state keyed with `key` (its inner and outer pads already
+    /// hashed), so that deriving a message's subkey costs two SHA-256 blocks instead of four.
+    /// aws-lc wipes it on drop (`HMAC_CTX_cleanup`).
+    subkey_mac: Option<hmac::Key>,
 }
+
+impl PartialEq for SecretKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cipher == other.cipher && self.key == other.key
+    }
+}
+
+impl Eq for SecretKey {}
 
 impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,17 +113,21 @@ impl SecretKey {
         let key: [u8; KEY_SIZE] = bytes
             .try_into()
             .map_err(|_| CryptoError::KeyLength(bytes.len()))?;
-        Ok(SecretKey {
-            cipher,
-            key: Zeroizing::new(key),
-        })
+        Ok(Self::from_array(cipher, Zeroizing::new(key)))
     }
 
     /// A fresh random key.
     pub fn generate(cipher: Cipher) -> Self {
+        Self::from_array(cipher, Zeroizing::new(random()))
+    }
+
+    fn from_array(cipher: Cipher, key: Zeroizing<[u8; KEY_SIZE]>) -> Self {
+        let subkey_mac =
+            (cipher == Cipher::Aes256).then(|| hmac::Key::new(hmac::HMAC_SHA256, &key[..]));
         SecretKey {
             cipher,
-            key: Zeroizing::new(random()),
+            key,
+            subkey_mac,
         }
     }
 
@@ -127,13 +143,13 @@ impl SecretKey {
 
     fn aead(&self, iv: &[u8]) -> Result<LessSafeKey, CryptoError> {
         let mut sub = Zeroizing::new([0u8; KEY_SIZE]);
-        let alg = match self.cipher {
-            Cipher::Aes256 => {
-                let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &self.key[..]), iv);
-                sub.copy_from_slice(tag.as_ref());
+        let alg = match (self.cipher, &self.subkey_mac) {
+            (Cipher::Aes256, Some(mac)) => {
+                hmac::sign_to_buffer(mac, iv, &mut sub[..]).map_err(|_| CryptoError::Internal)?;
                 &AES_256_GCM
             }
-            Cipher::ChaCha20 => {
+            (Cipher::Aes256, None) => return Err(CryptoError::Internal),
+            (Cipher::ChaCha20, _) => {
                 let key = chacha20::Key::from_slice(&self.key[..]);
                 let mut out = chacha20::hchacha::<chacha20::cipher::consts::U10>(key, iv.into());
                 sub.copy_from_slice(&out);
