@@ -24,8 +24,8 @@ fn audit(msg: String) {
 }
 
 /// The key `req` names, from the cache (fresh as of the request's arrival) or the keystore.
-async fn key(s: &Shared, req: &Req) -> std::result::Result<Arc<KeyVersion>, ApiError> {
-    let name = req.resource.as_str();
+async fn key(s: &Shared, req: &Req<'_>) -> std::result::Result<Arc<KeyVersion>, ApiError> {
+    let name = req.resource;
     s.keys.get_at(name, req.received).await.map_err(|e| {
         if !matches!(
             e,
@@ -48,10 +48,10 @@ async fn store_new(s: &Shared, name: &str, kv: KeyVersion, what: &str) -> Result
     Ok(ok())
 }
 
-pub async fn create(s: &Shared, req: Req) -> Result {
-    check_name(&req.resource)?;
+pub async fn create(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
     let kv = KeyVersion::generate(s.cipher, req.identity.clone());
-    store_new(s, &req.resource, kv, "created").await
+    store_new(s, req.resource, kv, "created").await
 }
 
 #[derive(Deserialize)]
@@ -62,8 +62,8 @@ struct ImportRequest {
     cipher: String,
 }
 
-pub async fn import(s: &Shared, req: Req) -> Result {
-    check_name(&req.resource)?;
+pub async fn import(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
     let imp: ImportRequest = parse_body(&req.body)?;
     let cipher = Cipher::parse(&imp.cipher).ok_or_else(|| {
         ApiError::msg(
@@ -83,11 +83,11 @@ pub async fn import(s: &Shared, req: Req) -> Result {
         created_at: time::OffsetDateTime::now_utc(),
         created_by: req.identity.clone(),
     };
-    store_new(s, &req.resource, kv, "created").await
+    store_new(s, req.resource, kv, "created").await
 }
 
-pub async fn describe(s: &Shared, req: Req) -> Result {
-    check_name(&req.resource)?;
+pub async fn describe(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
     let kv = key(s, &req).await?;
     #[derive(Serialize)]
     struct Resp<'a> {
@@ -101,7 +101,7 @@ pub async fn describe(s: &Shared, req: Req) -> Result {
     Ok(json(
         StatusCode::OK,
         &Resp {
-            name: &req.resource,
+            name: req.resource,
             algorithm: kv.key.cipher().as_str(),
             created_at: kv.created_at,
             created_by: kv.created_by.as_str(),
@@ -109,9 +109,9 @@ pub async fn describe(s: &Shared, req: Req) -> Result {
     ))
 }
 
-pub async fn list(s: &Shared, req: Req) -> Result {
-    if !valid_pattern(&req.resource) {
-        return Err(error::invalid_pattern(&req.resource));
+pub async fn list(s: &Shared, req: Req<'_>) -> Result {
+    if !valid_pattern(req.resource) {
+        return Err(error::invalid_pattern(req.resource));
     }
     let prefix = req.resource.trim_end_matches('*');
     let names = s.keys.list(prefix).await.map_err(|e| {
@@ -121,9 +121,9 @@ pub async fn list(s: &Shared, req: Req) -> Result {
     Ok(json(StatusCode::OK, &serde_json::json!({ "names": names })))
 }
 
-pub async fn delete(s: &Shared, req: Req) -> Result {
-    check_name(&req.resource)?;
-    s.keys.delete(&req.resource).await.map_err(|e| {
+pub async fn delete(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
+    s.keys.delete(req.resource).await.map_err(|e| {
         if e != crate::keystore::StoreError::NotFound {
             s.log_error(&format!("failed to delete key '{}': {e}", req.resource));
         }
@@ -147,8 +147,8 @@ struct GenerateResponse<'a> {
     ciphertext: &'a [u8],
 }
 
-pub async fn generate(s: &Shared, req: Req) -> Result {
-    check_name(&req.resource)?;
+pub async fn generate(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
     let gen_req: ContextRequest = if req.body.is_empty() {
         ContextRequest::default()
     } else {
@@ -185,8 +185,8 @@ struct EncryptRequest {
     context: Zeroizing<Vec<u8>>,
 }
 
-pub async fn encrypt(s: &Shared, req: Req) -> Result {
-    check_name(&req.resource)?;
+pub async fn encrypt(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
     let enc: EncryptRequest = parse_body(&req.body)?;
     let kv = key(s, &req).await?;
     let ciphertext = kv.key.encrypt(&enc.plaintext, &enc.context).map_err(|_| {
@@ -216,8 +216,8 @@ struct DecryptRequest {
     context: Zeroizing<Vec<u8>>,
 }
 
-pub async fn decrypt(s: &Shared, req: Req) -> Result {
-    check_name(&req.resource)?;
+pub async fn decrypt(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
     let dec: DecryptRequest = parse_body(&req.body)?;
     let kv = key(s, &req).await?;
     let plaintext = kv
@@ -249,8 +249,8 @@ struct HmacRequest {
     message: Zeroizing<Vec<u8>>,
 }
 
-pub async fn hmac(s: &Shared, req: Req) -> Result {
-    check_name(&req.resource)?;
+pub async fn hmac(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
     let body: HmacRequest = parse_body(&req.body)?;
     let kv = key(s, &req).await?;
     let Some(h) = &kv.hmac else {

@@ -146,12 +146,12 @@ pub struct Conn {
     pub header_wait: HeaderWait,
 }
 
-/// A request as handlers see it.
-pub struct Req {
+/// A request as handlers see it (borrowing from the connection and the path: no copies).
+pub struct Req<'a> {
     /// The caller.
-    pub identity: Identity,
+    pub identity: &'a Identity,
     /// The path after the route prefix (e.g. the key name).
-    pub resource: String,
+    pub resource: &'a str,
     /// The body (already size-limited).
     pub body: Bytes,
     /// When the request arrived (the one clock read it gets before its response).
@@ -360,8 +360,14 @@ fn response(status: StatusCode, json: bool, body: impl Into<Bytes>) -> Response<
 
 /// A JSON response.
 pub fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response<Body> {
-    let body = serde_json::to_vec(v).unwrap_or_default();
-    response(status, true, body)
+    // Room for a generate response (two base64 keys) without growing.
+    let mut body = Vec::with_capacity(256);
+    if serde_json::to_writer(&mut body, v).is_err() {
+        body.clear();
+    }
+    // Exactly sized, so that `Bytes` takes it over without allocating a shared header (mimalloc
+    // shrinks a block in place down to half its size).
+    response(status, true, body.into_boxed_slice())
 }
 
 /// An empty 200.
@@ -471,8 +477,8 @@ where
     }
     let body = read_body(body, route.max_body).await?;
     let api_req = Req {
-        identity: conn.identity.clone(),
-        resource: resource.to_string(),
+        identity: &conn.identity,
+        resource,
         body,
         received,
     };
@@ -494,7 +500,7 @@ where
         )))
 }
 
-async fn dispatch(s: Arc<Shared>, op: Op, req: Req) -> Result<Response<Body>, ApiError> {
+async fn dispatch(s: Arc<Shared>, op: Op, req: Req<'_>) -> Result<Response<Body>, ApiError> {
     match op {
         Op::Version => sys::version(),
         Op::Ready => sys::ready(&s).await,
@@ -532,7 +538,8 @@ where
     B: hyper::body::Body<Data = Bytes>,
 {
     let mut body = std::pin::pin!(body);
-    let mut buf = bytes::BytesMut::new();
+    // A body in one frame (a small request) is kept as it came, without a copy.
+    let (mut first, mut rest) = (Bytes::new(), bytes::BytesMut::new());
     let (mut seen, mut too_large) = (0usize, false);
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
@@ -542,8 +549,13 @@ where
             seen += data.len();
             if seen > max {
                 too_large = true;
+            } else if seen == data.len() {
+                first = data;
             } else {
-                buf.extend_from_slice(&data);
+                if rest.is_empty() {
+                    rest.extend_from_slice(&first);
+                }
+                rest.extend_from_slice(&data);
             }
             if seen > DRAIN_LIMIT {
                 break;
@@ -553,7 +565,8 @@ where
     match (too_large, max) {
         (true, 0) => Ok(Bytes::new()),
         (true, _) => Err(error::INVALID_BODY),
-        (false, _) => Ok(buf.freeze()),
+        (false, _) if rest.is_empty() => Ok(first),
+        (false, _) => Ok(rest.freeze()),
     }
 }
 
@@ -565,27 +578,62 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
 /// Base64 (standard, as Go's `[]byte`) for JSON fields; `null` or missing = empty.
 pub mod b64 {
     use base64::{Engine, engine::general_purpose::STANDARD};
-    use serde::Deserialize;
+    use serde::de::{self, Visitor};
+    use zeroize::{Zeroize, Zeroizing};
 
-    /// Serializes bytes as standard base64.
+    /// Serializes bytes as standard base64. A short value (a key, a ciphertext) is encoded on
+    /// the stack, and the encoding (of a secret, often) is wiped afterwards.
     pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(v))
+        let mut buf = [0u8; 256];
+        match STANDARD.encode_slice(v, &mut buf) {
+            Ok(n) => {
+                let r = s.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default());
+                buf[..n].zeroize();
+                r
+            }
+            Err(_) => s.serialize_str(&Zeroizing::new(STANDARD.encode(v))),
+        }
     }
 
-    /// Deserializes standard base64 (or null).
+    /// Deserializes standard base64 (or null); line breaks in it are ignored, as Go does.
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
-    ) -> Result<zeroize::Zeroizing<Vec<u8>>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        match s {
-            None => Ok(Default::default()),
-            Some(s) => {
-                let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-                STANDARD
-                    .decode(cleaned)
-                    .map(zeroize::Zeroizing::new)
-                    .map_err(serde::de::Error::custom)
-            }
+    ) -> Result<Zeroizing<Vec<u8>>, D::Error> {
+        d.deserialize_option(Base64)
+    }
+
+    /// Decodes the string in place (serde_json hands over a borrowed one when it has no
+    /// escapes): no copy of it is made unless it has line breaks to remove.
+    struct Base64;
+
+    impl<'de> Visitor<'de> for Base64 {
+        type Value = Zeroizing<Vec<u8>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a base64 string or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Default::default())
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            let decoded = if s.contains(['\r', '\n']) {
+                let cleaned: Zeroizing<String> =
+                    Zeroizing::new(s.chars().filter(|c| *c != '\r' && *c != '\n').collect());
+                STANDARD.decode(cleaned.as_bytes())
+            } else {
+                STANDARD.decode(s)
+            };
+            decoded.map(Zeroizing::new).map_err(de::Error::custom)
         }
     }
 }

@@ -42,12 +42,12 @@ fn prefix_of(pattern: &str) -> std::result::Result<&str, ApiError> {
     Ok(pattern.trim_end_matches('*'))
 }
 
-pub fn describe_policy(s: &Shared, req: Req) -> Result {
-    if !valid_name(&req.resource) {
-        return Err(error::invalid_name("policy name", &req.resource));
+pub fn describe_policy(s: &Shared, req: Req<'_>) -> Result {
+    if !valid_name(req.resource) {
+        return Err(error::invalid_name("policy name", req.resource));
     }
     let auth = s.auth();
-    if !auth.policies.contains_key(&req.resource) {
+    if !auth.policies.contains_key(req.resource) {
         return Err(error::POLICY_NOT_FOUND);
     }
     Ok(json(
@@ -56,23 +56,23 @@ pub fn describe_policy(s: &Shared, req: Req) -> Result {
     ))
 }
 
-pub fn read_policy(s: &Shared, req: Req) -> Result {
-    if !valid_name(&req.resource) {
-        return Err(error::invalid_name("policy name", &req.resource));
+pub fn read_policy(s: &Shared, req: Req<'_>) -> Result {
+    if !valid_name(req.resource) {
+        return Err(error::invalid_name("policy name", req.resource));
     }
     let auth = s.auth();
     let p = auth
         .policies
-        .get(&req.resource)
+        .get(req.resource)
         .ok_or(error::POLICY_NOT_FOUND)?;
     Ok(json(
         StatusCode::OK,
-        &policy_json(s, &req.resource, p, &auth.admin),
+        &policy_json(s, req.resource, p, &auth.admin),
     ))
 }
 
-pub fn list_policies(s: &Shared, req: Req) -> Result {
-    let prefix = prefix_of(&req.resource)?;
+pub fn list_policies(s: &Shared, req: Req<'_>) -> Result {
+    let prefix = prefix_of(req.resource)?;
     let auth = s.auth();
     let names: Vec<&String> = auth
         .policies
@@ -85,12 +85,12 @@ pub fn list_policies(s: &Shared, req: Req) -> Result {
     ))
 }
 
-pub fn describe_identity(s: &Shared, req: Req) -> Result {
-    if !valid_name(&req.resource) {
-        return Err(error::invalid_name("identity", &req.resource));
+pub fn describe_identity(s: &Shared, req: Req<'_>) -> Result {
+    if !valid_name(req.resource) {
+        return Err(error::invalid_name("identity", req.resource));
     }
     let auth = s.auth();
-    let id = Identity::new(&req.resource);
+    let id = Identity::new(req.resource);
     if !auth.admin.is_empty() && id == auth.admin {
         return Ok(json(
             StatusCode::OK,
@@ -104,8 +104,8 @@ pub fn describe_identity(s: &Shared, req: Req) -> Result {
     ))
 }
 
-pub fn list_identities(s: &Shared, req: Req) -> Result {
-    let prefix = prefix_of(&req.resource)?;
+pub fn list_identities(s: &Shared, req: Req<'_>) -> Result {
+    let prefix = prefix_of(req.resource)?;
     let auth = s.auth();
     let mut ids: Vec<String> = auth.identities.keys().map(|i| i.to_string()).collect();
     if !auth.admin.is_empty() {
@@ -119,9 +119,9 @@ pub fn list_identities(s: &Shared, req: Req) -> Result {
     ))
 }
 
-pub fn self_describe(s: &Shared, req: Req) -> Result {
+pub fn self_describe(s: &Shared, req: Req<'_>) -> Result {
     let auth = s.auth();
-    let id = &req.identity;
+    let id = req.identity;
     if !auth.admin.is_empty() && *id == auth.admin {
         return Ok(json(
             StatusCode::OK,
