@@ -111,7 +111,7 @@ where
         .writer()
         .await
         .map_err(|e| storage_err(StorageError::Io(e)))?;
-    let mut md5 = need_md5.then(crate::md5::Md5::new);
+    let mut md5 = need_md5.then(crate::md5::lanes::Stream::new);
     let mut hasher = hasher_for(algos);
     let mut enc = key.map(Encryptor::new);
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF + 2 * crate::sse::package::PACKAGE);
@@ -123,7 +123,7 @@ where
         })?;
         size += chunk.len() as u64;
         if let Some(m) = &mut md5 {
-            m.update(&chunk);
+            m.update(&chunk).await;
         }
         hasher.update(&chunk);
         match &mut enc {
@@ -145,7 +145,10 @@ where
         .write(&buf)
         .await
         .map_err(|e| storage_err(e.into()))?;
-    let digest: Vec<u8> = md5.map(|m| m.finalize().to_vec()).unwrap_or_default();
+    let digest: Vec<u8> = match md5 {
+        Some(m) => m.finalize().await.to_vec(),
+        None => Vec::new(),
+    };
     let checksums = checksum_map(&hasher.finalize());
     Ok(Ingested {
         writer,

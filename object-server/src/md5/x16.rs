@@ -1,0 +1,146 @@
+//! MD5 of up to 16 independent streams at once: one AVX-512 register holds the same state word of
+//! 16 streams, and each MD5 step runs on all of them in one instruction (the multi-buffer method
+//! of Intel's isa-l and MinIO's md5-simd; our own code). MD5 itself cannot be parallelized within
+//! one stream, so this is how concurrent uploads share the work: 16 lanes cost about as much as
+//! two scalar blocks.
+use std::arch::x86_64::*;
+
+/// Lanes per call.
+pub const LANES: usize = 16;
+
+/// The sine-derived constants of RFC 1321, step by step.
+const K: [u32; 64] = [
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
+];
+
+/// Proof that the CPU has AVX-512F, so the kernel may run.
+#[derive(Clone, Copy)]
+pub struct Avx512(());
+
+impl Avx512 {
+    /// `Some` when this CPU can run the kernel.
+    pub fn detect() -> Option<Self> {
+        std::arch::is_x86_feature_detected!("avx512f").then_some(Self(()))
+    }
+
+    /// Runs `blocks` 64-byte blocks of `data[i]` through `states[i]`, for each lane `i`.
+    /// Every lane needs at least `blocks * 64` bytes; 1 to 16 lanes.
+    pub fn compress(self, states: &mut [[u32; 4]], data: &[&[u8]], blocks: usize) {
+        let n = states.len();
+        assert!((1..=LANES).contains(&n) && data.len() == n, "1 to 16 lanes");
+        assert!(
+            data.iter().all(|d| d.len() >= blocks * 64),
+            "every lane holds the blocks"
+        );
+        if blocks == 0 {
+            return;
+        }
+        // The gathers read lane i at base + offset[i]; unused lanes read lane 0 again and their
+        // result is dropped.
+        let base = data[0].as_ptr();
+        let mut offsets = [0i64; LANES];
+        for (o, d) in offsets.iter_mut().zip(data) {
+            *o = (d.as_ptr() as i64).wrapping_sub(base as i64);
+        }
+        let mut soa = [[0u32; LANES]; 4];
+        for (lane, s) in states.iter().enumerate() {
+            for w in 0..4 {
+                soa[w][lane] = s[w];
+            }
+        }
+        // SAFETY: AVX-512F is present (this type's proof); every gather reads 4 bytes at
+        // lane i's pointer plus at most (blocks - 1) * 64 + 60, inside that lane's slice.
+        unsafe { compress_avx512(&mut soa, base, &offsets, blocks) };
+        for (lane, s) in states.iter_mut().enumerate() {
+            for w in 0..4 {
+                s[w] = soa[w][lane];
+            }
+        }
+    }
+}
+
+/// One MD5 step on 16 lanes: `a = b + rotl(a + f(b, c, d) + k + m, s)`, with f given as the
+/// truth table of a ternary logic instruction.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn step<const F: i32, const S: i32>(
+    a: __m512i,
+    b: __m512i,
+    c: __m512i,
+    d: __m512i,
+    m: __m512i,
+    k: u32,
+) -> __m512i {
+    let f = _mm512_ternarylogic_epi32::<F>(b, c, d);
+    let t = _mm512_add_epi32(
+        _mm512_add_epi32(a, f),
+        _mm512_add_epi32(m, _mm512_set1_epi32(k as i32)),
+    );
+    _mm512_add_epi32(b, _mm512_rol_epi32::<S>(t))
+}
+
+// Truth tables (index bit 2 = b, bit 1 = c, bit 0 = d) of MD5's four round functions.
+const FF: i32 = 0xca; // (b & c) | (!b & d)
+const GG: i32 = 0xe4; // (b & d) | (c & !d)
+const HH: i32 = 0x96; // b ^ c ^ d
+const II: i32 = 0x39; // c ^ (b | !d)
+
+#[target_feature(enable = "avx512f")]
+unsafe fn compress_avx512(
+    soa: &mut [[u32; LANES]; 4],
+    base: *const u8,
+    offsets: &[i64; LANES],
+    blocks: usize,
+) {
+    // SAFETY: the caller guarantees AVX-512F and that every read lies inside its lane's slice.
+    unsafe {
+        let lo = _mm512_loadu_si512(offsets.as_ptr().cast());
+        let hi = _mm512_loadu_si512(offsets.as_ptr().add(8).cast());
+        let mut a = _mm512_loadu_si512(soa[0].as_ptr().cast());
+        let mut b = _mm512_loadu_si512(soa[1].as_ptr().cast());
+        let mut c = _mm512_loadu_si512(soa[2].as_ptr().cast());
+        let mut d = _mm512_loadu_si512(soa[3].as_ptr().cast());
+        for blk in 0..blocks {
+            let p = base.add(blk * 64);
+            let mut m = [_mm512_setzero_si512(); 16];
+            for (j, w) in m.iter_mut().enumerate() {
+                let at = p.add(4 * j);
+                let l = _mm512_i64gather_epi32::<1>(lo, at.cast());
+                let h = _mm512_i64gather_epi32::<1>(hi, at.cast());
+                *w = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(l), h);
+            }
+            let (aa, bb, cc, dd) = (a, b, c, d);
+            macro_rules! round {
+                ($f:ident, $s0:literal, $s1:literal, $s2:literal, $s3:literal, $g:expr, $i0:literal) => {
+                    for q in 0..4 {
+                        let i = $i0 + 4 * q;
+                        let g = |i: usize| -> usize { $g(i) };
+                        a = step::<$f, $s0>(a, b, c, d, m[g(i)], K[i]);
+                        d = step::<$f, $s1>(d, a, b, c, m[g(i + 1)], K[i + 1]);
+                        c = step::<$f, $s2>(c, d, a, b, m[g(i + 2)], K[i + 2]);
+                        b = step::<$f, $s3>(b, c, d, a, m[g(i + 3)], K[i + 3]);
+                    }
+                };
+            }
+            round!(FF, 7, 12, 17, 22, |i: usize| i, 0);
+            round!(GG, 5, 9, 14, 20, |i: usize| (5 * i + 1) % 16, 16);
+            round!(HH, 4, 11, 16, 23, |i: usize| (3 * i + 5) % 16, 32);
+            round!(II, 6, 10, 15, 21, |i: usize| (7 * i) % 16, 48);
+            a = _mm512_add_epi32(a, aa);
+            b = _mm512_add_epi32(b, bb);
+            c = _mm512_add_epi32(c, cc);
+            d = _mm512_add_epi32(d, dd);
+        }
+        _mm512_storeu_si512(soa[0].as_mut_ptr().cast(), a);
+        _mm512_storeu_si512(soa[1].as_mut_ptr().cast(), b);
+        _mm512_storeu_si512(soa[2].as_mut_ptr().cast(), c);
+        _mm512_storeu_si512(soa[3].as_mut_ptr().cast(), d);
+    }
+}
