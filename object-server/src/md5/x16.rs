@@ -2,7 +2,7 @@
 //! 16 streams, and each MD5 step runs on all of them in one instruction (the multi-buffer method
 //! of Intel's isa-l and MinIO's md5-simd; our own code). MD5 itself cannot be parallelized within
 //! one stream, so this is how concurrent uploads share the work: 16 lanes cost about as much as
-//! two scalar blocks.
+//! three and a half scalar blocks.
 use std::arch::x86_64::*;
 
 /// Lanes per call.
