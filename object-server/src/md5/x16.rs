@@ -42,12 +42,10 @@ impl Avx512 {
         if blocks == 0 {
             return;
         }
-        // The gathers read lane i at base + offset[i]; unused lanes read lane 0 again and their
-        // result is dropped.
-        let base = data[0].as_ptr();
-        let mut offsets = [0i64; LANES];
-        for (o, d) in offsets.iter_mut().zip(data) {
-            *o = (d.as_ptr() as i64).wrapping_sub(base as i64);
+        // Unused lanes read lane 0 again; their result is dropped.
+        let mut ptrs = [data[0].as_ptr(); LANES];
+        for (p, d) in ptrs.iter_mut().zip(data) {
+            *p = d.as_ptr();
         }
         let mut soa = [[0u32; LANES]; 4];
         for (lane, s) in states.iter().enumerate() {
@@ -55,9 +53,9 @@ impl Avx512 {
                 soa[w][lane] = s[w];
             }
         }
-        // SAFETY: AVX-512F is present (this type's proof); every gather reads 4 bytes at
-        // lane i's pointer plus at most (blocks - 1) * 64 + 60, inside that lane's slice.
-        unsafe { compress_avx512(&mut soa, base, &offsets, blocks) };
+        // SAFETY: AVX-512F is present (this type's proof); lane i is read at its pointer plus
+        // up to blocks * 64 bytes, inside its slice.
+        unsafe { compress_avx512(&mut soa, &ptrs, blocks) };
         for (lane, s) in states.iter_mut().enumerate() {
             for w in 0..4 {
                 s[w] = soa[w][lane];
@@ -92,30 +90,54 @@ const GG: i32 = 0xe4; // (b & d) | (c & !d)
 const HH: i32 = 0x96; // b ^ c ^ d
 const II: i32 = 0x39; // c ^ (b | !d)
 
+/// Transposes 16 rows of 16 words (one block of each lane) into 16 vectors of one word of every
+/// lane: three stages of interleaving within and across 128-bit lanes.
+#[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn compress_avx512(
-    soa: &mut [[u32; LANES]; 4],
-    base: *const u8,
-    offsets: &[i64; LANES],
-    blocks: usize,
-) {
+fn transpose(r: [__m512i; 16]) -> [__m512i; 16] {
+    // t: pairs of rows interleaved by 32-bit words, within each 128-bit lane.
+    let mut t = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4i + m], 128-bit lane k: word 4k + m of rows 4i .. 4i + 3.
+    let mut u = [_mm512_setzero_si512(); 16];
+    for i in 0..4 {
+        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    // Word 4k + m of all rows: 128-bit lane k of u[m], u[4 + m], u[8 + m], u[12 + m].
+    let mut out = [_mm512_setzero_si512(); 16];
+    for m in 0..4 {
+        let v0 = _mm512_shuffle_i32x4::<0x44>(u[m], u[4 + m]);
+        let v1 = _mm512_shuffle_i32x4::<0xee>(u[m], u[4 + m]);
+        let v2 = _mm512_shuffle_i32x4::<0x44>(u[8 + m], u[12 + m]);
+        let v3 = _mm512_shuffle_i32x4::<0xee>(u[8 + m], u[12 + m]);
+        out[m] = _mm512_shuffle_i32x4::<0x88>(v0, v2);
+        out[4 + m] = _mm512_shuffle_i32x4::<0xdd>(v0, v2);
+        out[8 + m] = _mm512_shuffle_i32x4::<0x88>(v1, v3);
+        out[12 + m] = _mm512_shuffle_i32x4::<0xdd>(v1, v3);
+    }
+    out
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn compress_avx512(soa: &mut [[u32; LANES]; 4], ptrs: &[*const u8; LANES], blocks: usize) {
     // SAFETY: the caller guarantees AVX-512F and that every read lies inside its lane's slice.
     unsafe {
-        let lo = _mm512_loadu_si512(offsets.as_ptr().cast());
-        let hi = _mm512_loadu_si512(offsets.as_ptr().add(8).cast());
         let mut a = _mm512_loadu_si512(soa[0].as_ptr().cast());
         let mut b = _mm512_loadu_si512(soa[1].as_ptr().cast());
         let mut c = _mm512_loadu_si512(soa[2].as_ptr().cast());
         let mut d = _mm512_loadu_si512(soa[3].as_ptr().cast());
         for blk in 0..blocks {
-            let p = base.add(blk * 64);
-            let mut m = [_mm512_setzero_si512(); 16];
-            for (j, w) in m.iter_mut().enumerate() {
-                let at = p.add(4 * j);
-                let l = _mm512_i64gather_epi32::<1>(lo, at.cast());
-                let h = _mm512_i64gather_epi32::<1>(hi, at.cast());
-                *w = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(l), h);
+            let mut rows = [_mm512_setzero_si512(); 16];
+            for (row, p) in rows.iter_mut().zip(ptrs) {
+                *row = _mm512_loadu_si512(p.add(blk * 64).cast());
             }
+            let m = transpose(rows);
             let (aa, bb, cc, dd) = (a, b, c, d);
             macro_rules! round {
                 ($f:ident, $s0:literal, $s1:literal, $s2:literal, $s3:literal, $g:expr, $i0:literal) => {
