@@ -25,14 +25,14 @@ use super::Partial;
 const QUEUE_LIMIT: usize = 4 << 20;
 
 /// How long the hub lets data wait for other bodies' data, so that more lanes are filled.
-const GATHER: Duration = Duration::from_micros(1500);
+const GATHER: Duration = Duration::from_millis(3);
 
 /// Blocks per kernel call at most, so a body that arrives meanwhile joins soon.
 const MAX_RUN: usize = 256;
 
 /// Bodies are hashed in place up to this size: for small objects the hop to the hub and back
 /// costs more than their MD5.
-const IN_PLACE: u64 = 128 << 10;
+const IN_PLACE: u64 = 16 << 10;
 
 /// The MD5 of one body.
 pub struct Stream(Inner);
