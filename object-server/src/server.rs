@@ -24,6 +24,8 @@ use crate::kms::{Kms, ensure_default_key};
 use crate::s3::CofferS3;
 use crate::storage::Store;
 
+mod expect_continue;
+
 /// Request counters exported at `/minio/v2/metrics/cluster` and `/metrics`.
 #[derive(Default)]
 pub struct Metrics {
@@ -253,7 +255,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 let (method, path) = (req.method().clone(), req.uri().path().to_owned());
                 let started = std::time::Instant::now();
                 let resp = match crate::admin::with_known_length(req).await {
-                    Ok(req) => service.call(req).await,
+                    Ok(req) => {
+                        let (req, unread) = expect_continue::watch(req);
+                        service
+                            .call(req)
+                            .await
+                            .map(|r| expect_continue::close_if_unread(r, unread))
+                    }
                     Err(status) => Ok(text(status, String::new())),
                 };
                 metrics.in_flight.fetch_sub(1, Ordering::Relaxed);

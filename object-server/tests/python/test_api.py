@@ -323,3 +323,66 @@ def test_upload_fileobj_chunked(s3, bucket):
     out = io.BytesIO()
     s3.download_fileobj(bucket, "managed", out)
     assert out.getvalue() == body
+
+
+def _signed_put_head(server, path, body, extra):
+    """The head of a SigV4-signed PUT, as bytes, for driving the wire by hand."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {"x-amz-content-sha256": hashlib.sha256(body).hexdigest(), "Content-Length": str(len(body)), **extra}
+    req = AWSRequest(method="PUT", url=f"{server.endpoint}{path}", data=body, headers=headers)
+    S3SigV4Auth(Credentials(server.access, server.secret), "s3", "us-east-1").add_auth(req)
+    lines = [f"PUT {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
+    lines += [f"{k}: {v}" for k, v in req.prepare().headers.items() if k.lower() != "host"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _read_response(sock):
+    """`(status line, lower-cased headers, body)` of one response, or None at end of stream."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = dict((k.strip().lower(), v.strip()) for k, v in (h.split(":", 1) for h in header_lines))
+    if status_line.split()[1] == "100":
+        return (status_line, headers, rest)
+    while len(rest) < int(headers.get("content-length", "0")):
+        rest += sock.recv(65536)
+    return (status_line, headers, rest)
+
+
+def test_expect_continue_refused_before_the_body_closes_the_connection(server, s3, bucket):
+    import socket
+
+    s3.put_object(Bucket=bucket, Key="taken", Body=b"old")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        # botocore's way: the head, then the body only after `100 Continue`, and no body at all
+        # after a final answer.
+        sock.sendall(_signed_put_head(server, f"/{bucket}/taken", b"x", {"If-None-Match": "*", "Expect": "100-continue"}))
+        status_line, headers, _ = _read_response(sock)
+        assert " 412 " in status_line
+        # The server still counts on a body of one byte that will never come: the connection
+        # must end here, or the next request's first byte would be taken for it.
+        assert headers.get("connection") == "close"
+        assert _read_response(sock) is None
+    assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"old"
+
+    # A body that is read keeps the connection, and the next request on it is served whole.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(_signed_put_head(server, f"/{bucket}/fresh", b"x", {"Expect": "100-continue"}))
+        status_line, _, _ = _read_response(sock)
+        assert " 100 " in status_line
+        sock.sendall(b"x")
+        status_line, headers, _ = _read_response(sock)
+        assert " 200 " in status_line and headers.get("connection") != "close"
+        sock.sendall(_signed_put_head(server, f"/{bucket}/second", b"y", {}) + b"y")
+        status_line, _, _ = _read_response(sock)
+        assert " 200 " in status_line
+    assert s3.get_object(Bucket=bucket, Key="fresh")["Body"].read() == b"x"
+    assert s3.get_object(Bucket=bucket, Key="second")["Body"].read() == b"y"
