@@ -156,12 +156,7 @@ pub async fn generate(s: &Shared, req: Req<'_>) -> Result {
     };
     let kv = key(s, &req).await?;
     let mut dek = Zeroizing::new([0u8; 32]);
-    aws_lc_rs::rand::fill(&mut dek[..]).map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed to generate encryption key",
-        )
-    })?;
+    crate::crypto::rand::fill(&mut dek[..]);
     let ciphertext = kv.key.encrypt(&dek[..], &gen_req.context).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

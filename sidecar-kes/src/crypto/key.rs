@@ -101,12 +101,6 @@ impl std::fmt::Debug for SecretKey {
     }
 }
 
-fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    aws_lc_rs::rand::fill(&mut b).expect("system randomness");
-    b
-}
-
 impl SecretKey {
     /// A key from 32 bytes.
     pub fn new(cipher: Cipher, bytes: &[u8]) -> Result<Self, CryptoError> {
@@ -118,7 +112,7 @@ impl SecretKey {
 
     /// A fresh random key.
     pub fn generate(cipher: Cipher) -> Self {
-        Self::from_array(cipher, Zeroizing::new(random()))
+        Self::from_array(cipher, Zeroizing::new(super::rand::array()))
     }
 
     fn from_array(cipher: Cipher, key: Zeroizing<[u8; KEY_SIZE]>) -> Self {
@@ -163,7 +157,7 @@ impl SecretKey {
 
     /// Encrypts `plaintext` bound to `context` (the associated data).
     pub fn encrypt(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let rand: [u8; RAND_SIZE] = random();
+        let rand: [u8; RAND_SIZE] = super::rand::array();
         let (iv, nonce) = rand.split_at(IV_SIZE);
         let aead = self.aead(iv)?;
         let mut out = Vec::with_capacity(plaintext.len() + TAG_SIZE + RAND_SIZE);
@@ -220,7 +214,7 @@ impl HmacKey {
 
     /// A fresh random HMAC key.
     pub fn generate() -> Self {
-        HmacKey(Zeroizing::new(random()))
+        HmacKey(Zeroizing::new(super::rand::array()))
     }
 
     /// The raw key bytes (a secret).

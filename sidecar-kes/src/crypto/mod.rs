@@ -2,6 +2,7 @@
 
 pub mod ciphertext;
 pub mod key;
+pub mod rand;
 pub mod version;
 
 pub use key::{Cipher, CryptoError, HmacKey, SecretKey};
