@@ -173,8 +173,7 @@ impl CofferS3 {
         let reader = BodyReader::new(&obj, ok.as_ref(), start, end).map_err(read_error)?;
         // Read the first chunk before answering, so a damaged object is an error response.
         let (reader, first) = reader.read_next().await.map_err(read_error)?;
-        let stream =
-            futures::stream::iter(first.into_iter().flatten().map(Ok)).chain(reader.into_stream());
+        let stream = futures::stream::iter(first.map(Ok)).chain(reader.into_stream());
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         let (lock_mode, lock_until, legal_hold) = super::lock::lock_headers(&meta);
         // Full-object checksums only when asked for, and only for the whole object.

@@ -187,17 +187,32 @@ impl Decryptor {
         (first, last.min(package_count(self.size) - 1))
     }
 
-    /// Opens package `seq` in place; `buf` must be exactly the stored package. Returns the
-    /// plaintext length (the plaintext is `buf[..len]`).
-    pub fn open(&self, seq: u64, buf: &mut [u8]) -> Result<usize, PackageError> {
+    /// Opens package `seq` from `stored` (exactly the stored package, ciphertext and tag) into
+    /// the front of `out`, which must have room for its payload. Returns the plaintext length
+    /// (the plaintext is `out[..len]`). Out of place, so the payloads of consecutive packages
+    /// can be laid side by side without the tags between them; on error `out` holds garbage.
+    pub fn open_into(
+        &self,
+        seq: u64,
+        stored: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, PackageError> {
         let (_, want) = self.package_span(seq);
-        if buf.len() != want {
+        if stored.len() != want {
             return Err(PackageError::Truncated);
         }
+        let len = want - TAG;
+        let (ciphertext, tag) = stored.split_at(len);
         let last = seq + 1 == package_count(self.size);
         self.key
-            .open_in_place(nonce(seq, last), Aad::empty(), buf)
-            .map(|p| p.len())
+            .open_separate_gather(
+                nonce(seq, last),
+                Aad::empty(),
+                ciphertext,
+                tag,
+                &mut out[..len],
+            )
+            .map(|()| len)
             .map_err(|_| PackageError::NotAuthentic(seq))
     }
 }
@@ -208,12 +223,15 @@ pub fn decrypt_all(key: &ObjectKey, size: u64, stream: &[u8]) -> Result<Vec<u8>,
     if stream.len() as u64 != encrypted_size(size) {
         return Err(PackageError::Truncated);
     }
-    let mut out = Vec::with_capacity(size as usize);
+    let mut out = vec![0; size as usize];
     for seq in 0..package_count(size) {
         let (off, len) = d.package_span(seq);
-        let mut buf = stream[off as usize..off as usize + len].to_vec();
-        let n = d.open(seq, &mut buf)?;
-        out.extend_from_slice(&buf[..n]);
+        let at = seq as usize * PAYLOAD;
+        d.open_into(
+            seq,
+            &stream[off as usize..off as usize + len],
+            &mut out[at..],
+        )?;
     }
     Ok(out)
 }
@@ -307,6 +325,32 @@ mod tests {
         assert_eq!(
             decrypt_all(&key, data.len() as u64, &ct[..ct.len() - 1]),
             Err(PackageError::Truncated)
+        );
+    }
+
+    #[test]
+    fn packages_open_out_of_place_side_by_side() {
+        let key = ObjectKey::generate();
+        let data = sample(2 * PAYLOAD + 10);
+        let ct = encrypt(&key, &data, 777);
+        let d = Decryptor::new(&key, data.len() as u64);
+        let mut out = vec![0u8; data.len()];
+        // In any order, each package's payload lands where the caller puts it.
+        for seq in [2u64, 0, 1] {
+            let (off, len) = d.package_span(seq);
+            let at = seq as usize * PAYLOAD;
+            let stored = &ct[off as usize..off as usize + len];
+            assert_eq!(d.open_into(seq, stored, &mut out[at..]), Ok(len - TAG));
+        }
+        assert!(out == data);
+        // A stored package of the wrong length, or opened as another one, is refused.
+        assert_eq!(
+            d.open_into(0, &ct[..PACKAGE - 1], &mut out),
+            Err(PackageError::Truncated)
+        );
+        assert_eq!(
+            d.open_into(1, &ct[..PACKAGE], &mut out),
+            Err(PackageError::NotAuthentic(1))
         );
     }
 
