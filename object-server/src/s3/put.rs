@@ -131,18 +131,18 @@ where
             None => buf.extend_from_slice(&chunk),
         }
         if buf.len() >= WRITE_BUF {
-            writer
-                .write(&buf)
+            // Handed over, not copied: it is written while the next one fills.
+            buf = writer
+                .write_owned(buf)
                 .await
                 .map_err(|e| storage_err(e.into()))?;
-            buf.clear();
         }
     }
     if let Some(e) = enc {
         e.finish(&mut buf);
     }
     writer
-        .write(&buf)
+        .write_owned(buf)
         .await
         .map_err(|e| storage_err(e.into()))?;
     let digest: Vec<u8> = match md5 {

@@ -522,6 +522,8 @@ impl Store {
             file: Some(file),
             path,
             written: 0,
+            dup: None,
+            in_flight: None,
         })
     }
 
@@ -676,11 +678,56 @@ pub struct ObjectWriter {
     file: Option<tokio::fs::File>,
     path: PathBuf,
     written: u64,
+    /// A dup of `file`'s descriptor (sharing its offset) that [`Self::write_owned`] writes
+    /// through on the blocking pool.
+    dup: Option<Arc<std::fs::File>>,
+    /// The write [`Self::write_owned`] started last: its result and its buffer, handed back.
+    in_flight: Option<tokio::task::JoinHandle<(io::Result<()>, Vec<u8>)>>,
 }
 
 impl ObjectWriter {
+    /// Appends `buf` without copying it: the write runs on the blocking pool while the caller
+    /// fills the returned (empty) buffer, the one the previous call wrote. A failed write is
+    /// reported by the next call on this writer, and every other call (and `commit`) waits for
+    /// it first, so nothing is committed before its bytes are written.
+    pub async fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
+        let spare = self.settle().await?;
+        let f = self.file.as_mut().expect("writer open");
+        // Anything written through the tokio file lands before these bytes.
+        f.flush().await?;
+        let dup = match &self.dup {
+            Some(d) => d.clone(),
+            None => {
+                let d = Arc::new(f.try_clone().await?.into_std().await);
+                self.dup = Some(d.clone());
+                d
+            }
+        };
+        let capacity = buf.capacity();
+        self.written += buf.len() as u64;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let r = (&*dup).write_all(&buf);
+            (r, buf)
+        }));
+        let mut spare = spare.unwrap_or_else(|| Vec::with_capacity(capacity));
+        spare.clear();
+        Ok(spare)
+    }
+
+    /// Waits for the write [`Self::write_owned`] started; its buffer back.
+    async fn settle(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let Some(h) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        let (r, buf) = h.await.map_err(io::Error::other)?;
+        r?;
+        Ok(Some(buf))
+    }
+
     /// Appends bytes.
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.settle().await?;
         self.file
             .as_mut()
             .expect("writer open")
@@ -699,6 +746,7 @@ impl ObjectWriter {
         len: u64,
     ) -> io::Result<()> {
         use std::io::{Read, Seek, SeekFrom};
+        self.settle().await?;
         let f = self.file.as_mut().expect("writer open");
         f.flush().await?;
         // A dup of the descriptor shares its offset, so the copy lands at the end.
@@ -734,6 +782,8 @@ impl ObjectWriter {
 
     /// fsyncs the file, renames it to `dest` (creating directories) and fsyncs the directory.
     pub async fn commit_plain(mut self, dest: PathBuf) -> io::Result<()> {
+        self.settle().await?;
+        self.dup = None;
         let mut file = self.file.take().expect("writer open");
         file.flush().await?;
         let std_file = file.into_std().await;
@@ -786,6 +836,41 @@ mod tests {
             ..Default::default()
         };
         w.commit(&m, s.object_path(b, k).unwrap()).await.unwrap();
+    }
+
+    /// Handed-over buffers, borrowed writes and the trailer land in order, and the buffers
+    /// come back empty for reuse.
+    #[tokio::test]
+    async fn owned_and_borrowed_writes_keep_their_order() {
+        use std::os::unix::fs::FileExt;
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path()).unwrap();
+        s.create_bucket("b").await.unwrap();
+        let mut w = s.writer().await.unwrap();
+        let mut want = Vec::new();
+        let mut buf = Vec::with_capacity(1 << 20);
+        for i in 0..5u8 {
+            buf.extend(std::iter::repeat_n(i, 300_000 + i as usize));
+            want.extend_from_slice(&buf);
+            buf = w.write_owned(buf).await.unwrap();
+            assert!(buf.is_empty() && buf.capacity() >= 1 << 20);
+            if i == 2 {
+                w.write(b"borrowed").await.unwrap();
+                want.extend_from_slice(b"borrowed");
+            }
+        }
+        let m = ObjectMeta {
+            size: want.len() as u64,
+            ..Default::default()
+        };
+        w.commit(&m, s.object_path("b", "k").unwrap())
+            .await
+            .unwrap();
+        let o = s.open_object("b", "k").await.unwrap();
+        assert_eq!(o.body_len, want.len() as u64);
+        let mut got = vec![0u8; want.len()];
+        o.file.read_exact_at(&mut got, 0).unwrap();
+        assert!(got == want);
     }
 
     #[tokio::test]
