@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::service::S3ServiceBuilder;
+use sidecar_kes::expect_continue::{self, Watch};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -23,8 +24,6 @@ use crate::kms::static_key::{StaticKms, load_or_create_embedded};
 use crate::kms::{Kms, ensure_default_key};
 use crate::s3::CofferS3;
 use crate::storage::Store;
-
-mod expect_continue;
 
 /// Request counters exported at `/minio/v2/metrics/cluster` and `/metrics`.
 #[derive(Default)]
@@ -255,13 +254,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 let (method, path) = (req.method().clone(), req.uri().path().to_owned());
                 let started = std::time::Instant::now();
                 let resp = match crate::admin::with_known_length(req).await {
-                    Ok(req) => {
-                        let (req, unread) = expect_continue::watch(req);
-                        service
-                            .call(req)
+                    Ok(req) => match expect_continue::watch(req) {
+                        Watch::Plain(req) => service.call(req).await,
+                        Watch::Watched(req, unread) => service
+                            .call(req.map(s3s::Body::http_body))
                             .await
-                            .map(|r| expect_continue::close_if_unread(r, unread))
-                    }
+                            .map(|r| unread.close_if_unread(r)),
+                    },
                     Err(status) => Ok(text(status, String::new())),
                 };
                 metrics.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod crypto;
+pub mod expect_continue;
 pub mod header_wait;
 pub mod keystore;
 pub mod log;

@@ -261,7 +261,16 @@ async fn connection(
     let watched = conn.clone();
     let service = hyper::service::service_fn(move |req| {
         let (shared, conn) = (shared.clone(), conn.clone());
-        async move { Ok::<_, std::convert::Infallible>(api::handle(shared, conn, req).await) }
+        async move {
+            use crate::expect_continue::{Watch, watch};
+            let resp = match watch(req) {
+                Watch::Plain(req) => api::handle(shared, conn, req).await,
+                Watch::Watched(req, unread) => {
+                    unread.close_if_unread(api::handle(shared, conn, req).await)
+                }
+            };
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     let io = hyper_util::rt::TokioIo::new(stream);
     // The protocol is known from ALPN: no need to sniff the connection preface.

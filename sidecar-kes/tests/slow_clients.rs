@@ -1,5 +1,6 @@
 //! Connections that go quiet: a client that never finishes a request head is dropped after the
-//! header timeout (the slowloris defence), while a long-running log stream is never cut.
+//! header timeout (the slowloris defence), while a long-running log stream is never cut; a
+//! client that held back a body it announced with `Expect: 100-continue` is not read past.
 
 mod common;
 
@@ -99,4 +100,73 @@ async fn an_audit_log_stream_outlives_the_header_timeout() {
         );
         body.extend_from_slice(&buf[..n]);
     }
+}
+
+/// Reads one response head (and nothing after it, as far as one read allows) from `conn`.
+async fn read_head(conn: &mut (impl AsyncReadExt + Unpin)) -> String {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("no response head within 5 s")
+            .unwrap();
+        assert!(n > 0, "the connection closed before a response head");
+        head.push(buf[0]);
+    }
+    String::from_utf8(head).unwrap().to_ascii_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_before_its_expected_body_closes_the_connection() {
+    let ts = start_server(Arc::new(MemStore::new()), CacheConfig::default(), vec![]).await;
+    ts.admin_client().create_key("k").await.unwrap();
+    let body = br#"{"context":""}"#;
+
+    // Refused before the body is read (no such API): the client never sends the body. Kept open,
+    // the connection would take the start of the next request for that body.
+    let mut conn = connect(&ts).await;
+    let head = format!(
+        "POST /v1/no-such-api/k HTTP/1.1\r\nHost: kes\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let resp = read_head(&mut conn).await;
+    assert!(resp.starts_with("http/1.1 404"), "{resp}");
+    assert!(resp.contains("connection: close\r\n"), "{resp}");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest))
+        .await
+        .expect("the server kept the connection open")
+        .ok();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(!rest.contains("HTTP/1.1"), "a second response: {rest}");
+
+    // Read, the body gets `100 Continue` and the connection goes on.
+    let mut conn = connect(&ts).await;
+    let head = format!(
+        "POST /v1/key/generate/k HTTP/1.1\r\nHost: kes\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let cont = read_head(&mut conn).await;
+    assert!(cont.starts_with("http/1.1 100"), "{cont}");
+    conn.write_all(body).await.unwrap();
+    let resp = read_head(&mut conn).await;
+    assert!(resp.starts_with("http/1.1 200"), "{resp}");
+    assert!(!resp.contains("connection: close"), "{resp}");
+    let len: usize = resp
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a content-length")
+        .trim()
+        .parse()
+        .unwrap();
+    let mut answer = vec![0u8; len];
+    conn.read_exact(&mut answer).await.unwrap();
+    conn.write_all(b"GET /version HTTP/1.1\r\nHost: kes\r\n\r\n")
+        .await
+        .unwrap();
+    let next = read_head(&mut conn).await;
+    assert!(next.starts_with("http/1.1 200"), "{next}");
 }
