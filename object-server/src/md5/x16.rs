@@ -2,7 +2,8 @@
 //! 16 streams, and each MD5 step runs on all of them in one instruction (the multi-buffer method
 //! of Intel's isa-l and MinIO's md5-simd; our own code). MD5 itself cannot be parallelized within
 //! one stream, so this is how concurrent uploads share the work: 16 lanes cost about as much as
-//! three and a half scalar blocks.
+//! 1.4 scalar blocks. Each step is a dependency chain, so the kernel's speed is that chain's
+//! length (see `step!`).
 use std::arch::x86_64::*;
 
 /// Lanes per call.
@@ -64,24 +65,47 @@ impl Avx512 {
     }
 }
 
-/// One MD5 step on 16 lanes: `a = b + rotl(a + f(b, c, d) + k + m, s)`, with f given as the
-/// truth table of a ternary logic instruction.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn step<const F: i32, const S: i32>(
-    a: __m512i,
-    b: __m512i,
-    c: __m512i,
-    d: __m512i,
-    m: __m512i,
-    k: u32,
-) -> __m512i {
-    let f = _mm512_ternarylogic_epi32::<F>(b, c, d);
-    let t = _mm512_add_epi32(
-        _mm512_add_epi32(a, f),
-        _mm512_add_epi32(m, _mm512_set1_epi32(k as i32)),
-    );
-    _mm512_add_epi32(b, _mm512_rol_epi32::<S>(t))
+/// The truth table `f` (index bit 2 = b, bit 1 = c, bit 0 = d) for operands given as (d, b, c):
+/// the ternary instruction then overwrites the copy of d, the oldest of the three.
+const fn d_first(f: i32) -> i32 {
+    let mut out = 0;
+    let mut idx = 0;
+    while idx < 8 {
+        let (d, b, c) = ((idx >> 2) & 1, (idx >> 1) & 1, idx & 1);
+        if (f >> ((b << 2) | (c << 1) | d)) & 1 == 1 {
+            out |= 1 << idx;
+        }
+        idx += 1;
+    }
+    out
+}
+
+/// One MD5 step on 16 lanes: `a = b + rotl(a + f(b, c, d) + k + m, s)`. Written out so that
+/// the chain from `b` (the step before's result) is four instructions: `a + m + k` is summed
+/// off that chain, and f overwrites a copy of `d`, not of `b` (LLVM otherwise adds `f` first
+/// and copies `b`).
+macro_rules! step {
+    ($f:expr, $s:literal, $a:expr, $b:expr, $c:expr, $d:expr, $m:expr, $k:expr) => {{
+        let amk = _mm512_add_epi32($a, _mm512_add_epi32($m, _mm512_set1_epi32($k as i32)));
+        let out: __m512i;
+        // Register-only AVX-512F instructions: used inside the kernel's unsafe block.
+        {
+            core::arch::asm!(
+                "vpternlogd {f}, {b}, {c}, {imm}",
+                "vpaddd {f}, {f}, {amk}",
+                "vprold {f}, {f}, {s}",
+                "vpaddd {f}, {f}, {b}",
+                f = inout(zmm_reg) $d => out,
+                b = in(zmm_reg) $b,
+                c = in(zmm_reg) $c,
+                amk = in(zmm_reg) amk,
+                imm = const d_first($f),
+                s = const $s,
+                options(pure, nomem, nostack),
+            );
+        }
+        out
+    }};
 }
 
 // Truth tables (index bit 2 = b, bit 1 = c, bit 0 = d) of MD5's four round functions.
@@ -144,10 +168,10 @@ unsafe fn compress_avx512(soa: &mut [[u32; LANES]; 4], ptrs: &[*const u8; LANES]
                     for q in 0..4 {
                         let i = $i0 + 4 * q;
                         let g = |i: usize| -> usize { $g(i) };
-                        a = step::<$f, $s0>(a, b, c, d, m[g(i)], K[i]);
-                        d = step::<$f, $s1>(d, a, b, c, m[g(i + 1)], K[i + 1]);
-                        c = step::<$f, $s2>(c, d, a, b, m[g(i + 2)], K[i + 2]);
-                        b = step::<$f, $s3>(b, c, d, a, m[g(i + 3)], K[i + 3]);
+                        a = step!($f, $s0, a, b, c, d, m[g(i)], K[i]);
+                        d = step!($f, $s1, d, a, b, c, m[g(i + 1)], K[i + 1]);
+                        c = step!($f, $s2, c, d, a, b, m[g(i + 2)], K[i + 2]);
+                        b = step!($f, $s3, b, c, d, a, m[g(i + 3)], K[i + 3]);
                     }
                 };
             }
