@@ -117,6 +117,25 @@ async fn read_head(conn: &mut (impl AsyncReadExt + Unpin)) -> String {
     String::from_utf8(head).unwrap().to_ascii_lowercase()
 }
 
+/// A new connection that sent the head of a POST of `len` bytes to `path` waiting for
+/// `100 Continue`, and the first response head it got.
+async fn send_expecting(
+    ts: &TestServer,
+    path: &str,
+    len: usize,
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+) {
+    let mut conn = connect(ts).await;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: kes\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let resp = read_head(&mut conn).await;
+    (conn, resp)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_refused_before_its_expected_body_closes_the_connection() {
     let ts = start_server(Arc::new(MemStore::new()), CacheConfig::default(), vec![]).await;
@@ -125,13 +144,7 @@ async fn a_request_refused_before_its_expected_body_closes_the_connection() {
 
     // Refused before the body is read (no such API): the client never sends the body. Kept open,
     // the connection would take the start of the next request for that body.
-    let mut conn = connect(&ts).await;
-    let head = format!(
-        "POST /v1/no-such-api/k HTTP/1.1\r\nHost: kes\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let resp = read_head(&mut conn).await;
+    let (mut conn, resp) = send_expecting(&ts, "/v1/no-such-api/k", body.len()).await;
     assert!(resp.starts_with("http/1.1 404"), "{resp}");
     assert!(resp.contains("connection: close\r\n"), "{resp}");
     let mut rest = Vec::new();
@@ -143,13 +156,7 @@ async fn a_request_refused_before_its_expected_body_closes_the_connection() {
     assert!(!rest.contains("HTTP/1.1"), "a second response: {rest}");
 
     // Read, the body gets `100 Continue` and the connection goes on.
-    let mut conn = connect(&ts).await;
-    let head = format!(
-        "POST /v1/key/generate/k HTTP/1.1\r\nHost: kes\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).await.unwrap();
-    let cont = read_head(&mut conn).await;
+    let (mut conn, cont) = send_expecting(&ts, "/v1/key/generate/k", body.len()).await;
     assert!(cont.starts_with("http/1.1 100"), "{cont}");
     conn.write_all(body).await.unwrap();
     let resp = read_head(&mut conn).await;
