@@ -35,6 +35,11 @@ pub const PARTS_DIR: &str = "parts";
 pub const NULL_VERSION: &str = "null";
 /// Name of the server's own directory in the data directory.
 pub const SYSTEM_DIR: &str = ".coffer";
+/// Directory of the multipart uploads, in the server's own directory.
+pub const MULTIPART_DIR: &str = "multipart";
+/// An upload's state, in its directory; while a Complete is under way (and after a crash in
+/// one), in the part directory the upload was moved to.
+pub const UPLOAD_FILE: &str = "upload.json";
 /// Longest segment name a file system takes.
 const MAX_NAME: usize = 255;
 
@@ -50,6 +55,27 @@ pub enum KeyError {
     /// Contains a NUL byte.
     #[error("the object key contains a NUL character")]
     Nul,
+}
+
+/// The directory of multipart upload `id` of `bucket` in the data directory `root`.
+pub fn upload_dir(root: &Path, bucket: &str, id: &str) -> PathBuf {
+    root.join(SYSTEM_DIR)
+        .join(MULTIPART_DIR)
+        .join(bucket)
+        .join(id)
+}
+
+/// The data directory and the bucket of the key directory `dir` (`DIR/<bucket>/_a/_b`): key
+/// segment directories start with `_`, bucket names never do.
+pub fn bucket_of_key_dir(dir: &Path) -> Option<(&Path, &str)> {
+    let mut d = dir;
+    loop {
+        let name = d.file_name()?.to_str()?;
+        if !name.starts_with('_') {
+            return Some((d.parent()?, name));
+        }
+        d = d.parent()?;
+    }
 }
 
 /// The directory (relative to the bucket directory) of `key`.

@@ -529,7 +529,7 @@ impl Store {
 
     /// The directory of multipart upload `id` of `bucket`.
     pub fn upload_dir(&self, bucket: &str, id: &str) -> PathBuf {
-        self.system_dir().join("multipart").join(bucket).join(id)
+        layout::upload_dir(&self.root, bucket, id)
     }
 
     /// Removes a multipart upload's directory (or a bucket's directory of them) after renaming

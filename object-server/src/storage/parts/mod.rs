@@ -5,7 +5,8 @@
 //! when it was uploaded) to `parts/<id>/` in the key's directory, fsyncs both parents, and then
 //! commits an object file with an empty body whose metadata lists the parts and names the
 //! directory (`part_dir`). Its cost is a rename and one small file, whatever the object's size.
-//! A crash before the object file is in place leaves the key as it was (and the upload gone).
+//! A crash before the object file is in place leaves the key as it was; the next sweep of the key
+//! (at the latest at start-up) moves the upload back, so the client's retried Complete succeeds.
 //!
 //! **References.** Only a key's own `obj` and `versions/` entries name its part directories
 //! (hard links of one file are one reference, found by any of its names); a copy rewrites the
@@ -16,7 +17,9 @@
 //! reference — Complete from the move until its object file is in place, a metadata rewrite of
 //! a multipart object from its read to its commit — and by every sweep. A sweep reads the
 //! `part_dir` of `obj` and of every version file and removes each part directory none names,
-//! then `parts/` itself once empty. So a sweep never removes a directory a commit is about to
+//! then `parts/` itself once empty. A part directory none names that still holds `upload.json`
+//! is an upload whose Complete never committed (a successful one removes it before the lock is
+//! released), and is moved back to the uploads instead. So a sweep never removes a directory a commit is about to
 //! name, whichever process runs either.
 //!
 //! **Sweeps run** after every change that can drop a reference — an unversioned write or delete,
@@ -37,7 +40,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::layout::{self, OBJECT_FILE, PARTS_DIR, VERSIONS_DIR};
+use super::layout::{self, OBJECT_FILE, PARTS_DIR, UPLOAD_FILE, VERSIONS_DIR};
 use super::versions::valid_version_id;
 use super::{
     ObjectMeta, ObjectWriter, OpenObject, StorageError, Store, Versioning, blocking, fsync_dir,
@@ -173,11 +176,12 @@ impl PartsLock {
         }
     }
 
-    /// After the commit: removes what of the upload the object does not use (`upload.json`,
-    /// parts uploaded but not completed with). A crash before leaves them with the parts, to go
-    /// when they go.
+    /// After the commit: removes what of the upload the object does not use (`upload.json`
+    /// first, which marks an upload not yet completed, and parts uploaded but not completed
+    /// with). A crash before leaves them with the parts, to go when they go.
     pub(crate) fn finish(&self, up: &UploadParts) {
         let dir = self.pdir.join(&up.id);
+        let _ = std::fs::remove_file(dir.join(UPLOAD_FILE));
         let keep: HashSet<String> = up.files.iter().map(|(n, _)| part_file_name(*n)).collect();
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return;
@@ -187,18 +191,51 @@ impl PartsLock {
                 let _ = std::fs::remove_file(e.path());
             }
         }
+        let _ = fsync_dir(&dir);
     }
 
-    /// Removes every part directory that neither `obj` nor a version file names, then
-    /// `parts/` if it is left empty (while locked: a waiter finds its lock stale and starts
+    /// Puts the unreferenced part directory `id`, if it still holds `upload.json`, back where
+    /// its upload lived; whether it did.
+    fn restore_upload(&self, id: &str) -> bool {
+        let src = self.pdir.join(id);
+        if !valid_part_dir(id) || !src.join(UPLOAD_FILE).is_file() {
+            return false;
+        }
+        let Some((root, bucket)) = layout::bucket_of_key_dir(&self.dir) else {
+            return false;
+        };
+        let dest = layout::upload_dir(root, bucket, id);
+        let Some(uploads) = dest.parent() else {
+            return false;
+        };
+        if std::fs::create_dir_all(uploads).is_err() || std::fs::rename(&src, &dest).is_err() {
+            return false;
+        }
+        let _ = fsync_dir(uploads);
+        let _ = fsync_dir(&self.pdir);
+        tracing::warn!(
+            bucket,
+            upload_id = id,
+            "a CompleteMultipartUpload was interrupted before it committed: the upload is back"
+        );
+        true
+    }
+
+    /// Removes every part directory that neither `obj` nor a version file names (or moves it
+    /// back to the uploads: see the module), then `parts/` if it is left empty (while locked: a waiter finds its lock stale and starts
     /// over). Returns how many directories it removed.
     pub(crate) fn sweep(&self) -> Result<usize, StorageError> {
         let used = referenced(&self.dir)?;
         let (mut removed, mut kept) = (0, 0);
         for e in std::fs::read_dir(&self.pdir)? {
             let e = e?;
-            if e.file_name().to_str().is_some_and(|n| used.contains(n)) {
+            let name = e.file_name();
+            let name = name.to_str();
+            if name.is_some_and(|n| used.contains(n)) {
                 kept += 1;
+                continue;
+            }
+            if name.is_some_and(|n| self.restore_upload(n)) {
                 continue;
             }
             if e.file_type()?.is_dir() {

@@ -335,6 +335,54 @@ async fn part_files_no_object_names_are_reclaimed_at_start_up() {
     );
 }
 
+/// A crash inside a Complete, after the upload's move and before the object's commit, loses
+/// nothing: the start-up sweep puts the upload back, and the retried Complete succeeds. A
+/// completed upload's part directory, once no object names it, is removed, not put back.
+#[tokio::test]
+async fn an_upload_a_crash_left_half_completed_is_put_back() {
+    let (_d, s) = store();
+    s.create_bucket("b").await.unwrap();
+    let u = Versioning::Unversioned;
+    put(&s, "x/k", b"old", u).await;
+    let id = upload_id(3);
+    let bodies: [&[u8]; 2] = [b"first part ", b"second part"];
+    let up = upload(&s, &id, &bodies).await;
+    // The move, then the crash (the lock dies with the process).
+    drop(s.move_in(&key_dir(&s, "x/k"), &up).await.unwrap());
+    assert!(!s.upload_dir("b", &id).exists());
+
+    assert_eq!(s.reclaim_orphaned_parts(), 0);
+    assert!(s.upload_dir("b", &id).join(UPLOAD_FILE).is_file());
+    assert!(!key_dir(&s, "x/k").join(PARTS_DIR).exists());
+    assert_eq!(
+        read(&s, s.open_latest("b", "x/k").await.unwrap()).await,
+        b"old"
+    );
+
+    // The client retries: the parts are those it uploaded.
+    let mut again = UploadParts::new(s.upload_dir("b", &id), &id);
+    for n in 1..=2 {
+        let f = std::fs::File::open(s.upload_dir("b", &id).join(part_file_name(n))).unwrap();
+        again.add(n, &f).unwrap();
+    }
+    let mut m = manifest(&id, &bodies);
+    let w = s.writer().await.unwrap();
+    s.commit_object("b", "x/k", w, &mut m, u, Some(again))
+        .await
+        .unwrap();
+    assert_eq!(
+        read(&s, s.open_latest("b", "x/k").await.unwrap()).await,
+        b"first part second part"
+    );
+    assert!(!s.upload_dir("b", &id).exists());
+
+    // Overwritten, the completed upload's parts go, and no upload comes back.
+    put(&s, "x/k", b"new", u).await;
+    assert_eq!(part_dirs(&s, "x/k"), Vec::<String>::new());
+    assert_eq!(s.reclaim_orphaned_parts(), 0);
+    assert!(!s.upload_dir("b", &id).exists());
+}
+
 /// Completes, PUTs and DELETEs of one key at once (each takes only on-disk locks, so tasks
 /// of one process race as two processes would): whatever wins, every part directory left is
 /// named by the object, and the object reads whole.
