@@ -112,6 +112,11 @@ pub struct Config {
     pub users_reload: std::time::Duration,
     /// `MINIO_DOMAIN`: the domains of virtual-host-style requests (`bucket.DOMAIN`), if any.
     pub domains: Option<crate::vhost::Domains>,
+    /// `MINIO_READ_HEADER_TIMEOUT` (default 30 s, as MinIO's; `0` turns it off): how long an
+    /// HTTP/1 connection may wait for the next request head, counted from when it can take one
+    /// (the connection open, or the previous response begun), so an idle keep-alive connection
+    /// is closed after it too.
+    pub read_header_timeout: Option<std::time::Duration>,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -187,6 +192,38 @@ fn on_off(env: &dyn Env, name: &str) -> Result<Option<bool>, ConfigError> {
             "{name} must be 'on' or 'off'"
         ))),
     }
+}
+
+/// A duration as Go writes it (`30s`, `1m30s`, `1.5h`, `500ms`): what MinIO's duration
+/// variables take.
+pub fn parse_go_duration(text: &str) -> Option<std::time::Duration> {
+    if text == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut secs = 0f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        secs += value * scale;
+    }
+    (!text.is_empty() && secs.is_finite()).then(|| std::time::Duration::from_secs_f64(secs))
 }
 
 impl Config {
@@ -280,8 +317,20 @@ impl Config {
             None => None,
             Some(list) => Some(crate::vhost::Domains::parse(&list).map_err(ConfigError::Invalid)?),
         };
+        let read_header_timeout = match env.get("MINIO_READ_HEADER_TIMEOUT") {
+            None => Some(std::time::Duration::from_secs(30)),
+            Some(v) => {
+                let d = parse_go_duration(&v).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "MINIO_READ_HEADER_TIMEOUT must be a duration such as 30s or 1m, not '{v}'"
+                    ))
+                })?;
+                (!d.is_zero()).then_some(d)
+            }
+        };
         Ok(Config {
             domains,
+            read_header_timeout,
             users_file: env.get("COFFER_USERS_FILE").map(PathBuf::from),
             users_reload: std::time::Duration::from_secs(users_reload),
             address,
@@ -359,6 +408,37 @@ mod tests {
                 &[("COFFER_USERS_RELOAD_SECONDS", "0")]
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        let d = |t| parse_go_duration(t).map(|d| d.as_millis());
+        assert_eq!(d("30s"), Some(30_000));
+        assert_eq!(d("1m30s"), Some(90_000));
+        assert_eq!(d("1.5h"), Some(5_400_000));
+        assert_eq!(d("250ms"), Some(250));
+        assert_eq!(d("0"), Some(0));
+        for bad in ["", "30", "s", "1x", "-1s", "1..5s", "1 s"] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+        let cfg = |v| {
+            Config::from_parts(
+                ":9000",
+                None,
+                &["/d".into()],
+                &[("MINIO_READ_HEADER_TIMEOUT", v)],
+            )
+        };
+        assert_eq!(
+            cfg("2s").unwrap().read_header_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(cfg("0s").unwrap().read_header_timeout, None);
+        let e = cfg("soon").unwrap_err().to_string();
+        assert!(
+            e.contains("MINIO_READ_HEADER_TIMEOUT") && e.contains("30s"),
+            "{e}"
         );
     }
 

@@ -208,7 +208,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let acceptor = tls.map(TlsAcceptor::from);
 
-    let http = ConnBuilder::new(TokioExecutor::new());
+    let mut http = ConnBuilder::new(TokioExecutor::new());
+    // Without a timer hyper enforces no header timeout at all: a client could hold a
+    // connection (and its memory) forever by never finishing a request head.
+    http.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(cfg.read_header_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());

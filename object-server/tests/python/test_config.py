@@ -101,3 +101,71 @@ def test_open_file_limit_is_raised_to_the_hard_limit(tmp_path):
         assert soft_now == ("256" if hard == resource.RLIM_INFINITY else expected)
     finally:
         srv.stop()
+
+
+def _closed_by_server(sock, within):
+    """Whether the server closes `sock` (EOF or reset) within `within` seconds, reading and
+    dropping whatever it sends first."""
+    import socket
+    import time
+
+    deadline = time.time() + within
+    while time.time() < deadline:
+        sock.settimeout(max(0.05, deadline - time.time()))
+        try:
+            if sock.recv(4096) == b"":
+                return True
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+    return False
+
+
+def test_read_header_timeout_closes_slow_and_idle_connections(tmp_path):
+    """MINIO_READ_HEADER_TIMEOUT bounds the wait for a request head, as MinIO's does: a head that
+    trickles in byte by byte is cut off at the deadline (bytes do not extend it), an idle
+    keep-alive connection is closed after it, and a prompt client is served meanwhile."""
+    import socket
+    import time
+
+    s = Server(tmp_path / "data", env={"MINIO_READ_HEADER_TIMEOUT": "2s"}).start()
+    live = b"GET /minio/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    with socket.create_connection(("127.0.0.1", s.port)) as slow:
+        started = time.time()
+        slow.sendall(b"GET /minio/health/live HTTP/1.1\r\n")
+        closed = False
+        while not closed and time.time() - started < 6:
+            try:
+                slow.sendall(b"X")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            closed = _closed_by_server(slow, 0.3)
+        took = time.time() - started
+        assert closed, "a trickling request head was never cut off"
+        assert 1.5 < took < 4.5, took
+
+    with socket.create_connection(("127.0.0.1", s.port)) as idle:
+        idle.sendall(live)
+        assert b"200 OK" in idle.recv(4096)
+        assert not _closed_by_server(idle, 1.0), "closed before the timeout"
+        assert _closed_by_server(idle, 3.0), "an idle keep-alive connection stayed open"
+
+    # A client that sends its heads in time keeps its connection.
+    with socket.create_connection(("127.0.0.1", s.port)) as prompt:
+        for _ in range(3):
+            prompt.sendall(live)
+            assert b"200 OK" in prompt.recv(4096)
+            time.sleep(1.0)
+    s.stop()
+
+
+def test_bad_read_header_timeout_is_a_startup_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIO_")}
+    env["MINIO_READ_HEADER_TIMEOUT"] = "soon"
+    r = subprocess.run([server_bin(), "server", "--address", f"127.0.0.1:{free_port()}", str(tmp_path / "d")], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "MINIO_READ_HEADER_TIMEOUT" in r.stderr and "30s" in r.stderr
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
