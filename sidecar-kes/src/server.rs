@@ -287,7 +287,14 @@ async fn connection(
                 .serve_connection(io, service),
         );
         tokio::select! {
-            joined = &mut http => joined.unwrap_or(Ok(())),
+            joined = &mut http => match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    // A panic in a handler ends only its connection; it must still be seen.
+                    tracing::error!(%peer, "connection task failed: {e}");
+                    return;
+                }
+            },
             () = watched.header_wait.expired(crate::header_wait::HEADER_TIMEOUT) => {
                 http.abort();
                 tracing::debug!(%peer, "connection closed: no request head in time");
