@@ -112,11 +112,15 @@ pub struct Config {
     pub users_reload: std::time::Duration,
     /// `MINIO_DOMAIN`: the domains of virtual-host-style requests (`bucket.DOMAIN`), if any.
     pub domains: Option<crate::vhost::Domains>,
-    /// `MINIO_READ_HEADER_TIMEOUT` (default 30 s, as MinIO's; `0` turns it off): how long an
-    /// HTTP/1 connection may wait for the next request head, counted from when it can take one
-    /// (the connection open, or the previous response begun), so an idle keep-alive connection
-    /// is closed after it too.
+    /// How long an HTTP/1 connection may wait for the next request head, counted from when it
+    /// can take one (the connection open, or the previous response sent), so that it bounds an
+    /// idle keep-alive connection too: the larger of `MINIO_READ_HEADER_TIMEOUT` and
+    /// `MINIO_IDLE_TIMEOUT` (both 30 s by default, as MinIO's; hyper has one timer for both
+    /// waits). `None` when both are `0`.
     pub read_header_timeout: Option<std::time::Duration>,
+    /// `MINIO_IDLE_TIMEOUT` (default 30 s; `0` turns it off): how long a request body may
+    /// stall before the request fails ([`crate::stall_guard`]).
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -317,20 +321,23 @@ impl Config {
             None => None,
             Some(list) => Some(crate::vhost::Domains::parse(&list).map_err(ConfigError::Invalid)?),
         };
-        let read_header_timeout = match env.get("MINIO_READ_HEADER_TIMEOUT") {
-            None => Some(std::time::Duration::from_secs(30)),
-            Some(v) => {
-                let d = parse_go_duration(&v).ok_or_else(|| {
-                    ConfigError::Invalid(format!(
-                        "MINIO_READ_HEADER_TIMEOUT must be a duration such as 30s or 1m, not '{v}'"
-                    ))
-                })?;
-                (!d.is_zero()).then_some(d)
-            }
+        let timeout = |name: &str| -> Result<Option<std::time::Duration>, ConfigError> {
+            let Some(v) = env.get(name) else {
+                return Ok(Some(std::time::Duration::from_secs(30)));
+            };
+            let d = parse_go_duration(&v).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "{name} must be a duration such as 30s or 1m, not '{v}'"
+                ))
+            })?;
+            Ok((!d.is_zero()).then_some(d))
         };
+        let idle_timeout = timeout("MINIO_IDLE_TIMEOUT")?;
+        let read_header_timeout = timeout("MINIO_READ_HEADER_TIMEOUT")?.max(idle_timeout);
         Ok(Config {
             domains,
             read_header_timeout,
+            idle_timeout,
             users_file: env.get("COFFER_USERS_FILE").map(PathBuf::from),
             users_reload: std::time::Duration::from_secs(users_reload),
             address,
@@ -422,24 +429,42 @@ mod tests {
         for bad in ["", "30", "s", "1x", "-1s", "1..5s", "1 s"] {
             assert_eq!(d(bad), None, "{bad}");
         }
-        let cfg = |v| {
+        let secs = std::time::Duration::from_secs;
+        let cfg = |header, idle| {
             Config::from_parts(
                 ":9000",
                 None,
                 &["/d".into()],
-                &[("MINIO_READ_HEADER_TIMEOUT", v)],
+                &[
+                    ("MINIO_READ_HEADER_TIMEOUT", header),
+                    ("MINIO_IDLE_TIMEOUT", idle),
+                ],
             )
         };
+        let c = cfg("2s", "1s").unwrap();
         assert_eq!(
-            cfg("2s").unwrap().read_header_timeout,
-            Some(std::time::Duration::from_secs(2))
+            (c.read_header_timeout, c.idle_timeout),
+            (Some(secs(2)), Some(secs(1)))
         );
-        assert_eq!(cfg("0s").unwrap().read_header_timeout, None);
-        let e = cfg("soon").unwrap_err().to_string();
-        assert!(
-            e.contains("MINIO_READ_HEADER_TIMEOUT") && e.contains("30s"),
-            "{e}"
+        // An idle keep-alive connection waits for a head too: the longer of the two bounds it.
+        assert_eq!(
+            cfg("2s", "2m").unwrap().read_header_timeout,
+            Some(secs(120))
         );
+        let c = cfg("0", "0s").unwrap();
+        assert_eq!((c.read_header_timeout, c.idle_timeout), (None, None));
+        let c = Config::from_parts(":9000", None, &["/d".into()], &[("UNRELATED", "x")]).unwrap();
+        assert_eq!(
+            (c.read_header_timeout, c.idle_timeout),
+            (Some(secs(30)), Some(secs(30)))
+        );
+        for (h, i, bad) in [
+            ("soon", "1s", "MINIO_READ_HEADER_TIMEOUT"),
+            ("1s", "-1s", "MINIO_IDLE_TIMEOUT"),
+        ] {
+            let e = cfg(h, i).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("30s"), "{e}");
+        }
     }
 
     #[test]

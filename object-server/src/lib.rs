@@ -9,6 +9,7 @@
 //! - [`md5`]: MD5 of bodies through aws-lc's assembly (the crate's only `unsafe`).
 //! - [`lifecycle`]: lifecycle rules' clock and the background scanner that applies them.
 //! - [`server`]: HTTP(S), health, metrics, shutdown.
+//! - [`stall_guard`]: request bodies that fail when their client stops sending.
 //! - [`iam`]: users, policies, bucket policies, the access decision.
 //! - [`admin`]: the MinIO admin API subset `mc admin` uses.
 //!
@@ -38,5 +39,6 @@ pub mod md5;
 pub mod s3;
 pub mod server;
 pub mod sse;
+pub mod stall_guard;
 pub mod storage;
 pub mod vhost;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -23,6 +24,7 @@ use crate::iam::access::{Access, Auth, ClientAddr};
 use crate::kms::static_key::{StaticKms, load_or_create_embedded};
 use crate::kms::{Kms, ensure_default_key};
 use crate::s3::CofferS3;
+use crate::stall_guard::StallGuard;
 use crate::storage::Store;
 
 /// Request counters exported at `/minio/v2/metrics/cluster` and `/metrics`.
@@ -231,6 +233,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
+        let cfg_idle = cfg.idle_timeout;
         let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
             // For `aws:SourceIp` in policies.
@@ -258,6 +261,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 metrics.in_flight.fetch_add(1, Ordering::Relaxed);
                 let (method, path) = (req.method().clone(), req.uri().path().to_owned());
                 let started = std::time::Instant::now();
+                let req = match cfg_idle {
+                    Some(idle) if !req.body().is_end_stream() => {
+                        req.map(|b| s3s::Body::http_body(StallGuard::new(b, idle)))
+                    }
+                    _ => req.map(s3s::Body::from),
+                };
                 let resp = match crate::admin::with_known_length(req).await {
                     Ok(req) => match expect_continue::watch(req) {
                         Watch::Plain(req) => service.call(req).await,

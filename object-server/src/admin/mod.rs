@@ -145,14 +145,12 @@ fn parse_query(q: Option<&str>) -> HashMap<String, String> {
 /// Gives an admin request a Content-Length: madmin's Go client sends even empty bodies chunked,
 /// and s3s needs the length to check the signed payload hash. Admin bodies are small, so they
 /// are read here (at most [`MAX_BODY`], else `Err(413)`); every other request passes as it is.
-pub async fn with_known_length(
-    req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Request<Body>, u16> {
+pub async fn with_known_length(req: http::Request<Body>) -> Result<http::Request<Body>, u16> {
     use http_body_util::BodyExt as _;
     if split_path(req.uri().path()).is_none()
         || req.headers().contains_key(http::header::CONTENT_LENGTH)
     {
-        return Ok(req.map(Body::from));
+        return Ok(req);
     }
     let (mut parts, body) = req.into_parts();
     let bytes = http_body_util::Limited::new(body, MAX_BODY)

@@ -122,14 +122,19 @@ def _closed_by_server(sock, within):
     return False
 
 
-def test_read_header_timeout_closes_slow_and_idle_connections(tmp_path):
-    """MINIO_READ_HEADER_TIMEOUT bounds the wait for a request head, as MinIO's does: a head that
-    trickles in byte by byte is cut off at the deadline (bytes do not extend it), an idle
-    keep-alive connection is closed after it, and a prompt client is served meanwhile."""
+def test_timeouts_close_slow_idle_and_stalled_connections(tmp_path):
+    """MINIO_READ_HEADER_TIMEOUT and MINIO_IDLE_TIMEOUT, as MinIO's: a head that trickles in byte
+    by byte is cut off at the deadline (bytes do not extend it), an idle keep-alive connection is
+    closed after it, a body that stops midway fails the request and stores nothing, and a prompt
+    client is served meanwhile."""
     import socket
     import time
 
-    s = Server(tmp_path / "data", env={"MINIO_READ_HEADER_TIMEOUT": "2s"}).start()
+    from test_api import _signed_put_head
+
+    s = Server(tmp_path / "data", env={"MINIO_READ_HEADER_TIMEOUT": "2s", "MINIO_IDLE_TIMEOUT": "2s"}).start()
+    c = s.client()
+    c.create_bucket(Bucket="bkt")
     live = b"GET /minio/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
 
     with socket.create_connection(("127.0.0.1", s.port)) as slow:
@@ -152,6 +157,15 @@ def test_read_header_timeout_closes_slow_and_idle_connections(tmp_path):
         assert b"200 OK" in idle.recv(4096)
         assert not _closed_by_server(idle, 1.0), "closed before the timeout"
         assert _closed_by_server(idle, 3.0), "an idle keep-alive connection stayed open"
+
+    body = pattern(100_000)
+    with socket.create_connection(("127.0.0.1", s.port)) as stalled:
+        stalled.sendall(_signed_put_head(s, "/bkt/stalled", body, {}) + body[:10_000])
+        started = time.time()
+        assert _closed_by_server(stalled, 8.0), "a stalled body kept its request open"
+        assert 1.5 < time.time() - started < 6, time.time() - started
+    assert c.list_objects_v2(Bucket="bkt").get("KeyCount") == 0
+    assert not list((tmp_path / "data" / ".coffer" / "tmp").glob("*")), "the stalled PUT left a temp file"
 
     # A client that sends its heads in time keeps its connection.
     with socket.create_connection(("127.0.0.1", s.port)) as prompt:
