@@ -743,7 +743,9 @@ async fn tenant_names_that_take_another_tenants_objects_are_refused() {
     // refuses both names, with the reason, whichever Tenant comes first.
     let api = KubeApi::start();
     let client = api.client().await;
-    api.install_crds();
+    // The CRDs this very build prints (not a checkout's crds/, which another build may name).
+    api.apply(&operator::crd::crds_yaml());
+    api.wait_crds_established();
     let ns = "names";
     namespace(&client, ns).await;
     for name in ["x-kes", "x-hl", "x"] {

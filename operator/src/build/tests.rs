@@ -538,11 +538,11 @@ fn owned_names_are_injective_across_accepted_tenants() {
         }
     }
     assert!(tails.contains("-kes") && tails.contains("-hl"), "{tails:?}");
-    let mut candidates = vec!["x".to_string()];
+    let mut candidates = std::collections::BTreeSet::from(["x".to_string()]);
     for a in &tails {
-        candidates.push(format!("x{a}"));
+        candidates.insert(format!("x{a}"));
         for b in &tails {
-            candidates.push(format!("x{a}{b}"));
+            candidates.insert(format!("x{a}{b}"));
         }
     }
     let built: Vec<(String, Vec<(&str, String)>)> = candidates
