@@ -305,10 +305,9 @@ impl Config {
         };
         let idle_timeout = timeout("MINIO_IDLE_TIMEOUT")?;
         let read_header_timeout = timeout("MINIO_READ_HEADER_TIMEOUT")?.max(idle_timeout);
-        let prometheus_auth = crate::metrics_auth::AuthType::parse(
-            env.get(crate::metrics_auth::ENV).as_deref(),
-        )
-        .map_err(ConfigError::Invalid)?;
+        let prometheus_auth =
+            crate::metrics_auth::AuthType::parse(env.get(crate::metrics_auth::ENV).as_deref())
+                .map_err(ConfigError::Invalid)?;
         Ok(Config {
             prometheus_auth,
             domains,

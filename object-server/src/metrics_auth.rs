@@ -324,10 +324,7 @@ mod tests {
                 ),
                 Refusal::Issuer,
             ),
-            (
-                sign(r#"{"alg":"HS256"}"#, good, b"s"),
-                Refusal::Algorithm,
-            ),
+            (sign(r#"{"alg":"HS256"}"#, good, b"s"), Refusal::Algorithm),
             (sign(r#"{"alg":"none"}"#, good, b"s"), Refusal::Algorithm),
             ("a.b".into(), Refusal::Malformed),
             ("a.b.c.d".into(), Refusal::Malformed),

@@ -128,13 +128,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controllers = tokio::spawn(reconcile::run_controllers_in(
-        ctx,
-        namespaces,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let controllers = tokio::spawn(reconcile::run_controllers_in(ctx, namespaces, async move {
+        let _ = stop_rx.await;
+    }));
     let lost = tokio::select! {
         _ = elector.hold() => true,
         _ = shutdown_signal() => false,

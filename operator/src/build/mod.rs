@@ -61,9 +61,7 @@ pub const RESERVED_NAME_SUFFIXES: [&str; 2] = ["-kes", "-hl"];
 
 /// Why the Tenant name `name` is refused, if it is: it ends in a reserved suffix.
 pub fn name_collision(name: &str) -> Option<String> {
-    let suffix = RESERVED_NAME_SUFFIXES
-        .iter()
-        .find(|s| name.ends_with(*s))?;
+    let suffix = RESERVED_NAME_SUFFIXES.iter().find(|s| name.ends_with(*s))?;
     let other = &name[..name.len() - suffix.len()];
     Some(format!(
         "Tenant names must not end in {}: the objects of Tenant {name:?} would take names of \

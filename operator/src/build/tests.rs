@@ -547,7 +547,12 @@ fn owned_names_are_injective_across_accepted_tenants() {
     }
     let built: Vec<(String, Vec<(&str, String)>)> = candidates
         .iter()
-        .map(|n| (n.clone(), owned_names(&tenant_named(&base, n), &kms, &certs)))
+        .map(|n| {
+            (
+                n.clone(),
+                owned_names(&tenant_named(&base, n), &kms, &certs),
+            )
+        })
         .collect();
     let collide = |a: &[(&str, String)], b: &[(&str, String)]| {
         a.iter()
