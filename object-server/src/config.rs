@@ -121,6 +121,9 @@ pub struct Config {
     /// `MINIO_IDLE_TIMEOUT` (default 30 s; `0` turns it off): how long a request body may
     /// stall before the request fails ([`crate::stall_guard`]).
     pub idle_timeout: Option<std::time::Duration>,
+    /// `MINIO_PROMETHEUS_AUTH_TYPE` (`jwt`, the default, or `public`): who may scrape the
+    /// metrics ([`crate::metrics_auth`]).
+    pub prometheus_auth: crate::metrics_auth::AuthType,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -302,7 +305,11 @@ impl Config {
         };
         let idle_timeout = timeout("MINIO_IDLE_TIMEOUT")?;
         let read_header_timeout = timeout("MINIO_READ_HEADER_TIMEOUT")?.max(idle_timeout);
+        let prometheus_auth =
+            crate::metrics_auth::AuthType::parse(env.get(crate::metrics_auth::ENV).as_deref())
+                .map_err(ConfigError::Invalid)?;
         Ok(Config {
+            prometheus_auth,
             domains,
             read_header_timeout,
             idle_timeout,

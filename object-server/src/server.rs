@@ -1,5 +1,10 @@
 //! Serving: the KMS, TLS from a certs directory, health and metrics endpoints, the S3 service,
 //! and graceful shutdown on SIGTERM / Ctrl-C.
+//!
+//! Health endpoints are open to anyone (probes carry no credentials); the metrics endpoints need
+//! a bearer token unless `MINIO_PROMETHEUS_AUTH_TYPE=public` ([`crate::metrics_auth`]). The
+//! `in_flight` gauge counts requests through a guard, so a request dropped mid-way (its client
+//! gone) is uncounted as surely as one that finished.
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,6 +28,7 @@ use crate::iam::Iam;
 use crate::iam::access::{Access, Auth, ClientAddr};
 use crate::kms::static_key::{StaticKms, load_or_create_embedded};
 use crate::kms::{Kms, ensure_default_key};
+use crate::metrics_auth::{self, AuthType};
 use crate::s3::CofferS3;
 use crate::stall_guard::StallGuard;
 use crate::storage::Store;
@@ -34,6 +40,24 @@ pub struct Metrics {
     errors_4xx: AtomicU64,
     errors_5xx: AtomicU64,
     in_flight: AtomicU64,
+}
+
+/// Counts one request in `in_flight` for as long as it lives. Dropping it decrements, so a
+/// request whose future hyper drops (the client disconnected mid-body, the connection was cut)
+/// leaves the gauge as surely as one that finished.
+struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn start(metrics: Arc<Metrics>) -> Self {
+        metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(metrics)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -198,6 +222,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(Auth(iam.clone()));
+    let metrics_iam = iam.clone();
     builder.set_access(Access {
         iam,
         tls: tls.is_some(),
@@ -233,9 +258,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
-        let cfg_idle = cfg.idle_timeout;
+        let metrics_iam = metrics_iam.clone();
+        let (cfg_idle, prometheus_auth, tls_on) =
+            (cfg.idle_timeout, cfg.prometheus_auth, acceptor.is_some());
         let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
+            let metrics_iam = metrics_iam.clone();
             // For `aws:SourceIp` in policies.
             req.extensions_mut().insert(ClientAddr(peer));
             async move {
@@ -252,13 +280,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                             return Ok(text(if ok { 200 } else { 503 }, String::new()));
                         }
                         "/minio/v2/metrics/cluster" | "/minio/v2/metrics/node" | "/metrics" => {
+                            if prometheus_auth == AuthType::Jwt
+                                && let Err(why) = metrics_auth::authorize(
+                                    &metrics_iam,
+                                    req.headers(),
+                                    Some(peer.ip()),
+                                    tls_on,
+                                )
+                                .await
+                            {
+                                tracing::debug!(%path, %why, "metrics scrape refused");
+                                return Ok(metrics_auth::refused(path));
+                            }
                             return Ok(text(200, metrics.render()));
                         }
                         _ => {}
                     }
                 }
                 metrics.requests.fetch_add(1, Ordering::Relaxed);
-                metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+                let in_flight = InFlight::start(metrics.clone());
                 let (method, path) = (req.method().clone(), req.uri().path().to_owned());
                 let started = std::time::Instant::now();
                 let req = match cfg_idle {
@@ -277,7 +317,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     },
                     Err(status) => Ok(text(status, String::new())),
                 };
-                metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+                drop(in_flight);
                 let resp = match resp {
                     Ok(r) => r,
                     Err(e) => {

@@ -17,6 +17,10 @@
 //! - `coordination.k8s.io`: `leases`: get, create, update (leader election).
 //! - `events.k8s.io`: `events`: create, patch.
 //!
+//! Cluster-wide by default (a ClusterRole); with `--watch-namespaces` the same rules as a Role in
+//! each watched namespace suffice, and nothing is listed or watched cluster-wide (the Lease stays
+//! in the operator's own namespace).
+//!
 //! Nothing is ever deleted by the operator: owned objects go with their Tenant through owner
 //! references, and nothing in Vault is deleted at all.
 

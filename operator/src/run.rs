@@ -12,9 +12,14 @@ use crate::reconcile::{self, Context, leader};
 /// Flags of `operator run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Only watch this namespace (default: all).
+    /// Only watch this namespace (default: all). Same as a one-entry `--watch-namespaces`.
     #[arg(long, env = "COFFER_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Only watch these namespaces, comma-separated (default: all). The operator then needs
+    /// RBAC in these namespaces only, and no cluster-wide read of Secrets (the chart's
+    /// `watchNamespaces`).
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
     /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else `default`).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
@@ -30,6 +35,32 @@ pub struct RunArgs {
     /// Log as JSON lines.
     #[arg(long, env = "COFFER_LOG_JSON")]
     pub log_json: bool,
+}
+
+impl RunArgs {
+    /// The namespaces to watch, each once, in the order given; empty means all namespaces.
+    /// A name that is not a DNS label is an error (a typo would otherwise watch nothing).
+    pub fn watched_namespaces(&self) -> anyhow::Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for ns in self.namespace.iter().chain(&self.watch_namespaces) {
+            let ns = ns.trim();
+            if ns.is_empty() || out.iter().any(|o| o == ns) {
+                continue;
+            }
+            let label = ns.len() <= 63
+                && ns
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !ns.starts_with('-')
+                && !ns.ends_with('-');
+            anyhow::ensure!(
+                label,
+                "--watch-namespaces: {ns:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+            );
+            out.push(ns.to_string());
+        }
+        Ok(out)
+    }
 }
 
 fn init_logging(json: bool) {
@@ -63,6 +94,7 @@ async fn shutdown_signal() {
 /// Runs the operator until shutdown or loss of the Lease.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_json);
+    let namespaces = args.watched_namespaces()?;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = Client::try_default().await?;
     let identity = args.identity.clone().unwrap_or_else(|| {
@@ -89,16 +121,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         _ = elector.acquire() => {},
         _ = shutdown_signal() => { metrics.abort(); return Ok(()); }
     }
-    tracing::info!(%identity, "became leader; starting controllers");
+    if namespaces.is_empty() {
+        tracing::info!(%identity, "became leader; starting controllers for all namespaces");
+    } else {
+        tracing::info!(%identity, namespaces = %namespaces.join(","), "became leader; starting controllers for these namespaces only");
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controllers = tokio::spawn(reconcile::run_controllers(
-        ctx,
-        args.namespace.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let controllers = tokio::spawn(reconcile::run_controllers_in(ctx, namespaces, async move {
+        let _ = stop_rx.await;
+    }));
     let lost = tokio::select! {
         _ = elector.hold() => true,
         _ = shutdown_signal() => false,
@@ -115,4 +147,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     elector.release().await;
     tracing::info!("shut down");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watched_namespaces_merge_dedupe_and_refuse_typos() {
+        let args = |namespace: Option<&str>, list: &[&str]| RunArgs {
+            namespace: namespace.map(Into::into),
+            watch_namespaces: list.iter().map(|s| s.to_string()).collect(),
+            lease_namespace: "default".into(),
+            lease_name: "coffer-operator".into(),
+            identity: None,
+            metrics_addr: "127.0.0.1:0".parse().unwrap(),
+            log_json: false,
+        };
+        assert!(args(None, &[]).watched_namespaces().unwrap().is_empty());
+        assert!(args(None, &[""]).watched_namespaces().unwrap().is_empty());
+        assert_eq!(
+            args(Some("a"), &["b", " a", "c"])
+                .watched_namespaces()
+                .unwrap(),
+            ["a", "b", "c"]
+        );
+        let e = args(None, &["shop", "Bad_NS"])
+            .watched_namespaces()
+            .unwrap_err();
+        assert!(e.to_string().contains("\"Bad_NS\""), "{e}");
+    }
 }

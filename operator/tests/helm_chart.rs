@@ -294,3 +294,205 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
     assert!(left.trim().is_empty(), "left behind: {left}");
     api.run(&["get", "crd", "tenants.coffer.dev", "kms.coffer.dev"]);
 }
+
+/// `helm template` of the chart with `--set` values.
+fn template(scratch: &Path, sets: &[&str]) -> String {
+    let mut command = helm(scratch);
+    command
+        .args(["template", "coffer-operator"])
+        .arg(chart())
+        .args(["--namespace", "coffer-system"]);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    let (ok, text) = output("helm template", &mut command);
+    assert!(ok, "helm template {sets:?}: {text}");
+    text
+}
+
+/// The rendered documents of `kind`, parsed.
+fn documents(rendered: &str, kind: &str) -> Vec<serde_json::Value> {
+    rendered
+        .split("\n---\n")
+        .filter(|doc| doc.contains(&format!("\nkind: {kind}\n")))
+        .map(|doc| serde_saphyr::from_str(doc).unwrap())
+        .collect()
+}
+
+#[test]
+fn namespaced_mode_grants_roles_in_the_watched_namespaces_and_nothing_cluster_wide() {
+    let scratch = tempfile::tempdir().unwrap();
+    // The default stays cluster-wide: one ClusterRole, which reads Secrets.
+    let cluster = template(scratch.path(), &[]);
+    let roles = documents(&cluster, "ClusterRole");
+    assert_eq!(roles.len(), 1, "{cluster}");
+    assert!(
+        roles[0]["rules"].to_string().contains("secrets"),
+        "{cluster}"
+    );
+
+    let rendered = template(
+        scratch.path(),
+        &["watchNamespaces={shop,photos}", "watchNamespace=shop"],
+    );
+    for kind in ["ClusterRole", "ClusterRoleBinding"] {
+        assert!(
+            documents(&rendered, kind).is_empty(),
+            "namespaced mode renders a {kind}:\n{rendered}"
+        );
+    }
+    let secret_roles: Vec<String> = documents(&rendered, "Role")
+        .iter()
+        .filter(|r| r["rules"].to_string().contains("secrets"))
+        .map(|r| r["metadata"]["namespace"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(secret_roles, ["shop", "photos"], "{rendered}");
+    let bound: Vec<String> = documents(&rendered, "RoleBinding")
+        .iter()
+        .map(|b| b["metadata"]["namespace"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(bound, ["shop", "photos", "coffer-system"], "{rendered}");
+    let deployment = &documents(&rendered, "Deployment")[0];
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(
+        env.contains(r#"{"name":"WATCH_NAMESPACES","value":"shop,photos"}"#),
+        "{env}"
+    );
+
+    let (ok, text) = output(
+        "helm template",
+        helm(scratch.path())
+            .args(["template", "x"])
+            .arg(chart())
+            .args(["--set", "watchNamespaces={Bad_NS}"]),
+    );
+    assert!(
+        !ok && text.contains("does not match pattern"),
+        "a bad namespace is refused: {text}"
+    );
+}
+
+#[test]
+fn namespaced_operator_reconciles_only_its_namespaces_with_only_their_roles() {
+    let api = KubeApi::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let ns = "coffer-system";
+    let sa = format!("system:serviceaccount:{ns}:coffer-operator");
+    api.run(&["create", "namespace", "watched"]);
+    api.run(&["create", "namespace", "elsewhere"]);
+    let (ok, text) = output(
+        "helm install",
+        helm(scratch.path())
+            .env("KUBECONFIG", &api.kubeconfig)
+            .args(["install", "coffer-operator"])
+            .arg(chart())
+            .args(["--namespace", ns, "--create-namespace"])
+            .args(["--set", "watchNamespaces={watched}"]),
+    );
+    assert!(ok, "helm install: {text}");
+    assert!(text.contains("watching watched"), "{text}");
+    api.wait_crds_established();
+    let left = api.run(&[
+        "get",
+        "clusterrole,clusterrolebinding",
+        "-l",
+        "app.kubernetes.io/instance=coffer-operator",
+        "-o",
+        "name",
+    ]);
+    assert!(left.trim().is_empty(), "cluster-wide RBAC: {left}");
+
+    for n in ["watched", "elsewhere"] {
+        api.apply(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {n}}}\nstringData: {{roleId: r, secretId: s}}\n---\n\
+             apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: {n}}}\n\
+             spec:\n  vault:\n    endpoint: https://127.0.0.1:1\n    auth:\n      appRole: {{secretName: vault-approle}}\n---\n\
+             apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: store, namespace: {n}}}\nspec:\n  kms: {{name: vault}}\n"
+        ));
+    }
+    let token = api.run(&[
+        "-n",
+        ns,
+        "create",
+        "token",
+        "coffer-operator",
+        "--duration=1h",
+    ]);
+    let kubeconfig = api.kubeconfig_with_token("coffer-operator", token.trim());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_operator"));
+    command
+        .args([
+            "run",
+            "--metrics-addr",
+            &format!("127.0.0.1:{}", coffer_e2e::free_port()),
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("WATCH_NAMESPACES", "watched")
+        .env("POD_NAMESPACE", ns)
+        .env("POD_NAME", "coffer-operator-test")
+        .env("RUST_LOG", "info");
+    let operator = Process::spawn("operator", command, &scratch.path().join("operator.log"));
+    wait_until(
+        "the Tenant in the watched namespace to get its StatefulSet and status",
+        Duration::from_secs(60),
+        || {
+            operator.assert_running();
+            let out = api.run(&[
+                "-n",
+                "watched",
+                "get",
+                "tenant/store",
+                "-o",
+                "jsonpath={.status.observedGeneration}",
+            ]);
+            let sts = api
+                .kubectl()
+                .args(["-n", "watched", "get", "statefulset", "store"])
+                .output()
+                .ok()?;
+            (sts.status.success() && !out.trim().is_empty()).then_some(())
+        },
+        || operator.log_tail(),
+    );
+    // Long enough for a reconcile of the other namespace, had it been watched.
+    std::thread::sleep(Duration::from_secs(5));
+    operator.assert_running();
+    let status = api.run(&[
+        "-n",
+        "elsewhere",
+        "get",
+        "tenant/store",
+        "-o",
+        "jsonpath={.status}",
+    ]);
+    assert!(
+        status.trim().is_empty(),
+        "a Tenant outside the watched namespaces was reconciled: {status}"
+    );
+    let owned = api.run(&[
+        "-n",
+        "elsewhere",
+        "get",
+        "statefulsets,services,configmaps,secrets",
+        "-l",
+        "app.kubernetes.io/managed-by=coffer-operator",
+        "-o",
+        "name",
+    ]);
+    assert!(owned.trim().is_empty(), "objects made elsewhere: {owned}");
+    operator.terminate(Duration::from_secs(10));
+    let denied: Vec<_> = api
+        .audit_events()
+        .into_iter()
+        .filter(|e| e["user"]["username"] == sa.as_str() && e["responseStatus"]["code"] == 403)
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "requests refused by the namespaced RBAC: {denied:#?}"
+    );
+    let log = operator.log();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the namespaced RBAC is not enough:\n{log}"
+    );
+}

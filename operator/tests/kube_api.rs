@@ -735,3 +735,38 @@ async fn only_the_lease_holder_leads() {
         "a takes a released lease at once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_names_that_take_another_tenants_objects_are_refused() {
+    // Tenant `x-kes` would apply its S3 certificate as Secret `x-kes-tls`, Tenant `x`'s KES
+    // certificate, and Tenant `x-hl` its Service as `x`'s headless Service: the API server
+    // refuses both names, with the reason, whichever Tenant comes first.
+    let api = KubeApi::start();
+    let client = api.client().await;
+    // The CRDs this very build prints (not a checkout's crds/, which another build may name).
+    api.apply(&operator::crd::crds_yaml());
+    api.wait_crds_established();
+    let ns = "names";
+    namespace(&client, ns).await;
+    for name in ["x-kes", "x-hl", "x"] {
+        let (ok, out) = api.try_apply(&tenant_yaml(ns, name, ""));
+        if name == "x" {
+            assert!(ok, "{out}");
+            continue;
+        }
+        assert!(!ok, "Tenant {name:?} was accepted: {out}");
+        assert!(
+            out.contains("metadata.name must not end in -kes or -hl"),
+            "refused without the reason: {out}"
+        );
+    }
+    for name in ["x-kes", "x-hl"] {
+        let (ok, out) = api.try_apply(&tenant_yaml(ns, name, ""));
+        assert!(!ok, "Tenant {name:?} was accepted beside Tenant x: {out}");
+    }
+    // Names that merely contain the suffixes stay valid.
+    for name in ["kes", "x-kesx", "hl-x", "x-kes-y"] {
+        let (ok, out) = api.try_apply(&tenant_yaml(ns, name, ""));
+        assert!(ok, "Tenant {name:?}: {out}");
+    }
+}

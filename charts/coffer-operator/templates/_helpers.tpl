@@ -40,3 +40,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/* The namespaces the operator watches (watchNamespaces plus the older watchNamespace), each
+     once; empty means all namespaces. */}}
+{{- define "coffer-operator.watchNamespaces" -}}
+{{- $namespaces := concat (.Values.watchNamespaces | default list) (compact (list .Values.watchNamespace)) | uniq }}
+{{- join "," $namespaces }}
+{{- end }}

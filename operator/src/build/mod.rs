@@ -3,7 +3,32 @@
 //!
 //! Owned objects of Tenant `t`: Secrets `t-ca`, `t-tls` (unless an external one is used),
 //! `t-kes-tls`, `t-root` (generated once), `t-users` (the S3 users of `spec.users`),
-//! ConfigMap `t-kes-config`, StatefulSet `t`, Services `t` and `t-hl`, PodDisruptionBudget `t`.
+//! ConfigMap `t-kes-config`, StatefulSet `t`, Services `t` and `t-hl`, PodDisruptionBudget `t`
+//! (and, made by the StatefulSet controller, pods `t-<n>` and claims `data-t-<n>`).
+//!
+//! ## No two Tenants of a namespace share an object name
+//!
+//! Every owned object is applied server-side with one field manager, so an object two Tenants
+//! both generated would silently change hands on each reconcile (the second apply replaces the
+//! first one's fields, owner reference included). Names of one kind must therefore be injective
+//! across the Tenants of a namespace. DESIGN.md fixes the names (`t-ca`, Services `t` and
+//! `t-hl`), so instead of renaming we refuse the Tenant names that could collide:
+//!
+//! Two Tenants `a` ≠ `b` collide on a kind when `a` + s₁ = `b` + s₂ for two suffixes of that
+//! kind's names, s₁ ≠ s₂. Then the longer name is the shorter plus `-p` where `-p` + s₁ = s₂,
+//! i.e. one suffix ends with another and `-p` is the difference. The suffix sets are: Secrets
+//! {`-ca`, `-tls`, `-kes-tls`, `-root`, `-users`}, ConfigMaps {`-kes-config`}, Services {``,
+//! `-hl`}, StatefulSets and PDBs {``}. The only pairs where one ends with the other are
+//! `-kes-tls`/`-tls` (difference `-kes`: Tenant `x-kes`'s S3 certificate `x-kes-tls` is Tenant
+//! `x`'s KES certificate) and `-hl`/`` (difference `-hl`: Tenant `x-hl`'s Service is Tenant
+//! `x`'s headless Service). Pods and claims end in `-<ordinal>`, which no other name of the
+//! same kind does. So refusing names that end in [`RESERVED_NAME_SUFFIXES`] makes every
+//! kind's names injective; the CRD refuses them (a CEL rule, so `kubectl apply` says why) and
+//! the reconciler refuses Tenants stored before the rule existed (condition `NameCollides`).
+//! `build::tests::owned_names_are_injective_across_accepted_tenants` checks the argument
+//! against the names the builders really produce. A new suffix must keep it true (the test
+//! fails otherwise). The root credentials Secret a Tenant names itself
+//! (`spec.rootCredentials.secretName`) is never written over: it is created only when absent.
 
 pub mod kes_config;
 pub mod secrets;
@@ -28,6 +53,27 @@ pub const S3_PORT: i32 = 9000;
 pub const CERTS_HASH_ANNOTATION: &str = "coffer.dev/certs-hash";
 /// Pod template annotation: hash of the KES config.
 pub const CONFIG_HASH_ANNOTATION: &str = "coffer.dev/config-hash";
+
+/// Tenant names that would collide with another Tenant's owned objects (see the module doc):
+/// Tenant `x-kes`'s Secret `x-kes-tls` is Tenant `x`'s, Tenant `x-hl`'s Service is `x`'s
+/// headless Service.
+pub const RESERVED_NAME_SUFFIXES: [&str; 2] = ["-kes", "-hl"];
+
+/// Why the Tenant name `name` is refused, if it is: it ends in a reserved suffix.
+pub fn name_collision(name: &str) -> Option<String> {
+    let suffix = RESERVED_NAME_SUFFIXES.iter().find(|s| name.ends_with(*s))?;
+    let other = &name[..name.len() - suffix.len()];
+    Some(format!(
+        "Tenant names must not end in {}: the objects of Tenant {name:?} would take names of \
+         Tenant {other:?} ({}); choose another name",
+        RESERVED_NAME_SUFFIXES.join(" or "),
+        if *suffix == "-kes" {
+            format!("its Secret \"{name}-tls\" is the KES certificate Secret of {other:?}")
+        } else {
+            format!("its Service {name:?} is the headless Service of {other:?}")
+        }
+    ))
+}
 
 /// The names of everything a Tenant owns.
 #[derive(Clone, Debug, PartialEq, Eq)]

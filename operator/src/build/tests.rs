@@ -466,3 +466,120 @@ fn the_users_file_is_a_directory_mount_that_updates_in_place() {
         owned(&with_users, &k, &c).unwrap().stateful_set
     );
 }
+
+/// `(kind, name)` of every object the builders make for `tenant`, with the pods and claims the
+/// StatefulSet controller makes for two replicas.
+fn owned_names(tenant: &Tenant, kms: &KMS, certs: &Certs) -> Vec<(&'static str, String)> {
+    let o = owned(tenant, kms, certs).unwrap();
+    let ca = Ca::generate("test", OffsetDateTime::now_utc(), CA_LIFETIME).unwrap();
+    let mut out = vec![
+        ("Secret", secrets::ca(tenant, &ca).metadata.name.unwrap()),
+        (
+            "Secret",
+            secrets::root_credentials(tenant).metadata.name.unwrap(),
+        ),
+        ("Secret", users::secret(tenant, &[]).metadata.name.unwrap()),
+        ("ConfigMap", o.config_map.metadata.name.unwrap()),
+        ("PodDisruptionBudget", o.pdb.metadata.name.unwrap()),
+    ];
+    out.extend(
+        o.secrets
+            .into_iter()
+            .map(|s| ("Secret", s.metadata.name.unwrap())),
+    );
+    out.extend(
+        o.services
+            .into_iter()
+            .map(|s| ("Service", s.metadata.name.unwrap())),
+    );
+    let sts = o.stateful_set.metadata.name.clone().unwrap();
+    for n in 0..2 {
+        out.push(("Pod", format!("{sts}-{n}")));
+        for claim in o
+            .stateful_set
+            .spec
+            .as_ref()
+            .unwrap()
+            .volume_claim_templates
+            .iter()
+            .flatten()
+        {
+            let claim = claim.metadata.name.as_deref().unwrap();
+            out.push(("PersistentVolumeClaim", format!("{claim}-{sts}-{n}")));
+        }
+    }
+    out.push(("StatefulSet", sts));
+    out
+}
+
+fn tenant_named(base: &Tenant, name: &str) -> Tenant {
+    let mut t = base.clone();
+    t.metadata.name = Some(name.into());
+    t
+}
+
+#[test]
+fn owned_names_are_injective_across_accepted_tenants() {
+    let (base, kms) = fixtures();
+    let certs = certs(&base);
+    // Candidate names: `x` followed by every tail of every name `x` generates (`-kes`, `-tls`,
+    // `-kes-tls`, `-hl`, …), and two levels of that, so every way one Tenant's name could be
+    // another's name plus a suffix is tried.
+    let x_names = owned_names(&tenant_named(&base, "x"), &kms, &certs);
+    let mut tails: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for (_, name) in &x_names {
+        if let Some(rest) = name.strip_prefix("x") {
+            for (i, _) in rest.match_indices('-') {
+                tails.insert(rest[i..].to_string());
+                for (j, _) in rest[i + 1..].match_indices('-') {
+                    tails.insert(rest[i..i + 1 + j].to_string());
+                }
+            }
+        }
+    }
+    assert!(tails.contains("-kes") && tails.contains("-hl"), "{tails:?}");
+    let mut candidates = std::collections::BTreeSet::from(["x".to_string()]);
+    for a in &tails {
+        candidates.insert(format!("x{a}"));
+        for b in &tails {
+            candidates.insert(format!("x{a}{b}"));
+        }
+    }
+    let built: Vec<(String, Vec<(&str, String)>)> = candidates
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                owned_names(&tenant_named(&base, n), &kms, &certs),
+            )
+        })
+        .collect();
+    let collide = |a: &[(&str, String)], b: &[(&str, String)]| {
+        a.iter()
+            .find(|x| b.contains(x))
+            .map(|(k, n)| format!("{k} {n}"))
+    };
+    for (i, (a, a_names)) in built.iter().enumerate() {
+        for (b, b_names) in &built[i + 1..] {
+            let accepted = name_collision(a).is_none() && name_collision(b).is_none();
+            if let (true, Some(shared)) = (accepted, collide(a_names, b_names)) {
+                panic!("accepted Tenants {a:?} and {b:?} both own {shared}");
+            }
+        }
+    }
+    // The rule is not vacuous: each reserved suffix names a real collision with `x`.
+    for suffix in RESERVED_NAME_SUFFIXES {
+        let b = format!("x{suffix}");
+        let b_names = owned_names(&tenant_named(&base, &b), &kms, &certs);
+        assert!(collide(&x_names, &b_names).is_some(), "{b} collides with x");
+        let why = name_collision(&b).unwrap();
+        assert!(why.contains(suffix) && why.contains("\"x\""), "{why}");
+    }
+    for suffix in RESERVED_NAME_SUFFIXES {
+        let cel = format!("!self.metadata.name.endsWith('{suffix}')");
+        assert!(crate::crd::tenant::NAME_SUFFIX_RULE.contains(&cel), "{cel}");
+    }
+    assert_eq!(name_collision("x"), None);
+    assert_eq!(name_collision("kes"), None);
+    assert_eq!(name_collision("x-kesx"), None);
+}

@@ -12,6 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use super::kms::{CacheSpec, DURATION_MESSAGE, DURATION_RULE};
 
+/// CEL rule refusing the Tenant names of [`crate::build::RESERVED_NAME_SUFFIXES`]: their owned
+/// objects would take the names of another Tenant's (see `build`'s module doc).
+pub const NAME_SUFFIX_RULE: &str =
+    "!self.metadata.name.endsWith('-kes') && !self.metadata.name.endsWith('-hl')";
+/// What `kubectl apply` prints when [`NAME_SUFFIX_RULE`] refuses a Tenant.
+pub const NAME_SUFFIX_MESSAGE: &str = "metadata.name must not end in -kes or -hl: Tenant x-kes's Secret x-kes-tls would be Tenant x's KES certificate Secret, and Tenant x-hl's Service Tenant x's headless Service";
+
 /// The default image that holds both `object-server` and `kes`.
 pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
 
@@ -34,6 +41,7 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp", description = "Time since creation"),
     validation = kube::core::Rule::new("size(self.metadata.name) <= 47").message("metadata.name must be at most 47 characters (names of owned objects and pods derive from it)"),
     validation = kube::core::Rule::new("!self.metadata.name.contains('.')").message("metadata.name must not contain '.' (it names pods and KES keys)"),
+    validation = kube::core::Rule::new(NAME_SUFFIX_RULE).message(NAME_SUFFIX_MESSAGE),
     validation = kube::core::Rule::new("!has(self.spec.encryption) || !has(self.spec.encryption.keyName) || has(self.spec.encryption.keyPrefix) || self.spec.encryption.keyName.startsWith(self.metadata.name + '_')").message("encryption.keyName must start with the Tenant's key prefix: '<tenant name>_' unless encryption.keyPrefix says otherwise (the KES policy allows no other key)")
 )]
 #[serde(rename_all = "camelCase")]

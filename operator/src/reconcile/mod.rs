@@ -1,6 +1,6 @@
 //! The controllers: [`tenant`] turns a Tenant into its owned objects, [`kms`] probes Vault and
 //! reports it; [`leader`] makes sure only one operator process reconciles; [`run_controllers`]
-//! wires them into kube-rs `Controller`s, which also watch the Secrets the objects name
+//! (per namespace with [`run_controllers_in`]) wires them into kube-rs `Controller`s, which also watch the Secrets the objects name
 //! ([`secret_refs`]).
 
 pub mod kms;
@@ -51,8 +51,9 @@ pub struct Context {
     pub metrics: metrics::Metrics,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// The Tenant controller's cache, once it runs (for checks across Tenants without a LIST).
-    tenants: std::sync::OnceLock<kube::runtime::reflector::Store<Tenant>>,
+    /// The Tenant controllers' caches (one per watched namespace, or one for all), once they
+    /// run (for checks across Tenants without a LIST).
+    tenants: Mutex<Vec<kube::runtime::reflector::Store<Tenant>>>,
 }
 
 impl Context {
@@ -69,7 +70,8 @@ impl Context {
 
     /// Every Tenant the controller has seen, from its cache; `None` before the controller runs.
     pub fn cached_tenants(&self) -> Option<Vec<Arc<Tenant>>> {
-        self.tenants.get().map(|s| s.state())
+        let stores = self.tenants.lock().expect("not poisoned");
+        (!stores.is_empty()).then(|| stores.iter().flat_map(|s| s.state()).collect())
     }
 
     /// An event recorder.
@@ -134,6 +136,31 @@ fn kms_error(k: Arc<KMS>, err: &Error, ctx: Arc<Context>) -> Action {
     Action::requeue(delay)
 }
 
+/// Runs both controllers in each of `namespaces` (all namespaces when empty) until `shutdown`
+/// resolves. Each namespace gets its own watches: the operator then lists and watches nothing
+/// cluster-wide, so namespaced Roles are all the RBAC it needs.
+pub async fn run_controllers_in(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    if namespaces.is_empty() {
+        return run_controllers(ctx, None, shutdown).await;
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    futures::future::join_all(namespaces.into_iter().map(|ns| {
+        let mut rx = rx.clone();
+        run_controllers(ctx.clone(), Some(ns), async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+    }))
+    .await;
+}
+
 /// Runs both controllers until `shutdown` resolves. `namespace` limits them to one namespace
 /// (`None`: all namespaces).
 pub async fn run_controllers(
@@ -168,7 +195,10 @@ pub async fn run_controllers(
         watcher::Config::default(),
     );
     let store = tenants.store();
-    let _ = ctx.tenants.set(store.clone());
+    ctx.tenants
+        .lock()
+        .expect("not poisoned")
+        .push(store.clone());
     let tenant_ctl = tenants
         .owns(api::<StatefulSet>(&client, &namespace), owned.clone())
         .owns(api::<Secret>(&client, &namespace), owned.clone())

@@ -2,7 +2,8 @@
 //!
 //! 1. the KMS it names, and that KMS's credentials Secret (by reference: only the presence of
 //!    the keys is checked, values are never read into the operator's output), and that no
-//!    older Tenant's key prefix overlaps this one's;
+//!    older Tenant's key prefix overlaps this one's, nor its name makes it take another Tenant's
+//!    object names (`x-kes`, `x-hl`: see [`crate::build`]);
 //! 2. the root credentials Secret, generated once when absent;
 //! 3. the CA (`<t>-ca`), rotated at 2/3 of its lifetime (see [`crate::pki::ca`]);
 //! 4. the leaf certificates, re-issued at 2/3 of their lifetime or when names/CA change;
@@ -226,6 +227,24 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             &names,
             Outcome {
                 degraded: Some(("KeyPrefixConflict", msg)),
+                kms_ready,
+            },
+            None,
+        )
+        .await?;
+        return Ok(Action::requeue(RESYNC));
+    }
+
+    // A Tenant whose owned objects would take another Tenant's names is not deployed (see
+    // `build`'s module doc). The CRD refuses such names; this catches Tenants stored before.
+    if let Some(msg) = crate::build::name_collision(&names.tenant) {
+        publish(EventType::Warning, "NameCollides", msg.clone()).await;
+        write_status(
+            &tenant,
+            &ctx,
+            &names,
+            Outcome {
+                degraded: Some(("NameCollides", msg)),
                 kms_ready,
             },
             None,
