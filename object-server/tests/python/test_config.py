@@ -197,3 +197,45 @@ def test_bad_read_header_timeout_is_a_startup_error(tmp_path):
     assert r.returncode != 0
     assert "MINIO_READ_HEADER_TIMEOUT" in r.stderr and "30s" in r.stderr
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+def test_a_port_another_process_took_first_is_replaced(tmp_path, monkeypatch):
+    """The suite's own start-up (conftest.Server): a port picked free can be taken by another
+    process before the server binds it. Here that process even answers the liveness probe: the
+    start must neither take its answer for the server's nor fail, but move to another port."""
+    import http.server
+    import threading
+
+    import conftest
+
+    class AlwaysLive(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    squatter = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AlwaysLive)
+    threading.Thread(target=squatter.serve_forever, daemon=True).start()
+    taken = squatter.server_address[1]
+    picks = iter([taken])
+    real_free_port = conftest.free_port
+    monkeypatch.setattr(conftest, "free_port", lambda: next(picks, None) or real_free_port())
+    try:
+        s = Server(tmp_path / "data").start()
+        assert s.port != taken
+        assert conftest.listens_on(s.proc.pid, s.port)
+        c = s.client()
+        c.create_bucket(Bucket="moved")
+        assert [b["Name"] for b in c.list_buckets()["Buckets"]] == ["moved"]
+        assert "in use" in s.output(), "the first start did not meet the taken port"
+        # A restart keeps its port (clients name it), whoever held it before.
+        port = s.port
+        s.stop()
+        s.start()
+        assert s.port == port and s.client().list_buckets()["Buckets"][0]["Name"] == "moved"
+        s.stop()
+    finally:
+        squatter.shutdown()
+        squatter.server_close()
