@@ -111,10 +111,8 @@ pub fn start_on_free_ports<T>(
                 panic!("{what} exited early\n{}", process.log_tail());
             }
             let listening = process.pid().is_some_and(|pid| listens_on(pid, ports[0]));
-            if listening {
-                if let Some(value) = ready(&process, &ports) {
-                    return (process, ports, value);
-                }
+            if listening && let Some(value) = ready(&process, &ports) {
+                return (process, ports, value);
             }
             if Instant::now() > deadline {
                 panic!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use coffer_e2e::kube::KubeApi;
 use coffer_e2e::minio::mc_for;
-use coffer_e2e::{Process, start_on_free_ports, wait_until};
+use coffer_e2e::{Process, start_on_free_ports};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
