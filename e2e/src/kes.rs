@@ -1,7 +1,7 @@
 //! MinIO's own KES server (`minio-kes`), in dev mode or with a config file.
 
 use crate::pki::{CertFiles, TestCa};
-use crate::process::{Process, free_port, peer_bin, run, wait_until};
+use crate::process::{Process, peer_bin, run, start_on_free_ports};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -27,29 +27,34 @@ impl MinioKes {
     /// Starts `minio-kes server --dev` (in-memory keystore, self-signed certificate, an admin API key).
     pub fn dev() -> MinioKes {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let mut command = Command::new(peer_bin("minio-kes"));
-        command.args(["server", "--dev", "--addr", &format!("127.0.0.1:{port}")]);
-        let process = Process::spawn("minio-kes (dev)", command, &dir.path().join("kes.log"));
         let field = |log: &str, name: &str| {
             log.lines()
                 .find(|l| l.starts_with(name))
                 .and_then(|l| l.split_whitespace().last())
                 .map(str::to_string)
         };
-        let (api_key, admin_identity) = wait_until(
-            "minio-kes --dev to print its API key",
-            Duration::from_secs(20),
-            || {
-                process.assert_running();
+        let (process, ports, (api_key, admin_identity)) = start_on_free_ports(
+            "minio-kes --dev",
+            1,
+            Duration::from_secs(60),
+            |ports| {
+                let mut command = Command::new(peer_bin("minio-kes"));
+                command.args([
+                    "server",
+                    "--dev",
+                    "--addr",
+                    &format!("127.0.0.1:{}", ports[0]),
+                ]);
+                Process::spawn("minio-kes (dev)", command, &dir.path().join("kes.log"))
+            },
+            |process, _| {
                 let log = process.log();
                 log.contains("Server is up")
                     .then(|| (field(&log, "API Key"), field(&log, "Admin")))
             },
-            || process.log_tail(),
         );
         MinioKes {
-            endpoint: format!("https://127.0.0.1:{port}"),
+            endpoint: format!("https://127.0.0.1:{}", ports[0]),
             api_key,
             admin: None,
             ca_cert: None,
@@ -64,35 +69,34 @@ impl MinioKes {
     /// `address`, `admin` and `tls` sections this function writes.
     pub fn with_config(rest: &str) -> MinioKes {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let ca = TestCa::new(&dir.path().join("tls"), "kes-test-ca");
         let server = ca.server("kes", &[]);
         let admin = ca.client("admin", "admin", &[]);
         let admin_identity = identity_of(&admin.cert);
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "address: 127.0.0.1:{port}\nadmin:\n  identity: {admin_identity}\ntls:\n  key: {key}\n  cert: {cert}\n{rest}",
-                key = server.key.display(),
-                cert = server.cert.display(),
-            ),
-        )
-        .expect("write kes config");
-        let mut command = Command::new(peer_bin("minio-kes"));
-        command.args(["server", "--config"]).arg(&config);
-        let process = Process::spawn("minio-kes", command, &dir.path().join("kes.log"));
-        wait_until(
-            "minio-kes to start",
-            Duration::from_secs(20),
-            || {
-                process.assert_running();
-                process.log().contains("Server is up").then_some(())
+        let (process, ports, ()) = start_on_free_ports(
+            "minio-kes",
+            1,
+            Duration::from_secs(60),
+            |ports| {
+                std::fs::write(
+                    &config,
+                    format!(
+                        "address: 127.0.0.1:{port}\nadmin:\n  identity: {admin_identity}\ntls:\n  key: {key}\n  cert: {cert}\n{rest}",
+                        port = ports[0],
+                        key = server.key.display(),
+                        cert = server.cert.display(),
+                    ),
+                )
+                .expect("write kes config");
+                let mut command = Command::new(peer_bin("minio-kes"));
+                command.args(["server", "--config"]).arg(&config);
+                Process::spawn("minio-kes", command, &dir.path().join("kes.log"))
             },
-            || process.log_tail(),
+            |process, _| process.log().contains("Server is up").then_some(()),
         );
         MinioKes {
-            endpoint: format!("https://127.0.0.1:{port}"),
+            endpoint: format!("https://127.0.0.1:{}", ports[0]),
             api_key: None,
             admin: Some(admin),
             ca_cert: Some(ca.cert.clone()),

@@ -3,7 +3,7 @@
 //! certificate). No kubelet runs, so pods are stored but never started.
 
 use crate::pki::{CertFiles, TestCa};
-use crate::process::{Process, free_port, peer_bin, run, wait_until};
+use crate::process::{Process, peer_bin, run, start_on_free_ports, wait_until};
 use base64::Engine;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,21 +29,31 @@ impl KubeApi {
     pub fn start() -> KubeApi {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path();
-        let (etcd_port, peer_port, api_port) = (free_port(), free_port(), free_port());
-
-        let mut etcd = Command::new(peer_bin("etcd"));
-        etcd.args([
-            "--name=default",
-            &format!("--data-dir={}", path.join("etcd").display()),
-            &format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
-            &format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
-            &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-            &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-            &format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
-            "--unsafe-no-fsync=true",
-            "--log-level=warn",
-        ]);
-        let etcd = Process::spawn("etcd", etcd, &path.join("etcd.log"));
+        let (etcd, etcd_ports, ()) = start_on_free_ports(
+            "etcd",
+            2,
+            Duration::from_secs(60),
+            |ports| {
+                let (etcd_port, peer_port) = (ports[0], ports[1]);
+                // A fresh data directory for each try: nothing of an attempt that failed stays.
+                let _ = std::fs::remove_dir_all(path.join("etcd"));
+                let mut etcd = Command::new(peer_bin("etcd"));
+                etcd.args([
+                    "--name=default",
+                    &format!("--data-dir={}", path.join("etcd").display()),
+                    &format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+                    &format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+                    &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+                    &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+                    &format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+                    "--unsafe-no-fsync=true",
+                    "--log-level=warn",
+                ]);
+                Process::spawn("etcd", etcd, &path.join("etcd.log"))
+            },
+            |_, _| Some(()),
+        );
+        let etcd_port = etcd_ports[0];
 
         let ca = TestCa::new(&path.join("pki"), "kube-test-ca");
         let serving = ca.server(
@@ -66,35 +76,44 @@ impl KubeApi {
         std::fs::write(&audit_policy, "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n")
             .expect("write audit policy");
 
-        let mut apiserver = Command::new(peer_bin("kube-apiserver"));
-        apiserver.args([
-            &format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-            &format!("--cert-dir={}", path.join("pki").display()),
-            &format!("--secure-port={api_port}"),
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            // Loopback cannot be published as the kubernetes Service endpoint; envtest turns it off too.
-            "--endpoint-reconciler-type=none",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--allow-privileged=true",
-            "--authorization-mode=RBAC",
-            "--disable-admission-plugins=ServiceAccount",
-            &format!("--client-ca-file={}", ca.cert.display()),
-            &format!("--tls-cert-file={}", serving.cert.display()),
-            &format!("--tls-private-key-file={}", serving.key.display()),
-            &format!("--service-account-key-file={}", sa_pub.display()),
-            &format!("--service-account-signing-key-file={}", sa_key.display()),
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            "--enable-priority-and-fairness=false",
-            &format!("--audit-policy-file={}", audit_policy.display()),
-            &format!("--audit-log-path={}", path.join("audit.log").display()),
-            "--audit-log-format=json",
-        ]);
-        let apiserver = Process::spawn(
+        let (apiserver, api_ports, ()) = start_on_free_ports(
             "kube-apiserver",
-            apiserver,
-            &path.join("kube-apiserver.log"),
+            1,
+            Duration::from_secs(120),
+            |ports| {
+                let mut apiserver = Command::new(peer_bin("kube-apiserver"));
+                apiserver.args([
+                    &format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+                    &format!("--cert-dir={}", path.join("pki").display()),
+                    &format!("--secure-port={}", ports[0]),
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    // Loopback cannot be published as the kubernetes Service endpoint; envtest turns it off too.
+                    "--endpoint-reconciler-type=none",
+                    "--service-cluster-ip-range=10.0.0.0/24",
+                    "--allow-privileged=true",
+                    "--authorization-mode=RBAC",
+                    "--disable-admission-plugins=ServiceAccount",
+                    &format!("--client-ca-file={}", ca.cert.display()),
+                    &format!("--tls-cert-file={}", serving.cert.display()),
+                    &format!("--tls-private-key-file={}", serving.key.display()),
+                    &format!("--service-account-key-file={}", sa_pub.display()),
+                    &format!("--service-account-signing-key-file={}", sa_key.display()),
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    "--enable-priority-and-fairness=false",
+                    &format!("--audit-policy-file={}", audit_policy.display()),
+                    &format!("--audit-log-path={}", path.join("audit.log").display()),
+                    "--audit-log-format=json",
+                ]);
+                Process::spawn(
+                    "kube-apiserver",
+                    apiserver,
+                    &path.join("kube-apiserver.log"),
+                )
+            },
+            |_, _| Some(()),
         );
+        let api_port = api_ports[0];
 
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = path.join("kubeconfig");

@@ -17,4 +17,4 @@ pub mod stack;
 pub mod statefulset;
 pub mod vault;
 
-pub use process::{Process, free_port, peer_bin, wait_until};
+pub use process::{Process, free_port, listens_on, peer_bin, start_on_free_ports, wait_until};

@@ -1,6 +1,6 @@
 //! MinIO's own server and its `mc` client.
 
-use crate::process::{Process, free_port, peer_bin, wait_until};
+use crate::process::{Process, peer_bin, start_on_free_ports};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -20,46 +20,44 @@ impl Minio {
     /// Starts `minio server` on a fresh data directory with `extra_env` (e.g. `MINIO_KMS_*`).
     pub fn start(extra_env: &[(&str, &str)]) -> Minio {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (port, console) = (free_port(), free_port());
         let (access_key, secret_key) =
             ("coffer-test".to_string(), "coffer-test-secret".to_string());
-        let mut command = Command::new(peer_bin("minio"));
-        command
-            .args([
-                "server",
-                "--quiet",
-                "--address",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .args(["--console-address", &format!("127.0.0.1:{console}")])
-            .arg(dir.path().join("data"))
-            .env("MINIO_ROOT_USER", &access_key)
-            .env("MINIO_ROOT_PASSWORD", &secret_key)
-            .env("MINIO_BROWSER", "off")
-            .env("MINIO_UPDATE", "off")
-            .env("HOME", dir.path());
-        for (k, v) in extra_env {
-            command.env(k, v);
-        }
-        let process = Process::spawn("minio", command, &dir.path().join("minio.log"));
-        let minio = Minio {
-            endpoint: format!("http://127.0.0.1:{port}"),
+        let (process, ports, ()) = start_on_free_ports(
+            "minio",
+            2,
+            Duration::from_secs(120),
+            |ports| {
+                let mut command = Command::new(peer_bin("minio"));
+                command
+                    .args([
+                        "server",
+                        "--quiet",
+                        "--address",
+                        &format!("127.0.0.1:{}", ports[0]),
+                    ])
+                    .args(["--console-address", &format!("127.0.0.1:{}", ports[1])])
+                    .arg(dir.path().join("data"))
+                    .env("MINIO_ROOT_USER", &access_key)
+                    .env("MINIO_ROOT_PASSWORD", &secret_key)
+                    .env("MINIO_BROWSER", "off")
+                    .env("MINIO_UPDATE", "off")
+                    .env("HOME", dir.path());
+                for (k, v) in extra_env {
+                    command.env(k, v);
+                }
+                Process::spawn("minio", command, &dir.path().join("minio.log"))
+            },
+            |_, ports| {
+                http_ok(&format!("http://127.0.0.1:{}/minio/health/ready", ports[0])).then_some(())
+            },
+        );
+        Minio {
+            endpoint: format!("http://127.0.0.1:{}", ports[0]),
             access_key,
             secret_key,
             process,
             dir,
-        };
-        let ready = format!("{}/minio/health/ready", minio.endpoint);
-        wait_until(
-            "minio /minio/health/ready",
-            Duration::from_secs(60),
-            || {
-                minio.process.assert_running();
-                http_ok(&ready).then_some(())
-            },
-            || minio.process.log_tail(),
-        );
-        minio
+        }
     }
 
     /// An `mc` command with alias `local` pointing at this server (`MC_HOST_local`) and its own

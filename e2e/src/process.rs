@@ -25,12 +25,106 @@ pub fn peer_bin(name: &str) -> PathBuf {
     );
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago. Another process may take it before a server
+/// binds it: start servers with [`start_on_free_ports`], which retries then.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("bind an ephemeral loopback port")
+}
+
+/// Whether a peer's log says it could not bind an address because another process holds it
+/// (Go's "bind: address already in use", Rust's "Address already in use (os error 98)").
+pub fn address_in_use(log: &str) -> bool {
+    log.contains("ddress already in use") || log.contains("os error 98")
+}
+
+/// Whether process `pid` itself has a TCP socket listening on `port` (any address), read from
+/// `/proc`: a readiness probe alone could be answered by another test's server on that port.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for row in text.lines().skip(1) {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            // State 0A is LISTEN.
+            if *state == "0A" && local_port == Some(port) {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
+/// Starts a server on `count` loopback ports picked free here (`spawn` gets them and starts
+/// it) and returns it with its ports once it listens on the first one and `ready` says so.
+///
+/// A port picked free can be taken by another process (another test's server, an outgoing
+/// connection) before the server binds it; the server then exits saying so, and is started
+/// again on new ports, up to five times. Checking that this very process listens keeps a
+/// readiness probe answered by that other process from passing for this one.
+pub fn start_on_free_ports<T>(
+    what: &str,
+    count: usize,
+    timeout: Duration,
+    mut spawn: impl FnMut(&[u16]) -> Process,
+    mut ready: impl FnMut(&Process, &[u16]) -> Option<T>,
+) -> (Process, Vec<u16>, T) {
+    let mut taken = Vec::new();
+    for _attempt in 0..5 {
+        let mut ports: Vec<u16> = Vec::with_capacity(count);
+        while ports.len() < count {
+            let port = free_port();
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        let process = spawn(&ports);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !process.is_running() {
+                if address_in_use(&process.log()) {
+                    taken.push(ports.clone());
+                    break;
+                }
+                panic!("{what} exited early\n{}", process.log_tail());
+            }
+            let listening = process.pid().is_some_and(|pid| listens_on(pid, ports[0]));
+            if listening && let Some(value) = ready(&process, &ports) {
+                return (process, ports, value);
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what} to listen on port {}\n{}",
+                    ports[0],
+                    process.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("{what}: other processes took its ports first, five times: {taken:?}");
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout` with `what` and `context()`.

@@ -11,7 +11,7 @@ use tempfile::TempDir;
 
 use crate::kube::KubeApi;
 use crate::pod::{Images, Pod};
-use crate::process::{Process, free_port, wait_until};
+use crate::process::{Process, wait_until};
 use crate::scenario::{Client, Scenario};
 use crate::statefulset;
 use crate::vault::{AppRole, Vault};
@@ -97,7 +97,9 @@ impl Stack {
         command
             .args(["run", "--identity", "e2e", "--namespace", ns])
             .args(["--lease-namespace", ns])
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            // Port 0: nothing reads the operator's metrics here, and a port picked free could be
+            // taken by another test before the operator binds it.
+            .args(["--metrics-addr", "127.0.0.1:0"])
             .env("KUBECONFIG", &api.kubeconfig)
             .env("RUST_LOG", "info");
         let operator = Process::spawn("operator", command, &dir.path().join("operator.log"));

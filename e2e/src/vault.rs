@@ -2,7 +2,7 @@
 //! `operator init` with 5 shares and unseal with 3, as the MinIO KMS guide does it by hand.
 
 use crate::pki::TestCa;
-use crate::process::{Process, free_port, peer_bin, run, wait_until};
+use crate::process::{Process, peer_bin, run, start_on_free_ports, wait_until};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -35,18 +35,25 @@ impl Vault {
     /// Starts `vault server -dev` with root token `root`.
     pub fn dev() -> Vault {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let mut command = Command::new(peer_bin("vault"));
-        command.args([
-            "server",
-            "-dev",
-            "-dev-root-token-id=root",
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
-        ]);
-        command.env_remove("VAULT_ADDR").env_remove("VAULT_TOKEN");
-        let process = Process::spawn("vault (dev)", command, &dir.path().join("vault.log"));
+        let (process, ports, ()) = start_on_free_ports(
+            "vault (dev)",
+            1,
+            Duration::from_secs(60),
+            |ports| {
+                let mut command = Command::new(peer_bin("vault"));
+                command.args([
+                    "server",
+                    "-dev",
+                    "-dev-root-token-id=root",
+                    &format!("-dev-listen-address=127.0.0.1:{}", ports[0]),
+                ]);
+                command.env_remove("VAULT_ADDR").env_remove("VAULT_TOKEN");
+                Process::spawn("vault (dev)", command, &dir.path().join("vault.log"))
+            },
+            |_, _| Some(()),
+        );
         let mut vault = Vault {
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("http://127.0.0.1:{}", ports[0]),
             token: "root".into(),
             ca_cert: None,
             unseal_keys: Vec::new(),
@@ -88,15 +95,24 @@ impl Vault {
     /// tests of tools that run `operator init` themselves.
     pub fn production_uninitialized() -> Vault {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (port, cluster_port) = (free_port(), free_port());
         let ca = TestCa::new(&dir.path().join("tls"), "vault-test-ca");
         let tls = ca.server("vault", &[]);
-        std::fs::create_dir_all(dir.path().join("raft")).expect("raft dir");
         let config = dir.path().join("vault.hcl");
-        std::fs::write(
-            &config,
-            format!(
-                r#"storage "raft" {{
+        // The cluster port is bound only once the node is active: only the API port's start is
+        // checked (and retried on a port taken meanwhile).
+        let (process, ports, ()) = start_on_free_ports(
+            "vault",
+            2,
+            Duration::from_secs(60),
+            |ports| {
+                let (port, cluster_port) = (ports[0], ports[1]);
+                // A fresh raft directory for each try: nothing of an attempt that failed stays.
+                let _ = std::fs::remove_dir_all(dir.path().join("raft"));
+                std::fs::create_dir_all(dir.path().join("raft")).expect("raft dir");
+                std::fs::write(
+                    &config,
+                    format!(
+                        r#"storage "raft" {{
   path    = "{raft}"
   node_id = "node1"
 }}
@@ -110,13 +126,17 @@ cluster_addr  = "https://127.0.0.1:{cluster_port}"
 disable_mlock = true
 ui            = false
 "#,
-                raft = dir.path().join("raft").display(),
-                cert = tls.cert.display(),
-                key = tls.key.display(),
-            ),
-        )
-        .expect("write vault config");
-        let process = Self::spawn_server(&config, &dir);
+                        raft = dir.path().join("raft").display(),
+                        cert = tls.cert.display(),
+                        key = tls.key.display(),
+                    ),
+                )
+                .expect("write vault config");
+                Self::spawn_server(&config, &dir)
+            },
+            |_, _| Some(()),
+        );
+        let port = ports[0];
         let vault = Vault {
             addr: format!("https://127.0.0.1:{port}"),
             token: String::new(),
@@ -128,7 +148,7 @@ ui            = false
         };
         wait_until(
             "vault to listen",
-            Duration::from_secs(30),
+            Duration::from_secs(90),
             || vault.status_code().filter(|c| *c == 2),
             || vault.process.log_tail(),
         );
@@ -173,7 +193,7 @@ ui            = false
     fn wait_unsealed(&mut self) {
         wait_until(
             "vault to be unsealed",
-            Duration::from_secs(30),
+            Duration::from_secs(90),
             || self.status_code().filter(|c| *c == 0),
             || self.process.log_tail(),
         );
@@ -181,7 +201,7 @@ ui            = false
             // An unsealed raft node still has to elect itself leader before it serves requests.
             wait_until(
                 "vault to become active",
-                Duration::from_secs(30),
+                Duration::from_secs(90),
                 || self.is_active().then_some(()),
                 || self.process.log_tail(),
             );
@@ -229,7 +249,7 @@ ui            = false
         self.process = Self::spawn_server(&config, &self.dir);
         wait_until(
             "vault to listen again",
-            Duration::from_secs(30),
+            Duration::from_secs(90),
             || self.status_code(),
             || self.process.log_tail(),
         );

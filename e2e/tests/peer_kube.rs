@@ -32,7 +32,10 @@ async fn crd_and_object_round_trip_with_kube_rs() {
 
     let widgets: Api<Widget> = Api::namespaced(client.clone(), "default");
     let mut stored = None;
-    for _ in 0..100 {
+    // A deadline, not a count of tries: on a loaded machine the API may take far longer than
+    // 100 tries of 100 ms.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
         // The CRD's API becomes available a moment after the CRD is created.
         match widgets
             .create(

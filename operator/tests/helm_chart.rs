@@ -157,8 +157,10 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
     command
         .args([
             "run",
+            // Port 0: nothing here reads the metrics, and a port picked free could be taken
+            // by another test before the operator binds it.
             "--metrics-addr",
-            &format!("127.0.0.1:{}", coffer_e2e::free_port()),
+            "127.0.0.1:0",
         ])
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAMESPACE", ns)
@@ -206,8 +208,31 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
         },
         || operator.log_tail(),
     );
-    // Let the Lease renew at least once.
-    std::thread::sleep(Duration::from_secs(12));
+    // Let the Lease renew at least once (every 5 s): wait for its renewTime to move rather than
+    // pause for a fixed time, which a loaded machine can outlast.
+    let renewed = || {
+        api.run(&[
+            "-n",
+            ns,
+            "get",
+            "lease",
+            "coffer-operator",
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ])
+    };
+    let first = wait_until(
+        "the operator to hold the Lease",
+        Duration::from_secs(60),
+        || Some(renewed()).filter(|t| !t.trim().is_empty()),
+        || operator.log_tail(),
+    );
+    wait_until(
+        "the Lease to be renewed",
+        Duration::from_secs(90),
+        || (renewed() != first).then_some(()),
+        || operator.log_tail(),
+    );
     operator.terminate(Duration::from_secs(10));
     let log_text = operator.log();
     assert!(

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use coffer_e2e::vault::Vault;
-use coffer_e2e::{Process, free_port, peer_bin, wait_until};
+use coffer_e2e::{Process, peer_bin, start_on_free_ports};
 use operator::build::kes_config;
 use operator::crd::{KMS, Tenant};
 use operator::pki::{Ca, LeafRequest, Pem, Usage, ca::CA_LIFETIME};
@@ -73,28 +73,29 @@ fn generated_config_runs_minio_kes_and_ours_against_vault_and_confines_the_tenan
     let identity = operator::pki::identity_of_pem(&client.cert).unwrap();
 
     let mut cfg = kes_config::build(&tenant, &kms, &identity);
-    let port = free_port();
     cfg.tls.key = write(d, "server.key", &server.key);
     cfg.tls.cert = write(d, "server.crt", &server.cert);
     cfg.tls.ca = write(d, "ca.crt", &ca.trust_bundle());
     cfg.keystore.vault.tls.as_mut().unwrap().ca =
         Some(vault.ca_cert.as_ref().unwrap().display().to_string());
-    let config_path = write(d, "config.yaml", &config_text(&cfg, port));
 
-    let mut command = Command::new(peer_bin("minio-kes"));
-    command
-        .args(["server", "--config", &config_path])
-        .env("VAULT_APPROLE_ID", &approle.role_id)
-        .env("VAULT_APPROLE_SECRET", &approle.secret_id);
-    let kes = Process::spawn("minio-kes (generated config)", command, &d.join("kes.log"));
-    wait_until(
-        "minio-kes to start with the generated config",
-        Duration::from_secs(30),
-        || kes.log().contains("Server is up").then_some(()),
-        || kes.log_tail(),
+    let (kes, ports, ()) = start_on_free_ports(
+        "minio-kes (generated config)",
+        1,
+        Duration::from_secs(60),
+        |ports| {
+            let config_path = write(d, "config.yaml", &config_text(&cfg, ports[0]));
+            let mut command = Command::new(peer_bin("minio-kes"));
+            command
+                .args(["server", "--config", &config_path])
+                .env("VAULT_APPROLE_ID", &approle.role_id)
+                .env("VAULT_APPROLE_SECRET", &approle.secret_id);
+            Process::spawn("minio-kes (generated config)", command, &d.join("kes.log"))
+        },
+        |kes, _| kes.log().contains("Server is up").then_some(()),
     );
     confines_the_tenant(
-        &format!("https://127.0.0.1:{port}"),
+        &format!("https://127.0.0.1:{}", ports[0]),
         d,
         &client,
         &intruder,
@@ -104,9 +105,9 @@ fn generated_config_runs_minio_kes_and_ours_against_vault_and_confines_the_tenan
     );
     drop(kes);
 
-    // Our kes, from the same generated file (new address), with the same env.
-    let port = free_port();
-    let ours = config_text(&cfg, port);
+    // Our kes, from the same generated file (address port 0: it picks a free one), with the
+    // same env.
+    let ours = config_text(&cfg, 0);
     let env = |k: &str| match k {
         "VAULT_APPROLE_ID" => Some(approle.role_id.clone()),
         "VAULT_APPROLE_SECRET" => Some(approle.secret_id.clone()),
@@ -128,9 +129,9 @@ fn generated_config_runs_minio_kes_and_ours_against_vault_and_confines_the_tenan
     assert!(!policy.policy.verify("/v1/key/delete/photos_default"));
     assert!(!policy.policy.verify("/v1/key/generate/videos_default"));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let _running = rt.block_on(common::start_our_kes(&parsed));
+    let running = rt.block_on(common::start_our_kes(&parsed));
     confines_the_tenant(
-        &format!("https://127.0.0.1:{port}"),
+        &format!("https://127.0.0.1:{}", running.addr.port()),
         d,
         &client,
         &intruder,

@@ -646,9 +646,10 @@ async fn run_kes_from_cluster_objects(
     );
     std::fs::create_dir(d.join("vault-ca")).unwrap();
     std::fs::copy(vault.ca_cert.as_ref().unwrap(), d.join("vault-ca/ca.crt")).unwrap();
-    let port = coffer_e2e::free_port();
+    // Port 0: the in-process kes picks a free one (a port picked free here could be taken by
+    // another test before it binds it).
     let text = config
-        .replace(KES_ADDRESS, &format!("127.0.0.1:{port}"))
+        .replace(KES_ADDRESS, "127.0.0.1:0")
         .replace(TLS_DIR, &d.display().to_string())
         .replace(VAULT_CA_DIR, &d.join("vault-ca").display().to_string());
     // The kubelet resolves the sidecar's secretKeyRef env from the KMS's Secret.
@@ -662,8 +663,8 @@ async fn run_kes_from_cluster_objects(
         Some(String::from_utf8(creds[key].0.clone()).unwrap())
     };
     let parsed = sidecar_kes::config::parse(&text, &env).expect("our kes reads the ConfigMap");
-    let _running = common::start_our_kes(&parsed).await;
-    let endpoint = format!("https://127.0.0.1:{port}");
+    let running = common::start_our_kes(&parsed).await;
+    let endpoint = format!("https://127.0.0.1:{}", running.addr.port());
     let ca_file = d.join("ca.crt");
     let out = tokio::task::spawn_blocking(move || {
         // Verify the sidecar as the object-server does: against the Tenant CA, name 127.0.0.1

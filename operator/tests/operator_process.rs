@@ -10,7 +10,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use coffer_e2e::kube::KubeApi;
-use coffer_e2e::{Process, free_port, wait_until};
+use coffer_e2e::{Process, free_port, listens_on, wait_until};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -24,15 +24,35 @@ struct Operator {
 }
 
 impl Operator {
+    /// Starts the operator and waits until it serves its metrics on a port picked free here.
+    /// The operator only logs a metrics port it cannot bind, so a port another process took
+    /// first (whose answers would be read as this operator's) is seen as "not listening on it"
+    /// and the operator is started again on another one.
     fn start(api: &KubeApi, identity: &str, namespace: &str) -> Operator {
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let log_dir = tempfile::tempdir().unwrap();
-        let process = common::operator_process(api, identity, namespace, &metrics, log_dir.path());
-        Operator {
-            process,
-            metrics,
-            _log_dir: log_dir,
+        for _attempt in 0..5 {
+            let port = free_port();
+            let metrics = format!("127.0.0.1:{port}");
+            let log_dir = tempfile::tempdir().unwrap();
+            let process =
+                common::operator_process(api, identity, namespace, &metrics, log_dir.path());
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                process.assert_running();
+                if process.pid().is_some_and(|pid| listens_on(pid, port)) {
+                    return Operator {
+                        process,
+                        metrics,
+                        _log_dir: log_dir,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!(
+                "operator {identity} does not listen on {metrics}; trying another port\n{}",
+                process.log_tail()
+            );
         }
+        panic!("operator {identity} never served its metrics");
     }
 
     /// Reconciles of the Tenant controller so far, from `/metrics` (0 before the first).
@@ -102,7 +122,7 @@ fn two_operator_processes_only_the_leader_reconciles() {
     let a = Operator::start(&api, "a", ns);
     let first = wait_until(
         "a Lease holder",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         || holder(&rt, &leases),
         || a.process.log_tail(),
     );
@@ -111,15 +131,18 @@ fn two_operator_processes_only_the_leader_reconciles() {
     api.apply(&tenants_yaml(ns, 0, 1));
     wait_until(
         "StatefulSet t0",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         || rt.block_on(stss.get_opt("t0")).ok().flatten(),
         logs,
     );
-    std::thread::sleep(Duration::from_secs(2));
     let (leader, follower) = if first == "a" { (&a, &b) } else { (&b, &a) };
-    assert!(
-        leader.tenant_reconciles() > 0,
-        "the Lease holder reconciles"
+    // The counter moves when the reconcile that made the StatefulSet ends: wait for it rather
+    // than pause and hope.
+    wait_until(
+        "the Lease holder to count its reconcile",
+        Duration::from_secs(60),
+        || (leader.tenant_reconciles() > 0).then_some(()),
+        logs,
     );
     assert_eq!(
         follower.tenant_reconciles(),
@@ -131,7 +154,7 @@ fn two_operator_processes_only_the_leader_reconciles() {
     leader.process.terminate(Duration::from_secs(10));
     let next = wait_until(
         "a new Lease holder",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         || holder(&rt, &leases).filter(|h| *h != first),
         logs,
     );
@@ -139,11 +162,16 @@ fn two_operator_processes_only_the_leader_reconciles() {
     api.apply(&tenants_yaml(ns, 1, 2));
     wait_until(
         "StatefulSet t1 from the new leader",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         || rt.block_on(stss.get_opt("t1")).ok().flatten(),
         logs,
     );
-    assert!(follower.tenant_reconciles() > 0);
+    wait_until(
+        "the new leader to count its reconciles",
+        Duration::from_secs(60),
+        || (follower.tenant_reconciles() > 0).then_some(()),
+        logs,
+    );
 }
 
 /// `cargo test -p operator --test operator_process -- --ignored --nocapture`

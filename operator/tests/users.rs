@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use coffer_e2e::kube::KubeApi;
 use coffer_e2e::minio::mc_for;
-use coffer_e2e::{Process, free_port, wait_until};
+use coffer_e2e::{Process, start_on_free_ports};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -27,7 +27,7 @@ const NS: &str = "apps";
 /// How often the object-server under test re-reads its users file.
 const RELOAD_SECONDS: u64 = 1;
 /// Well under the operator's 5-minute resync: a change must come through the Secret watch.
-const PROMPTLY: Duration = Duration::from_secs(20);
+const PROMPTLY: Duration = Duration::from_secs(60);
 
 fn user_secret(name: &str, pairs: &[(&str, &str)]) -> Secret {
     Secret {
@@ -106,39 +106,40 @@ impl ObjectServer {
         let dir = tempfile::tempdir().unwrap();
         let users_file = dir.path().join(USERS_FILE);
         std::fs::write(&users_file, users_json).unwrap();
-        let port = free_port();
-        let mut command = std::process::Command::new(object_server_bin());
-        command
-            .args(["server", "--address", &format!("127.0.0.1:{port}")])
-            .arg(dir.path().join("data"))
-            .env("MINIO_ROOT_USER", root_user)
-            .env("MINIO_ROOT_PASSWORD", root_password)
-            .env(
-                "MINIO_KMS_SECRET_KEY",
-                "users-test-key:Y29mZmVyLXVzZXJzLXRlc3Qtc3RhdGljLWtleS0zMmI=",
-            )
-            .env("COFFER_USERS_FILE", &users_file)
-            .env("COFFER_USERS_RELOAD_SECONDS", RELOAD_SECONDS.to_string());
-        let process = Process::spawn(
+        let (process, ports, ()) = start_on_free_ports(
             "object-server",
-            command,
-            &dir.path().join("object-server.log"),
-        );
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let ready = format!("{endpoint}/minio/health/ready");
-        wait_until(
-            "object-server ready",
-            Duration::from_secs(30),
-            || {
-                process.assert_running();
+            1,
+            Duration::from_secs(60),
+            |ports| {
+                let mut command = std::process::Command::new(object_server_bin());
+                command
+                    .args(["server", "--address", &format!("127.0.0.1:{}", ports[0])])
+                    .arg(dir.path().join("data"))
+                    .env("MINIO_ROOT_USER", root_user)
+                    .env("MINIO_ROOT_PASSWORD", root_password)
+                    .env(
+                        "MINIO_KMS_SECRET_KEY",
+                        "users-test-key:Y29mZmVyLXVzZXJzLXRlc3Qtc3RhdGljLWtleS0zMmI=",
+                    )
+                    .env("COFFER_USERS_FILE", &users_file)
+                    .env("COFFER_USERS_RELOAD_SECONDS", RELOAD_SECONDS.to_string());
+                Process::spawn(
+                    "object-server",
+                    command,
+                    &dir.path().join("object-server.log"),
+                )
+            },
+            |_, ports| {
+                let ready = format!("http://127.0.0.1:{}/minio/health/ready", ports[0]);
                 std::process::Command::new("curl")
                     .args(["-sf", "-o", "/dev/null", &ready])
                     .status()
                     .ok()
                     .filter(|s| s.success())
+                    .map(|_| ())
             },
-            || process.log_tail(),
         );
+        let endpoint = format!("http://127.0.0.1:{}", ports[0]);
         ObjectServer {
             process,
             endpoint,
@@ -333,7 +334,7 @@ async fn user_secrets_become_the_users_file() {
     server.write_users(&users_json(&secrets).await);
     eventually(
         "app2 may upload once the object-server reloads",
-        Duration::from_secs(RELOAD_SECONDS * 5 + 5),
+        Duration::from_secs(60),
         || async {
             server
                 .mc(

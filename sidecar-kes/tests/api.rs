@@ -324,9 +324,11 @@ async fn tls_handshake_requires_a_client_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_fails_over_to_the_next_endpoint() {
     let ts = mem_server(vec![]).await;
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Bound but never listening, and kept: connections are refused, and no other test's server
+    // can take the port meanwhile (a port freed again could be).
+    let dead = tokio::net::TcpSocket::new_v4().unwrap();
+    dead.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let dead_port = dead.local_addr().unwrap().port();
-    drop(dead);
     let c = KesClient::new(ClientConfig {
         endpoints: vec![
             format!("https://127.0.0.1:{dead_port}"),
@@ -359,7 +361,7 @@ async fn audit_log_streams_events() {
     // The subscription is registered once the headers arrived.
     let c = ts.admin_client();
     c.create_key("audited").await.unwrap();
-    let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), resp.chunk())
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), resp.chunk())
         .await
         .unwrap()
         .unwrap()
@@ -471,7 +473,7 @@ async fn unreachable_keystore_errors_and_error_log() {
         r.text().await.unwrap(),
         r#"{"message":"key store is not reachable"}"#
     );
-    let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), log.chunk())
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), log.chunk())
         .await
         .unwrap()
         .unwrap()

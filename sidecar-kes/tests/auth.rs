@@ -155,7 +155,7 @@ fn sighup_reloads_policies() {
     );
     coffer_e2e::wait_until(
         "the reloaded policy",
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         || cli(&["key", "create", "app-key"]).0.then_some(()),
         || kes.process.log_tail(),
     );

@@ -58,8 +58,8 @@ keystore:
     let kes = {
         let dir2 = tempfile::tempdir().unwrap();
         let path = dir2.path().join("kes-config.yaml");
-        let port = coffer_e2e::free_port();
-        std::fs::write(&path, config.replace("{port}", &port.to_string())).unwrap();
+        // Port 0: the server picks a free one (one picked here could be taken before it binds).
+        std::fs::write(&path, config.replace("{port}", "0")).unwrap();
         let mut cmd = Command::new(kes_bin());
         cmd.args(["server", "--config"]).arg(&path).args([
             "--mlock",
@@ -67,22 +67,7 @@ keystore:
             "--auth=off",
         ]);
         cmd.env("MINIO_IDENTITY", &identity);
-        let process = coffer_e2e::Process::spawn("kes (ours)", cmd, &dir2.path().join("kes.log"));
-        coffer_e2e::wait_until(
-            "our kes",
-            std::time::Duration::from_secs(20),
-            || {
-                process.assert_running();
-                process.log().contains("Server is up").then_some(())
-            },
-            || process.log_tail(),
-        );
-        OurKes {
-            endpoint: format!("https://127.0.0.1:{port}"),
-            api_key: None,
-            process,
-            dir: dir2,
-        }
+        OurKes::spawn(cmd, dir2)
     };
     // The guide's key step: as the MinIO identity, with -k.
     let mut create = Command::new(kes_bin());

@@ -13,6 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// How long past its due time an answer or a close may come on a loaded machine (a scheduler
+/// that starves the server or the test for seconds), before the test calls it missing.
+const LATE: Duration = Duration::from_secs(30);
+
 /// An mTLS connection to `ts` as its admin, with nothing sent yet.
 async fn connect(ts: &TestServer) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -40,25 +44,27 @@ async fn connect(ts: &TestServer) -> tokio_rustls::client::TlsStream<tokio::net:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_sent_request_head_is_dropped_after_the_header_timeout() {
     let ts = start_server(Arc::new(MemStore::new()), CacheConfig::default(), vec![]).await;
+    // Before the connection exists, so before the server can start its clock: measured from
+    // after the handshake, a test task that a loaded machine starves would see an early close.
+    let connecting = Instant::now();
     let mut conn = connect(&ts).await;
     conn.write_all(b"GET /version HTTP/1.1\r\nHost: kes\r\n")
         .await
         .unwrap();
     conn.flush().await.unwrap();
-    let sent = Instant::now();
     let mut buf = [0u8; 1024];
     // The server answers nothing and closes the connection once the timeout has passed.
-    let read = tokio::time::timeout(HEADER_TIMEOUT * 2, conn.read(&mut buf))
+    let read = tokio::time::timeout(HEADER_TIMEOUT + LATE, conn.read(&mut buf))
         .await
-        .expect("the connection is still open after twice the header timeout");
+        .expect("the connection is still open long after the header timeout");
     assert!(
         matches!(read, Ok(0) | Err(_)),
         "the server answered a request head it never got in full"
     );
     assert!(
-        sent.elapsed() >= HEADER_TIMEOUT - Duration::from_millis(100),
+        connecting.elapsed() >= HEADER_TIMEOUT - Duration::from_millis(20),
         "closed after {:?}, before the header timeout",
-        sent.elapsed()
+        connecting.elapsed()
     );
 }
 
@@ -90,9 +96,9 @@ async fn an_audit_log_stream_outlives_the_header_timeout() {
         .unwrap();
     let mut body = head.split_off(head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4);
     while !String::from_utf8_lossy(&body).contains("/v1/key/create/after-the-quiet") {
-        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        let n = tokio::time::timeout(LATE, conn.read(&mut buf))
             .await
-            .expect("no audit event within 5 s")
+            .expect("no audit event in time")
             .unwrap();
         assert!(
             n > 0,
@@ -107,9 +113,9 @@ async fn read_head(conn: &mut (impl AsyncReadExt + Unpin)) -> String {
     let mut head = Vec::new();
     let mut buf = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        let n = tokio::time::timeout(LATE, conn.read(&mut buf))
             .await
-            .expect("no response head within 5 s")
+            .expect("no response head in time")
             .unwrap();
         assert!(n > 0, "the connection closed before a response head");
         head.push(buf[0]);
@@ -148,7 +154,7 @@ async fn a_request_refused_before_its_expected_body_closes_the_connection() {
     assert!(resp.starts_with("http/1.1 404"), "{resp}");
     assert!(resp.contains("connection: close\r\n"), "{resp}");
     let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest))
+    tokio::time::timeout(LATE, conn.read_to_end(&mut rest))
         .await
         .expect("the server kept the connection open")
         .ok();

@@ -127,7 +127,7 @@ async fn kv_v1_and_v2_with_approle_and_token_renewal() {
     .await
     .unwrap();
     let started = Instant::now();
-    wait_for("3 token renewals", Duration::from_secs(15), || {
+    wait_for("3 token renewals", Duration::from_secs(60), || {
         let n = store.renewals();
         async move { n >= 3 }
     })
@@ -181,7 +181,7 @@ async fn kv_v1_and_v2_with_approle_and_token_renewal() {
     store.create("k", b"v").await.unwrap();
     wait_for(
         "a re-login after the max TTL",
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         || {
             let n = store.logins();
             async move { n >= 2 }
@@ -244,7 +244,7 @@ async fn vault_stopped_and_sealed_then_recovers() {
     tokio::task::block_in_place(|| vault.restart());
     wait_for(
         "the sealed state to be seen",
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         || {
             let c = c.clone();
             async move { c.create_key("new").await == Err(ClientError::Sealed) }
@@ -281,12 +281,12 @@ async fn vault_stopped_and_sealed_then_recovers() {
 
     // Unsealed: everything recovers.
     tokio::task::block_in_place(|| vault.unseal());
-    wait_for("ready after unseal", Duration::from_secs(20), || {
+    wait_for("ready after unseal", Duration::from_secs(60), || {
         let c = c.clone();
         async move { c.ready().await.is_ok() }
     })
     .await;
-    wait_for("create after unseal", Duration::from_secs(20), || {
+    wait_for("create after unseal", Duration::from_secs(60), || {
         let c = c.clone();
         async move { c.create_key("new").await.is_ok() }
     })

@@ -5,6 +5,7 @@ Run through `cargo test -p object-server` (tests/python.rs), which sets OBJECT_S
 the peers (~/.cache/coffer/peers) on PATH. A missing peer fails the test; nothing is skipped.
 """
 import base64
+import dataclasses
 import datetime
 import hashlib
 import ipaddress
@@ -18,6 +19,7 @@ import time
 
 import boto3
 import botocore.config
+import botocore.exceptions
 import pytest
 import requests
 import urllib3
@@ -43,9 +45,76 @@ def peer(name):
 
 
 def free_port():
+    """A loopback port that was free a moment ago. Another process may take it before a server
+    binds it: whoever starts a server on it must retry on "address in use" (`Server.start` does)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+ADDRESS_IN_USE = ("Address already in use", "os error 98", "address already in use")
+
+
+def _listening_socket_inodes(port):
+    """The inodes of the TCP sockets listening on `port` (any address) in this network namespace."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = pathlib.Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(inode)
+    return inodes
+
+
+def listens_on(pid, port):
+    """Whether process `pid` itself holds a socket listening on `port` (not merely: someone does)."""
+    inodes = _listening_socket_inodes(port)
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[len("socket:[") : -1] in inodes:
+            return True
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """How a request failed, comparable by value (two exception objects never compare equal, so a
+    test comparing them fails exactly when both sides agree): the S3 error code, or for an error
+    below S3 (a body cut off mid-stream) the exception's class name. `detail` is for messages only."""
+
+    code: str
+    detail: str = dataclasses.field(default="", compare=False, repr=False)
+
+
+def get_body(c, bucket, key, **kw):
+    """The object's bytes, or the `Failure` of the GET."""
+    try:
+        return c.get_object(Bucket=bucket, Key=key, **kw)["Body"].read()
+    except botocore.exceptions.ClientError as e:
+        return Failure(e.response["Error"]["Code"], str(e))
+    except Exception as e:  # noqa: BLE001 - a damaged object may end the stream any way it can
+        return Failure(type(e).__name__, str(e))
+
+
+def describe(outcome):
+    """A short, readable form of a `get_body` result for assertion messages."""
+    if isinstance(outcome, bytes):
+        return f"{len(outcome)} bytes, sha256 {hashlib.sha256(outcome).hexdigest()[:16]}"
+    return repr(outcome)
 
 
 def make_certs(certs_dir: pathlib.Path):
@@ -89,7 +158,11 @@ def _stop_leftover_servers():
     """Stops every server a test started, even when the test failed half-way."""
     yield
     while _started:
-        _started.pop().stop(timeout=10)
+        _started.pop().stop(timeout=30)
+
+
+class _PortTaken(Exception):
+    """The server could not bind its port: another process holds it."""
 
 
 class Server:
@@ -112,6 +185,10 @@ class Server:
         self.endpoint = f"{self.scheme}://127.0.0.1:{self.port}"
         self.ca = str(pathlib.Path(certs_dir) / "public.crt") if certs_dir else None
         self.proc = None
+        self.log = None
+        self._log_start = 0
+        # A port the caller chose, or one clients already point at, is never replaced.
+        self._port_fixed = port is not None
         self.preexec_fn = None
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
 
@@ -121,29 +198,67 @@ class Server:
             a += ["--certs-dir", str(self.certs_dir)]
         return a + [str(self.data_dir)]
 
-    def start(self, wait=True):
+    def start(self, wait=True, timeout=60):
+        """Starts the process and (with `wait`) returns once it listens on its port and answers
+        the liveness probe. A port picked here that another process took in the meantime is
+        replaced by a new one; a port the caller chose, or one this server already served on (a
+        restart: clients and mc aliases name it), is retried until `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._spawn()
+            if not wait:
+                return self
+            try:
+                self.wait_live(deadline - time.monotonic())
+                self._port_fixed = True
+                return self
+            except _PortTaken:
+                self.proc.wait()
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"port {self.port} stayed in use for {timeout} s:\n{self.output()}")
+                if self._port_fixed:
+                    time.sleep(0.2)
+                else:
+                    self.port = free_port()
+                    self.endpoint = f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def _spawn(self):
+        if self.log:
+            self.log.close()
         self.log = open(self.log_path, "ab")
+        self._log_start = self.log.tell()
         self.proc = subprocess.Popen(
             self.args(), env=self.env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn
         )
         _started.append(self)
-        if wait:
-            self.wait_live()
-        return self
 
-    def wait_live(self, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+    def wait_live(self, timeout=60):
+        """Waits until this process (not another one on the same port) listens and is live."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                out = self.output_since_start()
+                if any(s in out for s in ADDRESS_IN_USE):
+                    raise _PortTaken()
                 raise AssertionError(f"object-server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                r = requests.get(self.endpoint + "/minio/health/live", verify=False, timeout=1)
-                if r.status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            if listens_on(self.proc.pid, self.port):
+                try:
+                    r = requests.get(self.endpoint + "/minio/health/live", verify=False, timeout=5)
+                    if r.status_code == 200:
+                        return
+                except requests.RequestException:
+                    pass
             time.sleep(0.05)
-        raise AssertionError(f"object-server did not start:\n{self.output()}")
+        raise AssertionError(f"object-server did not start within {timeout:.0f} s:\n{self.output()}")
+
+    def output_since_start(self):
+        """The log of the latest start only (the log file is shared by restarts)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def output(self):
         try:
@@ -151,7 +266,7 @@ class Server:
         except OSError:
             return ""
 
-    def stop(self, sig=signal.SIGTERM, timeout=20):
+    def stop(self, sig=signal.SIGTERM, timeout=60):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

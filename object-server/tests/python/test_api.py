@@ -361,7 +361,7 @@ def test_expect_continue_refused_before_the_body_closes_the_connection(server, s
     import socket
 
     s3.put_object(Bucket=bucket, Key="taken", Body=b"old")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
         # botocore's way: the head, then the body only after `100 Continue`, and no body at all
         # after a final answer.
         sock.sendall(_signed_put_head(server, f"/{bucket}/taken", b"x", {"If-None-Match": "*", "Expect": "100-continue"}))
@@ -374,7 +374,7 @@ def test_expect_continue_refused_before_the_body_closes_the_connection(server, s
     assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"old"
 
     # A body that is read keeps the connection, and the next request on it is served whole.
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
         sock.sendall(_signed_put_head(server, f"/{bucket}/fresh", b"x", {"Expect": "100-continue"}))
         status_line, _, _ = _read_response(sock)
         assert " 100 " in status_line

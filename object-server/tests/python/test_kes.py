@@ -14,7 +14,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from conftest import Server, assert_no_plaintext, free_port, make_certs, pattern, peer, ssec_args
+from conftest import ADDRESS_IN_USE, Server, assert_no_plaintext, free_port, listens_on, make_certs, pattern, peer, ssec_args
 
 
 def pki(d: pathlib.Path):
@@ -77,9 +77,12 @@ def kes(tmp_path_factory):
         pytest.fail("set COFFER_TEST_KES=minio or ours (tests/python.rs does)")
     d = tmp_path_factory.mktemp("minio-kes")
     identity = pki(d)
-    port = free_port()
-    (d / "config.yml").write_text(
-        f"""address: 127.0.0.1:{port}
+    # The port is picked before KES binds it: another process may take it in between, and then
+    # KES is started again on another one.
+    for attempt in range(5):
+        port = free_port()
+        (d / "config.yml").write_text(
+            f"""address: 127.0.0.1:{port}
 admin:
   identity: disabled
 tls:
@@ -99,15 +102,24 @@ keystore:
   fs:
     path: {d / 'keys'}
 """
-    )
-    log = open(d / "kes.log", "wb")
-    proc = subprocess.Popen([peer("minio-kes"), "server", "--config", str(d / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 20
-    while b"Server is up" not in (d / "kes.log").read_bytes():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail("minio-kes did not start:\n" + (d / "kes.log").read_text(errors="replace"))
-        time.sleep(0.1)
+        )
+        log_path = d / f"kes-{attempt}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([peer("minio-kes"), "server", "--config", str(d / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not (b"Server is up" in log_path.read_bytes() and listens_on(proc.pid, port)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        else:
+            break
+        proc.kill()
+        proc.wait()
+        out = log_path.read_text(errors="replace")
+        if not any(s in out for s in ADDRESS_IN_USE):
+            pytest.fail("minio-kes did not start:\n" + out)
+    else:
+        pytest.fail("minio-kes found its port taken 5 times:\n" + out)
     yield {
         "MINIO_KMS_KES_ENDPOINT": f"https://127.0.0.1:{port}",
         "MINIO_KMS_KES_CA_PATH": str(d / "ca.crt"),
@@ -115,7 +127,7 @@ keystore:
         "MINIO_KMS_KES_KEY_FILE": str(d / "client.key"),
     }
     proc.terminate()
-    proc.wait(10)
+    proc.wait(60)
 
 
 def start(tmp_path, kes, auto="on", key_name=None, tls=False):

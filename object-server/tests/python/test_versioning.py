@@ -447,7 +447,7 @@ def test_object_lock_retention_legal_hold_and_refusals(vs3):
         c.put_object_retention(Bucket="worm", Key="c", Retention={"Mode": "COMPLIANCE", "RetainUntilDate": soon(hours=-1)})
     assert code(e) == "InvalidArgument"
     # Legal hold: no deletion, whatever the retention, until it is lifted.
-    v3 = c.put_object(Bucket="worm", Key="h", Body=b"held", ObjectLockLegalHoldStatus="ON", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=soon(seconds=2))["VersionId"]
+    v3 = c.put_object(Bucket="worm", Key="h", Body=b"held", ObjectLockLegalHoldStatus="ON", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=soon(hours=1))["VersionId"]
     assert c.get_object_legal_hold(Bucket="worm", Key="h")["LegalHold"]["Status"] == "ON"
     assert c.head_object(Bucket="worm", Key="h")["ObjectLockLegalHoldStatus"] == "ON"
     with pytest.raises(botocore.exceptions.ClientError) as e:
@@ -572,7 +572,11 @@ def test_kill9_during_versioned_writes_leaves_one_consistent_history(tmp_path):
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
-    time.sleep(2.0)
+    # Kill once enough writes were acknowledged to make a history, however slow the machine: a
+    # fixed pause of 2 s can end before the 20 asserted below on a loaded one.
+    deadline = time.monotonic() + 120
+    while sum(len(v) for v in acked.values()) <= 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert s.kill9() == -9
     stop.set()
     for t in threads:
