@@ -68,7 +68,7 @@ impl BodyReader {
             Some(k) => meta
                 .parts
                 .iter()
-                .map(|p| (p.size, Some(k.part_key(p.number))))
+                .map(|p| (p.size, Some(p.stream_key(k))))
                 .collect(),
         };
         let own_files = meta.part_dir.is_some();
@@ -248,6 +248,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::sse::PartSalt;
     use crate::sse::package::{Encryptor, PACKAGE};
     use crate::storage::{ObjectMeta, PartFile, PartMeta};
 
@@ -285,14 +286,20 @@ mod tests {
             .map(|(i, n)| (0..*n).map(|j| (j * 7 + i * 13) as u8).collect())
             .collect();
         let whole: Vec<u8> = parts.concat();
+        // Part 2 as the earlier format wrote parts (no salt), the others salted: an upload begun
+        // before an upgrade and completed after it holds both.
+        let salts: Vec<Option<PartSalt>> =
+            vec![Some(PartSalt::generate()), None, Some(PartSalt::generate())];
         let meta = |part_dir: Option<&str>| ObjectMeta {
             size: whole.len() as u64,
             parts: (1..)
                 .zip(&parts)
-                .map(|(number, p)| PartMeta {
+                .zip(&salts)
+                .map(|((number, p), salt)| PartMeta {
                     number,
                     size: p.len() as u64,
                     etag: String::new(),
+                    key_salt: salt.clone(),
                 })
                 .collect(),
             part_dir: part_dir.map(str::to_owned),
@@ -302,9 +309,14 @@ mod tests {
         for encrypted in [false, true] {
             let stored: Vec<Vec<u8>> = (1..)
                 .zip(&parts)
-                .map(|(n, p)| {
+                .zip(&salts)
+                .map(|((n, p), salt)| {
                     if encrypted {
-                        sealed(&key.part_key(n), p)
+                        let part_key = match salt {
+                            Some(s) => key.part_key(n, s),
+                            None => key.legacy_part_key(n),
+                        };
+                        sealed(&part_key, p)
                     } else {
                         p.clone()
                     }
