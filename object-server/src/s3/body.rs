@@ -98,8 +98,9 @@ impl BodyReader {
                 plain_start: plain,
                 disk_start,
             });
-            plain += size;
-            disk += stored;
+            // Sizes from damaged metadata may add up past u64: a wrong size, never a wrapped one.
+            plain = plain.checked_add(size).ok_or(ReadError::WrongSize)?;
+            disk = disk.checked_add(stored).ok_or(ReadError::WrongSize)?;
         }
         if plain != meta.size || (!own_files && disk != obj.body_len) {
             return Err(ReadError::WrongSize);
@@ -365,6 +366,35 @@ mod tests {
                 Err(ReadError::WrongSize)
             ));
         }
+    }
+
+    /// Part sizes from damaged metadata that add up past u64 (as the overflow fuzzing found in
+    /// `encrypted_size`, here in the sum) are a wrong size, not a panic or a wrapped sum.
+    #[test]
+    fn part_sizes_adding_up_past_u64_are_a_wrong_size() {
+        let half = 1u64 << 63;
+        let obj = OpenObject {
+            file: file_of(b""),
+            meta: ObjectMeta {
+                size: 0,
+                parts: (1..=2)
+                    .map(|number| PartMeta {
+                        number,
+                        size: half,
+                        etag: String::new(),
+                        key_salt: None,
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            body_len: 0,
+            parts: Vec::new(),
+            path: Default::default(),
+        };
+        assert!(matches!(
+            BodyReader::new(&obj, Some(&ObjectKey::generate()), 0, 1),
+            Err(ReadError::WrongSize)
+        ));
     }
 
     /// An encrypted single-part object in a file of its own (the file kept to change it).

@@ -173,9 +173,11 @@ pub fn package_count(size: u64) -> u64 {
     }
 }
 
-/// Bytes on disk of the package stream of a plaintext of `size` bytes.
+/// Bytes on disk of the package stream of a plaintext of `size` bytes. Saturates at
+/// `u64::MAX`, a length no stored stream has, so that a damaged size in metadata is refused as
+/// a wrong length (it wrapped, or panicked in debug builds, before fuzzing found it).
 pub fn encrypted_size(size: u64) -> u64 {
-    size + package_count(size) * TAG as u64
+    size.saturating_add(package_count(size).saturating_mul(TAG as u64))
 }
 
 /// Seals a plaintext stream into packages, fed in pieces of any size.
@@ -256,10 +258,11 @@ impl Decryptor {
     }
 
     /// The stored byte range `(offset, len)` of package `seq`.
+    /// Saturates, as [`encrypted_size`] does: an offset past any stored stream fails its read.
     pub fn package_span(&self, seq: u64) -> (u64, usize) {
-        let start = seq * PAYLOAD as u64;
+        let start = seq.saturating_mul(PAYLOAD as u64);
         let payload = self.size.saturating_sub(start).min(PAYLOAD as u64) as usize;
-        (seq * PACKAGE as u64, payload + TAG)
+        (seq.saturating_mul(PACKAGE as u64), payload + TAG)
     }
 
     /// The packages `[first, last]` that hold the plaintext range `[start, end)` (`end > start`).
@@ -433,6 +436,48 @@ mod tests {
         assert_eq!(
             d.open_into(1, &ct[..PACKAGE], &mut out),
             Err(PackageError::NotAuthentic(1))
+        );
+    }
+
+    /// Fuzzing (`fuzz/fuzz_targets/package_stream.rs`) found `encrypted_size` overflowing on a
+    /// size no stream can have (a damaged or forged size in metadata): a panic in debug builds,
+    /// a wrapped length in release ones. Such a size is now a wrong length.
+    #[test]
+    fn sizes_no_stream_can_have_are_refused_not_wrapped() {
+        // The fuzzer's input: a 49-byte plaintext, its stream claimed to hold this many bytes.
+        let crash: &[u8] = &[
+            0x07, 0x3a, 0x30, 0x00, 0x00, 0x00, 0x21, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        let claimed = u64::from_le_bytes(crash[1..9].try_into().unwrap());
+        let plain = &crash[17..];
+        let key = ObjectKey::generate();
+        let stream = encrypt(&key, plain, 1);
+        assert_eq!(
+            decrypt_all(&key, claimed, &stream),
+            Err(PackageError::Truncated)
+        );
+        for size in [
+            claimed,
+            u64::MAX,
+            u64::MAX - 1,
+            u64::MAX - 15 * PAYLOAD as u64,
+        ] {
+            assert_eq!(encrypted_size(size), u64::MAX, "{size:#x}");
+            let d = Decryptor::new(&key, size);
+            let last = package_count(size) - 1;
+            assert_eq!(d.package_span(last).0, u64::MAX);
+            assert_eq!(d.packages_for(size - 1, size), (last, last));
+        }
+        // The largest sizes that still fit are exact.
+        let fits = u64::MAX - package_count(u64::MAX) * TAG as u64;
+        assert!(encrypted_size(fits) < u64::MAX);
+        assert_eq!(
+            encrypted_size(fits),
+            fits + package_count(fits) * TAG as u64
         );
     }
 
