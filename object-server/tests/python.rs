@@ -194,3 +194,8 @@ fn every_mode_through_our_kes() {
     );
     drop(running);
 }
+
+#[test]
+fn sse_streams_never_share_a_key_and_the_earlier_format_reads() {
+    pytest("test_sse_format.py");
+}

@@ -68,7 +68,7 @@ impl BodyReader {
             Some(k) => meta
                 .parts
                 .iter()
-                .map(|p| (p.size, Some(k.part_key(p.number))))
+                .map(|p| (p.size, Some(p.stream_key(k))))
                 .collect(),
         };
         let own_files = meta.part_dir.is_some();
@@ -98,8 +98,9 @@ impl BodyReader {
                 plain_start: plain,
                 disk_start,
             });
-            plain += size;
-            disk += stored;
+            // Sizes from damaged metadata may add up past u64: a wrong size, never a wrapped one.
+            plain = plain.checked_add(size).ok_or(ReadError::WrongSize)?;
+            disk = disk.checked_add(stored).ok_or(ReadError::WrongSize)?;
         }
         if plain != meta.size || (!own_files && disk != obj.body_len) {
             return Err(ReadError::WrongSize);
@@ -248,6 +249,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::sse::PartSalt;
     use crate::sse::package::{Encryptor, PACKAGE};
     use crate::storage::{ObjectMeta, PartFile, PartMeta};
 
@@ -285,14 +287,20 @@ mod tests {
             .map(|(i, n)| (0..*n).map(|j| (j * 7 + i * 13) as u8).collect())
             .collect();
         let whole: Vec<u8> = parts.concat();
+        // Part 2 as the earlier format wrote parts (no salt), the others salted: an upload begun
+        // before an upgrade and completed after it holds both.
+        let salts: Vec<Option<PartSalt>> =
+            vec![Some(PartSalt::generate()), None, Some(PartSalt::generate())];
         let meta = |part_dir: Option<&str>| ObjectMeta {
             size: whole.len() as u64,
             parts: (1..)
                 .zip(&parts)
-                .map(|(number, p)| PartMeta {
+                .zip(&salts)
+                .map(|((number, p), salt)| PartMeta {
                     number,
                     size: p.len() as u64,
                     etag: String::new(),
+                    key_salt: salt.clone(),
                 })
                 .collect(),
             part_dir: part_dir.map(str::to_owned),
@@ -302,9 +310,14 @@ mod tests {
         for encrypted in [false, true] {
             let stored: Vec<Vec<u8>> = (1..)
                 .zip(&parts)
-                .map(|(n, p)| {
+                .zip(&salts)
+                .map(|((n, p), salt)| {
                     if encrypted {
-                        sealed(&key.part_key(n), p)
+                        let part_key = match salt {
+                            Some(s) => key.part_key(n, s),
+                            None => key.legacy_part_key(n),
+                        };
+                        sealed(&part_key, p)
                     } else {
                         p.clone()
                     }
@@ -353,6 +366,35 @@ mod tests {
                 Err(ReadError::WrongSize)
             ));
         }
+    }
+
+    /// Part sizes from damaged metadata that add up past u64 (as the overflow fuzzing found in
+    /// `encrypted_size`, here in the sum) are a wrong size, not a panic or a wrapped sum.
+    #[test]
+    fn part_sizes_adding_up_past_u64_are_a_wrong_size() {
+        let half = 1u64 << 63;
+        let obj = OpenObject {
+            file: file_of(b""),
+            meta: ObjectMeta {
+                size: 0,
+                parts: (1..=2)
+                    .map(|number| PartMeta {
+                        number,
+                        size: half,
+                        etag: String::new(),
+                        key_salt: None,
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            body_len: 0,
+            parts: Vec::new(),
+            path: Default::default(),
+        };
+        assert!(matches!(
+            BodyReader::new(&obj, Some(&ObjectKey::generate()), 0, 1),
+            Err(ReadError::WrongSize)
+        ));
     }
 
     /// An encrypted single-part object in a file of its own (the file kept to change it).

@@ -1,8 +1,10 @@
 //! Multipart uploads. Every bit of state is on disk under `DIR/.coffer/multipart/<bucket>/<id>/`
 //! (`upload.json`, and one object file per part, `part.<n>`), so any process serving the data
-//! directory sees every upload. Each part is its own package stream under a key derived from the
-//! object key and the part number; completing moves the upload's part files, unchanged, under
-//! the object's key (see `storage::parts`): nothing is copied.
+//! directory sees every upload. Each write of a part is its own package stream under a key derived
+//! from the object key, the part number and a salt drawn for that write (kept in the part file's
+//! metadata), so a part uploaded again never reuses the key of the one it replaces (see
+//! `sse::package`); completing moves the upload's part files, unchanged, under the object's key
+//! (see `storage::parts`): nothing is copied.
 use std::collections::BTreeMap;
 
 use s3s::dto::*;
@@ -17,7 +19,7 @@ use super::put::{
 };
 use super::{CofferS3, custom_error, etag, now_ms, storage_err, timestamp};
 use crate::sse::headers::{CustomerKey, WriteHeaders};
-use crate::sse::{ObjectKey, SseRequest};
+use crate::sse::{ObjectKey, PartSalt, SseRequest};
 use crate::storage::parts::part_file_name;
 use crate::storage::{
     EncryptionMeta, ObjectMeta, PartMeta, Retention, SseMode, StorageError, UploadParts,
@@ -61,7 +63,9 @@ struct PartTarget {
     n: u32,
     info: UploadInfo,
     customer: Option<CustomerKey>,
-    part_key: Option<ObjectKey>,
+    /// An encrypted upload's key for this write of the part, and the salt it was derived with
+    /// (stored with the part).
+    part_key: Option<(ObjectKey, PartSalt)>,
 }
 
 fn part_number(n: i32) -> S3Result<u32> {
@@ -95,9 +99,9 @@ impl CofferS3 {
         Ok(info)
     }
 
-    /// The object key of an upload (SSE-C uploads need the customer's key on every part).
     /// What UploadPart and UploadPartCopy both start from: the part number checked, the upload's
-    /// state, the SSE-C key the request carries (`[algorithm, key, key MD5]`) and the part's key.
+    /// state, the SSE-C key the request carries (`[algorithm, key, key MD5]`; SSE-C uploads need
+    /// it on every part) and the key of this write of the part, under a salt drawn for it.
     async fn part_target(
         &self,
         bucket: &str,
@@ -112,7 +116,10 @@ impl CofferS3 {
         let part_key = self
             .upload_key(&info, bucket, customer.as_ref())
             .await?
-            .map(|k| k.part_key(n));
+            .map(|k| {
+                let salt = PartSalt::generate();
+                (k.part_key(n, &salt), salt)
+            });
         Ok(PartTarget {
             n,
             info,
@@ -274,7 +281,14 @@ impl CofferS3 {
             .as_ref()
             .is_some_and(|e| e.mode == SseMode::C);
         let need_md5 = !ssec || input.content_md5.is_some();
-        let ing = ingest(&self.store, body, part_key.as_ref(), &algos, need_md5).await?;
+        let ing = ingest(
+            &self.store,
+            body,
+            part_key.as_ref().map(|(k, _)| k),
+            &algos,
+            need_md5,
+        )
+        .await?;
         if let Some(len) = input.content_length
             && len >= 0
             && len as u64 != ing.size
@@ -295,6 +309,7 @@ impl CofferS3 {
             etag: new_etag(info.encryption.as_ref().map(|e| e.mode), &ing.md5_hex),
             modified_ms: now_ms(),
             checksums: ing.checksums.clone(),
+            key_salt: part_key.map(|(_, salt)| salt),
             ..Default::default()
         };
         let checksums = ing.checksums.clone();
@@ -392,11 +407,19 @@ impl CofferS3 {
             .encryption
             .as_ref()
             .is_some_and(|e| e.mode == SseMode::C);
-        let ing = ingest(&self.store, stream, part_key.as_ref(), &[], !ssec).await?;
+        let ing = ingest(
+            &self.store,
+            stream,
+            part_key.as_ref().map(|(k, _)| k),
+            &[],
+            !ssec,
+        )
+        .await?;
         let meta = ObjectMeta {
             size: ing.size,
             etag: new_etag(info.encryption.as_ref().map(|e| e.mode), &ing.md5_hex),
             modified_ms: now_ms(),
+            key_salt: part_key.map(|(_, salt)| salt),
             ..Default::default()
         };
         let dest = self
@@ -486,6 +509,9 @@ impl CofferS3 {
                 number: n,
                 size: part.meta.size,
                 etag: part.meta.etag.clone(),
+                // The salt of the file `upload.add` pins: a part written again meanwhile is
+                // refused at the commit, so salt and bytes stay together.
+                key_salt: part.meta.key_salt.clone(),
             });
             upload
                 .add(n, &part.file)

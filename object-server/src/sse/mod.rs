@@ -1,10 +1,11 @@
 //! Server-side encryption: the per-object key and how it is sealed ([`seal`]), the authenticated
 //! package stream that carries an object's body ([`package`]), and the rules that turn request
-//! headers into an encryption mode ([`headers`]).
+//! headers into an encryption mode ([`headers`]). Why no two package streams ever share a key and
+//! nonce, for every way a stream comes to exist, is in [`package`]'s module doc.
 pub mod headers;
 pub mod package;
 pub mod seal;
 
 pub use headers::{SseError, SseRequest};
-pub use package::{ObjectKey, PackageError};
+pub use package::{ObjectKey, PackageError, PartSalt};
 pub use seal::{SealError, SealedKey};

@@ -9,7 +9,37 @@
 //! Guarantees: a package moved to another position fails (the sequence number is in the nonce);
 //! dropping the end of the stream fails (the new last package was not sealed as final); a changed
 //! byte fails (GCM tag).
+//!
+//! # No key and nonce are ever used twice
+//!
+//! Within one stream the nonces are the sequence numbers 0, 1, 2, … (each sealed once, as final
+//! or not), so they never repeat. Across streams the nonces do repeat, so **every stream must have
+//! a key of its own**: a key is always drawn at random or derived from a value drawn at random
+//! for that very stream, never derived from names or numbers alone. A second plaintext under a
+//! stream's key and nonces would give away the XOR of the two plaintexts and GCM's
+//! authentication key. How each stream comes to exist, and why its key is new:
+//!
+//! - PutObject: a fresh random object key ([`ObjectKey::generate`], `new_object_key`).
+//! - CopyObject — also onto itself (SSE-C key rotation, metadata replacement) and to a new
+//!   version: the source is decrypted and written again under a fresh random object key.
+//! - New versions of a key: each is a PutObject, CopyObject or CompleteMultipartUpload.
+//! - CreateMultipartUpload: draws a fresh object key and encrypts no stream with it directly.
+//! - UploadPart and UploadPartCopy (also of a part number uploaded before, as retrying clients
+//!   do): `HMAC-SHA256(object key, "coffer-part-key-v2" ‖ n ‖ salt)` ([`ObjectKey::part_key`])
+//!   with a 32-byte [`PartSalt`] drawn for this request, stored in the part file's metadata and
+//!   carried into the object's at completion (`key_salt`).
+//! - CompleteMultipartUpload: moves the part files as they are; encrypts nothing.
+//! - Tags, retention, legal hold (`rewrite_meta`): the stored ciphertext is copied byte for byte
+//!   with the same sealed key; the same plaintext under the same key and nonces is the same
+//!   ciphertext, so nothing new is encrypted.
+//! - Delete, lifecycle expiration, the start-up sweep: encrypt nothing.
+//!
+//! Parts written before the salt existed (no `key_salt` in their metadata) were encrypted under
+//! `HMAC-SHA256(object key, "coffer-part-key-v1" ‖ n)` ([`ObjectKey::legacy_part_key`]), which a
+//! re-upload of part n repeated. They are still read; nothing is written that way any more.
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use zeroize::Zeroizing;
 
 /// Plaintext bytes per package.
@@ -58,12 +88,25 @@ impl ObjectKey {
         &self.0
     }
 
-    /// The key of part `part_number` of a multipart object: HMAC-SHA256(object key, "part" ‖ n).
-    pub fn part_key(&self, part_number: u32) -> ObjectKey {
+    /// The key of one write of part `part_number` of a multipart object:
+    /// `HMAC-SHA256(object key, "coffer-part-key-v2" ‖ n ‖ salt)`. `salt` is drawn anew for each
+    /// write ([`PartSalt::generate`]), so a part uploaded again gets a key of its own.
+    pub fn part_key(&self, part_number: u32, salt: &PartSalt) -> ObjectKey {
+        self.derive(b"coffer-part-key-v2", part_number, &salt.0)
+    }
+
+    /// The key parts were written with before [`PartSalt`] existed (the same for every write of
+    /// part n): only to read those parts.
+    pub fn legacy_part_key(&self, part_number: u32) -> ObjectKey {
+        self.derive(b"coffer-part-key-v1", part_number, &[])
+    }
+
+    fn derive(&self, label: &[u8], part_number: u32, salt: &[u8]) -> ObjectKey {
         let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0[..]);
         let mut ctx = aws_lc_rs::hmac::Context::with_key(&k);
-        ctx.update(b"coffer-part-key-v1");
+        ctx.update(label);
         ctx.update(&part_number.to_be_bytes());
+        ctx.update(salt);
         let tag = ctx.sign();
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
@@ -72,6 +115,45 @@ impl ObjectKey {
 
     fn aead(&self) -> LessSafeKey {
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0[..]).expect("32-byte key"))
+    }
+}
+
+/// The random value that gives one write of a multipart part its own key (see the module doc).
+/// Not secret: it is stored in the part's metadata as base64, and without the object key it
+/// derives nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PartSalt([u8; 32]);
+
+impl PartSalt {
+    /// A fresh random salt.
+    pub fn generate() -> Self {
+        let mut s = [0u8; 32];
+        rand::fill(&mut s);
+        Self(s)
+    }
+}
+
+impl std::fmt::Debug for PartSalt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PartSalt({})", B64.encode(self.0))
+    }
+}
+
+impl serde::Serialize for PartSalt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PartSalt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = B64
+            .decode(text.as_bytes())
+            .map_err(|_| serde::de::Error::custom("a part's key salt is not base64"))?;
+        let salt = <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| serde::de::Error::custom("a part's key salt is not 32 bytes"))?;
+        Ok(Self(salt))
     }
 }
 
@@ -91,9 +173,11 @@ pub fn package_count(size: u64) -> u64 {
     }
 }
 
-/// Bytes on disk of the package stream of a plaintext of `size` bytes.
+/// Bytes on disk of the package stream of a plaintext of `size` bytes. Saturates at
+/// `u64::MAX`, a length no stored stream has, so that a damaged size in metadata is refused as
+/// a wrong length (it wrapped, or panicked in debug builds, before fuzzing found it).
 pub fn encrypted_size(size: u64) -> u64 {
-    size + package_count(size) * TAG as u64
+    size.saturating_add(package_count(size).saturating_mul(TAG as u64))
 }
 
 /// Seals a plaintext stream into packages, fed in pieces of any size.
@@ -174,10 +258,11 @@ impl Decryptor {
     }
 
     /// The stored byte range `(offset, len)` of package `seq`.
+    /// Saturates, as [`encrypted_size`] does: an offset past any stored stream fails its read.
     pub fn package_span(&self, seq: u64) -> (u64, usize) {
-        let start = seq * PAYLOAD as u64;
+        let start = seq.saturating_mul(PAYLOAD as u64);
         let payload = self.size.saturating_sub(start).min(PAYLOAD as u64) as usize;
-        (seq * PACKAGE as u64, payload + TAG)
+        (seq.saturating_mul(PACKAGE as u64), payload + TAG)
     }
 
     /// The packages `[first, last]` that hold the plaintext range `[start, end)` (`end > start`).
@@ -354,6 +439,48 @@ mod tests {
         );
     }
 
+    /// Fuzzing (`fuzz/fuzz_targets/package_stream.rs`) found `encrypted_size` overflowing on a
+    /// size no stream can have (a damaged or forged size in metadata): a panic in debug builds,
+    /// a wrapped length in release ones. Such a size is now a wrong length.
+    #[test]
+    fn sizes_no_stream_can_have_are_refused_not_wrapped() {
+        // The fuzzer's input: a 49-byte plaintext, its stream claimed to hold this many bytes.
+        let crash: &[u8] = &[
+            0x07, 0x3a, 0x30, 0x00, 0x00, 0x00, 0x21, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        let claimed = u64::from_le_bytes(crash[1..9].try_into().unwrap());
+        let plain = &crash[17..];
+        let key = ObjectKey::generate();
+        let stream = encrypt(&key, plain, 1);
+        assert_eq!(
+            decrypt_all(&key, claimed, &stream),
+            Err(PackageError::Truncated)
+        );
+        for size in [
+            claimed,
+            u64::MAX,
+            u64::MAX - 1,
+            u64::MAX - 15 * PAYLOAD as u64,
+        ] {
+            assert_eq!(encrypted_size(size), u64::MAX, "{size:#x}");
+            let d = Decryptor::new(&key, size);
+            let last = package_count(size) - 1;
+            assert_eq!(d.package_span(last).0, u64::MAX);
+            assert_eq!(d.packages_for(size - 1, size), (last, last));
+        }
+        // The largest sizes that still fit are exact.
+        let fits = u64::MAX - package_count(u64::MAX) * TAG as u64;
+        assert!(encrypted_size(fits) < u64::MAX);
+        assert_eq!(
+            encrypted_size(fits),
+            fits + package_count(fits) * TAG as u64
+        );
+    }
+
     #[test]
     fn wrong_key_fails() {
         let data = sample(10);
@@ -379,8 +506,66 @@ mod tests {
     #[test]
     fn part_keys_differ() {
         let k = ObjectKey::generate();
-        assert_ne!(k.part_key(1).as_bytes(), k.part_key(2).as_bytes());
-        assert_eq!(k.part_key(1).as_bytes(), k.part_key(1).as_bytes());
+        let s = PartSalt::generate();
+        assert_ne!(k.part_key(1, &s).as_bytes(), k.part_key(2, &s).as_bytes());
+        assert_eq!(k.part_key(1, &s).as_bytes(), k.part_key(1, &s).as_bytes());
+        assert_ne!(
+            k.legacy_part_key(1).as_bytes(),
+            k.legacy_part_key(2).as_bytes()
+        );
+    }
+
+    /// Two writes of one part number never share a key (the flaw of the v1 derivation, which a
+    /// re-upload of part n repeated), nor does a write share the key of a legacy part.
+    #[test]
+    fn each_write_of_a_part_has_its_own_key() {
+        let k = ObjectKey::generate();
+        let (a, b) = (PartSalt::generate(), PartSalt::generate());
+        assert_ne!(a, b);
+        assert_ne!(k.part_key(1, &a).as_bytes(), k.part_key(1, &b).as_bytes());
+        assert_ne!(
+            k.part_key(1, &a).as_bytes(),
+            k.legacy_part_key(1).as_bytes()
+        );
+        // Observable in the streams: under a shared key and nonces the XOR of the ciphertexts
+        // would be the XOR of the plaintexts.
+        let (p1, p2) = (sample(PAYLOAD + 9), vec![0x5a; PAYLOAD + 9]);
+        let c1 = encrypt(&k.part_key(1, &a), &p1, 4096);
+        let c2 = encrypt(&k.part_key(1, &b), &p2, 4096);
+        let xor = |x: &[u8], y: &[u8]| x.iter().zip(y).map(|(a, b)| a ^ b).collect::<Vec<u8>>();
+        assert_ne!(
+            xor(&c1[..PAYLOAD], &c2[..PAYLOAD]),
+            xor(&p1[..PAYLOAD], &p2[..PAYLOAD])
+        );
+    }
+
+    /// The derivations are fixed: parts on disk must keep opening after any change of this code.
+    #[test]
+    fn part_key_derivations_are_stable() {
+        let k = ObjectKey::from_bytes([7; 32]);
+        let salt: PartSalt =
+            serde_json::from_str(&format!("\"{}\"", B64.encode([9u8; 32]))).unwrap();
+        let hmac = |msg: &[u8]| {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[7; 32]);
+            aws_lc_rs::hmac::sign(&key, msg).as_ref().to_vec()
+        };
+        assert_eq!(
+            k.legacy_part_key(3).as_bytes().to_vec(),
+            hmac(b"coffer-part-key-v1\0\0\0\x03")
+        );
+        let mut v2 = b"coffer-part-key-v2\0\0\0\x03".to_vec();
+        v2.extend_from_slice(&[9; 32]);
+        assert_eq!(k.part_key(3, &salt).as_bytes().to_vec(), hmac(&v2));
+    }
+
+    #[test]
+    fn part_salt_round_trips_and_refuses_bad_values() {
+        let s = PartSalt::generate();
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<PartSalt>(&json).unwrap(), s);
+        for bad in ["\"!!\"", "\"AAAA\"", "3", "null"] {
+            assert!(serde_json::from_str::<PartSalt>(bad).is_err(), "{bad}");
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sse::SealedKey;
+use crate::sse::{ObjectKey, PartSalt, SealedKey};
 
 /// Trailer magic of an object file.
 pub const MAGIC: &[u8; 8] = b"COFFER\x00\x01";
@@ -61,6 +61,22 @@ pub struct PartMeta {
     pub size: u64,
     /// The part's ETag (no quotes).
     pub etag: String,
+    /// The random value the part's key was derived with (encrypted parts written since it
+    /// exists); absent: a part of the earlier format, or of a plaintext object. See
+    /// [`PartMeta::stream_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_salt: Option<PartSalt>,
+}
+
+impl PartMeta {
+    /// The key of this part's package stream, from the object's key: salted if the part was
+    /// written with a salt, else the earlier derivation its writer used (read only).
+    pub fn stream_key(&self, object_key: &ObjectKey) -> ObjectKey {
+        match &self.key_salt {
+            Some(salt) => object_key.part_key(self.number, salt),
+            None => object_key.legacy_part_key(self.number),
+        }
+    }
 }
 
 /// Everything stored about an object besides its body.
@@ -84,6 +100,11 @@ pub struct ObjectMeta {
     /// Encryption, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionMeta>,
+    /// In the file of an encrypted multipart part (under the upload's directory, later the
+    /// object's `parts/`): the salt of its key, copied into the object's [`PartMeta`] at
+    /// completion. Absent in every other object file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_salt: Option<PartSalt>,
     /// Parts, for multipart objects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartMeta>,
@@ -165,11 +186,29 @@ impl ObjectMeta {
     pub fn read_from(file: &std::fs::File) -> Result<(ObjectMeta, u64), MetaError> {
         use std::os::unix::fs::FileExt;
         let total = file.metadata()?.len();
+        Self::parse(total, |buf, at| file.read_exact_at(buf, at))
+    }
+
+    /// [`Self::read_from`] of an object file held in memory.
+    pub fn from_bytes(data: &[u8]) -> Result<(ObjectMeta, u64), MetaError> {
+        Self::parse(data.len() as u64, |buf, at| {
+            // `parse` asks only for ranges inside `total`.
+            let at = at as usize;
+            buf.copy_from_slice(&data[at..at + buf.len()]);
+            Ok(())
+        })
+    }
+
+    /// The trailer parse of an object of `total` bytes, read through `read_at(buf, offset)`.
+    fn parse(
+        total: u64,
+        mut read_at: impl FnMut(&mut [u8], u64) -> std::io::Result<()>,
+    ) -> Result<(ObjectMeta, u64), MetaError> {
         if total < TRAILER as u64 {
             return Err(MetaError::Damaged);
         }
         let mut t = [0u8; TRAILER];
-        file.read_exact_at(&mut t, total - TRAILER as u64)?;
+        read_at(&mut t, total - TRAILER as u64)?;
         if &t[4..] != MAGIC {
             return Err(MetaError::Damaged);
         }
@@ -178,7 +217,7 @@ impl ObjectMeta {
             .checked_sub(TRAILER as u64 + len)
             .ok_or(MetaError::Damaged)?;
         let mut json = vec![0u8; len as usize];
-        file.read_exact_at(&mut json, body)?;
+        read_at(&mut json, body)?;
         let meta = serde_json::from_slice(&json).map_err(|_| MetaError::Damaged)?;
         Ok((meta, body))
     }
@@ -204,6 +243,73 @@ mod tests {
         assert_eq!(body, 3);
         assert_eq!(back.etag, "abc");
         assert_eq!(back.user["k"], "v");
+    }
+
+    #[test]
+    fn from_bytes_reads_what_read_from_reads() {
+        let m = ObjectMeta {
+            size: 5,
+            etag: "e".into(),
+            ..Default::default()
+        };
+        let mut bytes = b"hello".to_vec();
+        bytes.extend_from_slice(&m.to_trailer());
+        let (back, body) = ObjectMeta::from_bytes(&bytes).unwrap();
+        assert_eq!((back.size, back.etag.as_str(), body), (5, "e", 5));
+        // Only the end of the file, or the file without its end.
+        for keep in [0, 1, TRAILER - 1, TRAILER] {
+            assert!(matches!(
+                ObjectMeta::from_bytes(&bytes[bytes.len() - keep..]),
+                Err(MetaError::Damaged)
+            ));
+        }
+        for cut in [1, TRAILER] {
+            assert!(matches!(
+                ObjectMeta::from_bytes(&bytes[..bytes.len() - cut]),
+                Err(MetaError::Damaged)
+            ));
+        }
+    }
+
+    /// A part without `key_salt` is one the earlier format wrote and opens under the earlier
+    /// derivation; one with it under the salted one. Writing never drops or invents the field.
+    #[test]
+    fn part_key_salt_says_which_derivation() {
+        let key = ObjectKey::generate();
+        let old: PartMeta = serde_json::from_str(r#"{"number":2,"size":3,"etag":"x"}"#).unwrap();
+        assert_eq!(old.key_salt, None);
+        assert_eq!(
+            old.stream_key(&key).as_bytes(),
+            key.legacy_part_key(2).as_bytes()
+        );
+        assert!(!serde_json::to_string(&old).unwrap().contains("key_salt"));
+        let salt = PartSalt::generate();
+        let new = PartMeta {
+            key_salt: Some(salt.clone()),
+            ..old
+        };
+        assert_eq!(
+            new.stream_key(&key).as_bytes(),
+            key.part_key(2, &salt).as_bytes()
+        );
+        let back: PartMeta = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+        // A damaged salt is a damaged object file, not a silent fall back to the old derivation.
+        let mut bytes = serde_json::to_vec(&ObjectMeta {
+            parts: vec![new],
+            ..Default::default()
+        })
+        .unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let at = text.find("\"key_salt\":\"").unwrap() + 12;
+        bytes[at] = b'!';
+        let len = bytes.len() as u32;
+        bytes.extend_from_slice(&len.to_le_bytes());
+        bytes.extend_from_slice(MAGIC);
+        assert!(matches!(
+            ObjectMeta::from_bytes(&bytes),
+            Err(MetaError::Damaged)
+        ));
     }
 
     #[test]

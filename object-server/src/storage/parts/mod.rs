@@ -341,7 +341,8 @@ fn open_parts(mut obj: OpenObject) -> Result<Option<OpenObject>, StorageError> {
             }
             Err(e) => return Err(e),
         };
-        if part.meta.size != p.size || part.meta.etag != p.etag {
+        if part.meta.size != p.size || part.meta.etag != p.etag || part.meta.key_salt != p.key_salt
+        {
             return Err(StorageError::Damaged);
         }
         files.push(PartFile {

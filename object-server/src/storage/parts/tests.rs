@@ -46,6 +46,7 @@ fn manifest(id: &str, bodies: &[&[u8]]) -> ObjectMeta {
                 number: n,
                 size: b.len() as u64,
                 etag: format!("{id}-{n}"),
+                key_salt: None,
             })
             .collect(),
         ..Default::default()
