@@ -36,6 +36,15 @@ fn ms_of(t: &Timestamp) -> i64 {
     (time::OffsetDateTime::from(t.clone()).unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// An expiration date, which AWS accepts only at midnight UTC (the scanner acts on whole days).
+fn midnight_utc(t: &Timestamp) -> S3Result<i64> {
+    let ms = ms_of(t);
+    if ms.rem_euclid(86_400_000) != 0 {
+        return Err(s3_error!(InvalidArgument, "'Date' must be at midnight GMT"));
+    }
+    Ok(ms)
+}
+
 /// Converts and checks one S3 rule.
 fn rule_of(r: LifecycleRule) -> S3Result<Rule> {
     if r.transitions.as_ref().is_some_and(|t| !t.is_empty())
@@ -111,7 +120,7 @@ fn rule_of(r: LifecycleRule) -> S3Result<Rule> {
             return Err(malformed());
         }
         rule.expiration_days = positive(e.days, "'Days' for Expiration action")?;
-        rule.expiration_date_ms = e.date.as_ref().map(ms_of);
+        rule.expiration_date_ms = e.date.as_ref().map(midnight_utc).transpose()?;
         rule.expired_delete_marker = e.expired_object_delete_marker == Some(true);
         if rule.expired_delete_marker && !rule.tags.is_empty() {
             return Err(s3_error!(
@@ -280,5 +289,46 @@ impl CofferS3 {
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expiring_on(date: &str) -> LifecycleRule {
+        let t = Timestamp::parse(TimestampFormat::DateTime, date).expect("a date");
+        LifecycleRule {
+            status: ExpirationStatus::from_static(ExpirationStatus::ENABLED),
+            filter: Some(LifecycleRuleFilter {
+                prefix: Some(String::new()),
+                ..Default::default()
+            }),
+            expiration: Some(LifecycleExpiration {
+                date: Some(t),
+                ..Default::default()
+            }),
+            abort_incomplete_multipart_upload: None,
+            id: None,
+            noncurrent_version_expiration: None,
+            noncurrent_version_transitions: None,
+            prefix: None,
+            transitions: None,
+        }
+    }
+
+    #[test]
+    fn an_expiration_date_is_midnight_utc() {
+        let r = rule_of(expiring_on("2030-01-01T00:00:00.000Z")).unwrap();
+        assert_eq!(r.expiration_date_ms, Some(1_893_456_000_000));
+        for bad in [
+            "2030-01-01T00:00:00.001Z",
+            "2030-01-01T12:00:00.000Z",
+            "2030-01-01T23:59:59.000Z",
+            "1969-12-31T12:00:00.000Z",
+        ] {
+            let e = rule_of(expiring_on(bad)).expect_err(bad);
+            assert_eq!(e.code(), &s3s::S3ErrorCode::InvalidArgument, "{bad}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::{CofferS3, now_ms, storage_err, timestamp};
 use crate::storage::{LockMode, ObjectMeta, Retention, StorageError, Versioning};
 
 /// The bucket configuration file of object lock.
-const CONFIG: &str = "object-lock";
+const CONFIG: &str = crate::storage::versions::OBJECT_LOCK_CONFIG;
 
 /// What `.object-lock.json` holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -97,6 +97,27 @@ fn future_retention(mode: &str, until: &Timestamp) -> S3Result<Retention> {
         mode: parse_mode(mode)?,
         until_ms,
     })
+}
+
+/// Whether a version's retention `current` may become `wanted` at `now` (ms); `bypass` is a
+/// permitted governance bypass. An expired retention protects nothing. Extending a retention in
+/// its own mode needs nothing; GOVERNANCE may be shortened, removed or changed to another mode
+/// only with the bypass; COMPLIANCE may only be extended, by anyone, never bypassed (AWS's rules).
+pub(crate) fn retention_change_allowed(
+    current: Option<Retention>,
+    wanted: Option<Retention>,
+    bypass: bool,
+    now: i64,
+) -> S3Result<()> {
+    let Some(cur) = current.filter(|c| c.until_ms > now) else {
+        return Ok(());
+    };
+    let extends = wanted.is_some_and(|w| w.mode == cur.mode && w.until_ms >= cur.until_ms);
+    match cur.mode {
+        _ if extends => Ok(()),
+        LockMode::Governance if bypass => Ok(()),
+        _ => Err(worm_protected()),
+    }
 }
 
 /// Whether `meta` may be removed now; `bypass` is a permitted governance bypass.
@@ -333,33 +354,9 @@ impl CofferS3 {
         let result = self
             .store
             .rewrite_meta(bucket, key, input.version_id.as_deref(), move |meta| {
-                let now = now_ms();
-                if let Some(cur) = meta.retention.filter(|c| c.until_ms > now) {
-                    let weaker = match wanted {
-                        None => true,
-                        Some(w) => {
-                            w.until_ms < cur.until_ms
-                                || (cur.mode == LockMode::Compliance
-                                    && w.mode != LockMode::Compliance)
-                        }
-                    };
-                    if weaker {
-                        let refuse = match cur.mode {
-                            LockMode::Compliance => Some(s3_error!(
-                                AccessDenied,
-                                "Object is WORM protected and cannot be overwritten"
-                            )),
-                            LockMode::Governance if !bypass => Some(s3_error!(
-                                AccessDenied,
-                                "Object is WORM protected and cannot be overwritten"
-                            )),
-                            LockMode::Governance => None,
-                        };
-                        if let Some(e) = refuse {
-                            *r.lock().expect("not poisoned") = Some(e);
-                            return Err(StorageError::Refused);
-                        }
-                    }
+                if let Err(e) = retention_change_allowed(meta.retention, wanted, bypass, now_ms()) {
+                    *r.lock().expect("not poisoned") = Some(e);
+                    return Err(StorageError::Refused);
                 }
                 meta.retention = wanted;
                 Ok(())
@@ -475,6 +472,31 @@ pub(crate) fn lock_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn who_may_change_a_retention() {
+        let now = 1_000_000;
+        let r = |mode, until_ms| Some(Retention { mode, until_ms });
+        let (g, c) = (LockMode::Governance, LockMode::Compliance);
+        let ok = |cur, want, bypass| retention_change_allowed(cur, want, bypass, now).is_ok();
+        // Nothing, or an expired retention, protects nothing.
+        assert!(ok(None, r(c, now + 5), false));
+        assert!(ok(r(c, now - 1), None, false));
+        assert!(ok(r(c, now - 1), r(g, now + 5), false));
+        // Extending in the same mode needs no bypass.
+        assert!(ok(r(g, now + 10), r(g, now + 20), false));
+        assert!(ok(r(g, now + 10), r(g, now + 10), false));
+        assert!(ok(r(c, now + 10), r(c, now + 20), false));
+        // GOVERNANCE: shortening, removing or another mode only with the bypass.
+        for want in [r(g, now + 5), None, r(c, now + 20), r(c, now + 5)] {
+            assert!(!ok(r(g, now + 10), want, false), "{want:?} without bypass");
+            assert!(ok(r(g, now + 10), want, true), "{want:?} with bypass");
+        }
+        // COMPLIANCE: never shortened, removed or turned into GOVERNANCE, bypass or not.
+        for want in [r(c, now + 5), None, r(g, now + 20)] {
+            assert!(!ok(r(c, now + 10), want, true), "{want:?}");
+        }
+    }
 
     #[test]
     fn who_may_delete() {

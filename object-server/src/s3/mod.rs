@@ -61,6 +61,10 @@ pub(crate) fn storage_err(e: StorageError) -> S3Error {
             "The bucket you tried to delete is not empty"
         ),
         StorageError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        StorageError::PreconditionFailed => s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ),
         StorageError::NoSuchUpload => s3_error!(
             NoSuchUpload,
             "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
