@@ -194,3 +194,8 @@ fn every_mode_through_our_kes() {
     );
     drop(running);
 }
+
+#[test]
+fn commit_conditions_bucket_races_fail_closed_configs() {
+    pytest("test_commit_safety.py");
+}

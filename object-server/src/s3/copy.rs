@@ -74,7 +74,10 @@ fn destination_condition(headers: &http::HeaderMap) -> S3Result<WriteCondition> 
             .get(name)
             .map(|v| {
                 ETagCondition::parse_http_header(v.as_bytes()).map_err(|_| {
-                    s3_error!(InvalidArgument, "The {name} header is not a valid ETag condition.")
+                    s3_error!(
+                        InvalidArgument,
+                        "The {name} header is not a valid ETag condition."
+                    )
                 })
             })
             .transpose()
@@ -223,13 +226,7 @@ impl CofferS3 {
         drop(src);
         let version_id = self
             .commit_object(
-                bucket,
-                key,
-                ing.writer,
-                &mut meta,
-                versioning,
-                None,
-                &condition,
+                bucket, key, ing.writer, &mut meta, versioning, None, &condition,
             )
             .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());

@@ -61,7 +61,10 @@ fn parse_bucket_default(bucket: &str, raw: Option<&[u8]>) -> S3Result<Option<Buc
     serde_json::from_slice(raw).map(Some).map_err(|e| {
         // The file holds a mode and a key name, no secret; the parser's position says enough.
         tracing::error!(%bucket, line = e.line(), column = e.column(), "the bucket's default encryption file does not parse; writes refused");
-        storage_err(crate::storage::StorageError::Damaged)
+        s3_error!(
+            InternalError,
+            "We encountered an internal error. Please try again."
+        )
     })
 }
 
@@ -306,7 +309,13 @@ mod tests {
             parse_bucket_default("b", Some(&s3)).unwrap(),
             Some(BucketDefault::S3)
         ));
-        for damaged in [&b""[..], b"{", b"null", b"{\"mode\":\"rot13\"}", &s3[..s3.len() - 1]] {
+        for damaged in [
+            &b""[..],
+            b"{",
+            b"null",
+            b"{\"mode\":\"rot13\"}",
+            &s3[..s3.len() - 1],
+        ] {
             let e = parse_bucket_default("b", Some(damaged)).expect_err("damaged");
             assert_eq!(e.code(), &s3s::S3ErrorCode::InternalError);
         }

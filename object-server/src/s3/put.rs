@@ -249,7 +249,11 @@ pub(crate) fn write_condition(
         if c.is_any() {
             EtagMatch::Any
         } else {
-            EtagMatch::Tag(c.as_etag().map(|e| e.value().to_owned()).unwrap_or_default())
+            EtagMatch::Tag(
+                c.as_etag()
+                    .map(|e| e.value().to_owned())
+                    .unwrap_or_default(),
+            )
         }
     };
     WriteCondition {
@@ -385,13 +389,7 @@ impl CofferS3 {
         let checksums = ing.checksums.clone();
         let version_id = self
             .commit_object(
-                bucket,
-                key,
-                ing.writer,
-                &mut meta,
-                versioning,
-                None,
-                &condition,
+                bucket, key, ing.writer, &mut meta, versioning, None, &condition,
             )
             .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());

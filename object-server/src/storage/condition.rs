@@ -170,7 +170,8 @@ mod tests {
     fn conditions_decide_as_aws() {
         let tag = |t: &str| Some(EtagMatch::Tag(t.to_owned()));
         let any = Some(EtagMatch::Any);
-        let failed = |r: Result<(), StorageError>| matches!(r, Err(StorageError::PreconditionFailed));
+        let failed =
+            |r: Result<(), StorageError>| matches!(r, Err(StorageError::PreconditionFailed));
         assert!(WriteCondition::default().check(Some("a")).is_ok());
         assert!(WriteCondition::default().check(None).is_ok());
         // If-None-Match: * is "create only".

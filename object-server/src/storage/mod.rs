@@ -20,8 +20,8 @@ pub mod parts;
 pub mod stamp;
 pub mod versions;
 
-pub use condition::{EtagMatch, WriteCondition};
 pub(crate) use condition::{BucketGuard, KeyStripeLock};
+pub use condition::{EtagMatch, WriteCondition};
 pub use layout::KeyError;
 pub use meta::{EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode};
 pub use parts::{PartFile, UploadParts};
