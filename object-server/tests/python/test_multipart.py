@@ -181,7 +181,8 @@ def test_two_processes_complete_put_and_delete_one_key(tmp_path):
             for f in futs:
                 f.result()
         got = fetch(ca, "race", "k")
-        assert got == fetch(cb, "race", "k")
+        # Both processes see one state (errors compared by their text: two are never `==`).
+        assert repr(got) == repr(fetch(cb, "race", "k"))
         if isinstance(got, bytes):
             assert got == plain or got in bodies.values()
         else:
