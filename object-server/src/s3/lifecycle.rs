@@ -220,6 +220,35 @@ fn dto_of(r: &Rule) -> LifecycleRule {
     }
 }
 
+/// Checks a PutBucketLifecycleConfiguration body as AWS does and converts it into the rules
+/// the scanner applies (what `.lifecycle.json` holds). Pure: the fuzz target drives it too.
+pub fn validate_lifecycle(
+    configuration: Option<BucketLifecycleConfiguration>,
+) -> S3Result<LifecycleConfig> {
+    let rules = configuration.map(|c| c.rules).unwrap_or_default();
+    if rules.is_empty() || rules.len() > MAX_RULES {
+        return Err(malformed());
+    }
+    let mut out = Vec::with_capacity(rules.len());
+    for r in rules {
+        let rule = rule_of(r)?;
+        if !rule.id.is_empty() && out.iter().any(|o: &Rule| o.id == rule.id) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Rule ID must be unique. Found same ID for more than one rule"
+            ));
+        }
+        out.push(rule);
+    }
+    Ok(LifecycleConfig { rules: out })
+}
+
+/// The rules a GetBucketLifecycleConfiguration answers for a stored configuration (they
+/// validate back to it: what a client reads it can put again).
+pub fn lifecycle_rules_of(config: &LifecycleConfig) -> Vec<LifecycleRule> {
+    config.rules.iter().map(dto_of).collect()
+}
+
 impl CofferS3 {
     pub(crate) async fn do_put_bucket_lifecycle_configuration(
         &self,
@@ -229,25 +258,8 @@ impl CofferS3 {
         self.store
             .require_bucket(&input.bucket)
             .map_err(storage_err)?;
-        let rules = input
-            .lifecycle_configuration
-            .map(|c| c.rules)
-            .unwrap_or_default();
-        if rules.is_empty() || rules.len() > MAX_RULES {
-            return Err(malformed());
-        }
-        let mut out = Vec::with_capacity(rules.len());
-        for r in rules {
-            let rule = rule_of(r)?;
-            if !rule.id.is_empty() && out.iter().any(|o: &Rule| o.id == rule.id) {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "Rule ID must be unique. Found same ID for more than one rule"
-                ));
-            }
-            out.push(rule);
-        }
-        let data = serde_json::to_vec(&LifecycleConfig { rules: out }).expect("serializes");
+        let config = validate_lifecycle(input.lifecycle_configuration)?;
+        let data = serde_json::to_vec(&config).expect("serializes");
         self.store
             .write_bucket_config(&input.bucket, CONFIG, Some(data))
             .await
@@ -275,7 +287,7 @@ impl CofferS3 {
         let c: LifecycleConfig =
             serde_json::from_slice(&raw).map_err(|_| storage_err(StorageError::Damaged))?;
         Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
-            rules: Some(c.rules.iter().map(dto_of).collect()),
+            rules: Some(lifecycle_rules_of(&c)),
             ..Default::default()
         }))
     }

@@ -20,7 +20,7 @@ const CONFIG: &str = crate::storage::versions::OBJECT_LOCK_CONFIG;
 
 /// What `.object-lock.json` holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct LockConfig {
+pub struct LockConfig {
     /// The bucket's default retention for new versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<BucketRetention>,
@@ -28,7 +28,7 @@ pub(crate) struct LockConfig {
 
 /// A bucket's default retention.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub(crate) struct BucketRetention {
+pub struct BucketRetention {
     pub mode: LockMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<i32>,
@@ -131,6 +131,52 @@ pub(crate) fn deletion_allowed(meta: &ObjectMeta, bypass: bool, now: i64) -> boo
     }
 }
 
+/// Checks a PutObjectLockConfiguration body as AWS does and converts it into what
+/// `.object-lock.json` holds. Pure: the fuzz target drives it too.
+pub fn validate_lock_configuration(
+    configuration: Option<ObjectLockConfiguration>,
+) -> S3Result<LockConfig> {
+    let Some(conf) = configuration else {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        ));
+    };
+    if conf.object_lock_enabled.as_ref().map(|e| e.as_str()) != Some(ObjectLockEnabled::ENABLED) {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        ));
+    }
+    let default = match conf.rule.and_then(|r| r.default_retention) {
+        None => None,
+        Some(d) => {
+            let mode = parse_mode(d.mode.as_ref().map(|m| m.as_str()).unwrap_or(""))?;
+            match (d.days, d.years) {
+                (Some(n), None) | (None, Some(n)) if n > 0 => {}
+                (Some(_), Some(_)) => {
+                    return Err(s3_error!(
+                        MalformedXML,
+                        "The XML you provided was not well-formed or did not validate against our published schema."
+                    ));
+                }
+                _ => {
+                    return Err(s3_error!(
+                        InvalidArgument,
+                        "Default retention period must be a positive integer value"
+                    ));
+                }
+            }
+            Some(BucketRetention {
+                mode,
+                days: d.days,
+                years: d.years,
+            })
+        }
+    };
+    Ok(LockConfig { default })
+}
+
 impl CofferS3 {
     /// The bucket's object lock configuration, `None` if it was not created with object lock.
     pub(crate) async fn lock_config(&self, bucket: &str) -> S3Result<Option<LockConfig>> {
@@ -228,19 +274,7 @@ impl CofferS3 {
         let input = req.input;
         let bucket = input.bucket.as_str();
         self.store.require_bucket(bucket).map_err(storage_err)?;
-        let Some(conf) = input.object_lock_configuration else {
-            return Err(s3_error!(
-                MalformedXML,
-                "The XML you provided was not well-formed or did not validate against our published schema."
-            ));
-        };
-        if conf.object_lock_enabled.as_ref().map(|e| e.as_str()) != Some(ObjectLockEnabled::ENABLED)
-        {
-            return Err(s3_error!(
-                MalformedXML,
-                "The XML you provided was not well-formed or did not validate against our published schema."
-            ));
-        }
+        let config = validate_lock_configuration(input.object_lock_configuration)?;
         if !self.object_lock_enabled(bucket).await? {
             // AWS allows enabling it later only on a versioned bucket; we follow MinIO: only
             // at creation, so every version of the bucket is born under it.
@@ -249,34 +283,7 @@ impl CofferS3 {
                 "Object Lock configuration cannot be enabled on existing buckets"
             ));
         }
-        let default = match conf.rule.and_then(|r| r.default_retention) {
-            None => None,
-            Some(d) => {
-                let mode = parse_mode(d.mode.as_ref().map(|m| m.as_str()).unwrap_or(""))?;
-                match (d.days, d.years) {
-                    (Some(n), None) | (None, Some(n)) if n > 0 => {}
-                    (Some(_), Some(_)) => {
-                        return Err(s3_error!(
-                            MalformedXML,
-                            "The XML you provided was not well-formed or did not validate against our published schema."
-                        ));
-                    }
-                    _ => {
-                        return Err(s3_error!(
-                            InvalidArgument,
-                            "Default retention period must be a positive integer value"
-                        ));
-                    }
-                }
-                Some(BucketRetention {
-                    mode,
-                    days: d.days,
-                    years: d.years,
-                })
-            }
-        };
-        self.write_lock_config(bucket, &LockConfig { default })
-            .await?;
+        self.write_lock_config(bucket, &config).await?;
         Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
     }
 

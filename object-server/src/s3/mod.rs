@@ -25,6 +25,27 @@ mod read_buffers;
 mod tagging;
 mod versioning;
 
+/// The pure checks of configuration bodies (lifecycle, object lock, tagging) that the handlers
+/// apply before storing anything; public for the fuzz targets (`fuzz/`).
+pub mod checks {
+    pub use super::lifecycle::{lifecycle_rules_of, validate_lifecycle};
+    pub use super::lock::{LockConfig, validate_lock_configuration};
+
+    /// Checks a PutObjectTagging (`bucket` false) or PutBucketTagging body as the handlers do.
+    pub fn validate_tagging(
+        tagging: s3s::dto::Tagging,
+        bucket: bool,
+    ) -> s3s::S3Result<std::collections::BTreeMap<String, String>> {
+        let max = if bucket { 50 } else { 10 };
+        let pairs = tagging
+            .tag_set
+            .into_iter()
+            .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+            .collect();
+        super::tagging::validate(pairs, max)
+    }
+}
+
 /// The object server's S3 implementation.
 pub struct CofferS3 {
     pub(crate) store: Store,
