@@ -462,6 +462,18 @@ impl Store {
 
     /// Deletes an object (absent is fine) and prunes the directories it leaves empty.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.delete_object_if(bucket, key, |_| true).await
+    }
+
+    /// [`Store::delete_object`] if `still` accepts the metadata of the object there (seen under
+    /// the key's lock, so no commit lands between the look and the unlink), else
+    /// [`StorageError::Refused`]. Absent is fine.
+    pub(crate) async fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        still: impl FnOnce(&ObjectMeta) -> bool + Send + 'static,
+    ) -> Result<(), StorageError> {
         self.require_bucket(bucket)?;
         let p = self.object_path(bucket, key)?;
         let stop = self.bucket_path(bucket);
@@ -469,6 +481,11 @@ impl Store {
         let key_lock = self.lock_unversioned_key(bucket, key).await?;
         blocking(move || {
             let _key_lock = key_lock;
+            match open_file(&p) {
+                Ok(o) if !still(&o.meta) => return Err(StorageError::Refused),
+                Ok(_) | Err(StorageError::NoSuchKey) => {}
+                Err(e) => return Err(e),
+            }
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -422,9 +422,8 @@ impl Store {
     }
 
     /// Deletes the `obj` of an unversioned key if it is still the object that was seen (same
-    /// ETag and modification time), else [`StorageError::Refused`]. Unversioned writes take no
-    /// lock, so a write that lands between the check and the unlink can still be lost, as with
-    /// any two concurrent writers of an unversioned key (last writer wins).
+    /// ETag and modification time), else [`StorageError::Refused`]: checked under the key's
+    /// lock, so a write committed after the lifecycle scanner's decision is never lost.
     pub async fn delete_object_if_unchanged(
         &self,
         bucket: &str,
@@ -432,12 +431,14 @@ impl Store {
         etag: &str,
         modified_ms: i64,
     ) -> Result<(), StorageError> {
-        match self.open_object_file_meta(bucket, key).await? {
-            Some(m) if m.etag == etag && m.modified_ms == modified_ms && m.version_id.is_none() => {
-                self.delete_object(bucket, key).await
-            }
-            _ => Err(StorageError::Refused),
+        if self.open_object_file_meta(bucket, key).await?.is_none() {
+            return Err(StorageError::Refused);
         }
+        let etag = etag.to_owned();
+        self.delete_object_if(bucket, key, move |m| {
+            m.etag == etag && m.modified_ms == modified_ms && m.version_id.is_none()
+        })
+        .await
     }
 
     /// The metadata of `obj` of a key, if it exists.
@@ -474,6 +475,11 @@ impl Store {
             Some(self.lock_key(bucket, key).await?)
         } else {
             None
+        };
+        // (An unversioned rewrite holds the bucket's guard itself; a locked key holds it.)
+        let _bucket = match &locked {
+            Some(_) => None,
+            None => Some(self.guard_bucket(bucket).await?),
         };
         // The rewrite of a multipart object names its part files anew: it holds the parts lock
         // from its read to its commit, so that no sweep removes them in between.
