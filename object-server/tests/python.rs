@@ -199,3 +199,8 @@ fn every_mode_through_our_kes() {
 fn sse_streams_never_share_a_key_and_the_earlier_format_reads() {
     pytest("test_sse_format.py");
 }
+
+#[test]
+fn commit_conditions_bucket_races_fail_closed_configs() {
+    pytest("test_commit_safety.py");
+}

@@ -12,7 +12,7 @@ use super::put::{ingest, new_etag, standard_headers};
 use super::{CofferS3, etag, now_ms, storage_err, timestamp};
 use crate::sse::SseRequest;
 use crate::sse::headers::WriteHeaders;
-use crate::storage::{ObjectMeta, StorageError};
+use crate::storage::{ObjectMeta, StorageError, WriteCondition};
 
 /// The bucket and key of `x-amz-copy-source`.
 pub(crate) fn source_of(src: &CopySource) -> S3Result<(String, String)> {
@@ -66,15 +66,40 @@ pub(crate) fn not_modified_is_precondition(e: S3Error) -> S3Error {
     }
 }
 
+/// The destination's `If-Match` / `If-None-Match` of a CopyObject (AWS honours them as for a
+/// PutObject; s3s's input has no fields for them, so they are read from the headers).
+fn destination_condition(headers: &http::HeaderMap) -> S3Result<WriteCondition> {
+    let parse = |name: &str| -> S3Result<Option<ETagCondition>> {
+        headers
+            .get(name)
+            .map(|v| {
+                ETagCondition::parse_http_header(v.as_bytes()).map_err(|_| {
+                    s3_error!(
+                        InvalidArgument,
+                        "The {name} header is not a valid ETag condition."
+                    )
+                })
+            })
+            .transpose()
+    };
+    let (if_match, if_none_match) = (parse("if-match")?, parse("if-none-match")?);
+    Ok(super::put::write_condition(
+        if_match.as_ref(),
+        if_none_match.as_ref(),
+    ))
+}
+
 impl CofferS3 {
     pub(crate) async fn do_copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let condition = destination_condition(&req.headers)?;
         let input = req.input;
         let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
         self.store.require_bucket(bucket).map_err(storage_err)?;
         self.store.object_path(bucket, key).map_err(storage_err)?;
+        super::put::check_write_conditions(&self.store, bucket, key, &condition).await?;
         let (src_bucket, src_key) = source_of(&input.copy_source)?;
         let src_version = source_version(&input.copy_source).map(str::to_owned);
         let replace_tags = input
@@ -200,7 +225,9 @@ impl CofferS3 {
         let copied_version = src.meta.version_id.clone();
         drop(src);
         let version_id = self
-            .commit_object(bucket, key, ing.writer, &mut meta, versioning, None)
+            .commit_object(
+                bucket, key, ing.writer, &mut meta, versioning, None, &condition,
+            )
             .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(CopyObjectOutput {

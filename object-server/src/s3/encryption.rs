@@ -50,18 +50,35 @@ impl SseResponse {
     }
 }
 
+/// The bucket configuration file of the default encryption.
+const ENCRYPTION_CONFIG: &str = "encryption";
+
+/// The content of `.encryption.json` (`None`: absent). Damage is an error, never "no default".
+fn parse_bucket_default(bucket: &str, raw: Option<&[u8]>) -> S3Result<Option<BucketDefault>> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    serde_json::from_slice(raw).map(Some).map_err(|e| {
+        // The file holds a mode and a key name, no secret; the parser's position says enough.
+        tracing::error!(%bucket, line = e.line(), column = e.column(), "the bucket's default encryption file does not parse; writes refused");
+        s3_error!(
+            InternalError,
+            "We encountered an internal error. Please try again."
+        )
+    })
+}
+
 impl CofferS3 {
-    /// The bucket's default encryption, if set.
+    /// The bucket's default encryption, if set. A file that is there but does not parse fails
+    /// the request (500, logged): taking it for "no default" would store plaintext in a bucket
+    /// whose owner asked for encryption.
     pub(crate) async fn bucket_default(&self, bucket: &str) -> S3Result<Option<BucketDefault>> {
-        match self
+        let raw = self
             .store
-            .read_bucket_config(bucket, "encryption")
+            .read_bucket_config(bucket, ENCRYPTION_CONFIG)
             .await
-            .map_err(storage_err)?
-        {
-            None => Ok(None),
-            Some(b) => Ok(serde_json::from_slice(&b).ok()),
-        }
+            .map_err(storage_err)?;
+        parse_bucket_default(bucket, raw.as_deref())
     }
 
     /// Decides a write's encryption from its headers, the bucket default and auto-encryption.
@@ -232,7 +249,7 @@ impl CofferS3 {
         }
         let data = serde_json::to_vec(&d).expect("serializes");
         self.store
-            .write_bucket_config(&input.bucket, "encryption", Some(data))
+            .write_bucket_config(&input.bucket, ENCRYPTION_CONFIG, Some(data))
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(PutBucketEncryptionOutput::default()))
@@ -273,9 +290,34 @@ impl CofferS3 {
         req: S3Request<DeleteBucketEncryptionInput>,
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
         self.store
-            .write_bucket_config(&req.input.bucket, "encryption", None)
+            .write_bucket_config(&req.input.bucket, ENCRYPTION_CONFIG, None)
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_default_is_an_error_not_plaintext() {
+        assert!(parse_bucket_default("b", None).unwrap().is_none());
+        let s3 = serde_json::to_vec(&BucketDefault::S3).unwrap();
+        assert!(matches!(
+            parse_bucket_default("b", Some(&s3)).unwrap(),
+            Some(BucketDefault::S3)
+        ));
+        for damaged in [
+            &b""[..],
+            b"{",
+            b"null",
+            b"{\"mode\":\"rot13\"}",
+            &s3[..s3.len() - 1],
+        ] {
+            let e = parse_bucket_default("b", Some(damaged)).expect_err("damaged");
+            assert_eq!(e.code(), &s3s::S3ErrorCode::InternalError);
+        }
     }
 }

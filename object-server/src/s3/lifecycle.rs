@@ -36,6 +36,15 @@ fn ms_of(t: &Timestamp) -> i64 {
     (time::OffsetDateTime::from(t.clone()).unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// An expiration date, which AWS accepts only at midnight UTC (the scanner acts on whole days).
+fn midnight_utc(t: &Timestamp) -> S3Result<i64> {
+    let ms = ms_of(t);
+    if ms.rem_euclid(86_400_000) != 0 {
+        return Err(s3_error!(InvalidArgument, "'Date' must be at midnight GMT"));
+    }
+    Ok(ms)
+}
+
 /// Converts and checks one S3 rule.
 fn rule_of(r: LifecycleRule) -> S3Result<Rule> {
     if r.transitions.as_ref().is_some_and(|t| !t.is_empty())
@@ -111,7 +120,7 @@ fn rule_of(r: LifecycleRule) -> S3Result<Rule> {
             return Err(malformed());
         }
         rule.expiration_days = positive(e.days, "'Days' for Expiration action")?;
-        rule.expiration_date_ms = e.date.as_ref().map(ms_of);
+        rule.expiration_date_ms = e.date.as_ref().map(midnight_utc).transpose()?;
         rule.expired_delete_marker = e.expired_object_delete_marker == Some(true);
         if rule.expired_delete_marker && !rule.tags.is_empty() {
             return Err(s3_error!(
@@ -211,6 +220,35 @@ fn dto_of(r: &Rule) -> LifecycleRule {
     }
 }
 
+/// Checks a PutBucketLifecycleConfiguration body as AWS does and converts it into the rules
+/// the scanner applies (what `.lifecycle.json` holds). Pure: the fuzz target drives it too.
+pub fn validate_lifecycle(
+    configuration: Option<BucketLifecycleConfiguration>,
+) -> S3Result<LifecycleConfig> {
+    let rules = configuration.map(|c| c.rules).unwrap_or_default();
+    if rules.is_empty() || rules.len() > MAX_RULES {
+        return Err(malformed());
+    }
+    let mut out = Vec::with_capacity(rules.len());
+    for r in rules {
+        let rule = rule_of(r)?;
+        if !rule.id.is_empty() && out.iter().any(|o: &Rule| o.id == rule.id) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Rule ID must be unique. Found same ID for more than one rule"
+            ));
+        }
+        out.push(rule);
+    }
+    Ok(LifecycleConfig { rules: out })
+}
+
+/// The rules a GetBucketLifecycleConfiguration answers for a stored configuration (they
+/// validate back to it: what a client reads it can put again).
+pub fn lifecycle_rules_of(config: &LifecycleConfig) -> Vec<LifecycleRule> {
+    config.rules.iter().map(dto_of).collect()
+}
+
 impl CofferS3 {
     pub(crate) async fn do_put_bucket_lifecycle_configuration(
         &self,
@@ -220,25 +258,8 @@ impl CofferS3 {
         self.store
             .require_bucket(&input.bucket)
             .map_err(storage_err)?;
-        let rules = input
-            .lifecycle_configuration
-            .map(|c| c.rules)
-            .unwrap_or_default();
-        if rules.is_empty() || rules.len() > MAX_RULES {
-            return Err(malformed());
-        }
-        let mut out = Vec::with_capacity(rules.len());
-        for r in rules {
-            let rule = rule_of(r)?;
-            if !rule.id.is_empty() && out.iter().any(|o: &Rule| o.id == rule.id) {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "Rule ID must be unique. Found same ID for more than one rule"
-                ));
-            }
-            out.push(rule);
-        }
-        let data = serde_json::to_vec(&LifecycleConfig { rules: out }).expect("serializes");
+        let config = validate_lifecycle(input.lifecycle_configuration)?;
+        let data = serde_json::to_vec(&config).expect("serializes");
         self.store
             .write_bucket_config(&input.bucket, CONFIG, Some(data))
             .await
@@ -266,7 +287,7 @@ impl CofferS3 {
         let c: LifecycleConfig =
             serde_json::from_slice(&raw).map_err(|_| storage_err(StorageError::Damaged))?;
         Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
-            rules: Some(c.rules.iter().map(dto_of).collect()),
+            rules: Some(lifecycle_rules_of(&c)),
             ..Default::default()
         }))
     }
@@ -280,5 +301,46 @@ impl CofferS3 {
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expiring_on(date: &str) -> LifecycleRule {
+        let t = Timestamp::parse(TimestampFormat::DateTime, date).expect("a date");
+        LifecycleRule {
+            status: ExpirationStatus::from_static(ExpirationStatus::ENABLED),
+            filter: Some(LifecycleRuleFilter {
+                prefix: Some(String::new()),
+                ..Default::default()
+            }),
+            expiration: Some(LifecycleExpiration {
+                date: Some(t),
+                ..Default::default()
+            }),
+            abort_incomplete_multipart_upload: None,
+            id: None,
+            noncurrent_version_expiration: None,
+            noncurrent_version_transitions: None,
+            prefix: None,
+            transitions: None,
+        }
+    }
+
+    #[test]
+    fn an_expiration_date_is_midnight_utc() {
+        let r = rule_of(expiring_on("2030-01-01T00:00:00.000Z")).unwrap();
+        assert_eq!(r.expiration_date_ms, Some(1_893_456_000_000));
+        for bad in [
+            "2030-01-01T00:00:00.001Z",
+            "2030-01-01T12:00:00.000Z",
+            "2030-01-01T23:59:59.000Z",
+            "1969-12-31T12:00:00.000Z",
+        ] {
+            let e = rule_of(expiring_on(bad)).expect_err(bad);
+            assert_eq!(e.code(), &s3s::S3ErrorCode::InvalidArgument, "{bad}");
+        }
     }
 }

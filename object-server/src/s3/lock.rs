@@ -16,11 +16,11 @@ use super::{CofferS3, now_ms, storage_err, timestamp};
 use crate::storage::{LockMode, ObjectMeta, Retention, StorageError, Versioning};
 
 /// The bucket configuration file of object lock.
-const CONFIG: &str = "object-lock";
+const CONFIG: &str = crate::storage::versions::OBJECT_LOCK_CONFIG;
 
 /// What `.object-lock.json` holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct LockConfig {
+pub struct LockConfig {
     /// The bucket's default retention for new versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<BucketRetention>,
@@ -28,7 +28,7 @@ pub(crate) struct LockConfig {
 
 /// A bucket's default retention.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub(crate) struct BucketRetention {
+pub struct BucketRetention {
     pub mode: LockMode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<i32>,
@@ -99,6 +99,27 @@ fn future_retention(mode: &str, until: &Timestamp) -> S3Result<Retention> {
     })
 }
 
+/// Whether a version's retention `current` may become `wanted` at `now` (ms); `bypass` is a
+/// permitted governance bypass. An expired retention protects nothing. Extending a retention in
+/// its own mode needs nothing; GOVERNANCE may be shortened, removed or changed to another mode
+/// only with the bypass; COMPLIANCE may only be extended, by anyone, never bypassed (AWS's rules).
+pub(crate) fn retention_change_allowed(
+    current: Option<Retention>,
+    wanted: Option<Retention>,
+    bypass: bool,
+    now: i64,
+) -> S3Result<()> {
+    let Some(cur) = current.filter(|c| c.until_ms > now) else {
+        return Ok(());
+    };
+    let extends = wanted.is_some_and(|w| w.mode == cur.mode && w.until_ms >= cur.until_ms);
+    match cur.mode {
+        _ if extends => Ok(()),
+        LockMode::Governance if bypass => Ok(()),
+        _ => Err(worm_protected()),
+    }
+}
+
 /// Whether `meta` may be removed now; `bypass` is a permitted governance bypass.
 pub(crate) fn deletion_allowed(meta: &ObjectMeta, bypass: bool, now: i64) -> bool {
     if meta.legal_hold {
@@ -108,6 +129,52 @@ pub(crate) fn deletion_allowed(meta: &ObjectMeta, bypass: bool, now: i64) -> boo
         Some(r) if r.until_ms > now => r.mode == LockMode::Governance && bypass,
         _ => true,
     }
+}
+
+/// Checks a PutObjectLockConfiguration body as AWS does and converts it into what
+/// `.object-lock.json` holds. Pure: the fuzz target drives it too.
+pub fn validate_lock_configuration(
+    configuration: Option<ObjectLockConfiguration>,
+) -> S3Result<LockConfig> {
+    let Some(conf) = configuration else {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        ));
+    };
+    if conf.object_lock_enabled.as_ref().map(|e| e.as_str()) != Some(ObjectLockEnabled::ENABLED) {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        ));
+    }
+    let default = match conf.rule.and_then(|r| r.default_retention) {
+        None => None,
+        Some(d) => {
+            let mode = parse_mode(d.mode.as_ref().map(|m| m.as_str()).unwrap_or(""))?;
+            match (d.days, d.years) {
+                (Some(n), None) | (None, Some(n)) if n > 0 => {}
+                (Some(_), Some(_)) => {
+                    return Err(s3_error!(
+                        MalformedXML,
+                        "The XML you provided was not well-formed or did not validate against our published schema."
+                    ));
+                }
+                _ => {
+                    return Err(s3_error!(
+                        InvalidArgument,
+                        "Default retention period must be a positive integer value"
+                    ));
+                }
+            }
+            Some(BucketRetention {
+                mode,
+                days: d.days,
+                years: d.years,
+            })
+        }
+    };
+    Ok(LockConfig { default })
 }
 
 impl CofferS3 {
@@ -207,19 +274,7 @@ impl CofferS3 {
         let input = req.input;
         let bucket = input.bucket.as_str();
         self.store.require_bucket(bucket).map_err(storage_err)?;
-        let Some(conf) = input.object_lock_configuration else {
-            return Err(s3_error!(
-                MalformedXML,
-                "The XML you provided was not well-formed or did not validate against our published schema."
-            ));
-        };
-        if conf.object_lock_enabled.as_ref().map(|e| e.as_str()) != Some(ObjectLockEnabled::ENABLED)
-        {
-            return Err(s3_error!(
-                MalformedXML,
-                "The XML you provided was not well-formed or did not validate against our published schema."
-            ));
-        }
+        let config = validate_lock_configuration(input.object_lock_configuration)?;
         if !self.object_lock_enabled(bucket).await? {
             // AWS allows enabling it later only on a versioned bucket; we follow MinIO: only
             // at creation, so every version of the bucket is born under it.
@@ -228,34 +283,7 @@ impl CofferS3 {
                 "Object Lock configuration cannot be enabled on existing buckets"
             ));
         }
-        let default = match conf.rule.and_then(|r| r.default_retention) {
-            None => None,
-            Some(d) => {
-                let mode = parse_mode(d.mode.as_ref().map(|m| m.as_str()).unwrap_or(""))?;
-                match (d.days, d.years) {
-                    (Some(n), None) | (None, Some(n)) if n > 0 => {}
-                    (Some(_), Some(_)) => {
-                        return Err(s3_error!(
-                            MalformedXML,
-                            "The XML you provided was not well-formed or did not validate against our published schema."
-                        ));
-                    }
-                    _ => {
-                        return Err(s3_error!(
-                            InvalidArgument,
-                            "Default retention period must be a positive integer value"
-                        ));
-                    }
-                }
-                Some(BucketRetention {
-                    mode,
-                    days: d.days,
-                    years: d.years,
-                })
-            }
-        };
-        self.write_lock_config(bucket, &LockConfig { default })
-            .await?;
+        self.write_lock_config(bucket, &config).await?;
         Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
     }
 
@@ -333,33 +361,9 @@ impl CofferS3 {
         let result = self
             .store
             .rewrite_meta(bucket, key, input.version_id.as_deref(), move |meta| {
-                let now = now_ms();
-                if let Some(cur) = meta.retention.filter(|c| c.until_ms > now) {
-                    let weaker = match wanted {
-                        None => true,
-                        Some(w) => {
-                            w.until_ms < cur.until_ms
-                                || (cur.mode == LockMode::Compliance
-                                    && w.mode != LockMode::Compliance)
-                        }
-                    };
-                    if weaker {
-                        let refuse = match cur.mode {
-                            LockMode::Compliance => Some(s3_error!(
-                                AccessDenied,
-                                "Object is WORM protected and cannot be overwritten"
-                            )),
-                            LockMode::Governance if !bypass => Some(s3_error!(
-                                AccessDenied,
-                                "Object is WORM protected and cannot be overwritten"
-                            )),
-                            LockMode::Governance => None,
-                        };
-                        if let Some(e) = refuse {
-                            *r.lock().expect("not poisoned") = Some(e);
-                            return Err(StorageError::Refused);
-                        }
-                    }
+                if let Err(e) = retention_change_allowed(meta.retention, wanted, bypass, now_ms()) {
+                    *r.lock().expect("not poisoned") = Some(e);
+                    return Err(StorageError::Refused);
                 }
                 meta.retention = wanted;
                 Ok(())
@@ -475,6 +479,31 @@ pub(crate) fn lock_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn who_may_change_a_retention() {
+        let now = 1_000_000;
+        let r = |mode, until_ms| Some(Retention { mode, until_ms });
+        let (g, c) = (LockMode::Governance, LockMode::Compliance);
+        let ok = |cur, want, bypass| retention_change_allowed(cur, want, bypass, now).is_ok();
+        // Nothing, or an expired retention, protects nothing.
+        assert!(ok(None, r(c, now + 5), false));
+        assert!(ok(r(c, now - 1), None, false));
+        assert!(ok(r(c, now - 1), r(g, now + 5), false));
+        // Extending in the same mode needs no bypass.
+        assert!(ok(r(g, now + 10), r(g, now + 20), false));
+        assert!(ok(r(g, now + 10), r(g, now + 10), false));
+        assert!(ok(r(c, now + 10), r(c, now + 20), false));
+        // GOVERNANCE: shortening, removing or another mode only with the bypass.
+        for want in [r(g, now + 5), None, r(c, now + 20), r(c, now + 5)] {
+            assert!(!ok(r(g, now + 10), want, false), "{want:?} without bypass");
+            assert!(ok(r(g, now + 10), want, true), "{want:?} with bypass");
+        }
+        // COMPLIANCE: never shortened, removed or turned into GOVERNANCE, bypass or not.
+        for want in [r(c, now + 5), None, r(g, now + 20)] {
+            assert!(!ok(r(c, now + 10), want, true), "{want:?}");
+        }
+    }
 
     #[test]
     fn who_may_delete() {

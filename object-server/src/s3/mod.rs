@@ -25,6 +25,27 @@ mod read_buffers;
 mod tagging;
 mod versioning;
 
+/// The pure checks of configuration bodies (lifecycle, object lock, tagging) that the handlers
+/// apply before storing anything; public for the fuzz targets (`fuzz/`).
+pub mod checks {
+    pub use super::lifecycle::{lifecycle_rules_of, validate_lifecycle};
+    pub use super::lock::{LockConfig, validate_lock_configuration};
+
+    /// Checks a PutObjectTagging (`bucket` false) or PutBucketTagging body as the handlers do.
+    pub fn validate_tagging(
+        tagging: s3s::dto::Tagging,
+        bucket: bool,
+    ) -> s3s::S3Result<std::collections::BTreeMap<String, String>> {
+        let max = if bucket { 50 } else { 10 };
+        let pairs = tagging
+            .tag_set
+            .into_iter()
+            .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+            .collect();
+        super::tagging::validate(pairs, max)
+    }
+}
+
 /// The object server's S3 implementation.
 pub struct CofferS3 {
     pub(crate) store: Store,
@@ -61,6 +82,10 @@ pub(crate) fn storage_err(e: StorageError) -> S3Error {
             "The bucket you tried to delete is not empty"
         ),
         StorageError::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        StorageError::PreconditionFailed => s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ),
         StorageError::NoSuchUpload => s3_error!(
             NoSuchUpload,
             "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."

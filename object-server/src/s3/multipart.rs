@@ -456,14 +456,9 @@ impl CofferS3 {
             input.upload_id.as_str(),
         );
         let info = self.read_upload(bucket, key, id).await?;
-        super::put::check_write_conditions(
-            &self.store,
-            bucket,
-            key,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-        )
-        .await?;
+        let condition =
+            super::put::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
+        super::put::check_write_conditions(&self.store, bucket, key, &condition).await?;
         let wanted = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -554,7 +549,15 @@ impl CofferS3 {
         let versioning = self.versioning(bucket).await?;
         let version_id = self
             .store
-            .commit_object(bucket, key, w, &mut meta, versioning, Some(upload))
+            .commit_object_if(
+                bucket,
+                key,
+                w,
+                &mut meta,
+                versioning,
+                Some(upload),
+                &condition,
+            )
             .await
             .map_err(|e| match e {
                 // A part was uploaded again while completing.

@@ -16,7 +16,9 @@ use super::{CofferS3, etag, now_ms, storage_err};
 use crate::sse::ObjectKey;
 use crate::sse::headers::WriteHeaders;
 use crate::sse::package::Encryptor;
-use crate::storage::{ObjectMeta, ObjectWriter, SseMode, StorageError, Store};
+use crate::storage::{
+    EtagMatch, ObjectMeta, ObjectWriter, SseMode, StorageError, Store, WriteCondition,
+};
 
 /// Bytes buffered before a write to the temp file.
 const WRITE_BUF: usize = 1 << 20;
@@ -238,49 +240,45 @@ pub(crate) fn standard_headers(
     m
 }
 
-/// Evaluates If-Match / If-None-Match of a write against the current object.
+/// The storage form of a write's If-Match / If-None-Match.
+pub(crate) fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> WriteCondition {
+    let side = |c: &ETagCondition| {
+        if c.is_any() {
+            EtagMatch::Any
+        } else {
+            EtagMatch::Tag(
+                c.as_etag()
+                    .map(|e| e.value().to_owned())
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    WriteCondition {
+        if_match: if_match.map(side),
+        if_none_match: if_none_match.map(side),
+    }
+}
+
+/// Evaluates a write's condition against the key's latest version before the body is read, to
+/// answer early; the commit decides it again under the key's lock.
 pub(crate) async fn check_write_conditions(
     store: &Store,
     bucket: &str,
     key: &str,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
+    condition: &WriteCondition,
 ) -> S3Result<()> {
-    if if_match.is_none() && if_none_match.is_none() {
+    if condition.is_none() {
         return Ok(());
     }
-    let current = match store.open_object(bucket, key).await {
-        Ok(o) => Some(o.meta.etag),
-        Err(StorageError::NoSuchKey) => None,
+    let current = match store.open_latest(bucket, key).await {
+        Ok(o) if !o.meta.delete_marker => Some(o.meta.etag),
+        Ok(_) | Err(StorageError::NoSuchKey) => None,
         Err(e) => return Err(storage_err(e)),
     };
-    if let Some(c) = if_none_match
-        && current.is_some()
-        && (c.is_any()
-            || c.as_etag()
-                .is_some_and(|e| Some(e.value()) == current.as_deref()))
-    {
-        return Err(s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        ));
-    }
-    if let Some(c) = if_match {
-        let ok = match &current {
-            None => false,
-            Some(cur) => c.is_any() || c.as_etag().is_some_and(|e| e.value() == cur),
-        };
-        if !ok {
-            if current.is_none() {
-                return Err(s3_error!(NoSuchKey, "The specified key does not exist."));
-            }
-            return Err(s3_error!(
-                PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold"
-            ));
-        }
-    }
-    Ok(())
+    condition.check(current.as_deref()).map_err(storage_err)
 }
 
 impl CofferS3 {
@@ -321,14 +319,8 @@ impl CofferS3 {
             crate::sse::SseRequest::C(c) => Some(c.clone()),
             _ => None,
         };
-        check_write_conditions(
-            &self.store,
-            bucket,
-            key,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-        )
-        .await?;
+        let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
+        check_write_conditions(&self.store, bucket, key, &condition).await?;
         let enc = self.new_object_key(&mode, bucket, key).await?;
         let given = checksum_map(&Checksum {
             checksum_crc32: input.checksum_crc32.clone(),
@@ -396,7 +388,9 @@ impl CofferS3 {
         };
         let checksums = ing.checksums.clone();
         let version_id = self
-            .commit_object(bucket, key, ing.writer, &mut meta, versioning, None)
+            .commit_object(
+                bucket, key, ing.writer, &mut meta, versioning, None, &condition,
+            )
             .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         let out = PutObjectOutput {
@@ -424,14 +418,8 @@ impl CofferS3 {
             && super::lock::governance_bypass_permitted(&req);
         let input = req.input;
         if input.if_match.is_some() {
-            check_write_conditions(
-                &self.store,
-                &input.bucket,
-                &input.key,
-                input.if_match.as_ref(),
-                None,
-            )
-            .await?;
+            let condition = write_condition(input.if_match.as_ref(), None);
+            check_write_conditions(&self.store, &input.bucket, &input.key, &condition).await?;
         }
         let done = self
             .delete_named(

@@ -8,7 +8,7 @@ use super::list::url_encode;
 use super::{CofferS3, etag, storage_err, timestamp};
 use crate::storage::{
     DeleteOutcome, ObjectMeta, ObjectWriter, OpenObject, StorageError, UploadParts, VersionInfo,
-    Versioning,
+    Versioning, WriteCondition,
 };
 
 /// The error of a GET or HEAD whose key's latest version is a delete marker: 404 with
@@ -72,7 +72,9 @@ impl CofferS3 {
     }
 
     /// Commits a newly written object as the bucket's versioning state (read when the request
-    /// began) asks; returns the version id to answer with (none for unversioned buckets).
+    /// began) asks, if `condition` holds then (decided under the key's lock); returns the
+    /// version id to answer with (none for unversioned buckets).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn commit_object(
         &self,
         bucket: &str,
@@ -81,9 +83,10 @@ impl CofferS3 {
         meta: &mut ObjectMeta,
         versioning: Versioning,
         upload: Option<UploadParts>,
+        condition: &WriteCondition,
     ) -> S3Result<Option<String>> {
         self.store
-            .commit_object(bucket, key, writer, meta, versioning, upload)
+            .commit_object_if(bucket, key, writer, meta, versioning, upload, condition)
             .await
             .map_err(storage_err)
     }

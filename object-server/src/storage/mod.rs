@@ -13,12 +13,15 @@ use std::time::SystemTime;
 use tokio::io::AsyncWriteExt;
 
 mod bucket_config;
+mod condition;
 pub mod layout;
 pub mod meta;
 pub mod parts;
 pub mod stamp;
 pub mod versions;
 
+pub(crate) use condition::{BucketGuard, KeyStripeLock};
+pub use condition::{EtagMatch, WriteCondition};
 pub use layout::KeyError;
 pub use meta::{EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode};
 pub use parts::{PartFile, UploadParts};
@@ -54,6 +57,9 @@ pub enum StorageError {
     /// The object file is damaged.
     #[error("the object file is damaged")]
     Damaged,
+    /// A write's `If-Match`/`If-None-Match` did not hold at its commit.
+    #[error("a precondition of the write did not hold")]
+    PreconditionFailed,
     /// The multipart upload does not exist (any more: completed or aborted meanwhile).
     #[error("the multipart upload does not exist")]
     NoSuchUpload,
@@ -190,6 +196,7 @@ impl Store {
         };
         std::fs::create_dir_all(s.tmp_dir())?;
         std::fs::create_dir_all(s.system_dir().join("multipart"))?;
+        std::fs::create_dir_all(s.locks_dir())?;
         Ok(s)
     }
 
@@ -205,6 +212,32 @@ impl Store {
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.system_dir().join("tmp")
+    }
+
+    /// `DIR/.coffer/locks`: the stripe lock files of unversioned keys.
+    pub(crate) fn locks_dir(&self) -> PathBuf {
+        self.system_dir().join("locks")
+    }
+
+    /// Holds the bucket's directory for a change inside it (see [`condition`]): fails with
+    /// [`StorageError::NoSuchBucket`] if it was deleted, and keeps it from being deleted while
+    /// the guard lives.
+    pub(crate) async fn guard_bucket(&self, bucket: &str) -> Result<BucketGuard, StorageError> {
+        if bucket.starts_with('.') {
+            return Err(StorageError::NoSuchBucket);
+        }
+        let dir = self.bucket_path(bucket);
+        blocking(move || BucketGuard::take(&dir, true)).await
+    }
+
+    /// Takes the lock of the unversioned key `bucket/key` (see [`condition`]).
+    pub(crate) async fn lock_unversioned_key(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<KeyStripeLock, StorageError> {
+        let (locks, bucket, key) = (self.locks_dir(), bucket.to_owned(), key.to_owned());
+        Ok(blocking(move || KeyStripeLock::take(&locks, &bucket, &key)).await?)
     }
 
     /// Removes temp files older than `age` (left by a crashed writer of any process).
@@ -316,11 +349,14 @@ impl Store {
         .await
     }
 
-    /// Deletes an empty bucket (its configuration files go with it).
+    /// Deletes an empty bucket (its configuration files go with it), under the exclusive
+    /// bucket guard: no write is between its check and its commit meanwhile, and every write
+    /// that waited finds the bucket gone.
     pub async fn delete_bucket(&self, bucket: &str) -> Result<(), StorageError> {
         self.require_bucket(bucket)?;
         let p = self.bucket_path(bucket);
         blocking(move || {
+            let _guard = BucketGuard::take(&p, false)?;
             for e in std::fs::read_dir(&p)? {
                 let e = e?;
                 let is_segment = e
@@ -396,6 +432,8 @@ impl Store {
             Some(d) => {
                 let mut w = self.writer().await?;
                 w.write(&d).await?;
+                // A bucket deleted meanwhile is not made again for its configuration file.
+                let _guard = self.guard_bucket(bucket).await?;
                 w.commit_plain(dest).await?;
                 Ok(())
             }
@@ -424,10 +462,30 @@ impl Store {
 
     /// Deletes an object (absent is fine) and prunes the directories it leaves empty.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.delete_object_if(bucket, key, |_| true).await
+    }
+
+    /// [`Store::delete_object`] if `still` accepts the metadata of the object there (seen under
+    /// the key's lock, so no commit lands between the look and the unlink), else
+    /// [`StorageError::Refused`]. Absent is fine.
+    pub(crate) async fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        still: impl FnOnce(&ObjectMeta) -> bool + Send + 'static,
+    ) -> Result<(), StorageError> {
         self.require_bucket(bucket)?;
         let p = self.object_path(bucket, key)?;
         let stop = self.bucket_path(bucket);
+        // Serialised with the key's commits, which check their conditions under this lock.
+        let key_lock = self.lock_unversioned_key(bucket, key).await?;
         blocking(move || {
+            let _key_lock = key_lock;
+            match open_file(&p) {
+                Ok(o) if !still(&o.meta) => return Err(StorageError::Refused),
+                Ok(_) | Err(StorageError::NoSuchKey) => {}
+                Err(e) => return Err(e),
+            }
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

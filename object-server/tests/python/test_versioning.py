@@ -522,7 +522,11 @@ def test_aws_cli_tagging_lock_and_lifecycle(static_server, tmp_path):
     r = s.aws("s3api", "delete-object", "--bucket", "cli-lock", "--key", "o", "--version-id", vid, "--bypass-governance-retention", check=False)
     assert r.returncode != 0 and "AccessDenied" in r.stderr
     s.aws("s3api", "put-object-legal-hold", "--bucket", "cli-lock", "--key", "o", "--legal-hold", "Status=OFF")
-    s.aws("s3api", "put-object-retention", "--bucket", "cli-lock", "--key", "o", "--retention", '{"Mode":"COMPLIANCE","RetainUntilDate":"2099-01-01T00:00:00Z"}')
+    # GOVERNANCE becomes COMPLIANCE only with the bypass.
+    to_compliance = ["s3api", "put-object-retention", "--bucket", "cli-lock", "--key", "o", "--retention", '{"Mode":"COMPLIANCE","RetainUntilDate":"2099-01-01T00:00:00Z"}']
+    r = s.aws(*to_compliance, check=False)
+    assert r.returncode != 0 and "AccessDenied" in r.stderr
+    s.aws(*to_compliance, "--bypass-governance-retention")
     r = s.aws("s3api", "delete-object", "--bucket", "cli-lock", "--key", "o", "--version-id", vid, "--bypass-governance-retention", check=False)
     assert r.returncode != 0 and "AccessDenied" in r.stderr
     r = s.aws("s3api", "get-object-lock-configuration", "--bucket", "nope-bucket", check=False)

@@ -43,8 +43,8 @@ use std::sync::Arc;
 use super::layout::{self, OBJECT_FILE, PARTS_DIR, UPLOAD_FILE, VERSIONS_DIR};
 use super::versions::valid_version_id;
 use super::{
-    ObjectMeta, ObjectWriter, OpenObject, StorageError, Store, Versioning, blocking, fsync_dir,
-    lock_dir, not_found, open_file,
+    ObjectMeta, ObjectWriter, OpenObject, StorageError, Store, Versioning, WriteCondition,
+    blocking, fsync_dir, lock_dir, not_found, open_file,
 };
 
 /// One part file of a multipart object, opened.
@@ -378,15 +378,46 @@ impl Store {
         mode: Versioning,
         upload: Option<UploadParts>,
     ) -> Result<Option<String>, StorageError> {
+        let unconditional = WriteCondition::default();
+        self.commit_object_if(bucket, key, writer, meta, mode, upload, &unconditional)
+            .await
+    }
+
+    /// [`Store::commit_object`] if `condition` holds for the key's latest version, decided under
+    /// the key's lock (else [`StorageError::PreconditionFailed`] or
+    /// [`StorageError::NoSuchKey`], and nothing changes). Fails with
+    /// [`StorageError::NoSuchBucket`] if the bucket was deleted since the request began.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        writer: ObjectWriter,
+        meta: &mut ObjectMeta,
+        mode: Versioning,
+        upload: Option<UploadParts>,
+        condition: &WriteCondition,
+    ) -> Result<Option<String>, StorageError> {
         if mode != Versioning::Unversioned {
             return self
-                .commit_version(writer, meta, bucket, key, mode, upload)
+                .commit_version_if(writer, meta, bucket, key, mode, upload, condition)
                 .await
                 .map(Some);
         }
-        // (No bucket check: the request checked it, and a plain PUT pays nothing extra.)
         let dir = layout::bucket_dir(self.root(), bucket).join(layout::key_dir(key)?);
         let obj = dir.join(OBJECT_FILE);
+        let _bucket = self.guard_bucket(bucket).await?;
+        let _key = self.lock_unversioned_key(bucket, key).await?;
+        if !condition.is_none() {
+            let o = obj.clone();
+            let current = blocking(move || match open_file(&o) {
+                Ok(f) => Ok(Some(f.meta.etag)),
+                Err(StorageError::NoSuchKey) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await?;
+            condition.check(current.as_deref())?;
+        }
         let Some(up) = upload else {
             writer.commit(meta, obj).await?;
             // The object replaced may have been a multipart one whose part files nothing

@@ -256,6 +256,10 @@ pub(crate) fn has_any_version(dir: &Path) -> bool {
 /// The bucket configuration file of the versioning state: `{"status":"Enabled"|"Suspended"}`.
 pub const VERSIONING_CONFIG: &str = "versioning";
 
+/// The bucket configuration file of object lock (`s3::lock` owns its content); its presence
+/// means the bucket was created with object lock.
+pub const OBJECT_LOCK_CONFIG: &str = "object-lock";
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct VersioningFile {
     status: String,
@@ -272,8 +276,19 @@ pub fn versioning_file(enabled: bool) -> Vec<u8> {
 
 impl Store {
     /// The bucket's versioning state (read from disk: every process sees a change at once).
+    /// A bucket with object lock is versioned from its creation (both files are renamed into
+    /// place together): one whose versioning file is missing is damaged, and its writes fail
+    /// rather than overwrite locked versions unversioned.
     pub async fn versioning(&self, bucket: &str) -> Result<Versioning, StorageError> {
         let Some(raw) = self.read_bucket_config(bucket, VERSIONING_CONFIG).await? else {
+            if self
+                .read_bucket_config(bucket, OBJECT_LOCK_CONFIG)
+                .await?
+                .is_some()
+            {
+                tracing::error!(%bucket, "an object lock bucket has no versioning file; writes refused");
+                return Err(StorageError::Damaged);
+            }
             return Ok(Versioning::Unversioned);
         };
         let f: VersioningFile = serde_json::from_slice(&raw).map_err(|_| StorageError::Damaged)?;

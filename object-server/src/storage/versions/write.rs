@@ -11,8 +11,8 @@ use super::{
 use crate::storage::layout::{NULL_VERSION, OBJECT_FILE, VERSIONS_DIR};
 use crate::storage::parts::{PartsLock, UploadParts, sweep};
 use crate::storage::{
-    ObjectMeta, ObjectWriter, StorageError, Store, blocking, fsync_dir, lock_dir, open_file,
-    random_name,
+    BucketGuard, ObjectMeta, ObjectWriter, StorageError, Store, WriteCondition, blocking,
+    fsync_dir, lock_dir, open_file, random_name,
 };
 
 /// A key's directory while its versions are locked.
@@ -23,11 +23,15 @@ struct LockedKey {
     /// place, so a crash leaves nothing behind in `versions/` (the start-up sweep removes it).
     tmp: PathBuf,
     _lock: std::fs::File,
+    /// Held first and released last: the bucket is not deleted meanwhile.
+    _bucket: BucketGuard,
 }
 
 impl LockedKey {
-    /// Creates `versions/` if needed and takes its lock (blocking).
-    fn lock(dir: PathBuf, tmp: PathBuf) -> io::Result<Self> {
+    /// Creates `versions/` if needed and takes its lock (blocking), after the guard of the
+    /// bucket directory `bucket` ([`StorageError::NoSuchBucket`] if it was deleted).
+    fn lock(bucket: &Path, dir: PathBuf, tmp: PathBuf) -> Result<Self, StorageError> {
+        let guard = BucketGuard::take(bucket, true)?;
         let vdir = dir.join(VERSIONS_DIR);
         let lock = lock_dir(&vdir, true)?.expect("created");
         Ok(Self {
@@ -35,7 +39,19 @@ impl LockedKey {
             vdir,
             tmp,
             _lock: lock,
+            _bucket: guard,
         })
+    }
+
+    /// The ETag of the key's latest version, `None` if it has none or it is a delete marker
+    /// (what a write condition is decided against).
+    fn latest_etag(&self) -> Result<Option<String>, StorageError> {
+        let latest = match open_file(&self.obj()) {
+            Ok(o) => Some(o.meta),
+            Err(StorageError::NoSuchKey) => self.versions()?.into_iter().next().map(|v| v.meta),
+            Err(e) => return Err(e),
+        };
+        Ok(latest.filter(|m| !m.delete_marker).map(|m| m.etag))
     }
 
     fn obj(&self) -> PathBuf {
@@ -157,6 +173,16 @@ impl LockedKey {
 }
 
 impl Store {
+    /// Takes the lock of a versioned key (after the bucket's guard).
+    async fn lock_key(&self, bucket: &str, key: &str) -> Result<LockedKey, StorageError> {
+        let dir = self.key_path(bucket, key)?;
+        let (tmp, bucket_dir) = (
+            self.tmp_dir(),
+            crate::storage::layout::bucket_dir(self.root(), bucket),
+        );
+        blocking(move || LockedKey::lock(&bucket_dir, dir, tmp)).await
+    }
+
     /// Commits a written body as a new version: a fresh id when `mode` is
     /// [`Versioning::Enabled`], the null version (replacing the old one) when it is
     /// [`Versioning::Suspended`]. Sets `meta.version_id` and returns the id.
@@ -169,10 +195,31 @@ impl Store {
         mode: Versioning,
         upload: Option<UploadParts>,
     ) -> Result<String, StorageError> {
-        let dir = self.key_path(bucket, key)?;
-        let tmp = self.tmp_dir();
-        let locked = blocking(move || LockedKey::lock(dir, tmp)).await?;
+        let unconditional = WriteCondition::default();
+        self.commit_version_if(writer, meta, bucket, key, mode, upload, &unconditional)
+            .await
+    }
+
+    /// [`Store::commit_version`] if `condition` holds for the key's latest version, decided
+    /// under the key's lock (see [`crate::storage::WriteCondition::check`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn commit_version_if(
+        &self,
+        writer: ObjectWriter,
+        meta: &mut ObjectMeta,
+        bucket: &str,
+        key: &str,
+        mode: Versioning,
+        upload: Option<UploadParts>,
+        condition: &WriteCondition,
+    ) -> Result<String, StorageError> {
+        let locked = self.lock_key(bucket, key).await?;
         let locked = std::sync::Arc::new(locked);
+        if !condition.is_none() {
+            let l = locked.clone();
+            let current = blocking(move || l.latest_etag()).await?;
+            condition.check(current.as_deref())?;
+        }
         let parts = match &upload {
             Some(up) => {
                 let lock = self.move_in(&locked.dir, up).await?;
@@ -262,9 +309,7 @@ impl Store {
         modified_ms: i64,
         expect_latest: Option<String>,
     ) -> Result<String, StorageError> {
-        let dir = self.key_path(bucket, key)?;
-        let tmp = self.tmp_dir();
-        let locked = std::sync::Arc::new(blocking(move || LockedKey::lock(dir, tmp)).await?);
+        let locked = std::sync::Arc::new(self.lock_key(bucket, key).await?);
         let suspended = mode == Versioning::Suspended;
         let l = locked.clone();
         let id = blocking(move || -> Result<String, StorageError> {
@@ -342,7 +387,7 @@ impl Store {
         let id = version_id.to_owned();
         let bucket_dir = crate::storage::layout::bucket_dir(self.root(), bucket);
         blocking(move || -> Result<Option<ObjectMeta>, StorageError> {
-            let l = LockedKey::lock(dir, tmp)?;
+            let l = LockedKey::lock(&bucket_dir, dir, tmp)?;
             let vpath = l.vdir.join(&id);
             let current = l.current()?.map(|(m, _)| m).filter(|m| id_of(m) == id);
             let is_latest = current.is_some();
@@ -377,9 +422,8 @@ impl Store {
     }
 
     /// Deletes the `obj` of an unversioned key if it is still the object that was seen (same
-    /// ETag and modification time), else [`StorageError::Refused`]. Unversioned writes take no
-    /// lock, so a write that lands between the check and the unlink can still be lost, as with
-    /// any two concurrent writers of an unversioned key (last writer wins).
+    /// ETag and modification time), else [`StorageError::Refused`]: checked under the key's
+    /// lock, so a write committed after the lifecycle scanner's decision is never lost.
     pub async fn delete_object_if_unchanged(
         &self,
         bucket: &str,
@@ -387,12 +431,14 @@ impl Store {
         etag: &str,
         modified_ms: i64,
     ) -> Result<(), StorageError> {
-        match self.open_object_file_meta(bucket, key).await? {
-            Some(m) if m.etag == etag && m.modified_ms == modified_ms && m.version_id.is_none() => {
-                self.delete_object(bucket, key).await
-            }
-            _ => Err(StorageError::Refused),
+        if self.open_object_file_meta(bucket, key).await?.is_none() {
+            return Err(StorageError::Refused);
         }
+        let etag = etag.to_owned();
+        self.delete_object_if(bucket, key, move |m| {
+            m.etag == etag && m.modified_ms == modified_ms && m.version_id.is_none()
+        })
+        .await
     }
 
     /// The metadata of `obj` of a key, if it exists.
@@ -426,11 +472,14 @@ impl Store {
         let dir = self.key_path(bucket, key)?;
         let versioned = dir.join(VERSIONS_DIR).is_dir();
         let locked = if versioned {
-            let d = dir.clone();
-            let tmp = self.tmp_dir();
-            Some(blocking(move || LockedKey::lock(d, tmp)).await?)
+            Some(self.lock_key(bucket, key).await?)
         } else {
             None
+        };
+        // (An unversioned rewrite holds the bucket's guard itself; a locked key holds it.)
+        let _bucket = match &locked {
+            Some(_) => None,
+            None => Some(self.guard_bucket(bucket).await?),
         };
         // The rewrite of a multipart object names its part files anew: it holds the parts lock
         // from its read to its commit, so that no sweep removes them in between.
@@ -507,10 +556,11 @@ mod tests {
         let dir = bucket.join("_k");
         let tmp = d.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
-        let held = LockedKey::lock(dir.clone(), tmp.clone()).unwrap();
+        std::fs::create_dir_all(&bucket).unwrap();
+        let held = LockedKey::lock(&bucket, dir.clone(), tmp.clone()).unwrap();
         let waiter = {
-            let (dir, tmp) = (dir.clone(), tmp.clone());
-            std::thread::spawn(move || LockedKey::lock(dir, tmp).unwrap())
+            let (bucket, dir, tmp) = (bucket.clone(), dir.clone(), tmp.clone());
+            std::thread::spawn(move || LockedKey::lock(&bucket, dir, tmp).unwrap())
         };
         // Let the waiter open the directory and block on its lock.
         std::thread::sleep(std::time::Duration::from_millis(300));
