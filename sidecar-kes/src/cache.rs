@@ -1,6 +1,28 @@
 //! The key cache in front of a keystore, with KES's three expiry rules:
 //! `any` (evict after this long, used or not), `unused` (evict if not used for this long)
 //! and `offline` (while the keystore is unreachable, keep serving cached keys this long).
+//!
+//! What it guarantees beyond the expiry rules:
+//!
+//! - **A sealed keystore stops key use.** Sealing Vault is an operator's emergency stop, not
+//!   an outage: once the keystore reports itself sealed ([`Keystore::is_sealed`]), every key
+//!   request fails with `key store is sealed`, fresh cache entries included, and the cache
+//!   drops its keys (at the next request or the next eviction pass, every 5 s). The offline
+//!   rule never applies to a sealed keystore. The bound: Vault's seal is seen at the latest by
+//!   the keystore's next health check, every `keystore.vault.status.ping` (default 10 s), or
+//!   sooner by any K/V read that Vault answers with 503 "Vault is sealed"; so a KES stops
+//!   using keys at most one ping interval (plus the health request's round trip, milliseconds
+//!   against a sealed Vault, which answers at once) after the seal, every replica on its own
+//!   clock. A keystore that is merely unreachable keeps the offline rule. A keystore once seen
+//!   sealed counts as sealed until a health check sees it unsealed, even if it is unreachable
+//!   in between: an unknown state after a stop stays stopped.
+//! - **A deleted key is never served again by the replica that deleted it.** A read that missed
+//!   the cache and started fetching before a delete could finish its fetch after the delete
+//!   removed the entry, and put the deleted key back. Every delete therefore bumps a
+//!   generation (under the entries' lock, once the keystore delete has returned), and a fetch
+//!   caches its result only if no delete happened since the fetch began. Such a fetch still
+//!   answers its own request: it read the keystore before the delete took effect, so it is
+//!   ordered before the delete, like any request that was already being answered.
 
 use crate::crypto::KeyVersion;
 use crate::keystore::{Keystore, StoreError};
@@ -45,6 +67,8 @@ pub struct KeyCache {
     epoch: Instant,
     entries: RwLock<HashMap<String, Entry>>,
     online: AtomicBool,
+    /// Bumped by every delete, under the `entries` write lock; see the module doc.
+    deletions: AtomicU64,
 }
 
 /// Errors of the cache: the keystore's, or a stored key that cannot be decoded.
@@ -67,6 +91,7 @@ impl KeyCache {
             epoch: Instant::now(),
             entries: RwLock::new(HashMap::new()),
             online: AtomicBool::new(true),
+            deletions: AtomicU64::new(0),
         }
     }
 
@@ -126,6 +151,10 @@ impl KeyCache {
     /// [`Self::get`] at `now`, a time the caller has already read (the request's start), so
     /// that a cache hit reads no clock.
     pub async fn get_at(&self, name: &str, now: Instant) -> Result<Arc<KeyVersion>, CacheError> {
+        if self.store.is_sealed() {
+            self.drop_all();
+            return Err(StoreError::Sealed.into());
+        }
         if let Some(e) = self.entries.read().expect("lock").get(name)
             && self.fresh(e, now)
         {
@@ -133,6 +162,7 @@ impl KeyCache {
             return Ok(e.key.clone());
         }
         let now_ms = self.millis(now);
+        let deletions = self.deletions.load(Ordering::SeqCst);
         let fetched = self.store.get(name).await;
         self.note(&fetched);
         match fetched {
@@ -140,17 +170,24 @@ impl KeyCache {
                 let key = Arc::new(
                     KeyVersion::decode(&bytes).map_err(|e| CacheError::Decode(e.to_string()))?,
                 );
-                self.entries.write().expect("lock").insert(
-                    name.to_string(),
-                    Entry {
-                        key: key.clone(),
-                        fetched: Instant::now(),
-                        used: AtomicU64::new(now_ms),
-                    },
-                );
+                let mut entries = self.entries.write().expect("lock");
+                if self.deletions.load(Ordering::SeqCst) == deletions {
+                    entries.insert(
+                        name.to_string(),
+                        Entry {
+                            key: key.clone(),
+                            fetched: Instant::now(),
+                            used: AtomicU64::new(now_ms),
+                        },
+                    );
+                }
                 Ok(key)
             }
-            Err(err @ (StoreError::Unreachable(_) | StoreError::Sealed)) => {
+            Err(StoreError::Sealed) => {
+                self.drop_all();
+                Err(StoreError::Sealed.into())
+            }
+            Err(err @ StoreError::Unreachable(_)) => {
                 if let Some(offline) = self.cfg.offline
                     && let Some(e) = self.entries.read().expect("lock").get(name)
                     && e.fetched.elapsed() < offline
@@ -176,12 +213,25 @@ impl KeyCache {
         r
     }
 
-    /// Deletes a key from the keystore and the cache.
+    /// Deletes a key from the keystore and the cache. A read that was fetching the key
+    /// meanwhile does not cache it (see the module doc).
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
         self.entries.write().expect("lock").remove(name);
         let r = self.store.delete(name).await;
         self.note(&r);
+        let mut entries = self.entries.write().expect("lock");
+        self.deletions.fetch_add(1, Ordering::SeqCst);
+        entries.remove(name);
         r
+    }
+
+    /// Forgets every cached key (the keystore is sealed).
+    fn drop_all(&self) {
+        let mut entries = self.entries.write().expect("lock");
+        if !entries.is_empty() {
+            entries.clear();
+            tracing::warn!("key store is sealed: cached keys dropped");
+        }
     }
 
     /// Sorted key names with `prefix`.
@@ -194,6 +244,10 @@ impl KeyCache {
     /// Drops entries that no rule keeps (called periodically). While the keystore is
     /// offline, entries the offline rule still covers are kept.
     pub fn evict(&self) {
+        if self.store.is_sealed() {
+            self.drop_all();
+            return;
+        }
         let now = Instant::now();
         let offline = !self.is_online();
         self.entries.write().expect("lock").retain(|_, e| {
@@ -225,16 +279,22 @@ mod tests {
     use crate::keystore::mem::MemStore;
     use futures::future::{BoxFuture, FutureExt};
 
-    /// A store that can be switched off.
+    /// A store that can be switched off or sealed.
     struct Flaky {
         inner: MemStore,
         down: AtomicBool,
+        /// Answers every request with `Sealed`.
+        sealed: AtomicBool,
+        /// What `is_sealed` says (a health check's finding).
+        seen_sealed: AtomicBool,
         gets: AtomicU64,
     }
 
     impl Flaky {
         fn check(&self) -> Result<(), StoreError> {
-            if self.down.load(Ordering::SeqCst) {
+            if self.sealed.load(Ordering::SeqCst) {
+                Err(StoreError::Sealed)
+            } else if self.down.load(Ordering::SeqCst) {
                 Err(StoreError::Unreachable("down".into()))
             } else {
                 Ok(())
@@ -281,14 +341,135 @@ mod tests {
             }
             .boxed()
         }
+        fn is_sealed(&self) -> bool {
+            self.seen_sealed.load(Ordering::SeqCst)
+        }
     }
 
     fn flaky() -> Arc<Flaky> {
         Arc::new(Flaky {
             inner: MemStore::new(),
             down: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
+            seen_sealed: AtomicBool::new(false),
             gets: AtomicU64::new(0),
         })
+    }
+
+    /// A store whose `get`, while `pause` is set, reads the value and then waits for
+    /// `release` before answering: a fetch in flight while something else happens.
+    struct PausedGet {
+        inner: MemStore,
+        pause: AtomicBool,
+        fetched: tokio::sync::Notify,
+        release: tokio::sync::Notify,
+    }
+
+    impl Keystore for PausedGet {
+        fn describe(&self) -> String {
+            "paused".into()
+        }
+        fn status(&self) -> BoxFuture<'_, Result<Duration, StoreError>> {
+            async move { Ok(Duration::ZERO) }.boxed()
+        }
+        fn create<'a>(&'a self, n: &'a str, v: &'a [u8]) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.inner.create(n, v)
+        }
+        fn get<'a>(
+            &'a self,
+            n: &'a str,
+        ) -> BoxFuture<'a, Result<zeroize::Zeroizing<Vec<u8>>, StoreError>> {
+            async move {
+                let value = self.inner.get(n).await;
+                if self.pause.load(Ordering::SeqCst) {
+                    self.fetched.notify_one();
+                    self.release.notified().await;
+                }
+                value
+            }
+            .boxed()
+        }
+        fn delete<'a>(&'a self, n: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.inner.delete(n)
+        }
+        fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+            self.inner.list()
+        }
+    }
+
+    /// Finding 9 of issue #18: a read that fetched the key before a delete and finishes after
+    /// it must not put the deleted key back into the cache.
+    #[tokio::test]
+    async fn a_fetch_in_flight_during_a_delete_does_not_cache_the_deleted_key() {
+        let store = Arc::new(PausedGet {
+            inner: MemStore::new(),
+            pause: AtomicBool::new(false),
+            fetched: tokio::sync::Notify::new(),
+            release: tokio::sync::Notify::new(),
+        });
+        let cache = Arc::new(KeyCache::new(store.clone(), CacheConfig::default()));
+        let kv = KeyVersion::generate(Cipher::Aes256, Identity::new("x"));
+        cache.create("k", &kv).await.unwrap();
+        store.pause.store(true, Ordering::SeqCst);
+        let reader = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get("k").await }
+        });
+        store.fetched.notified().await; // the reader holds the key's bytes, not yet cached
+        cache.delete("k").await.unwrap();
+        store.release.notify_one();
+        // The read began before the delete: it may answer with the key it fetched.
+        assert_eq!(reader.await.unwrap().unwrap().key, kv.key);
+        store.pause.store(false, Ordering::SeqCst);
+        assert!(
+            cache.is_empty(),
+            "the deleted key was put back into the cache"
+        );
+        assert_eq!(
+            cache.get("k").await.unwrap_err(),
+            CacheError::Store(StoreError::NotFound)
+        );
+    }
+
+    /// Finding 9 of issue #18: once the store says it is sealed, cached keys stop serving at
+    /// once, fresh or not, and the offline rule does not cover a sealed store.
+    #[tokio::test]
+    async fn a_sealed_store_stops_cached_keys_and_the_offline_rule_does_not_apply() {
+        let store = flaky();
+        let cfg = CacheConfig {
+            any: Some(Duration::from_millis(50)),
+            unused: None,
+            offline: Some(Duration::from_secs(3600)),
+        };
+        let cache = KeyCache::new(store.clone(), cfg);
+        let kv = KeyVersion::generate(Cipher::Aes256, Identity::new("x"));
+        cache.create("k", &kv).await.unwrap();
+        cache.get("k").await.unwrap();
+        // The health check saw the seal: a fresh entry is refused and forgotten.
+        store.seen_sealed.store(true, Ordering::SeqCst);
+        assert_eq!(
+            cache.get("k").await.unwrap_err(),
+            CacheError::Store(StoreError::Sealed)
+        );
+        assert!(cache.is_empty());
+        // Unsealed: served again, from the store.
+        store.seen_sealed.store(false, Ordering::SeqCst);
+        assert_eq!(cache.get("k").await.unwrap().key, kv.key);
+        assert_eq!(cache.len(), 1);
+        // A fetch answered `sealed` (before any health check): no offline serving either.
+        store.sealed.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(80)).await; // past `any`
+        assert_eq!(
+            cache.get("k").await.unwrap_err(),
+            CacheError::Store(StoreError::Sealed)
+        );
+        assert!(cache.is_empty());
+        // The eviction pass forgets keys of a sealed store too.
+        store.sealed.store(false, Ordering::SeqCst);
+        cache.get("k").await.unwrap();
+        store.seen_sealed.store(true, Ordering::SeqCst);
+        cache.evict();
+        assert!(cache.is_empty());
     }
 
     #[tokio::test]

@@ -1,6 +1,16 @@
 //! The TLS listener: TLS 1.2+, a client certificate required on every connection
 //! (verified against CAs when `tls.auth` is on), the identity computed once per
 //! connection, HTTP/1.1 and HTTP/2 with keep-alive.
+//!
+//! The identity rule: a connection's identity is the hash of the public key of the **first**
+//! certificate the client presented, the leaf. It is the only certificate whose key the client
+//! proved to hold (the TLS handshake signature is checked against it), so it is the only one
+//! the identity may come from; the rest of the chain is public and anyone can append a
+//! victim's certificate to it. A leaf marked as a CA (basic constraints `cA: true`) or one
+//! that does not parse is refused in the handshake, with or without `tls.auth`: a CA
+//! certificate is never a client, and refusing it early means no identity is ever computed
+//! from it. With `tls.auth` on, rustls (webpki) has verified that same leaf against the
+//! client CAs and refuses a CA as end entity too.
 
 use crate::api::{self, Conn, Shared};
 use crate::auth::Identity;
@@ -33,9 +43,23 @@ pub struct TlsSettings {
     pub client_cas: Vec<Vec<u8>>,
 }
 
-/// Requires a client certificate but accepts any (checks the handshake signature).
+/// Requires a client certificate and accepts any end-entity one, without a CA: the
+/// handshake signature proves the client holds the leaf's key, and the identity is that key.
 #[derive(Debug)]
 struct AnyClientCert(Arc<rustls::crypto::CryptoProvider>);
+
+/// Refuses a client leaf that cannot be a client: one that does not parse, or a CA.
+fn check_client_leaf(end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+    match x509_parser::parse_x509_certificate(end_entity) {
+        Ok((_, cert)) if !cert.is_ca() => Ok(()),
+        Ok(_) => Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::InvalidPurpose,
+        )),
+        Err(_) => Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadEncoding,
+        )),
+    }
+}
 
 impl ClientCertVerifier for AnyClientCert {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -43,10 +67,11 @@ impl ClientCertVerifier for AnyClientCert {
     }
     fn verify_client_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        check_client_leaf(end_entity)?;
         Ok(ClientCertVerified::assertion())
     }
     fn verify_tls12_signature(
@@ -121,16 +146,18 @@ pub fn server_config(tls: &TlsSettings) -> Result<rustls::ServerConfig, TlsError
     Ok(cfg)
 }
 
-/// The identity of a connection's peer: its first non-CA certificate.
+/// The identity of a connection's peer: the key of the first certificate it presented, the
+/// one the handshake proved it holds (see the module doc). Never a later certificate of the
+/// chain; a CA or unparsable leaf (refused in the handshake already) is the empty identity,
+/// which no route but `/version` accepts.
 pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Identity {
-    for c in certs.unwrap_or_default() {
-        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(c)
-            && !cert.is_ca()
-        {
-            return Identity::from_spki_der(cert.public_key().raw);
-        }
+    let Some(leaf) = certs.and_then(|c| c.first()) else {
+        return Identity::new("");
+    };
+    match x509_parser::parse_x509_certificate(leaf) {
+        Ok((_, cert)) if !cert.is_ca() => Identity::from_spki_der(cert.public_key().raw),
+        _ => Identity::new(""),
     }
-    Identity::new("")
 }
 
 /// Threads that serve HTTP/1 connections, each running a single-threaded runtime; a connection

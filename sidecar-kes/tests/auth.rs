@@ -70,6 +70,163 @@ async fn client_certificates_verified_against_a_ca() {
     );
 }
 
+/// A self-signed certificate marked as a CA, with its key: what anyone can make.
+fn ca_flagged_cert(cn: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Whether the server takes the client for `who` (`/v1/identity/self/describe`).
+async fn seen_as(c: &KesClient) -> Option<String> {
+    c.describe_self()
+        .await
+        .ok()
+        .and_then(|v| v["identity"].as_str().map(String::from))
+}
+
+/// `tls.auth` off (the default, and the MinIO KMS guide's `--auth=off`): an attacker who
+/// presents a chain of its own CA-flagged certificate (whose key it holds) followed by a
+/// victim's public certificate must not be taken for the victim. The identity is the leaf,
+/// and a CA-flagged leaf is refused in the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_victims_certificate_appended_to_the_chain_is_not_the_identity() {
+    let victim = client_cert("victim");
+    let ts = start_server(
+        Arc::new(MemStore::new()),
+        CacheConfig::default(),
+        vec![(
+            "app",
+            sidecar_kes::auth::Policy {
+                allow: vec![
+                    "/v1/key/generate/app-*".into(),
+                    "/v1/identity/self/describe".into(),
+                ],
+                deny: vec![],
+            },
+            vec![victim.identity.clone()],
+        )],
+    )
+    .await;
+    ts.admin_client().create_key("app-key").await.unwrap();
+    let cert_client = |cert_pem: String, key_pem: String| {
+        ts.client(ClientIdentity::Certificate {
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+        })
+    };
+    // The victim itself.
+    let real = cert_client(victim.cert_pem.clone(), victim.key_pem.clone());
+    real.generate_key("app-key", b"").await.unwrap();
+    assert_eq!(
+        seen_as(&real).await.as_deref(),
+        Some(victim.identity.as_str())
+    );
+
+    // The attack: [own CA-flagged cert, victim's cert], signed with the own key.
+    let (own_ca, own_key) = ca_flagged_cert("attacker");
+    let attacker = cert_client(format!("{own_ca}{}", victim.cert_pem), own_key);
+    let generated = attacker.generate_key("app-key", b"").await;
+    assert!(
+        matches!(generated, Err(ClientError::Network(_))),
+        "a CA-flagged leaf is refused in the handshake, got {:?}",
+        generated.map(drop)
+    );
+    assert_eq!(seen_as(&attacker).await, None);
+
+    // A non-CA leaf of the attacker's own, then the victim's: the attacker's own identity.
+    let own_leaf = client_cert("attacker-leaf");
+    let attacker = cert_client(
+        format!("{}{}", own_leaf.cert_pem, victim.cert_pem),
+        own_leaf.key_pem.clone(),
+    );
+    assert_eq!(
+        attacker.generate_key("app-key", b"").await.unwrap_err(),
+        ClientError::NotAuthorized
+    );
+    assert_eq!(
+        attacker.status().await.unwrap_err(),
+        ClientError::NotAuthorized
+    );
+}
+
+/// `tls.auth` on: the identity is the end-entity certificate rustls verified against the
+/// client CAs, never another certificate of the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_verified_client_certificates_the_identity_is_the_verified_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = coffer_e2e::pki::TestCa::new(dir.path(), "clients-ca");
+    let server = ca.server("kes", &[]);
+    let admin = ca.client("admin", "admin", &[]);
+    let other = ca.client("other", "other", &[]);
+    let admin_id = Identity::from_cert_pem(admin.cert_pem.as_bytes()).unwrap();
+    let other_id = Identity::from_cert_pem(other.cert_pem.as_bytes()).unwrap();
+    let mut auth = AuthState {
+        admin: admin_id.clone(),
+        ..Default::default()
+    };
+    auth.policies.insert(
+        "self".into(),
+        sidecar_kes::auth::Policy {
+            allow: vec!["/v1/identity/self/describe".into()],
+            deny: vec![],
+        },
+    );
+    auth.identities.insert(other_id.clone(), "self".into());
+    let shared = Arc::new(Shared::new(
+        auth,
+        KeyCache::new(Arc::new(MemStore::new()), CacheConfig::default()),
+    ));
+    let tls = server_config(&TlsSettings {
+        cert_pem: server.cert_pem.clone().into_bytes(),
+        key_pem: server.key_pem.clone().into_bytes(),
+        client_cas: vec![ca.cert_pem.clone().into_bytes()],
+    })
+    .unwrap();
+    let running = start("127.0.0.1:0", tls, shared, &[]).await.unwrap();
+    let endpoint = format!("https://127.0.0.1:{}", running.addr.port());
+    let real_admin = client(&endpoint, &admin.cert_pem, &admin.key_pem, &ca.cert_pem);
+    assert_eq!(
+        seen_as(&real_admin).await.as_deref(),
+        Some(admin_id.as_str())
+    );
+
+    // A verified leaf of its own, then the admin's certificate: still itself.
+    let chained = client(
+        &endpoint,
+        &format!("{}{}", other.cert_pem, admin.cert_pem),
+        &other.key_pem,
+        &ca.cert_pem,
+    );
+    assert_eq!(seen_as(&chained).await.as_deref(), Some(other_id.as_str()));
+    assert_eq!(
+        chained.create_key("k").await.unwrap_err(),
+        ClientError::NotAuthorized
+    );
+    // An own CA-flagged certificate, then the admin's: refused in the handshake.
+    let (own_ca, own_key) = ca_flagged_cert("attacker");
+    let forged = client(
+        &endpoint,
+        &format!("{own_ca}{}", admin.cert_pem),
+        &own_key,
+        &ca.cert_pem,
+    );
+    assert!(matches!(
+        forged.version().await,
+        Err(ClientError::Network(_))
+    ));
+    assert!(matches!(
+        forged.create_key("k").await,
+        Err(ClientError::Network(_))
+    ));
+    drop(running);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_auth_and_timeouts_per_api() {
     let ts = start_server(Arc::new(MemStore::new()), CacheConfig::default(), vec![]).await;

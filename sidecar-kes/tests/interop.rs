@@ -131,6 +131,104 @@ fn minio_kes_cli_against_our_server() {
     );
 }
 
+/// MinIO's CLI authenticating with a client certificate of its own making (`minio-kes identity
+/// new`), as MinIO does, against our server with `--auth=off`: the identity is the certificate's
+/// key, bound to a policy; and a chain that appends that certificate after one of an attacker's
+/// own (CA-flagged, with the attacker's key) is refused (issue #18, finding 1).
+#[test]
+fn minio_kes_cli_with_a_client_certificate_against_our_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("app.key"), dir.path().join("app.crt"));
+    let out = Command::new(peer_bin("minio-kes"))
+        .args(["identity", "new", "--key"])
+        .arg(&key)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("app")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let theirs_of = ok(Command::new(peer_bin("minio-kes"))
+        .args(["identity", "of"])
+        .arg(&cert));
+    let identity = sidecar_kes::auth::Identity::from_cert_pem(&std::fs::read(&cert).unwrap())
+        .unwrap()
+        .to_string();
+    assert!(theirs_of.contains(&identity), "{theirs_of}");
+    let ca = coffer_e2e::pki::TestCa::new(&dir.path().join("tls"), "kes-ca");
+    let server = ca.server("kes", &[]);
+    let config = r#"address: 127.0.0.1:{port}
+admin:
+  identity: disabled
+tls:
+  key: TLS_KEY
+  cert: TLS_CERT
+policy:
+  app:
+    allow:
+    - /v1/key/create/app-*
+    - /v1/key/generate/app-*
+    - /v1/key/decrypt/app-*
+    identities: [APP_IDENTITY]
+keystore:
+  fs:
+    path: KEYSTORE
+"#
+    .replace("TLS_KEY", &server.key.display().to_string())
+    .replace("TLS_CERT", &server.cert.display().to_string())
+    .replace("APP_IDENTITY", &identity)
+    .replace("KEYSTORE", &dir.path().join("keys").display().to_string());
+    let ours = OurKes::with_config(&config, &["--auth=off"]);
+    let kes = |cert: &std::path::Path, key: &std::path::Path, args: &[&str]| {
+        Command::new(peer_bin("minio-kes"))
+            .env("KES_SERVER", &ours.endpoint)
+            .env("KES_CLIENT_CERT", cert)
+            .env("KES_CLIENT_KEY", key)
+            .env_remove("KES_API_KEY")
+            .args(args)
+            .arg("-k")
+            .output()
+            .unwrap()
+    };
+    let out = kes(&cert, &key, &["key", "create", "app-key"]);
+    assert!(out.status.success(), "{out:?}\n{}", ours.process.log_tail());
+    let out = kes(&cert, &key, &["key", "create", "other-key"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not authorized: insufficient permissions"),
+        "{out:?}"
+    );
+    let out = kes(&cert, &key, &["key", "dek", "app-key"]);
+    assert!(out.status.success(), "{out:?}");
+
+    // The attack, with MinIO's own client: [own CA-flagged cert, the app's cert], own key.
+    let own_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "attacker");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let own_ca = params.self_signed(&own_key).unwrap();
+    let (forged_cert, forged_key) = (dir.path().join("forged.crt"), dir.path().join("forged.key"));
+    std::fs::write(
+        &forged_cert,
+        format!(
+            "{}{}",
+            own_ca.pem(),
+            std::fs::read_to_string(&cert).unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(&forged_key, own_key.serialize_pem()).unwrap();
+    let out = kes(&forged_cert, &forged_key, &["key", "dek", "app-key"]);
+    assert!(
+        !out.status.success(),
+        "the forged chain was taken for the app: {out:?}"
+    );
+    let out = kes(&forged_cert, &forged_key, &["key", "create", "app-forged"]);
+    assert!(!out.status.success(), "{out:?}");
+}
+
 #[test]
 fn our_cli_and_client_against_minio_kes() {
     let theirs = MinioKes::dev();

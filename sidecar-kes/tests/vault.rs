@@ -1,5 +1,6 @@
 //! The Vault K/V keystore against real OpenBao: K/V v1 and v2 with AppRole, token renewal,
-//! Vault stopped (offline cache, `/v1/ready`), Vault sealed (502 `key store is sealed`), recovery.
+//! Vault stopped (offline cache, `/v1/ready`), Vault sealed (502 `key store is sealed`, cached
+//! keys stop within the health-check interval), recovery.
 
 mod common;
 
@@ -272,7 +273,17 @@ async fn vault_stopped_and_sealed_then_recovers() {
         resp.text().await.unwrap(),
         r#"{"message":"key store is sealed"}"#
     );
-    assert!(c.generate_key("cached", b"").await.is_ok());
+    // A sealed Vault is an operator's stop: cached keys stop serving too.
+    assert_eq!(
+        c.generate_key("cached", b"").await.unwrap_err(),
+        ClientError::Sealed
+    );
+    assert_eq!(
+        c.decrypt_key("cached", &dek.ciphertext, b"")
+            .await
+            .unwrap_err(),
+        ClientError::Sealed
+    );
     // The status tells a sealed key store from an unreachable one (the object-server's readiness
     // turns false on the first only).
     let status = c.status().await.unwrap();
@@ -295,6 +306,90 @@ async fn vault_stopped_and_sealed_then_recovers() {
     assert_eq!(
         &c.decrypt_key("new", &dek2.ciphertext, b"").await.unwrap()[..],
         &dek2.plaintext[..]
+    );
+}
+
+/// Finding 9 of issue #18: `vault operator seal` stops key use on KES within the documented
+/// bound (one `status.ping` interval, see `cache.rs`), cached keys included, while a Vault that
+/// is merely stopped leaves the cached key serving (the offline cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealing_vault_stops_cached_keys_within_the_ping_interval() {
+    const PING: Duration = Duration::from_secs(2);
+    let mut vault = tokio::task::block_in_place(Vault::production);
+    let role = tokio::task::block_in_place(|| vault.kv_with_approle("kv", 2, "kes"));
+    let mut cfg = config(&vault, "kv", true, &role.role_id, &role.secret_id);
+    cfg.ping = PING;
+    let store = VaultStore::connect(cfg).await.unwrap();
+    // KES's default cache with the guide's offline expiry: without the seal rule, a cached key
+    // would serve for minutes, then for the offline hour.
+    let cache = CacheConfig {
+        offline: Some(Duration::from_secs(3600)),
+        ..CacheConfig::default()
+    };
+    let ts = start_server(Arc::new(store), cache, vec![]).await;
+    let c = ts.admin_client();
+    c.create_key("cached").await.unwrap();
+    let dek = c.generate_key("cached", b"ctx").await.unwrap();
+
+    // Sealed: generate and decrypt on the cached key fail within one ping interval.
+    tokio::task::block_in_place(|| vault.seal());
+    let sealed_at = Instant::now();
+    loop {
+        let generated = c.generate_key("cached", b"ctx").await;
+        let decrypted = c.decrypt_key("cached", &dek.ciphertext, b"ctx").await;
+        if matches!(generated, Err(ClientError::Sealed))
+            && matches!(decrypted, Err(ClientError::Sealed))
+        {
+            break;
+        }
+        assert!(
+            sealed_at.elapsed() < PING + Duration::from_secs(1),
+            "cached key still in use {:?} after the seal: {:?} / {:?}",
+            sealed_at.elapsed(),
+            generated.map(drop),
+            decrypted.map(drop)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopped_after = sealed_at.elapsed();
+    assert!(
+        stopped_after <= PING + Duration::from_secs(1),
+        "{stopped_after:?}"
+    );
+    eprintln!("key use stopped {stopped_after:?} after the seal (ping {PING:?})");
+    // It stays stopped.
+    tokio::time::sleep(PING).await;
+    assert_eq!(
+        c.decrypt_key("cached", &dek.ciphertext, b"ctx")
+            .await
+            .unwrap_err(),
+        ClientError::Sealed
+    );
+
+    // Unsealed: the key serves again (fetched from Vault).
+    tokio::task::block_in_place(|| vault.unseal());
+    wait_for("generate after unseal", Duration::from_secs(20), || {
+        let c = c.clone();
+        async move { c.generate_key("cached", b"ctx").await.is_ok() }
+    })
+    .await;
+
+    // Stopped (unreachable): the cached key keeps serving, well past several health checks.
+    tokio::task::block_in_place(|| vault.stop());
+    tokio::time::sleep(PING * 3).await;
+    assert!(c.ready().await.is_err(), "the health check saw Vault go");
+    let again = c.generate_key("cached", b"ctx").await.unwrap();
+    assert_eq!(
+        &c.decrypt_key("cached", &dek.ciphertext, b"ctx")
+            .await
+            .unwrap()[..],
+        &dek.plaintext[..]
+    );
+    assert_eq!(
+        &c.decrypt_key("cached", &again.ciphertext, b"ctx")
+            .await
+            .unwrap()[..],
+        &again.plaintext[..]
     );
 }
 

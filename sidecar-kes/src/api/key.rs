@@ -62,21 +62,26 @@ struct ImportRequest {
     cipher: String,
 }
 
-pub async fn import(s: &Shared, req: Req<'_>) -> Result {
-    check_name(req.resource)?;
-    let imp: ImportRequest = parse_body(&req.body)?;
+/// The key an import request's body carries.
+fn imported_key(body: &[u8]) -> std::result::Result<SecretKey, ApiError> {
+    let imp: ImportRequest = parse_body(body)?;
     let cipher = Cipher::parse(&imp.cipher).ok_or_else(|| {
         ApiError::msg(
             StatusCode::NOT_ACCEPTABLE,
             format!("algorithm '{}' is not supported", imp.cipher),
         )
     })?;
-    let key = SecretKey::new(cipher, &imp.key).map_err(|_| {
+    SecretKey::new(cipher, &imp.key).map_err(|_| {
         ApiError::msg(
             StatusCode::NOT_ACCEPTABLE,
             format!("invalid key size for '{}'", imp.cipher),
         )
-    })?;
+    })
+}
+
+pub async fn import(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
+    let key = imported_key(&req.body)?;
     let kv = KeyVersion {
         key,
         hmac: Some(HmacKey::generate()),
@@ -139,6 +144,15 @@ struct ContextRequest {
     context: Zeroizing<Vec<u8>>,
 }
 
+/// A generate request's body: MinIO may send none at all.
+fn generate_request(body: &[u8]) -> std::result::Result<ContextRequest, ApiError> {
+    if body.is_empty() {
+        Ok(ContextRequest::default())
+    } else {
+        parse_body(body)
+    }
+}
+
 #[derive(Serialize)]
 struct GenerateResponse<'a> {
     #[serde(with = "b64")]
@@ -149,11 +163,7 @@ struct GenerateResponse<'a> {
 
 pub async fn generate(s: &Shared, req: Req<'_>) -> Result {
     check_name(req.resource)?;
-    let gen_req: ContextRequest = if req.body.is_empty() {
-        ContextRequest::default()
-    } else {
-        parse_body(&req.body)?
-    };
+    let gen_req = generate_request(&req.body)?;
     let kv = key(s, &req).await?;
     let mut dek = Zeroizing::new([0u8; 32]);
     crate::crypto::rand::fill(&mut dek[..]);
@@ -265,4 +275,25 @@ pub async fn hmac(s: &Shared, req: Req<'_>) -> Result {
             hmac: h.sum(&body.message),
         },
     ))
+}
+
+/// Runs `body` through what each key route does with its request body once it has the key:
+/// the routes' own parsing as a generate, encrypt, decrypt, hmac and import request, then
+/// the crypto each route does with it under `key`. Errors are dropped: it exists for the fuzz
+/// targets (`sidecar-kes/fuzz`), which look for panics.
+#[doc(hidden)]
+pub fn exercise_request_body(body: &[u8], key: &SecretKey) {
+    if let Ok(r) = generate_request(body) {
+        let _ = key.encrypt(&[0u8; 32], &r.context);
+    }
+    if let Ok(r) = parse_body::<EncryptRequest>(body) {
+        let _ = key.encrypt(&r.plaintext, &r.context);
+    }
+    if let Ok(r) = parse_body::<DecryptRequest>(body) {
+        let _ = key.decrypt(&r.ciphertext, &r.context);
+    }
+    if let Ok(r) = parse_body::<HmacRequest>(body) {
+        let _ = HmacKey::new(key.bytes()).map(|h| h.sum(&r.message));
+    }
+    let _ = imported_key(body);
 }

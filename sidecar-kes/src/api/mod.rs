@@ -10,6 +10,9 @@ pub mod names;
 mod policy;
 mod sys;
 
+#[doc(hidden)]
+pub use key::exercise_request_body as exercise_key_request_body;
+
 use crate::auth::{Identity, Policy};
 use crate::cache::KeyCache;
 use crate::crypto::Cipher;

@@ -52,6 +52,12 @@ pub trait Keystore: Send + Sync + 'static {
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Every key name (unsorted).
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+    /// Whether the backend last said it is sealed (an operator's stop: no key may be used
+    /// while it is; see [`crate::cache`]). Asked on every key use, so it only reads state the
+    /// store keeps (an atomic), never the network. Stores that cannot be sealed say `false`.
+    fn is_sealed(&self) -> bool {
+        false
+    }
 }
 
 /// KES's listing: sorted names that start with `prefix`.

@@ -1,6 +1,9 @@
 //! The Vault K/V keystore (v1 and v2; OpenBao too): AppRole or Kubernetes login, token
-//! renewal at 80% of its TTL with re-login as fallback, a periodic health check, and a
-//! sealed Vault reported as [`StoreError::Sealed`]. Keys are stored as KES stores them:
+//! renewal at 80% of its TTL with re-login as fallback, a periodic health check (every
+//! `ping`), and a sealed Vault reported as [`StoreError::Sealed`] and through
+//! [`Keystore::is_sealed`], which the key cache asks on every key use: a seal stops key use
+//! within one `ping` (see [`crate::cache`]). The sealed state is set by a health check or a
+//! K/V answer that says sealed, and cleared only by a health check that says unsealed. Keys are stored as KES stores them:
 //! one secret per key at `<engine>/<prefix>/<name>` holding `{"<name>": "<encoded key>"}`
 //! (K/V v2: under `data/`, created with `cas: 0`, deleted through `metadata/`).
 
@@ -487,6 +490,10 @@ impl Keystore for VaultStore {
 
     fn status(&self) -> BoxFuture<'_, Result<Duration, StoreError>> {
         async move { self.inner.check_health().await }.boxed()
+    }
+
+    fn is_sealed(&self) -> bool {
+        self.inner.sealed.load(Ordering::Relaxed)
     }
 
     fn create<'a>(
