@@ -194,6 +194,13 @@ pub fn parse_endpoints(endpoints: &[String]) -> Result<Vec<Url>, ClientError> {
         if url.cannot_be_a_base() || url.host().is_none() {
             return Err(ClientError::Config(format!("invalid endpoint '{e}'")));
         }
+        // Data keys travel in these responses: KES speaks only TLS, and a plain-text endpoint
+        // would hand them to whoever is on the path.
+        if url.scheme() != "https" {
+            return Err(ClientError::Config(format!(
+                "invalid endpoint '{e}': KES is reached over https only"
+            )));
+        }
         urls.push(url);
     }
     if urls.is_empty() {
@@ -535,6 +542,14 @@ mod tests {
             ["127.0.0.1", "localhost", "kes-1.example", "kes-2.example"]
         );
         assert_eq!(eps[0].scheme(), "https");
+    }
+
+    #[test]
+    fn rejects_plain_text_endpoints() {
+        for e in ["http://127.0.0.1:7373", "HTTP://kes:7373", "ftp://kes:7373"] {
+            let err = parse_endpoints(&[e.into()]).unwrap_err();
+            assert!(err.to_string().contains("https only"), "{e}: {err}");
+        }
     }
 
     #[test]
