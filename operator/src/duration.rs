@@ -33,7 +33,18 @@ mod tests {
 
     #[test]
     fn rejects_garbage_zero_and_overflow() {
-        for bad in ["", "5", "m", "1d", "1h5", "-1s", "0s", "0", "500ms", "6000000000000000h"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "1d",
+            "1h5",
+            "-1s",
+            "0s",
+            "0",
+            "500ms",
+            "6000000000000000h",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

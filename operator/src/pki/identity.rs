@@ -1,16 +1,16 @@
-//! KES identities: the lowercase hex SHA-256 of the DER SubjectPublicKeyInfo of a certificate.
+//! KES identities: the lowercase hex SHA-256 of the DER SubjectPublicKeyInfo of a certificate,
+//! computed by the same code `kes` uses to recognise its clients (`sidecar_kes::auth`), so the
+//! identity the operator writes into a KES policy is the one KES will see.
 
-use sha2::{Digest, Sha256};
+use sidecar_kes::auth::identity::Identity;
 
 use super::PkiError;
 
 /// The KES identity of a DER certificate.
 pub fn identity_of_der(der: &[u8]) -> Result<String, PkiError> {
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::Parse(e.to_string()))?;
-    Ok(hex::encode(Sha256::digest(
-        cert.tbs_certificate.subject_pki.raw,
-    )))
+    Identity::from_cert_der(der)
+        .map(|id| id.as_str().to_string())
+        .map_err(|e| PkiError::Parse(e.to_string()))
 }
 
 /// The KES identity of the first certificate in a PEM string.
@@ -21,6 +21,7 @@ pub fn identity_of_pem(pem: &str) -> Result<String, PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn identity_is_hash_of_spki() {
