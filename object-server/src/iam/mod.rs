@@ -501,14 +501,22 @@ impl Iam {
         {
             return p.clone();
         }
+        // A policy that is there but cannot be read or parsed fails closed: ignoring it would
+        // drop its denies (a deny-unencrypted or deny-delete policy would silently stop
+        // applying). Everything on the bucket is refused until the owner replaces or deletes it
+        // (the root user may always manage bucket policies).
         let p = if st.exists() {
             match std::fs::read(&path).map(|b| Policy::parse_bucket_policy(&b)) {
                 Ok(Ok(p)) => Some(Arc::new(p)),
                 Ok(Err(e)) => {
-                    tracing::error!(%bucket, error = %e, "stored bucket policy does not parse; ignored");
-                    None
+                    tracing::error!(%bucket, error = %e, "stored bucket policy does not parse: every request to the bucket is denied until it is replaced");
+                    Some(Arc::new(Policy::deny_everything(bucket)))
                 }
-                Err(_) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    tracing::error!(%bucket, error = %e, "stored bucket policy cannot be read: every request to the bucket is denied until it is replaced");
+                    Some(Arc::new(Policy::deny_everything(bucket)))
+                }
             }
         } else {
             None

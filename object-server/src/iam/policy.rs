@@ -345,6 +345,22 @@ impl Policy {
         Self::parse_as(json, true)
     }
 
+    /// A bucket policy that denies every action on `bucket` and its objects to everyone: what
+    /// a stored bucket policy that cannot be read stands for (failing closed).
+    pub fn deny_everything(bucket: &str) -> Policy {
+        let doc = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": ["*"],
+                "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+            }],
+        });
+        Self::parse_bucket_policy(doc.to_string().as_bytes())
+            .expect("the deny-everything policy is well formed")
+    }
+
     fn parse_as(json: &[u8], bucket_policy: bool) -> Result<Policy, PolicyError> {
         let v: Value =
             serde_json::from_slice(json).map_err(|e| PolicyError::Json(e.to_string()))?;

@@ -237,6 +237,51 @@ def test_bucket_policy_denying_unencrypted_puts(tmp_path):
     s.stop()
 
 
+def test_a_damaged_bucket_policy_denies_instead_of_dropping_its_denies(tmp_path):
+    """A stored bucket policy that no longer parses (a bad disk, a hand edit) must not stop its
+    denies from applying: every request on the bucket is refused, the root user can still replace
+    or delete the policy, and then access is as before."""
+    s = Server(tmp_path / "data").start()
+    s3 = s.client()
+    cfg = tmp_path / "mc"
+    mc(s, cfg, "alias", "set", "c", s.endpoint, s.access, s.secret)
+    mc(s, cfg, "admin", "user", "add", "c", "app1", "app1-secret-key")
+    mc(s, cfg, "admin", "policy", "attach", "c", "readwrite", "--user", "app1")
+    app1 = as_user(s, "app1", "app1-secret-key").client()
+    s3.create_bucket(Bucket="guarded")
+    s3.put_object(Bucket="guarded", Key="k", Body=b"kept")
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+            "Action": ["s3:DeleteObject", "s3:GetObject"], "Resource": "arn:aws:s3:::guarded/*"}]}
+    s3.put_bucket_policy(Bucket="guarded", Policy=json.dumps(deny))
+    for call in [lambda: app1.get_object(Bucket="guarded", Key="k"), lambda: app1.delete_object(Bucket="guarded", Key="k")]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        assert code(e) == "AccessDenied"
+
+    (s.data_dir / "guarded" / ".policy.json").write_text('{"Version": "2012-10-17", "Statement": [{"Effect": "De')
+    refused = [
+        lambda: app1.get_object(Bucket="guarded", Key="k"),
+        lambda: app1.delete_object(Bucket="guarded", Key="k"),
+        lambda: app1.put_object(Bucket="guarded", Key="new", Body=b"x"),
+        lambda: app1.list_objects_v2(Bucket="guarded"),
+        lambda: s3.get_object(Bucket="guarded", Key="k"),
+        lambda: unsigned(s).get_object(Bucket="guarded", Key="k"),
+    ]
+    for call in refused:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        assert code(e) == "AccessDenied", e.value.response
+    assert "stored bucket policy does not parse" in s.output()
+    # Other buckets are not affected.
+    s3.create_bucket(Bucket="other")
+    app1.put_object(Bucket="other", Key="k", Body=b"x")
+
+    s3.delete_bucket_policy(Bucket="guarded")
+    assert app1.get_object(Bucket="guarded", Key="k")["Body"].read() == b"kept"
+    assert [o["Key"] for o in app1.list_objects_v2(Bucket="guarded")["Contents"]] == ["k"]
+    s.stop()
+
+
 def test_canned_acls(server, s3, bucket):
     s3.put_object(Bucket=bucket, Key="k", Body=b"x", ACL="private")
     with pytest.raises(botocore.exceptions.ClientError) as e:
