@@ -69,10 +69,36 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
             let req: AddUserReq = serde_json::from_slice(&body)
                 .map_err(|_| invalid("the add-user request is not valid JSON"))?;
             let enabled = !req.status.eq_ignore_ascii_case("disabled");
+            let policies = split_names(&req.policy);
+            let snap = iam.snapshot().await.map_err(iam_err)?;
+            if let Some(missing) = policies.iter().find(|p| !snap.has_policy(p)) {
+                return Err(iam_err(IamError::NoSuchPolicy(missing.clone())));
+            }
+            // admin:CreateUser makes users; anything more the body asks for needs its own right.
+            if !policies.is_empty() {
+                a.require(c, "admin:AttachUserOrGroupPolicy").await?;
+            }
+            if let Some(existing) = snap.users.get(ak)
+                && ak != c.access_key
+            {
+                // A new secret key for another user is that user, with every policy it has:
+                // as much as attaching any policy. (A user may change its own, as in MinIO.)
+                a.require(c, "admin:AttachUserOrGroupPolicy").await?;
+                if existing.enabled != enabled {
+                    a.require(
+                        c,
+                        if enabled {
+                            "admin:EnableUser"
+                        } else {
+                            "admin:DisableUser"
+                        },
+                    )
+                    .await?;
+                }
+            }
             iam.set_user(ak, &req.secret_key, enabled)
                 .await
                 .map_err(iam_err)?;
-            let policies = split_names(&req.policy);
             if !policies.is_empty() {
                 iam.set_policies(ak, &policies).await.map_err(iam_err)?;
             }
@@ -118,6 +144,15 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
             let name = c.require("name")?;
             let doc = std::str::from_utf8(&c.body)
                 .map_err(|_| invalid("the policy is not UTF-8 text"))?;
+            // Rewriting a policy users have changes what they may do: as much as attaching it.
+            let snap = iam.snapshot().await.map_err(iam_err)?;
+            if snap
+                .users
+                .values()
+                .any(|u| u.policies.iter().any(|p| p == name))
+            {
+                a.require(c, "admin:AttachUserOrGroupPolicy").await?;
+            }
             iam.put_policy(name, doc).await.map_err(iam_err)?;
             tracing::info!(policy = %name, by = %c.access_key, "policy created");
             ok()
