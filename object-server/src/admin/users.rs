@@ -247,3 +247,152 @@ fn not_implemented(msg: &str) -> S3Error {
     e.set_status_code(http::StatusCode::NOT_IMPLEMENTED);
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::iam::Iam;
+    use crate::kms::static_key::StaticKms;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    async fn route(dir: &std::path::Path) -> AdminRoute {
+        let store = crate::storage::Store::open(dir).unwrap();
+        let kms = Arc::new(
+            StaticKms::from_secret_key("k:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap(),
+        );
+        let iam = Iam::open(
+            dir.to_owned(),
+            &store.system_dir(),
+            kms,
+            "root".into(),
+            Secret::new("root-secret".into()),
+        )
+        .await
+        .unwrap();
+        AdminRoute::new(iam, store, false)
+    }
+
+    fn add_user(caller: (&str, &str), user: &str, body: serde_json::Value) -> Call {
+        Call {
+            method: http::Method::PUT,
+            route: "/add-user".into(),
+            query: HashMap::from([("accessKey".to_owned(), user.to_owned())]),
+            body: crypt_body(caller.1, &body),
+            access_key: caller.0.into(),
+            secret_key: caller.1.into(),
+            conditions: HashMap::new(),
+        }
+    }
+
+    fn crypt_body(secret: &str, body: &serde_json::Value) -> bytes::Bytes {
+        super::super::crypt::encrypt(secret, body.to_string().as_bytes()).into()
+    }
+
+    /// `admin:CreateUser` makes users; the `policy` of an add-user body and a new secret key
+    /// for someone else's account need `admin:AttachUserOrGroupPolicy` (issue #18, finding 4).
+    #[tokio::test]
+    async fn create_user_alone_grants_no_policy_and_takes_over_no_one() {
+        let d = tempfile::tempdir().unwrap();
+        let a = route(d.path()).await;
+        let iam = &a.iam;
+        iam.put_policy(
+            "user-maker",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["admin:CreateUser"]}]}"#,
+        )
+        .await
+        .unwrap();
+        iam.set_user("maker1", "maker1-secret", true).await.unwrap();
+        iam.set_policies("maker1", &["user-maker".into()])
+            .await
+            .unwrap();
+        iam.set_user("boss1", "boss1-secret", true).await.unwrap();
+        iam.set_policies("boss1", &["consoleAdmin".into()])
+            .await
+            .unwrap();
+        let maker = ("maker1", "maker1-secret");
+
+        // A new user with a policy in the body: refused, and nothing is created.
+        let c = add_user(
+            maker,
+            "evil1",
+            j!({"secretKey": "evil1-secret", "status": "enabled", "policy": "consoleAdmin"}),
+        );
+        let e = handle(&a, &c).await.err().expect("refused");
+        assert_eq!(*e.code(), s3s::S3ErrorCode::AccessDenied);
+        assert!(!iam.snapshot().await.unwrap().users.contains_key("evil1"));
+
+        // Another user's secret key: refused, the key is unchanged.
+        let c = add_user(
+            maker,
+            "boss1",
+            j!({"secretKey": "taken-over", "status": "enabled"}),
+        );
+        let e = handle(&a, &c).await.err().expect("refused");
+        assert_eq!(*e.code(), s3s::S3ErrorCode::AccessDenied);
+        let snap = iam.snapshot().await.unwrap();
+        assert_eq!(snap.users["boss1"].secret.expose(), "boss1-secret");
+        assert_eq!(snap.users["boss1"].policies, ["consoleAdmin"]);
+
+        // What admin:CreateUser is for still works: a new user, one's own key.
+        let c = add_user(maker, "new1", j!({"secretKey": "new1-secret", "status": "enabled"}));
+        handle(&a, &c).await.unwrap();
+        let c = add_user(maker, "maker1", j!({"secretKey": "maker1-other", "status": "enabled"}));
+        handle(&a, &c).await.unwrap();
+        let snap = iam.snapshot().await.unwrap();
+        assert!(snap.users["new1"].policies.is_empty());
+        assert_eq!(snap.users["maker1"].secret.expose(), "maker1-other");
+
+        // The root user may do all of it; a policy that does not exist changes nothing.
+        let root = ("root", "root-secret");
+        let c = add_user(
+            root,
+            "evil2",
+            j!({"secretKey": "evil2-secret", "policy": "no-such-policy"}),
+        );
+        assert!(handle(&a, &c).await.is_err());
+        assert!(!iam.snapshot().await.unwrap().users.contains_key("evil2"));
+        let c = add_user(
+            root,
+            "boss1",
+            j!({"secretKey": "boss1-second", "policy": "readonly"}),
+        );
+        handle(&a, &c).await.unwrap();
+        let snap = iam.snapshot().await.unwrap();
+        assert_eq!(snap.users["boss1"].secret.expose(), "boss1-second");
+        assert_eq!(snap.users["boss1"].policies, ["readonly"]);
+    }
+
+    /// Rewriting a policy that users have changes their rights: as much as attaching it.
+    #[tokio::test]
+    async fn create_policy_alone_cannot_rewrite_an_attached_policy() {
+        let d = tempfile::tempdir().unwrap();
+        let a = route(d.path()).await;
+        let iam = &a.iam;
+        let narrow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["admin:CreatePolicy"]}]}"#;
+        iam.put_policy("mine", narrow).await.unwrap();
+        iam.set_user("author1", "author1-secret", true)
+            .await
+            .unwrap();
+        iam.set_policies("author1", &["mine".into()]).await.unwrap();
+        let wide = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["admin:*","s3:*"]}]}"#;
+        let call = |name: &str| Call {
+            method: http::Method::PUT,
+            route: "/add-canned-policy".into(),
+            query: HashMap::from([("name".to_owned(), name.to_owned())]),
+            body: bytes::Bytes::from(wide),
+            access_key: "author1".into(),
+            secret_key: "author1-secret".into(),
+            conditions: HashMap::new(),
+        };
+        let e = handle(&a, &call("mine")).await.err().expect("refused");
+        assert_eq!(*e.code(), s3s::S3ErrorCode::AccessDenied);
+        assert_eq!(
+            iam.snapshot().await.unwrap().policies["mine"].document,
+            narrow
+        );
+        // A policy nobody has yet is what admin:CreatePolicy is for.
+        handle(&a, &call("unattached")).await.unwrap();
+    }
+}
