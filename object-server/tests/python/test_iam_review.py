@@ -219,3 +219,41 @@ def test_create_user_right_cannot_take_over_a_user(tmp_path):
     info = json.loads(mc(s, cfg, "admin", "user", "info", "c", "boss1", "--json").stdout)
     assert info["policyName"] == "consoleAdmin", info
     s.stop()
+
+
+def test_browser_post_is_decided_on_the_form_key(server, s3):
+    """A POST upload names its key in the form: the policy sees that key (it used to see only
+    the bucket, so a Deny on a prefix let POST uploads through) and s3:authType POST."""
+    b = "forms"
+    s3.create_bucket(Bucket=b)
+    put_policy(s3, b, deny(b, ["s3:PutObject"], "secret/*"),
+               deny(b, ["s3:PutObject"], "noform/*", {"StringEquals": {"s3:authType": "POST"}}))
+
+    def post(key):
+        p = s3.generate_presigned_post(b, key)
+        return requests.post(p["url"], data=p["fields"], files={"file": ("f", b"posted")}, timeout=10).status_code
+
+    assert post("secret/x") == 403
+    assert post("noform/x") == 403
+    assert post("pub/x") in (200, 204)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=b).get("Contents", [])]
+    assert keys == ["pub/x"], keys
+    # The same keys with a signed PUT: the prefix deny holds, the POST-only deny does not apply.
+    assert status(s3.put_object, Bucket=b, Key="secret/y", Body=b"x") == 403
+    assert status(s3.put_object, Bucket=b, Key="noform/y", Body=b"x") == 200
+
+
+def test_write_headers_need_their_actions(server, s3):
+    """Tags, retention and legal hold in a PUT's headers need s3:PutObjectTagging,
+    s3:PutObjectRetention, s3:PutObjectLegalHold as their own requests do (AWS, MinIO)."""
+    b = "headers"
+    s3.create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    put_policy(s3, b, deny(b, ["s3:PutObjectTagging", "s3:PutObjectRetention", "s3:PutObjectLegalHold"]))
+    until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    assert status(s3.put_object, Bucket=b, Key="plain", Body=b"x") == 200
+    assert status(s3.put_object, Bucket=b, Key="t", Body=b"x", Tagging="a=b") == 403
+    assert status(s3.put_object, Bucket=b, Key="r", Body=b"x", ObjectLockMode="GOVERNANCE",
+                  ObjectLockRetainUntilDate=until) == 403
+    assert status(s3.put_object, Bucket=b, Key="h", Body=b"x", ObjectLockLegalHoldStatus="ON") == 403
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=b).get("Contents", [])]
+    assert keys == ["plain"], keys
