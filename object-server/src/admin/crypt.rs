@@ -155,30 +155,42 @@ pub fn seal(key: &[u8; 32], id: u8, salt: &[u8; SALT], base: &[u8; NONCE], data:
     out
 }
 
-/// `(salt, algorithm id, nonce base, stream)` of a body.
-fn split(data: &[u8]) -> Result<(&[u8], u8, &[u8], &[u8]), CryptError> {
+/// The parts of an encrypted body.
+struct Parts<'a> {
+    salt: &'a [u8],
+    id: u8,
+    base: &'a [u8],
+    stream: &'a [u8],
+}
+
+fn split(data: &[u8]) -> Result<Parts<'_>, CryptError> {
     if data.len() < HEADER + TAG {
         return Err(CryptError::Malformed);
     }
     let (salt, rest) = data.split_at(SALT);
     let (id, rest) = (rest[0], &rest[1..]);
-    let (base, body) = rest.split_at(NONCE);
-    Ok((salt, id, base, body))
+    let (base, stream) = rest.split_at(NONCE);
+    Ok(Parts {
+        salt,
+        id,
+        base,
+        stream,
+    })
 }
 
 /// Decrypts a body madmin encrypted with the caller's secret key `password`.
 pub fn decrypt(password: &str, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptError> {
-    let (salt, id, base, body) = split(data)?;
-    let (key, alg) = derive(id, password, salt)?;
-    open(alg, &key[..], base, body)
+    let p = split(data)?;
+    let (key, alg) = derive(p.id, password, p.salt)?;
+    open(alg, &key[..], p.base, p.stream)
 }
 
 /// [`decrypt`] with the key already derived (the salt is ignored): the fuzz target's way past
 /// the deliberately slow Argon2id.
 #[doc(hidden)]
 pub fn decrypt_with_key(key: &[u8; 32], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptError> {
-    let (_, id, base, body) = split(data)?;
-    open(aead(id)?, &key[..], base, body)
+    let p = split(data)?;
+    open(aead(p.id)?, &key[..], p.base, p.stream)
 }
 
 fn open(

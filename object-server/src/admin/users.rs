@@ -319,7 +319,7 @@ mod tests {
             "evil1",
             j!({"secretKey": "evil1-secret", "status": "enabled", "policy": "consoleAdmin"}),
         );
-        let e = handle(&a, &c).await.err().expect("refused");
+        let e = handle(&a, &c).await.expect_err("refused");
         assert_eq!(*e.code(), s3s::S3ErrorCode::AccessDenied);
         assert!(!iam.snapshot().await.unwrap().users.contains_key("evil1"));
 
@@ -329,16 +329,24 @@ mod tests {
             "boss1",
             j!({"secretKey": "taken-over", "status": "enabled"}),
         );
-        let e = handle(&a, &c).await.err().expect("refused");
+        let e = handle(&a, &c).await.expect_err("refused");
         assert_eq!(*e.code(), s3s::S3ErrorCode::AccessDenied);
         let snap = iam.snapshot().await.unwrap();
         assert_eq!(snap.users["boss1"].secret.expose(), "boss1-secret");
         assert_eq!(snap.users["boss1"].policies, ["consoleAdmin"]);
 
         // What admin:CreateUser is for still works: a new user, one's own key.
-        let c = add_user(maker, "new1", j!({"secretKey": "new1-secret", "status": "enabled"}));
+        let c = add_user(
+            maker,
+            "new1",
+            j!({"secretKey": "new1-secret", "status": "enabled"}),
+        );
         handle(&a, &c).await.unwrap();
-        let c = add_user(maker, "maker1", j!({"secretKey": "maker1-other", "status": "enabled"}));
+        let c = add_user(
+            maker,
+            "maker1",
+            j!({"secretKey": "maker1-other", "status": "enabled"}),
+        );
         handle(&a, &c).await.unwrap();
         let snap = iam.snapshot().await.unwrap();
         assert!(snap.users["new1"].policies.is_empty());
@@ -386,7 +394,7 @@ mod tests {
             secret_key: "author1-secret".into(),
             conditions: HashMap::new(),
         };
-        let e = handle(&a, &call("mine")).await.err().expect("refused");
+        let e = handle(&a, &call("mine")).await.expect_err("refused");
         assert_eq!(*e.code(), s3s::S3ErrorCode::AccessDenied);
         assert_eq!(
             iam.snapshot().await.unwrap().policies["mine"].document,

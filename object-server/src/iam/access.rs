@@ -435,51 +435,50 @@ impl S3Access for Access {
         let caller = self
             .iam
             .caller(req.credentials.as_ref().map(|c| c.access_key.as_str()));
-        let decisions = if matches!(caller, Caller::Root(_))
-            && self.iam.bucket_policy(bucket).is_none()
-        {
-            let all = KeyDecision {
-                allowed: true,
-                bypass: wants_bypass,
-            };
-            vec![all; objects.len()]
-        } else {
-            let facts = self.facts(caller, &req.headers, req.uri.query(), &req.extensions);
-            let mut conditions = condition_values(&facts);
-            let mut decisions = Vec::with_capacity(objects.len());
-            for o in objects {
-                // Each key is its own request to the policy: its own resource, its own
-                // version id (`s3:versionid`), its own action.
-                match &o.version_id {
-                    Some(v) => conditions.insert("s3:versionid".into(), vec![v.clone()]),
-                    None => conditions.remove("s3:versionid"),
+        let decisions =
+            if matches!(caller, Caller::Root(_)) && self.iam.bucket_policy(bucket).is_none() {
+                let all = KeyDecision {
+                    allowed: true,
+                    bypass: wants_bypass,
                 };
-                let actions = s3_actions("DeleteObject", o.version_id.is_some());
-                let mut allowed = true;
-                for action in &actions {
-                    allowed = allowed
+                vec![all; objects.len()]
+            } else {
+                let facts = self.facts(caller, &req.headers, req.uri.query(), &req.extensions);
+                let mut conditions = condition_values(&facts);
+                let mut decisions = Vec::with_capacity(objects.len());
+                for o in objects {
+                    // Each key is its own request to the policy: its own resource, its own
+                    // version id (`s3:versionid`), its own action.
+                    match &o.version_id {
+                        Some(v) => conditions.insert("s3:versionid".into(), vec![v.clone()]),
+                        None => conditions.remove("s3:versionid"),
+                    };
+                    let actions = s3_actions("DeleteObject", o.version_id.is_some());
+                    let mut allowed = true;
+                    for action in &actions {
+                        allowed = allowed
+                            && self
+                                .iam
+                                .allows(caller, "DeleteObject", action, bucket, &o.key, &conditions)
+                                .await?;
+                    }
+                    let bypass = allowed
+                        && wants_bypass
                         && self
                             .iam
-                            .allows(caller, "DeleteObject", action, bucket, &o.key, &conditions)
+                            .allows(
+                                caller,
+                                "DeleteObject",
+                                "s3:BypassGovernanceRetention",
+                                bucket,
+                                &o.key,
+                                &conditions,
+                            )
                             .await?;
+                    decisions.push(KeyDecision { allowed, bypass });
                 }
-                let bypass = allowed
-                    && wants_bypass
-                    && self
-                        .iam
-                        .allows(
-                            caller,
-                            "DeleteObject",
-                            "s3:BypassGovernanceRetention",
-                            bucket,
-                            &o.key,
-                            &conditions,
-                        )
-                        .await?;
-                decisions.push(KeyDecision { allowed, bypass });
-            }
-            decisions
-        };
+                decisions
+            };
         req.extensions.insert(DeleteObjectsDecisions(decisions));
         Ok(())
     }

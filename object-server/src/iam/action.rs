@@ -350,7 +350,10 @@ mod tests {
         let mut h = http::HeaderMap::new();
         let m = condition_values(&facts(&h, ""));
         assert!(!m.contains_key("s3:authtype") && !m.contains_key("s3:signatureversion"));
-        let m = condition_values(&facts(&h, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=x"));
+        let m = condition_values(&facts(
+            &h,
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=x",
+        ));
         assert_eq!(m["s3:authtype"], vec!["REST-QUERY"]);
         assert_eq!(m["s3:signatureversion"], vec!["AWS4-HMAC-SHA256"]);
         let m = condition_values(&facts(&h, "AWSAccessKeyId=a&Signature=s&Expires=1"));
