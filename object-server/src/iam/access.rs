@@ -7,6 +7,14 @@
 //! needs an allow from its policies or from the bucket policy and no deny from either; an
 //! anonymous request needs an allow from the bucket policy. Canned ACLs other than `private`
 //! and grant headers are refused: access is given by policies.
+//!
+//! Each operation asks for the actions AWS documents for it ([`s3_actions`]: a named version
+//! needs the version action; tag, retention and legal-hold headers need their own actions), with
+//! condition values from the request as s3s decodes it (a percent-encoded parameter name is the
+//! same parameter). What only the parsed input shows is decided in the operation's hook: each
+//! key of a DeleteObjects on its own (action, resource, `s3:versionid`, governance bypass), the
+//! form's key of a browser POST (`s3:authType` `POST`), the `LocationConstraint` of a
+//! CreateBucket.
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
