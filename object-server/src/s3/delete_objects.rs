@@ -48,6 +48,14 @@ impl CofferS3 {
                 plain.push(o);
             }
         }
+        if bypassing.is_empty() && plain.is_empty() && !refused.is_empty() {
+            // Nothing the caller may delete: not even whether the bucket exists is its to learn.
+            return Ok(S3Response::new(DeleteObjectsOutput {
+                deleted: Some(Vec::new()),
+                errors: Some(refused),
+                ..Default::default()
+            }));
+        }
         let mut deleted = Vec::new();
         let mut errors = refused;
         // One run per bypass decision; an empty run still checks that the bucket exists.

@@ -257,3 +257,20 @@ def test_write_headers_need_their_actions(server, s3):
     assert status(s3.put_object, Bucket=b, Key="h", Body=b"x", ObjectLockLegalHoldStatus="ON") == 403
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=b).get("Contents", [])]
     assert keys == ["plain"], keys
+
+
+def test_delete_objects_refused_everywhere_tells_nothing_about_the_bucket(server, s3):
+    """A caller that may delete none of the keys learns nothing from the batch, not even whether
+    the bucket exists."""
+    from test_iam import unsigned
+    anon = unsigned(server)
+    s3.create_bucket(Bucket="exists")
+    s3.put_object(Bucket="exists", Key="k", Body=b"x")
+    for b in ("exists", "missing"):
+        try:
+            r = anon.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "k"}]})
+            assert [(e["Key"], e["Code"]) for e in r["Errors"]] == [("k", "AccessDenied")], r
+            assert not r.get("Deleted"), r
+        except botocore.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "AccessDenied", e.response
+    assert s3.get_object(Bucket="exists", Key="k")["Body"].read() == b"x"
