@@ -108,6 +108,11 @@ fn access_control_users_policies_bucket_policies() {
 }
 
 #[test]
+fn access_control_review_findings() {
+    pytest("test_iam_review.py");
+}
+
+#[test]
 fn startup_modes_health_metrics() {
     pytest("test_config.py");
 }

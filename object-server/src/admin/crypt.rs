@@ -15,8 +15,10 @@ use aws_lc_rs::aead::{
 };
 use zeroize::Zeroizing;
 
-const SALT: usize = 32;
-const NONCE: usize = 8;
+/// Salt length.
+pub const SALT: usize = 32;
+/// Nonce base length.
+pub const NONCE: usize = 8;
 const HEADER: usize = SALT + 1 + NONCE;
 const FRAGMENT: usize = 16 * 1024;
 const TAG: usize = 16;
@@ -110,12 +112,28 @@ pub fn encrypt(password: &str, data: &[u8]) -> Vec<u8> {
     rand::fill(&mut salt);
     let mut base = [0u8; NONCE];
     rand::fill(&mut base);
-    let (key, alg) = derive(ARGON2ID_AES_GCM, password, &salt).expect("known algorithm");
-    let s = Stream::new(alg, &key[..], &base);
+    let (key, _) = derive(ARGON2ID_AES_GCM, password, &salt).expect("known algorithm");
+    seal(&key, ARGON2ID_AES_GCM, &salt, &base, data)
+}
+
+/// The AEAD of algorithm id `id` (the key derivation aside).
+fn aead(id: u8) -> Result<&'static Algorithm, CryptError> {
+    match id {
+        ARGON2ID_AES_GCM | PBKDF2_AES_GCM => Ok(&AES_256_GCM),
+        ARGON2ID_CHACHA20 => Ok(&CHACHA20_POLY1305),
+        _ => Err(CryptError::Malformed),
+    }
+}
+
+/// Seals `data` under an already derived `key`. Each call takes a fresh random `base` nonce
+/// from its caller and a fresh salt (so a fresh key): no (key, nonce) pair is used twice.
+#[doc(hidden)]
+pub fn seal(key: &[u8; 32], id: u8, salt: &[u8; SALT], base: &[u8; NONCE], data: &[u8]) -> Vec<u8> {
+    let s = Stream::new(aead(id).expect("known algorithm"), &key[..], base);
     let mut out = Vec::with_capacity(HEADER + data.len() + (data.len() / FRAGMENT + 1) * TAG);
-    out.extend_from_slice(&salt);
-    out.push(ARGON2ID_AES_GCM);
-    out.extend_from_slice(&base);
+    out.extend_from_slice(salt);
+    out.push(id);
+    out.extend_from_slice(base);
     // Full fragments while more data follows; the last one (possibly full, possibly empty)
     // is final.
     let count = data.len().div_ceil(FRAGMENT).max(1);
@@ -137,16 +155,51 @@ pub fn encrypt(password: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decrypts a body madmin encrypted with the caller's secret key `password`.
-pub fn decrypt(password: &str, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptError> {
+/// The parts of an encrypted body.
+struct Parts<'a> {
+    salt: &'a [u8],
+    id: u8,
+    base: &'a [u8],
+    stream: &'a [u8],
+}
+
+fn split(data: &[u8]) -> Result<Parts<'_>, CryptError> {
     if data.len() < HEADER + TAG {
         return Err(CryptError::Malformed);
     }
     let (salt, rest) = data.split_at(SALT);
     let (id, rest) = (rest[0], &rest[1..]);
-    let (base, body) = rest.split_at(NONCE);
-    let (key, alg) = derive(id, password, salt)?;
-    let s = Stream::new(alg, &key[..], base);
+    let (base, stream) = rest.split_at(NONCE);
+    Ok(Parts {
+        salt,
+        id,
+        base,
+        stream,
+    })
+}
+
+/// Decrypts a body madmin encrypted with the caller's secret key `password`.
+pub fn decrypt(password: &str, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptError> {
+    let p = split(data)?;
+    let (key, alg) = derive(p.id, password, p.salt)?;
+    open(alg, &key[..], p.base, p.stream)
+}
+
+/// [`decrypt`] with the key already derived (the salt is ignored): the fuzz target's way past
+/// the deliberately slow Argon2id.
+#[doc(hidden)]
+pub fn decrypt_with_key(key: &[u8; 32], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptError> {
+    let p = split(data)?;
+    open(aead(p.id)?, &key[..], p.base, p.stream)
+}
+
+fn open(
+    alg: &'static Algorithm,
+    key: &[u8],
+    base: &[u8],
+    body: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptError> {
+    let s = Stream::new(alg, key, base);
     let mut out = Zeroizing::new(Vec::with_capacity(body.len()));
     let chunks: Vec<&[u8]> = body.chunks(FRAGMENT + TAG).collect();
     for (i, chunk) in chunks.iter().enumerate() {

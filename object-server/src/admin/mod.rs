@@ -54,6 +54,8 @@ pub(crate) struct Call {
     pub access_key: String,
     /// The caller's secret key: madmin encrypts bodies with it.
     pub secret_key: String,
+    /// The condition values of the request (for the further actions a body may need).
+    pub conditions: HashMap<String, Vec<String>>,
 }
 
 impl Call {
@@ -105,6 +107,18 @@ pub(crate) fn json(value: &serde_json::Value) -> S3Result<S3Response<Body>> {
         serde_json::to_vec(value).expect("serializes"),
         "application/json",
     ))
+}
+
+impl AdminRoute {
+    /// Refuses `c` unless its caller may also do `action`: what a body asks for beyond the
+    /// route's own action (a policy named in an add-user, another user's secret key) needs the
+    /// right to do that, or the route's action would grant more than it names.
+    pub(crate) async fn require(&self, c: &Call, action: &str) -> S3Result<()> {
+        let caller = self.iam.caller(Some(c.access_key.as_str()));
+        self.iam
+            .authorize(caller, "", action, "", "", &c.conditions)
+            .await
+    }
 }
 
 /// An empty 200.
@@ -296,6 +310,7 @@ impl S3Route for AdminRoute {
             body,
             access_key: creds.access_key.clone(),
             secret_key: creds.secret_key.expose().to_owned(),
+            conditions,
         };
         tracing::debug!(method = %call.method, route = %call.route, caller = %call.access_key, "admin request");
         if action.starts_with("kms:") {

@@ -7,18 +7,32 @@
 //! needs an allow from its policies or from the bucket policy and no deny from either; an
 //! anonymous request needs an allow from the bucket policy. Canned ACLs other than `private`
 //! and grant headers are refused: access is given by policies.
+//!
+//! Each operation asks for the actions AWS documents for it ([`s3_actions`]: a named version
+//! needs the version action; tag, retention and legal-hold headers need their own actions), with
+//! condition values from the request as s3s decodes it (a percent-encoded parameter name is the
+//! same parameter). What only the parsed input shows is decided in the operation's hook: each
+//! key of a DeleteObjects on its own (action, resource, `s3:versionid`, governance bypass), the
+//! form's key of a browser POST (`s3:authType` `POST`), the `LocationConstraint` of a
+//! CreateBucket.
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::dto::{CopyObjectInput, CopySource, DeleteObjectsInput, UploadPartCopyInput};
+use s3s::dto::{
+    CopyObjectInput, CopySource, CreateBucketInput, DeleteObjectsInput, PostObjectInput,
+    UploadPartCopyInput,
+};
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 
 use super::Iam;
-use super::action::{RequestFacts, condition_values, manages_bucket_policy, s3_action};
+use super::action::{
+    RequestFacts, condition_values, manages_bucket_policy, names_version, query_pairs, s3_actions,
+    write_header_actions,
+};
 use super::policy::{Decision, Request};
 
 /// The client's address, put in the request extensions by the server.
@@ -29,6 +43,33 @@ pub struct ClientAddr(pub SocketAddr);
 /// the request extensions when it sends `x-amz-bypass-governance-retention: true`.
 #[derive(Debug, Clone, Copy)]
 pub struct GovernanceBypass(pub bool);
+
+/// The most keys one DeleteObjects may name (AWS's limit; more is `MalformedXML`).
+pub const MAX_DELETE_KEYS: usize = 1000;
+
+/// The refusal of a DeleteObjects naming more than [`MAX_DELETE_KEYS`] keys, as AWS words it.
+pub fn too_many_delete_keys() -> S3Error {
+    s3_error!(
+        MalformedXML,
+        "The XML you provided was not well-formed or did not validate against our published schema"
+    )
+}
+
+/// What the access check decided for one key of a DeleteObjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyDecision {
+    /// `s3:DeleteObject` (or `s3:DeleteObjectVersion` for a named version) is allowed on it.
+    pub allowed: bool,
+    /// The request asked to bypass GOVERNANCE retention and `s3:BypassGovernanceRetention` is
+    /// allowed on this key.
+    pub bypass: bool,
+}
+
+/// The decision for each key of a DeleteObjects, in the order of the request, put in the
+/// request extensions: AWS deletes the keys the caller may delete and reports the others as
+/// `AccessDenied` in the result, so the batch is decided key by key, never once for the bucket.
+#[derive(Debug, Clone)]
+pub struct DeleteObjectsDecisions(pub Vec<KeyDecision>);
 
 /// The buckets a ListBuckets may show to a user who may not list them all: those where its
 /// policies or the bucket's policy allow `s3:ListBucket` or `s3:GetBucketLocation`.
@@ -126,7 +167,8 @@ impl Iam {
         }
     }
 
-    /// Decides one action on `bucket`/`object` (both may be empty) for `caller`.
+    /// Decides one action on `bucket`/`object` (both may be empty) for `caller`: `Err` is
+    /// `AccessDenied` (or the IAM state being unreadable).
     pub async fn authorize(
         &self,
         caller: Caller<'_>,
@@ -136,6 +178,26 @@ impl Iam {
         object: &str,
         conditions: &HashMap<String, Vec<String>>,
     ) -> S3Result<()> {
+        match self
+            .allows(caller, op, action, bucket, object, conditions)
+            .await?
+        {
+            true => Ok(()),
+            false => Err(access_denied()),
+        }
+    }
+
+    /// Whether `caller` may do `action` on `bucket`/`object`; `Err` only when the IAM state
+    /// cannot be read.
+    pub async fn allows(
+        &self,
+        caller: Caller<'_>,
+        op: &str,
+        action: &str,
+        bucket: &str,
+        object: &str,
+        conditions: &HashMap<String, Vec<String>>,
+    ) -> S3Result<bool> {
         let req = Request {
             action,
             bucket,
@@ -151,10 +213,7 @@ impl Iam {
         };
         let by_user = match caller {
             Caller::Root(_) => {
-                if by_bucket == Decision::Deny && !manages_bucket_policy(op) {
-                    return Err(access_denied());
-                }
-                return Ok(());
+                return Ok(by_bucket != Decision::Deny || manages_bucket_policy(op));
             }
             Caller::Anonymous => Decision::NoMatch,
             Caller::User(name) => {
@@ -164,14 +223,28 @@ impl Iam {
                 })?;
                 match snap.users.get(name) {
                     Some(u) if u.enabled => snap.evaluate_user(u, &req),
-                    _ => return Err(access_denied()),
+                    _ => return Ok(false),
                 }
             }
         };
-        match by_user.and(by_bucket) {
-            Decision::Allow => Ok(()),
-            _ => Err(access_denied()),
+        Ok(by_user.and(by_bucket) == Decision::Allow)
+    }
+
+    /// Decides every action of `actions` (all are needed).
+    async fn authorize_all(
+        &self,
+        caller: Caller<'_>,
+        op: &str,
+        actions: &[String],
+        bucket: &str,
+        object: &str,
+        conditions: &HashMap<String, Vec<String>>,
+    ) -> S3Result<()> {
+        for action in actions {
+            self.authorize(caller, op, action, bucket, object, conditions)
+                .await?;
         }
+        Ok(())
     }
 }
 
@@ -204,10 +277,17 @@ fn refuse_acl_headers(headers: &http::HeaderMap) -> S3Result<()> {
     Ok(())
 }
 
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?
-        .split('&')
-        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+fn query_param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find_map(|(k, v)| (k == name).then_some(v.as_str()))
+}
+
+/// Operations decided in their own hook, where s3s has parsed the input the decision needs:
+/// each key of a DeleteObjects, the form's key of a browser POST, the `LocationConstraint` of a
+/// CreateBucket.
+fn decided_in_hook(op: &str) -> bool {
+    matches!(op, "DeleteObjects" | "PostObject" | "CreateBucket")
 }
 
 impl Access {
@@ -230,7 +310,7 @@ impl Access {
 
     /// A part of a multipart upload carries no SSE header: its SSE condition values are those
     /// the upload was created with (so a deny-unencrypted policy does not refuse its parts).
-    async fn upload_sse(&self, bucket: &str, query: Option<&str>) -> Option<&'static str> {
+    async fn upload_sse(&self, bucket: &str, query: &[(String, String)]) -> Option<&'static str> {
         let id = query_param(query, "uploadId")?;
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
@@ -257,12 +337,12 @@ impl Access {
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         refuse_acl_headers(cx.headers())?;
-        let bypass = cx
-            .headers()
-            .get("x-amz-bypass-governance-retention")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
         let op = cx.s3_op().name().to_owned();
         let op = op.as_str();
+        if decided_in_hook(op) {
+            return Ok(());
+        }
+        let bypass = wants_bypass(cx.headers());
         let (bucket, object) = match cx.s3_path() {
             S3Path::Root => (String::new(), String::new()),
             S3Path::Bucket { bucket } => (bucket.to_string(), String::new()),
@@ -283,18 +363,21 @@ impl S3Access for Access {
         }
         let mut ext = std::mem::take(cx.extensions_mut());
         let query = cx.uri().query();
+        let params = query_pairs(query);
         let facts = self.facts(caller, cx.headers(), query, &ext);
         let mut conditions = condition_values(&facts);
         if matches!(
             op,
             "UploadPart" | "UploadPartCopy" | "CompleteMultipartUpload"
-        ) && let Some(sse) = self.upload_sse(bucket, query).await
+        ) && let Some(sse) = self.upload_sse(bucket, &params).await
         {
             conditions.insert("s3:x-amz-server-side-encryption".into(), vec![sse.into()]);
         }
+        let mut actions = s3_actions(op, names_version(&params));
+        actions.extend(write_header_actions(op, cx.headers()));
         let mut r = self
             .iam
-            .authorize(caller, op, &s3_action(op), bucket, object, &conditions)
+            .authorize_all(caller, op, &actions, bucket, object, &conditions)
             .await;
         if op == "ListBuckets"
             && r.is_err()
@@ -313,7 +396,7 @@ impl S3Access for Access {
         if r.is_ok() && bypass {
             let allowed = self
                 .iam
-                .authorize(
+                .allows(
                     caller,
                     op,
                     "s3:BypassGovernanceRetention",
@@ -321,8 +404,7 @@ impl S3Access for Access {
                     object,
                     &conditions,
                 )
-                .await
-                .is_ok();
+                .await?;
             ext.insert(GovernanceBypass(allowed));
         }
         *cx.extensions_mut() = ext;
@@ -352,25 +434,151 @@ impl S3Access for Access {
     }
 
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        let objects = &req.input.delete.objects;
+        if objects.len() > MAX_DELETE_KEYS {
+            return Err(too_many_delete_keys());
+        }
+        let wants_bypass = req.input.bypass_governance_retention == Some(true);
+        let bucket = req.input.bucket.as_str();
+        let caller = self
+            .iam
+            .caller(req.credentials.as_ref().map(|c| c.access_key.as_str()));
+        let decisions =
+            if matches!(caller, Caller::Root(_)) && self.iam.bucket_policy(bucket).is_none() {
+                let all = KeyDecision {
+                    allowed: true,
+                    bypass: wants_bypass,
+                };
+                vec![all; objects.len()]
+            } else {
+                let facts = self.facts(caller, &req.headers, req.uri.query(), &req.extensions);
+                let mut conditions = condition_values(&facts);
+                let mut decisions = Vec::with_capacity(objects.len());
+                for o in objects {
+                    // Each key is its own request to the policy: its own resource, its own
+                    // version id (`s3:versionid`), its own action.
+                    match &o.version_id {
+                        Some(v) => conditions.insert("s3:versionid".into(), vec![v.clone()]),
+                        None => conditions.remove("s3:versionid"),
+                    };
+                    let actions = s3_actions("DeleteObject", o.version_id.is_some());
+                    let mut allowed = true;
+                    for action in &actions {
+                        allowed = allowed
+                            && self
+                                .iam
+                                .allows(caller, "DeleteObject", action, bucket, &o.key, &conditions)
+                                .await?;
+                    }
+                    let bypass = allowed
+                        && wants_bypass
+                        && self
+                            .iam
+                            .allows(
+                                caller,
+                                "DeleteObject",
+                                "s3:BypassGovernanceRetention",
+                                bucket,
+                                &o.key,
+                                &conditions,
+                            )
+                            .await?;
+                    decisions.push(KeyDecision { allowed, bypass });
+                }
+                decisions
+            };
+        req.extensions.insert(DeleteObjectsDecisions(decisions));
+        Ok(())
+    }
+
+    async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
         let caller = self
             .iam
             .caller(req.credentials.as_ref().map(|c| c.access_key.as_str()));
         let facts = self.facts(caller, &req.headers, req.uri.query(), &req.extensions);
-        let conditions = condition_values(&facts);
-        for o in &req.input.delete.objects {
-            self.iam
-                .authorize(
-                    caller,
-                    "DeleteObject",
-                    "s3:DeleteObject",
-                    &req.input.bucket,
-                    &o.key,
-                    &conditions,
-                )
-                .await?;
+        let mut conditions = condition_values(&facts);
+        // The form, not the headers, carries what a browser upload asks for.
+        conditions.insert("s3:authtype".into(), vec!["POST".into()]);
+        conditions.remove("s3:signatureversion");
+        let input = &req.input;
+        if let Some(sse) = &input.server_side_encryption {
+            conditions.insert(
+                "s3:x-amz-server-side-encryption".into(),
+                vec![sse.as_str().to_owned()],
+            );
         }
-        Ok(())
+        if let Some(id) = &input.ssekms_key_id {
+            conditions.insert(
+                "s3:x-amz-server-side-encryption-aws-kms-key-id".into(),
+                vec![id.clone()],
+            );
+        }
+        let mut actions = vec!["s3:PutObject".to_owned()];
+        if input.tagging.is_some() {
+            actions.push("s3:PutObjectTagging".into());
+        }
+        if input.object_lock_mode.is_some() || input.object_lock_retain_until_date.is_some() {
+            actions.push("s3:PutObjectRetention".into());
+        }
+        if input.object_lock_legal_hold_status.is_some() {
+            actions.push("s3:PutObjectLegalHold".into());
+        }
+        self.iam
+            .authorize_all(
+                caller,
+                "PostObject",
+                &actions,
+                &input.bucket,
+                &input.key,
+                &conditions,
+            )
+            .await
     }
+
+    async fn create_bucket(&self, req: &mut S3Request<CreateBucketInput>) -> S3Result<()> {
+        let caller = self
+            .iam
+            .caller(req.credentials.as_ref().map(|c| c.access_key.as_str()));
+        if matches!(caller, Caller::Root(_)) {
+            // No bucket policy exists before its bucket.
+            return Ok(());
+        }
+        let facts = self.facts(caller, &req.headers, req.uri.query(), &req.extensions);
+        let mut conditions = condition_values(&facts);
+        let input = &req.input;
+        if let Some(location) = input
+            .create_bucket_configuration
+            .as_ref()
+            .and_then(|c| c.location_constraint.as_ref())
+        {
+            conditions.insert(
+                "s3:locationconstraint".into(),
+                vec![location.as_str().to_owned()],
+            );
+        }
+        let mut actions = vec!["s3:CreateBucket".to_owned()];
+        // AWS: a bucket made with object lock also needs the rights to configure it.
+        if input.object_lock_enabled_for_bucket == Some(true) {
+            actions.push("s3:PutBucketObjectLockConfiguration".into());
+            actions.push("s3:PutBucketVersioning".into());
+        }
+        self.iam
+            .authorize_all(
+                caller,
+                "CreateBucket",
+                &actions,
+                &input.bucket,
+                "",
+                &conditions,
+            )
+            .await
+    }
+}
+
+fn wants_bypass(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("x-amz-bypass-governance-retention")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
 }
 
 impl Access {
@@ -382,7 +590,12 @@ impl Access {
         query: Option<&str>,
         ext: &http::Extensions,
     ) -> S3Result<()> {
-        let CopySource::Bucket { bucket, key, .. } = source else {
+        let CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } = source
+        else {
             return Err(s3_error!(
                 NotImplemented,
                 "Access points are not supported."
@@ -390,16 +603,15 @@ impl Access {
         };
         let caller = self.iam.caller(access_key);
         let facts = self.facts(caller, headers, query, ext);
-        let conditions = condition_values(&facts);
+        let mut conditions = condition_values(&facts);
+        // The source's version, not the destination's query, is what the read names.
+        match version_id {
+            Some(v) => conditions.insert("s3:versionid".into(), vec![v.to_string()]),
+            None => conditions.remove("s3:versionid"),
+        };
+        let actions = s3_actions("GetObject", version_id.is_some());
         self.iam
-            .authorize(
-                caller,
-                "GetObject",
-                "s3:GetObject",
-                bucket,
-                key,
-                &conditions,
-            )
+            .authorize_all(caller, "GetObject", &actions, bucket, key, &conditions)
             .await
     }
 }
@@ -424,11 +636,10 @@ mod tests {
 
     #[test]
     fn query_params() {
-        assert_eq!(
-            query_param(Some("partNumber=1&uploadId=ab"), "uploadId"),
-            Some("ab")
-        );
-        assert_eq!(query_param(Some("xuploadId=ab"), "uploadId"), None);
-        assert_eq!(query_param(None, "uploadId"), None);
+        let q = query_pairs(Some("partNumber=1&upload%49d=ab"));
+        assert_eq!(query_param(&q, "uploadId"), Some("ab"));
+        let q = query_pairs(Some("xuploadId=ab"));
+        assert_eq!(query_param(&q, "uploadId"), None);
+        assert_eq!(query_param(&[], "uploadId"), None);
     }
 }

@@ -3,42 +3,81 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// The IAM action an S3 operation (s3s's operation name) needs.
-pub fn s3_action(op: &str) -> String {
-    let a = match op {
-        "ListBuckets" => "s3:ListAllMyBuckets",
-        "HeadBucket" | "ListObjects" | "ListObjectsV2" => "s3:ListBucket",
-        "ListObjectVersions" => "s3:ListBucketVersions",
-        "ListMultipartUploads" => "s3:ListBucketMultipartUploads",
-        "ListParts" => "s3:ListMultipartUploadParts",
-        "GetObject" | "HeadObject" | "GetObjectAttributes" => "s3:GetObject",
+/// The IAM actions an S3 operation needs, every one of them, as AWS's service authorization
+/// reference lists them. `version_id` is whether the request names a version (`versionId`):
+/// a named version needs the version action (`s3:DeleteObjectVersion`, `s3:GetObjectVersion`,
+/// `s3:…VersionTagging`, `s3:…VersionAcl`), which is what lets a policy protect old versions;
+/// retention and legal hold keep their action either way.
+pub fn s3_actions(op: &str, version_id: bool) -> Vec<String> {
+    let v = version_id;
+    let a: &[&str] = match op {
+        "ListBuckets" => &["s3:ListAllMyBuckets"],
+        "HeadBucket" | "ListObjects" | "ListObjectsV2" => &["s3:ListBucket"],
+        "ListObjectVersions" => &["s3:ListBucketVersions"],
+        "ListMultipartUploads" => &["s3:ListBucketMultipartUploads"],
+        "ListParts" => &["s3:ListMultipartUploadParts"],
+        "GetObject" | "HeadObject" if v => &["s3:GetObjectVersion"],
+        "GetObject" | "HeadObject" => &["s3:GetObject"],
+        "GetObjectAttributes" if v => &["s3:GetObjectVersion", "s3:GetObjectVersionAttributes"],
+        "GetObjectAttributes" => &["s3:GetObject", "s3:GetObjectAttributes"],
         "PutObject"
         | "CreateMultipartUpload"
         | "UploadPart"
         | "CompleteMultipartUpload"
         | "CopyObject"
         | "UploadPartCopy"
-        | "PostObject" => "s3:PutObject",
-        "AbortMultipartUpload" => "s3:AbortMultipartUpload",
-        "DeleteObject" | "DeleteObjects" => "s3:DeleteObject",
-        "PutBucketEncryption" | "DeleteBucketEncryption" => "s3:PutEncryptionConfiguration",
-        "GetBucketEncryption" => "s3:GetEncryptionConfiguration",
-        "DeleteBucketTagging" => "s3:PutBucketTagging",
-        "PutObjectLockConfiguration" => "s3:PutBucketObjectLockConfiguration",
-        "GetObjectLockConfiguration" => "s3:GetBucketObjectLockConfiguration",
-        "GetBucketLifecycleConfiguration" => "s3:GetLifecycleConfiguration",
+        | "PostObject" => &["s3:PutObject"],
+        "AbortMultipartUpload" => &["s3:AbortMultipartUpload"],
+        "DeleteObject" | "DeleteObjects" if v => &["s3:DeleteObjectVersion"],
+        "DeleteObject" | "DeleteObjects" => &["s3:DeleteObject"],
+        "GetObjectTagging" if v => &["s3:GetObjectVersionTagging"],
+        "PutObjectTagging" if v => &["s3:PutObjectVersionTagging"],
+        "DeleteObjectTagging" if v => &["s3:DeleteObjectVersionTagging"],
+        "GetObjectAcl" if v => &["s3:GetObjectVersionAcl"],
+        "PutObjectAcl" if v => &["s3:PutObjectVersionAcl"],
+        "PutBucketEncryption" | "DeleteBucketEncryption" => &["s3:PutEncryptionConfiguration"],
+        "GetBucketEncryption" => &["s3:GetEncryptionConfiguration"],
+        "DeleteBucketTagging" => &["s3:PutBucketTagging"],
+        "PutObjectLockConfiguration" => &["s3:PutBucketObjectLockConfiguration"],
+        "GetObjectLockConfiguration" => &["s3:GetBucketObjectLockConfiguration"],
+        "GetBucketLifecycleConfiguration" => &["s3:GetLifecycleConfiguration"],
         "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => {
-            "s3:PutLifecycleConfiguration"
+            &["s3:PutLifecycleConfiguration"]
         }
-        "GetBucketNotificationConfiguration" => "s3:GetBucketNotification",
-        "PutBucketNotificationConfiguration" => "s3:PutBucketNotification",
-        "GetBucketReplication" => "s3:GetReplicationConfiguration",
-        "PutBucketReplication" | "DeleteBucketReplication" => "s3:PutReplicationConfiguration",
+        "GetBucketNotificationConfiguration" => &["s3:GetBucketNotification"],
+        "PutBucketNotificationConfiguration" => &["s3:PutBucketNotification"],
+        "GetBucketReplication" => &["s3:GetReplicationConfiguration"],
+        "PutBucketReplication" | "DeleteBucketReplication" => &["s3:PutReplicationConfiguration"],
         // Every other operation has the action of its own name (GetBucketPolicy,
-        // PutObjectTagging, GetBucketVersioning, …).
-        other => return format!("s3:{other}"),
+        // PutObjectTagging, GetObjectRetention, GetBucketVersioning, …).
+        other => return vec![format!("s3:{other}")],
     };
-    a.to_owned()
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The actions a write needs beyond `s3:PutObject` for what its headers ask: tags
+/// (`s3:PutObjectTagging`), a retention (`s3:PutObjectRetention`) and a legal hold
+/// (`s3:PutObjectLegalHold`), as AWS and MinIO ask for them.
+pub fn write_header_actions(op: &str, headers: &http::HeaderMap) -> Vec<String> {
+    if !matches!(
+        op,
+        "PutObject" | "CopyObject" | "CreateMultipartUpload" | "PostObject"
+    ) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if headers.contains_key("x-amz-tagging") {
+        out.push("s3:PutObjectTagging".to_owned());
+    }
+    if headers.contains_key("x-amz-object-lock-mode")
+        || headers.contains_key("x-amz-object-lock-retain-until-date")
+    {
+        out.push("s3:PutObjectRetention".to_owned());
+    }
+    if headers.contains_key("x-amz-object-lock-legal-hold") {
+        out.push("s3:PutObjectLegalHold".to_owned());
+    }
+    out
 }
 
 /// Operations that manage the bucket policy itself: the root user keeps them even when the
@@ -87,6 +126,54 @@ pub fn decode_query(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The parameters of a query string, names and values percent-decoded as s3s decodes them
+/// for the operation and the signature: `version%49d=` is `versionId=` to both, so it must be
+/// to the policy as well.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode_query(k), decode_query(v))
+        })
+        .collect()
+}
+
+/// Whether the decoded query names a version (`versionId`).
+pub fn names_version(query: &[(String, String)]) -> bool {
+    query.iter().any(|(k, _)| k == "versionId")
+}
+
+/// How a request is signed, as `(s3:authType, s3:signatureversion)`: in the `Authorization`
+/// header (`REST-HEADER`) or in the query (`REST-QUERY`, a presigned URL), with SigV4
+/// (`AWS4-HMAC-SHA256`) or SigV2 (`AWS`). `None` for an unsigned request. (A browser POST is
+/// `POST`, set where the form is known.)
+pub fn signature_kind(
+    headers: &http::HeaderMap,
+    query: &[(String, String)],
+) -> Option<(&'static str, &'static str)> {
+    if let Some(auth) = headers.get(http::header::AUTHORIZATION) {
+        let auth = auth.as_bytes();
+        if auth.starts_with(b"AWS4-HMAC-SHA256") {
+            return Some(("REST-HEADER", "AWS4-HMAC-SHA256"));
+        }
+        if auth.starts_with(b"AWS ") {
+            return Some(("REST-HEADER", "AWS"));
+        }
+        return None;
+    }
+    let has = |name: &str| query.iter().any(|(k, _)| k == name);
+    if has("X-Amz-Algorithm") {
+        Some(("REST-QUERY", "AWS4-HMAC-SHA256"))
+    } else if has("Signature") && has("AWSAccessKeyId") {
+        Some(("REST-QUERY", "AWS"))
+    } else {
+        None
+    }
+}
+
 /// The condition values of a request, keyed by lowercase condition key.
 pub fn condition_values(f: &RequestFacts<'_>) -> HashMap<String, Vec<String>> {
     let mut m: HashMap<String, Vec<String>> = HashMap::new();
@@ -124,16 +211,20 @@ pub fn condition_values(f: &RequestFacts<'_>) -> HashMap<String, Vec<String>> {
             put("aws:referer", v.to_owned());
         }
     }
-    for pair in f.query.unwrap_or("").split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = match k {
+    let query = query_pairs(f.query);
+    for (k, v) in &query {
+        let key = match k.as_str() {
             "prefix" => "s3:prefix",
             "delimiter" => "s3:delimiter",
             "max-keys" => "s3:max-keys",
             "versionId" => "s3:versionid",
             _ => continue,
         };
-        put(key, decode_query(v));
+        put(key, v.clone());
+    }
+    if let Some((auth_type, version)) = signature_kind(f.headers, &query) {
+        put("s3:authtype", auth_type.to_owned());
+        put("s3:signatureversion", version.to_owned());
     }
     m
 }
@@ -144,10 +235,140 @@ mod tests {
 
     #[test]
     fn actions() {
-        assert_eq!(s3_action("UploadPart"), "s3:PutObject");
-        assert_eq!(s3_action("HeadObject"), "s3:GetObject");
-        assert_eq!(s3_action("GetBucketPolicy"), "s3:GetBucketPolicy");
-        assert_eq!(s3_action("ListObjectsV2"), "s3:ListBucket");
+        let one = |op, v| s3_actions(op, v).join(",");
+        assert_eq!(one("UploadPart", false), "s3:PutObject");
+        assert_eq!(one("HeadObject", false), "s3:GetObject");
+        assert_eq!(one("GetBucketPolicy", false), "s3:GetBucketPolicy");
+        assert_eq!(one("ListObjectsV2", false), "s3:ListBucket");
+    }
+
+    /// A request naming a version asks for the version action (AWS's service authorization
+    /// reference), so `Deny s3:DeleteObjectVersion` protects versions.
+    #[test]
+    fn a_named_version_needs_the_version_action() {
+        let one = |op, v| s3_actions(op, v).join(",");
+        for (op, plain, versioned) in [
+            ("GetObject", "s3:GetObject", "s3:GetObjectVersion"),
+            ("HeadObject", "s3:GetObject", "s3:GetObjectVersion"),
+            ("DeleteObject", "s3:DeleteObject", "s3:DeleteObjectVersion"),
+            ("DeleteObjects", "s3:DeleteObject", "s3:DeleteObjectVersion"),
+            (
+                "GetObjectTagging",
+                "s3:GetObjectTagging",
+                "s3:GetObjectVersionTagging",
+            ),
+            (
+                "PutObjectTagging",
+                "s3:PutObjectTagging",
+                "s3:PutObjectVersionTagging",
+            ),
+            (
+                "DeleteObjectTagging",
+                "s3:DeleteObjectTagging",
+                "s3:DeleteObjectVersionTagging",
+            ),
+            ("GetObjectAcl", "s3:GetObjectAcl", "s3:GetObjectVersionAcl"),
+            ("PutObjectAcl", "s3:PutObjectAcl", "s3:PutObjectVersionAcl"),
+            (
+                "GetObjectAttributes",
+                "s3:GetObject,s3:GetObjectAttributes",
+                "s3:GetObjectVersion,s3:GetObjectVersionAttributes",
+            ),
+            // Retention and legal hold keep their action with a version id.
+            (
+                "GetObjectRetention",
+                "s3:GetObjectRetention",
+                "s3:GetObjectRetention",
+            ),
+            (
+                "PutObjectRetention",
+                "s3:PutObjectRetention",
+                "s3:PutObjectRetention",
+            ),
+            (
+                "GetObjectLegalHold",
+                "s3:GetObjectLegalHold",
+                "s3:GetObjectLegalHold",
+            ),
+            (
+                "PutObjectLegalHold",
+                "s3:PutObjectLegalHold",
+                "s3:PutObjectLegalHold",
+            ),
+        ] {
+            assert_eq!(one(op, false), plain, "{op}");
+            assert_eq!(one(op, true), versioned, "{op} with a version id");
+        }
+    }
+
+    #[test]
+    fn write_headers_need_their_own_actions() {
+        let mut h = http::HeaderMap::new();
+        assert!(write_header_actions("PutObject", &h).is_empty());
+        h.insert("x-amz-tagging", "a=b".parse().unwrap());
+        h.insert("x-amz-object-lock-mode", "GOVERNANCE".parse().unwrap());
+        h.insert("x-amz-object-lock-legal-hold", "ON".parse().unwrap());
+        assert_eq!(
+            write_header_actions("CopyObject", &h),
+            [
+                "s3:PutObjectTagging",
+                "s3:PutObjectRetention",
+                "s3:PutObjectLegalHold"
+            ]
+        );
+        assert!(write_header_actions("GetObject", &h).is_empty());
+    }
+
+    fn facts<'a>(headers: &'a http::HeaderMap, query: &'a str) -> RequestFacts<'a> {
+        RequestFacts {
+            headers,
+            query: Some(query),
+            secure: false,
+            source_ip: None,
+            user: Some("app"),
+            root: false,
+        }
+    }
+
+    /// s3s decodes parameter names for the operation and the signature; a percent-encoded
+    /// name must not hide a value from the conditions.
+    #[test]
+    fn condition_values_come_from_decoded_names() {
+        let h = http::HeaderMap::new();
+        let m = condition_values(&facts(
+            &h,
+            "version%49d=v1&pre%66ix=home%2F&%64elimiter=%2F&max%2Dkeys=5",
+        ));
+        assert_eq!(m["s3:versionid"], vec!["v1"]);
+        assert_eq!(m["s3:prefix"], vec!["home/"]);
+        assert_eq!(m["s3:delimiter"], vec!["/"]);
+        assert_eq!(m["s3:max-keys"], vec!["5"]);
+    }
+
+    #[test]
+    fn auth_type_and_signature_version() {
+        let mut h = http::HeaderMap::new();
+        let m = condition_values(&facts(&h, ""));
+        assert!(!m.contains_key("s3:authtype") && !m.contains_key("s3:signatureversion"));
+        let m = condition_values(&facts(
+            &h,
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=x",
+        ));
+        assert_eq!(m["s3:authtype"], vec!["REST-QUERY"]);
+        assert_eq!(m["s3:signatureversion"], vec!["AWS4-HMAC-SHA256"]);
+        let m = condition_values(&facts(&h, "AWSAccessKeyId=a&Signature=s&Expires=1"));
+        assert_eq!(m["s3:authtype"], vec!["REST-QUERY"]);
+        assert_eq!(m["s3:signatureversion"], vec!["AWS"]);
+        h.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=a/b".parse().unwrap(),
+        );
+        let m = condition_values(&facts(&h, ""));
+        assert_eq!(m["s3:authtype"], vec!["REST-HEADER"]);
+        assert_eq!(m["s3:signatureversion"], vec!["AWS4-HMAC-SHA256"]);
+        h.insert("authorization", "AWS a:sig".parse().unwrap());
+        let m = condition_values(&facts(&h, ""));
+        assert_eq!(m["s3:signatureversion"], vec!["AWS"]);
     }
 
     #[test]

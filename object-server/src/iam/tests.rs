@@ -109,3 +109,104 @@ async fn a_kms_that_is_away_leaves_out_only_the_users_it_cannot_unseal() {
         "new1-secret"
     );
 }
+
+mod delete_objects {
+    use super::*;
+    use crate::iam::access::{Access, DeleteObjectsDecisions, KeyDecision};
+    use s3s::access::S3Access;
+    use s3s::dto::{Delete, DeleteObjectsInput, ObjectIdentifier};
+
+    fn request(
+        user: &str,
+        bypass: bool,
+        keys: &[(&str, Option<&str>)],
+    ) -> s3s::S3Request<DeleteObjectsInput> {
+        let objects = keys
+            .iter()
+            .map(|(k, v)| ObjectIdentifier {
+                key: (*k).to_owned(),
+                version_id: v.map(str::to_owned),
+                ..Default::default()
+            })
+            .collect();
+        let input = DeleteObjectsInput::builder()
+            .bucket("b".to_owned())
+            .delete(Delete {
+                objects,
+                quiet: None,
+            })
+            .bypass_governance_retention(bypass.then_some(true))
+            .build()
+            .unwrap();
+        s3s::S3Request {
+            input,
+            method: http::Method::POST,
+            uri: "/b?delete".parse().unwrap(),
+            headers: http::HeaderMap::new(),
+            extensions: http::Extensions::new(),
+            credentials: Some(s3s::auth::Credentials {
+                access_key: user.to_owned(),
+                secret_key: "unused".to_owned().into(),
+            }),
+            region: None,
+            service: None,
+            trailing_headers: None,
+        }
+    }
+
+    /// Each key of a DeleteObjects is its own decision: its action (a named version needs
+    /// s3:DeleteObjectVersion), its resource, its s3:versionid and its governance bypass
+    /// (issue #18, findings 3 and 5).
+    #[tokio::test]
+    async fn every_key_is_decided_on_its_own() {
+        let d = tempfile::tempdir().unwrap();
+        let iam = open(d.path(), kms()).await;
+        let bucket = crate::storage::layout::bucket_dir(d.path(), "b");
+        std::fs::create_dir_all(&bucket).unwrap();
+        std::fs::write(
+            bucket.join(".policy.json"),
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::b/protected/*"},
+                {"Effect":"Deny","Principal":"*","Action":"s3:DeleteObjectVersion","Resource":"arn:aws:s3:::b/versions/*"},
+                {"Effect":"Deny","Principal":"*","Action":"s3:DeleteObjectVersion","Resource":"arn:aws:s3:::b/*",
+                 "Condition":{"StringEquals":{"s3:versionid":"keep-me"}}},
+                {"Effect":"Deny","Principal":"*","Action":"s3:BypassGovernanceRetention","Resource":"arn:aws:s3:::b/locked/*"}]}"#,
+        )
+        .unwrap();
+        let access = Access {
+            iam: iam.clone(),
+            tls: false,
+        };
+        let keys = [
+            ("protected/a", None),
+            ("free/b", None),
+            ("versions/c", None),
+            ("versions/c", Some("v1")),
+            ("free/d", Some("keep-me")),
+            ("free/d", Some("other")),
+            ("locked/e", Some("v2")),
+        ];
+        let mut req = request("root", true, &keys);
+        access.delete_objects(&mut req).await.unwrap();
+        let DeleteObjectsDecisions(got) = req.extensions.remove().unwrap();
+        let d = |allowed, bypass| KeyDecision { allowed, bypass };
+        assert_eq!(
+            got,
+            [
+                d(false, false),
+                d(true, true),
+                d(true, true),
+                d(false, false),
+                d(false, false),
+                d(true, true),
+                d(true, false),
+            ]
+        );
+
+        // More than 1000 keys is malformed before anything is decided.
+        let many: Vec<_> = (0..1001).map(|_| ("k", None)).collect();
+        let mut req = request("root", false, &many);
+        let e = access.delete_objects(&mut req).await.unwrap_err();
+        assert_eq!(*e.code(), s3s::S3ErrorCode::MalformedXML);
+    }
+}

@@ -14,6 +14,7 @@ mod access;
 mod body;
 mod bucket;
 mod copy;
+mod delete_objects;
 mod encryption;
 mod get;
 mod lifecycle;
@@ -220,7 +221,7 @@ impl S3 for CofferS3 {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.do_delete_objects(req).await
+        self.do_delete_objects_per_key(req).await
     }
     async fn list_objects(
         &self,
