@@ -1,4 +1,7 @@
-//! MinIO's built-in policies, with MinIO's names and rights.
+//! MinIO's built-in policies, with MinIO's names and rights. One difference: `readonly` also
+//! allows `s3:GetObjectVersion`. MinIO asks only `s3:GetObject` for a GET of a named version, so
+//! its readonly users read old versions; here a named version needs the version action, as AWS
+//! documents (so that a `Deny s3:GetObjectVersion` works), and readonly keeps what it could do.
 use super::policy::Policy;
 
 /// `(name, document)` of every built-in policy.
@@ -9,7 +12,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     (
         "readonly",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetBucketLocation","s3:GetObject"],"Resource":["arn:aws:s3:::*"]}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetBucketLocation","s3:GetObject","s3:GetObjectVersion"],"Resource":["arn:aws:s3:::*"]}]}"#,
     ),
     (
         "writeonly",
@@ -56,6 +59,7 @@ mod tests {
         }
         let ro = policy("readonly").unwrap();
         assert_eq!(ro.evaluate(&r("s3:GetObject", "o")), Decision::Allow);
+        assert_eq!(ro.evaluate(&r("s3:GetObjectVersion", "o")), Decision::Allow);
         assert_eq!(ro.evaluate(&r("s3:PutObject", "o")), Decision::NoMatch);
         let wo = policy("writeonly").unwrap();
         assert_eq!(wo.evaluate(&r("s3:PutObject", "o")), Decision::Allow);
