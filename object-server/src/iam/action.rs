@@ -24,6 +24,8 @@ pub fn s3_action(op: &str) -> String {
         "PutBucketEncryption" | "DeleteBucketEncryption" => "s3:PutEncryptionConfiguration",
         "GetBucketEncryption" => "s3:GetEncryptionConfiguration",
         "DeleteBucketTagging" => "s3:PutBucketTagging",
+        "GetBucketCors" => "s3:GetBucketCORS",
+        "PutBucketCors" | "DeleteBucketCors" => "s3:PutBucketCORS",
         "PutObjectLockConfiguration" => "s3:PutBucketObjectLockConfiguration",
         "GetObjectLockConfiguration" => "s3:GetBucketObjectLockConfiguration",
         "GetBucketLifecycleConfiguration" => "s3:GetLifecycleConfiguration",
@@ -148,6 +150,9 @@ mod tests {
         assert_eq!(s3_action("HeadObject"), "s3:GetObject");
         assert_eq!(s3_action("GetBucketPolicy"), "s3:GetBucketPolicy");
         assert_eq!(s3_action("ListObjectsV2"), "s3:ListBucket");
+        assert_eq!(s3_action("GetBucketCors"), "s3:GetBucketCORS");
+        assert_eq!(s3_action("PutBucketCors"), "s3:PutBucketCORS");
+        assert_eq!(s3_action("DeleteBucketCors"), "s3:PutBucketCORS");
     }
 
     #[test]
