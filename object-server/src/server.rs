@@ -313,8 +313,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 // CORS (s3/cors.rs): preflights are answered from the bucket's rules without
                 // authentication; any other response gets the headers its rule allows.
                 if method == http::Method::OPTIONS {
+                    let resp = cors.preflight(req.headers(), req.uri()).await;
                     drop(in_flight);
-                    return Ok(cors.preflight(req.headers(), req.uri()).await);
+                    if resp.status().is_client_error() {
+                        metrics.errors_4xx.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(resp);
                 }
                 let cors_headers = cors.for_request(&method, req.headers(), req.uri()).await;
                 let req = match cfg_idle {

@@ -209,3 +209,30 @@ def test_global_origins_apply_to_buckets_without_rules(tmp_path):
         assert preflight(s, "global", "https://c.example", "GET").status_code == 200
     finally:
         s.stop()
+
+
+def test_damaged_configuration_allows_nothing(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": RULES})
+    (server.data_dir / bucket / ".cors.json").write_text("{not json")
+    r = preflight(server, bucket, ORIGIN, "GET")
+    assert r.status_code == 403 and cors_headers(r.headers) == {}
+    got = with_origin(server.client(), ORIGIN).get_object(Bucket=bucket, Key="k")
+    assert cors_headers(got["ResponseMetadata"]["HTTPHeaders"]) == {}
+    assert refused(lambda: s3.get_bucket_cors(Bucket=bucket))[0] == 500
+
+
+def test_virtual_host_style_preflight(tmp_path):
+    s = Server(tmp_path / "data", env={"MINIO_DOMAIN": "s3.coffer.test"}).start()
+    try:
+        s.client().create_bucket(Bucket="vhost")
+        s.client().put_bucket_cors(Bucket="vhost", CORSConfiguration={"CORSRules": RULES})
+        h = {"Host": "vhost.s3.coffer.test", "Origin": ORIGIN, "Access-Control-Request-Method": "PUT"}
+        r = requests.options(f"{s.endpoint}/some/key", headers=h, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.headers["Access-Control-Allow-Origin"] == ORIGIN
+        h["Host"] = "other.s3.coffer.test"
+        r = requests.options(f"{s.endpoint}/vhost/key", headers=h, timeout=30)
+        assert r.status_code == 403, r.text
+    finally:
+        s.stop()
