@@ -1,6 +1,11 @@
 """CORS against the real binary: Put/Get/DeleteBucketCors with boto3 (and AWS's refusals), preflight
 OPTIONS requests with `requests` checked header by header, the headers of actual cross-origin
 responses (signed, presigned, an error), none without rules, and MINIO_API_CORS_ALLOW_ORIGIN."""
+import json
+
+import boto3
+import botocore
+import botocore.config
 import botocore.exceptions
 import pytest
 import requests
@@ -236,3 +241,32 @@ def test_virtual_host_style_preflight(tmp_path):
         assert r.status_code == 403, r.text
     finally:
         s.stop()
+
+
+def test_iam_actions_are_get_and_put_bucket_cors(server, s3, bucket):
+    """A bucket policy granting anonymous `s3:GetBucketCORS` lets an unsigned GetBucketCors through
+    and nothing else: Put and Delete need `s3:PutBucketCORS`."""
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": RULES})
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetBucketCORS"], "Resource": [f"arn:aws:s3:::{bucket}"]}
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    anon = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        config=botocore.config.Config(
+            signature_version=botocore.UNSIGNED, s3={"addressing_style": "path"}, retries={"max_attempts": 1}
+        ),
+    )
+    assert anon.get_bucket_cors(Bucket=bucket)["CORSRules"] == RULES
+    assert refused(lambda: anon.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": RULES})) == (403, "AccessDenied")
+    assert refused(lambda: anon.delete_bucket_cors(Bucket=bucket)) == (403, "AccessDenied")
+    policy["Statement"][0]["Action"] = ["s3:PutBucketCORS"]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert refused(lambda: anon.get_bucket_cors(Bucket=bucket)) == (403, "AccessDenied")
+    anon.delete_bucket_cors(Bucket=bucket)
+    assert refused(lambda: s3.get_bucket_cors(Bucket=bucket)) == (404, "NoSuchCORSConfiguration")
