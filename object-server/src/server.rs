@@ -222,9 +222,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let cors = crate::s3::cors::CorsGate::new(
         store.clone(),
         cfg.domains.clone(),
-        std::env::var(crate::s3::cors::GLOBAL_ORIGINS_VAR)
-            .ok()
-            .as_deref(),
+        cfg.cors_allow_origin.clone(),
     );
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);

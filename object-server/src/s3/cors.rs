@@ -178,21 +178,29 @@ pub fn validate_cors(cfg: CORSConfiguration) -> S3Result<Vec<CorsRule>> {
     Ok(out)
 }
 
-/// Reads `MINIO_API_CORS_ALLOW_ORIGIN`'s comma-separated origins into the rule that applies to
-/// buckets without rules of their own: every S3 method, any request header.
-pub fn global_rule(list: Option<&str>) -> Option<CorsRule> {
-    let origins: Vec<String> = list?
+/// Parses `MINIO_API_CORS_ALLOW_ORIGIN`'s comma-separated origins (`None`: no origin listed); an
+/// origin with more than one `*` is an error, as in a bucket's rules.
+pub fn parse_global_origins(list: &str) -> Result<Option<Vec<String>>, String> {
+    let origins: Vec<String> = list
         .split(',')
         .map(str::trim)
         .filter(|o| !o.is_empty())
         .map(str::to_owned)
         .collect();
-    if origins.is_empty() {
-        return None;
+    if let Some(o) = origins.iter().find(|o| o.matches('*').count() > 1) {
+        return Err(format!(
+            "{GLOBAL_ORIGINS_VAR}: origin '{o}' can not have more than one wildcard"
+        ));
     }
+    Ok(Some(origins).filter(|o| !o.is_empty()))
+}
+
+/// The rule `MINIO_API_CORS_ALLOW_ORIGIN`'s origins make for buckets without rules of their own:
+/// every S3 method, any request header.
+pub fn global_rule(origins: Option<Vec<String>>) -> Option<CorsRule> {
     Some(CorsRule {
         id: None,
-        allowed_origins: origins,
+        allowed_origins: origins.filter(|o| !o.is_empty())?,
         allowed_methods: METHODS.iter().map(|m| (*m).to_owned()).collect(),
         allowed_headers: vec!["*".to_owned()],
         expose_headers: GLOBAL_EXPOSE.iter().map(|h| (*h).to_owned()).collect(),
@@ -306,8 +314,12 @@ const NOT_ENABLED: &str = "CORSResponse: CORS is not enabled for this bucket.";
 const NOT_ALLOWED: &str = "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.";
 
 impl CorsGate {
-    /// `global_origins` is `MINIO_API_CORS_ALLOW_ORIGIN`'s value, if set.
-    pub fn new(store: Store, domains: Option<Domains>, global_origins: Option<&str>) -> Arc<Self> {
+    /// `global_origins`: `MINIO_API_CORS_ALLOW_ORIGIN`'s origins, if set.
+    pub fn new(
+        store: Store,
+        domains: Option<Domains>,
+        global_origins: Option<Vec<String>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             domains,
@@ -604,8 +616,10 @@ mod tests {
     #[test]
     fn global_list_is_a_rule_only_when_set() {
         assert_eq!(global_rule(None), None);
-        assert_eq!(global_rule(Some(" , ")), None);
-        let g = global_rule(Some("https://a.com, https://b.com")).unwrap();
+        assert_eq!(parse_global_origins(" , "), Ok(None));
+        assert!(parse_global_origins("https://a.com,https://*.*.b.com").is_err());
+        let origins = parse_global_origins("https://a.com, https://b.com").unwrap();
+        let g = global_rule(origins).unwrap();
         assert_eq!(g.allowed_origins, ["https://a.com", "https://b.com"]);
         let rules = [g];
         assert!(find_rule(&rules, "https://b.com", "DELETE", &["x-anything"]).is_some());
