@@ -310,11 +310,11 @@ impl Config {
         let prometheus_auth =
             crate::metrics_auth::AuthType::parse(env.get(crate::metrics_auth::ENV).as_deref())
                 .map_err(ConfigError::Invalid)?;
-        let cors_allow_origin = match env.get(crate::s3::cors::GLOBAL_ORIGINS_VAR) {
+        // Not a secret, but read as every variable is documented to be: also from `_FILE`.
+        let cors_allow_origin = match env_or_file(env, crate::s3::cors::GLOBAL_ORIGINS_VAR)? {
             None => None,
-            Some(list) => {
-                crate::s3::cors::parse_global_origins(&list).map_err(ConfigError::Invalid)?
-            }
+            Some(list) => crate::s3::cors::parse_global_origins(list.expose())
+                .map_err(ConfigError::Invalid)?,
         };
         Ok(Config {
             prometheus_auth,
@@ -382,6 +382,13 @@ mod tests {
             c.cors_allow_origin.unwrap(),
             ["https://a.com", "https://*.b.com"]
         );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("origins");
+        std::fs::write(&file, "https://c.com\n").unwrap();
+        let file = file.display().to_string();
+        let env = [("MINIO_API_CORS_ALLOW_ORIGIN_FILE", file.as_str())];
+        let c = Config::from_parts(":9000", None, &dirs(), &env).unwrap();
+        assert_eq!(c.cors_allow_origin.unwrap(), ["https://c.com"]);
         let env = [("MINIO_API_CORS_ALLOW_ORIGIN", "https://*.*.b.com")];
         let e = Config::from_parts(":9000", None, &dirs(), &env).unwrap_err();
         assert!(e.to_string().contains("MINIO_API_CORS_ALLOW_ORIGIN"), "{e}");
