@@ -112,6 +112,8 @@ pub struct Config {
     pub users_reload: std::time::Duration,
     /// `MINIO_DOMAIN`: the domains of virtual-host-style requests (`bucket.DOMAIN`), if any.
     pub domains: Option<crate::vhost::Domains>,
+    /// `MINIO_API_CORS_ALLOW_ORIGIN`: origins allowed on buckets without CORS rules (`s3::cors`).
+    pub cors_allow_origin: Option<Vec<String>>,
     /// How long an HTTP/1 connection may wait for the next request head, counted from when it
     /// can take one (the connection open, or the previous response sent), so that it bounds an
     /// idle keep-alive connection too: the larger of `MINIO_READ_HEADER_TIMEOUT` and
@@ -308,9 +310,16 @@ impl Config {
         let prometheus_auth =
             crate::metrics_auth::AuthType::parse(env.get(crate::metrics_auth::ENV).as_deref())
                 .map_err(ConfigError::Invalid)?;
+        // Not a secret, but read as every variable is documented to be: also from `_FILE`.
+        let cors_allow_origin = match env_or_file(env, crate::s3::cors::GLOBAL_ORIGINS_VAR)? {
+            None => None,
+            Some(list) => crate::s3::cors::parse_global_origins(list.expose())
+                .map_err(ConfigError::Invalid)?,
+        };
         Ok(Config {
             prometheus_auth,
             domains,
+            cors_allow_origin,
             read_header_timeout,
             idle_timeout,
             users_file: env.get("COFFER_USERS_FILE").map(PathBuf::from),
@@ -358,6 +367,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("MINIO_DOMAIN"), "{e}");
+    }
+
+    #[test]
+    fn cors_allow_origin() {
+        let c = Config::from_parts(":9000", None, &dirs(), &[("X", "")]).unwrap();
+        assert_eq!(c.cors_allow_origin, None);
+        let env = [(
+            "MINIO_API_CORS_ALLOW_ORIGIN",
+            "https://a.com, https://*.b.com",
+        )];
+        let c = Config::from_parts(":9000", None, &dirs(), &env).unwrap();
+        assert_eq!(
+            c.cors_allow_origin.unwrap(),
+            ["https://a.com", "https://*.b.com"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("origins");
+        std::fs::write(&file, "https://c.com\n").unwrap();
+        let file = file.display().to_string();
+        let env = [("MINIO_API_CORS_ALLOW_ORIGIN_FILE", file.as_str())];
+        let c = Config::from_parts(":9000", None, &dirs(), &env).unwrap();
+        assert_eq!(c.cors_allow_origin.unwrap(), ["https://c.com"]);
+        let env = [("MINIO_API_CORS_ALLOW_ORIGIN", "https://*.*.b.com")];
+        let e = Config::from_parts(":9000", None, &dirs(), &env).unwrap_err();
+        assert!(e.to_string().contains("MINIO_API_CORS_ALLOW_ORIGIN"), "{e}");
     }
 
     #[test]

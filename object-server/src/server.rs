@@ -219,6 +219,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         ));
     }
     let admin = AdminRoute::new(iam.clone(), store.clone(), tls.is_some());
+    let cors = crate::s3::cors::CorsGate::new(
+        store.clone(),
+        cfg.domains.clone(),
+        cfg.cors_allow_origin.clone(),
+    );
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(Auth(iam.clone()));
@@ -258,12 +263,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
+        let cors = cors.clone();
         let metrics_iam = metrics_iam.clone();
         let (cfg_idle, prometheus_auth, tls_on) =
             (cfg.idle_timeout, cfg.prometheus_auth, acceptor.is_some());
         let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
             let metrics_iam = metrics_iam.clone();
+            let cors = cors.clone();
             // For `aws:SourceIp` in policies.
             req.extensions_mut().insert(ClientAddr(peer));
             async move {
@@ -301,6 +308,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 let in_flight = InFlight::start(metrics.clone());
                 let (method, path) = (req.method().clone(), req.uri().path().to_owned());
                 let started = std::time::Instant::now();
+                // CORS (s3/cors.rs): preflights are answered from the bucket's rules without
+                // authentication; any other response gets the headers its rule allows.
+                if method == http::Method::OPTIONS {
+                    let resp = cors.preflight(req.headers(), req.uri()).await;
+                    drop(in_flight);
+                    if resp.status().is_client_error() {
+                        metrics.errors_4xx.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(resp);
+                }
+                let cors_headers = cors.for_request(&method, req.headers(), req.uri()).await;
                 let req = match cfg_idle {
                     Some(idle) if !req.body().is_end_stream() => {
                         req.map(|b| s3s::Body::http_body(StallGuard::new(b, idle)))
@@ -318,13 +336,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     Err(status) => Ok(text(status, String::new())),
                 };
                 drop(in_flight);
-                let resp = match resp {
+                let mut resp = match resp {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(error = ?e, "request failed");
                         text(500, String::new())
                     }
                 };
+                if let Some(h) = cors_headers {
+                    h.apply(&mut resp);
+                }
                 let s = resp.status().as_u16();
                 tracing::debug!(%method, %path, status = s, ms = started.elapsed().as_millis() as u64, "request");
                 if (400..500).contains(&s) {

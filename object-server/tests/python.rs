@@ -209,3 +209,8 @@ fn sse_streams_never_share_a_key_and_the_earlier_format_reads() {
 fn commit_conditions_bucket_races_fail_closed_configs() {
     pytest("test_commit_safety.py");
 }
+
+#[test]
+fn cors_rules_preflight_and_response_headers() {
+    pytest("test_cors.py");
+}

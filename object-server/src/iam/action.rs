@@ -38,6 +38,8 @@ pub fn s3_actions(op: &str, version_id: bool) -> Vec<String> {
         "PutBucketEncryption" | "DeleteBucketEncryption" => &["s3:PutEncryptionConfiguration"],
         "GetBucketEncryption" => &["s3:GetEncryptionConfiguration"],
         "DeleteBucketTagging" => &["s3:PutBucketTagging"],
+        "GetBucketCors" => &["s3:GetBucketCORS"],
+        "PutBucketCors" | "DeleteBucketCors" => &["s3:PutBucketCORS"],
         "PutObjectLockConfiguration" => &["s3:PutBucketObjectLockConfiguration"],
         "GetObjectLockConfiguration" => &["s3:GetBucketObjectLockConfiguration"],
         "GetBucketLifecycleConfiguration" => &["s3:GetLifecycleConfiguration"],
@@ -240,6 +242,9 @@ mod tests {
         assert_eq!(one("HeadObject", false), "s3:GetObject");
         assert_eq!(one("GetBucketPolicy", false), "s3:GetBucketPolicy");
         assert_eq!(one("ListObjectsV2", false), "s3:ListBucket");
+        assert_eq!(one("GetBucketCors", false), "s3:GetBucketCORS");
+        assert_eq!(one("PutBucketCors", false), "s3:PutBucketCORS");
+        assert_eq!(one("DeleteBucketCors", false), "s3:PutBucketCORS");
     }
 
     /// A request naming a version asks for the version action (AWS's service authorization

@@ -14,6 +14,7 @@ mod access;
 mod body;
 mod bucket;
 mod copy;
+pub(crate) mod cors;
 mod delete_objects;
 mod encryption;
 mod get;
@@ -402,6 +403,25 @@ impl S3 for CofferS3 {
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
         self.do_delete_bucket_lifecycle(req).await
+    }
+    // CORS (s3/cors.rs).
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        self.do_put_bucket_cors(req).await
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        self.do_get_bucket_cors(req).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.do_delete_bucket_cors(req).await
     }
     // Access: bucket policies and ACLs (s3/access.rs).
     async fn put_bucket_policy(
