@@ -236,6 +236,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(domains) = &cfg.domains {
         builder.set_host(domains.clone());
     }
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        crate::s3::post::s3s_config(),
+    ))));
     let service = builder.build();
     let metrics = Arc::new(Metrics::default());
     let acceptor = tls.map(TlsAcceptor::from);
@@ -325,6 +328,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     }
                     _ => req.map(s3s::Body::from),
                 };
+                // Browser uploads (s3/post): the form's head is recorded for the access hook,
+                // and s3s's answer gets AWS's codes.
+                let (req, post_form) = crate::s3::post::PostForm::attach(req);
                 let resp = match crate::admin::with_known_length(req).await {
                     Ok(req) => match expect_continue::watch(req) {
                         Watch::Plain(req) => service.call(req).await,
@@ -343,6 +349,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                         text(500, String::new())
                     }
                 };
+                if let Some(form) = post_form {
+                    resp = form.finish(resp);
+                }
                 if let Some(h) = cors_headers {
                     h.apply(&mut resp);
                 }

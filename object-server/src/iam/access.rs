@@ -13,7 +13,8 @@
 //! condition values from the request as s3s decodes it (a percent-encoded parameter name is the
 //! same parameter). What only the parsed input shows is decided in the operation's hook: each
 //! key of a DeleteObjects on its own (action, resource, `s3:versionid`, governance bypass), the
-//! form's key of a browser POST (`s3:authType` `POST`), the `LocationConstraint` of a
+//! form's key of a browser POST (`s3:authType` `POST`, `s3:signatureversion` of the form's
+//! signature; the key as `${filename}` makes it), the `LocationConstraint` of a
 //! CreateBucket.
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -256,15 +257,19 @@ pub struct Access {
     pub tls: bool,
 }
 
-fn refuse_acl_headers(headers: &http::HeaderMap) -> S3Result<()> {
-    if let Some(acl) = headers.get("x-amz-acl")
-        && acl.as_bytes() != b"private"
-    {
-        return Err(S3Error::with_message(
+/// Refuses a canned ACL other than `private` (a header, or a browser form's field).
+fn refuse_canned_acl(acl: Option<&[u8]>) -> S3Result<()> {
+    match acl {
+        Some(acl) if acl != b"private" => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             "Only the 'private' canned ACL is supported; grant access with a bucket policy or user policies.",
-        ));
+        )),
+        _ => Ok(()),
     }
+}
+
+fn refuse_acl_headers(headers: &http::HeaderMap) -> S3Result<()> {
+    refuse_canned_acl(headers.get("x-amz-acl").map(|v| v.as_bytes()))?;
     if headers
         .keys()
         .any(|k| k.as_str().starts_with("x-amz-grant-"))
@@ -492,6 +497,10 @@ impl S3Access for Access {
     }
 
     async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        // The key as it will be stored (`${filename}`) and every field of the form, before the
+        // decision.
+        let signature = crate::s3::post::resolve(req).await?;
+        refuse_canned_acl(req.input.acl.as_ref().map(|a| a.as_str().as_bytes()))?;
         let caller = self
             .iam
             .caller(req.credentials.as_ref().map(|c| c.access_key.as_str()));
@@ -499,7 +508,10 @@ impl S3Access for Access {
         let mut conditions = condition_values(&facts);
         // The form, not the headers, carries what a browser upload asks for.
         conditions.insert("s3:authtype".into(), vec!["POST".into()]);
-        conditions.remove("s3:signatureversion");
+        match signature.condition_value() {
+            Some(v) => conditions.insert("s3:signatureversion".into(), vec![v.into()]),
+            None => conditions.remove("s3:signatureversion"),
+        };
         let input = &req.input;
         if let Some(sse) = &input.server_side_encryption {
             conditions.insert(

@@ -22,6 +22,7 @@ mod lifecycle;
 mod list;
 mod lock;
 mod multipart;
+pub mod post;
 mod put;
 mod read_buffers;
 mod tagging;
