@@ -214,3 +214,8 @@ fn commit_conditions_bucket_races_fail_closed_configs() {
 fn cors_rules_preflight_and_response_headers() {
     pytest("test_cors.py");
 }
+
+#[test]
+fn browser_post_uploads_policies_and_refusals() {
+    pytest("test_post_object.py");
+}
