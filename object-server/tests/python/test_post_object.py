@@ -183,6 +183,10 @@ def test_refused_forms_store_nothing(plain):
     # An unsigned form on a bucket without a policy.
     r = requests.post(p["url"], data={"key": "uploads/anon"}, files={"file": ("a", b"anon")}, timeout=30)
     assert error(r) == (403, "AccessDenied")
+    # Only the private canned ACL exists here, in a form as in a header.
+    acl = s3.generate_presigned_post("guarded", "uploads/acl", Fields={"acl": "public-read"},
+                                     Conditions=[{"acl": "public-read"}], ExpiresIn=600)
+    assert error(post(acl, b"acl")) == (501, "NotImplemented")
     assert keys(s3, "guarded") == ["uploads/ok.png"]
     assert keys(s3, "other") == []
     assert tmp_files(plain) == []
