@@ -19,8 +19,9 @@ struct Wanted {
 
 fn wanted(list: &[ObjectAttributes]) -> S3Result<Wanted> {
     let mut w = Wanted::default();
-    for a in list {
-        match a.as_str() {
+    // s3s hands over the header's comma-separated values as one element.
+    for a in list.iter().flat_map(|a| a.as_str().split(',')) {
+        match a.trim() {
             ObjectAttributes::ETAG => w.etag = true,
             ObjectAttributes::CHECKSUM => w.checksum = true,
             ObjectAttributes::OBJECT_PARTS => w.parts = true,

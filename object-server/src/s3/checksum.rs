@@ -242,7 +242,9 @@ pub(crate) fn requested_algorithms(
     for name in ["x-amz-trailer", "x-amz-sdk-checksum-algorithm"] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             for part in v.split(',') {
-                out.extend(Algorithm::parse(part.trim().trim_start_matches("x-amz-checksum-")));
+                out.extend(Algorithm::parse(
+                    part.trim().trim_start_matches("x-amz-checksum-"),
+                ));
             }
         }
     }
@@ -475,9 +477,10 @@ pub(crate) fn complete(
         };
     };
     let value = match kind {
-        ChecksumKind::Composite => {
-            composite(algorithm, &stored.iter().map(|(v, _)| *v).collect::<Vec<_>>())
-        }
+        ChecksumKind::Composite => composite(
+            algorithm,
+            &stored.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        ),
         ChecksumKind::FullObject => combine_crc(algorithm, &stored),
     }
     .ok_or_else(|| s3_error!(InternalError, "A part's stored checksum is damaged."))?;

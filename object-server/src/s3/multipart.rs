@@ -12,9 +12,9 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
 use super::body::BodyReader;
+use super::checksum::{self, Algorithm, CompletingPart, UploadChecksum, checksum_map};
 use super::copy::parse_copy_range;
 use super::encryption::SseResponse;
-use super::checksum::{self, Algorithm, CompletingPart, UploadChecksum, checksum_map};
 use super::put::{ingest, new_etag, standard_headers, verify_digests};
 use super::{CofferS3, custom_error, etag, now_ms, storage_err, timestamp};
 use crate::sse::headers::{CustomerKey, WriteHeaders};
@@ -423,9 +423,7 @@ impl CofferS3 {
             .as_ref()
             .is_some_and(|e| e.mode == SseMode::C);
         // The upload's algorithm, else the CRC64NVME an upload without one combines.
-        let algos = [info
-            .checksum
-            .map_or(Algorithm::Crc64Nvme, |c| c.algorithm)];
+        let algos = [info.checksum.map_or(Algorithm::Crc64Nvme, |c| c.algorithm)];
         let ing = ingest(
             &self.store,
             stream,

@@ -360,7 +360,11 @@ mod tests {
         assert_eq!(old.checksum_kind, ChecksumKind::FullObject);
         assert!(old.parts[0].checksums.is_empty());
         let text = serde_json::to_string(&old).unwrap();
-        assert!(!text.contains("checksum_kind") && !text.contains("\"parts\":[{\"number\":1,\"size\":1,\"etag\":\"x\",\"checksums\""));
+        assert!(
+            !text.contains("checksum_kind")
+                && !text
+                    .contains("\"parts\":[{\"number\":1,\"size\":1,\"etag\":\"x\",\"checksums\"")
+        );
         let mut composite = old.clone();
         composite.checksum_kind = ChecksumKind::Composite;
         composite.parts[0]
