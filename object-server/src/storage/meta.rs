@@ -359,12 +359,9 @@ mod tests {
         .unwrap();
         assert_eq!(old.checksum_kind, ChecksumKind::FullObject);
         assert!(old.parts[0].checksums.is_empty());
-        let text = serde_json::to_string(&old).unwrap();
-        assert!(
-            !text.contains("checksum_kind")
-                && !text
-                    .contains("\"parts\":[{\"number\":1,\"size\":1,\"etag\":\"x\",\"checksums\"")
-        );
+        let written = serde_json::to_value(&old).unwrap();
+        assert!(written.get("checksum_kind").is_none());
+        assert!(written["parts"][0].get("checksums").is_none());
         let mut composite = old.clone();
         composite.checksum_kind = ChecksumKind::Composite;
         composite.parts[0]

@@ -15,6 +15,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import pattern, ssec_args
+from test_sse_format import fixture_server
 
 MIB = 1024 * 1024
 ALGORITHMS = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
@@ -124,6 +125,9 @@ def test_single_part_each_algorithm(s3, bucket, alg):
     assert o["ChecksumAlgorithm"] == [alg] and o["ChecksumType"] == "FULL_OBJECT"
     (o,) = s3.list_objects(Bucket=bucket)["Contents"]
     assert o["ChecksumAlgorithm"] == [alg]
+    # RestoreStatus is the one optional attribute AWS has; nothing here is archived.
+    (o,) = s3.list_objects_v2(Bucket=bucket, OptionalObjectAttributes=["RestoreStatus"])["Contents"]
+    assert o["ChecksumAlgorithm"] == [alg] and "RestoreStatus" not in o
 
 
 @pytest.mark.parametrize("alg", ["CRC32", "SHA1", "SHA256"])
@@ -411,3 +415,27 @@ def test_aws_cli_get_object_attributes_and_head_checksum_mode(server, s3, bucket
     assert head["ChecksumCRC32"] == checksum("CRC32", b"".join(parts)) and head["ChecksumType"] == "FULL_OBJECT"
     ls = json.loads(server.aws("s3api", "list-objects-v2", "--bucket", bucket).stdout)
     assert ls["Contents"][0]["ChecksumAlgorithm"] == ["CRC32"]
+
+
+def test_objects_of_the_earlier_format_answer_with_what_they_stored(tmp_path):
+    """Objects written before checksum types and part checksums were kept (tests/fixtures/
+    format-v1): single-part ones have the CRC32 boto3 sent, full-object; multipart ones none."""
+    server, manifest = fixture_server(tmp_path)
+    s3 = server.client()
+    bucket, ssec_key = manifest["bucket"], bytes.fromhex(manifest["ssec_key_hex"])
+    listed = {o["Key"]: o for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    for o in manifest["objects"]:
+        want = b"".join(pattern(size, seed) for size, seed in o["parts"])
+        args = ssec_args(ssec_key) if o["sse"] == "SSE-C" else {}
+        h = s3.head_object(Bucket=bucket, Key=o["key"], ChecksumMode="ENABLED", **args)
+        g = s3.get_object(Bucket=bucket, Key=o["key"], ChecksumMode="ENABLED", **args)
+        assert g["Body"].read() == want, o["key"]
+        if o["key"].startswith("single/"):
+            assert h["ChecksumCRC32"] == g["ChecksumCRC32"] == checksum("CRC32", want), o["key"]
+            assert h["ChecksumType"] == "FULL_OBJECT" and listed[o["key"]]["ChecksumAlgorithm"] == ["CRC32"]
+        else:
+            assert not [k for k in h if k.startswith("Checksum")], (o["key"], h)
+            assert "ChecksumAlgorithm" not in listed[o["key"]]
+            if o["sse"] != "SSE-C":
+                a = s3.get_object_attributes(Bucket=bucket, Key=o["key"], ObjectAttributes=["Checksum", "ObjectParts"])
+                assert "Checksum" not in a and a["ObjectParts"]["TotalPartsCount"] == len(o["parts"])
