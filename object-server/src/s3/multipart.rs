@@ -450,14 +450,17 @@ impl CofferS3 {
             .map_err(|e| storage_err(e.into()))?;
         let sse = SseResponse::of(info.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(etag(&meta.etag)),
-                last_modified: Some(timestamp(meta.modified_ms)),
-                checksum_crc32: meta.checksums.get("CRC32").cloned(),
-                checksum_crc32c: meta.checksums.get("CRC32C").cloned(),
-                checksum_crc64nvme: meta.checksums.get("CRC64NVME").cloned(),
-                checksum_sha1: meta.checksums.get("SHA1").cloned(),
-                checksum_sha256: meta.checksums.get("SHA256").cloned(),
+            copy_part_result: Some({
+                let c = checksum::checksum_dto(&meta.checksums, None);
+                CopyPartResult {
+                    e_tag: Some(etag(&meta.etag)),
+                    last_modified: Some(timestamp(meta.modified_ms)),
+                    checksum_crc32: c.checksum_crc32,
+                    checksum_crc32c: c.checksum_crc32c,
+                    checksum_crc64nvme: c.checksum_crc64nvme,
+                    checksum_sha1: c.checksum_sha1,
+                    checksum_sha256: c.checksum_sha256,
+                }
             }),
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,
