@@ -78,6 +78,11 @@ fn multipart_parts_stay_in_their_files() {
 }
 
 #[test]
+fn flexible_checksums_single_part_and_multipart() {
+    pytest("test_checksums.py");
+}
+
+#[test]
 fn real_clients_aws_cli_mc_warp() {
     pytest("test_clients.py");
 }

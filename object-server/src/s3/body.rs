@@ -301,6 +301,7 @@ mod tests {
                     size: p.len() as u64,
                     etag: String::new(),
                     key_salt: salt.clone(),
+                    checksums: Default::default(),
                 })
                 .collect(),
             part_dir: part_dir.map(str::to_owned),
@@ -383,6 +384,7 @@ mod tests {
                         size: half,
                         etag: String::new(),
                         key_salt: None,
+                        checksums: Default::default(),
                     })
                     .collect(),
                 ..Default::default()

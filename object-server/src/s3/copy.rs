@@ -7,6 +7,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::body::BodyReader;
+use super::checksum::{self, Algorithm};
 use super::encryption::SseResponse;
 use super::put::{ingest, new_etag, standard_headers};
 use super::{CofferS3, etag, now_ms, storage_err, timestamp};
@@ -175,7 +176,23 @@ impl CofferS3 {
         let enc = self.new_object_key(&mode, bucket, key).await?;
         let reader = BodyReader::new(&src, src_ok.as_ref(), 0, src.meta.size)
             .map_err(|_| storage_err(StorageError::Damaged))?;
-        let algos: Vec<String> = src.meta.checksums.keys().cloned().collect();
+        // The algorithm asked for, else the source's (computed anew over the whole copy, which is
+        // one part), else AWS's default.
+        let algos = match &input.checksum_algorithm {
+            Some(a) => vec![Algorithm::parse(a.as_str()).ok_or_else(|| {
+                s3_error!(
+                    InvalidRequest,
+                    "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]"
+                )
+            })?],
+            None => checksum::or_default(
+                src.meta
+                    .checksums
+                    .keys()
+                    .filter_map(|k| Algorithm::parse(k))
+                    .collect(),
+            ),
+        };
         let ing = ingest(
             &self.store,
             Box::pin(reader.into_stream()),
@@ -231,10 +248,18 @@ impl CofferS3 {
             .await?;
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(etag(&meta.etag)),
-                last_modified: Some(timestamp(meta.modified_ms)),
-                ..Default::default()
+            copy_object_result: Some({
+                let c = checksum::checksum_dto(&meta.checksums, Some(meta.checksum_kind));
+                CopyObjectResult {
+                    e_tag: Some(etag(&meta.etag)),
+                    last_modified: Some(timestamp(meta.modified_ms)),
+                    checksum_crc32: c.checksum_crc32,
+                    checksum_crc32c: c.checksum_crc32c,
+                    checksum_crc64nvme: c.checksum_crc64nvme,
+                    checksum_sha1: c.checksum_sha1,
+                    checksum_sha256: c.checksum_sha256,
+                    checksum_type: c.checksum_type,
+                }
             }),
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,

@@ -4,6 +4,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::body::{BodyReader, ReadError};
+use super::checksum;
 use super::encryption::SseResponse;
 use super::{CofferS3, etag, sse_err, timestamp};
 use crate::sse::headers::{CustomerKey, check_read};
@@ -96,6 +97,40 @@ fn request_range(
     }
 }
 
+/// The checksums a GET or HEAD answers with (`x-amz-checksum-mode: ENABLED` only): the object's
+/// for the whole object; for one part of a multipart object (`partNumber`), that part's of the
+/// object's algorithm, which describe the bytes sent; none for a byte range.
+fn response_checksums(
+    meta: &ObjectMeta,
+    ranged: bool,
+    part_number: Option<i32>,
+    mode: Option<&ChecksumMode>,
+) -> Checksum {
+    if mode.is_none_or(|m| m.as_str() != ChecksumMode::ENABLED) {
+        return Checksum::default();
+    }
+    let kind = Some(meta.checksum_kind);
+    if let Some(n) = part_number
+        && !meta.parts.is_empty()
+    {
+        let part = usize::try_from(n - 1).ok().and_then(|i| meta.parts.get(i));
+        let values = part
+            .map(|p| {
+                p.checksums
+                    .iter()
+                    .filter(|(k, _)| meta.checksums.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return checksum::checksum_dto(&values, kind);
+    }
+    if ranged {
+        return Checksum::default();
+    }
+    checksum::checksum_dto(&meta.checksums, kind)
+}
+
 fn read_error(e: ReadError) -> s3s::S3Error {
     tracing::error!(error = %e, "object body is damaged");
     s3_error!(
@@ -141,6 +176,29 @@ impl CofferS3 {
         Ok(ok)
     }
 
+    /// What a request that reads only metadata (HEAD, GetObjectAttributes) asks of SSE-C: the
+    /// key of an SSE-C object, proved by opening its object key, as AWS does; no key for an
+    /// object of another SSE mode.
+    pub(crate) async fn prove_customer_key(
+        &self,
+        meta: &ObjectMeta,
+        bucket: &str,
+        key: &str,
+        customer: Option<&CustomerKey>,
+    ) -> S3Result<()> {
+        if let Some(enc) = &meta.encryption {
+            if enc.mode == crate::storage::SseMode::C {
+                self.open_object_key(enc, bucket, key, customer).await?;
+            } else if customer.is_some() {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The encryption parameters are not applicable to this object."
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn do_get_object(
         &self,
         req: S3Request<GetObjectInput>,
@@ -176,12 +234,12 @@ impl CofferS3 {
         let stream = futures::stream::iter(first.map(Ok)).chain(reader.into_stream());
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         let (lock_mode, lock_until, legal_hold) = super::lock::lock_headers(&meta);
-        // Full-object checksums only when asked for, and only for the whole object.
-        let full = range.is_none()
-            && input
-                .checksum_mode
-                .as_ref()
-                .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let sums = response_checksums(
+            &meta,
+            range.is_some(),
+            input.part_number,
+            input.checksum_mode.as_ref(),
+        );
         let out = GetObjectOutput {
             tag_count: (!meta.tags.is_empty()).then_some(meta.tags.len() as i32),
             body: Some(StreamingBlob::wrap(stream)),
@@ -213,17 +271,12 @@ impl CofferS3 {
             ssekms_key_id: sse.kms_key_id,
             sse_customer_algorithm: sse.c_algorithm,
             sse_customer_key_md5: sse.c_key_md5,
-            checksum_crc32: full.then(|| meta.checksums.get("CRC32").cloned()).flatten(),
-            checksum_crc32c: full
-                .then(|| meta.checksums.get("CRC32C").cloned())
-                .flatten(),
-            checksum_crc64nvme: full
-                .then(|| meta.checksums.get("CRC64NVME").cloned())
-                .flatten(),
-            checksum_sha1: full.then(|| meta.checksums.get("SHA1").cloned()).flatten(),
-            checksum_sha256: full
-                .then(|| meta.checksums.get("SHA256").cloned())
-                .flatten(),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type: sums.checksum_type,
             version_id: meta.version_id.clone(),
             object_lock_mode: lock_mode,
             object_lock_retain_until_date: lock_until,
@@ -259,30 +312,20 @@ impl CofferS3 {
             input.if_modified_since.as_ref(),
         )?;
         let meta = obj.meta;
-        if let Some(enc) = &meta.encryption {
-            if enc.mode == crate::storage::SseMode::C {
-                // Proves the caller holds the key, as AWS does for HEAD of SSE-C objects.
-                self.open_object_key(enc, &input.bucket, &input.key, customer.as_ref())
-                    .await?;
-            } else if customer.is_some() {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "The encryption parameters are not applicable to this object."
-                ));
-            }
-        }
+        self.prove_customer_key(&meta, &input.bucket, &input.key, customer.as_ref())
+            .await?;
         let range = request_range(&meta, input.range.as_ref(), input.part_number)?;
         let (start, end) = range.unwrap_or((0, meta.size));
         // A Range header, or a part of a multipart object, is answered as partial content.
         let partial = range.is_some();
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         let (lock_mode, lock_until, legal_hold) = super::lock::lock_headers(&meta);
-        // Full-object checksums only when asked for, and only for the whole object.
-        let full = range.is_none()
-            && input
-                .checksum_mode
-                .as_ref()
-                .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let sums = response_checksums(
+            &meta,
+            range.is_some(),
+            input.part_number,
+            input.checksum_mode.as_ref(),
+        );
         let out = HeadObjectOutput {
             content_length: Some((end - start) as i64),
             content_range: partial
@@ -302,17 +345,12 @@ impl CofferS3 {
             ssekms_key_id: sse.kms_key_id,
             sse_customer_algorithm: sse.c_algorithm,
             sse_customer_key_md5: sse.c_key_md5,
-            checksum_crc32: full.then(|| meta.checksums.get("CRC32").cloned()).flatten(),
-            checksum_crc32c: full
-                .then(|| meta.checksums.get("CRC32C").cloned())
-                .flatten(),
-            checksum_crc64nvme: full
-                .then(|| meta.checksums.get("CRC64NVME").cloned())
-                .flatten(),
-            checksum_sha1: full.then(|| meta.checksums.get("SHA1").cloned()).flatten(),
-            checksum_sha256: full
-                .then(|| meta.checksums.get("SHA256").cloned())
-                .flatten(),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
+            checksum_type: sums.checksum_type,
             version_id: meta.version_id.clone(),
             object_lock_mode: lock_mode,
             object_lock_retain_until_date: lock_until,

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{CofferS3, etag, storage_err, timestamp};
+use super::{CofferS3, checksum, etag, storage_err, timestamp};
 use crate::storage::StorageError;
 
 /// One listing entry.
@@ -109,6 +109,9 @@ impl CofferS3 {
                 storage_class: Some(ObjectStorageClass::from_static(
                     ObjectStorageClass::STANDARD,
                 )),
+                checksum_algorithm: checksum::algorithms_of(&obj.meta.checksums),
+                checksum_type: (!obj.meta.checksums.is_empty())
+                    .then(|| checksum::kind_dto(obj.meta.checksum_kind)),
                 ..Default::default()
             })));
         }

@@ -11,8 +11,10 @@ use crate::sse::SseError;
 use crate::storage::{StorageError, Store};
 
 mod access;
+mod attributes;
 mod body;
 mod bucket;
+pub(crate) mod checksum;
 mod copy;
 pub(crate) mod cors;
 mod delete_objects;
@@ -212,6 +214,12 @@ impl S3 for CofferS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         self.do_head_object(req).await
+    }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        self.do_get_object_attributes(req).await
     }
     async fn delete_object(
         &self,

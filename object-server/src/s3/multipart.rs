@@ -8,15 +8,14 @@
 use std::collections::BTreeMap;
 
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
 use super::body::BodyReader;
+use super::checksum::{self, Algorithm, CompletingPart, UploadChecksum, checksum_map};
 use super::copy::parse_copy_range;
 use super::encryption::SseResponse;
-use super::put::{
-    checksum_map, ingest, new_etag, requested_algorithms, standard_headers, verify_digests,
-};
+use super::put::{ingest, new_etag, standard_headers, verify_digests};
 use super::{CofferS3, custom_error, etag, now_ms, storage_err, timestamp};
 use crate::sse::headers::{CustomerKey, WriteHeaders};
 use crate::sse::{ObjectKey, PartSalt, SseRequest};
@@ -45,6 +44,10 @@ pub(crate) struct UploadInfo {
     /// Object lock legal hold.
     #[serde(default)]
     pub legal_hold: bool,
+    /// The checksum algorithm and type asked for at creation; absent: none was (also every
+    /// upload created before checksums were kept per upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<UploadChecksum>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -159,6 +162,11 @@ impl CofferS3 {
         let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
         self.store.require_bucket(bucket).map_err(storage_err)?;
         self.store.object_path(bucket, key).map_err(storage_err)?;
+        let checksum = checksum::upload_checksum(
+            input.checksum_algorithm.as_ref(),
+            input.checksum_type.as_ref(),
+        )?
+        .map(|(algorithm, kind)| UploadChecksum { algorithm, kind });
         let tags = super::tagging::parse_header(input.tagging.as_deref())?;
         let versioning = self.versioning(bucket).await?;
         let (retention, legal_hold) = self
@@ -209,6 +217,7 @@ impl CofferS3 {
             tags,
             retention,
             legal_hold,
+            checksum,
         };
         let mut idb = [0u8; 16];
         rand::fill(&mut idb);
@@ -233,6 +242,8 @@ impl CofferS3 {
             ssekms_key_id: sse.kms_key_id,
             sse_customer_algorithm: sse.c_algorithm,
             sse_customer_key_md5: sse.c_key_md5,
+            checksum_algorithm: checksum.map(|c| c.algorithm.dto()),
+            checksum_type: checksum.map(|c| checksum::kind_dto(c.kind)),
             ..Default::default()
         }))
     }
@@ -268,11 +279,15 @@ impl CofferS3 {
             checksum_sha256: input.checksum_sha256.clone(),
             ..Default::default()
         });
-        let algos = requested_algorithms(
-            &given,
-            input.checksum_algorithm.as_ref().map(|a| a.as_str()),
-            &req.headers,
-        );
+        checksum::check_given(&given)?;
+        let algos = checksum::part_algorithms(
+            info.checksum,
+            checksum::requested_algorithms(
+                &given,
+                input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+                &req.headers,
+            ),
+        )?;
         let body = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
@@ -407,11 +422,13 @@ impl CofferS3 {
             .encryption
             .as_ref()
             .is_some_and(|e| e.mode == SseMode::C);
+        // The upload's algorithm, else the CRC64NVME an upload without one combines.
+        let algos = [info.checksum.map_or(Algorithm::Crc64Nvme, |c| c.algorithm)];
         let ing = ingest(
             &self.store,
             stream,
             part_key.as_ref().map(|(k, _)| k),
-            &[],
+            &algos,
             !ssec,
         )
         .await?;
@@ -419,6 +436,7 @@ impl CofferS3 {
             size: ing.size,
             etag: new_etag(info.encryption.as_ref().map(|e| e.mode), &ing.md5_hex),
             modified_ms: now_ms(),
+            checksums: ing.checksums,
             key_salt: part_key.map(|(_, salt)| salt),
             ..Default::default()
         };
@@ -432,10 +450,17 @@ impl CofferS3 {
             .map_err(|e| storage_err(e.into()))?;
         let sse = SseResponse::of(info.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(etag(&meta.etag)),
-                last_modified: Some(timestamp(meta.modified_ms)),
-                ..Default::default()
+            copy_part_result: Some({
+                let c = checksum::checksum_dto(&meta.checksums, None);
+                CopyPartResult {
+                    e_tag: Some(etag(&meta.etag)),
+                    last_modified: Some(timestamp(meta.modified_ms)),
+                    checksum_crc32: c.checksum_crc32,
+                    checksum_crc32c: c.checksum_crc32c,
+                    checksum_crc64nvme: c.checksum_crc64nvme,
+                    checksum_sha1: c.checksum_sha1,
+                    checksum_sha256: c.checksum_sha256,
+                }
             }),
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,
@@ -459,6 +484,26 @@ impl CofferS3 {
         let condition =
             super::put::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
         super::put::check_write_conditions(&self.store, bucket, key, &condition).await?;
+        if let Some(t) = &input.checksum_type {
+            let created = info.checksum.map(|c| c.kind);
+            if checksum::parse_kind(t) != created || created.is_none() {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!(
+                        "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                        created.map_or("null", |k| k.as_str())
+                    ),
+                ));
+            }
+        }
+        let given_object = checksum_map(&Checksum {
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            ..Default::default()
+        });
         let wanted = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -471,6 +516,8 @@ impl CofferS3 {
         }
         let dir = self.store.upload_dir(bucket, id);
         let mut parts = Vec::with_capacity(wanted.len());
+        // The checksums each part lists in the request.
+        let mut listed = Vec::with_capacity(wanted.len());
         let mut upload = UploadParts::new(dir.clone(), id);
         let mut last = 0u32;
         for p in &wanted {
@@ -507,7 +554,16 @@ impl CofferS3 {
                 // The salt of the file `upload.add` pins: a part written again meanwhile is
                 // refused at the commit, so salt and bytes stay together.
                 key_salt: part.meta.key_salt.clone(),
+                checksums: part.meta.checksums.clone(),
             });
+            listed.push(checksum_map(&Checksum {
+                checksum_crc32: p.checksum_crc32.clone(),
+                checksum_crc32c: p.checksum_crc32c.clone(),
+                checksum_crc64nvme: p.checksum_crc64nvme.clone(),
+                checksum_sha1: p.checksum_sha1.clone(),
+                checksum_sha256: p.checksum_sha256.clone(),
+                ..Default::default()
+            }));
             upload
                 .add(n, &part.file)
                 .map_err(|e| storage_err(e.into()))?;
@@ -521,6 +577,30 @@ impl CofferS3 {
                 ));
             }
         }
+        let size: u64 = parts.iter().map(|p| p.size).sum();
+        if let Some(want) = input.mpu_object_size
+            && u64::try_from(want).ok() != Some(size)
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!(
+                    "The provided 'x-amz-mp-object-size' header value {want} does not match what was computed: {size}"
+                ),
+            ));
+        }
+        let completing: Vec<CompletingPart<'_>> = parts
+            .iter()
+            .zip(listed)
+            .map(|(p, listed)| CompletingPart {
+                number: p.number,
+                size: p.size,
+                listed,
+                stored: &p.checksums,
+            })
+            .collect();
+        let formed = checksum::complete(info.checksum, &completing)?;
+        checksum::check_object_given(&given_object, formed.as_ref())?;
+        drop(completing);
         let mut md5 = crate::md5::Md5::new();
         for p in &parts {
             md5.update(&hex::decode(&p.etag).unwrap_or_default());
@@ -533,12 +613,16 @@ impl CofferS3 {
             .await
             .map_err(|e| storage_err(e.into()))?;
         let mut meta = ObjectMeta {
-            size: parts.iter().map(|p| p.size).sum(),
+            size,
             etag: etag_value,
             modified_ms: now_ms(),
             headers: info.headers.clone(),
             user: info.user.clone(),
-            checksums: BTreeMap::new(),
+            checksums: formed
+                .iter()
+                .map(|f| (f.algorithm.name().to_owned(), f.value.clone()))
+                .collect(),
+            checksum_kind: formed.as_ref().map(|f| f.kind).unwrap_or_default(),
             encryption: info.encryption.clone(),
             parts,
             tags: info.tags.clone(),
@@ -568,7 +652,14 @@ impl CofferS3 {
                 e => storage_err(e),
             })?;
         let sse = SseResponse::of(meta.encryption.as_ref(), None);
+        let c = checksum::checksum_dto(&meta.checksums, Some(meta.checksum_kind));
         Ok(S3Response::new(CompleteMultipartUploadOutput {
+            checksum_crc32: c.checksum_crc32,
+            checksum_crc32c: c.checksum_crc32c,
+            checksum_crc64nvme: c.checksum_crc64nvme,
+            checksum_sha1: c.checksum_sha1,
+            checksum_sha256: c.checksum_sha256,
+            checksum_type: c.checksum_type,
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(etag(&meta.etag)),
@@ -607,7 +698,8 @@ impl CofferS3 {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
-        self.read_upload(&input.bucket, &input.key, &input.upload_id)
+        let info = self
+            .read_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         let dir = self.store.upload_dir(&input.bucket, &input.upload_id);
         let mut numbers = Vec::new();
@@ -662,6 +754,8 @@ impl CofferS3 {
             part_number_marker: Some(marker as i32),
             next_part_number_marker: next,
             parts: Some(parts),
+            checksum_algorithm: info.checksum.map(|c| c.algorithm.dto()),
+            checksum_type: info.checksum.map(|c| checksum::kind_dto(c.kind)),
             ..Default::default()
         }))
     }

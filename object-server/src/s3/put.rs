@@ -6,25 +6,21 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use s3s::checksum::ChecksumHasher;
-use s3s::crypto::Checksum as _;
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::checksum::{self, Algorithm, checksum_map};
 use super::encryption::SseResponse;
 use super::{CofferS3, etag, now_ms, storage_err};
 use crate::sse::ObjectKey;
 use crate::sse::headers::WriteHeaders;
 use crate::sse::package::Encryptor;
 use crate::storage::{
-    EtagMatch, ObjectMeta, ObjectWriter, SseMode, StorageError, Store, WriteCondition,
+    ChecksumKind, EtagMatch, ObjectMeta, ObjectWriter, SseMode, StorageError, Store, WriteCondition,
 };
 
 /// Bytes buffered before a write to the temp file.
 const WRITE_BUF: usize = 1 << 20;
-
-/// The S3 checksum algorithms.
-pub(crate) const ALGORITHMS: [&str; 5] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
 
 /// A body written to a temp file, with what was learned while writing it.
 pub(crate) struct Ingested {
@@ -32,67 +28,8 @@ pub(crate) struct Ingested {
     pub size: u64,
     pub md5_hex: String,
     pub md5: Vec<u8>,
+    /// The checksums computed, base64 by algorithm name.
     pub checksums: BTreeMap<String, String>,
-}
-
-fn hasher_for(algos: &[String]) -> ChecksumHasher {
-    let mut h = ChecksumHasher::default();
-    for a in algos {
-        match a.as_str() {
-            "CRC32" => h.crc32 = Some(s3s::crypto::Crc32::new()),
-            "CRC32C" => h.crc32c = Some(s3s::crypto::Crc32c::new()),
-            "CRC64NVME" => h.crc64nvme = Some(s3s::crypto::Crc64Nvme::new()),
-            "SHA1" => h.sha1 = Some(s3s::crypto::Sha1::new()),
-            "SHA256" => h.sha256 = Some(s3s::crypto::Sha256::new()),
-            _ => {}
-        }
-    }
-    h
-}
-
-/// Checksum values of a `Checksum` DTO, by algorithm.
-pub(crate) fn checksum_map(c: &Checksum) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    for (k, v) in [
-        ("CRC32", &c.checksum_crc32),
-        ("CRC32C", &c.checksum_crc32c),
-        ("CRC64NVME", &c.checksum_crc64nvme),
-        ("SHA1", &c.checksum_sha1),
-        ("SHA256", &c.checksum_sha256),
-    ] {
-        if let Some(v) = v {
-            m.insert(k.to_owned(), v.clone());
-        }
-    }
-    m
-}
-
-/// The checksum algorithms a write asks for: explicit values, the declared algorithm and the
-/// trailer it announces.
-pub(crate) fn requested_algorithms(
-    given: &BTreeMap<String, String>,
-    algorithm: Option<&str>,
-    headers: &http::HeaderMap,
-) -> Vec<String> {
-    let mut out: Vec<String> = given.keys().cloned().collect();
-    if let Some(a) = algorithm {
-        out.push(a.to_ascii_uppercase());
-    }
-    for name in ["x-amz-trailer", "x-amz-sdk-checksum-algorithm"] {
-        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            for part in v.split(',') {
-                let a = part
-                    .trim()
-                    .trim_start_matches("x-amz-checksum-")
-                    .to_ascii_uppercase();
-                out.push(a);
-            }
-        }
-    }
-    out.retain(|a| ALGORITHMS.contains(&a.as_str()));
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// Streams `body` into a temp file, encrypting with `key` if given.
@@ -102,7 +39,7 @@ pub(crate) async fn ingest<S, E>(
     store: &Store,
     mut body: S,
     key: Option<&ObjectKey>,
-    algos: &[String],
+    algos: &[Algorithm],
     need_md5: bool,
 ) -> S3Result<Ingested>
 where
@@ -114,7 +51,7 @@ where
         .await
         .map_err(|e| storage_err(StorageError::Io(e)))?;
     let mut md5 = need_md5.then(crate::md5::lanes::Stream::new);
-    let mut hasher = hasher_for(algos);
+    let mut hasher = checksum::hasher_for(algos);
     let mut enc = key.map(Encryptor::new);
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF + 2 * crate::sse::package::PACKAGE);
     let mut size = 0u64;
@@ -187,19 +124,17 @@ pub(crate) fn verify_digests(
     }
     let mut expected = given.clone();
     if let Some(t) = trailers.and_then(|t| t.take()) {
-        for a in ALGORITHMS {
-            let name = format!("x-amz-checksum-{}", a.to_ascii_lowercase());
+        for a in Algorithm::ALL {
+            let name = format!("x-amz-checksum-{}", a.name().to_ascii_lowercase());
             if let Some(v) = t.get(&name).and_then(|v| v.to_str().ok()) {
-                expected.insert(a.to_owned(), v.to_owned());
+                expected.insert(a.name().to_owned(), v.to_owned());
             }
         }
     }
-    for (alg, v) in &expected {
-        if ing.checksums.get(alg) != Some(v) {
-            return Err(S3Error::with_message(
-                S3ErrorCode::BadDigest,
-                format!("The {alg} you specified did not match the calculated checksum."),
-            ));
+    for (name, v) in &expected {
+        if ing.checksums.get(name) != Some(v) {
+            let alg = Algorithm::parse(name).expect("keys are algorithm names");
+            return Err(checksum::bad_digest(alg));
         }
     }
     Ok(())
@@ -330,11 +265,12 @@ impl CofferS3 {
             checksum_sha256: input.checksum_sha256.clone(),
             ..Default::default()
         });
-        let algos = requested_algorithms(
+        checksum::check_given(&given)?;
+        let algos = checksum::or_default(checksum::requested_algorithms(
             &given,
             input.checksum_algorithm.as_ref().map(|a| a.as_str()),
             &req.headers,
-        );
+        ));
         let body = input.body.unwrap_or_else(|| {
             s3s::dto::StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
         });
@@ -404,6 +340,7 @@ impl CofferS3 {
             checksum_crc64nvme: checksums.get("CRC64NVME").cloned(),
             checksum_sha1: checksums.get("SHA1").cloned(),
             checksum_sha256: checksums.get("SHA256").cloned(),
+            checksum_type: Some(checksum::kind_dto(ChecksumKind::FullObject)),
             version_id,
             ..Default::default()
         };

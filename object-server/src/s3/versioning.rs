@@ -372,6 +372,9 @@ impl CofferS3 {
                             ObjectVersionStorageClass::STANDARD,
                         )),
                         version_id: Some(v.version_id),
+                        checksum_algorithm: super::checksum::algorithms_of(&v.meta.checksums),
+                        checksum_type: (!v.meta.checksums.is_empty())
+                            .then(|| super::checksum::kind_dto(v.meta.checksum_kind)),
                         ..Default::default()
                     });
                 }

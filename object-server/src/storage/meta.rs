@@ -66,6 +66,37 @@ pub struct PartMeta {
     /// [`PartMeta::stream_key`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_salt: Option<PartSalt>,
+    /// The part's checksums by algorithm, base64 (parts written since they are kept; absent in
+    /// parts of earlier objects).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
+}
+
+/// How an object's checksum in [`ObjectMeta::checksums`] was formed (S3's `ChecksumType`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecksumKind {
+    /// A checksum of every byte of the object: every single-part object, and multipart objects
+    /// whose part CRCs were combined. Also what an object file without the field means.
+    #[default]
+    #[serde(rename = "FULL_OBJECT")]
+    FullObject,
+    /// A multipart object's checksum of its parts' checksums, written `base64-N`.
+    #[serde(rename = "COMPOSITE")]
+    Composite,
+}
+
+impl ChecksumKind {
+    /// S3's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumKind::FullObject => "FULL_OBJECT",
+            ChecksumKind::Composite => "COMPOSITE",
+        }
+    }
+
+    fn is_full_object(&self) -> bool {
+        *self == ChecksumKind::FullObject
+    }
 }
 
 impl PartMeta {
@@ -94,9 +125,14 @@ pub struct ObjectMeta {
     /// `x-amz-meta-*` user metadata (names without the prefix).
     #[serde(default)]
     pub user: BTreeMap<String, String>,
-    /// Full-object checksums by algorithm (`CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`), base64.
+    /// Checksums of the plaintext by algorithm (`CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`,
+    /// `SHA256`), base64; formed as [`Self::checksum_kind`] says.
     #[serde(default)]
     pub checksums: BTreeMap<String, String>,
+    /// How [`Self::checksums`] was formed; absent (every object written before it existed, whose
+    /// checksums are all full-object ones) means [`ChecksumKind::FullObject`].
+    #[serde(default, skip_serializing_if = "ChecksumKind::is_full_object")]
+    pub checksum_kind: ChecksumKind,
     /// Encryption, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionMeta>,
@@ -310,6 +346,32 @@ mod tests {
             ObjectMeta::from_bytes(&bytes),
             Err(MetaError::Damaged)
         ));
+    }
+
+    /// Object files written before checksum types and part checksums were kept read as
+    /// full-object checksums and parts without checksums; a full-object object writes neither
+    /// field, so its file is what the earlier format wrote.
+    #[test]
+    fn checksum_fields_are_optional_on_disk() {
+        let old: ObjectMeta = serde_json::from_str(
+            r#"{"size":1,"etag":"e","modified_ms":0,"checksums":{"CRC32":"AAAAAA=="},"parts":[{"number":1,"size":1,"etag":"x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.checksum_kind, ChecksumKind::FullObject);
+        assert!(old.parts[0].checksums.is_empty());
+        let written = serde_json::to_value(&old).unwrap();
+        assert!(written.get("checksum_kind").is_none());
+        assert!(written["parts"][0].get("checksums").is_none());
+        let mut composite = old.clone();
+        composite.checksum_kind = ChecksumKind::Composite;
+        composite.parts[0]
+            .checksums
+            .insert("CRC32".into(), "AAAAAA==".into());
+        let text = serde_json::to_string(&composite).unwrap();
+        assert!(text.contains(r#""checksum_kind":"COMPOSITE""#), "{text}");
+        let back: ObjectMeta = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.checksum_kind, ChecksumKind::Composite);
+        assert_eq!(back.parts, composite.parts);
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub mod versions;
 pub(crate) use condition::{BucketGuard, KeyStripeLock};
 pub use condition::{EtagMatch, WriteCondition};
 pub use layout::KeyError;
-pub use meta::{EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode};
+pub use meta::{
+    ChecksumKind, EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode,
+};
 pub use parts::{PartFile, UploadParts};
 pub use versions::{DeleteOutcome, VersionInfo, Versioning};
 

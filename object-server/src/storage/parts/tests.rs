@@ -47,6 +47,7 @@ fn manifest(id: &str, bodies: &[&[u8]]) -> ObjectMeta {
                 size: b.len() as u64,
                 etag: format!("{id}-{n}"),
                 key_salt: None,
+                checksums: Default::default(),
             })
             .collect(),
         ..Default::default()
