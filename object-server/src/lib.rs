@@ -13,6 +13,7 @@
 //! - [`stall_guard`]: request bodies that fail when their client stops sending.
 //! - [`iam`]: users, policies, bucket policies, the access decision.
 //! - [`admin`]: the MinIO admin API subset `mc admin` uses.
+//! - [`sigv2`]: what SigV2 requests need beyond s3s's check (time stamps, a bucket's resource).
 //!
 //! ## ETags
 //! - Plaintext and SSE-S3 single-part objects: the MD5 of the plaintext, as MinIO does (so
@@ -40,6 +41,7 @@ pub mod md5;
 pub mod metrics_auth;
 pub mod s3;
 pub mod server;
+pub mod sigv2;
 pub mod sse;
 pub mod stall_guard;
 pub mod storage;

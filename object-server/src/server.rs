@@ -224,6 +224,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.domains.clone(),
         cfg.cors_allow_origin.clone(),
     );
+    let bucket_resource = Arc::new(crate::sigv2::BucketResource::new(
+        iam.clone(),
+        cfg.domains.clone(),
+    ));
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(Auth(iam.clone()));
@@ -268,12 +272,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
         let cors = cors.clone();
         let metrics_iam = metrics_iam.clone();
+        let bucket_resource = bucket_resource.clone();
         let (cfg_idle, prometheus_auth, tls_on) =
             (cfg.idle_timeout, cfg.prometheus_auth, acceptor.is_some());
         let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             let (service, metrics, kms) = (service.clone(), metrics.clone(), kms.clone());
             let metrics_iam = metrics_iam.clone();
             let cors = cors.clone();
+            let bucket_resource = bucket_resource.clone();
             // For `aws:SourceIp` in policies.
             req.extensions_mut().insert(ClientAddr(peer));
             async move {
@@ -322,6 +328,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     return Ok(resp);
                 }
                 let cors_headers = cors.for_request(&method, req.headers(), req.uri()).await;
+                let req = bucket_resource.resolve(req).await;
                 let req = match cfg_idle {
                     Some(idle) if !req.body().is_end_stream() => {
                         req.map(|b| s3s::Body::http_body(StallGuard::new(b, idle)))

@@ -118,6 +118,11 @@ fn access_control_review_findings() {
 }
 
 #[test]
+fn signature_version_2_header_presigned_and_policies() {
+    pytest("test_sigv2.py");
+}
+
+#[test]
 fn startup_modes_health_metrics() {
     pytest("test_config.py");
 }

@@ -341,6 +341,13 @@ impl Access {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_some() {
+            crate::sigv2::check_time(
+                cx.headers(),
+                cx.uri().query(),
+                time::OffsetDateTime::now_utc(),
+            )?;
+        }
         refuse_acl_headers(cx.headers())?;
         let op = cx.s3_op().name().to_owned();
         let op = op.as_str();

@@ -148,29 +148,35 @@ pub fn names_version(query: &[(String, String)]) -> bool {
     query.iter().any(|(k, _)| k == "versionId")
 }
 
-/// How a request is signed, as `(s3:authType, s3:signatureversion)`: in the `Authorization`
-/// header (`REST-HEADER`) or in the query (`REST-QUERY`, a presigned URL), with SigV4
-/// (`AWS4-HMAC-SHA256`) or SigV2 (`AWS`). `None` for an unsigned request. (A browser POST is
-/// `POST`, set where the form is known.)
+/// How s3s authenticated a request, as `(s3:authType, s3:signatureversion)`: in the
+/// `Authorization` header (`REST-HEADER`) or in the query (`REST-QUERY-STRING`, a presigned URL),
+/// with SigV4 (`AWS4-HMAC-SHA256`) or SigV2 (`AWS`), the values AWS documents. `None` for an
+/// unsigned request. (A browser POST is `POST`, set where the form is known.)
+///
+/// The order is s3s's own (`SignatureContext::check`): a `Signature` parameter (V2 query) wins
+/// over any header, then a single `Authorization: AWS …:…` (V2 header), then `X-Amz-Signature`
+/// (V4 query), then a single `Authorization` header (V4). Asking in another order would let a
+/// request carry a decoy (a bogus V4 header beside the V2 query signature s3s verifies) and dodge
+/// a policy on `s3:signatureversion`. Call it only for a request s3s accepted as signed.
 pub fn signature_kind(
     headers: &http::HeaderMap,
     query: &[(String, String)],
 ) -> Option<(&'static str, &'static str)> {
-    if let Some(auth) = headers.get(http::header::AUTHORIZATION) {
-        let auth = auth.as_bytes();
-        if auth.starts_with(b"AWS4-HMAC-SHA256") {
-            return Some(("REST-HEADER", "AWS4-HMAC-SHA256"));
-        }
-        if auth.starts_with(b"AWS ") {
-            return Some(("REST-HEADER", "AWS"));
-        }
-        return None;
-    }
     let has = |name: &str| query.iter().any(|(k, _)| k == name);
-    if has("X-Amz-Algorithm") {
-        Some(("REST-QUERY", "AWS4-HMAC-SHA256"))
-    } else if has("Signature") && has("AWSAccessKeyId") {
-        Some(("REST-QUERY", "AWS"))
+    // s3s reads the header with `get_unique`: two `Authorization` headers are none.
+    let mut all = headers.get_all(http::header::AUTHORIZATION).iter();
+    let auth = match (all.next(), all.next()) {
+        (Some(v), None) => Some(v.as_bytes()),
+        _ => None,
+    };
+    if has("Signature") {
+        Some(("REST-QUERY-STRING", "AWS"))
+    } else if auth.is_some_and(|a| a.starts_with(b"AWS ") && a.contains(&b':')) {
+        Some(("REST-HEADER", "AWS"))
+    } else if has("X-Amz-Signature") {
+        Some(("REST-QUERY-STRING", "AWS4-HMAC-SHA256"))
+    } else if auth.is_some() {
+        Some(("REST-HEADER", "AWS4-HMAC-SHA256"))
     } else {
         None
     }
@@ -224,7 +230,9 @@ pub fn condition_values(f: &RequestFacts<'_>) -> HashMap<String, Vec<String>> {
         };
         put(key, v.clone());
     }
-    if let Some((auth_type, version)) = signature_kind(f.headers, &query) {
+    if f.user.is_some()
+        && let Some((auth_type, version)) = signature_kind(f.headers, &query)
+    {
         put("s3:authtype", auth_type.to_owned());
         put("s3:signatureversion", version.to_owned());
     }
@@ -359,10 +367,10 @@ mod tests {
             &h,
             "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=x",
         ));
-        assert_eq!(m["s3:authtype"], vec!["REST-QUERY"]);
+        assert_eq!(m["s3:authtype"], vec!["REST-QUERY-STRING"]);
         assert_eq!(m["s3:signatureversion"], vec!["AWS4-HMAC-SHA256"]);
         let m = condition_values(&facts(&h, "AWSAccessKeyId=a&Signature=s&Expires=1"));
-        assert_eq!(m["s3:authtype"], vec!["REST-QUERY"]);
+        assert_eq!(m["s3:authtype"], vec!["REST-QUERY-STRING"]);
         assert_eq!(m["s3:signatureversion"], vec!["AWS"]);
         h.insert(
             "authorization",
@@ -373,7 +381,38 @@ mod tests {
         assert_eq!(m["s3:signatureversion"], vec!["AWS4-HMAC-SHA256"]);
         h.insert("authorization", "AWS a:sig".parse().unwrap());
         let m = condition_values(&facts(&h, ""));
+        assert_eq!(m["s3:authtype"], vec!["REST-HEADER"]);
         assert_eq!(m["s3:signatureversion"], vec!["AWS"]);
+    }
+
+    /// s3s checks a V2 query signature before any header: a decoy V4 header beside it must not
+    /// turn the request into a V4 one for the policy.
+    #[test]
+    fn signature_kind_follows_the_order_s3s_checks_in() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=a/b".parse().unwrap(),
+        );
+        let m = condition_values(&facts(&h, "AWSAccessKeyId=a&Signature=s&Expires=1"));
+        assert_eq!(m["s3:authtype"], vec!["REST-QUERY-STRING"]);
+        assert_eq!(m["s3:signatureversion"], vec!["AWS"]);
+        // A V2 header wins over a V4 query signature.
+        h.insert("authorization", "AWS a:sig".parse().unwrap());
+        let m = condition_values(&facts(&h, "X-Amz-Signature=x"));
+        assert_eq!(m["s3:authtype"], vec!["REST-HEADER"]);
+        assert_eq!(m["s3:signatureversion"], vec!["AWS"]);
+        // Two Authorization headers are none to s3s.
+        h.append(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=a/b".parse().unwrap(),
+        );
+        assert_eq!(signature_kind(&h, &[]), None);
+        // An anonymous request has no signature kind, whatever it carries.
+        let h = http::HeaderMap::new();
+        let mut f = facts(&h, "AWSAccessKeyId=a&Signature=s&Expires=1");
+        f.user = None;
+        assert!(!condition_values(&f).contains_key("s3:signatureversion"));
     }
 
     #[test]

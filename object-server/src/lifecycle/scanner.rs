@@ -82,14 +82,12 @@ pub async fn scan_once(store: &Store, now: i64) -> Result<ScanReport, StorageErr
     let mut report = ScanReport::default();
     let day_ms = super::day_seconds() as i64 * 1000;
     for (bucket, _) in store.list_buckets().await? {
-        let config = match store.read_bucket_config(&bucket, CONFIG).await {
-            Ok(Some(raw)) => match serde_json::from_slice::<LifecycleConfig>(&raw) {
-                Ok(c) => c,
-                Err(_) => {
-                    tracing::warn!(bucket, "lifecycle configuration is damaged; skipped");
-                    continue;
-                }
-            },
+        let config: LifecycleConfig = match store.read_bucket_json(&bucket, CONFIG).await {
+            Ok(Some(c)) => c,
+            Err(StorageError::Damaged) => {
+                tracing::warn!(bucket, "lifecycle configuration is damaged; skipped");
+                continue;
+            }
             Ok(None) | Err(StorageError::NoSuchBucket) => continue,
             Err(e) => return Err(e),
         };

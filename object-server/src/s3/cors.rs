@@ -15,7 +15,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
 use super::{CofferS3, custom_error, storage_err};
-use crate::storage::Store;
+use crate::storage::{StorageError, Store};
 use crate::vhost::Domains;
 
 /// The bucket configuration file of the CORS rules.
@@ -346,14 +346,12 @@ impl CorsGate {
         if !is_bucket_name(bucket) {
             return Rules::None;
         }
-        match self.store.read_bucket_config(bucket, CONFIG).await {
-            Ok(Some(raw)) => match serde_json::from_slice::<Vec<CorsRule>>(&raw) {
-                Ok(rules) => Rules::Some(rules),
-                Err(e) => {
-                    tracing::error!(bucket, error = %e, "unreadable CORS configuration; allowing nothing");
-                    Rules::None
-                }
-            },
+        match self.store.read_bucket_json(bucket, CONFIG).await {
+            Ok(Some(rules)) => Rules::Some(rules),
+            Err(StorageError::Damaged) => {
+                tracing::error!(bucket, "unreadable CORS configuration; allowing nothing");
+                Rules::None
+            }
             Ok(None) => match &self.global {
                 Some(g) => Rules::Some(vec![g.clone()]),
                 None => Rules::None,
@@ -450,9 +448,8 @@ impl CofferS3 {
     ) -> S3Result<S3Response<PutBucketCorsOutput>> {
         let input = req.input;
         let rules = validate_cors(input.cors_configuration)?;
-        let data = serde_json::to_vec(&rules).expect("serializes");
         self.store
-            .write_bucket_config(&input.bucket, CONFIG, Some(data))
+            .write_bucket_json(&input.bucket, CONFIG, &rules)
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(PutBucketCorsOutput::default()))
@@ -462,19 +459,17 @@ impl CofferS3 {
         &self,
         req: S3Request<GetBucketCorsInput>,
     ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-        let raw = self
+        let rules: Option<Vec<CorsRule>> = self
             .store
-            .read_bucket_config(&req.input.bucket, CONFIG)
+            .read_bucket_json(&req.input.bucket, CONFIG)
             .await
             .map_err(storage_err)?;
-        let Some(raw) = raw else {
+        let Some(rules) = rules else {
             return Err(s3_error!(
                 NoSuchCORSConfiguration,
                 "The CORS configuration does not exist"
             ));
         };
-        let rules: Vec<CorsRule> = serde_json::from_slice(&raw)
-            .map_err(|_| storage_err(crate::storage::StorageError::Damaged))?;
         Ok(S3Response::new(GetBucketCorsOutput {
             cors_rules: Some(to_dto(rules)),
         }))

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::{CofferS3, kms_err, sse_err, storage_err};
 use crate::kms::object_context;
 use crate::sse::headers::{BucketDefault, CustomerKey, WriteHeaders, customer_key, for_write};
 use crate::sse::{ObjectKey, SseRequest, seal};
-use crate::storage::{EncryptionMeta, SseMode};
+use crate::storage::{EncryptionMeta, SseMode, StorageError};
 
 /// The SSE response headers of an object.
 #[derive(Debug, Default, Clone)]
@@ -53,19 +53,16 @@ impl SseResponse {
 /// The bucket configuration file of the default encryption.
 const ENCRYPTION_CONFIG: &str = "encryption";
 
-/// The content of `.encryption.json` (`None`: absent). Damage is an error, never "no default".
-fn parse_bucket_default(bucket: &str, raw: Option<&[u8]>) -> S3Result<Option<BucketDefault>> {
-    let Some(raw) = raw else {
-        return Ok(None);
-    };
-    serde_json::from_slice(raw).map(Some).map_err(|e| {
-        // The file holds a mode and a key name, no secret; the parser's position says enough.
-        tracing::error!(%bucket, line = e.line(), column = e.column(), "the bucket's default encryption file does not parse; writes refused");
-        s3_error!(
+/// A failed read of `.encryption.json` as the S3 error. Damage is an error, never "no default".
+fn default_read_err(bucket: &str, e: StorageError) -> S3Error {
+    if matches!(e, StorageError::Damaged) {
+        tracing::error!(%bucket, "the bucket's default encryption file does not parse; writes refused");
+        return s3_error!(
             InternalError,
             "We encountered an internal error. Please try again."
-        )
-    })
+        );
+    }
+    storage_err(e)
 }
 
 impl CofferS3 {
@@ -73,12 +70,10 @@ impl CofferS3 {
     /// the request (500, logged): taking it for "no default" would store plaintext in a bucket
     /// whose owner asked for encryption.
     pub(crate) async fn bucket_default(&self, bucket: &str) -> S3Result<Option<BucketDefault>> {
-        let raw = self
-            .store
-            .read_bucket_config(bucket, ENCRYPTION_CONFIG)
+        self.store
+            .read_bucket_json(bucket, ENCRYPTION_CONFIG)
             .await
-            .map_err(storage_err)?;
-        parse_bucket_default(bucket, raw.as_deref())
+            .map_err(|e| default_read_err(bucket, e))
     }
 
     /// Decides a write's encryption from its headers, the bucket default and auto-encryption.
@@ -247,9 +242,8 @@ impl CofferS3 {
                 return Err(kms_err(e));
             }
         }
-        let data = serde_json::to_vec(&d).expect("serializes");
         self.store
-            .write_bucket_config(&input.bucket, ENCRYPTION_CONFIG, Some(data))
+            .write_bucket_json(&input.bucket, ENCRYPTION_CONFIG, &d)
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(PutBucketEncryptionOutput::default()))
@@ -301,14 +295,19 @@ impl CofferS3 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_damaged_default_is_an_error_not_plaintext() {
-        assert!(parse_bucket_default("b", None).unwrap().is_none());
+    #[tokio::test]
+    async fn a_damaged_default_is_an_error_not_plaintext() {
+        let d = tempfile::tempdir().unwrap();
+        let store = crate::storage::Store::open(d.path()).unwrap();
+        store.create_bucket("b").await.unwrap();
+        let read = || store.read_bucket_json::<BucketDefault>("b", ENCRYPTION_CONFIG);
+        assert!(read().await.unwrap().is_none());
+        store
+            .write_bucket_json("b", ENCRYPTION_CONFIG, &BucketDefault::S3)
+            .await
+            .unwrap();
+        assert!(matches!(read().await.unwrap(), Some(BucketDefault::S3)));
         let s3 = serde_json::to_vec(&BucketDefault::S3).unwrap();
-        assert!(matches!(
-            parse_bucket_default("b", Some(&s3)).unwrap(),
-            Some(BucketDefault::S3)
-        ));
         for damaged in [
             &b""[..],
             b"{",
@@ -316,7 +315,13 @@ mod tests {
             b"{\"mode\":\"rot13\"}",
             &s3[..s3.len() - 1],
         ] {
-            let e = parse_bucket_default("b", Some(damaged)).expect_err("damaged");
+            store
+                .write_bucket_config("b", ENCRYPTION_CONFIG, Some(damaged.to_vec()))
+                .await
+                .unwrap();
+            let e = read().await.expect_err("damaged");
+            assert!(matches!(e, StorageError::Damaged));
+            let e = default_read_err("b", e);
             assert_eq!(e.code(), &s3s::S3ErrorCode::InternalError);
         }
     }

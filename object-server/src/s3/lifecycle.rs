@@ -10,7 +10,6 @@ use super::tagging::tag_set;
 use super::{CofferS3, storage_err, timestamp};
 use crate::lifecycle::scanner::CONFIG;
 use crate::lifecycle::{LifecycleConfig, Rule};
-use crate::storage::StorageError;
 
 /// Rules a configuration may hold.
 const MAX_RULES: usize = 1000;
@@ -259,9 +258,8 @@ impl CofferS3 {
             .require_bucket(&input.bucket)
             .map_err(storage_err)?;
         let config = validate_lifecycle(input.lifecycle_configuration)?;
-        let data = serde_json::to_vec(&config).expect("serializes");
         self.store
-            .write_bucket_config(&input.bucket, CONFIG, Some(data))
+            .write_bucket_json(&input.bucket, CONFIG, &config)
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(
@@ -273,19 +271,17 @@ impl CofferS3 {
         &self,
         req: S3Request<GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
-        let raw = self
+        let c: Option<LifecycleConfig> = self
             .store
-            .read_bucket_config(&req.input.bucket, CONFIG)
+            .read_bucket_json(&req.input.bucket, CONFIG)
             .await
             .map_err(storage_err)?;
-        let Some(raw) = raw else {
+        let Some(c) = c else {
             return Err(s3_error!(
                 NoSuchLifecycleConfiguration,
                 "The lifecycle configuration does not exist"
             ));
         };
-        let c: LifecycleConfig =
-            serde_json::from_slice(&raw).map_err(|_| storage_err(StorageError::Damaged))?;
         Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
             rules: Some(lifecycle_rules_of(&c)),
             ..Default::default()

@@ -180,17 +180,10 @@ pub fn validate_lock_configuration(
 impl CofferS3 {
     /// The bucket's object lock configuration, `None` if it was not created with object lock.
     pub(crate) async fn lock_config(&self, bucket: &str) -> S3Result<Option<LockConfig>> {
-        let raw = self
-            .store
-            .read_bucket_config(bucket, CONFIG)
+        self.store
+            .read_bucket_json(bucket, CONFIG)
             .await
-            .map_err(storage_err)?;
-        match raw {
-            None => Ok(None),
-            Some(r) => serde_json::from_slice(&r)
-                .map(Some)
-                .map_err(|_| storage_err(StorageError::Damaged)),
-        }
+            .map_err(storage_err)
     }
 
     /// Whether the bucket was created with object lock.
@@ -200,11 +193,7 @@ impl CofferS3 {
 
     async fn write_lock_config(&self, bucket: &str, c: &LockConfig) -> S3Result<()> {
         self.store
-            .write_bucket_config(
-                bucket,
-                CONFIG,
-                Some(serde_json::to_vec(c).expect("serializes")),
-            )
+            .write_bucket_json(bucket, CONFIG, c)
             .await
             .map_err(storage_err)
     }

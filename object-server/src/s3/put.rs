@@ -354,16 +354,14 @@ impl CofferS3 {
         let bypass = req.input.bypass_governance_retention == Some(true)
             && super::lock::governance_bypass_permitted(&req);
         let input = req.input;
-        if input.if_match.is_some() {
-            let condition = write_condition(input.if_match.as_ref(), None);
-            check_write_conditions(&self.store, &input.bucket, &input.key, &condition).await?;
-        }
+        let condition = write_condition(input.if_match.as_ref(), None);
         let done = self
             .delete_named(
                 &input.bucket,
                 &input.key,
                 input.version_id.as_deref(),
                 bypass,
+                &condition,
             )
             .await?;
         Ok(S3Response::new(DeleteObjectOutput {
@@ -389,7 +387,13 @@ impl CofferS3 {
         for obj in input.delete.objects {
             let named = obj.version_id.clone();
             match self
-                .delete_named(&input.bucket, &obj.key, named.as_deref(), bypass)
+                .delete_named(
+                    &input.bucket,
+                    &obj.key,
+                    named.as_deref(),
+                    bypass,
+                    &WriteCondition::default(),
+                )
                 .await
             {
                 Ok(done) => {

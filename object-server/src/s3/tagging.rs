@@ -195,9 +195,8 @@ impl CofferS3 {
     ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
         let input = req.input;
         let tags = validate(pairs_of(input.tagging.tag_set), MAX_BUCKET_TAGS)?;
-        let data = serde_json::to_vec(&tags).expect("serializes");
         self.store
-            .write_bucket_config(&input.bucket, CONFIG, Some(data))
+            .write_bucket_json(&input.bucket, CONFIG, &tags)
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(PutBucketTaggingOutput::default()))
@@ -207,16 +206,14 @@ impl CofferS3 {
         &self,
         req: S3Request<GetBucketTaggingInput>,
     ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-        let raw = self
+        let tags: Option<BTreeMap<String, String>> = self
             .store
-            .read_bucket_config(&req.input.bucket, CONFIG)
+            .read_bucket_json(&req.input.bucket, CONFIG)
             .await
             .map_err(storage_err)?;
-        let Some(raw) = raw else {
+        let Some(tags) = tags else {
             return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist"));
         };
-        let tags: BTreeMap<String, String> = serde_json::from_slice(&raw)
-            .map_err(|_| storage_err(crate::storage::StorageError::Damaged))?;
         Ok(S3Response::new(GetBucketTaggingOutput {
             tag_set: tag_set(&tags),
         }))

@@ -155,17 +155,23 @@ impl CofferS3 {
 
     /// DELETE of a key (a delete marker in a versioned bucket) or of one version (for good).
     /// `bypass_governance` is whether the caller may remove GOVERNANCE-locked versions.
+    /// `condition` (`If-Match`) is decided against the key's latest version: under the key's
+    /// lock for a DELETE of the key (a PUT racing with it is never deleted nor hidden), before
+    /// it for a DELETE of one version (a PUT racing with it makes a new version, which that
+    /// DELETE does not touch).
     pub(crate) async fn delete_named(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
         bypass_governance: bool,
+        condition: &WriteCondition,
     ) -> S3Result<DeleteOutcome> {
         self.store.require_bucket(bucket).map_err(storage_err)?;
         match version_id {
             Some(v) => {
                 check_version_id(v)?;
+                super::put::check_write_conditions(&self.store, bucket, key, condition).await?;
                 let now = super::now_ms();
                 let removed = self
                     .store
@@ -182,26 +188,18 @@ impl CofferS3 {
                     delete_marker: removed.is_some_and(|m| m.delete_marker),
                 })
             }
-            None => match self.versioning(bucket).await? {
-                Versioning::Unversioned => {
-                    self.store
-                        .delete_object(bucket, key)
-                        .await
-                        .map_err(storage_err)?;
-                    Ok(DeleteOutcome::default())
-                }
-                mode => {
-                    let id = self
-                        .store
-                        .put_delete_marker(bucket, key, mode, super::now_ms())
-                        .await
-                        .map_err(storage_err)?;
-                    Ok(DeleteOutcome {
-                        version_id: Some(id),
-                        delete_marker: true,
-                    })
-                }
-            },
+            None => {
+                let mode = self.versioning(bucket).await?;
+                let marker = self
+                    .store
+                    .delete_latest_if(bucket, key, mode, super::now_ms(), condition)
+                    .await
+                    .map_err(storage_err)?;
+                Ok(DeleteOutcome {
+                    delete_marker: marker.is_some(),
+                    version_id: marker,
+                })
+            }
         }
     }
 

@@ -1,4 +1,6 @@
-//! Bucket configuration files (`DIR/<bucket>/.<name>.json`), cached by their [`Stamp`].
+//! Bucket configuration files (`DIR/<bucket>/.<name>.json`), cached by their [`Stamp`], and
+//! [`Store::read_bucket_json`] / [`Store::write_bucket_json`], the one way the S3 settings kept
+//! as JSON (CORS, tagging, lifecycle, default encryption, object lock) are read and written.
 //!
 //! Every object request asks for some of them (a PUT for the versioning state and the default
 //! encryption, a GET for the versioning state), and each read was a trip to the blocking pool.
@@ -10,7 +12,41 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use super::stamp::Stamp;
+use super::{StorageError, Store};
+
+impl Store {
+    /// The bucket configuration file `name` as a `T`: `None` if it does not exist,
+    /// [`StorageError::Damaged`] if it does not parse (never taken for "not set": a damaged
+    /// setting must not silently weaken what the bucket's owner asked for).
+    pub async fn read_bucket_json<T: DeserializeOwned>(
+        &self,
+        bucket: &str,
+        name: &str,
+    ) -> Result<Option<T>, StorageError> {
+        let Some(raw) = self.read_bucket_config(bucket, name).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|_| StorageError::Damaged)
+    }
+
+    /// Atomically replaces the bucket configuration file `name` with `value` as JSON
+    /// (remove one with [`Store::write_bucket_config`] and `None`).
+    pub async fn write_bucket_json<T: Serialize>(
+        &self,
+        bucket: &str,
+        name: &str,
+        value: &T,
+    ) -> Result<(), StorageError> {
+        let data = serde_json::to_vec(value).expect("configuration values serialize");
+        self.write_bucket_config(bucket, name, Some(data)).await
+    }
+}
 
 /// A file's content as of a stamp (`None`: the file did not exist).
 type Cached = (Stamp, Option<Arc<[u8]>>);

@@ -464,17 +464,17 @@ impl Store {
 
     /// Deletes an object (absent is fine) and prunes the directories it leaves empty.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.delete_object_if(bucket, key, |_| true).await
+        self.delete_object_if(bucket, key, |_| Ok(())).await
     }
 
-    /// [`Store::delete_object`] if `still` accepts the metadata of the object there (seen under
-    /// the key's lock, so no commit lands between the look and the unlink), else
-    /// [`StorageError::Refused`]. Absent is fine.
+    /// [`Store::delete_object`] if `still` accepts the metadata of the object there (`None`:
+    /// there is none), seen under the key's lock, so no commit lands between the look and the
+    /// unlink; else `still`'s error, and nothing changes. Absent and accepted is a no-op.
     pub(crate) async fn delete_object_if(
         &self,
         bucket: &str,
         key: &str,
-        still: impl FnOnce(&ObjectMeta) -> bool + Send + 'static,
+        still: impl FnOnce(Option<&ObjectMeta>) -> Result<(), StorageError> + Send + 'static,
     ) -> Result<(), StorageError> {
         self.require_bucket(bucket)?;
         let p = self.object_path(bucket, key)?;
@@ -484,8 +484,8 @@ impl Store {
         blocking(move || {
             let _key_lock = key_lock;
             match open_file(&p) {
-                Ok(o) if !still(&o.meta) => return Err(StorageError::Refused),
-                Ok(_) | Err(StorageError::NoSuchKey) => {}
+                Ok(o) => still(Some(&o.meta))?,
+                Err(StorageError::NoSuchKey) => still(None)?,
                 Err(e) => return Err(e),
             }
             match std::fs::remove_file(&p) {

@@ -154,7 +154,7 @@ def test_auth_type_and_signature_version_are_filled_in(server, s3):
     for k in ("q/x", "v4/x", "v2/x"):
         s3.put_object(Bucket=b, Key=k, Body=b"x")
     put_policy(s3, b,
-               deny(b, ["s3:GetObject"], "q/*", {"StringEquals": {"s3:authType": "REST-QUERY"}}),
+               deny(b, ["s3:GetObject"], "q/*", {"StringEquals": {"s3:authType": "REST-QUERY-STRING"}}),
                deny(b, ["s3:GetObject"], "v4/*", {"StringEquals": {"s3:signatureversion": "AWS4-HMAC-SHA256"}}),
                deny(b, ["s3:GetObject"], "v2/*", {"StringNotEquals": {"s3:signatureversion": "AWS"}}))
     # Header-signed: allowed on q/, denied on v4/ and v2/ (it is SigV4).

@@ -203,3 +203,38 @@ def test_mc_versions_retention_legalhold_tags_and_ilm(tmp_path):
     assert "old/" in listed
     wait_for(lambda: "f.txt" not in mc(s, cfg, "ls", "--recursive", "coffer/mci").stdout, what="mc's rule to expire old/f.txt")
     s.stop()
+
+
+def test_unreadable_lifecycle_dates_are_refused(server, s3, bucket):
+    """Dates boto3 cannot send (it validates them): sent as raw XML, signed with SigV4. AWS answers
+    400 MalformedXML for a rule its schema rejects; nothing is stored."""
+    import base64
+    import hashlib
+
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    import requests
+
+    def put(date):
+        body = (
+            '<LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Rule><ID>r</ID>'
+            f"<Filter><Prefix></Prefix></Filter><Status>Enabled</Status><Expiration><Date>{date}</Date></Expiration>"
+            "</Rule></LifecycleConfiguration>"
+        ).encode()
+        url = f"{server.endpoint}/{bucket}?lifecycle"
+        req = botocore.awsrequest.AWSRequest(
+            method="PUT", url=url, data=body, headers={"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}
+        )
+        botocore.auth.S3SigV4Auth(botocore.credentials.Credentials(server.access, server.secret), "s3", "us-east-1").add_auth(req)
+        return requests.put(url, data=body, headers=dict(req.headers.items()), timeout=10)
+
+    for bad in ["not-a-date", "2030-02-30T00:00:00Z", "2030-13-01T00:00:00Z", "", "2030-01-01"]:
+        r = put(bad)
+        assert r.status_code == 400 and b"<Code>MalformedXML</Code>" in r.content, (bad, r.status_code, r.text)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert code(e) == "NoSuchLifecycleConfiguration"
+    # The same request with a valid midnight date is stored: the refusals were about the date.
+    assert put("2030-01-01T00:00:00Z").status_code == 200
+    assert s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]["Expiration"]["Date"].year == 2030

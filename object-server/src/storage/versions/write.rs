@@ -309,16 +309,65 @@ impl Store {
         modified_ms: i64,
         expect_latest: Option<String>,
     ) -> Result<String, StorageError> {
-        let locked = std::sync::Arc::new(self.lock_key(bucket, key).await?);
-        let suspended = mode == Versioning::Suspended;
-        let l = locked.clone();
-        let id = blocking(move || -> Result<String, StorageError> {
+        self.put_delete_marker_checked(bucket, key, mode, modified_ms, move |l| {
             if let Some(want) = expect_latest {
                 let latest = l.versions()?.into_iter().next();
                 if latest.is_none_or(|v| v.version_id != want || v.meta.delete_marker) {
                     return Err(StorageError::Refused);
                 }
             }
+            Ok(())
+        })
+        .await
+    }
+
+    /// A DELETE without a version id under a write condition (`If-Match`), decided against the
+    /// key's latest version under the key's lock, as a conditional PUT is
+    /// ([`crate::storage::condition`]): a PUT committed after a stale ETag was seen is never
+    /// deleted or hidden. Unversioned, the object goes (`None`); versioned, a delete marker is
+    /// put (its id). [`StorageError::PreconditionFailed`] or [`StorageError::NoSuchKey`] (no
+    /// object to match) change nothing.
+    pub async fn delete_latest_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        mode: Versioning,
+        modified_ms: i64,
+        condition: &WriteCondition,
+    ) -> Result<Option<String>, StorageError> {
+        let condition = condition.clone();
+        if mode == Versioning::Unversioned {
+            self.delete_object_if(bucket, key, move |m| {
+                let current = m.filter(|m| !m.delete_marker).map(|m| m.etag.as_str());
+                condition.check(current)
+            })
+            .await?;
+            return Ok(None);
+        }
+        self.put_delete_marker_checked(bucket, key, mode, modified_ms, move |l| {
+            if condition.is_none() {
+                return Ok(());
+            }
+            condition.check(l.latest_etag()?.as_deref())
+        })
+        .await
+        .map(Some)
+    }
+
+    /// Puts a delete marker if `check`, shown the locked key, agrees.
+    async fn put_delete_marker_checked(
+        &self,
+        bucket: &str,
+        key: &str,
+        mode: Versioning,
+        modified_ms: i64,
+        check: impl FnOnce(&LockedKey) -> Result<(), StorageError> + Send + 'static,
+    ) -> Result<String, StorageError> {
+        let locked = std::sync::Arc::new(self.lock_key(bucket, key).await?);
+        let suspended = mode == Versioning::Suspended;
+        let l = locked.clone();
+        let id = blocking(move || -> Result<String, StorageError> {
+            check(&l)?;
             let id = if suspended {
                 NULL_VERSION.to_owned()
             } else {
@@ -435,8 +484,12 @@ impl Store {
             return Err(StorageError::Refused);
         }
         let etag = etag.to_owned();
-        self.delete_object_if(bucket, key, move |m| {
-            m.etag == etag && m.modified_ms == modified_ms && m.version_id.is_none()
+        self.delete_object_if(bucket, key, move |m| match m {
+            None => Ok(()),
+            Some(m) if m.etag == etag && m.modified_ms == modified_ms && m.version_id.is_none() => {
+                Ok(())
+            }
+            Some(_) => Err(StorageError::Refused),
         })
         .await
     }
