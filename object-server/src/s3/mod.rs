@@ -24,7 +24,7 @@ mod lock;
 mod multipart;
 mod put;
 mod read_buffers;
-mod tagging;
+pub(crate) mod tagging;
 mod versioning;
 
 /// The pure checks of configuration bodies (lifecycle, object lock, tagging) that the handlers
