@@ -32,14 +32,13 @@ use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 
 use super::Iam;
+use super::action::{
+    RequestFacts, condition_values, names_version, query_pairs, s3_actions, write_header_actions,
+};
 use super::decider::Decider;
 use super::object_tags::{
     CopySourceCheck, EXISTING_OBJECT_TAG, ObjectTagCheck, TagDecision, current_tags,
     existing_tags_apply, header_tags, insert_request,
-};
-use super::action::{
-    RequestFacts, condition_values, names_version, query_pairs, s3_actions,
-    write_header_actions,
 };
 use super::policy::{Decision, Request};
 
@@ -527,10 +526,7 @@ impl S3Access for Access {
         .await
     }
 
-    async fn put_object_tagging(
-        &self,
-        req: &mut S3Request<PutObjectTaggingInput>,
-    ) -> S3Result<()> {
+    async fn put_object_tagging(&self, req: &mut S3Request<PutObjectTaggingInput>) -> S3Result<()> {
         let caller = self
             .iam
             .caller(req.credentials.as_ref().map(|c| c.access_key.as_str()));

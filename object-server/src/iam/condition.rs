@@ -284,7 +284,10 @@ mod tests {
         assert!(keys.holds(&tagged(&["Owner"])));
         assert!(keys.holds(&tagged(&["Owner", "CreationDate"])));
         assert!(!keys.holds(&tagged(&["Owner", "Secret"])));
-        assert!(keys.holds(&tagged(&[])), "ForAllValues holds on no tags, as AWS's does");
+        assert!(
+            keys.holds(&tagged(&[])),
+            "ForAllValues holds on no tags, as AWS's does"
+        );
         let any = one(r#"{"ForAnyValue:StringEquals":{"s3:RequestObjectTagKeys":["Owner"]}}"#);
         assert!(any.holds(&tagged(&["Secret", "Owner"])));
         assert!(!any.holds(&tagged(&[])));

@@ -262,8 +262,56 @@ mod tests {
         let tags = BTreeMap::from([("Env".to_owned(), "dev".to_owned())]);
         insert_existing(&mut c, &tags);
         insert_existing(&mut c, &BTreeMap::from([("x".to_owned(), "y".to_owned())]));
-        assert!(!c.contains_key("s3:existingobjecttag/Env"), "replaced, not added");
+        assert!(
+            !c.contains_key("s3:existingobjecttag/Env"),
+            "replaced, not added"
+        );
         assert_eq!(c["s3:existingobjecttag/x"], ["y"]);
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// The race: the check allowed a read on `class=public`; the operation then opens a
+    /// version that was retagged `secret` meanwhile. The decision made again on what was
+    /// opened refuses it; the same tags pass without deciding again.
+    #[test]
+    fn a_decision_holds_only_for_the_tags_it_was_made_on() {
+        let policy = super::super::policy::Policy::parse_bucket_policy(
+            br#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject",
+              "Resource":"arn:aws:s3:::b/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/class":"public"}}}]}"#,
+        )
+        .unwrap();
+        let decider = Arc::new(Decider::anonymous("b", Some(Arc::new(policy))));
+        assert!(decider.may_test("s3:GetObject", "k", EXISTING_OBJECT_TAG));
+        assert!(!decider.may_test("s3:PutObject", "k", EXISTING_OBJECT_TAG));
+        let d = TagDecision::new(
+            decider,
+            "GetObject",
+            vec!["s3:GetObject".into()],
+            "k",
+            HashMap::new(),
+            None,
+        );
+        let public = tags(&[("class", "public")]);
+        assert!(d.admits(&public));
+        let d = d.decided_on(public.clone());
+        assert!(d.admits(&public));
+        assert!(d.admits(&tags(&[("class", "public")])));
+        assert!(!d.admits(&tags(&[("class", "secret")])));
+        assert!(!d.admits(&BTreeMap::new()));
+        let e = d.check(&tags(&[("Class", "public")])).unwrap_err();
+        assert_eq!(*e.code(), s3s::S3ErrorCode::AccessDenied);
+        let copy = CopySourceCheck {
+            read: None,
+            copy_tags: Some(d),
+        };
+        assert!(copy.check(&BTreeMap::new()).is_ok(), "no tags to take");
+        assert!(copy.check(&tags(&[("class", "secret")])).is_err());
     }
 
     #[test]

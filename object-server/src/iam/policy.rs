@@ -415,9 +415,9 @@ impl Policy {
     /// condition key starting with `prefix`: what tells whether a value that costs something to
     /// find (an object's tags) can change the decision. `req.conditions` is not looked at.
     pub fn may_test(&self, req: &Request<'_>, prefix: &str) -> bool {
-        self.statements.iter().any(|s| {
-            s.conditions.iter().any(|c| c.key().starts_with(prefix)) && s.targets(req)
-        })
+        self.statements
+            .iter()
+            .any(|s| s.conditions.iter().any(|c| c.key().starts_with(prefix)) && s.targets(req))
     }
 
     /// Whether every resource the policy names is in `bucket` (a bucket policy may only speak

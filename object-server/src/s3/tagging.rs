@@ -6,9 +6,9 @@ use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::versioning::{check_version_id, version_err};
+use super::{CofferS3, custom_error, storage_err};
 use crate::iam::object_tags::ObjectTagCheck;
 use crate::storage::StorageError;
-use super::{CofferS3, custom_error, storage_err};
 
 /// Tags an object version may have.
 const MAX_OBJECT_TAGS: usize = 10;
