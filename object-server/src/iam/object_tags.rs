@@ -87,7 +87,7 @@ pub fn insert_request<'a>(
 
 /// The tags of `x-amz-tagging` a write request asks for: PutObject, CreateMultipartUpload, and
 /// CopyObject when `x-amz-tagging-directive` is `REPLACE` (the header is ignored otherwise, as
-/// the copy does). A malformed header is the operation's `InvalidTag`, refused here already.
+/// the copy does). A malformed header is an error (the operation's `InvalidTag`).
 pub fn header_tags(op: &str, headers: &http::HeaderMap) -> S3Result<BTreeMap<String, String>> {
     let writes_header = match op {
         "PutObject" | "CreateMultipartUpload" => true,
