@@ -228,6 +228,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         iam.clone(),
         cfg.domains.clone(),
     ));
+    let access_store = store.clone();
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(Auth(iam.clone()));
@@ -235,6 +236,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     builder.set_access(Access {
         iam,
         tls: tls.is_some(),
+        store: access_store,
     });
     builder.set_route(admin);
     if let Some(domains) = &cfg.domains {

@@ -2,11 +2,8 @@
 //! check the SigV4 signature, and [`Access`] decides every operation from the caller's policies
 //! and the bucket policy.
 //!
-//! Rules: the root user may do everything, except what the bucket policy explicitly denies
-//! (bucket-policy management itself stays allowed so an owner is never locked out); a user
-//! needs an allow from its policies or from the bucket policy and no deny from either; an
-//! anonymous request needs an allow from the bucket policy. Canned ACLs other than `private`
-//! and grant headers are refused: access is given by policies.
+//! The rules of a decision are [`Decider`]'s. Canned ACLs other than `private` and grant headers
+//! are refused: access is given by policies.
 //!
 //! Each operation asks for the actions AWS documents for it ([`s3_actions`]: a named version
 //! needs the version action; tag, retention and legal-hold headers need their own actions), with
@@ -15,7 +12,13 @@
 //! key of a DeleteObjects on its own (action, resource, `s3:versionid`, governance bypass), the
 //! form's key of a browser POST (`s3:authType` `POST`, `s3:signatureversion` of the form's
 //! signature; the key as `${filename}` makes it), the `LocationConstraint` of a
-//! CreateBucket.
+//! CreateBucket, the tags in the body of a PutObjectTagging.
+//!
+//! A copy also needs `s3:GetObject` (`s3:GetObjectVersion` for a named version) on its source,
+//! and `s3:GetObjectTagging` (`…VersionTagging`) when it takes the source's tags (CopyObject,
+//! tagging directive `COPY`, the default) and the source has tags; `s3:x-amz-copy-source` is
+//! the source as the copy reads it (`bucket/key`, decoded), however the header spells it.
+//! Object-tag conditions: [`super::object_tags`].
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,15 +27,19 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::{
     CopyObjectInput, CopySource, CreateBucketInput, DeleteObjectsInput, PostObjectInput,
-    UploadPartCopyInput,
+    PutObjectTaggingInput, TaggingDirective, UploadPartCopyInput,
 };
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Result, s3_error};
 
 use super::Iam;
 use super::action::{
-    RequestFacts, condition_values, manages_bucket_policy, names_version, query_pairs, s3_actions,
-    write_header_actions,
+    RequestFacts, condition_values, names_version, query_pairs, s3_actions, write_header_actions,
+};
+use super::decider::Decider;
+use super::object_tags::{
+    CopySourceCheck, EXISTING_OBJECT_TAG, ObjectTagCheck, TagDecision, current_tags,
+    existing_tags_apply, header_tags, insert_request,
 };
 use super::policy::{Decision, Request};
 
@@ -154,7 +161,7 @@ impl<'a> Caller<'a> {
     }
 }
 
-fn access_denied() -> S3Error {
+pub(super) fn access_denied() -> S3Error {
     s3_error!(AccessDenied, "Access Denied.")
 }
 
@@ -199,36 +206,31 @@ impl Iam {
         object: &str,
         conditions: &HashMap<String, Vec<String>>,
     ) -> S3Result<bool> {
-        let req = Request {
-            action,
-            bucket,
-            object,
-            principal: caller.name(),
-            conditions,
-        };
-        let by_bucket = if bucket.is_empty() {
-            Decision::NoMatch
+        Ok(self
+            .decider(caller, bucket)
+            .await?
+            .allows(op, action, object, conditions))
+    }
+
+    /// The decisions of `caller` on `bucket` (empty: service-level), with the caller's policies
+    /// and the bucket policy as they are now; `Err` only when the IAM state cannot be read.
+    pub async fn decider(&self, caller: Caller<'_>, bucket: &str) -> S3Result<Decider> {
+        let bucket_policy = if bucket.is_empty() {
+            None
         } else {
             self.bucket_policy(bucket)
-                .map_or(Decision::NoMatch, |p| p.evaluate(&req))
         };
-        let by_user = match caller {
-            Caller::Root(_) => {
-                return Ok(by_bucket != Decision::Deny || manages_bucket_policy(op));
-            }
-            Caller::Anonymous => Decision::NoMatch,
+        Ok(match caller {
+            Caller::Root(name) => Decider::root(name, bucket, bucket_policy),
+            Caller::Anonymous => Decider::anonymous(bucket, bucket_policy),
             Caller::User(name) => {
                 let snap = self.snapshot().await.map_err(|e| {
                     tracing::error!(error = %e, "IAM state unavailable");
                     s3_error!(InternalError, "The IAM state could not be read.")
                 })?;
-                match snap.users.get(name) {
-                    Some(u) if u.enabled => snap.evaluate_user(u, &req),
-                    _ => return Ok(false),
-                }
+                Decider::user(name, snap, bucket, bucket_policy)
             }
-        };
-        Ok(by_user.and(by_bucket) == Decision::Allow)
+        })
     }
 
     /// Decides every action of `actions` (all are needed).
@@ -255,6 +257,8 @@ pub struct Access {
     pub iam: Arc<Iam>,
     /// Whether clients reach us over TLS (`aws:SecureTransport`).
     pub tls: bool,
+    /// The objects, whose tags `s3:ExistingObjectTag` conditions test.
+    pub store: crate::storage::Store,
 }
 
 /// Refuses a canned ACL other than `private` (a header, or a browser form's field).
@@ -290,9 +294,28 @@ fn query_param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str>
 
 /// Operations decided in their own hook, where s3s has parsed the input the decision needs:
 /// each key of a DeleteObjects, the form's key of a browser POST, the `LocationConstraint` of a
-/// CreateBucket.
+/// CreateBucket, the tags in the body of a PutObjectTagging.
 fn decided_in_hook(op: &str) -> bool {
-    matches!(op, "DeleteObjects" | "PostObject" | "CreateBucket")
+    matches!(
+        op,
+        "DeleteObjects" | "PostObject" | "CreateBucket" | "PutObjectTagging"
+    )
+}
+
+/// Sets `s3:x-amz-copy-source` to the source as the copy reads it: `bucket/key`, decoded, without
+/// a leading `/` or the `versionId`, so that `/b/k` or `b/%6B` cannot slip past a policy written
+/// for `b/k`. A header s3s cannot parse is left as it is: s3s refuses that request.
+fn normalize_copy_source(conditions: &mut HashMap<String, Vec<String>>, headers: &http::HeaderMap) {
+    let parsed = headers
+        .get("x-amz-copy-source")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| CopySource::parse(h).ok());
+    if let Some(CopySource::Bucket { bucket, key, .. }) = parsed {
+        conditions.insert(
+            "s3:x-amz-copy-source".into(),
+            vec![format!("{bucket}/{key}")],
+        );
+    }
 }
 
 impl Access {
@@ -311,6 +334,46 @@ impl Access {
             user: caller.name(),
             root: matches!(caller, Caller::Root(_)),
         }
+    }
+
+    /// Decides `actions` of operation `op` on `object` (empty: the bucket). When a statement that
+    /// could decide them tests `s3:ExistingObjectTag`, the tags of the version the request
+    /// names are read first, and the decision is returned to be held against the version the
+    /// operation opens; otherwise nothing is read and `None` is returned.
+    async fn decide_object(
+        &self,
+        decider: Arc<Decider>,
+        op: &str,
+        actions: &[String],
+        object: &str,
+        version_id: Option<&str>,
+        conditions: &HashMap<String, Vec<String>>,
+    ) -> S3Result<Option<TagDecision>> {
+        let tested = existing_tags_apply(op)
+            && !object.is_empty()
+            && actions
+                .iter()
+                .any(|a| decider.may_test(a, object, EXISTING_OBJECT_TAG));
+        if !tested {
+            return match actions
+                .iter()
+                .all(|a| decider.allows(op, a, object, conditions))
+            {
+                true => Ok(None),
+                false => Err(access_denied()),
+            };
+        }
+        let tags = current_tags(&self.store, decider.bucket(), object, version_id).await?;
+        let d = TagDecision::new(
+            decider,
+            op,
+            actions.to_vec(),
+            object,
+            conditions.clone(),
+            None,
+        );
+        d.check(&tags)?;
+        Ok(Some(d.decided_on(tags)))
     }
 
     /// A part of a multipart upload carries no SSE header: its SSE condition values are those
@@ -378,6 +441,16 @@ impl S3Access for Access {
         let params = query_pairs(query);
         let facts = self.facts(caller, cx.headers(), query, &ext);
         let mut conditions = condition_values(&facts);
+        // A malformed x-amz-tagging names no tags here; the operation, parsing the same header
+        // with the same function, refuses it before anything is written.
+        let tags = header_tags(op, cx.headers()).unwrap_or_default();
+        insert_request(
+            &mut conditions,
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        if matches!(op, "CopyObject" | "UploadPartCopy") {
+            normalize_copy_source(&mut conditions, cx.headers());
+        }
         if matches!(
             op,
             "UploadPart" | "UploadPartCopy" | "CompleteMultipartUpload"
@@ -387,10 +460,25 @@ impl S3Access for Access {
         }
         let mut actions = s3_actions(op, names_version(&params));
         actions.extend(write_header_actions(op, cx.headers()));
-        let mut r = self
-            .iam
-            .authorize_all(caller, op, &actions, bucket, object, &conditions)
-            .await;
+        let version_id = query_param(&params, "versionId");
+        let mut r = match self.iam.decider(caller, bucket).await {
+            Ok(decider) => self
+                .decide_object(
+                    Arc::new(decider),
+                    op,
+                    &actions,
+                    object,
+                    version_id,
+                    &conditions,
+                )
+                .await
+                .map(|d| {
+                    if let Some(d) = d {
+                        ext.insert(ObjectTagCheck(d));
+                    }
+                }),
+            Err(e) => Err(e),
+        };
         if op == "ListBuckets"
             && r.is_err()
             && let Caller::User(name) = caller
@@ -424,12 +512,18 @@ impl S3Access for Access {
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
+        let takes_tags = req
+            .input
+            .tagging_directive
+            .as_ref()
+            .is_none_or(|d| d.as_str() != TaggingDirective::REPLACE);
         self.check_copy_source(
             req.credentials.as_ref().map(|c| c.access_key.as_str()),
             &req.input.copy_source,
             &req.headers,
             req.uri.query(),
-            &req.extensions,
+            &mut req.extensions,
+            takes_tags,
         )
         .await
     }
@@ -440,9 +534,49 @@ impl S3Access for Access {
             &req.input.copy_source,
             &req.headers,
             req.uri.query(),
-            &req.extensions,
+            &mut req.extensions,
+            false,
         )
         .await
+    }
+
+    async fn put_object_tagging(&self, req: &mut S3Request<PutObjectTaggingInput>) -> S3Result<()> {
+        let caller = self
+            .iam
+            .caller(req.credentials.as_ref().map(|c| c.access_key.as_str()));
+        let input = &req.input;
+        let bucket = input.bucket.as_str();
+        if matches!(caller, Caller::Root(_)) && self.iam.bucket_policy(bucket).is_none() {
+            return Ok(());
+        }
+        let facts = self.facts(caller, &req.headers, req.uri.query(), &req.extensions);
+        let mut conditions = condition_values(&facts);
+        insert_request(
+            &mut conditions,
+            input.tagging.tag_set.iter().map(|t| {
+                (
+                    t.key.as_deref().unwrap_or_default(),
+                    t.value.as_deref().unwrap_or_default(),
+                )
+            }),
+        );
+        let version_id = input.version_id.as_deref();
+        let actions = s3_actions("PutObjectTagging", version_id.is_some());
+        let decider = Arc::new(self.iam.decider(caller, bucket).await?);
+        let decided = self
+            .decide_object(
+                decider,
+                "PutObjectTagging",
+                &actions,
+                &input.key,
+                version_id,
+                &conditions,
+            )
+            .await?;
+        if let Some(d) = decided {
+            req.extensions.insert(ObjectTagCheck(d));
+        }
+        Ok(())
     }
 
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
@@ -520,6 +654,12 @@ impl S3Access for Access {
             None => conditions.remove("s3:signatureversion"),
         };
         let input = &req.input;
+        // Malformed tags: none here, refused by the upload itself (the same parser).
+        let tags = crate::s3::tagging::parse_header(input.tagging.as_deref()).unwrap_or_default();
+        insert_request(
+            &mut conditions,
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         if let Some(sse) = &input.server_side_encryption {
             conditions.insert(
                 "s3:x-amz-server-side-encryption".into(),
@@ -601,13 +741,17 @@ fn wants_bypass(headers: &http::HeaderMap) -> bool {
 }
 
 impl Access {
+    /// Decides what a copy reads: `s3:GetObject` (`s3:GetObjectVersion`) on the source, its
+    /// tags' conditions, and, when the copy takes the source's tags (`takes_tags`), what the
+    /// operation holds against the source it opens ([`CopySourceCheck`]).
     async fn check_copy_source(
         &self,
         access_key: Option<&str>,
         source: &CopySource,
         headers: &http::HeaderMap,
         query: Option<&str>,
-        ext: &http::Extensions,
+        ext: &mut http::Extensions,
+        takes_tags: bool,
     ) -> S3Result<()> {
         let CopySource::Bucket {
             bucket,
@@ -623,15 +767,36 @@ impl Access {
         let caller = self.iam.caller(access_key);
         let facts = self.facts(caller, headers, query, ext);
         let mut conditions = condition_values(&facts);
+        normalize_copy_source(&mut conditions, headers);
         // The source's version, not the destination's query, is what the read names.
         match version_id {
             Some(v) => conditions.insert("s3:versionid".into(), vec![v.to_string()]),
             None => conditions.remove("s3:versionid"),
         };
-        let actions = s3_actions("GetObject", version_id.is_some());
-        self.iam
-            .authorize_all(caller, "GetObject", &actions, bucket, key, &conditions)
-            .await
+        let decider = Arc::new(self.iam.decider(caller, bucket).await?);
+        let versioned = version_id.is_some();
+        let read = self
+            .decide_object(
+                decider.clone(),
+                "GetObject",
+                &s3_actions("GetObject", versioned),
+                key,
+                version_id.as_deref(),
+                &conditions,
+            )
+            .await?;
+        let copy_tags = takes_tags.then(|| {
+            TagDecision::new(
+                decider,
+                "GetObjectTagging",
+                s3_actions("GetObjectTagging", versioned),
+                key,
+                conditions,
+                None,
+            )
+        });
+        ext.insert(CopySourceCheck { read, copy_tags });
+        Ok(())
     }
 }
 

@@ -2,11 +2,16 @@
 //! operators with MinIO's semantics (`StringNotEquals` holds when the key is absent, `Null`
 //! tests presence, `ForAllValues:`/`ForAnyValue:` qualifiers, `…IfExists`), on the condition
 //! keys MinIO knows. Pure logic.
+//!
+//! Condition keys are case-insensitive, except the tag key of `s3:ExistingObjectTag/<key>` and
+//! `s3:RequestObjectTag/<key>`: object tags are case-sensitive, so `…/Env` and `…/env` name two
+//! tags (keys are kept as the lowercase prefix followed by the tag key as written).
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde_json::Value;
 
+use super::object_tags::{EXISTING_OBJECT_TAG, REQUEST_OBJECT_TAG, REQUEST_OBJECT_TAG_KEYS};
 use super::policy::{strings, wildcard_match};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +43,7 @@ pub(super) struct Condition {
     negate: bool,
     if_exists: bool,
     qualifier: Qualifier,
-    /// Lowercase key, e.g. `s3:x-amz-server-side-encryption`.
+    /// Lowercase key, e.g. `s3:x-amz-server-side-encryption` (a tag key keeps its case).
     key: String,
     values: Vec<String>,
 }
@@ -97,6 +102,11 @@ impl Condition {
         }
     }
 
+    /// The condition key it tests, as [`normalize_key`] spells it.
+    pub(super) fn key(&self) -> &str {
+        &self.key
+    }
+
     pub(super) fn holds(&self, values: &HashMap<String, Vec<String>>) -> bool {
         let got: &[String] = values.get(&self.key).map(Vec::as_slice).unwrap_or(&[]);
         if self.operator == Operator::Null {
@@ -142,9 +152,22 @@ const KNOWN_KEYS: &[&str] = &[
     "s3:locationconstraint",
 ];
 
-fn known_key(key: &str) -> bool {
+/// The key as conditions are matched on (lowercase; a tag key as written), or `None` for a key
+/// policies may not name (anything else is refused, as MinIO does).
+fn normalize_key(key: &str) -> Option<String> {
+    let lower = key.to_ascii_lowercase();
+    for prefix in [EXISTING_OBJECT_TAG, REQUEST_OBJECT_TAG] {
+        if lower.starts_with(prefix) {
+            // ASCII lowercasing keeps byte offsets: the tag key starts at the same place.
+            let tag = &key[prefix.len()..];
+            return (!tag.is_empty()).then(|| format!("{prefix}{tag}"));
+        }
+    }
     // Request headers are condition keys too: s3:x-amz-server-side-encryption, s3:x-amz-acl, ...
-    KNOWN_KEYS.contains(&key) || key.starts_with("s3:x-amz-")
+    let known = KNOWN_KEYS.contains(&lower.as_str())
+        || lower == REQUEST_OBJECT_TAG_KEYS
+        || lower.starts_with("s3:x-amz-");
+    known.then_some(lower)
 }
 
 fn parse_operator(name: &str) -> Result<(Operator, bool, bool, Qualifier), String> {
@@ -192,10 +215,9 @@ pub(super) fn parse_conditions(v: &Value) -> Result<Vec<Condition>, String> {
             return Err(format!("Condition '{name}' must map keys to values"));
         };
         for (key, values) in keys {
-            let lower = key.to_ascii_lowercase();
-            if !known_key(&lower) {
+            let Some(normalized) = normalize_key(key) else {
                 return Err(format!("unsupported condition key '{key}'"));
-            }
+            };
             let values = strings(values, "a condition value")?;
             if operator == Operator::Bool
                 && values
@@ -214,7 +236,7 @@ pub(super) fn parse_conditions(v: &Value) -> Result<Vec<Condition>, String> {
                 negate,
                 if_exists,
                 qualifier,
-                key: lower,
+                key: normalized,
                 values,
             });
         }
@@ -239,6 +261,44 @@ mod tests {
             m.entry((*k).to_owned()).or_default().push((*v).to_owned());
         }
         m
+    }
+
+    /// The tag key of the object-tag condition keys keeps its case (object tags are
+    /// case-sensitive); the rest of a key does not matter; an empty tag key is refused.
+    #[test]
+    fn object_tag_keys() {
+        let c = one(r#"{"StringEquals":{"S3:ExistingObjectTag/Env":"prod"}}"#);
+        assert_eq!(c.key(), "s3:existingobjecttag/Env");
+        assert!(c.holds(&values(&[("s3:existingobjecttag/Env", "prod")])));
+        assert!(!c.holds(&values(&[("s3:existingobjecttag/env", "prod")])));
+        let r = one(r#"{"StringLike":{"s3:RequestObjectTag/team":"a*"}}"#);
+        assert_eq!(r.key(), "s3:requestobjecttag/team");
+        let keys = one(
+            r#"{"ForAllValues:StringEquals":{"s3:RequestObjectTagKeys":["Owner","CreationDate"]}}"#,
+        );
+        assert_eq!(keys.key(), "s3:requestobjecttagkeys");
+        let tagged = |ks: &[&str]| {
+            let pairs: Vec<_> = ks.iter().map(|k| ("s3:requestobjecttagkeys", *k)).collect();
+            values(&pairs)
+        };
+        assert!(keys.holds(&tagged(&["Owner"])));
+        assert!(keys.holds(&tagged(&["Owner", "CreationDate"])));
+        assert!(!keys.holds(&tagged(&["Owner", "Secret"])));
+        assert!(
+            keys.holds(&tagged(&[])),
+            "ForAllValues holds on no tags, as AWS's does"
+        );
+        let any = one(r#"{"ForAnyValue:StringEquals":{"s3:RequestObjectTagKeys":["Owner"]}}"#);
+        assert!(any.holds(&tagged(&["Secret", "Owner"])));
+        assert!(!any.holds(&tagged(&[])));
+        for bad in [
+            r#"{"StringEquals":{"s3:ExistingObjectTag/":"x"}}"#,
+            r#"{"StringEquals":{"s3:RequestObjectTag":"x"}}"#,
+            r#"{"StringEquals":{"s3:ExistingObjectTags":"x"}}"#,
+        ] {
+            let v: Value = serde_json::from_str(bad).unwrap();
+            assert!(parse_conditions(&v).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! - [`policy`]: the IAM policy language (pure), with [`condition`] for `Condition` blocks.
 //! - [`builtin`]: MinIO's built-in policies.
 //! - [`action`]: the action of each S3 operation and a request's condition values.
+//! - [`object_tags`]: the object-tag condition keys, and holding a decision made on an
+//!   object's tags against the version the operation opens.
+//! - [`decider`]: one caller's decisions on one bucket, policies captured.
 //! - [`store`]: `DIR/.coffer/iam/` on disk, secret keys sealed by the KMS.
 //! - [`access`]: s3s's `S3Auth` (secret lookup for SigV4) and `S3Access` (the per-request check).
 //! - [`users_file`]: users provisioned from `COFFER_USERS_FILE`.
@@ -24,6 +27,8 @@ pub mod access;
 pub mod action;
 pub mod builtin;
 pub mod condition;
+pub mod decider;
+pub mod object_tags;
 pub mod policy;
 pub mod store;
 pub mod users_file;

@@ -152,6 +152,12 @@ fn action_matches(pattern: &str, action: &str) -> bool {
 
 impl Statement {
     fn applies(&self, req: &Request<'_>) -> bool {
+        self.targets(req) && self.conditions.iter().all(|c| c.holds(req.conditions))
+    }
+
+    /// Whether the statement speaks about this principal, action and resource (its conditions
+    /// aside).
+    fn targets(&self, req: &Request<'_>) -> bool {
         if let Some(p) = &self.principal {
             let ok = match (p, req.principal) {
                 (Principal::Anyone, _) => true,
@@ -192,7 +198,7 @@ impl Statement {
                 return false;
             }
         }
-        self.conditions.iter().all(|c| c.holds(req.conditions))
+        true
     }
 }
 
@@ -403,6 +409,15 @@ impl Policy {
             }
         }
         decision
+    }
+
+    /// Whether a statement that speaks about this request (principal, action, resource) tests a
+    /// condition key starting with `prefix`: what tells whether a value that costs something to
+    /// find (an object's tags) can change the decision. `req.conditions` is not looked at.
+    pub fn may_test(&self, req: &Request<'_>, prefix: &str) -> bool {
+        self.statements
+            .iter()
+            .any(|s| s.conditions.iter().any(|c| c.key().starts_with(prefix)) && s.targets(req))
     }
 
     /// Whether every resource the policy names is in `bucket` (a bucket policy may only speak
@@ -618,6 +633,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("Principal"));
+    }
+
+    /// Only a statement that could decide the request counts: its principal, action and
+    /// resource match.
+    #[test]
+    fn may_test_looks_only_at_statements_that_apply() {
+        let p = Policy::parse_bucket_policy(
+            br#"{"Statement":[
+              {"Effect":"Allow","Principal":{"AWS":["app"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/tagged/*",
+               "Condition":{"StringEquals":{"s3:ExistingObjectTag/env":"prod"}}},
+              {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*",
+               "Condition":{"StringEquals":{"s3:x-amz-server-side-encryption":"AES256"}}}]}"#,
+        )
+        .unwrap();
+        let c = HashMap::new();
+        let tag = "s3:existingobjecttag/";
+        assert!(p.may_test(&req("s3:GetObject", "b", "tagged/x", &c), tag));
+        assert!(!p.may_test(&req("s3:GetObject", "b", "other/x", &c), tag));
+        assert!(!p.may_test(&req("s3:PutObject", "b", "tagged/x", &c), tag));
+        let anon = Request {
+            principal: None,
+            ..req("s3:GetObject", "b", "tagged/x", &c)
+        };
+        assert!(!p.may_test(&anon, tag));
+        assert!(p.may_test(&anon, "s3:x-amz-server-side"));
     }
 
     #[test]

@@ -176,6 +176,7 @@ mod delete_objects {
         let access = Access {
             iam: iam.clone(),
             tls: false,
+            store: crate::storage::Store::open(d.path()).unwrap(),
         };
         let keys = [
             ("protected/a", None),

@@ -159,10 +159,12 @@ impl CofferS3 {
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
         let input = req.input;
-        self.store
+        let obj = self
+            .store
             .open_object(&input.bucket, &input.key)
             .await
             .map_err(storage_err)?;
+        crate::iam::object_tags::check_object_tags(&req.extensions, &obj.meta.tags)?;
         Ok(S3Response::new(GetObjectAclOutput {
             grants: Some(full_control()),
             owner: Some(owner()),
@@ -175,10 +177,12 @@ impl CofferS3 {
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         let input = req.input;
-        self.store
+        let obj = self
+            .store
             .open_object(&input.bucket, &input.key)
             .await
             .map_err(storage_err)?;
+        crate::iam::object_tags::check_object_tags(&req.extensions, &obj.meta.tags)?;
         check_acl(
             input.acl.as_ref().map(|a| a.as_str()),
             input.access_control_policy.as_ref(),

@@ -2,7 +2,8 @@
 //! under a fresh object key with the destination's encryption. Copying an object onto itself with
 //! new SSE-C headers is how an SSE-C key is rotated. A source may name a version
 //! (`?versionId=`); the copy is a new version of the destination, tags copied or replaced
-//! (`x-amz-tagging-directive`).
+//! (`x-amz-tagging-directive`): taking the source's tags needs `s3:GetObjectTagging` on it
+//! (decided by the access check, held here against the source version opened).
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -153,13 +154,14 @@ impl CofferS3 {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
             ));
         }
-        let (src, src_ok) = self
-            .open_for_read(
-                &src_bucket,
-                &src_key,
-                src_version.as_deref(),
-                src_customer.as_ref(),
-            )
+        let src = self
+            .open_named_body(&src_bucket, &src_key, src_version.as_deref())
+            .await?;
+        // The source's tags decide (a tag condition on the read; s3:GetObjectTagging to take
+        // them) on the version opened, not on the one the access check saw.
+        crate::iam::object_tags::check_copy_source(&req.extensions, &src.meta.tags)?;
+        let src_ok = self
+            .key_for(&src, &src_bucket, &src_key, src_customer.as_ref())
             .await?;
         super::get::check_read_conditions(
             &src.meta,

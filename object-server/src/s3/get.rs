@@ -140,19 +140,6 @@ fn read_error(e: ReadError) -> s3s::S3Error {
 }
 
 impl CofferS3 {
-    /// Opens an object (the latest version, or the one named) and, for encrypted objects, its key.
-    pub(crate) async fn open_for_read(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        customer: Option<&CustomerKey>,
-    ) -> S3Result<(OpenObject, Option<crate::sse::ObjectKey>)> {
-        let obj = self.open_named_body(bucket, key, version_id).await?;
-        let ok = self.key_for(&obj, bucket, key, customer).await?;
-        Ok((obj, ok))
-    }
-
     /// The object key of an opened object (`None` for plaintext objects).
     pub(crate) async fn key_for(
         &self,
@@ -213,6 +200,7 @@ impl CofferS3 {
         let obj = self
             .open_named_body(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
+        crate::iam::object_tags::check_object_tags(&req.extensions, &obj.meta.tags)?;
         check_read_conditions(
             &obj.meta,
             input.if_match.as_ref(),
@@ -304,6 +292,7 @@ impl CofferS3 {
         let obj = self
             .open_named(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
+        crate::iam::object_tags::check_object_tags(&req.extensions, &obj.meta.tags)?;
         check_read_conditions(
             &obj.meta,
             input.if_match.as_ref(),

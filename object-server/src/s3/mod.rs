@@ -27,7 +27,7 @@ mod multipart;
 pub mod post;
 mod put;
 mod read_buffers;
-mod tagging;
+pub(crate) mod tagging;
 mod versioning;
 
 /// The pure checks of configuration bodies (lifecycle, object lock, tagging) that the handlers

@@ -395,13 +395,17 @@ impl CofferS3 {
             input.copy_source_sse_customer_key_md5.as_deref(),
         )?;
         let (src_bucket, src_key) = super::copy::source_of(&input.copy_source)?;
-        let (src, src_ok) = self
-            .open_for_read(
+        let src = self
+            .open_named_body(
                 &src_bucket,
                 &src_key,
                 super::copy::source_version(&input.copy_source),
-                src_customer.as_ref(),
             )
+            .await?;
+        // What the access check decided on the source's tags holds for the version opened.
+        crate::iam::object_tags::check_copy_source(&req.extensions, &src.meta.tags)?;
+        let src_ok = self
+            .key_for(&src, &src_bucket, &src_key, src_customer.as_ref())
             .await?;
         super::get::check_read_conditions(
             &src.meta,

@@ -7,6 +7,8 @@ use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::versioning::{check_version_id, version_err};
 use super::{CofferS3, custom_error, storage_err};
+use crate::iam::object_tags::ObjectTagCheck;
+use crate::storage::StorageError;
 
 /// Tags an object version may have.
 const MAX_OBJECT_TAGS: usize = 10;
@@ -122,6 +124,36 @@ pub(crate) fn parse_header(h: Option<&str>) -> S3Result<BTreeMap<String, String>
 }
 
 impl CofferS3 {
+    /// Replaces the tags of one version with `tags`. A decision the access check made on the
+    /// version's tags is made again on the tags found inside the rewrite (under the key's lock,
+    /// or the bucket's guard): a retag or a new version in between cannot slip past it.
+    async fn rewrite_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        decision: Option<ObjectTagCheck>,
+        tags: BTreeMap<String, String>,
+    ) -> S3Result<crate::storage::ObjectMeta> {
+        let result = self
+            .store
+            .rewrite_meta(bucket, key, version_id, move |m| {
+                if let Some(ObjectTagCheck(d)) = &decision
+                    && !d.admits(&m.tags)
+                {
+                    return Err(StorageError::Refused);
+                }
+                m.tags = tags;
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(meta) => Ok(meta),
+            Err(StorageError::Refused) => Err(s3_error!(AccessDenied, "Access Denied.")),
+            Err(e) => Err(version_err(e)),
+        }
+    }
+
     pub(crate) async fn do_put_object_tagging(
         &self,
         req: S3Request<PutObjectTaggingInput>,
@@ -131,19 +163,16 @@ impl CofferS3 {
             check_version_id(v)?;
         }
         let tags = validate(pairs_of(input.tagging.tag_set), MAX_OBJECT_TAGS)?;
+        let decision = req.extensions.get::<ObjectTagCheck>().cloned();
         let meta = self
-            .store
-            .rewrite_meta(
+            .rewrite_tags(
                 &input.bucket,
                 &input.key,
                 input.version_id.as_deref(),
-                move |m| {
-                    m.tags = tags;
-                    Ok(())
-                },
+                decision,
+                tags,
             )
-            .await
-            .map_err(version_err)?;
+            .await?;
         Ok(S3Response::new(PutObjectTaggingOutput {
             version_id: meta.version_id,
         }))
@@ -157,6 +186,7 @@ impl CofferS3 {
         let obj = self
             .open_named(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
+        crate::iam::object_tags::check_object_tags(&req.extensions, &obj.meta.tags)?;
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set: tag_set(&obj.meta.tags),
             version_id: obj.meta.version_id.clone(),
@@ -171,19 +201,16 @@ impl CofferS3 {
         if let Some(v) = &input.version_id {
             check_version_id(v)?;
         }
+        let decision = req.extensions.get::<ObjectTagCheck>().cloned();
         let meta = self
-            .store
-            .rewrite_meta(
+            .rewrite_tags(
                 &input.bucket,
                 &input.key,
                 input.version_id.as_deref(),
-                |m| {
-                    m.tags.clear();
-                    Ok(())
-                },
+                decision,
+                BTreeMap::new(),
             )
-            .await
-            .map_err(version_err)?;
+            .await?;
         Ok(S3Response::new(DeleteObjectTaggingOutput {
             version_id: meta.version_id,
         }))
