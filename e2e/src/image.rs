@@ -229,6 +229,8 @@ impl Layer {
             }
             tar.finish()?;
         }
+        // Flushed here: a buffered writer dropped unflushed would lose a write error.
+        hashing.flush()?;
         Ok(format!("{:x}", hashing.hasher.finalize()))
     }
 }
