@@ -41,9 +41,9 @@ const SYSCTLS: &[&str] = &[
     "net.netfilter.nf_conntrack_tcp_be_liberal",
 ];
 
-/// Host paths containerd, the kubelet and CNI create regardless of their configuration.
+/// Host paths containerd, the kubelet and CNI create regardless of their configuration
+/// (`/run/containerd` is shared with any other containerd: [`remove_run_containerd`]).
 const FIXED_PATHS: &[&str] = &[
-    "/run/containerd",
     "/run/nri",
     "/var/lib/cni",
     "/var/lib/kubelet",
@@ -361,6 +361,7 @@ pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
     }
 
     // 7. The fixed host paths, and the node's directory.
+    remove_run_containerd();
     for path in FIXED_PATHS {
         let _ = std::fs::remove_dir_all(path);
     }
@@ -400,6 +401,32 @@ fn rule_words(rule: &str) -> Vec<String> {
     }
     words.extend(word);
     words
+}
+
+/// What the node's containerd and its shims left in `/run/containerd`, leaving another
+/// containerd's (a test of the images runs one) alone: the runc state of the `k8s.io`
+/// namespace, shim sockets nobody listens on, then the directories if they are empty.
+fn remove_run_containerd() {
+    let _ = std::fs::remove_dir_all("/run/containerd/runc/k8s.io");
+    let listening = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    for entry in std::fs::read_dir("/run/containerd/s")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        if !listening.contains(&*path.to_string_lossy()) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    for dir in [
+        "/run/containerd/s",
+        "/run/containerd/fifo",
+        "/run/containerd/runc",
+        "/run/containerd",
+    ] {
+        let _ = std::fs::remove_dir(dir);
+    }
 }
 
 /// SIGTERM to every pid, up to 5 s for them to go (kube-apiserver can linger in its graceful
