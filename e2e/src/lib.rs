@@ -6,6 +6,7 @@
 //! the suite never passes by skipping.
 
 pub mod cluster;
+pub mod image;
 pub mod kes;
 pub mod kube;
 pub mod minio;
