@@ -1,6 +1,7 @@
 //! etcd + kube-apiserver started the way controller-runtime's envtest does it: its own CA,
 //! service-account keys, RBAC authorization and an admin kubeconfig (a `system:masters` client
-//! certificate). No kubelet runs, so pods are stored but never started.
+//! certificate). No kubelet runs, so pods are stored but never started — unless
+//! [`crate::cluster`] starts one with [`ApiOptions::for_node`].
 
 use crate::pki::{CertFiles, TestCa};
 use crate::process::{Process, peer_bin, run, start_on_free_ports, wait_until};
@@ -9,6 +10,52 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tempfile::TempDir;
+
+/// How the API server is reached and what it admits. The default is envtest's: loopback only,
+/// no Service endpoint published, no ServiceAccount admission (no pod ever runs).
+#[derive(Clone, Debug)]
+pub struct ApiOptions {
+    /// The address it listens on and publishes as the `kubernetes` Service's endpoint.
+    pub address: String,
+    /// The Service IP range; its first address is the `kubernetes` Service's ClusterIP.
+    pub service_cidr: String,
+    /// Whether pods run: the ServiceAccount admission (tokens mounted into pods), the Node
+    /// authorizer for kubelets, the `kubernetes` Service's endpoint published.
+    pub pods_run: bool,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            address: "127.0.0.1".into(),
+            service_cidr: "10.0.0.0/24".into(),
+            pods_run: false,
+        }
+    }
+}
+
+impl ApiOptions {
+    /// An API server for a node whose pods reach it at `address` (an address of the host that
+    /// the pod network routes to), with Services in `service_cidr` (`a.b.c.0/24`).
+    pub fn for_node(address: &str, service_cidr: &str) -> ApiOptions {
+        ApiOptions {
+            address: address.into(),
+            service_cidr: service_cidr.into(),
+            pods_run: true,
+        }
+    }
+
+    /// The `kubernetes` Service's ClusterIP: the first address of the range.
+    fn service_ip(&self) -> String {
+        let net = self
+            .service_cidr
+            .split('/')
+            .next()
+            .expect("a CIDR has an address");
+        let (prefix, _) = net.rsplit_once('.').expect("an IPv4 CIDR");
+        format!("{prefix}.1")
+    }
+}
 
 /// A running control plane: etcd and kube-apiserver.
 pub struct KubeApi {
@@ -25,8 +72,14 @@ pub struct KubeApi {
 }
 
 impl KubeApi {
-    /// Starts etcd and kube-apiserver and waits until `/readyz` answers.
+    /// Starts etcd and kube-apiserver (envtest's way: [`ApiOptions::default`]) and waits until
+    /// `/readyz` answers.
     pub fn start() -> KubeApi {
+        KubeApi::start_with(&ApiOptions::default())
+    }
+
+    /// Starts etcd and kube-apiserver as `options` say and waits until `/readyz` answers.
+    pub fn start_with(options: &ApiOptions) -> KubeApi {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path();
         let (etcd, etcd_ports, ()) = start_on_free_ports(
@@ -56,13 +109,16 @@ impl KubeApi {
         let etcd_port = etcd_ports[0];
 
         let ca = TestCa::new(&path.join("pki"), "kube-test-ca");
+        let service_ip = options.service_ip();
         let serving = ca.server(
             "apiserver",
             &[
                 "kubernetes",
                 "kubernetes.default",
                 "kubernetes.default.svc",
-                "10.0.0.1",
+                "kubernetes.default.svc.cluster.local",
+                &service_ip,
+                &options.address,
             ],
         );
         let admin = ca.client("admin", "admin", &["system:masters"]);
@@ -70,6 +126,16 @@ impl KubeApi {
         let sa = rcgen::KeyPair::generate().expect("SA key");
         std::fs::write(&sa_key, sa.serialize_pem()).expect("write SA key");
         std::fs::write(&sa_pub, sa.public_key_pem()).expect("write SA public key");
+
+        // The kubelets' API (logs, exec) takes client certificates of this CA and asks the API
+        // server whether their subject may: this one may do anything.
+        let kubelet_client = options.pods_run.then(|| {
+            ca.client(
+                "apiserver-kubelet-client",
+                "kube-apiserver-kubelet-client",
+                &["system:masters"],
+            )
+        });
 
         // Every request is audited (metadata only) so tests can see exactly what a client did.
         let audit_policy = path.join("audit-policy.yaml");
@@ -86,14 +152,32 @@ impl KubeApi {
                     &format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
                     &format!("--cert-dir={}", path.join("pki").display()),
                     &format!("--secure-port={}", ports[0]),
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
-                    // Loopback cannot be published as the kubernetes Service endpoint; envtest turns it off too.
-                    "--endpoint-reconciler-type=none",
-                    "--service-cluster-ip-range=10.0.0.0/24",
+                    &format!("--bind-address={}", options.address),
+                    &format!("--advertise-address={}", options.address),
+                    &format!("--service-cluster-ip-range={}", options.service_cidr),
                     "--allow-privileged=true",
-                    "--authorization-mode=RBAC",
-                    "--disable-admission-plugins=ServiceAccount",
+                ]);
+                if let Some(kubelet_client) = &kubelet_client {
+                    apiserver.args([
+                        &format!(
+                            "--kubelet-client-certificate={}",
+                            kubelet_client.cert.display()
+                        ),
+                        &format!("--kubelet-client-key={}", kubelet_client.key.display()),
+                        "--authorization-mode=Node,RBAC",
+                        "--enable-admission-plugins=NodeRestriction",
+                        // The node's name is not in any DNS: logs and exec go to its InternalIP.
+                        "--kubelet-preferred-address-types=InternalIP",
+                    ]);
+                } else {
+                    apiserver.args([
+                        // Loopback cannot be published as the kubernetes Service endpoint; envtest turns it off too.
+                        "--endpoint-reconciler-type=none",
+                        "--authorization-mode=RBAC",
+                        "--disable-admission-plugins=ServiceAccount",
+                    ]);
+                }
+                apiserver.args([
                     &format!("--client-ca-file={}", ca.cert.display()),
                     &format!("--tls-cert-file={}", serving.cert.display()),
                     &format!("--tls-private-key-file={}", serving.key.display()),
@@ -115,7 +199,7 @@ impl KubeApi {
         );
         let api_port = api_ports[0];
 
-        let server = format!("https://127.0.0.1:{api_port}");
+        let server = format!("https://{}:{api_port}", options.address);
         let kubeconfig = path.join("kubeconfig");
         write_kubeconfig(
             &kubeconfig,
@@ -281,6 +365,14 @@ impl KubeApi {
             Credentials::Token(token),
         );
         path
+    }
+
+    /// The process ids of etcd and kube-apiserver, while they run.
+    pub fn pids(&self) -> Vec<u32> {
+        [self.apiserver.pid(), self._etcd.pid()]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// The API server's log so far.

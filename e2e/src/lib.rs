@@ -5,6 +5,7 @@
 //! command does). A missing peer is a test failure with a message that says how to install it:
 //! the suite never passes by skipping.
 
+pub mod cluster;
 pub mod image;
 pub mod kes;
 pub mod kube;

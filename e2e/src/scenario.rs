@@ -78,6 +78,29 @@ impl Scenario {
     /// `client.sh STEP` against `endpoint` with the given credentials and CA file, its scratch
     /// files in `work`. Returns its output; panics with it when the step fails.
     pub fn client(&self, step: &str, client: &Client) -> String {
+        self.client_through(step, client, |command| command)
+    }
+
+    /// [`Scenario::client`], with the command changed by `wrap` before it runs (e.g. given the
+    /// cluster's DNS: [`crate::cluster::Node::with_cluster_dns`]).
+    pub fn client_through(
+        &self,
+        step: &str,
+        client: &Client,
+        wrap: impl FnOnce(Command) -> Command,
+    ) -> String {
+        let (ok, text) = self.try_client_through(step, client, wrap);
+        assert!(ok, "client.sh {step} failed:\n{text}");
+        text
+    }
+
+    /// Runs `client.sh STEP` (through `wrap`) and says whether it succeeded, with its output.
+    pub fn try_client_through(
+        &self,
+        step: &str,
+        client: &Client,
+        wrap: impl FnOnce(Command) -> Command,
+    ) -> (bool, String) {
         let mut command = Command::new("bash");
         command
             .arg(repo_root().join("e2e/scenario/client.sh"))
@@ -94,18 +117,14 @@ impl Scenario {
                 "AWS_SHARED_CREDENTIALS_FILE",
                 client.work.join("aws-credentials"),
             );
-        let out = command.output().expect("run client.sh");
+        let out = wrap(command).output().expect("run client.sh");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(
-            out.status.success() && text.contains(&format!("scenario {step}: ok")),
-            "client.sh {step} failed ({}):\n{text}",
-            out.status
-        );
-        text
+        let ok = out.status.success() && text.contains(&format!("scenario {step}: ok"));
+        (ok, format!("({}) {text}", out.status))
     }
 }
 

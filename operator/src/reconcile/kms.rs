@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sidecar_kes::client::tls;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -47,18 +49,29 @@ pub fn health_of_status(code: u16) -> Health {
 }
 
 /// An HTTP client for Vault, trusting only `ca_pem` when given (else the platform roots).
+///
+/// The trust decision is sidecar-kes's [`TrustedCertVerifier`] (the one the KES sidecar uses
+/// for the same Vault): a Vault certificate made as the guide and `manifests/vault/` make it
+/// (`openssl req -x509`, self-signed, `CA:TRUE`) and given as its own CA is accepted, as KES and
+/// Go clients accept it, where webpki alone refuses it (`CaUsedAsEndEntity`).
 fn vault_client(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Health> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
     if let Some(pem) = ca_pem {
-        match reqwest::Certificate::from_pem_bundle(pem) {
-            Ok(certs) => builder = builder.tls_certs_only(certs),
-            Err(_) => {
-                return Err(Health::Unreachable(
-                    "the CA Secret's ca.crt is not valid PEM".into(),
-                ));
-            }
+        let invalid = || Health::Unreachable("the CA Secret's ca.crt is not valid PEM".into());
+        let trusted = tls::certs_from_pem(pem).map_err(|_| invalid())?;
+        if trusted.is_empty() {
+            return Err(invalid());
         }
+        let verifier = tls::TrustedCertVerifier::new(trusted)
+            .map_err(|e| Health::Unreachable(format!("the CA Secret's ca.crt: {e}")))?;
+        let config = rustls::ClientConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Health::Unreachable(format!("TLS: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        builder = builder.tls_backend_preconfigured(config);
     }
     builder
         .build()
