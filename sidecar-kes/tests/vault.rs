@@ -9,7 +9,7 @@ use common::start_server;
 use sidecar_kes::cache::CacheConfig;
 use sidecar_kes::client::ClientError;
 use sidecar_kes::keystore::Keystore;
-use sidecar_kes::keystore::vault::{VaultAuth, VaultConfig, VaultStore};
+use sidecar_kes::keystore::vault::{KvEngine, VaultAuth, VaultConfig, VaultEngine, VaultStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -17,10 +17,12 @@ use zeroize::Zeroizing;
 fn config(vault: &Vault, engine: &str, v2: bool, role_id: &str, secret_id: &str) -> VaultConfig {
     VaultConfig {
         endpoint: vault.addr.clone(),
-        engine: engine.into(),
-        kv_v2: v2,
+        engine: VaultEngine::Kv(KvEngine {
+            mount: engine.into(),
+            v2,
+            prefix: "minio".into(),
+        }),
         namespace: String::new(),
-        prefix: "minio".into(),
         auth: VaultAuth::AppRole {
             engine: "approle".into(),
             role_id: role_id.into(),
