@@ -18,6 +18,9 @@ pub struct Vault {
     pub ca_cert: Option<PathBuf>,
     /// The unseal key shares (production-like only).
     pub unseal_keys: Vec<String>,
+    /// The file audit device's log (every request and response, one JSON object a line,
+    /// secrets HMAC'ed), for a server started with [`Vault::dev_audited`].
+    pub audit_log: Option<PathBuf>,
     process: Process,
     config: Option<PathBuf>,
     dir: TempDir,
@@ -34,7 +37,30 @@ pub struct AppRole {
 impl Vault {
     /// Starts `vault server -dev` with root token `root`.
     pub fn dev() -> Vault {
+        Self::dev_with(false)
+    }
+
+    /// [`Vault::dev`] with a file audit device, declared in a config file (OpenBao refuses to
+    /// enable audit devices through its API): see [`Vault::audit_log`].
+    pub fn dev_audited() -> Vault {
+        Self::dev_with(true)
+    }
+
+    fn dev_with(audited: bool) -> Vault {
         let dir = tempfile::tempdir().expect("temp dir");
+        let audit_log = audited.then(|| {
+            let log = dir.path().join("audit.log");
+            let config = dir.path().join("audit.hcl");
+            std::fs::write(
+                &config,
+                format!(
+                    "audit \"file\" \"file\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+                    log.display()
+                ),
+            )
+            .expect("write audit config");
+            (log, config)
+        });
         let (process, ports, ()) = start_on_free_ports(
             "vault (dev)",
             1,
@@ -47,6 +73,9 @@ impl Vault {
                     "-dev-root-token-id=root",
                     &format!("-dev-listen-address=127.0.0.1:{}", ports[0]),
                 ]);
+                if let Some((_, config)) = &audit_log {
+                    command.arg(format!("-config={}", config.display()));
+                }
                 command.env_remove("VAULT_ADDR").env_remove("VAULT_TOKEN");
                 Process::spawn("vault (dev)", command, &dir.path().join("vault.log"))
             },
@@ -57,6 +86,7 @@ impl Vault {
             token: "root".into(),
             ca_cert: None,
             unseal_keys: Vec::new(),
+            audit_log: audit_log.map(|(log, _)| log),
             process,
             config: None,
             dir,
@@ -142,6 +172,7 @@ ui            = false
             token: String::new(),
             ca_cert: Some(ca.cert.clone()),
             unseal_keys: Vec::new(),
+            audit_log: None,
             process,
             config: Some(config),
             dir,
@@ -265,6 +296,31 @@ ui            = false
             &format!("-version={kv_version}"),
             "kv",
         ]);
+        self.approle_with_policy(
+            role,
+            &format!("path \"{kv_path}/*\" {{\n  capabilities = [ \"create\", \"read\", \"update\", \"delete\", \"list\" ]\n}}\n"),
+        )
+    }
+
+    /// Enables Transit at `mount` and AppRole, writes the documented Transit policy of `kes`
+    /// (`manifests/vault/kes-transit-policy.hcl`, its `transit/` paths moved to `mount`) as
+    /// policy `role`, and returns the role's credentials.
+    pub fn transit_with_approle(&self, mount: &str, role: &str) -> AppRole {
+        self.run(&["secrets", "enable", &format!("-path={mount}"), "transit"]);
+        let policy_text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../manifests/vault/kes-transit-policy.hcl"),
+        )
+        .expect("read manifests/vault/kes-transit-policy.hcl");
+        self.approle_with_policy(
+            role,
+            &policy_text.replace("\"transit/", &format!("\"{mount}/")),
+        )
+    }
+
+    /// Enables AppRole (once), writes `policy_text` as policy `role` and a role of that name
+    /// with it, and returns the role's credentials.
+    fn approle_with_policy(&self, role: &str, policy_text: &str) -> AppRole {
         if !self
             .run(&["auth", "list", "-format=json"])
             .contains("\"approle/\"")
@@ -272,11 +328,7 @@ ui            = false
             self.run(&["auth", "enable", "approle"]);
         }
         let policy = self.dir.path().join(format!("{role}-policy.hcl"));
-        std::fs::write(
-            &policy,
-            format!("path \"{kv_path}/*\" {{\n  capabilities = [ \"create\", \"read\", \"update\", \"delete\", \"list\" ]\n}}\n"),
-        )
-        .expect("write policy");
+        std::fs::write(&policy, policy_text).expect("write policy");
         self.run(&["policy", "write", role, &policy.display().to_string()]);
         self.run(&[
             "write",
@@ -301,6 +353,27 @@ ui            = false
             role_id: role_id.trim().to_string(),
             secret_id: secret_id.trim().to_string(),
         }
+    }
+
+    /// From the audit log ([`Vault::dev_audited`]): the path of every request made with a token
+    /// that has policy `policy`, and of every login (a login has no token yet), in order.
+    pub fn audited_requests(&self, policy: &str) -> Vec<String> {
+        let log = self
+            .audit_log
+            .as_ref()
+            .expect("a Vault started with Vault::dev_audited");
+        let text = std::fs::read_to_string(log).expect("read the audit log");
+        text.lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("audit entry"))
+            .filter(|entry| entry["type"] == "request")
+            .filter_map(|entry| {
+                let path = entry["request"]["path"].as_str()?.to_string();
+                let policies = entry["auth"]["policies"].as_array().cloned();
+                let with_policy = policies.is_some_and(|p| p.iter().any(|p| p == policy));
+                let login = path.starts_with("auth/") && path.ends_with("/login");
+                (with_policy || login).then_some(path)
+            })
+            .collect()
     }
 
     /// The server's log so far.

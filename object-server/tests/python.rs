@@ -136,10 +136,72 @@ fn every_mode_through_minio_kes() {
 /// identity: the same suite as against MinIO's KES.
 #[test]
 fn every_mode_through_our_kes() {
-    use sidecar_kes::api::{AuthState, Shared};
-    use sidecar_kes::auth::{ApiKey, Identity, Policy};
     use sidecar_kes::cache::{CacheConfig, KeyCache};
     use sidecar_kes::keystore::mem::MemStore;
+    use std::sync::Arc;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    every_mode_through_our_kes_over(
+        &rt,
+        KeyCache::new(Arc::new(MemStore::new()), CacheConfig::default()).into(),
+    );
+}
+
+/// The same suite through our KES with the Vault Transit keystore (real OpenBao, the documented
+/// policy): the object server works unchanged with Transit's ciphertexts, and Vault's audit log
+/// shows that our KES asked only for Transit and auth paths.
+#[test]
+fn every_mode_through_our_kes_over_vault_transit() {
+    use sidecar_kes::keystore::vault::{
+        TransitEngine, TransitKeys, VaultAuth, VaultConfig, VaultEngine,
+    };
+    use std::time::Duration;
+
+    let vault = coffer_e2e::vault::Vault::dev_audited();
+    let role = vault.transit_with_approle("transit", "kes-transit");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let transit = rt
+        .block_on(TransitKeys::connect(VaultConfig {
+            endpoint: vault.addr.clone(),
+            engine: VaultEngine::Transit(TransitEngine {
+                mount: "transit".into(),
+            }),
+            namespace: String::new(),
+            auth: VaultAuth::AppRole {
+                engine: "approle".into(),
+                role_id: role.role_id.clone(),
+                secret_id: role.secret_id.clone().into(),
+                retry: Duration::from_secs(1),
+            },
+            tls_key: None,
+            tls_cert: None,
+            tls_ca: None,
+            ping: Duration::from_secs(1),
+        }))
+        .unwrap();
+    every_mode_through_our_kes_over(&rt, transit.into());
+    let paths = vault.audited_requests("kes-transit");
+    for path in &paths {
+        assert!(
+            path.starts_with("transit/") || path.starts_with("auth/"),
+            "our kes requested {path}: {paths:#?}"
+        );
+    }
+    for route in ["keys", "datakey/plaintext", "decrypt"] {
+        assert!(
+            paths
+                .iter()
+                .any(|p| p.starts_with(&format!("transit/{route}/coffer-"))),
+            "no transit/{route}/coffer-* request: {paths:#?}"
+        );
+    }
+}
+
+/// Runs `test_kes.py` against our KES over `keys`, started on `rt` with a policy for the object
+/// server's identity (create, generate, decrypt and describe `coffer-*`, list).
+fn every_mode_through_our_kes_over(rt: &tokio::runtime::Runtime, keys: sidecar_kes::keys::Keys) {
+    use sidecar_kes::api::{AuthState, Shared};
+    use sidecar_kes::auth::{ApiKey, Identity, Policy};
     use sidecar_kes::server::{TlsSettings, server_config, start};
     use std::sync::Arc;
 
@@ -168,7 +230,6 @@ fn every_mode_through_our_kes() {
     std::fs::write(&cert, client_cert.pem()).unwrap();
     std::fs::write(&key, client_key.serialize_pem()).unwrap();
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let running = rt.block_on(async {
         let mut auth = AuthState {
             admin: ApiKey::generate().identity(),
@@ -184,10 +245,7 @@ fn every_mode_through_our_kes() {
         };
         auth.policies.insert("coffer".into(), policy);
         auth.identities.insert(identity, "coffer".into());
-        let shared = Arc::new(Shared::new(
-            auth,
-            KeyCache::new(Arc::new(MemStore::new()), CacheConfig::default()),
-        ));
+        let shared = Arc::new(Shared::new(auth, keys));
         let tls = server_config(&TlsSettings {
             cert_pem: server_cert.pem().into_bytes(),
             key_pem: server_key.serialize_pem().into_bytes(),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod expect_continue;
 pub mod header_wait;
+pub mod keys;
 pub mod keystore;
 pub mod log;
 pub mod metrics;

@@ -364,18 +364,43 @@ pub fn auth_state(cfg: &crate::config::ServerConfig) -> crate::api::AuthState {
     auth
 }
 
-/// Opens the keystore of a config.
+/// Opens the keystore of a config that stores keys for KES to fetch (memory, a directory,
+/// Vault K/V). A Transit keystore is no such store: open it with [`open_keys`].
 pub async fn open_keystore(
     ks: &crate::config::KeystoreConfig,
 ) -> Result<Arc<dyn crate::keystore::Keystore>, crate::keystore::StoreError> {
     use crate::config::KeystoreConfig;
+    use crate::keystore::vault::VaultEngine;
     Ok(match ks {
         KeystoreConfig::Memory => Arc::new(crate::keystore::mem::MemStore::new()),
         KeystoreConfig::Fs { path } => Arc::new(crate::keystore::fs::FsStore::new(path)?),
-        KeystoreConfig::Vault(v) => {
-            Arc::new(crate::keystore::vault::VaultStore::connect((**v).clone()).await?)
-        }
+        KeystoreConfig::Vault(v) => match v.engine {
+            VaultEngine::Kv(_) => {
+                Arc::new(crate::keystore::vault::VaultStore::connect((**v).clone()).await?)
+            }
+            VaultEngine::Transit(_) => {
+                return Err(crate::keystore::StoreError::Other(
+                    "vault: Transit keeps its keys in Vault: open it with open_keys".into(),
+                ));
+            }
+        },
     })
+}
+
+/// Opens the keys of a config: a keystore behind a cache with `cache`'s expiry rules, or
+/// Vault Transit (which caches nothing).
+pub async fn open_keys(
+    ks: &crate::config::KeystoreConfig,
+    cache: crate::cache::CacheConfig,
+) -> Result<crate::keys::Keys, crate::keystore::StoreError> {
+    use crate::config::KeystoreConfig;
+    use crate::keystore::vault::{TransitKeys, VaultEngine};
+    if let KeystoreConfig::Vault(v) = ks
+        && let VaultEngine::Transit(_) = v.engine
+    {
+        return Ok(TransitKeys::connect((**v).clone()).await?.into());
+    }
+    Ok(crate::cache::KeyCache::new(open_keystore(ks).await?, cache).into())
 }
 
 /// A running server (tests and `kes server`).
@@ -421,8 +446,7 @@ pub async fn start_on(
 ) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
     for name in keys {
         let admin = shared.auth().admin.clone();
-        let kv = crate::crypto::KeyVersion::generate(shared.cipher, admin);
-        match shared.keys.create(name, &kv).await {
+        match shared.keys.create(name, shared.cipher, &admin).await {
             Ok(()) | Err(crate::keystore::StoreError::Exists) => {}
             Err(e) => return Err(format!("failed to create key '{name}': {e}").into()),
         }

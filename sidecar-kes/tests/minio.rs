@@ -1,6 +1,7 @@
 //! Real MinIO against our `kes`, set up as the MinIO KMS guide does it: the guide's config
 //! format, `kes tool identity new`, the old server flags, `kes key create` from the MinIO
-//! identity, then auto-encryption of an object put with `mc`.
+//! identity, then auto-encryption of an object put with `mc`; and MinIO through our `kes` over
+//! Vault Transit.
 
 mod common;
 
@@ -130,4 +131,126 @@ keystore:
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["minio-key-1"]);
+}
+
+/// Real MinIO through our `kes` over Vault Transit (`keystore.vault.transit`, the documented
+/// policy): MinIO creates its default key, then SSE-S3 and SSE-KMS objects round-trip. The keys
+/// are Transit's, and Vault's audit log shows our kes asked only for Transit and auth paths.
+#[test]
+fn minio_encrypts_objects_through_our_kes_over_vault_transit() {
+    let vault = coffer_e2e::vault::Vault::dev_audited();
+    let role = vault.transit_with_approle("transit", "kes-transit");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(&dir.path().join("tls"), "kes-ca");
+    let server = ca.server("kes-tls", &[]);
+    let key = dir.path().join("minio.key");
+    let cert = dir.path().join("minio.cert");
+    ok(Command::new(kes_bin())
+        .args(["identity", "new", "MinIO"])
+        .arg("--key")
+        .arg(&key)
+        .arg("--cert")
+        .arg(&cert));
+    let identity = ok(Command::new(kes_bin()).args(["identity", "of"]).arg(&cert))
+        .trim()
+        .to_string();
+    let config = format!(
+        r#"address: 127.0.0.1:0
+tls:
+  key:  {tls_key}
+  cert: {tls_cert}
+policy:
+  minio:
+    allow:
+    - /v1/key/create/minio-*
+    - /v1/key/generate/minio-*
+    - /v1/key/decrypt/minio-*
+    - /v1/key/describe/minio-*
+    identities:
+    - {identity}
+keys:
+  - name: minio-sse-kms
+keystore:
+  vault:
+    endpoint: {endpoint}
+    transit:
+      engine: transit
+    approle:
+      id: {role_id}
+      secret: {secret_id}
+      retry: 1s
+    status:
+      ping: 1s
+"#,
+        tls_key = server.key.display(),
+        tls_cert = server.cert.display(),
+        endpoint = vault.addr,
+        role_id = role.role_id,
+        secret_id = role.secret_id,
+    );
+    let kes = OurKes::with_config(&config, &[]);
+    assert!(
+        kes.process.log().contains("Vault Transit"),
+        "{}",
+        kes.process.log()
+    );
+    let minio = Minio::start(&[
+        ("MINIO_KMS_KES_ENDPOINT", kes.endpoint.as_str()),
+        ("MINIO_KMS_KES_KEY_FILE", key.to_str().unwrap()),
+        ("MINIO_KMS_KES_CERT_FILE", cert.to_str().unwrap()),
+        ("MINIO_KMS_KES_KEY_NAME", "minio-default"),
+        ("MINIO_KMS_KES_CAPATH", ca.cert.to_str().unwrap()),
+    ]);
+    let file = dir.path().join("hello.txt");
+    std::fs::write(&file, "hello, transit\n".repeat(10_000)).unwrap();
+    let want = std::fs::read_to_string(&file).unwrap();
+    ok(minio.mc().args(["mb", "local/bucket"]));
+    ok(minio
+        .mc()
+        .args(["cp", "--enc-s3", "local/bucket/sse-s3"])
+        .arg(&file)
+        .arg("local/bucket/sse-s3"));
+    ok(minio
+        .mc()
+        .args(["cp", "--enc-kms", "local/bucket/sse-kms=minio-sse-kms"])
+        .arg(&file)
+        .arg("local/bucket/sse-kms"));
+    for (object, mode) in [("sse-s3", "SSE-S3"), ("sse-kms", "SSE-KMS")] {
+        let back = ok(minio.mc().args(["cat", &format!("local/bucket/{object}")]));
+        assert!(back == want, "{object} did not read back\n{}", minio.log());
+        let stat = ok(minio.mc().args(["stat", &format!("local/bucket/{object}")]));
+        assert!(stat.contains(mode), "mc stat of {object}:\n{stat}");
+    }
+    let stat = ok(minio.mc().args(["stat", "local/bucket/sse-kms"]));
+    assert!(stat.contains("minio-sse-kms"), "{stat}");
+
+    // The master keys are Transit keys: MinIO's default key (created by MinIO through our kes at
+    // its start) and the predefined one, both non-exportable.
+    let listed = vault.run(&["list", "-format=json", "transit/keys"]);
+    let listed: Vec<String> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed, ["minio-default", "minio-sse-kms"]);
+    for name in &listed {
+        let k = vault.run(&["read", "-format=json", &format!("transit/keys/{name}")]);
+        let k: serde_json::Value = serde_json::from_str(&k).unwrap();
+        assert_eq!(k["data"]["exportable"], false, "{k}");
+    }
+    let paths = vault.audited_requests("kes-transit");
+    for path in &paths {
+        assert!(
+            path.starts_with("transit/") || path.starts_with("auth/"),
+            "our kes requested {path}: {paths:#?}"
+        );
+    }
+    for expected in [
+        "transit/keys/minio-default",
+        "transit/datakey/plaintext/minio-default",
+        "transit/datakey/plaintext/minio-sse-kms",
+        "transit/decrypt/minio-sse-kms",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "{expected} not audited: {paths:#?}\n{}",
+            minio.log()
+        );
+    }
 }

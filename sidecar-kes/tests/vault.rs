@@ -9,7 +9,9 @@ use common::start_server;
 use sidecar_kes::cache::CacheConfig;
 use sidecar_kes::client::ClientError;
 use sidecar_kes::keystore::Keystore;
-use sidecar_kes::keystore::vault::{VaultAuth, VaultConfig, VaultStore};
+use sidecar_kes::keystore::vault::{
+    KvEngine, TransitEngine, TransitKeys, VaultAuth, VaultConfig, VaultEngine, VaultStore,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -17,10 +19,12 @@ use zeroize::Zeroizing;
 fn config(vault: &Vault, engine: &str, v2: bool, role_id: &str, secret_id: &str) -> VaultConfig {
     VaultConfig {
         endpoint: vault.addr.clone(),
-        engine: engine.into(),
-        kv_v2: v2,
+        engine: VaultEngine::Kv(KvEngine {
+            mount: engine.into(),
+            v2,
+            prefix: "minio".into(),
+        }),
         namespace: String::new(),
-        prefix: "minio".into(),
         auth: VaultAuth::AppRole {
             engine: "approle".into(),
             role_id: role_id.into(),
@@ -477,6 +481,7 @@ async fn kubernetes_auth_against_a_real_api_server() {
         )
         .unwrap();
         vault.kv_with_approle("kvk8s", 1, "kes-k8s"); // K/V and its policy `kes-k8s`
+        vault.transit_with_approle("transit", "kes-transit"); // Transit and the documented policy
         vault.run(&["auth", "enable", "kubernetes"]);
         vault.run(&[
             "write",
@@ -490,7 +495,7 @@ async fn kubernetes_auth_against_a_real_api_server() {
             "auth/kubernetes/role/kes",
             "bound_service_account_names=kes",
             "bound_service_account_namespaces=default",
-            "token_policies=kes-k8s",
+            "token_policies=kes-k8s,kes-transit",
             "token_ttl=1h",
         ]);
     });
@@ -501,7 +506,7 @@ async fn kubernetes_auth_against_a_real_api_server() {
         jwt: Zeroizing::new(jwt_file.display().to_string()),
         retry: Duration::from_millis(500),
     };
-    let store = VaultStore::connect(cfg).await.unwrap();
+    let store = VaultStore::connect(cfg.clone()).await.unwrap();
     assert_eq!(
         store.logins(),
         1,
@@ -509,4 +514,24 @@ async fn kubernetes_auth_against_a_real_api_server() {
     );
     store.create("k8s-key", b"v").await.unwrap();
     assert_eq!(&store.get("k8s-key").await.unwrap()[..], b"v");
+
+    // The Transit keystore logs in the same way.
+    cfg.engine = VaultEngine::Transit(TransitEngine {
+        mount: "transit".into(),
+    });
+    let transit = TransitKeys::connect(cfg).await.unwrap();
+    assert_eq!(
+        transit.logins(),
+        1,
+        "logged in with the service account token"
+    );
+    transit.create("k8s-key").await.unwrap();
+    let dek = transit.generate("k8s-key", b"ctx").await.unwrap();
+    assert_eq!(
+        &transit
+            .decrypt("k8s-key", &dek.ciphertext, b"ctx")
+            .await
+            .unwrap()[..],
+        &dek.plaintext[..]
+    );
 }

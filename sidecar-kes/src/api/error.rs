@@ -1,6 +1,5 @@
 //! API errors: a status code and KES's exact message text, sent as `{"message": "..."}`.
 
-use crate::cache::CacheError;
 use crate::keystore::StoreError;
 use http::StatusCode;
 use std::borrow::Cow;
@@ -73,14 +72,6 @@ pub fn store_error(e: &StoreError, fallback: &'static str) -> ApiError {
         StoreError::Unreachable(_) | StoreError::Other(_) => {
             ApiError::new(StatusCode::BAD_GATEWAY, fallback)
         }
-    }
-}
-
-/// A cache error as the API reports it.
-pub fn cache_error(e: &CacheError, fallback: &'static str) -> ApiError {
-    match e {
-        CacheError::Store(s) => store_error(s, fallback),
-        CacheError::Decode(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, fallback),
     }
 }
 

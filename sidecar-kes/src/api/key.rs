@@ -1,12 +1,13 @@
 //! The key APIs: create, import, describe, list, delete, generate, encrypt, decrypt, hmac.
 
-use super::error::{self, ApiError, cache_error, store_error};
+use super::error::{self, ApiError, store_error};
 use super::names::{valid_name, valid_pattern};
 use super::{Body, Req, Shared, b64, json, ok, parse_body};
-use crate::crypto::{Cipher, CryptoError, HmacKey, KeyVersion, SecretKey};
+use crate::crypto::{Cipher, HmacKey, SecretKey};
+use crate::keys::KeyError;
+use crate::keystore::StoreError;
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use zeroize::Zeroizing;
 
 type Result = std::result::Result<Response<Body>, ApiError>;
@@ -23,35 +24,42 @@ fn audit(msg: String) {
     tracing::info!("{msg}");
 }
 
-/// The key `req` names, from the cache (fresh as of the request's arrival) or the keystore.
-async fn key(s: &Shared, req: &Req<'_>) -> std::result::Result<Arc<KeyVersion>, ApiError> {
-    let name = req.resource;
-    s.keys.get_at(name, req.received).await.map_err(|e| {
-        if !matches!(
-            e,
-            crate::cache::CacheError::Store(crate::keystore::StoreError::NotFound)
-        ) {
+/// A key operation's error as the API reports it. Failures of the keystore (not a missing key)
+/// are logged; `failed` is KES's text for a failure of the operation itself.
+fn key_error(s: &Shared, name: &str, e: KeyError, failed: &'static str) -> ApiError {
+    match e {
+        KeyError::Store(StoreError::NotFound) => error::KEY_NOT_FOUND,
+        KeyError::Store(e) => {
             s.log_error(&format!("failed to read key '{name}': {e}"));
+            store_error(&e, "failed to read key")
         }
-        cache_error(&e, "failed to read key")
-    })
+        KeyError::Invalid(_) => {
+            s.log_error(&format!("failed to read key '{name}': {e}"));
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "failed to read key")
+        }
+        KeyError::NotAuthentic => error::DECRYPT,
+        KeyError::Crypto => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, failed),
+        KeyError::NoHmac => ApiError::new(StatusCode::CONFLICT, "key does not support HMAC"),
+        KeyError::Unsupported(text) => ApiError::new(StatusCode::NOT_IMPLEMENTED, text),
+    }
 }
 
-async fn store_new(s: &Shared, name: &str, kv: KeyVersion, what: &str) -> Result {
-    s.keys.create(name, &kv).await.map_err(|e| {
-        if !matches!(e, crate::keystore::StoreError::Exists) {
+/// The answer to a create or import.
+fn created(s: &Shared, name: &str, r: std::result::Result<(), StoreError>) -> Result {
+    r.map_err(|e| {
+        if !matches!(e, StoreError::Exists) {
             s.log_error(&format!("failed to create key '{name}': {e}"));
         }
         store_error(&e, "failed to create key")
     })?;
-    audit(format!("secret key '{name}' {what}"));
+    audit(format!("secret key '{name}' created"));
     Ok(ok())
 }
 
 pub async fn create(s: &Shared, req: Req<'_>) -> Result {
     check_name(req.resource)?;
-    let kv = KeyVersion::generate(s.cipher, req.identity.clone());
-    store_new(s, req.resource, kv, "created").await
+    let r = s.keys.create(req.resource, s.cipher, req.identity).await;
+    created(s, req.resource, r)
 }
 
 #[derive(Deserialize)]
@@ -82,18 +90,20 @@ fn imported_key(body: &[u8]) -> std::result::Result<SecretKey, ApiError> {
 pub async fn import(s: &Shared, req: Req<'_>) -> Result {
     check_name(req.resource)?;
     let key = imported_key(&req.body)?;
-    let kv = KeyVersion {
-        key,
-        hmac: Some(HmacKey::generate()),
-        created_at: time::OffsetDateTime::now_utc(),
-        created_by: req.identity.clone(),
-    };
-    store_new(s, req.resource, kv, "created").await
+    match s.keys.import(req.resource, key, req.identity).await {
+        Ok(()) => created(s, req.resource, Ok(())),
+        Err(KeyError::Store(e)) => created(s, req.resource, Err(e)),
+        Err(e) => Err(key_error(s, req.resource, e, "failed to create key")),
+    }
 }
 
 pub async fn describe(s: &Shared, req: Req<'_>) -> Result {
     check_name(req.resource)?;
-    let kv = key(s, &req).await?;
+    let info = s
+        .keys
+        .info(req.resource, req.received)
+        .await
+        .map_err(|e| key_error(s, req.resource, e, "failed to read key"))?;
     #[derive(Serialize)]
     struct Resp<'a> {
         name: &'a str,
@@ -107,9 +117,9 @@ pub async fn describe(s: &Shared, req: Req<'_>) -> Result {
         StatusCode::OK,
         &Resp {
             name: req.resource,
-            algorithm: kv.key.cipher().as_str(),
-            created_at: kv.created_at,
-            created_by: kv.created_by.as_str(),
+            algorithm: &info.algorithm,
+            created_at: info.created_at,
+            created_by: info.created_by.as_str(),
         },
     ))
 }
@@ -129,7 +139,7 @@ pub async fn list(s: &Shared, req: Req<'_>) -> Result {
 pub async fn delete(s: &Shared, req: Req<'_>) -> Result {
     check_name(req.resource)?;
     s.keys.delete(req.resource).await.map_err(|e| {
-        if e != crate::keystore::StoreError::NotFound {
+        if e != StoreError::NotFound {
             s.log_error(&format!("failed to delete key '{}': {e}", req.resource));
         }
         store_error(&e, "failed to delete key")
@@ -164,20 +174,16 @@ struct GenerateResponse<'a> {
 pub async fn generate(s: &Shared, req: Req<'_>) -> Result {
     check_name(req.resource)?;
     let gen_req = generate_request(&req.body)?;
-    let kv = key(s, &req).await?;
-    let mut dek = Zeroizing::new([0u8; 32]);
-    crate::crypto::rand::fill(&mut dek[..]);
-    let ciphertext = kv.key.encrypt(&dek[..], &gen_req.context).map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed to generate encryption key",
-        )
-    })?;
+    let dek = s
+        .keys
+        .generate(req.resource, &gen_req.context, req.received)
+        .await
+        .map_err(|e| key_error(s, req.resource, e, "failed to generate encryption key"))?;
     Ok(json(
         StatusCode::OK,
         &GenerateResponse {
-            plaintext: &dek[..],
-            ciphertext: &ciphertext,
+            plaintext: &dek.plaintext[..],
+            ciphertext: &dek.ciphertext,
         },
     ))
 }
@@ -193,13 +199,11 @@ struct EncryptRequest {
 pub async fn encrypt(s: &Shared, req: Req<'_>) -> Result {
     check_name(req.resource)?;
     let enc: EncryptRequest = parse_body(&req.body)?;
-    let kv = key(s, &req).await?;
-    let ciphertext = kv.key.encrypt(&enc.plaintext, &enc.context).map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "failed to encrypt plaintext",
-        )
-    })?;
+    let ciphertext = s
+        .keys
+        .encrypt(req.resource, &enc.plaintext, &enc.context, req.received)
+        .await
+        .map_err(|e| key_error(s, req.resource, e, "failed to encrypt plaintext"))?;
     #[derive(Serialize)]
     struct Resp<'a> {
         #[serde(with = "b64")]
@@ -224,17 +228,11 @@ struct DecryptRequest {
 pub async fn decrypt(s: &Shared, req: Req<'_>) -> Result {
     check_name(req.resource)?;
     let dec: DecryptRequest = parse_body(&req.body)?;
-    let kv = key(s, &req).await?;
-    let plaintext = kv
-        .key
-        .decrypt(&dec.ciphertext, &dec.context)
-        .map_err(|e| match e {
-            CryptoError::NotAuthentic => error::DECRYPT,
-            _ => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "failed to decrypt ciphertext",
-            ),
-        })?;
+    let plaintext = s
+        .keys
+        .decrypt(req.resource, &dec.ciphertext, &dec.context, req.received)
+        .await
+        .map_err(|e| key_error(s, req.resource, e, "failed to decrypt ciphertext"))?;
     #[derive(Serialize)]
     struct Resp<'a> {
         #[serde(with = "b64")]
@@ -257,24 +255,17 @@ struct HmacRequest {
 pub async fn hmac(s: &Shared, req: Req<'_>) -> Result {
     check_name(req.resource)?;
     let body: HmacRequest = parse_body(&req.body)?;
-    let kv = key(s, &req).await?;
-    let Some(h) = &kv.hmac else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "key does not support HMAC",
-        ));
-    };
+    let hmac = s
+        .keys
+        .hmac(req.resource, &body.message, req.received)
+        .await
+        .map_err(|e| key_error(s, req.resource, e, "failed to compute HMAC"))?;
     #[derive(Serialize)]
     struct Resp {
         #[serde(with = "b64")]
         hmac: Vec<u8>,
     }
-    Ok(json(
-        StatusCode::OK,
-        &Resp {
-            hmac: h.sum(&body.message),
-        },
-    ))
+    Ok(json(StatusCode::OK, &Resp { hmac }))
 }
 
 /// Runs `body` through what each key route does with its request body once it has the key:

@@ -14,9 +14,9 @@ mod sys;
 pub use key::exercise_request_body as exercise_key_request_body;
 
 use crate::auth::{Identity, Policy};
-use crate::cache::KeyCache;
 use crate::crypto::Cipher;
 use crate::header_wait::HeaderWait;
+use crate::keys::Keys;
 use crate::log::{AuditEvent, AuditRequest, AuditResponse, LogStream};
 use crate::metrics::Metrics;
 use bytes::Bytes;
@@ -82,8 +82,8 @@ impl AuthState {
 pub struct Shared {
     /// Identities, policies and API settings (reloadable).
     pub auth: RwLock<Arc<AuthState>>,
-    /// The keys.
-    pub keys: KeyCache,
+    /// The keys: cached from a keystore, or in Vault Transit.
+    pub keys: Keys,
     /// Counters for `/v1/metrics`.
     pub metrics: Metrics,
     /// The audit log stream.
@@ -98,11 +98,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state over a key cache.
-    pub fn new(auth: AuthState, keys: KeyCache) -> Self {
+    /// Shared state over the keys (a [`crate::cache::KeyCache`] or Transit).
+    pub fn new(auth: AuthState, keys: impl Into<Keys>) -> Self {
         Shared {
             auth: RwLock::new(Arc::new(auth)),
-            keys,
+            keys: keys.into(),
             metrics: Metrics::default(),
             audit: LogStream::default(),
             errors: LogStream::default(),

@@ -4,9 +4,8 @@
 
 use crate::api::Shared;
 use crate::auth::{ApiKey, Identity};
-use crate::cache::KeyCache;
 use crate::config::{self, KeystoreConfig, ServerConfig, TlsConfig};
-use crate::server::{ConnThreads, TlsSettings, auth_state, open_keystore, server_config, start_on};
+use crate::server::{ConnThreads, TlsSettings, auth_state, open_keys, server_config, start_on};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -155,14 +154,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let store = open_keystore(&cfg.keystore)
+        let keys = open_keys(&cfg.keystore, cfg.cache)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let description = store.describe();
-        let shared = Arc::new(Shared::new(
-            auth_state(&cfg),
-            KeyCache::new(store, cfg.cache),
-        ));
+        let description = keys.describe();
+        let shared = Arc::new(Shared::new(auth_state(&cfg), keys));
         let server_tls = server_config(&tls)?;
         let threads = Arc::new(ConnThreads::per_cpu()?);
         let running = start_on(

@@ -9,7 +9,7 @@ pub mod env;
 use crate::api::ApiSettings;
 use crate::auth::{Identity, Policy};
 use crate::cache::CacheConfig;
-use crate::keystore::vault::{VaultAuth, VaultConfig};
+use crate::keystore::vault::{KvEngine, TransitEngine, VaultAuth, VaultConfig, VaultEngine};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -69,7 +69,7 @@ pub enum KeystoreConfig {
         /// The directory.
         path: PathBuf,
     },
-    /// Vault K/V.
+    /// Vault: K/V (the default) or Transit (`keystore.vault.transit`).
     Vault(Box<VaultConfig>),
 }
 
@@ -183,10 +183,17 @@ struct RawVault {
     version: String,
     namespace: String,
     prefix: String,
+    transit: Option<RawTransit>,
     approle: Option<RawAppRole>,
     kubernetes: Option<RawK8s>,
     tls: RawVaultTls,
     status: RawStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawTransit {
+    engine: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -422,15 +429,46 @@ fn vault(v: RawVault) -> Result<VaultConfig, ConfigError> {
     if v.endpoint.is_empty() {
         return Err(field("keystore.vault.endpoint", "missing endpoint"));
     }
-    let kv_v2 = match v.version.as_str() {
-        "" | "v1" | "1" => false,
-        "v2" | "2" => true,
-        other => {
-            return Err(field(
-                "keystore.vault.version",
-                format!("invalid K/V version '{other}'"),
-            ));
+    let engine = match v.transit {
+        Some(t) => {
+            for (name, value) in [
+                ("engine", &v.engine),
+                ("version", &v.version),
+                ("prefix", &v.prefix),
+            ] {
+                if !value.is_empty() {
+                    return Err(field(
+                        format!("keystore.vault.{name}"),
+                        "a K/V setting; with 'transit' set, keys live in Transit (its mount is transit.engine)",
+                    ));
+                }
+            }
+            VaultEngine::Transit(TransitEngine {
+                mount: if t.engine.is_empty() {
+                    "transit".into()
+                } else {
+                    t.engine
+                },
+            })
         }
+        None => VaultEngine::Kv(KvEngine {
+            mount: if v.engine.is_empty() {
+                "kv".into()
+            } else {
+                v.engine
+            },
+            v2: match v.version.as_str() {
+                "" | "v1" | "1" => false,
+                "v2" | "2" => true,
+                other => {
+                    return Err(field(
+                        "keystore.vault.version",
+                        format!("invalid K/V version '{other}'"),
+                    ));
+                }
+            },
+            prefix: v.prefix,
+        }),
     };
     let auth = match (v.approle, v.kubernetes) {
         (Some(a), None) => VaultAuth::AppRole {
@@ -471,14 +509,8 @@ fn vault(v: RawVault) -> Result<VaultConfig, ConfigError> {
     let opt = |s: String| (!s.is_empty()).then(|| PathBuf::from(s));
     Ok(VaultConfig {
         endpoint: v.endpoint,
-        engine: if v.engine.is_empty() {
-            "kv".into()
-        } else {
-            v.engine
-        },
-        kv_v2,
+        engine,
         namespace: v.namespace,
-        prefix: v.prefix,
         auth,
         tls_key: opt(v.tls.key),
         tls_cert: opt(v.tls.cert),
@@ -546,9 +578,14 @@ keys:
         let KeystoreConfig::Vault(v) = &c.keystore else {
             panic!("vault expected")
         };
-        assert_eq!(v.engine, "kv");
-        assert_eq!(v.prefix, "minio");
-        assert!(!v.kv_v2);
+        assert_eq!(
+            v.engine,
+            VaultEngine::Kv(KvEngine {
+                mount: "kv".into(),
+                v2: false,
+                prefix: "minio".into()
+            })
+        );
         let VaultAuth::AppRole {
             role_id,
             secret_id,
@@ -621,9 +658,67 @@ keystore:
         let KeystoreConfig::Vault(v) = &c.keystore else {
             panic!()
         };
-        assert!(v.kv_v2);
-        assert_eq!(v.engine, "secret");
+        assert_eq!(
+            v.engine,
+            VaultEngine::Kv(KvEngine {
+                mount: "secret".into(),
+                v2: true,
+                prefix: String::new()
+            })
+        );
         assert_eq!(v.namespace, "ns1");
+    }
+
+    #[test]
+    fn vault_transit() {
+        let text = r#"
+keystore:
+  vault:
+    endpoint: https://vault:8200
+    namespace: team
+    transit:
+      engine: kms-transit
+    approle:
+      id: r
+      secret: s
+"#;
+        let c = parse(text, &env).unwrap();
+        let KeystoreConfig::Vault(v) = &c.keystore else {
+            panic!()
+        };
+        assert_eq!(
+            v.engine,
+            VaultEngine::Transit(TransitEngine {
+                mount: "kms-transit".into()
+            })
+        );
+        assert_eq!(v.namespace, "team");
+        // The mount defaults to `transit`; the older config format takes it too.
+        let c = parse(
+            "keys:\n  vault:\n    endpoint: https://v\n    transit: {}\n    approle: {id: r, secret: s}\n",
+            &env,
+        )
+        .unwrap();
+        let KeystoreConfig::Vault(v) = &c.keystore else {
+            panic!()
+        };
+        assert_eq!(
+            v.engine,
+            VaultEngine::Transit(TransitEngine {
+                mount: "transit".into()
+            })
+        );
+        // K/V settings beside `transit` are an error that names the field.
+        for kv in ["engine: kv", "version: v2", "prefix: minio"] {
+            let e = parse(
+                &format!("keystore:\n  vault:\n    endpoint: https://v\n    {kv}\n    transit: {{}}\n    approle: {{id: r, secret: s}}\n"),
+                &env,
+            )
+            .unwrap_err()
+            .to_string();
+            let name = kv.split(':').next().unwrap();
+            assert!(e.contains(&format!("keystore.vault.{name}")), "{e}");
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Where master keys live: Vault K/V, a directory, or memory. A keystore stores opaque
-//! encoded keys ([`crate::crypto::KeyVersion::encode`]) by name.
+//! Where master keys live: Vault K/V, a directory, or memory — a [`Keystore`] stores opaque
+//! encoded keys ([`crate::crypto::KeyVersion::encode`]) by name for KES to fetch and use — or
+//! Vault Transit ([`vault::TransitKeys`]), which keeps its keys and does the key operations
+//! itself. [`crate::keys::Keys`] puts either behind the API.
 
 pub mod fs;
 pub mod mem;

@@ -5,6 +5,7 @@ use sidecar_kes::api::{AuthState, Shared};
 use sidecar_kes::auth::{ApiKey, Identity, Policy};
 use sidecar_kes::cache::{CacheConfig, KeyCache};
 use sidecar_kes::client::{ClientConfig, ClientIdentity, KesClient};
+use sidecar_kes::keys::Keys;
 use sidecar_kes::keystore::Keystore;
 use sidecar_kes::server::{Running, TlsSettings, server_config, start};
 use std::sync::Arc;
@@ -85,6 +86,15 @@ pub async fn start_server(
     cache: CacheConfig,
     policies: Vec<(&str, Policy, Vec<Identity>)>,
 ) -> TestServer {
+    start_server_over(KeyCache::new(store, cache), policies).await
+}
+
+/// Starts a server over `keys` (a key cache, or Vault Transit) with an admin API key and the
+/// given policies.
+pub async fn start_server_over(
+    keys: impl Into<Keys>,
+    policies: Vec<(&str, Policy, Vec<Identity>)>,
+) -> TestServer {
     let cert = server_cert();
     let admin = ApiKey::generate();
     let mut auth = AuthState {
@@ -97,7 +107,7 @@ pub async fn start_server(
             auth.identities.insert(id, name.into());
         }
     }
-    let shared = Arc::new(Shared::new(auth, KeyCache::new(store, cache)));
+    let shared = Arc::new(Shared::new(auth, keys));
     let tls = server_config(&TlsSettings {
         cert_pem: cert.cert_pem.clone().into_bytes(),
         key_pem: cert.key_pem.clone().into_bytes(),

@@ -1,0 +1,233 @@
+//! The Vault K/V keystore (v1 and v2; OpenBao too) over the shared [`VaultClient`]. Keys are
+//! stored as KES stores them: one secret per key at `<engine>/<prefix>/<name>` holding
+//! `{"<name>": "<encoded key>"}` (K/V v2: under `data/`, created with `cas: 0`, deleted through
+//! `metadata/`). A sealed Vault is [`StoreError::Sealed`] and [`Keystore::is_sealed`], which the
+//! key cache asks on every key use: a seal stops key use within one `ping` (see
+//! [`crate::cache`]).
+
+use super::client::VaultClient;
+use super::{KvEngine, VaultConfig, VaultEngine};
+use crate::keystore::{Keystore, StoreError};
+use futures::future::{BoxFuture, FutureExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// A Vault K/V keystore. Its background tasks stop when it is dropped.
+pub struct VaultStore {
+    client: VaultClient,
+    kv: KvEngine,
+}
+
+impl VaultStore {
+    /// Connects, logs in once (failures are retried in the background), and starts the
+    /// renewal and health tasks. Must run inside a tokio runtime. `cfg` must name a K/V engine.
+    pub async fn connect(cfg: VaultConfig) -> Result<Self, StoreError> {
+        let VaultEngine::Kv(kv) = cfg.engine.clone() else {
+            return Err(StoreError::Other(
+                "vault: the K/V keystore needs a K/V engine".into(),
+            ));
+        };
+        Ok(VaultStore {
+            client: VaultClient::connect(cfg).await?,
+            kv,
+        })
+    }
+
+    /// Number of successful token renewals so far.
+    pub fn renewals(&self) -> u64 {
+        self.client.renewals()
+    }
+
+    /// Number of successful logins so far.
+    pub fn logins(&self) -> u64 {
+        self.client.logins()
+    }
+
+    fn location(&self, kind: &str, name: &str) -> String {
+        location(&self.kv, kind, name)
+    }
+
+    async fn read(&self, name: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
+        let c = &self.client;
+        c.check_sealed()?;
+        let mut path = self.location("data", name);
+        if self.kv.v2 {
+            path.push_str("?version=1");
+        }
+        let resp = c.send(reqwest::Method::GET, &path, None).await?;
+        match resp.status().as_u16() {
+            404 => return Ok(None),
+            200 => {}
+            _ => return Err(c.fail(resp, "read").await),
+        }
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|_| StoreError::Other("vault: invalid response".into()))?;
+        let mut data = body.get("data").cloned().unwrap_or(Value::Null);
+        if self.kv.v2 {
+            data = data.get("data").cloned().unwrap_or(Value::Null);
+        }
+        if data.is_null() {
+            return Ok(None); // v2: a deleted version
+        }
+        let v = data.get(name).and_then(Value::as_str).ok_or_else(|| {
+            StoreError::Other(format!(
+                "vault: entry '{name}' exists but no secret key is present"
+            ))
+        })?;
+        Ok(Some(Zeroizing::new(v.to_string())))
+    }
+}
+
+/// `<mount>/[<kind>/]<prefix>/<name>` (`kind`, `data` or `metadata`, for K/V v2 only).
+fn location(kv: &KvEngine, kind: &str, name: &str) -> String {
+    let mut parts = vec![kv.mount.trim_matches('/')];
+    if kv.v2 {
+        parts.push(kind);
+    }
+    let prefix = kv.prefix.trim_matches('/');
+    if !prefix.is_empty() {
+        parts.push(prefix);
+    }
+    if !name.is_empty() {
+        parts.push(name);
+    }
+    parts.join("/")
+}
+
+impl Keystore for VaultStore {
+    fn describe(&self) -> String {
+        format!("Hashicorp Vault: {}", self.client.config().endpoint)
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<Duration, StoreError>> {
+        async move { self.client.check_health().await }.boxed()
+    }
+
+    fn is_sealed(&self) -> bool {
+        self.client.is_sealed()
+    }
+
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let c = &self.client;
+            if self.read(name).await?.is_some() {
+                return Err(StoreError::Exists);
+            }
+            let value = std::str::from_utf8(value)
+                .map_err(|_| StoreError::Other("vault: key is not text".into()))?;
+            let body = if self.kv.v2 {
+                json!({ "options": { "cas": 0 }, "data": { name: value } })
+            } else {
+                json!({ name: value })
+            };
+            let resp = c
+                .send(
+                    reqwest::Method::PUT,
+                    &self.location("data", name),
+                    Some(&body),
+                )
+                .await?;
+            match resp.status().as_u16() {
+                200 | 204 => Ok(()),
+                400 if self.kv.v2 => {
+                    // cas mismatch: someone created it meanwhile.
+                    let text = resp.text().await.unwrap_or_default();
+                    if text.contains("check-and-set") {
+                        Err(StoreError::Exists)
+                    } else {
+                        Err(StoreError::Other(format!("vault: create: 400 {text}")))
+                    }
+                }
+                _ => Err(c.fail(resp, "create").await),
+            }
+        }
+        .boxed()
+    }
+
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, StoreError>> {
+        async move {
+            match self.read(name).await? {
+                Some(v) => Ok(Zeroizing::new(v.as_bytes().to_vec())),
+                None => Err(StoreError::NotFound),
+            }
+        }
+        .boxed()
+    }
+
+    fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let c = &self.client;
+            if self.read(name).await?.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            let resp = c
+                .send(
+                    reqwest::Method::DELETE,
+                    &self.location("metadata", name),
+                    None,
+                )
+                .await?;
+            match resp.status().as_u16() {
+                200 | 204 => Ok(()),
+                _ => Err(c.fail(resp, "delete").await),
+            }
+        }
+        .boxed()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        async move {
+            let c = &self.client;
+            c.check_sealed()?;
+            let path = format!("{}/?list=true", self.location("metadata", ""));
+            let resp = c.send(reqwest::Method::GET, &path, None).await?;
+            match resp.status().as_u16() {
+                404 => return Ok(Vec::new()),
+                200 => {}
+                _ => return Err(c.fail(resp, "list").await),
+            }
+            let body: Value = resp
+                .json()
+                .await
+                .map_err(|_| StoreError::Other("vault: invalid response".into()))?;
+            Ok(super::client::listed_names(&body))
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::vault::test_config as cfg;
+
+    fn kv(v2: bool, prefix: &str) -> KvEngine {
+        KvEngine {
+            mount: "kv".into(),
+            v2,
+            prefix: prefix.into(),
+        }
+    }
+
+    #[test]
+    fn locations_v1_and_v2() {
+        let v1 = kv(false, "/minio/");
+        assert_eq!(location(&v1, "data", "k"), "kv/minio/k");
+        assert_eq!(location(&v1, "metadata", ""), "kv/minio");
+        let v2 = kv(true, "");
+        assert_eq!(location(&v2, "data", "k"), "kv/data/k");
+        assert_eq!(location(&v2, "metadata", "k"), "kv/metadata/k");
+    }
+
+    #[test]
+    fn debug_hides_the_secret_id() {
+        assert!(!format!("{:?}", cfg(VaultEngine::Kv(kv(false, "")))).contains("super-secret"));
+    }
+}
