@@ -14,12 +14,15 @@ use std::time::Instant;
 use coffer_e2e::ceph::{Ceph, CephOptions};
 use coffer_e2e::stack::workspace_bin_dir;
 
-/// The suites with tests that share a data directory between processes or restarts.
-const SUITES: [&str; 4] = [
+/// The suites with tests that share a data directory between processes or restarts: commits,
+/// crashes and consistency; users seen at once by every process; one lifecycle scanner at a time.
+const SUITES: [&str; 6] = [
     "test_commit_safety.py",
     "test_durability.py",
     "test_multipart.py",
     "test_versioning.py",
+    "test_iam.py",
+    "test_lifecycle.py",
 ];
 
 fn peers_dir() -> PathBuf {
