@@ -1,10 +1,11 @@
-//! Test harness: starts real peers (Vault/OpenBao, etcd + kube-apiserver, MinIO's `kes`, `minio`)
-//! on free loopback ports in a temporary directory, and stops them when the test ends.
+//! Test harness: starts real peers (Vault/OpenBao, etcd + kube-apiserver, MinIO's `kes`, `minio`,
+//! Ceph) on free loopback ports in a temporary directory, and stops them when the test ends.
 //!
 //! Every peer is looked up on `PATH` (put there by `eval "$(e2e/peers/env)"`, which the test
 //! command does). A missing peer is a test failure with a message that says how to install it:
 //! the suite never passes by skipping.
 
+pub mod ceph;
 pub mod cluster;
 pub mod image;
 pub mod kes;

@@ -1,6 +1,6 @@
 //! MinIO's own server and its `mc` client.
 
-use crate::process::{Process, peer_bin, start_on_free_ports};
+use crate::process::{Process, http_ok, peer_bin, start_on_free_ports};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -90,12 +90,4 @@ pub fn mc_for(endpoint: &str, access_key: &str, secret_key: &str, scratch: &Path
         .arg(scratch.join("mc"))
         .arg("--no-color");
     command
-}
-
-/// True when a plain-HTTP GET of `url` answers 200.
-fn http_ok(url: &str) -> bool {
-    Command::new("curl")
-        .args(["-sf", "-o", "/dev/null", url])
-        .status()
-        .is_ok_and(|s| s.success())
 }

@@ -273,6 +273,14 @@ impl Drop for Process {
     }
 }
 
+/// Whether `url` answers with a success status (through `curl`, which the peers check probes).
+pub fn http_ok(url: &str) -> bool {
+    Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", url])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Runs `command` to completion and returns its stdout, panicking with stderr on failure.
 pub fn run(what: &str, command: &mut Command) -> String {
     let output = command

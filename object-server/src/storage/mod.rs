@@ -15,14 +15,15 @@ use tokio::io::AsyncWriteExt;
 mod bucket_config;
 mod condition;
 pub mod layout;
+mod locks;
 pub mod meta;
 pub mod parts;
 pub mod stamp;
 pub mod versions;
 
-pub(crate) use condition::{BucketGuard, KeyStripeLock};
 pub use condition::{EtagMatch, WriteCondition};
 pub use layout::KeyError;
+pub(crate) use locks::{BucketGuard, KeyStripeLock, lock_dir};
 pub use meta::{
     ChecksumKind, EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode,
 };
@@ -112,35 +113,6 @@ fn not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory
 }
 
-/// Takes an exclusive `flock` of the directory `dir` (creating it and its ancestors first if
-/// `create`), held until the returned file is dropped or its process dies. `None` when `dir`
-/// does not exist and `create` is false. A holder may remove the directory once it is empty;
-/// a waiter then finds that it locked a removed directory and starts over, so whoever returns
-/// holds the lock of the directory now at `dir`.
-pub(crate) fn lock_dir(dir: &Path, create: bool) -> io::Result<Option<std::fs::File>> {
-    use std::os::unix::fs::MetadataExt;
-    loop {
-        if create {
-            create_dirs_durably(dir)?;
-        }
-        let f = match std::fs::File::open(dir) {
-            Ok(f) => f,
-            Err(e) if not_found(&e) && create => continue,
-            Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        f.lock()?;
-        let held = f.metadata()?;
-        match std::fs::metadata(dir) {
-            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(Some(f)),
-            Ok(_) => continue,
-            Err(e) if not_found(&e) && create => continue,
-            Err(e) if not_found(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
@@ -198,7 +170,7 @@ impl Store {
         };
         std::fs::create_dir_all(s.tmp_dir())?;
         std::fs::create_dir_all(s.system_dir().join("multipart"))?;
-        std::fs::create_dir_all(s.locks_dir())?;
+        std::fs::create_dir_all(locks::locks_dir(&s.root))?;
         Ok(s)
     }
 
@@ -216,12 +188,7 @@ impl Store {
         self.system_dir().join("tmp")
     }
 
-    /// `DIR/.coffer/locks`: the stripe lock files of unversioned keys.
-    pub(crate) fn locks_dir(&self) -> PathBuf {
-        self.system_dir().join("locks")
-    }
-
-    /// Holds the bucket's directory for a change inside it (see [`condition`]): fails with
+    /// Holds the bucket's directory for a change inside it (see [`locks`]): fails with
     /// [`StorageError::NoSuchBucket`] if it was deleted, and keeps it from being deleted while
     /// the guard lives.
     pub(crate) async fn guard_bucket(&self, bucket: &str) -> Result<BucketGuard, StorageError> {
@@ -238,8 +205,8 @@ impl Store {
         bucket: &str,
         key: &str,
     ) -> Result<KeyStripeLock, StorageError> {
-        let (locks, bucket, key) = (self.locks_dir(), bucket.to_owned(), key.to_owned());
-        Ok(blocking(move || KeyStripeLock::take(&locks, &bucket, &key)).await?)
+        let (root, bucket, key) = (self.root.clone(), bucket.to_owned(), key.to_owned());
+        Ok(blocking(move || KeyStripeLock::take(&root, &bucket, &key)).await?)
     }
 
     /// Removes temp files older than `age` (left by a crashed writer of any process).

@@ -168,7 +168,7 @@ class _PortTaken(Exception):
 class Server:
     """One object-server process."""
 
-    def __init__(self, data_dir, env=None, certs_dir=None, port=None, creds=True):
+    def __init__(self, data_dir, env=None, certs_dir=None, port=None, creds=True, log_dir=None):
         self.data_dir = pathlib.Path(data_dir)
         self.port = port or free_port()
         self.certs_dir = certs_dir
@@ -190,7 +190,7 @@ class Server:
         # A port the caller chose, or one clients already point at, is never replaced.
         self._port_fixed = port is not None
         self.preexec_fn = None
-        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        self.log_path = pathlib.Path(log_dir or self.data_dir.parent) / f"server-{self.port}.log"
 
     def args(self):
         a = [server_bin(), "server", "--address", f"127.0.0.1:{self.port}"]
@@ -312,6 +312,74 @@ class Server:
         if check and r.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\nserver:\n{self.output()[-3000:]}")
         return r
+
+
+SHARED_MOUNTS = "COFFER_SHARED_MOUNTS"
+
+
+def shared_mounts():
+    """The mount points of one shared filesystem as different clients see it (two ceph-fuse
+    mounts of one CephFS: two "nodes"), from $COFFER_SHARED_MOUNTS, separated by ':'. Empty
+    when the suite runs on a local directory."""
+    mounts = [pathlib.Path(m) for m in os.environ.get(SHARED_MOUNTS, "").split(os.pathsep) if m]
+    for m in mounts:
+        if not m.is_dir():
+            pytest.fail(f"{SHARED_MOUNTS} names {m}, which is not a directory")
+    if len(mounts) == 1:
+        pytest.fail(f"{SHARED_MOUNTS} names one mount: processes on two clients need two")
+    return mounts
+
+
+class DataDirs:
+    """One data directory, as each object-server process of a test reaches it: process `i`
+    serves `dirs[i]`. On a local run that is `tmp_path/data` for every process; with shared
+    mounts it is one directory of the shared filesystem through mount `i % len(mounts)`, so
+    neighbouring processes are clients on different nodes. Logs stay in `tmp_path`."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        mounts = shared_mounts()
+        if mounts:
+            name = f"{tmp_path.name}-{os.urandom(4).hex()}"
+            self.dirs = [m / name / "data" for m in mounts]
+        else:
+            self.dirs = [tmp_path / "data"]
+        self.shared = bool(mounts)
+
+    def __getitem__(self, i):
+        return self.dirs[i % len(self.dirs)]
+
+    def server(self, i, **kw):
+        """Process `i` (not started) on its view of the data directory."""
+        return Server(self[i], log_dir=self.tmp_path, **kw)
+
+    def remove(self):
+        if self.shared:
+            shutil.rmtree(self.dirs[0].parent, ignore_errors=True)
+
+
+@pytest.fixture
+def data_dirs(tmp_path):
+    """The data directory of a test whose processes share one (see `DataDirs`). Every test
+    that asks for it runs over the shared mounts too (marker `shared_volume`)."""
+    d = DataDirs(tmp_path)
+    yield d
+    # Servers first: a process still writing would keep a removed tree alive.
+    while _started:
+        _started.pop().stop(timeout=30)
+    d.remove()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "shared_volume: runs over the mounts of $COFFER_SHARED_MOUNTS too (it uses data_dirs)"
+    )
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "data_dirs" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared_volume)
 
 
 @pytest.fixture

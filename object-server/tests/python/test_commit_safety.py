@@ -60,9 +60,9 @@ def one_winner(answers):
 BODY = 8 << 20
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-def test_concurrent_if_none_match_puts_of_a_new_key_one_wins(tmp_path, processes):
-    servers = [Server(tmp_path / "data").start() for _ in range(processes)]
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_concurrent_if_none_match_puts_of_a_new_key_one_wins(data_dirs, processes):
+    servers = [data_dirs.server(i).start() for i in range(processes)]
     clients = [s.client() for s in servers]
     clients[0].create_bucket(Bucket="locks")
     for round in range(2):
@@ -79,9 +79,9 @@ def test_concurrent_if_none_match_puts_of_a_new_key_one_wins(tmp_path, processes
 
 
 @pytest.mark.parametrize("versioned", [False, True])
-def test_concurrent_if_match_with_one_etag_one_wins(tmp_path, versioned):
-    a = Server(tmp_path / "data").start()
-    b = Server(tmp_path / "data").start()
+def test_concurrent_if_match_with_one_etag_one_wins(data_dirs, versioned):
+    a = data_dirs.server(0).start()
+    b = data_dirs.server(1).start()
     s3a, s3b = a.client(), b.client()
     s3a.create_bucket(Bucket="bkt")
     if versioned:
@@ -100,9 +100,9 @@ def test_concurrent_if_match_with_one_etag_one_wins(tmp_path, versioned):
     assert call(s3a.put_object, Bucket="bkt", Key="none", Body=b"x", IfMatch=etag) == ("NoSuchKey", 404)
 
 
-def test_concurrent_completes_with_if_none_match_one_wins(tmp_path):
-    a = Server(tmp_path / "data").start()
-    b = Server(tmp_path / "data").start()
+def test_concurrent_completes_with_if_none_match_one_wins(data_dirs):
+    a = data_dirs.server(0).start()
+    b = data_dirs.server(1).start()
     s3a, s3b = a.client(), b.client()
     s3a.create_bucket(Bucket="bkt")
     uploads = []
@@ -156,7 +156,12 @@ def start_slow_put(server, s3, bucket, key, body):
     return conn
 
 
-def test_a_bucket_deleted_during_a_put_stays_deleted(server, s3):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_bucket_deleted_during_a_put_stays_deleted(data_dirs, processes):
+    """The PUT goes to the first process, the DELETE to the last: with two, a process on another
+    node (with shared mounts) deletes the bucket a write holds."""
+    servers = [data_dirs.server(i).start() for i in range(processes)]
+    server, s3, deleter = servers[0], servers[0].client(), servers[-1].client()
     s3.create_bucket(Bucket="gone")
     s3.put_bucket_encryption(
         Bucket="gone",
@@ -165,7 +170,7 @@ def test_a_bucket_deleted_during_a_put_stays_deleted(server, s3):
     body = pattern(1 << 20)
     conn = start_slow_put(server, s3, "gone", "k", body)
     time.sleep(0.5)
-    s3.delete_bucket(Bucket="gone")
+    deleter.delete_bucket(Bucket="gone")
     conn.send(body[len(body) // 2 :])
     r = conn.getresponse()
     text = r.read().decode()
@@ -325,12 +330,11 @@ def test_a_part_number_that_does_not_exist_is_416(server, s3, bucket):
 
 
 @pytest.mark.parametrize("versioned", [False, True])
-def test_a_stale_if_match_delete_never_removes_a_newer_put(tmp_path, versioned):
+def test_a_stale_if_match_delete_never_removes_a_newer_put(data_dirs, versioned):
     """DeleteObject If-Match is decided under the key's lock, as a conditional PUT: a PUT that
     commits after the DELETE saw the old ETag is never deleted (nor hidden behind a delete
     marker). Before that fix about 7 % of these rounds lost the PUT (two processes)."""
-    a = Server(tmp_path / "data").start()
-    b = Server(tmp_path / "data").start()
+    a, b = data_dirs.server(0).start(), data_dirs.server(1).start()
     s3a, s3b = a.client(), b.client()
     s3a.create_bucket(Bucket="bkt")
     if versioned:
@@ -358,3 +362,34 @@ def test_a_stale_if_match_delete_never_removes_a_newer_put(tmp_path, versioned):
     current = s3a.head_object(Bucket="bkt", Key="k4")["ETag"]
     assert call(s3a.delete_object, Bucket="bkt", Key="k4", IfMatch=current) == ("OK", 200)
     assert call(s3a.head_object, Bucket="bkt", Key="k4") == ("404", 404)
+
+
+def test_a_bucket_deleted_by_one_process_while_another_writes_is_all_or_nothing(data_dirs):
+    """One process deletes the bucket while another commits new keys into it, round after
+    round. The bucket guard (a lock every process takes) decides the order: either the delete
+    came first (every PUT is NoSuchBucket and the bucket stays gone) or a PUT did (the delete is
+    BucketNotEmpty and every acknowledged object is there). A guard that held only inside one
+    process (or one node) lets a commit land between the delete's check and its removal."""
+    a, b = data_dirs.server(0).start(), data_dirs.server(1).start()
+    writer, deleter = a.client(max_pool_connections=16), b.client()
+    for rnd in range(12):
+        name = f"del-{rnd}"
+        writer.create_bucket(Bucket=name)
+        deleter.head_bucket(Bucket=name)
+        calls = [(writer.put_object, dict(Bucket=name, Key=f"k{i}", Body=pattern(20_000, i))) for i in range(12)]
+        calls.insert(6, (deleter.delete_bucket, dict(Bucket=name)))
+        answers = race(calls)
+        deleted = answers[6] in (("OK", 200), ("OK", 204))
+        puts = answers[:6] + answers[7:]
+        acked = [i for i, p in enumerate(puts) if p == ("OK", 200)]
+        for p in puts:
+            assert p in (("OK", 200), ("NoSuchBucket", 404)), (rnd, answers)
+        if deleted:
+            assert not acked, f"round {rnd}: the bucket was deleted after PUTs into it were acknowledged: {answers}"
+            assert call(writer.head_bucket, Bucket=name) == ("404", 404), f"round {rnd}: the deleted bucket is back"
+            assert call(deleter.head_bucket, Bucket=name) == ("404", 404)
+        else:
+            assert answers[6] == ("BucketNotEmpty", 409), (rnd, answers)
+            for i in acked:
+                got = deleter.get_object(Bucket=name, Key=f"k{i}")["Body"].read()
+                assert got == pattern(20_000, i), f"round {rnd}: acknowledged k{i} is not there"

@@ -51,8 +51,8 @@ def assert_no_secret(secrets, servers, data_dir):
             assert secret.encode() not in data, f"secret key found in {where}"
 
 
-def test_mc_admin_users_and_policies_with_the_aws_cli(tmp_path):
-    a = Server(tmp_path / "data").start()
+def test_mc_admin_users_and_policies_with_the_aws_cli(tmp_path, data_dirs):
+    a = data_dirs.server(0).start()
     cfg = tmp_path / "mc"
     mc(a, cfg, "alias", "set", "c", a.endpoint, a.access, a.secret)
     mc(a, cfg, "mb", "c/shared")
@@ -76,7 +76,7 @@ def test_mc_admin_users_and_policies_with_the_aws_cli(tmp_path):
 
     # A second process on the same directory sees the user; a change on one is in effect at once
     # on the other.
-    b = Server(tmp_path / "data").start()
+    b = data_dirs.server(1).start()
     reader_b = as_user(b, "reader1", "reader1-secret-key")
     reader_b.aws("s3", "cp", "s3://shared/f.txt", str(tmp_path / "got-b.txt"))
     mc(a, cfg, "admin", "user", "disable", "c", "reader1")
@@ -89,7 +89,7 @@ def test_mc_admin_users_and_policies_with_the_aws_cli(tmp_path):
     # Everything survives a restart.
     a.stop()
     b.stop()
-    a = Server(tmp_path / "data", port=a.port).start()
+    a = data_dirs.server(0, port=a.port).start()
     reader = as_user(a, "reader1", "reader1-secret-key")
     reader.aws("s3", "cp", "s3://shared/f.txt", str(tmp_path / "got-3.txt"))
     up = reader.aws("s3", "cp", str(f), "s3://shared/up.txt", check=False)
@@ -147,7 +147,7 @@ def test_mc_admin_users_and_policies_with_the_aws_cli(tmp_path):
     mc(a, cfg, "admin", "user", "rm", "c", "reader1")
     out = reader.aws("s3", "cp", "s3://shared/f.txt", str(tmp_path / "x.txt"), check=False)
     assert out.returncode != 0 and "403" in out.stderr
-    assert_no_secret(["reader1-secret-key", "admin2-secret-key", "narrow1-secret-key", a.secret], [a, b], tmp_path / "data")
+    assert_no_secret(["reader1-secret-key", "admin2-secret-key", "narrow1-secret-key", a.secret], [a, b], data_dirs[0])
     a.stop()
 
 

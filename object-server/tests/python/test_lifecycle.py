@@ -77,10 +77,10 @@ def test_lifecycle_configuration_api(tmp_path):
     s.stop()
 
 
-def test_scanner_expires_what_it_should_and_nothing_locked(tmp_path):
+def test_scanner_expires_what_it_should_and_nothing_locked(data_dirs):
     # Two processes on one directory, both scanning: they take turns, nothing is done twice.
-    a = Server(tmp_path / "data", env=FAST).start()
-    b = Server(tmp_path / "data", env=FAST).start()
+    a = data_dirs.server(0, env=FAST).start()
+    b = data_dirs.server(1, env=FAST).start()
     c = a.client()
     # Unversioned: expiration deletes.
     c.create_bucket(Bucket="life-plain")

@@ -147,13 +147,13 @@ def test_a_damaged_part_file_is_an_error_never_wrong_bytes(server, s3, bucket):
     assert not isinstance(get_body(s3, bucket, "k"), bytes)
 
 
-def test_two_processes_complete_put_and_delete_one_key(tmp_path):
+def test_two_processes_complete_put_and_delete_one_key(data_dirs):
     """Four Completes, a PUT and a DELETE of one key race across two processes on one data
     directory. Whoever finishes last decides the outcome, so the test does not guess it: it
     asserts that both processes then answer the same, and that the answer is one the race allows
     (the DELETE last: NoSuchKey; the PUT last: its body; a Complete last: that upload's body)."""
-    a = Server(tmp_path / "data").start()
-    b = Server(tmp_path / "data").start()
+    a = data_dirs.server(0).start()
+    b = data_dirs.server(1).start()
     ca, cb = a.client(max_pool_connections=16), b.client(max_pool_connections=16)
     ca.create_bucket(Bucket="race")
     # The outcome of a key neither process has is one value, the same from both.
@@ -185,15 +185,15 @@ def test_two_processes_complete_put_and_delete_one_key(tmp_path):
         assert got_a in allowed, f"round {rnd}: {describe(got_a)} is no outcome of this round's race"
         seen.add(allowed[got_a])
         # Only what the object names is left on disk.
-        assert part_dirs(tmp_path / "data", "race", "k") == named_part_dirs(tmp_path / "data", "race", "k")
+        assert part_dirs(data_dirs[1], "race", "k") == named_part_dirs(data_dirs[0], "race", "k")
     print("race outcomes:", sorted(seen))
     assert ca.list_multipart_uploads(Bucket="race").get("Uploads", []) == []
     a.stop()
     b.stop()
 
 
-def test_kill9_during_concurrent_completes(tmp_path):
-    s = Server(tmp_path / "data").start()
+def test_kill9_during_concurrent_completes(data_dirs):
+    s = data_dirs.server(0).start()
     c = s.client(max_pool_connections=16)
     c.create_bucket(Bucket="crash")
     keys = [f"k{i}" for i in range(8)]
@@ -227,7 +227,7 @@ def test_kill9_during_concurrent_completes(tmp_path):
         s.kill9()
         for f in futs:
             f.result()
-    s = Server(tmp_path / "data").start()
+    s = data_dirs.server(1).start()
     c = s.client()
     for k in keys:
         got = get_body(c, "crash", k)

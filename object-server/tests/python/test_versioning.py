@@ -209,12 +209,12 @@ def test_list_object_versions_pages_prefixes_and_markers(vs3):
     assert code(e) == "InvalidArgument"
 
 
-def test_versioned_data_survives_kill9_and_two_processes(tmp_path):
-    a = Server(tmp_path / "data").start()
+def test_versioned_data_survives_kill9_and_two_processes(data_dirs):
+    a = data_dirs.server(0).start()
     ca = a.client()
     ca.create_bucket(Bucket="vvv")
     ca.put_bucket_versioning(Bucket="vvv", VersioningConfiguration={"Status": "Enabled"})
-    b = Server(tmp_path / "data").start()
+    b = data_dirs.server(1).start()
     cb = b.client()
     # Two processes writing one key at once: every write is one version, the order is one order,
     # and the latest is the newest.
@@ -468,8 +468,9 @@ def test_object_lock_retention_legal_hold_and_refusals(vs3):
     assert code(e) == "BucketNotEmpty"
 
 
-def test_compliance_lock_survives_root_delete_and_restart(tmp_path):
-    s = Server(tmp_path / "data", env={"MINIO_KMS_SECRET_KEY": STATIC_KEY, "MINIO_KMS_AUTO_ENCRYPTION": "on"}).start()
+def test_compliance_lock_survives_root_delete_and_restart(data_dirs):
+    env = {"MINIO_KMS_SECRET_KEY": STATIC_KEY, "MINIO_KMS_AUTO_ENCRYPTION": "on"}
+    s = data_dirs.server(0, env=env).start()
     c = s.client()
     c.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
     c.put_object_lock_configuration(Bucket="vault", ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}})
@@ -478,7 +479,8 @@ def test_compliance_lock_survives_root_delete_and_restart(tmp_path):
     with pytest.raises(botocore.exceptions.ClientError):
         c.delete_object(Bucket="vault", Key="ledger", VersionId=vid, BypassGovernanceRetention=True)
     assert s.kill9() == -9
-    s.start()
+    # Restarted on the other node, where there is one.
+    s = data_dirs.server(1, env=env).start()
     c = s.client()
     with pytest.raises(botocore.exceptions.ClientError) as e:
         c.delete_object(Bucket="vault", Key="ledger", VersionId=vid, BypassGovernanceRetention=True)
@@ -543,11 +545,11 @@ def test_aws_cli_tagging_lock_and_lifecycle(static_server, tmp_path):
     assert r.returncode != 0 and "NoSuchLifecycleConfiguration" in r.stderr
 
 
-def test_kill9_during_versioned_writes_leaves_one_consistent_history(tmp_path):
+def test_kill9_during_versioned_writes_leaves_one_consistent_history(data_dirs):
     import threading
     import time
 
-    s = Server(tmp_path / "data").start()
+    s = data_dirs.server(0).start()
     c = s.client()
     c.create_bucket(Bucket="crashv")
     c.put_bucket_versioning(Bucket="crashv", VersioningConfiguration={"Status": "Enabled"})
@@ -586,7 +588,7 @@ def test_kill9_during_versioned_writes_leaves_one_consistent_history(tmp_path):
     for t in threads:
         t.join(30)
     assert sum(len(v) for v in acked.values()) > 20
-    s.start()
+    s = data_dirs.server(1).start()
     c = s.client()
     known = set(bodies.values())
     for k in keys:
@@ -639,11 +641,12 @@ def test_the_null_version_is_named_null_once_the_bucket_is_versioned(vs3):
     assert vs == [] and [(d["VersionId"], d["IsLatest"]) for d in dms] == [("null", True)]
 
 
-def test_concurrent_creations_of_one_bucket_have_one_winner(static_server):
+def test_concurrent_creations_of_one_bucket_have_one_winner(data_dirs):
     # Two processes on one directory, so the creations race across processes as well.
-    other = Server(static_server.data_dir, env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    one = data_dirs.server(0, env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    other = data_dirs.server(1, env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
     try:
-        clients = [static_server.client(), other.client(), static_server.client(), other.client()]
+        clients = [one.client(), other.client(), one.client(), other.client()]
 
         def create(i, name):
             kw = {"ObjectLockEnabledForBucket": True} if i % 2 == 0 or name.startswith("lk") else {}
@@ -672,9 +675,9 @@ def test_concurrent_creations_of_one_bucket_have_one_winner(static_server):
         other.stop()
 
 
-def test_a_key_whose_last_version_is_removed_leaves_nothing(tmp_path):
-    a = Server(tmp_path / "data", env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
-    b = Server(tmp_path / "data", env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+def test_a_key_whose_last_version_is_removed_leaves_nothing(data_dirs):
+    a = data_dirs.server(0, env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    b = data_dirs.server(1, env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
     try:
         ca, cb = a.client(), b.client()
         ca.create_bucket(Bucket="prune")

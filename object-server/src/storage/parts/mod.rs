@@ -12,7 +12,7 @@
 //! (hard links of one file are one reference, found by any of its names); a copy rewrites the
 //! bytes, so nothing else shares them.
 //!
-//! **The parts lock**, an exclusive `flock` of the key's `parts/` (taken after the versions lock
+//! **The parts lock**, an exclusive `flock` of the lock file of the key's `parts/` ([`super::locks`]; taken after the versions lock
 //! where both are held; it dies with its process), is held by everything that makes a new
 //! reference — Complete from the move until its object file is in place, a metadata rewrite of
 //! a multipart object from its read to its commit — and by every sweep. A sweep reads the

@@ -10,9 +10,10 @@
 //! if it exists, otherwise the newest entry of `versions/`. Where `obj` and `versions/<id>` carry
 //! the same version id but are different files, `obj` is the true one.
 //!
-//! Every change of a key's versions happens under an exclusive `flock` of its `versions/`
-//! directory (several processes may serve one directory; a lock dies with its process, kill -9
-//! included) and in an order in which every intermediate state, seen by a reader or left by a
+//! Every change of a key's versions happens under the lock of its `versions/` directory (an
+//! exclusive `flock` of a lock file named after it, [`super::locks`]: several processes, on one
+//! machine or several sharing a filesystem, may serve one directory; a lock dies with its
+//! process, kill -9 included) and in an order in which every intermediate state, seen by a reader or left by a
 //! crash, resolves by the rule above to either the state before the change or the one after:
 //! - a new version: its file is renamed to `obj` first (so it is the latest at once), then linked
 //!   into `versions/`; a crash in between leaves `obj` with one link, which the rule still reads

@@ -601,7 +601,7 @@ mod tests {
     use super::*;
 
     /// A writer waiting for the lock of a `versions/` that its holder prunes ends up holding the
-    /// lock of the directory now at that path, not of the removed one.
+    /// lock of that path, with the directory made again.
     #[test]
     fn a_waiter_of_a_pruned_lock_starts_over() {
         let d = tempfile::tempdir().unwrap();
@@ -621,8 +621,12 @@ mod tests {
         assert!(!dir.exists());
         drop(held);
         let got = waiter.join().unwrap();
-        // (The removed directory's inode number may be reused: only the match is checked.)
-        let now = std::fs::metadata(&got.vdir).expect("the waiter's versions/ exists");
-        assert_eq!(got._lock.metadata().unwrap().ino(), now.ino());
+        assert!(got.vdir.is_dir(), "the waiter made versions/ again");
+        // And it holds the key's lock: a third taker waits until it lets go.
+        let third = std::thread::spawn(move || LockedKey::lock(&bucket, dir, tmp).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!third.is_finished(), "two hold the lock of one versions/");
+        drop(got);
+        third.join().unwrap();
     }
 }

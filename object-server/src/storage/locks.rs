@@ -1,0 +1,275 @@
+//! The locks that every process serving one data directory takes: exclusive or shared `flock`s
+//! of regular files under `DIR/.coffer/locks/`, which die with their process.
+//!
+//! **Files, never directories.** The processes may run on different machines that mount one
+//! shared filesystem (a CephFS volume mounted by every pod of a Tenant). There an `flock` of a
+//! regular file is the filesystem's and holds across every client, but on a FUSE mount
+//! (`ceph-fuse`, the CephFS client Rook uses by default) an `flock` of a directory never reaches
+//! the filesystem: the kernel keeps it in that mount's own inode, so a process on another mount
+//! takes "the same" lock at once (seen with Ceph 16.2.15, and asserted by
+//! `e2e/tests/peer_ceph.rs`). So every lock here is a file named after what it protects.
+//!
+//! **Lock files are never removed**, so a waiter never holds the lock of a file its holder
+//! unlinked meanwhile, and a holder may remove the directory it protects: a waiter that gets the
+//! lock afterwards finds the directory gone (or makes it again).
+//!
+//! | lock | file | held by |
+//! |---|---|---|
+//! | bucket guard ([`BucketGuard`]) | `bucket-<name>` | shared: every change inside the bucket; exclusive: `DeleteBucket` |
+//! | key stripe ([`KeyStripeLock`]) | `key-<stripe>` | every commit and delete of an unversioned key |
+//! | a key's `versions/` or `parts/` ([`lock_dir`]) | `versions-<stripe>`, `parts-<stripe>` | see `versions` and `parts` |
+//!
+//! Stripes (4096 files per kind, by a digest of the bucket and key, or of the directory's path
+//! in the data directory) keep the number of files bounded; two keys share one only by chance,
+//! and their commits then take turns. No thread ever holds two locks of one kind, and every
+//! thread takes the kinds in one order (bucket guard, then a key's lock, then its `parts/`), so
+//! sharing a stripe never deadlocks.
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::layout::{self, SYSTEM_DIR};
+use super::{StorageError, create_dirs_durably, not_found};
+
+/// Lock files per striped kind.
+const STRIPES: u32 = 4096;
+
+/// The locks directory of the data directory `root`.
+pub(crate) fn locks_dir(root: &Path) -> PathBuf {
+    root.join(SYSTEM_DIR).join("locks")
+}
+
+/// Opens (creating it, and the locks directory, if needed) the lock file `name` of the data
+/// directory `root`.
+fn open_lock_file(root: &Path, name: &str) -> io::Result<File> {
+    let dir = locks_dir(root);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(name))
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_dirs_durably(&dir)?;
+            open()
+        }
+        other => other,
+    }
+}
+
+/// A shared (writers) or exclusive (`DeleteBucket`) lock of a bucket.
+#[derive(Debug)]
+pub(crate) struct BucketGuard {
+    /// The bucket's directory, open: its inode cannot be reused for another directory while
+    /// the guard lives, so the identity check below cannot be fooled.
+    _dir: File,
+    _lock: File,
+}
+
+impl BucketGuard {
+    /// Takes the lock of the bucket whose directory is `dir` (blocking) and checks that `dir`
+    /// still names the directory it found; [`StorageError::NoSuchBucket`] if it does not (the
+    /// bucket was deleted, or deleted and made again, while this waited).
+    pub(crate) fn take(dir: &Path, shared: bool) -> Result<Self, StorageError> {
+        let (Some(root), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+        else {
+            return Err(StorageError::NoSuchBucket);
+        };
+        let f = match File::open(dir) {
+            Ok(f) => f,
+            Err(e) if not_found(&e) => return Err(StorageError::NoSuchBucket),
+            Err(e) => return Err(e.into()),
+        };
+        let lock = open_lock_file(root, &format!("bucket-{name}"))?;
+        if shared {
+            lock.lock_shared()?;
+        } else {
+            lock.lock()?;
+        }
+        let held = f.metadata()?;
+        match std::fs::metadata(dir) {
+            Ok(now) if now.is_dir() && now.ino() == held.ino() && now.dev() == held.dev() => {
+                Ok(Self {
+                    _dir: f,
+                    _lock: lock,
+                })
+            }
+            Ok(_) => Err(StorageError::NoSuchBucket),
+            Err(e) if not_found(&e) => Err(StorageError::NoSuchBucket),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The lock every commit and delete of an unversioned key holds.
+#[derive(Debug)]
+pub(crate) struct KeyStripeLock {
+    _file: File,
+}
+
+impl KeyStripeLock {
+    /// Takes the stripe lock of `bucket/key` in the data directory `root` (blocking).
+    pub(crate) fn take(root: &Path, bucket: &str, key: &str) -> io::Result<Self> {
+        let name = format!(
+            "key-{:03x}",
+            stripe_of(&[bucket.as_bytes(), b"/", key.as_bytes()])
+        );
+        let f = open_lock_file(root, &name)?;
+        f.lock()?;
+        Ok(Self { _file: f })
+    }
+}
+
+/// Takes the lock of a key's `versions/` or `parts/` directory `dir` (blocking), creating the
+/// directory (and its ancestors) first if `create`; `None` when it does not exist and `create`
+/// is false. The lock is by name: its holder may remove the directory, and whoever holds it
+/// next finds it gone.
+pub(crate) fn lock_dir(dir: &Path, create: bool) -> io::Result<Option<File>> {
+    let (root, name) = dir_lock_name(dir).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is no key's directory", dir.display()),
+        )
+    })?;
+    let lock = open_lock_file(root, &name)?;
+    lock.lock()?;
+    if create {
+        create_dirs_durably(dir)?;
+    } else if !dir.is_dir() {
+        return Ok(None);
+    }
+    Ok(Some(lock))
+}
+
+/// The data directory and the lock file name of the directory `dir` of a key
+/// (`DIR/<bucket>/_a/_b/versions`): its kind (the directory's name) and the stripe of its path
+/// in the data directory, which is the same in every process whatever path it mounts `DIR` at.
+fn dir_lock_name(dir: &Path) -> Option<(&Path, String)> {
+    let kind = dir.file_name()?.to_str()?;
+    let key_dir = dir.parent()?;
+    layout::segment_of(key_dir.file_name()?.to_str()?)?;
+    let (root, _) = layout::bucket_of_key_dir(key_dir)?;
+    let rel = dir.strip_prefix(root).ok()?;
+    Some((
+        root,
+        format!(
+            "{kind}-{:03x}",
+            stripe_of(&[rel.as_os_str().as_encoded_bytes()])
+        ),
+    ))
+}
+
+/// The stripe of some bytes: the same in every process and build (a digest, not a seeded hash).
+fn stripe_of(parts: &[&[u8]]) -> u32 {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let d = ctx.finish();
+    let b = d.as_ref();
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) % STRIPES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stripe(bucket: &str, key: &str) -> u32 {
+        stripe_of(&[bucket.as_bytes(), b"/", key.as_bytes()])
+    }
+
+    #[test]
+    fn stripes_are_stable_and_spread() {
+        // The same in every process and build: the lock must be shared across processes.
+        assert_eq!(stripe("b", "k"), stripe("b", "k"));
+        assert_ne!(stripe("b", "k"), stripe("b/k", ""));
+        let distinct: std::collections::HashSet<u32> =
+            (0..200).map(|i| stripe("b", &format!("k{i}"))).collect();
+        assert!(distinct.len() > 190);
+    }
+
+    /// The lock of a key's directory is named by its path inside the data directory, so two
+    /// processes that reach one data directory by different paths (two mounts) take one lock;
+    /// `versions/` and `parts/` of one key never share a file.
+    #[test]
+    fn a_key_directory_lock_is_the_same_from_every_mount() {
+        let (a, name_a) = dir_lock_name(Path::new("/mnt/a/data/bkt/_x/_y/versions")).unwrap();
+        let (b, name_b) = dir_lock_name(Path::new("/other/mount/data/bkt/_x/_y/versions")).unwrap();
+        assert_eq!(
+            (a, b),
+            (Path::new("/mnt/a/data"), Path::new("/other/mount/data"))
+        );
+        assert_eq!(name_a, name_b);
+        assert!(name_a.starts_with("versions-"), "{name_a}");
+        let (_, parts) = dir_lock_name(Path::new("/mnt/a/data/bkt/_x/_y/parts")).unwrap();
+        assert!(parts.starts_with("parts-"), "{parts}");
+        let (_, other) = dir_lock_name(Path::new("/mnt/a/data/bkt/_x/_z/versions")).unwrap();
+        assert_ne!(name_a, other);
+        assert!(dir_lock_name(Path::new("/mnt/a/data/bkt")).is_none());
+    }
+
+    /// Every lock is a regular file in the locks directory, never the directory it protects
+    /// (on FUSE a directory's flock holds only within one mount).
+    #[test]
+    fn locks_are_regular_files_that_exclude_each_other() {
+        let d = tempfile::tempdir().unwrap();
+        let vdir = d.path().join("b/_k/versions");
+        std::fs::create_dir_all(d.path().join("b")).unwrap();
+        let held = lock_dir(&vdir, true).unwrap().unwrap();
+        assert!(held.metadata().unwrap().is_file());
+        assert!(vdir.is_dir(), "created under the lock");
+        let (_, name) = dir_lock_name(&vdir).unwrap();
+        let other = File::open(locks_dir(d.path()).join(&name)).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        other.try_lock().unwrap();
+        drop(other);
+        // Without `create`, a missing directory is no lock.
+        assert!(
+            lock_dir(&d.path().join("b/_k/parts"), false)
+                .unwrap()
+                .is_none()
+        );
+        let guard = BucketGuard::take(&d.path().join("b"), false).unwrap();
+        let bucket_lock = File::open(locks_dir(d.path()).join("bucket-b")).unwrap();
+        assert!(matches!(
+            bucket_lock.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(guard);
+    }
+
+    /// A writer's guard of a bucket deleted (or deleted and made again) meanwhile fails; a
+    /// delete waits for the writers that hold the guard.
+    #[test]
+    fn the_bucket_guard_sees_a_deleted_bucket() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path().join("b");
+        std::fs::create_dir(&b).unwrap();
+        let writer = BucketGuard::take(&b, true).unwrap();
+        let deleter = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                let _g = BucketGuard::take(&b, false).unwrap();
+                std::fs::remove_dir(&b).unwrap();
+                std::fs::create_dir(&b).unwrap();
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!deleter.is_finished(), "the delete waits for the writer");
+        drop(writer);
+        deleter.join().unwrap();
+        assert!(BucketGuard::take(&b, true).is_ok());
+        std::fs::remove_dir(&b).unwrap();
+        assert!(matches!(
+            BucketGuard::take(&b, true),
+            Err(StorageError::NoSuchBucket)
+        ));
+    }
+}
