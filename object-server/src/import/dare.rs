@@ -97,9 +97,11 @@ impl Decryptor {
         Ok(())
     }
 
-    /// Ends the stream: fails unless it ended with its final package.
+    /// Ends the stream: fails unless it ended with its final package. An empty stream is the
+    /// empty plaintext (MinIO stores an empty SSE object as zero bytes): the caller checks the
+    /// plaintext's length against the recorded one, so a stream cut to nothing is still caught.
     pub fn finish(self) -> Result<(), DareError> {
-        if self.finished && self.pending.is_empty() {
+        if (self.finished || self.seq == 0) && self.pending.is_empty() {
             Ok(())
         } else {
             Err(DareError::Truncated)
@@ -263,6 +265,8 @@ pub(crate) mod tests {
         dropped.extend_from_slice(&s[2 * p..]);
         assert_eq!(decrypt(&key, &dropped), Err(DareError::NotAuthentic(1)));
         assert_eq!(decrypt(&key, &s[..2 * p]), Err(DareError::Truncated));
+        assert_eq!(decrypt(&key, &s[..p + 10]), Err(DareError::Truncated));
+        assert_eq!(decrypt(&key, &[]), Ok(Vec::new()));
         let mut swapped = s[p..2 * p].to_vec();
         swapped.extend_from_slice(&s[..p]);
         swapped.extend_from_slice(&s[2 * p..]);

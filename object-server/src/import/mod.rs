@@ -129,6 +129,11 @@ impl Importer {
             if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
+            if !s3s::path::check_bucket_name(&name) {
+                self.report
+                    .skip(&name, None, None, "not a valid S3 bucket name");
+                continue;
+            }
             buckets.push(name);
         }
         buckets.sort();
