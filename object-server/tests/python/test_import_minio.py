@@ -309,3 +309,111 @@ def test_damaged_objects_are_reported_and_the_rest_imported(tmp_path):
     keys = [o["Key"] for o in cl.list_objects_v2(Bucket="bkt").get("Contents", [])]
     assert keys == ["a", "z"]
     s.stop()
+
+
+@pytest.fixture
+def minio_kes(tmp_path):
+    """MinIO's own `kes` (fs keystore) on a free port; the KES client settings both MinIO and
+    Coffer use (one identity, allowed the `coffer-*` keys)."""
+    from test_kes import pki
+
+    d = tmp_path / "kes"
+    identity = pki(d)
+    for _ in range(5):
+        port = free_port()
+        (d / "config.yml").write_text(
+            f"""address: 127.0.0.1:{port}
+admin:
+  identity: disabled
+tls:
+  key: {d / 'kes.key'}
+  cert: {d / 'kes.crt'}
+policy:
+  minio:
+    allow:
+    - /v1/key/create/coffer-*
+    - /v1/key/generate/coffer-*
+    - /v1/key/decrypt/coffer-*
+    - /v1/key/describe/coffer-*
+    - /v1/key/list/*
+    - /v1/status
+    identities:
+    - {identity}
+keystore:
+  fs:
+    path: {d / 'keys'}
+"""
+        )
+        log = d / "kes.log"
+        proc = subprocess.Popen([peer("minio-kes"), "server", "--config", str(d / "config.yml")],
+                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while b"Server is up" not in log.read_bytes() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if proc.poll() is None and b"Server is up" in log.read_bytes():
+            break
+        proc.kill()
+        proc.wait()
+    else:
+        pytest.fail("minio-kes did not start:\n" + log.read_text(errors="replace"))
+    env = {
+        "MINIO_KMS_KES_ENDPOINT": f"https://127.0.0.1:{port}",
+        "MINIO_KMS_KES_CAPATH": str(d / "ca.crt"),
+        "MINIO_KMS_KES_CERT_FILE": str(d / "client.crt"),
+        "MINIO_KMS_KES_KEY_FILE": str(d / "client.key"),
+        "MINIO_KMS_KES_KEY_NAME": "coffer-default",
+    }
+    yield env
+    proc.terminate()
+    proc.wait(60)
+
+
+def test_sse_kms_through_minios_kes(tmp_path, minio_kes):
+    """The MinIO KMS guide's deployment: MinIO with MinIO's KES and auto-encryption; SSE-S3 and
+    SSE-KMS under two keys (one with a client context), multipart too. Imported through the same
+    KES (Coffer's KES client unseals MinIO's keys), served as MinIO served them."""
+    kes = minio_kes
+    minio = Minio(tmp_path / "minio", {**kes, "MINIO_KMS_AUTO_ENCRYPTION": "on"}).start()
+    second = "coffer-second"
+    r = requests.post(f"{kes['MINIO_KMS_KES_ENDPOINT']}/v1/key/create/{second}", verify=kes["MINIO_KMS_KES_CAPATH"],
+                      cert=(kes["MINIO_KMS_KES_CERT_FILE"], kes["MINIO_KMS_KES_KEY_FILE"]), timeout=10)
+    assert r.status_code == 200, r.text
+    c = minio.client()
+    c.create_bucket(Bucket="kms")
+    c.put_object(Bucket="kms", Key="auto", Body=b"auto-encrypted")
+    c.put_object(Bucket="kms", Key="s3", Body=pattern(1500 * 1024, 9), ServerSideEncryption="AES256")
+    c.put_object(Bucket="kms", Key="default-key", Body=b"kms default", ServerSideEncryption="aws:kms")
+    ctx = base64.b64encode(json.dumps({"project": "import <&> test"}).encode()).decode()
+    c.put_object(Bucket="kms", Key="second-key", Body=pattern(3 * MIB, 10), ServerSideEncryption="aws:kms",
+                 SSEKMSKeyId=second, SSEKMSEncryptionContext=ctx, Metadata={"m": "1"})
+    up = c.create_multipart_upload(Bucket="kms", Key="multi", ServerSideEncryption="aws:kms", SSEKMSKeyId=second)
+    parts = []
+    for n, body in [(1, pattern(5 * MIB, 11)), (2, pattern(3, 12))]:
+        r = c.upload_part(Bucket="kms", Key="multi", UploadId=up["UploadId"], PartNumber=n, Body=body)
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    c.complete_multipart_upload(Bucket="kms", Key="multi", UploadId=up["UploadId"], MultipartUpload={"Parts": parts})
+    want = snapshot(c, ["kms"])
+    heads = {k: c.head_object(Bucket="kms", Key=k) for k in ["auto", "s3", "default-key", "second-key", "multi"]}
+    minio.stop()
+    assert heads["second-key"]["SSEKMSKeyId"].endswith(second), heads["second-key"]
+    drive = minio.drive
+    before = tree_hashes(drive)
+
+    data = tmp_path / "coffer"
+    r = run_import("--json", "-", "--drives", drive, data, env=import_env(kes))
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["versions"] == 5 and report["skipped"] == [], report
+    assert report["encrypted"] == {"SSE-KMS": 4, "SSE-S3": 1}, report["encrypted"]
+    assert want["kms/second-key"][0]["sse"] == "aws:kms" and want["kms/second-key"][0]["metadata"] == {"m": "1"}
+    assert tree_hashes(drive) == before
+
+    s = Server(data, env=kes).start()
+    cl = s.client()
+    got = snapshot(cl, ["kms"])
+    for k in want:
+        assert got[k] == want[k], f"{k}:\nMinIO:  {want[k]}\nCoffer: {got[k]}"
+    for k, h in heads.items():
+        mine = cl.head_object(Bucket="kms", Key=k)
+        assert mine.get("SSEKMSKeyId") == h.get("SSEKMSKeyId"), (k, mine, h)
+    s.stop()
