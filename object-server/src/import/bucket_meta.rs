@@ -21,6 +21,15 @@ pub struct BucketSettings {
     pub versioning: Option<String>,
     /// Object lock (with its default retention), if the bucket has it.
     pub object_lock: Option<LockConfig>,
+    /// The bucket policy (JSON), lifecycle, default encryption and tagging (XML) as MinIO took
+    /// them: given to Coffer's own PutBucket* operations, which check them as for a client.
+    pub policy: Option<String>,
+    /// `LifecycleConfiguration` XML.
+    pub lifecycle: Option<Vec<u8>>,
+    /// `ServerSideEncryptionConfiguration` XML.
+    pub encryption: Option<Vec<u8>>,
+    /// `Tagging` XML.
+    pub tagging: Option<Vec<u8>>,
     /// Configurations present in MinIO that are not imported yet, by name.
     pub not_imported: Vec<&'static str>,
 }
@@ -88,7 +97,8 @@ fn present(b: &Option<ByteBuf>) -> Option<&[u8]> {
     b.as_ref().map(|b| b.as_slice()).filter(|b| !b.is_empty())
 }
 
-fn xml<T: for<'x> s3s::xml::Deserialize<'x>>(raw: &[u8], what: &str) -> Result<T, String> {
+/// Parses one of MinIO's stored XML configurations with s3s's types.
+pub fn xml<T: for<'x> s3s::xml::Deserialize<'x>>(raw: &[u8], what: &str) -> Result<T, String> {
     let mut d = s3s::xml::Deserializer::new(raw);
     T::deserialize(&mut d).map_err(|_| format!("unreadable {what} configuration"))
 }
@@ -152,12 +162,12 @@ pub fn read(drive: &Path, bucket: &str) -> Result<BucketSettings, String> {
     } else if m.lock_enabled {
         s.object_lock = Some(LockConfig::default());
     }
+    s.policy = present(&m.policy).map(|p| String::from_utf8_lossy(p).into_owned());
+    s.lifecycle = present(&m.lifecycle).map(<[u8]>::to_vec);
+    s.encryption = present(&m.encryption).map(<[u8]>::to_vec);
+    s.tagging = present(&m.tagging).map(<[u8]>::to_vec);
     for (name, field) in [
-        ("policy", &m.policy),
         ("notification", &m.notification),
-        ("lifecycle", &m.lifecycle),
-        ("encryption", &m.encryption),
-        ("tagging", &m.tagging),
         ("quota", &m.quota),
         ("replication", &m.replication),
     ] {

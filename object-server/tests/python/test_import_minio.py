@@ -13,6 +13,7 @@ import time
 
 import boto3
 import botocore.config
+import botocore.exceptions
 import pytest
 import requests
 
@@ -94,6 +95,11 @@ def write_everything(c):
     c.put_object(Bucket="plain", Key="empty", Body=b"")
     c.put_object(Bucket="plain", Key="folder/", Body=b"")
     c.put_object(Bucket="plain", Key="folder/inside", Body=b"x" * 300)
+    c.put_bucket_tagging(Bucket="plain", Tagging={"TagSet": [{"Key": "owner", "Value": "ops"}]})
+    c.put_bucket_policy(Bucket="plain", Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::plain/folder/*"]}]}))
+    c.put_bucket_lifecycle_configuration(Bucket="plain", LifecycleConfiguration={"Rules": [{
+        "ID": "old-logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 30}}]})
     up = c.create_multipart_upload(Bucket="plain", Key="multi", ContentType="application/x-test")
     parts = []
     for n, body in [(1, pattern(5 * MIB, 2)), (2, pattern(5 * MIB, 3)), (3, b"tail")]:
@@ -123,6 +129,8 @@ def write_everything(c):
 
     # SSE-S3 with MinIO's static key: inline, in a part file, multipart; SSE-C.
     c.create_bucket(Bucket="crypt")
+    c.put_bucket_encryption(Bucket="crypt", ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
     c.put_object(Bucket="crypt", Key="small", Body=b"secret" * 100, ServerSideEncryption="AES256", Metadata={"k": "v"})
     c.put_object(Bucket="crypt", Key="big", Body=pattern(2 * MIB + 17, 4), ServerSideEncryption="AES256")
     c.put_object(Bucket="crypt", Key="empty", Body=b"", ServerSideEncryption="AES256")
@@ -137,10 +145,35 @@ def write_everything(c):
 
     # Object lock: retention and legal hold on versions.
     c.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+    c.put_object_lock_configuration(Bucket="locked", ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 3}}})
     until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))
     c.put_object(Bucket="locked", Key="held", Body=b"keep me", ObjectLockMode="GOVERNANCE",
                  ObjectLockRetainUntilDate=until, ObjectLockLegalHoldStatus="ON")
     c.put_object(Bucket="locked", Key="held", Body=b"newer")
+
+
+def bucket_settings(c, buckets):
+    """Each bucket's versioning, object lock, policy, lifecycle, default encryption and tags as
+    a server answers them (None where it has none)."""
+    def ask(f, pick, **kw):
+        try:
+            return pick(f(**kw))
+        except botocore.exceptions.ClientError as e:
+            return e.response["Error"]["Code"]
+    out = {}
+    for b in buckets:
+        out[b] = {
+            "versioning": ask(c.get_bucket_versioning, lambda r: r.get("Status"), Bucket=b),
+            "lock": ask(c.get_object_lock_configuration, lambda r: r["ObjectLockConfiguration"], Bucket=b),
+            "policy": ask(c.get_bucket_policy, lambda r: json.loads(r["Policy"])["Statement"][0]["Resource"], Bucket=b),
+            "lifecycle": ask(c.get_bucket_lifecycle_configuration,
+                             lambda r: [(x["ID"], x["Status"], x["Expiration"]) for x in r["Rules"]], Bucket=b),
+            "encryption": ask(c.get_bucket_encryption, lambda r: r["ServerSideEncryptionConfiguration"]["Rules"][0]
+                              ["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], Bucket=b),
+            "tags": ask(c.get_bucket_tagging, lambda r: r["TagSet"], Bucket=b),
+        }
+    return out
 
 
 def snapshot(c, buckets, skip=()):
@@ -216,7 +249,11 @@ def test_single_drive_import_serves_what_minio_served(tmp_path):
     c = minio.client()
     write_everything(c)
     want = snapshot(c, BUCKETS, skip={("crypt", "customer")})
+    want_settings = bucket_settings(c, BUCKETS)
     minio.stop()
+    assert want_settings["plain"]["tags"] == [{"Key": "owner", "Value": "ops"}]
+    assert want_settings["locked"]["lock"]["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
+    assert want_settings["crypt"]["encryption"] == "AES256"
     # The snapshot holds what is compared: versions in order, markers, tags, metadata, lock.
     assert [("d" if v.get("delete_marker") else "v", v["null"]) for v in want["ver/k"]] == [
         ("v", False), ("d", False), ("v", False), ("v", False), ("v", False), ("v", True)]
@@ -257,11 +294,16 @@ def test_single_drive_import_serves_what_minio_served(tmp_path):
     for k in ["versions", "delete_markers", "bytes", "objects", "encrypted", "buckets"]:
         assert dry_report[k] == report[k], k
     assert report["bucket_settings"]["ver"] == ["versioning Enabled"]
+    assert report["bucket_settings"]["plain"] == ["policy", "lifecycle", "tagging"]
+    assert report["bucket_settings"]["crypt"] == ["default encryption"]
     assert report["bucket_settings"]["susp"] == ["versioning Suspended"]
     assert report["bucket_settings"]["locked"][0].startswith("versioning Enabled")
 
     s = Server(data, env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
     got = snapshot(s.client(), BUCKETS)
+    got_settings = bucket_settings(s.client(), BUCKETS)
+    for b in BUCKETS:
+        assert got_settings[b] == want_settings[b], f"{b}:\nMinIO:  {want_settings[b]}\nCoffer: {got_settings[b]}"
     assert sorted(got) == sorted(want)
     for k in want:
         assert got[k] == want[k], f"{k}:\nMinIO:  {want[k]}\nCoffer: {got[k]}"
