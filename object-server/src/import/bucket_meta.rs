@@ -4,12 +4,12 @@
 //! configuration as the XML (or JSON) the S3 API took (MinIO's public `cmd/bucket-metadata.go`).
 //! The XML is read with s3s's own types, and object lock goes through the same validation as
 //! PutObjectLockConfiguration.
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
-use super::bitrot;
+use super::erasure::{self, Copy};
 use super::xl_meta::{Version, XlMeta};
 use crate::s3::lock::{LockConfig, validate_lock_configuration};
 use crate::storage::Versioning;
@@ -103,45 +103,49 @@ pub fn xml<T: for<'x> s3s::xml::Deserialize<'x>>(raw: &[u8], what: &str) -> Resu
     T::deserialize(&mut d).map_err(|_| format!("unreadable {what} configuration"))
 }
 
-/// Reads the settings of `bucket` from `drive`; a bucket without a metadata file has none.
-pub fn read(drive: &Path, bucket: &str) -> Result<BucketSettings, String> {
-    let dir = drive
-        .join(super::MINIO_SYS)
-        .join("buckets")
-        .join(bucket)
-        .join(".metadata.bin");
-    let raw = match std::fs::read(dir.join("xl.meta")) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(BucketSettings::default());
-        }
-        Err(e) => return Err(e.to_string()),
-    };
-    let xl = XlMeta::parse(&raw).map_err(|e| e.to_string())?;
-    let Some(Version::Object(v)) = xl.versions.first() else {
-        return Err("no metadata version".to_owned());
-    };
-    let (part, shard_size) = match (v.parts.first(), v.erasure.data) {
-        (Some(p), 1) => (p, v.erasure.block_size as usize),
-        _ => return Err("metadata stored erasure-coded".to_owned()),
-    };
-    let mut data = Vec::new();
-    let mut sink = |b: &[u8]| {
-        data.extend_from_slice(b);
-        Ok(())
-    };
-    match xl
-        .inline_data(v.version_id.as_deref())
-        .map_err(|e| e.to_string())?
-    {
-        Some(shard) => bitrot::read_shard(shard, part.size, shard_size, &mut sink),
-        None => {
-            let f =
-                std::fs::File::open(dir.join(&v.data_dir).join(format!("part.{}", part.number)))
-                    .map_err(|e| e.to_string())?;
-            bitrot::read_shard(std::io::BufReader::new(f), part.size, shard_size, &mut sink)
+/// Reads the settings of `bucket` from the drives; a bucket without a metadata file has none.
+pub fn read(drives: &[PathBuf], bucket: &str) -> Result<BucketSettings, String> {
+    let mut copies = Vec::new();
+    let mut first_error = None;
+    for drive in drives {
+        let dir = drive
+            .join(super::MINIO_SYS)
+            .join("buckets")
+            .join(bucket)
+            .join(".metadata.bin");
+        match std::fs::read(dir.join("xl.meta")) {
+            Ok(raw) => match XlMeta::parse(&raw) {
+                Ok(meta) => copies.push(Copy { dir, meta }),
+                Err(e) => {
+                    first_error.get_or_insert(e.to_string());
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                first_error.get_or_insert(e.to_string());
+            }
         }
     }
+    let Some(reference) = erasure::reference(&copies) else {
+        return match first_error {
+            Some(e) => Err(e),
+            None => Ok(BucketSettings::default()),
+        };
+    };
+    let Some(Version::Object(v)) = reference.meta.versions.first() else {
+        return Err("no metadata version".to_owned());
+    };
+    let shards = erasure::shard_sources(&copies, v).map_err(|e| e.to_string())?;
+    let mut data = Vec::new();
+    erasure::read_parts::<erasure::ErasureError>(
+        v,
+        &shards,
+        |_, b| {
+            data.extend_from_slice(b);
+            Ok(())
+        },
+        |_| Ok(()),
+    )
     .map_err(|e| e.to_string())?;
     if data.len() < 4 || data[..2] != [1, 0] {
         return Err("unknown bucket metadata format".to_owned());

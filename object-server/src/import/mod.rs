@@ -40,14 +40,16 @@ use crate::storage::{LockMode, ObjectMeta, PartMeta, Retention, StorageError, St
 pub mod bitrot;
 pub mod bucket_meta;
 pub mod dare;
+pub mod erasure;
 pub mod minio_sse;
 pub mod report;
 pub mod source;
 pub mod xl_meta;
 
+use erasure::Copy;
 use minio_sse::{MinioSse, Mode};
 pub use report::Report;
-use source::{Chunk, PartKeys, Shards, SourceError};
+use source::{Chunk, PartKeys, SourceError};
 use xl_meta::{ObjectVersion, Version, XlMeta};
 
 /// MinIO's system directory on every drive.
@@ -58,7 +60,7 @@ const DIR_SUFFIX: &str = "__XLDIR__";
 /// What to import.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The MinIO drives (today: exactly one).
+    /// The MinIO drives: one, or every drive of the erasure sets (any order).
     pub drives: Vec<PathBuf>,
     /// Only read and report; write nothing.
     pub dry_run: bool,
@@ -67,11 +69,9 @@ pub struct Options {
 /// Why an import could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// Not one drive.
-    #[error(
-        "{0} drives given: only single-drive MinIO deployments are imported so far (erasure-coded sets are not yet)"
-    )]
-    Drives(usize),
+    /// No drive.
+    #[error("no MinIO drive given")]
+    NoDrive,
     /// The directory is not a MinIO drive.
     #[error("{0} is not a MinIO drive (no .minio.sys/format.json)")]
     NotADrive(PathBuf),
@@ -113,39 +113,41 @@ impl Importer {
     /// Imports every bucket of the drives.
     pub async fn run(mut self, opts: &Options) -> Result<Report, ImportError> {
         let started = Instant::now();
-        if opts.drives.len() != 1 {
-            return Err(ImportError::Drives(opts.drives.len()));
+        if opts.drives.is_empty() {
+            return Err(ImportError::NoDrive);
         }
-        let drive = &opts.drives[0];
-        if !drive.join(MINIO_SYS).join("format.json").is_file() {
-            return Err(ImportError::NotADrive(drive.clone()));
-        }
-        let mut buckets = Vec::new();
-        for e in std::fs::read_dir(drive).map_err(|e| ImportError::Io(drive.clone(), e))? {
-            let e = e.map_err(|e| ImportError::Io(drive.clone(), e))?;
-            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
+        for drive in &opts.drives {
+            if !drive.join(MINIO_SYS).join("format.json").is_file() {
+                return Err(ImportError::NotADrive(drive.clone()));
             }
-            if !s3s::path::check_bucket_name(&name) {
-                self.report
-                    .skip(&name, None, None, "not a valid S3 bucket name");
-                continue;
-            }
-            buckets.push(name);
         }
-        buckets.sort();
+        let mut buckets = std::collections::BTreeSet::new();
+        for drive in &opts.drives {
+            for e in std::fs::read_dir(drive).map_err(|e| ImportError::Io(drive.clone(), e))? {
+                let e = e.map_err(|e| ImportError::Io(drive.clone(), e))?;
+                let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                buckets.insert(name);
+            }
+        }
         for bucket in buckets {
-            self.import_bucket(drive, &bucket).await;
+            if !s3s::path::check_bucket_name(&bucket) {
+                self.report
+                    .skip(&bucket, None, None, "not a valid S3 bucket name");
+                continue;
+            }
+            self.import_bucket(&opts.drives, &bucket).await;
         }
         self.report.seconds = started.elapsed().as_secs_f64();
         Ok(self.report)
     }
 
-    async fn import_bucket(&mut self, drive: &Path, bucket: &str) {
-        let settings = match bucket_meta::read(drive, bucket) {
+    async fn import_bucket(&mut self, drives: &[PathBuf], bucket: &str) {
+        let settings = match bucket_meta::read(drives, bucket) {
             Ok(s) => s,
             Err(e) => {
                 self.report
@@ -180,13 +182,28 @@ impl Importer {
         }
         self.report.buckets.push(bucket.to_owned());
         let mode = settings.versioning();
-        let mut objects = Vec::new();
-        if let Err(e) = find_objects(&drive.join(bucket), "", &mut objects) {
-            self.report
-                .skip(bucket, None, None, format!("listing the bucket: {e}"));
+        // Every key any drive has, with its directory on each drive that has it.
+        let mut objects: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for drive in drives {
+            let dir = drive.join(bucket);
+            if !dir.is_dir() {
+                continue;
+            }
+            let mut found = Vec::new();
+            if let Err(e) = find_objects(&dir, "", &mut found) {
+                self.report.skip(
+                    bucket,
+                    None,
+                    None,
+                    format!("listing the bucket on {}: {e}", drive.display()),
+                );
+            }
+            for (key, dir) in found {
+                objects.entry(key).or_default().push(dir);
+            }
         }
-        for (key, dir) in objects {
-            self.import_object(bucket, &key, &dir, mode).await;
+        for (key, dirs) in objects {
+            self.import_object(bucket, &key, &dirs, mode).await;
         }
     }
 
@@ -354,17 +371,31 @@ impl Importer {
         (done, failed)
     }
 
-    async fn import_object(&mut self, bucket: &str, key: &str, dir: &Path, mode: Versioning) {
-        let xl = match read_source(&dir.join("xl.meta"))
-            .map_err(|e| e.to_string())
-            .and_then(|b| XlMeta::parse(&b).map_err(|e| e.to_string()))
-        {
-            Ok(x) => x,
-            Err(e) => {
-                self.report.skip(bucket, Some(key), None, e);
-                return;
+    async fn import_object(&mut self, bucket: &str, key: &str, dirs: &[PathBuf], mode: Versioning) {
+        // Every drive's copy of xl.meta; a damaged one is outvoted by the others (its shards
+        // are then missing, and rebuilt from parity), and only when none reads is the object lost.
+        let mut copies = Vec::new();
+        let mut first_error = None;
+        for dir in dirs {
+            match read_source(&dir.join("xl.meta"))
+                .map_err(|e| e.to_string())
+                .and_then(|b| XlMeta::parse(&b).map_err(|e| e.to_string()))
+            {
+                Ok(meta) => copies.push(Copy {
+                    dir: dir.clone(),
+                    meta,
+                }),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
+        }
+        let Some(reference) = erasure::reference(&copies) else {
+            let e = first_error.unwrap_or_else(|| "no xl.meta".to_owned());
+            self.report.skip(bucket, Some(key), None, e);
+            return;
         };
+        let xl = reference.meta.clone();
         let mut imported = false;
         // Oldest first, so every version is newer than those before it, as it was in MinIO.
         for v in xl.versions.iter().rev() {
@@ -372,7 +403,7 @@ impl Importer {
             let result = match v {
                 Version::Legacy => Err("a legacy (xl.json) object version".to_owned()),
                 Version::DeleteMarker(d) => self.import_delete_marker(bucket, key, d, mode).await,
-                Version::Object(o) => self.import_version(bucket, key, dir, &xl, o, mode).await,
+                Version::Object(o) => self.import_version(bucket, key, &copies, o, mode).await,
             };
             match result {
                 Ok(coffer_id) => {
@@ -434,17 +465,10 @@ impl Importer {
         &mut self,
         bucket: &str,
         key: &str,
-        dir: &Path,
-        xl: &XlMeta,
+        copies: &[Copy],
         v: &ObjectVersion,
         bucket_mode: Versioning,
     ) -> Result<Option<String>, String> {
-        if v.erasure.data != 1 || v.erasure.parity != 0 {
-            return Err(format!(
-                "erasure-coded ({}+{}) versions are not imported yet",
-                v.erasure.data, v.erasure.parity
-            ));
-        }
         if v.erasure.checksum_algo != 1 {
             return Err(format!(
                 "bitrot algorithm {} is not supported",
@@ -498,11 +522,7 @@ impl Importer {
             self.report.bytes += plain_size;
             return Ok(None);
         }
-        let shards = match xl.inline_data(v.version_id.as_deref()) {
-            Ok(Some(data)) => Shards::Inline(data.to_vec()),
-            Ok(None) => Shards::Dir(dir.join(&v.data_dir)),
-            Err(e) => return Err(e.to_string()),
-        };
+        let shards = erasure::shard_sources(copies, v).map_err(|e| e.to_string())?;
         let etag = served_etag(v, &sse, object_key.as_deref(), multipart);
         let keys = match object_key {
             None => PartKeys::None,
@@ -525,7 +545,7 @@ impl Importer {
         let (tx, rx) = mpsc::channel::<Chunk>(4);
         let version = v.clone();
         let reader =
-            tokio::task::spawn_blocking(move || source::read_version(&version, shards, keys, tx));
+            tokio::task::spawn_blocking(move || source::read_version(&version, &shards, keys, tx));
         let written = if multipart {
             self.write_parts(rx, enc.as_ref().map(|(k, _)| k), v).await
         } else {
@@ -533,7 +553,8 @@ impl Importer {
         };
         let read = reader.await.map_err(|e| format!("reader: {e}"))?;
         // The reader's error is the cause when both failed (the writer only saw the end).
-        read.map_err(|e: SourceError| e.to_string())?;
+        let stats = read.map_err(|e: SourceError| e.to_string())?;
+        self.report.healed_shards += stats.healed;
         let (writer, size, checksums, parts) = written?;
         if size != plain_size {
             return Err("the plaintext is not as long as MinIO recorded".to_owned());

@@ -48,6 +48,8 @@ pub struct Report {
     pub delete_markers: u64,
     /// Plaintext bytes imported.
     pub bytes: u64,
+    /// Shard blocks that were missing, short or failed their bitrot hash, rebuilt from parity.
+    pub healed_shards: u64,
     /// Versions MinIO had encrypted, by mode (`SSE-S3`, `SSE-KMS`, `SSE-C`), imported or not.
     pub encrypted: BTreeMap<String, u64>,
     /// Bucket settings imported, by bucket.
@@ -102,6 +104,12 @@ impl Report {
             ));
         }
         s.push('\n');
+        if self.healed_shards > 0 {
+            s.push_str(&format!(
+                "shard blocks missing or damaged, rebuilt from parity: {}\n",
+                self.healed_shards
+            ));
+        }
         for (mode, n) in &self.encrypted {
             s.push_str(&format!("encrypted by MinIO with {mode}: {n} versions\n"));
         }
