@@ -16,7 +16,9 @@
 //! the cipher; the AEAD nonce of package `i` is that nonce with its last four bytes (u32 LE)
 //! XORed with `i`, and the associated data is the header's first four bytes. So a package moved,
 //! dropped, added after the final one, or cut short fails, as does a stream without a final
-//! package. This module only decrypts: the importer never writes DARE (Coffer re-encrypts in its
+//! package. (Neither the sio-go stream of madmin's admin bodies, `crate::admin::crypt`, nor
+//! Coffer's own package format, `crate::sse::package`: the three differ in sizes, nonces and
+//! associated data.) This module only decrypts: the importer never writes DARE (Coffer re-encrypts in its
 //! own format, `crate::sse::package`), so no key or nonce of ours is used here.
 use aws_lc_rs::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 

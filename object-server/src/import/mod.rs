@@ -90,9 +90,23 @@ pub struct Importer {
     report: Report,
 }
 
-/// Reads a file of the source drive (read only).
+/// The largest xl.meta read: MinIO inlines only small objects (128 KiB at most each), so even
+/// a key with thousands of versions stays far below it; a larger file is not read into memory.
+const MAX_XL_META: u64 = 256 << 20;
+
+/// Reads an xl.meta of a source drive (opened read only).
 fn read_source(p: &Path) -> std::io::Result<Vec<u8>> {
-    std::fs::read(p)
+    use std::io::Read;
+    let f = std::fs::File::open(p)?;
+    let mut out = Vec::new();
+    f.take(MAX_XL_META + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_XL_META {
+        return Err(std::io::Error::other(format!(
+            "xl.meta is larger than {} MiB",
+            MAX_XL_META >> 20
+        )));
+    }
+    Ok(out)
 }
 
 impl Importer {
@@ -555,9 +569,28 @@ impl Importer {
         // The reader's error is the cause when both failed (the writer only saw the end).
         let stats = read.map_err(|e: SourceError| e.to_string())?;
         self.report.healed_shards += stats.healed;
-        let (writer, size, checksums, parts) = written?;
+        let Written {
+            writer,
+            size,
+            md5_hex,
+            checksums,
+            parts,
+        } = written?;
         if size != plain_size {
             return Err("the plaintext is not as long as MinIO recorded".to_owned());
+        }
+        // End to end: where MinIO's ETag is the MD5 of the plaintext (plaintext and SSE-S3
+        // single-part objects), the bytes about to be committed must have it.
+        let etag_is_md5 = !multipart
+            && match &sse {
+                MinioSse::None => true,
+                MinioSse::Kms(k) => k.mode == Mode::S3,
+                MinioSse::Customer => false,
+            };
+        if etag_is_md5 && etag.len() == 32 && md5_hex.as_deref().is_some_and(|m| m != etag) {
+            return Err(
+                "the imported bytes do not match MinIO's ETag (their MD5): not imported".to_owned(),
+            );
         }
         let mut meta = ObjectMeta {
             size,
@@ -599,7 +632,13 @@ impl Importer {
         let ing = crate::s3::put::ingest(&self.store, body, key, &algos, true)
             .await
             .map_err(|e| format!("writing: {}", e.message().unwrap_or("failed")))?;
-        Ok((ing.writer, ing.size, ing.checksums, Vec::new()))
+        Ok(Written {
+            writer: ing.writer,
+            size: ing.size,
+            md5_hex: Some(ing.md5_hex),
+            checksums: ing.checksums,
+            parts: Vec::new(),
+        })
     }
 
     /// A multipart body: each part its own package stream under its own key, as Coffer's
@@ -669,17 +708,26 @@ impl Importer {
             }
         }
         writer.write_owned(buf).await.map_err(io)?;
-        Ok((writer, size, BTreeMap::new(), parts))
+        Ok(Written {
+            writer,
+            size,
+            md5_hex: None,
+            checksums: BTreeMap::new(),
+            parts,
+        })
     }
 }
 
-/// A written body: the temp file, plaintext size, checksums, parts.
-type Written = (
-    crate::storage::ObjectWriter,
-    u64,
-    BTreeMap<String, String>,
-    Vec<PartMeta>,
-);
+/// A body written to a temp file.
+struct Written {
+    writer: crate::storage::ObjectWriter,
+    /// Plaintext bytes.
+    size: u64,
+    /// The plaintext's MD5 (single-part bodies).
+    md5_hex: Option<String>,
+    checksums: BTreeMap<String, String>,
+    parts: Vec<PartMeta>,
+}
 
 /// A metadata value by case-insensitive name, from the internal or the user map.
 fn meta_value<'a>(
