@@ -267,7 +267,7 @@ async fn imported_versions_keep_their_order() {
     let s = Store::open(d.path()).unwrap();
     s.create_bucket("b").await.unwrap();
     let at = |ms: i64| (ms * 1000) as u64;
-    let mut imported = |body: &'static [u8], ms: i64, mode: Versioning| {
+    let imported = |body: &'static [u8], ms: i64, mode: Versioning| {
         let s = s.clone();
         async move {
             let (w, mut m) = write(&s, body).await;
