@@ -1,4 +1,5 @@
-//! `object-server server [--address HOST:PORT] [--certs-dir DIR] DIR`: MinIO's command line.
+//! `object-server server [--address HOST:PORT] [--certs-dir DIR] DIR`: MinIO's command line;
+//! `object-server import-minio [--dry-run] [--json FILE] --drives DIR… DATA_DIR`: the offline import.
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -24,6 +25,24 @@ enum Command {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Import a stopped MinIO's drives into a data directory (the drives are only read). The
+    /// KMS comes from the same MINIO_KMS_* environment as `server`'s: it unseals MinIO's keys
+    /// and seals Coffer's.
+    #[command(name = "import-minio")]
+    ImportMinio {
+        /// The MinIO drives (one, for a single-drive deployment). In `--drives A B DATA_DIR` the
+        /// last path is the data directory.
+        #[arg(long, required = true, num_args = 1..)]
+        drives: Vec<PathBuf>,
+        /// Only read and report what would be imported.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write the report as JSON to this file (`-`: standard output, instead of text).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// The Coffer data directory to import into.
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +63,36 @@ fn main() -> anyhow::Result<()> {
             )?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(object_server::server::run(cfg))
+        }
+        Command::ImportMinio {
+            drives,
+            dry_run,
+            json,
+            data_dir,
+        } => {
+            let mut drives = drives;
+            let data_dir = match data_dir {
+                Some(d) => d,
+                None if drives.len() >= 2 => drives.pop().expect("two paths"),
+                None => anyhow::bail!("import-minio needs the data directory after the drives"),
+            };
+            object_server::server::init_logging();
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(object_server::import::cli(drives, data_dir, dry_run))?;
+            match json.as_deref() {
+                Some(p) if p == std::path::Path::new("-") => {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                }
+                Some(p) => {
+                    std::fs::write(p, serde_json::to_vec_pretty(&report)?)?;
+                    print!("{}", report.to_text());
+                }
+                None => print!("{}", report.to_text()),
+            }
+            if !report.skipped.is_empty() {
+                std::process::exit(2);
+            }
+            Ok(())
         }
     }
 }

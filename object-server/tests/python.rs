@@ -287,3 +287,8 @@ fn cors_rules_preflight_and_response_headers() {
 fn browser_post_uploads_policies_and_refusals() {
     pytest("test_post_object.py");
 }
+
+#[test]
+fn import_minio_single_drive() {
+    pytest("test_import_minio.py");
+}

@@ -257,3 +257,62 @@ async fn pruning_races_with_writers_of_other_processes() {
     );
     assert!(!d.path().join("b/_p").exists());
 }
+
+/// Versions imported oldest first with their old modification times keep MinIO's order, also
+/// around a null version written in between (which sorts by its time) and a delete marker, and
+/// a later live write is newer than all of them.
+#[tokio::test]
+async fn imported_versions_keep_their_order() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(d.path()).unwrap();
+    s.create_bucket("b").await.unwrap();
+    let at = |ms: i64| (ms * 1000) as u64;
+    let imported = |body: &'static [u8], ms: i64, mode: Versioning| {
+        let s = s.clone();
+        async move {
+            let (w, mut m) = write(&s, body).await;
+            m.modified_ms = ms;
+            s.commit_imported_version(w, &mut m, "b", "k", mode, at(ms))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let first = imported(b"first", 1_000_000, Versioning::Enabled).await;
+    let null = imported(b"null", 2_000_000, Versioning::Suspended).await;
+    assert_eq!(null, "null");
+    let marker = s
+        .put_imported_delete_marker("b", "k", Versioning::Enabled, 3_000_000, at(3_000_000))
+        .await
+        .unwrap();
+    let last = imported(b"last", 4_000_000, Versioning::Enabled).await;
+    let listed: Vec<_> = s
+        .key_versions("b", "k")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.version_id, v.meta.delete_marker))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (last.clone(), false),
+            (marker, true),
+            ("null".to_owned(), false),
+            (first, false)
+        ]
+    );
+    let (w, mut m) = write(&s, b"live").await;
+    let live = s
+        .commit_version(w, &mut m, "b", "k", Versioning::Enabled, None)
+        .await
+        .unwrap();
+    assert!(
+        live < last,
+        "a live write sorts before (is newer than) every import"
+    );
+    assert_eq!(
+        body_of(&s, s.open_latest("b", "k").await.unwrap()).await,
+        b"live"
+    );
+}

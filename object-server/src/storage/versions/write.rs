@@ -112,15 +112,18 @@ impl LockedKey {
         list_dir_versions(&self.dir)
     }
 
-    /// A new version id newer than every version of this key.
-    fn next_id(&self) -> Result<String, StorageError> {
+    /// A new version id newer than every version of this key, made from the time `at`
+    /// (microseconds; now when `None`) unless an existing version is as new.
+    fn next_id(&self, at: Option<u64>) -> Result<String, StorageError> {
         let newest = self
             .versions()?
             .iter()
             .map(|v| order_of(&v.version_id, &v.meta))
             .max()
             .unwrap_or(0);
-        Ok(new_version_id(now_micros().max(newest + 1)))
+        Ok(new_version_id(
+            at.unwrap_or_else(now_micros).max(newest + 1),
+        ))
     }
 
     /// When the key has no version left, removes `versions/` (while locked: a waiter finds its
@@ -213,6 +216,55 @@ impl Store {
         upload: Option<UploadParts>,
         condition: &WriteCondition,
     ) -> Result<String, StorageError> {
+        self.commit_version_at(writer, meta, bucket, key, mode, upload, condition, None)
+            .await
+    }
+
+    /// Commits a version imported from another store (`crate::import`), keeping the order of
+    /// its versions: its id is made from `id_micros` (its modification time there) rather than
+    /// now, so versions imported oldest first keep their order, also against a null version
+    /// (which sorts by its modification time).
+    pub async fn commit_imported_version(
+        &self,
+        writer: ObjectWriter,
+        meta: &mut ObjectMeta,
+        bucket: &str,
+        key: &str,
+        mode: Versioning,
+        id_micros: u64,
+    ) -> Result<Option<String>, StorageError> {
+        if mode == Versioning::Unversioned {
+            return self
+                .commit_object(bucket, key, writer, meta, mode, None)
+                .await;
+        }
+        let unconditional = WriteCondition::default();
+        self.commit_version_at(
+            writer,
+            meta,
+            bucket,
+            key,
+            mode,
+            None,
+            &unconditional,
+            Some(id_micros),
+        )
+        .await
+        .map(Some)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_version_at(
+        &self,
+        writer: ObjectWriter,
+        meta: &mut ObjectMeta,
+        bucket: &str,
+        key: &str,
+        mode: Versioning,
+        upload: Option<UploadParts>,
+        condition: &WriteCondition,
+        id_micros: Option<u64>,
+    ) -> Result<String, StorageError> {
         let locked = self.lock_key(bucket, key).await?;
         let locked = std::sync::Arc::new(locked);
         if !condition.is_none() {
@@ -230,7 +282,7 @@ impl Store {
         };
         let suspended = mode == Versioning::Suspended;
         let committed = self
-            .commit_locked_version(&locked, writer, meta, mode)
+            .commit_locked_version(&locked, writer, meta, mode, id_micros)
             .await;
         // Only a suspended bucket's write drops a version (the null one it replaces).
         match (parts, upload) {
@@ -253,12 +305,13 @@ impl Store {
         writer: ObjectWriter,
         meta: &mut ObjectMeta,
         mode: Versioning,
+        id_micros: Option<u64>,
     ) -> Result<String, StorageError> {
         let id = match mode {
             Versioning::Suspended => NULL_VERSION.to_owned(),
             _ => {
                 let l = locked.clone();
-                blocking(move || l.next_id()).await?
+                blocking(move || l.next_id(id_micros)).await?
             }
         };
         meta.version_id = Some(id.clone());
@@ -309,7 +362,7 @@ impl Store {
         modified_ms: i64,
         expect_latest: Option<String>,
     ) -> Result<String, StorageError> {
-        self.put_delete_marker_checked(bucket, key, mode, modified_ms, move |l| {
+        self.put_delete_marker_checked(bucket, key, mode, modified_ms, None, move |l| {
             if let Some(want) = expect_latest {
                 let latest = l.versions()?.into_iter().next();
                 if latest.is_none_or(|v| v.version_id != want || v.meta.delete_marker) {
@@ -344,7 +397,7 @@ impl Store {
             .await?;
             return Ok(None);
         }
-        self.put_delete_marker_checked(bucket, key, mode, modified_ms, move |l| {
+        self.put_delete_marker_checked(bucket, key, mode, modified_ms, None, move |l| {
             if condition.is_none() {
                 return Ok(());
             }
@@ -354,13 +407,29 @@ impl Store {
         .map(Some)
     }
 
-    /// Puts a delete marker if `check`, shown the locked key, agrees.
+    /// A delete marker imported from another store (`crate::import`), its id made from
+    /// `id_micros` as [`Store::commit_imported_version`] does.
+    pub async fn put_imported_delete_marker(
+        &self,
+        bucket: &str,
+        key: &str,
+        mode: Versioning,
+        modified_ms: i64,
+        id_micros: u64,
+    ) -> Result<String, StorageError> {
+        self.put_delete_marker_checked(bucket, key, mode, modified_ms, Some(id_micros), |_| Ok(()))
+            .await
+    }
+
+    /// Puts a delete marker (its id from `id_micros`, or now) if `check`, shown the locked key,
+    /// agrees.
     async fn put_delete_marker_checked(
         &self,
         bucket: &str,
         key: &str,
         mode: Versioning,
         modified_ms: i64,
+        id_micros: Option<u64>,
         check: impl FnOnce(&LockedKey) -> Result<(), StorageError> + Send + 'static,
     ) -> Result<String, StorageError> {
         let locked = std::sync::Arc::new(self.lock_key(bucket, key).await?);
@@ -371,7 +440,7 @@ impl Store {
             let id = if suspended {
                 NULL_VERSION.to_owned()
             } else {
-                l.next_id()?
+                l.next_id(id_micros)?
             };
             l.preserve_current(suspended)?;
             if remove_if_exists(&l.obj())? {

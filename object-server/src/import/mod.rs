@@ -1,0 +1,876 @@
+//! `object-server import-minio`: imports a stopped MinIO's drives into a Coffer data directory
+//! by reading MinIO's on-disk format directly. The drives are only ever opened for reading.
+//!
+//! - [`xl_meta`]: an object's versions (`xl.meta`: MessagePack, checked with its xxHash).
+//! - [`bitrot`]: shards checked against MinIO's HighwayHash-256 bitrot hashes.
+//! - [`minio_sse`], [`dare`]: MinIO's SSE-S3/SSE-KMS object keys unsealed through the KMS, and
+//!   its DARE 2.0 package streams decrypted.
+//! - [`source`]: a version's plaintext, part by part.
+//! - [`bucket_meta`]: `.minio.sys/buckets/<bucket>/.metadata.bin` (versioning, object lock, …).
+//! - [`report`]: what was imported and what was not, with the reason.
+//!
+//! Everything is written through the object server's own storage and S3 code: each version is
+//! committed with [`crate::storage::Store::commit_imported_version`] (the commit of every PUT,
+//! its version id made from MinIO's modification time so the order of versions holds), its body
+//! encrypted as a PUT without SSE headers would be (Coffer's bucket default, auto-encryption)
+//! or, for objects MinIO had encrypted, in the same SSE mode (SSE-KMS with the same key name and
+//! context), each under a fresh Coffer object key. SSE-C objects are listed, not imported.
+//!
+//! One bad object (a damaged xl.meta, a tampered package, a KMS that refuses a key) is reported
+//! with its reason and the import goes on with the next one. A key that was imported before is
+//! given its versions again (a second run adds versions; run it on an empty data directory).
+//!
+//! Scope today: single-drive deployments (MinIO's `xl-single`: one data shard, no parity).
+//! Erasure-coded sets are refused up front.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::kms::Kms;
+use crate::s3::CofferS3;
+use crate::sse::SseRequest;
+use crate::sse::headers::WriteHeaders;
+use crate::storage::{LockMode, ObjectMeta, PartMeta, Retention, StorageError, Store, Versioning};
+
+pub mod bitrot;
+pub mod bucket_meta;
+pub mod dare;
+pub mod erasure;
+pub mod minio_sse;
+pub mod report;
+pub mod source;
+pub mod xl_meta;
+
+use erasure::Copy;
+use minio_sse::{MinioSse, Mode};
+pub use report::Report;
+use source::{Chunk, PartKeys, SourceError};
+use xl_meta::{ObjectVersion, Version, XlMeta};
+
+/// MinIO's system directory on every drive.
+const MINIO_SYS: &str = ".minio.sys";
+/// MinIO's name suffix of a directory object (a key ending in `/`).
+const DIR_SUFFIX: &str = "__XLDIR__";
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The MinIO drives: one, or every drive of the erasure sets (any order).
+    pub drives: Vec<PathBuf>,
+    /// Only read and report; write nothing.
+    pub dry_run: bool,
+}
+
+/// Why an import could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// No drive.
+    #[error("no MinIO drive given")]
+    NoDrive,
+    /// The directory is not a MinIO drive.
+    #[error("{0} is not a MinIO drive (no .minio.sys/format.json)")]
+    NotADrive(PathBuf),
+    /// The drive could not be listed.
+    #[error("reading {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+/// The importer: Coffer's S3 layer over the destination store, and the KMS that unseals
+/// MinIO's keys and seals Coffer's.
+pub struct Importer {
+    s3: CofferS3,
+    store: Store,
+    kms: Arc<dyn Kms>,
+    dry_run: bool,
+    report: Report,
+}
+
+/// The largest xl.meta read: MinIO inlines only small objects (128 KiB at most each), so even
+/// a key with thousands of versions stays far below it; a larger file is not read into memory.
+const MAX_XL_META: u64 = 256 << 20;
+
+/// Reads an xl.meta of a source drive (opened read only).
+fn read_source(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(p)?;
+    let mut out = Vec::new();
+    f.take(MAX_XL_META + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_XL_META {
+        return Err(std::io::Error::other(format!(
+            "xl.meta is larger than {} MiB",
+            MAX_XL_META >> 20
+        )));
+    }
+    Ok(out)
+}
+
+impl Importer {
+    /// An importer writing into `store` with `kms` (`auto_encryption` as the server's).
+    pub fn new(store: Store, kms: Arc<dyn Kms>, auto_encryption: bool, dry_run: bool) -> Self {
+        Self {
+            s3: CofferS3::new(store.clone(), kms.clone(), auto_encryption, false),
+            store,
+            kms,
+            dry_run,
+            report: Report {
+                dry_run,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Imports every bucket of the drives.
+    pub async fn run(mut self, opts: &Options) -> Result<Report, ImportError> {
+        let started = Instant::now();
+        if opts.drives.is_empty() {
+            return Err(ImportError::NoDrive);
+        }
+        for drive in &opts.drives {
+            if !drive.join(MINIO_SYS).join("format.json").is_file() {
+                return Err(ImportError::NotADrive(drive.clone()));
+            }
+        }
+        let mut buckets = std::collections::BTreeSet::new();
+        for drive in &opts.drives {
+            for e in std::fs::read_dir(drive).map_err(|e| ImportError::Io(drive.clone(), e))? {
+                let e = e.map_err(|e| ImportError::Io(drive.clone(), e))?;
+                let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                buckets.insert(name);
+            }
+        }
+        for bucket in buckets {
+            if !s3s::path::check_bucket_name(&bucket) {
+                self.report
+                    .skip(&bucket, None, None, "not a valid S3 bucket name");
+                continue;
+            }
+            self.import_bucket(&opts.drives, &bucket).await;
+        }
+        self.report.seconds = started.elapsed().as_secs_f64();
+        Ok(self.report)
+    }
+
+    async fn import_bucket(&mut self, drives: &[PathBuf], bucket: &str) {
+        let settings = match bucket_meta::read(drives, bucket) {
+            Ok(s) => s,
+            Err(e) => {
+                self.report
+                    .skip(bucket, None, None, format!("bucket metadata: {e}"));
+                bucket_meta::BucketSettings::default()
+            }
+        };
+        if !self.dry_run
+            && let Err(e) = self.create_bucket(bucket, &settings).await
+        {
+            self.report
+                .skip(bucket, None, None, format!("creating the bucket: {e}"));
+            return;
+        }
+        let (mut applied, left_out) = settings.summary();
+        let (done, failed) = self.apply_bucket_configs(bucket, &settings).await;
+        applied.extend(done);
+        for (what, e) in failed {
+            self.report
+                .skip(bucket, None, None, format!("bucket {what}: {e}"));
+        }
+        self.report
+            .bucket_settings
+            .insert(bucket.to_owned(), applied);
+        for what in left_out {
+            self.report.skip(
+                bucket,
+                None,
+                None,
+                format!("bucket {what} configuration is not imported yet"),
+            );
+        }
+        self.report.buckets.push(bucket.to_owned());
+        let mode = settings.versioning();
+        // Every key any drive has, with its directory on each drive that has it.
+        let mut objects: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for drive in drives {
+            let dir = drive.join(bucket);
+            if !dir.is_dir() {
+                continue;
+            }
+            let mut found = Vec::new();
+            if let Err(e) = find_objects(&dir, "", &mut found) {
+                self.report.skip(
+                    bucket,
+                    None,
+                    None,
+                    format!("listing the bucket on {}: {e}", drive.display()),
+                );
+            }
+            for (key, dir) in found {
+                objects.entry(key).or_default().push(dir);
+            }
+        }
+        for (key, dirs) in objects {
+            self.import_object(bucket, &key, &dirs, mode).await;
+        }
+    }
+
+    /// Creates the bucket with its versioning and object lock (an existing one is filled).
+    async fn create_bucket(
+        &self,
+        bucket: &str,
+        settings: &bucket_meta::BucketSettings,
+    ) -> Result<(), StorageError> {
+        let created = match &settings.object_lock {
+            Some(lock) => {
+                let lock = serde_json::to_vec(lock).expect("serializes");
+                self.store
+                    .create_bucket_with(
+                        bucket,
+                        vec![
+                            (
+                                crate::storage::versions::VERSIONING_CONFIG,
+                                crate::storage::versions::versioning_file(true),
+                            ),
+                            (crate::storage::versions::OBJECT_LOCK_CONFIG, lock),
+                        ],
+                    )
+                    .await
+            }
+            None => self.store.create_bucket(bucket).await,
+        };
+        match created {
+            Ok(()) | Err(StorageError::BucketExists) => {}
+            Err(e) => return Err(e),
+        }
+        match settings.versioning() {
+            Versioning::Unversioned => Ok(()),
+            v => {
+                self.store
+                    .set_versioning(bucket, v == Versioning::Enabled)
+                    .await
+            }
+        }
+    }
+
+    /// Gives the bucket's policy, lifecycle, default encryption and tagging to Coffer's own
+    /// PutBucket* operations (so they are checked and stored as a client's would be). The names
+    /// of those applied, and of every one that failed with its error.
+    async fn apply_bucket_configs(
+        &self,
+        bucket: &str,
+        settings: &bucket_meta::BucketSettings,
+    ) -> (Vec<String>, Vec<(&'static str, String)>) {
+        use bucket_meta::xml;
+        use s3s::dto::*;
+        fn request<T>(input: T) -> s3s::S3Request<T> {
+            s3s::S3Request {
+                input,
+                method: http::Method::PUT,
+                uri: http::Uri::from_static("/"),
+                headers: http::HeaderMap::new(),
+                extensions: http::Extensions::new(),
+                credentials: None,
+                region: None,
+                service: None,
+                trailing_headers: None,
+            }
+        }
+        fn msg(e: s3s::S3Error) -> String {
+            format!("{}: {}", e.code().as_str(), e.message().unwrap_or(""))
+        }
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        let b = bucket.to_owned();
+        if let Some(policy) = &settings.policy {
+            let r = match self.dry_run {
+                true => Ok(()),
+                false => self
+                    .s3
+                    .do_put_bucket_policy(request(PutBucketPolicyInput {
+                        bucket: b.clone(),
+                        policy: policy.clone(),
+                        checksum_algorithm: None,
+                        confirm_remove_self_bucket_access: None,
+                        content_md5: None,
+                        expected_bucket_owner: None,
+                    }))
+                    .await
+                    .map(|_| ())
+                    .map_err(msg),
+            };
+            match r {
+                Ok(()) => done.push("policy".to_owned()),
+                Err(e) => failed.push(("policy", e)),
+            }
+        }
+        if let Some(raw) = &settings.lifecycle {
+            let r = match xml::<BucketLifecycleConfiguration>(raw, "lifecycle") {
+                Err(e) => Err(e),
+                Ok(_) if self.dry_run => Ok(()),
+                Ok(c) => {
+                    let mut input = PutBucketLifecycleConfigurationInput::builder();
+                    input.set_bucket(b.clone());
+                    input.set_lifecycle_configuration(Some(c));
+                    match input.build() {
+                        Err(e) => Err(e.to_string()),
+                        Ok(i) => self
+                            .s3
+                            .do_put_bucket_lifecycle_configuration(request(i))
+                            .await
+                            .map(|_| ())
+                            .map_err(msg),
+                    }
+                }
+            };
+            match r {
+                Ok(()) => done.push("lifecycle".to_owned()),
+                Err(e) => failed.push(("lifecycle", e)),
+            }
+        }
+        if let Some(raw) = &settings.encryption {
+            let r = match xml::<ServerSideEncryptionConfiguration>(raw, "encryption") {
+                Err(e) => Err(e),
+                Ok(_) if self.dry_run => Ok(()),
+                Ok(c) => {
+                    let mut input = PutBucketEncryptionInput::builder();
+                    input.set_bucket(b.clone());
+                    input.set_server_side_encryption_configuration(c);
+                    match input.build() {
+                        Err(e) => Err(e.to_string()),
+                        Ok(i) => self
+                            .s3
+                            .do_put_bucket_encryption(request(i))
+                            .await
+                            .map(|_| ())
+                            .map_err(msg),
+                    }
+                }
+            };
+            match r {
+                Ok(()) => done.push("default encryption".to_owned()),
+                Err(e) => failed.push(("default encryption", e)),
+            }
+        }
+        if let Some(raw) = &settings.tagging {
+            let r = match xml::<Tagging>(raw, "tagging") {
+                Err(e) => Err(e),
+                Ok(_) if self.dry_run => Ok(()),
+                Ok(c) => {
+                    let mut input = PutBucketTaggingInput::builder();
+                    input.set_bucket(b.clone());
+                    input.set_tagging(c);
+                    match input.build() {
+                        Err(e) => Err(e.to_string()),
+                        Ok(i) => self
+                            .s3
+                            .do_put_bucket_tagging(request(i))
+                            .await
+                            .map(|_| ())
+                            .map_err(msg),
+                    }
+                }
+            };
+            match r {
+                Ok(()) => done.push("tagging".to_owned()),
+                Err(e) => failed.push(("tagging", e)),
+            }
+        }
+        (done, failed)
+    }
+
+    async fn import_object(&mut self, bucket: &str, key: &str, dirs: &[PathBuf], mode: Versioning) {
+        // Every drive's copy of xl.meta; a damaged one is outvoted by the others (its shards
+        // are then missing, and rebuilt from parity), and only when none reads is the object lost.
+        let mut copies = Vec::new();
+        let mut first_error = None;
+        for dir in dirs {
+            match read_source(&dir.join("xl.meta"))
+                .map_err(|e| e.to_string())
+                .and_then(|b| XlMeta::parse(&b).map_err(|e| e.to_string()))
+            {
+                Ok(meta) => copies.push(Copy {
+                    dir: dir.clone(),
+                    meta,
+                }),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let Some(reference) = erasure::reference(&copies) else {
+            let e = first_error.unwrap_or_else(|| "no xl.meta".to_owned());
+            self.report.skip(bucket, Some(key), None, e);
+            return;
+        };
+        let xl = reference.meta.clone();
+        let mut imported = false;
+        // Oldest first, so every version is newer than those before it, as it was in MinIO.
+        for v in xl.versions.iter().rev() {
+            let minio_id = v.version_id().map(str::to_owned);
+            let result = match v {
+                Version::Legacy => Err("a legacy (xl.json) object version".to_owned()),
+                Version::DeleteMarker(d) => self.import_delete_marker(bucket, key, d, mode).await,
+                Version::Object(o) => self.import_version(bucket, key, &copies, o, mode).await,
+            };
+            match result {
+                Ok(coffer_id) => {
+                    imported = true;
+                    if let (Some(m), Some(c)) = (minio_id, coffer_id) {
+                        self.report.version_ids.push(report::VersionIdMap {
+                            bucket: bucket.to_owned(),
+                            object: key.to_owned(),
+                            minio: m,
+                            coffer: c,
+                        });
+                    }
+                }
+                Err(reason) => self
+                    .report
+                    .skip(bucket, Some(key), minio_id.as_deref(), reason),
+            }
+        }
+        if imported {
+            self.report.objects += 1;
+        }
+    }
+
+    /// The commit mode of one version: its id says null version or not; an unversioned
+    /// bucket's objects stay unversioned.
+    fn commit_mode(bucket_mode: Versioning, version_id: Option<&str>) -> Versioning {
+        match (bucket_mode, version_id) {
+            (Versioning::Unversioned, None) => Versioning::Unversioned,
+            (_, None) => Versioning::Suspended,
+            (_, Some(_)) => Versioning::Enabled,
+        }
+    }
+
+    async fn import_delete_marker(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        d: &xl_meta::DeleteMarker,
+        mode: Versioning,
+    ) -> Result<Option<String>, String> {
+        let mode = Self::commit_mode(mode, d.version_id.as_deref());
+        if mode == Versioning::Unversioned {
+            return Err("a delete marker in a bucket without versioning".to_owned());
+        }
+        self.report.delete_markers += 1;
+        if self.dry_run {
+            return Ok(None);
+        }
+        let ms = d.mod_time_ns.div_euclid(1_000_000);
+        let micros = (d.mod_time_ns.max(0) / 1000) as u64;
+        self.store
+            .put_imported_delete_marker(bucket, key, mode, ms, micros)
+            .await
+            .map(Some)
+            .map_err(|e| format!("writing the delete marker: {e}"))
+    }
+
+    async fn import_version(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        copies: &[Copy],
+        v: &ObjectVersion,
+        bucket_mode: Versioning,
+    ) -> Result<Option<String>, String> {
+        if v.erasure.checksum_algo != 1 {
+            return Err(format!(
+                "bitrot algorithm {} is not supported",
+                v.erasure.checksum_algo
+            ));
+        }
+        if meta_value(&v.meta_sys, &v.meta_user, "x-minio-internal-compression").is_some() {
+            return Err("compressed objects are not imported yet".to_owned());
+        }
+        let sse = MinioSse::of(&v.meta_sys, &v.meta_user).map_err(|e| e.to_string())?;
+        let mode_name = match &sse {
+            MinioSse::None => None,
+            MinioSse::Customer => Some("SSE-C"),
+            MinioSse::Kms(k) if k.mode == Mode::S3 => Some("SSE-S3"),
+            MinioSse::Kms(_) => Some("SSE-KMS"),
+        };
+        if let Some(m) = mode_name {
+            *self.report.encrypted.entry(m.to_owned()).or_default() += 1;
+        }
+        let multipart = meta_value(
+            &v.meta_sys,
+            &v.meta_user,
+            "x-minio-internal-encrypted-multipart",
+        )
+        .is_some()
+            || v.parts.len() > 1;
+        let (object_key, request) = match &sse {
+            MinioSse::Customer => {
+                return Err("SSE-C: encrypted with the customer's key, which only its owner has; not imported".to_owned());
+            }
+            MinioSse::None => (None, None),
+            MinioSse::Kms(k) => {
+                let object_key = k
+                    .unseal(self.kms.as_ref(), bucket, key)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let request = match k.mode {
+                    Mode::S3 => SseRequest::S3,
+                    Mode::Kms => SseRequest::Kms {
+                        key_id: Some(k.key_id.clone()),
+                        context: k.context.clone(),
+                    },
+                };
+                (Some(object_key), Some(request))
+            }
+        };
+        let plain_size: u64 = v.parts.iter().map(|p| p.actual_size.max(0) as u64).sum();
+        let commit = Self::commit_mode(bucket_mode, v.version_id.as_deref());
+        if self.dry_run {
+            self.report.versions += 1;
+            self.report.bytes += plain_size;
+            return Ok(None);
+        }
+        let shards = erasure::shard_sources(copies, v).map_err(|e| e.to_string())?;
+        let etag = served_etag(v, &sse, object_key.as_deref(), multipart);
+        let keys = match object_key {
+            None => PartKeys::None,
+            Some(k) if multipart => PartKeys::PerPart(k),
+            Some(k) => PartKeys::Object(k),
+        };
+        let request = match request {
+            Some(r) => r,
+            None => self
+                .s3
+                .write_mode(bucket, &WriteHeaders::default())
+                .await
+                .map_err(|e| format!("Coffer's encryption for the bucket: {e}"))?,
+        };
+        let enc = self
+            .s3
+            .new_object_key(&request, bucket, key)
+            .await
+            .map_err(|e| format!("a Coffer object key: {e}"))?;
+        let (tx, rx) = mpsc::channel::<Chunk>(4);
+        let version = v.clone();
+        let reader =
+            tokio::task::spawn_blocking(move || source::read_version(&version, &shards, keys, tx));
+        let written = if multipart {
+            self.write_parts(rx, enc.as_ref().map(|(k, _)| k), v).await
+        } else {
+            self.write_single(rx, enc.as_ref().map(|(k, _)| k)).await
+        };
+        let read = reader.await.map_err(|e| format!("reader: {e}"))?;
+        // The reader's error is the cause when both failed (the writer only saw the end).
+        let stats = read.map_err(|e: SourceError| e.to_string())?;
+        self.report.healed_shards += stats.healed;
+        let Written {
+            writer,
+            size,
+            md5_hex,
+            checksums,
+            parts,
+        } = written?;
+        if size != plain_size {
+            return Err("the plaintext is not as long as MinIO recorded".to_owned());
+        }
+        // End to end: where MinIO's ETag is the MD5 of the plaintext (plaintext and SSE-S3
+        // single-part objects), the bytes about to be committed must have it.
+        let etag_is_md5 = !multipart
+            && match &sse {
+                MinioSse::None => true,
+                MinioSse::Kms(k) => k.mode == Mode::S3,
+                MinioSse::Customer => false,
+            };
+        if etag_is_md5 && etag.len() == 32 && md5_hex.as_deref().is_some_and(|m| m != etag) {
+            return Err(
+                "the imported bytes do not match MinIO's ETag (their MD5): not imported".to_owned(),
+            );
+        }
+        let mut meta = ObjectMeta {
+            size,
+            etag,
+            modified_ms: v.mod_time_ns.div_euclid(1_000_000),
+            checksums,
+            encryption: enc.map(|(_, m)| m),
+            parts,
+            ..Default::default()
+        };
+        apply_user_metadata(&mut meta, &v.meta_user)?;
+        let micros = (v.mod_time_ns.max(0) / 1000) as u64;
+        let id = self
+            .store
+            .commit_imported_version(writer, &mut meta, bucket, key, commit, micros)
+            .await
+            .map_err(|e| format!("writing the version: {e}"))?;
+        self.report.versions += 1;
+        self.report.bytes += size;
+        Ok(id)
+    }
+
+    /// A single-part body: written as a PUT writes it (hashes, Coffer's packages).
+    async fn write_single(
+        &self,
+        rx: mpsc::Receiver<Chunk>,
+        key: Option<&crate::sse::ObjectKey>,
+    ) -> Result<Written, String> {
+        let body = futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await? {
+                    Chunk::Data(b) => return Some((Ok::<Bytes, std::io::Error>(b), rx)),
+                    Chunk::PartEnd(_) => continue,
+                }
+            }
+        })
+        .boxed();
+        let algos = crate::s3::checksum::or_default(Vec::new());
+        let ing = crate::s3::put::ingest(&self.store, body, key, &algos, true)
+            .await
+            .map_err(|e| format!("writing: {}", e.message().unwrap_or("failed")))?;
+        Ok(Written {
+            writer: ing.writer,
+            size: ing.size,
+            md5_hex: Some(ing.md5_hex),
+            checksums: ing.checksums,
+            parts: Vec::new(),
+        })
+    }
+
+    /// A multipart body: each part its own package stream under its own key, as Coffer's
+    /// multipart objects are (the parts in the object file, one after the other).
+    async fn write_parts(
+        &self,
+        mut rx: mpsc::Receiver<Chunk>,
+        key: Option<&crate::sse::ObjectKey>,
+        v: &ObjectVersion,
+    ) -> Result<Written, String> {
+        use crate::sse::PartSalt;
+        use crate::sse::package::Encryptor;
+        let io = |e: std::io::Error| format!("writing: {e}");
+        let mut writer = self.store.writer().await.map_err(io)?;
+        let mut parts = Vec::new();
+        let mut size = 0u64;
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut current: Option<(Option<Encryptor>, Option<PartSalt>, u64)> = None;
+        while let Some(chunk) = rx.recv().await {
+            if current.is_none() {
+                // A part starts: its key is derived from a salt drawn for it.
+                let n = v
+                    .parts
+                    .get(parts.len())
+                    .map(|p| p.number)
+                    .ok_or("more parts than MinIO recorded")?;
+                let salt = key.map(|_| PartSalt::generate());
+                let enc = key
+                    .zip(salt.as_ref())
+                    .map(|(k, s)| Encryptor::new(&k.part_key(n, s)));
+                current = Some((enc, salt, 0));
+            }
+            match chunk {
+                Chunk::Data(b) => {
+                    let (enc, _, len) = current.as_mut().expect("a part in progress");
+                    *len += b.len() as u64;
+                    match enc {
+                        Some(e) => e.update(&b, &mut buf),
+                        None => buf.extend_from_slice(&b),
+                    }
+                    if buf.len() >= 1 << 20 {
+                        buf = writer.write_owned(buf).await.map_err(io)?;
+                    }
+                }
+                Chunk::PartEnd(n) => {
+                    let (enc, salt, len) = current.take().expect("a part in progress");
+                    if let Some(e) = enc {
+                        e.finish(&mut buf);
+                    }
+                    size += len;
+                    let etag = v
+                        .parts
+                        .get(parts.len())
+                        .filter(|p| p.number == n)
+                        .ok_or("parts out of order")?
+                        .etag
+                        .clone()
+                        .unwrap_or_default();
+                    parts.push(PartMeta {
+                        number: n,
+                        size: len,
+                        etag,
+                        key_salt: salt,
+                        checksums: BTreeMap::new(),
+                    });
+                }
+            }
+        }
+        writer.write_owned(buf).await.map_err(io)?;
+        Ok(Written {
+            writer,
+            size,
+            md5_hex: None,
+            checksums: BTreeMap::new(),
+            parts,
+        })
+    }
+}
+
+/// A body written to a temp file.
+struct Written {
+    writer: crate::storage::ObjectWriter,
+    /// Plaintext bytes.
+    size: u64,
+    /// The plaintext's MD5 (single-part bodies).
+    md5_hex: Option<String>,
+    checksums: BTreeMap<String, String>,
+    parts: Vec<PartMeta>,
+}
+
+/// A metadata value by case-insensitive name, from the internal or the user map.
+fn meta_value<'a>(
+    sys: &'a BTreeMap<String, Vec<u8>>,
+    user: &'a BTreeMap<String, String>,
+    name: &str,
+) -> Option<&'a [u8]> {
+    sys.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+        .or_else(|| {
+            user.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+        })
+}
+
+/// The ETag MinIO answered with for this version.
+fn served_etag(
+    v: &ObjectVersion,
+    sse: &MinioSse,
+    object_key: Option<&[u8; 32]>,
+    multipart: bool,
+) -> String {
+    let stored = v
+        .meta_user
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("etag"))
+        .map(|(_, e)| e.clone())
+        .unwrap_or_default();
+    if multipart || stored.len() == 32 {
+        return stored;
+    }
+    match (sse, object_key) {
+        (MinioSse::Kms(k), Some(key)) if k.mode == Mode::S3 => {
+            minio_sse::unseal_etag(key, &stored).unwrap_or(stored)
+        }
+        (MinioSse::Kms(_), _) if stored.len() > 32 => stored[stored.len() - 32..].to_owned(),
+        _ => stored,
+    }
+}
+
+/// Content headers, user metadata, tags, retention and legal hold from MinIO's user map.
+fn apply_user_metadata(
+    meta: &mut ObjectMeta,
+    user: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    const CONTENT: [&str; 5] = [
+        "content-type",
+        "content-encoding",
+        "content-disposition",
+        "content-language",
+        "cache-control",
+    ];
+    let mut lock_mode = None;
+    let mut until = None;
+    for (k, v) in user {
+        let lower = k.to_ascii_lowercase();
+        if CONTENT.contains(&lower.as_str()) {
+            meta.headers.insert(lower, v.clone());
+        } else if let Some(name) = lower.strip_prefix("x-amz-meta-") {
+            meta.user.insert(name.to_owned(), v.clone());
+        } else if lower == "x-amz-tagging" {
+            meta.tags = url::form_urlencoded::parse(v.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+        } else if lower == "x-amz-object-lock-mode" {
+            lock_mode = Some(match v.as_str() {
+                "GOVERNANCE" => LockMode::Governance,
+                "COMPLIANCE" => LockMode::Compliance,
+                _ => return Err(format!("unknown object lock mode {v:?}")),
+            });
+        } else if lower == "x-amz-object-lock-retain-until-date" {
+            let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| format!("unreadable retain-until date {v:?}"))?;
+            until = Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
+        } else if lower == "x-amz-object-lock-legal-hold" {
+            meta.legal_hold = v.eq_ignore_ascii_case("ON");
+        }
+    }
+    if let (Some(mode), Some(until_ms)) = (lock_mode, until) {
+        meta.retention = Some(Retention { mode, until_ms });
+    }
+    Ok(())
+}
+
+/// Every object under the bucket directory `dir` (keys prefixed `prefix`), sorted by key: a
+/// directory holding an `xl.meta` is an object (and may hold further keys below it).
+fn find_objects(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        if !e.file_type()?.is_dir() {
+            continue;
+        }
+        let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let path = e.path();
+        let key = match name.strip_suffix(DIR_SUFFIX) {
+            Some(base) => format!("{prefix}{base}/"),
+            None => format!("{prefix}{name}"),
+        };
+        if path.join("xl.meta").is_file() {
+            out.push((key.clone(), path.clone()));
+        }
+        let below = if key.ends_with('/') {
+            key.clone()
+        } else {
+            format!("{key}/")
+        };
+        find_objects(&path, &below, out)?;
+    }
+    Ok(())
+}
+
+/// `object-server import-minio`: the KMS and the auto-encryption setting from the `MINIO_*`
+/// environment (as `server` reads them), then the import. A dry run writes nothing into
+/// `data_dir`: its store is a scratch directory removed afterwards.
+pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyhow::Result<Report> {
+    use anyhow::Context;
+    let scratch = dry_run.then(|| {
+        std::env::temp_dir().join(format!(
+            "coffer-import-dry-run-{}",
+            crate::storage::random_name()
+        ))
+    });
+    let dir = scratch.clone().unwrap_or(data_dir);
+    let cfg = crate::config::Config::from_parts(
+        "127.0.0.1:0",
+        None,
+        std::slice::from_ref(&dir),
+        &crate::config::ProcessEnv,
+    )?;
+    let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    let result = async {
+        let kms = crate::server::build_kms(&cfg, &store, Vec::new()).await?;
+        let importer = Importer::new(store.clone(), kms, cfg.auto_encryption, dry_run);
+        Ok::<_, anyhow::Error>(importer.run(&Options { drives, dry_run }).await?)
+    }
+    .await;
+    if let Some(s) = scratch {
+        let _ = std::fs::remove_dir_all(s);
+    }
+    result
+}

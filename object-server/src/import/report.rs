@@ -1,0 +1,132 @@
+//! What an import did (or, in a dry run, would do): counts, the version ids it gave, and every
+//! item it could not import with the reason. Printed as text, or as JSON for scripts.
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// An item left out, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    /// The bucket.
+    pub bucket: String,
+    /// The object key (`None`: the whole bucket or its configuration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// MinIO's version id (`None`: the null version, or the whole object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A version's MinIO id and the id Coffer gave it (Coffer's ids keep the order of versions
+/// and are not UUIDs).
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionIdMap {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub object: String,
+    /// MinIO's version id.
+    pub minio: String,
+    /// Coffer's version id.
+    pub coffer: String,
+}
+
+/// The outcome of an import.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Buckets imported (created, or found and filled).
+    pub buckets: Vec<String>,
+    /// Keys with at least one version imported.
+    pub objects: u64,
+    /// Object versions imported (delete markers not counted).
+    pub versions: u64,
+    /// Delete markers imported.
+    pub delete_markers: u64,
+    /// Plaintext bytes imported.
+    pub bytes: u64,
+    /// Shard blocks that were missing, short or failed their bitrot hash, rebuilt from parity.
+    pub healed_shards: u64,
+    /// Versions MinIO had encrypted, by mode (`SSE-S3`, `SSE-KMS`, `SSE-C`), imported or not.
+    pub encrypted: BTreeMap<String, u64>,
+    /// Bucket settings imported, by bucket.
+    pub bucket_settings: BTreeMap<String, Vec<String>>,
+    /// Everything left out.
+    pub skipped: Vec<Skipped>,
+    /// New version ids.
+    pub version_ids: Vec<VersionIdMap>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl Report {
+    pub(crate) fn skip(
+        &mut self,
+        bucket: &str,
+        object: Option<&str>,
+        version_id: Option<&str>,
+        reason: impl std::fmt::Display,
+    ) {
+        self.skipped.push(Skipped {
+            bucket: bucket.to_owned(),
+            object: object.map(str::to_owned),
+            version_id: version_id.map(str::to_owned),
+            reason: reason.to_string(),
+        });
+    }
+
+    /// The report as text for a person.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let verb = if self.dry_run {
+            "would import"
+        } else {
+            "imported"
+        };
+        let mib = self.bytes as f64 / (1024.0 * 1024.0);
+        s.push_str(&format!(
+            "{verb}: {} buckets, {} objects, {} versions, {} delete markers, {} bytes ({mib:.1} MiB) in {:.1} s",
+            self.buckets.len(),
+            self.objects,
+            self.versions,
+            self.delete_markers,
+            self.bytes,
+            self.seconds
+        ));
+        if self.seconds > 0.0 && !self.dry_run {
+            s.push_str(&format!(
+                " ({:.1} MiB/s, {:.1} versions/s)",
+                mib / self.seconds,
+                self.versions as f64 / self.seconds
+            ));
+        }
+        s.push('\n');
+        if self.healed_shards > 0 {
+            s.push_str(&format!(
+                "shard blocks missing or damaged, rebuilt from parity: {}\n",
+                self.healed_shards
+            ));
+        }
+        for (mode, n) in &self.encrypted {
+            s.push_str(&format!("encrypted by MinIO with {mode}: {n} versions\n"));
+        }
+        for (bucket, settings) in &self.bucket_settings {
+            s.push_str(&format!("bucket {bucket}: {}\n", settings.join(", ")));
+        }
+        s.push_str(&format!("skipped: {}\n", self.skipped.len()));
+        for k in &self.skipped {
+            let mut what = k.bucket.clone();
+            if let Some(o) = &k.object {
+                what = format!("{what}/{o}");
+            }
+            if let Some(v) = &k.version_id {
+                what = format!("{what} (version {v})");
+            }
+            s.push_str(&format!("  {what}: {}\n", k.reason));
+        }
+        s
+    }
+}
