@@ -216,7 +216,7 @@ fn assert_stored_encrypted(run: &Run, volume: &str, key_name: &str, client: &Cli
     );
 }
 
-/// 4. Vault sealed: the pod is not Ready and the Tenant's KMSReady says sealed; after the
+/// Step 4, Vault sealed: the pod is not Ready and the Tenant's KMSReady says sealed; after the
 /// unseal both recover and the object serves.
 fn vault_sealed(run: &Run, client: &Client) {
     let tenant_ref = format!("tenant/{}", run.tenant());
@@ -241,7 +241,7 @@ fn vault_sealed(run: &Run, client: &Client) {
     run.wait_status(&tenant_ref, "KMSReady", "True", KMS_NOTICE);
 }
 
-/// 5. A wrong AppRole secret ID in the KMS's Secret: reported without the secret; the right one
+/// Step 5, a wrong AppRole secret ID in the KMS's Secret: reported without the secret; the right one
 /// back rolls the pod, which serves the old object.
 fn wrong_approle(run: &Run, client: &Client) {
     let ns = run.ns();
@@ -326,7 +326,7 @@ fn wait_certificates_rolled(run: &Run, tenant: &str, before: &str, timeout: Dura
     now
 }
 
-/// 7. The second Tenant (2 replicas, one ReadWriteMany claim, 3-minute certificates): its
+/// Step 7, the second Tenant (2 replicas, one ReadWriteMany claim, 3-minute certificates): its
 /// certificates renewed by time alone, then re-issued for a new lifetime, each roll under reads,
 /// one pod at a time.
 fn two_replica_rotations(run: &Run, t: &mut Instant, total: Instant) -> Client {
@@ -407,7 +407,7 @@ fn two_replica_rotations(run: &Run, t: &mut Instant, total: Instant) -> Client {
     writer
 }
 
-/// 8. `helm upgrade` to a new image tag: the operator and every Tenant run it.
+/// Step 8, `helm upgrade` to a new image tag: the operator and every Tenant run it.
 fn helm_upgrade(run: &Run, tenants: &[&str]) {
     run.helm_run(&[
         "upgrade",
