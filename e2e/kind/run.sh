@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The kind suite: the scenario of e2e/scenario/ (the same one e2e/tests/operator_pods.rs runs on
-# this machine without a kubelet) in a real cluster, for people with Docker:
+# The kind suite: the scenario of e2e/scenario/ (the same one e2e/tests/cluster/ runs on this
+# machine's own test node) in a kind cluster, for people with Docker:
 #
 #   1. build the image (manifests/image/Dockerfile)     5. apply the scenario's manifests
 #   2. create a kind cluster, load the image into it    6. wait: KMS Ready, Tenant Ready

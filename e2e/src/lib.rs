@@ -11,13 +11,9 @@ pub mod image;
 pub mod kes;
 pub mod kube;
 pub mod minio;
-pub mod pathmap;
 pub mod pki;
-pub mod pod;
 pub mod process;
 pub mod scenario;
-pub mod stack;
-pub mod statefulset;
 pub mod vault;
 
 pub use process::{Process, free_port, listens_on, peer_bin, start_on_free_ports, wait_until};

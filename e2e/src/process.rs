@@ -296,3 +296,23 @@ pub fn run(what: &str, command: &mut Command) -> String {
     }
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// `<target>/<profile>/`, where cargo puts the workspace's binaries; a test runs from
+/// `<target>/<profile>/deps/<name>-<hash>`. Panics naming the missing binaries.
+pub fn workspace_bin_dir(needed: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable lives in <target>/<profile>/deps/")
+        .to_path_buf();
+    for name in needed {
+        assert!(
+            dir.join(name).is_file(),
+            "`{name}` is not in {}: build it first with `cargo build --workspace --bins` \
+             (or run `cargo test --workspace`, which builds every binary)",
+            dir.display()
+        );
+    }
+    dir
+}

@@ -75,14 +75,10 @@ impl Scenario {
         &self.values
     }
 
-    /// `client.sh STEP` against `endpoint` with the given credentials and CA file, its scratch
-    /// files in `work`. Returns its output; panics with it when the step fails.
-    pub fn client(&self, step: &str, client: &Client) -> String {
-        self.client_through(step, client, |command| command)
-    }
-
-    /// [`Scenario::client`], with the command changed by `wrap` before it runs (e.g. given the
-    /// cluster's DNS: [`crate::cluster::Node::with_cluster_dns`]).
+    /// `client.sh STEP` against the client's endpoint with its credentials and CA file, its
+    /// scratch files in its `work`, the command changed by `wrap` before it runs (e.g. given the
+    /// cluster's DNS: [`crate::cluster::Node::with_cluster_dns`]). Returns its output; panics
+    /// with it when the step fails.
     pub fn client_through(
         &self,
         step: &str,

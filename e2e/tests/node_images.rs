@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use coffer_e2e::image;
 use coffer_e2e::process::Process;
-use coffer_e2e::stack::workspace_bin_dir;
+use coffer_e2e::process::workspace_bin_dir;
 use coffer_e2e::{peer_bin, wait_until};
 use tempfile::TempDir;
 

@@ -33,6 +33,9 @@ enum Command {
         /// Print Secret values instead of a placeholder.
         #[arg(long)]
         show_secrets: bool,
+        /// The image of a Tenant without `spec.image` (as `operator run --default-image`).
+        #[arg(long, env = operator::run::DEFAULT_IMAGE_ENV, default_value = operator::crd::tenant::DEFAULT_IMAGE)]
+        default_image: String,
     },
 }
 
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             mut files,
             kms,
             show_secrets,
+            default_image,
         } => {
             files.extend(kms);
             let docs = files
@@ -62,7 +66,10 @@ fn main() -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let (tenant, kms) = operator::render::parse(&docs)?;
-            print!("{}", operator::render::render(tenant, &kms, show_secrets)?);
+            print!(
+                "{}",
+                operator::render::render(tenant, &kms, show_secrets, default_image.trim(),)?
+            );
         }
         Command::Run(args) => {
             tokio::runtime::Runtime::new()?.block_on(operator::run::run(args))?;

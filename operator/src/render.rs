@@ -73,8 +73,14 @@ pub fn parse(documents: &[String]) -> Result<(Tenant, KMS), RenderError> {
     Ok((tenant, kms))
 }
 
-/// Renders every object for `tenant` as one YAML stream.
-pub fn render(mut tenant: Tenant, kms: &KMS, show_secrets: bool) -> Result<String, RenderError> {
+/// Renders every object for `tenant` as one YAML stream, its pods running `default_image`
+/// unless it names its own.
+pub fn render(
+    mut tenant: Tenant,
+    kms: &KMS,
+    show_secrets: bool,
+    default_image: &str,
+) -> Result<String, RenderError> {
     tenant
         .metadata
         .namespace
@@ -108,7 +114,7 @@ pub fn render(mut tenant: Tenant, kms: &KMS, show_secrets: bool) -> Result<Strin
         external_hash: tenant.spec.tls.external_secret_name.clone(),
         kms_secrets_version: None,
     };
-    let owned = build::owned(&tenant, kms, &certs)?;
+    let owned = build::owned(&tenant, kms, &certs, default_image)?;
     let mut all_secrets = vec![
         secrets::ca(&tenant, &ca),
         secrets::root_credentials(&tenant),
@@ -155,7 +161,11 @@ mod tests {
     #[test]
     fn renders_every_object_without_secret_values() {
         let (t, k) = parse(&[TENANT_YAML.to_string(), KMS_YAML.to_string()]).unwrap();
-        let out = render(t, &k, false).unwrap();
+        let out = render(t, &k, false, "ghcr.io/coffer-dev/coffer:9.9.9").unwrap();
+        assert!(
+            out.contains("image: ghcr.io/coffer-dev/coffer:9.9.9"),
+            "the pods run the given default image"
+        );
         let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&out).unwrap();
         let kinds: Vec<String> = docs
             .iter()
@@ -192,6 +202,7 @@ mod tests {
                 .0,
             &k,
             true,
+            crate::crd::tenant::DEFAULT_IMAGE,
         )
         .unwrap();
         assert!(!shown.contains(REDACTED));

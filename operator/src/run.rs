@@ -7,6 +7,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::events::Reporter;
 use kube::{Api, Client};
 
+use crate::crd::tenant::DEFAULT_IMAGE;
 use crate::reconcile::{self, Context, leader};
 
 /// Flags of `operator run`.
@@ -35,7 +36,14 @@ pub struct RunArgs {
     /// Log as JSON lines.
     #[arg(long, env = "COFFER_LOG_JSON")]
     pub log_json: bool,
+    /// The image of every Tenant without `spec.image`: the chart sets it to the operator's own
+    /// image, so that upgrading the operator rolls those Tenants onto the same build.
+    #[arg(long, env = DEFAULT_IMAGE_ENV, default_value = DEFAULT_IMAGE)]
+    pub default_image: String,
 }
+
+/// The environment variable that tells the operator its own image.
+pub const DEFAULT_IMAGE_ENV: &str = "COFFER_DEFAULT_IMAGE";
 
 impl RunArgs {
     /// The namespaces to watch, each once, in the order given; empty means all namespaces.
@@ -60,6 +68,18 @@ impl RunArgs {
             out.push(ns.to_string());
         }
         Ok(out)
+    }
+
+    /// The default Tenant image; a blank value (an empty variable) is refused rather than
+    /// written into every pod template.
+    pub fn default_image(&self) -> anyhow::Result<String> {
+        let image = self.default_image.trim();
+        anyhow::ensure!(
+            !image.is_empty() && !image.contains(char::is_whitespace),
+            "--default-image ({DEFAULT_IMAGE_ENV}): {:?} is not an image reference",
+            self.default_image
+        );
+        Ok(image.to_string())
     }
 }
 
@@ -95,18 +115,20 @@ async fn shutdown_signal() {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_json);
     let namespaces = args.watched_namespaces()?;
+    let default_image = args.default_image()?;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = Client::try_default().await?;
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "operator".into());
         format!("{host}-{:08x}", rand::random::<u32>())
     });
-    let ctx = Context::new(
+    let ctx = Context::with_default_image(
         client.clone(),
         Reporter {
             controller: "coffer-operator".into(),
             instance: Some(identity.clone()),
         },
+        default_image.clone(),
     );
     let metrics = tokio::spawn(reconcile::metrics::serve(args.metrics_addr, ctx.clone()));
 
@@ -122,9 +144,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         _ = shutdown_signal() => { metrics.abort(); return Ok(()); }
     }
     if namespaces.is_empty() {
-        tracing::info!(%identity, "became leader; starting controllers for all namespaces");
+        tracing::info!(%identity, %default_image, "became leader; starting controllers for all namespaces");
     } else {
-        tracing::info!(%identity, namespaces = %namespaces.join(","), "became leader; starting controllers for these namespaces only");
+        tracing::info!(%identity, %default_image, namespaces = %namespaces.join(","), "became leader; starting controllers for these namespaces only");
     }
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -163,6 +185,7 @@ mod tests {
             identity: None,
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
             log_json: false,
+            default_image: DEFAULT_IMAGE.into(),
         };
         assert!(args(None, &[]).watched_namespaces().unwrap().is_empty());
         assert!(args(None, &[""]).watched_namespaces().unwrap().is_empty());
@@ -176,5 +199,36 @@ mod tests {
             .watched_namespaces()
             .unwrap_err();
         assert!(e.to_string().contains("\"Bad_NS\""), "{e}");
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn the_default_image_is_the_flag_else_the_constant_and_never_blank() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["operator"], args].concat())
+                .unwrap()
+                .run
+        };
+        // The test's environment does not set COFFER_DEFAULT_IMAGE (the chart does).
+        assert!(std::env::var_os(DEFAULT_IMAGE_ENV).is_none());
+        assert_eq!(parse(&[]).default_image().unwrap(), DEFAULT_IMAGE);
+        assert_eq!(
+            parse(&["--default-image", " ghcr.io/coffer-dev/coffer:0.2.0 "])
+                .default_image()
+                .unwrap(),
+            "ghcr.io/coffer-dev/coffer:0.2.0"
+        );
+        for bad in ["", "  ", "a b"] {
+            let e = parse(&["--default-image", bad])
+                .default_image()
+                .unwrap_err();
+            assert!(e.to_string().contains(DEFAULT_IMAGE_ENV), "{e}");
+        }
     }
 }

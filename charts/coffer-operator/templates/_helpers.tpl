@@ -17,6 +17,12 @@
 {{- end }}
 {{- end }}
 
+{{/* The operator's image, which is also the image of every Tenant without spec.image (the
+     operator is told it in COFFER_DEFAULT_IMAGE): upgrading the chart upgrades those Tenants. */}}
+{{- define "coffer-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
 {{/* Labels on every object. */}}
 {{- define "coffer-operator.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}

@@ -238,8 +238,14 @@ pub struct Owned {
     pub pdb: k8s_openapi::api::policy::v1::PodDisruptionBudget,
 }
 
-/// Builds every owned object from the Tenant, its KMS and its certificates.
-pub fn owned(tenant: &Tenant, kms: &KMS, certs: &Certs) -> Result<Owned, crate::pki::PkiError> {
+/// Builds every owned object from the Tenant, its KMS and its certificates; the pods run
+/// `default_image` unless the Tenant names its own.
+pub fn owned(
+    tenant: &Tenant,
+    kms: &KMS,
+    certs: &Certs,
+    default_image: &str,
+) -> Result<Owned, crate::pki::PkiError> {
     let identity = crate::pki::identity_of_pem(&certs.kes_client.cert)?;
     let config = kes_config::to_yaml(&kes_config::build(tenant, kms, &identity));
     let config_hash = hash([config.as_bytes()]);
@@ -250,7 +256,13 @@ pub fn owned(tenant: &Tenant, kms: &KMS, certs: &Certs) -> Result<Owned, crate::
     Ok(Owned {
         secrets,
         config_map: secrets::kes_config_map(tenant, config),
-        stateful_set: workload::stateful_set(tenant, kms, &certs.hash(), &config_hash),
+        stateful_set: workload::stateful_set(
+            tenant,
+            kms,
+            default_image,
+            &certs.hash(),
+            &config_hash,
+        ),
         services: vec![
             workload::service(tenant),
             workload::headless_service(tenant),

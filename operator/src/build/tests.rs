@@ -1,6 +1,7 @@
 //! Unit tests of the pure builders.
 
 use super::*;
+use crate::crd::tenant::DEFAULT_IMAGE;
 use crate::pki::{Ca, ca::CA_LIFETIME};
 use k8s_openapi::api::core::v1::Container;
 use time::OffsetDateTime;
@@ -78,7 +79,7 @@ fn env_of<'a>(c: &'a Container, name: &str) -> &'a k8s_openapi::api::core::v1::E
 #[test]
 fn kes_runs_as_native_sidecar_with_vault_credentials_by_reference() {
     let (t, k) = fixtures();
-    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let o = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
     let p = pod(&o);
     let kes = &p.init_containers.as_ref().unwrap()[0];
     assert_eq!(kes.name, "kes");
@@ -137,7 +138,7 @@ fn kes_runs_as_native_sidecar_with_vault_credentials_by_reference() {
 #[test]
 fn object_server_gets_minio_env() {
     let (t, k) = fixtures();
-    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let o = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
     let s = &pod(&o).containers[0];
     assert_eq!(s.name, "object-server");
     assert_eq!(
@@ -188,7 +189,7 @@ fn object_server_gets_minio_env() {
 #[test]
 fn services_and_owner_refs() {
     let (t, k) = fixtures();
-    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let o = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
     let names: Vec<_> = o
         .services
         .iter()
@@ -258,7 +259,7 @@ fn kes_config_policy_is_tenant_only() {
     let back: kes_config::KesConfig = serde_saphyr::from_str(&yaml).unwrap();
     assert_eq!(back, cfg);
     // The ConfigMap carries it; no private key anywhere in it.
-    let o = owned(&t, &k, &c).unwrap();
+    let o = owned(&t, &k, &c, DEFAULT_IMAGE).unwrap();
     let text = &o.config_map.data.as_ref().unwrap()["config.yaml"];
     assert!(text.contains(&id) && !text.contains("PRIVATE KEY"));
 }
@@ -266,8 +267,8 @@ fn kes_config_policy_is_tenant_only() {
 #[test]
 fn new_certificates_roll_the_pods() {
     let (t, k) = fixtures();
-    let a = owned(&t, &k, &certs(&t)).unwrap();
-    let b = owned(&t, &k, &certs(&t)).unwrap();
+    let a = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
+    let b = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
     let ann = |o: &Owned| {
         o.stateful_set
             .spec
@@ -287,8 +288,8 @@ fn new_certificates_roll_the_pods() {
     );
     let c = certs(&t);
     assert_eq!(
-        ann(&owned(&t, &k, &c).unwrap())[CERTS_HASH_ANNOTATION],
-        ann(&owned(&t, &k, &c).unwrap())[CERTS_HASH_ANNOTATION]
+        ann(&owned(&t, &k, &c, DEFAULT_IMAGE).unwrap())[CERTS_HASH_ANNOTATION],
+        ann(&owned(&t, &k, &c, DEFAULT_IMAGE).unwrap())[CERTS_HASH_ANNOTATION]
     );
 }
 
@@ -297,7 +298,7 @@ fn shared_claim_replaces_claim_templates() {
     let (mut t, k) = fixtures();
     t.spec.replicas = 3;
     t.spec.storage.shared_claim_name = Some("photos-rwx".into());
-    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let o = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
     let sts = o.stateful_set.spec.as_ref().unwrap();
     assert_eq!(sts.replicas, Some(3));
     assert!(sts.volume_claim_templates.is_none());
@@ -345,7 +346,7 @@ fn kubernetes_auth_uses_the_service_account_token() {
         ("coffer", kes_config::SA_TOKEN)
     );
     assert!(cfg.keystore.vault.approle.is_none());
-    let o = owned(&t, &k, &c).unwrap();
+    let o = owned(&t, &k, &c, DEFAULT_IMAGE).unwrap();
     assert_eq!(pod(&o).automount_service_account_token, Some(true));
     assert!(
         pod(&o).init_containers.as_ref().unwrap()[0]
@@ -366,7 +367,7 @@ fn external_tls_secret_replaces_the_issued_s3_certificate() {
         "no S3 leaf is requested with an external Secret"
     );
     c.external_hash = Some("h1".into());
-    let o = owned(&t, &k, &c).unwrap();
+    let o = owned(&t, &k, &c, DEFAULT_IMAGE).unwrap();
     let names: Vec<_> = o
         .secrets
         .iter()
@@ -428,7 +429,7 @@ fn overlapping_key_prefixes_are_a_conflict_for_the_younger_tenant() {
 #[test]
 fn the_users_file_is_a_directory_mount_that_updates_in_place() {
     let (t, k) = fixtures();
-    let o = owned(&t, &k, &certs(&t)).unwrap();
+    let o = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
     let p = pod(&o);
     let server = &p.containers[0];
     assert_eq!(
@@ -462,15 +463,17 @@ fn the_users_file_is_a_directory_mount_that_updates_in_place() {
     }];
     let c = certs(&t);
     assert_eq!(
-        owned(&t, &k, &c).unwrap().stateful_set,
-        owned(&with_users, &k, &c).unwrap().stateful_set
+        owned(&t, &k, &c, DEFAULT_IMAGE).unwrap().stateful_set,
+        owned(&with_users, &k, &c, DEFAULT_IMAGE)
+            .unwrap()
+            .stateful_set
     );
 }
 
 /// `(kind, name)` of every object the builders make for `tenant`, with the pods and claims the
 /// StatefulSet controller makes for two replicas.
 fn owned_names(tenant: &Tenant, kms: &KMS, certs: &Certs) -> Vec<(&'static str, String)> {
-    let o = owned(tenant, kms, certs).unwrap();
+    let o = owned(tenant, kms, certs, DEFAULT_IMAGE).unwrap();
     let ca = Ca::generate("test", OffsetDateTime::now_utc(), CA_LIFETIME).unwrap();
     let mut out = vec![
         ("Secret", secrets::ca(tenant, &ca).metadata.name.unwrap()),
@@ -582,4 +585,51 @@ fn owned_names_are_injective_across_accepted_tenants() {
     assert_eq!(name_collision("x"), None);
     assert_eq!(name_collision("kes"), None);
     assert_eq!(name_collision("x-kesx"), None);
+}
+
+/// The images of the pod template's (kes, object-server) containers.
+fn images(o: &Owned) -> (String, String) {
+    let p = pod(o);
+    let image = |c: &Container| c.image.clone().unwrap();
+    (
+        image(&p.init_containers.as_ref().unwrap()[0]),
+        image(&p.containers[0]),
+    )
+}
+
+#[test]
+fn a_tenant_without_an_image_runs_the_operators_default_image() {
+    let (t, k) = fixtures();
+    let c = certs(&t);
+    let upgraded = "registry.example/coffer:0.2.0";
+    assert_eq!(
+        images(&owned(&t, &k, &c, upgraded).unwrap()),
+        (upgraded.to_string(), upgraded.to_string())
+    );
+    // Another operator image is another pod template: the StatefulSet rolls its pods.
+    assert_ne!(
+        owned(&t, &k, &c, upgraded).unwrap().stateful_set,
+        owned(&t, &k, &c, DEFAULT_IMAGE).unwrap().stateful_set
+    );
+}
+
+#[test]
+fn a_tenants_own_images_win_over_the_operators() {
+    let (mut t, k) = fixtures();
+    let c = certs(&t);
+    t.spec.image = Some("mine/coffer:1".into());
+    assert_eq!(
+        images(&owned(&t, &k, &c, "operator/coffer:2").unwrap()),
+        ("mine/coffer:1".to_string(), "mine/coffer:1".to_string())
+    );
+    t.spec.kes.image = Some("mine/kes:3".into());
+    assert_eq!(
+        images(&owned(&t, &k, &c, "operator/coffer:2").unwrap()),
+        ("mine/kes:3".to_string(), "mine/coffer:1".to_string())
+    );
+    t.spec.image = None;
+    assert_eq!(
+        images(&owned(&t, &k, &c, "operator/coffer:2").unwrap()),
+        ("mine/kes:3".to_string(), "operator/coffer:2".to_string())
+    );
 }

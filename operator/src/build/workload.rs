@@ -19,7 +19,6 @@ use super::kes_config::{self, ENV_APPROLE_ID, ENV_APPROLE_SECRET, KES_PORT};
 use super::secrets::{ROOT_PASSWORD, ROOT_USER};
 use super::users;
 use super::{CERTS_HASH_ANNOTATION, CONFIG_HASH_ANNOTATION, Names, S3_PORT, labels, meta};
-use crate::crd::tenant::DEFAULT_IMAGE;
 use crate::crd::{KMS, Tenant};
 
 /// Name of the object-server container.
@@ -157,7 +156,7 @@ pub fn default_pod_security_context() -> PodSecurityContext {
 
 /// The KES sidecar: `kes server --config …`, Vault credentials as env by `secretKeyRef` from
 /// the KMS's Secret. A native sidecar: it starts before the object-server and stays up.
-fn kes_container(tenant: &Tenant, kms: &KMS) -> Container {
+fn kes_container(tenant: &Tenant, kms: &KMS, default_image: &str) -> Container {
     let spec = &tenant.spec;
     let mut env_vars = vec![];
     if let Some(a) = &kms.spec.vault.auth.app_role {
@@ -182,13 +181,7 @@ fn kes_container(tenant: &Tenant, kms: &KMS) -> Container {
     }
     Container {
         name: KES.into(),
-        image: Some(
-            spec.kes
-                .image
-                .clone()
-                .or_else(|| spec.image.clone())
-                .unwrap_or_else(|| DEFAULT_IMAGE.into()),
-        ),
+        image: Some(tenant.kes_image(default_image)),
         command: Some(vec!["kes".into()]),
         args: Some(vec![
             "server".into(),
@@ -217,7 +210,7 @@ fn kes_container(tenant: &Tenant, kms: &KMS) -> Container {
 }
 
 /// The object-server, configured with MinIO's flags and environment.
-fn object_server_container(tenant: &Tenant) -> Container {
+fn object_server_container(tenant: &Tenant, default_image: &str) -> Container {
     let spec = &tenant.spec;
     let root = tenant.root_secret_name();
     let mut env_vars = vec![
@@ -250,7 +243,7 @@ fn object_server_container(tenant: &Tenant) -> Container {
     env_vars.extend(spec.env.iter().cloned());
     Container {
         name: OBJECT_SERVER.into(),
-        image: Some(spec.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into())),
+        image: Some(tenant.image(default_image)),
         command: Some(vec!["object-server".into()]),
         args: Some(vec![
             "server".into(),
@@ -371,10 +364,12 @@ fn volumes(tenant: &Tenant, kms: &KMS) -> Vec<Volume> {
 }
 
 /// StatefulSet `<t>`: `replicas` pods of object-server with the KES native sidecar, a claim
-/// per pod (or the shared claim), and the certificate/config hashes on the pod template.
+/// per pod (or the shared claim), and the certificate/config hashes on the pod template. The
+/// containers run the Tenant's image, else `default_image` (the operator's own).
 pub fn stateful_set(
     tenant: &Tenant,
     kms: &KMS,
+    default_image: &str,
     certs_hash: &str,
     config_hash: &str,
 ) -> StatefulSet {
@@ -423,8 +418,8 @@ pub fn stateful_set(
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
-                    init_containers: Some(vec![kes_container(tenant, kms)]),
-                    containers: vec![object_server_container(tenant)],
+                    init_containers: Some(vec![kes_container(tenant, kms, default_image)]),
+                    containers: vec![object_server_container(tenant, default_image)],
                     volumes: Some(volumes(tenant, kms)),
                     security_context: Some(
                         spec.pod_security_context

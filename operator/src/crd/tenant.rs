@@ -19,7 +19,9 @@ pub const NAME_SUFFIX_RULE: &str =
 /// What `kubectl apply` prints when [`NAME_SUFFIX_RULE`] refuses a Tenant.
 pub const NAME_SUFFIX_MESSAGE: &str = "metadata.name must not end in -kes or -hl: Tenant x-kes's Secret x-kes-tls would be Tenant x's KES certificate Secret, and Tenant x-hl's Service Tenant x's headless Service";
 
-/// The default image that holds both `object-server` and `kes`.
+/// The image that holds both `object-server` and `kes`, for a Tenant without `spec.image` when
+/// the operator is not told its own image (`COFFER_DEFAULT_IMAGE`, which the chart and the plain
+/// manifests set to the operator's image, so that upgrading the operator upgrades such Tenants).
 pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
 
 /// An encrypted S3 object-storage cluster with its own KES sidecar per pod.
@@ -54,7 +56,8 @@ pub struct TenantSpec {
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 64))]
     pub replicas: i32,
-    /// The image running `object-server` (default the Coffer image).
+    /// The image running `object-server` (default: the operator's own image, so that the pods
+    /// follow the operator's upgrades).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Key names and auto-encryption.
@@ -315,9 +318,30 @@ pub struct TenantStatus {
     /// condition names the others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<i32>,
+    /// The image the object-server containers run: set when every replica runs the current pod
+    /// template, so during a rollout it still names the image being replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl Tenant {
+    /// The image of the object-server: `spec.image`, else `default_image` (the operator's).
+    pub fn image(&self, default_image: &str) -> String {
+        self.spec
+            .image
+            .clone()
+            .unwrap_or_else(|| default_image.to_string())
+    }
+
+    /// The image of the KES sidecar: `spec.kes.image`, else [`Tenant::image`].
+    pub fn kes_image(&self, default_image: &str) -> String {
+        self.spec
+            .kes
+            .image
+            .clone()
+            .unwrap_or_else(|| self.image(default_image))
+    }
+
     /// The key prefix this Tenant may use (`spec.encryption.keyPrefix`, default `<name>_`).
     pub fn key_prefix(&self) -> String {
         self.spec

@@ -49,6 +49,8 @@ pub struct Context {
     pub reporter: Reporter,
     /// Reconcile counters.
     pub metrics: metrics::Metrics,
+    /// The image of a Tenant without `spec.image`: the operator's own (`COFFER_DEFAULT_IMAGE`).
+    pub default_image: String,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// The Tenant controllers' caches (one per watched namespace, or one for all), once they
@@ -57,12 +59,23 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context for `client`, publishing events as `reporter`.
+    /// A context for `client`, publishing events as `reporter`, Tenants defaulting to
+    /// [`crate::crd::tenant::DEFAULT_IMAGE`].
     pub fn new(client: Client, reporter: Reporter) -> Arc<Self> {
+        Self::with_default_image(client, reporter, crate::crd::tenant::DEFAULT_IMAGE.into())
+    }
+
+    /// [`Context::new`], Tenants without `spec.image` running `default_image`.
+    pub fn with_default_image(
+        client: Client,
+        reporter: Reporter,
+        default_image: String,
+    ) -> Arc<Self> {
         Arc::new(Self {
             client,
             reporter,
             metrics: Default::default(),
+            default_image,
             failures: Default::default(),
             tenants: Default::default(),
         })

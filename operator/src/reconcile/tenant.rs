@@ -422,7 +422,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
 
     // 5. Every owned object; the users file first, so the pods' volume finds it.
     apply(&secrets_api, &build::users::secret(&tenant, &users.users)).await?;
-    let owned = build::owned(&tenant, &kms, &certs)?;
+    let owned = build::owned(&tenant, &kms, &certs, &ctx.default_image)?;
     for s in &owned.secrets {
         apply(&secrets_api, s).await?;
     }
@@ -465,6 +465,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
                 && s.updated_replicas.unwrap_or(0) == tenant.spec.replicas
                 && s.ready_replicas.unwrap_or(0) == tenant.spec.replicas
         }),
+        image: tenant.image(&ctx.default_image),
         users_in_effect: users.users.len() as i32,
         users_condition,
     };
@@ -507,7 +508,10 @@ struct StatusExtra {
     identity: String,
     expiry: Option<OffsetDateTime>,
     ready_replicas: i32,
+    /// Every replica runs the current pod template.
     updated: bool,
+    /// The object-server image of the current pod template.
+    image: String,
     users_in_effect: i32,
     users_condition: (bool, &'static str, String),
 }
@@ -624,6 +628,7 @@ async fn write_status(
             );
             let want = tenant.spec.replicas;
             if x.updated {
+                st.image = Some(x.image.clone());
                 status::set(
                     conds,
                     PROGRESSING,
