@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use coffer_e2e::ceph::{Ceph, CephOptions};
-use coffer_e2e::stack::workspace_bin_dir;
+use coffer_e2e::process::workspace_bin_dir;
 
 /// The suites with tests that share a data directory between processes or restarts: commits,
 /// crashes and consistency; users seen at once by every process; one lifecycle scanner at a time.
