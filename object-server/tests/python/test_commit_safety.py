@@ -330,12 +330,12 @@ def test_a_part_number_that_does_not_exist_is_416(server, s3, bucket):
 
 
 @pytest.mark.parametrize("versioned", [False, True])
-def test_a_stale_if_match_delete_never_removes_a_newer_put(tmp_path, versioned):
+def test_a_stale_if_match_delete_never_removes_a_newer_put(data_dirs, versioned):
     """DeleteObject If-Match is decided under the key's lock, as a conditional PUT: a PUT that
     commits after the DELETE saw the old ETag is never deleted (nor hidden behind a delete
     marker). Before that fix about 7 % of these rounds lost the PUT (two processes)."""
-    a = Server(tmp_path / "data").start()
-    b = Server(tmp_path / "data").start()
+    a = data_dirs.server(0).start()
+    b = data_dirs.server(1).start()
     s3a, s3b = a.client(), b.client()
     s3a.create_bucket(Bucket="bkt")
     if versioned:
