@@ -30,6 +30,7 @@ use crate::kms::static_key::{StaticKms, load_or_create_embedded};
 use crate::kms::{Kms, ensure_default_key};
 use crate::metrics_auth::{self, AuthType};
 use crate::s3::CofferS3;
+use crate::sse::metadata_key;
 use crate::stall_guard::StallGuard;
 use crate::storage::Store;
 
@@ -97,8 +98,54 @@ pub fn init_logging() {
     }
 }
 
-/// Builds the KMS the configuration names.
+/// Builds the KMS the configuration names, makes sure its default key exists (as MinIO does at
+/// start) and loads the data directory's metadata key through it. A KMS that is down now may come
+/// up later: both are retried in the background meanwhile.
 pub async fn build_kms(
+    cfg: &Config,
+    store: &Store,
+    extra_cas: Vec<Vec<u8>>,
+) -> anyhow::Result<Arc<dyn Kms>> {
+    let kms = connect_kms(cfg, store, extra_cas)?;
+    let mut tries = 0;
+    loop {
+        match ensure_default_key(kms.as_ref()).await {
+            Ok(()) => break,
+            Err(e @ crate::kms::KmsError::Unavailable(_)) if tries < 5 => {
+                tracing::warn!(error = %e, key = kms.default_key(), "cannot create the default KMS key yet; retrying");
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, key = kms.default_key(), "the default KMS key is not available; SSE requests will fail until it is");
+                break;
+            }
+        }
+    }
+    let system_dir = store.system_dir();
+    if let Err(e) = metadata_key::load_or_create(&system_dir, kms.as_ref()).await {
+        tracing::error!(error = %e, "the metadata key is not available; encrypted objects cannot be read or written until it is (retrying)");
+        let kms = kms.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_secs(1);
+            loop {
+                tokio::time::sleep(wait).await;
+                let _ = ensure_default_key(kms.as_ref()).await;
+                match metadata_key::load_or_create(&system_dir, kms.as_ref()).await {
+                    Ok(()) => {
+                        tracing::info!("metadata key loaded");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the metadata key is still not available"),
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        });
+    }
+    Ok(kms)
+}
+
+fn connect_kms(
     cfg: &Config,
     store: &Store,
     extra_cas: Vec<Vec<u8>>,
@@ -179,22 +226,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => (None, Vec::new()),
     };
     let kms = build_kms(&cfg, &store, cas).await?;
-    // MinIO creates the default key at start; a KMS that is down now may come up later.
-    let mut tries = 0;
-    loop {
-        match ensure_default_key(kms.as_ref()).await {
-            Ok(()) => break,
-            Err(e @ crate::kms::KmsError::Unavailable(_)) if tries < 5 => {
-                tracing::warn!(error = %e, key = kms.default_key(), "cannot create the default KMS key yet; retrying");
-                tries += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, key = kms.default_key(), "the default KMS key is not available; SSE requests will fail until it is");
-                break;
-            }
-        }
-    }
     let listener = TcpListener::bind(cfg.address)
         .await
         .with_context(|| format!("listen on {}", cfg.address))?;

@@ -251,31 +251,10 @@ pub const EMBEDDED_KEY_NAME: &str = "coffer-default-key";
 /// several processes start at once: the file appears atomically (hard link of a complete temp
 /// file) and everyone reads the one that won.
 pub fn load_or_create_embedded(dir: &std::path::Path) -> std::io::Result<StaticKms> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("master.key");
     if !path.exists() {
-        std::fs::create_dir_all(dir)?;
         let (_, text) = StaticKms::generate(EMBEDDED_KEY_NAME);
-        let mut name = [0u8; 8];
-        rand::fill(&mut name);
-        let tmp = dir.join(format!(".master.key.{}", hex::encode(name)));
-        {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => std::fs::File::open(dir)?.sync_all()?,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        crate::storage::create_once::create_file_once(&path, text.as_bytes())?;
     }
     let text = Zeroizing::new(std::fs::read_to_string(&path)?);
     StaticKms::from_secret_key(&text).map_err(|e| {

@@ -1,8 +1,11 @@
 //! Server-side encryption: the per-object key and how it is sealed ([`seal`]), the authenticated
 //! package stream that carries an object's body ([`package`]), and the rules that turn request
 //! headers into an encryption mode ([`headers`]). Why no two package streams ever share a key and
-//! nonce, for every way a stream comes to exist, is in [`package`]'s module doc.
+//! nonce, for every way a stream comes to exist, is in [`package`]'s module doc. What the metadata
+//! says about the plaintext (ETags, checksums) is sealed under the data directory's
+//! [`metadata_key`].
 pub mod headers;
+pub mod metadata_key;
 pub mod package;
 pub mod seal;
 

@@ -1,10 +1,13 @@
 //! An object's metadata and how it is stored: the object file is
 //! `body ‖ metadata JSON ‖ u32 LE length of the JSON ‖ MAGIC`, written once and renamed into place,
-//! so body and metadata always change together.
+//! so body and metadata always change together. In an encrypted object's file, what the metadata
+//! says about the plaintext (ETags and checksums) is sealed under the metadata key
+//! ([`crate::sse::metadata_key`], which says why); in memory an [`ObjectMeta`] always holds it open.
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sse::metadata_key::{self, KeyUnavailable};
 use crate::sse::{ObjectKey, PartSalt, SealedKey};
 
 /// Trailer magic of an object file.
@@ -203,19 +206,123 @@ pub enum MetaError {
     /// I/O.
     #[error("object file: {0}")]
     Io(#[from] std::io::Error),
-    /// Not an object file, or a damaged one.
+    /// Not an object file, or a damaged one (sealed digests that do not open included).
     #[error("object file is damaged")]
     Damaged,
+    /// The object's digests are sealed and the metadata key is not loaded.
+    #[error(transparent)]
+    KeyUnavailable(#[from] KeyUnavailable),
+}
+
+/// The object file's JSON: the metadata, and in the file of encrypted content (an object or an
+/// upload's part) its [`Digests`] sealed (the fields they fill are then empty).
+#[derive(Serialize)]
+struct OnDisk<'a> {
+    #[serde(flatten)]
+    meta: &'a ObjectMeta,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sealed_digests: Option<String>,
+}
+
+/// [`OnDisk`] as read.
+#[derive(Deserialize)]
+struct FromDisk {
+    #[serde(flatten)]
+    meta: ObjectMeta,
+    #[serde(default)]
+    sealed_digests: Option<String>,
+}
+
+/// What an object's metadata says about its plaintext.
+#[derive(Serialize, Deserialize)]
+struct Digests {
+    etag: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    checksums: BTreeMap<String, String>,
+    /// One per part, in the order of [`ObjectMeta::parts`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<PartDigests>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PartDigests {
+    etag: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    checksums: BTreeMap<String, String>,
+}
+
+/// The associated data of a file's sealed digests, if its content is encrypted: an object's
+/// sealed object key, or an encrypted upload part's key salt (the upload's key is in its
+/// `upload.json`). Both are unique per stream, so sealed digests do not open on another file.
+fn digests_aad(meta: &ObjectMeta) -> Option<Vec<u8>> {
+    if let Some(enc) = &meta.encryption {
+        let mut aad = b"coffer-object-digests-v1\0".to_vec();
+        aad.extend_from_slice(enc.sealed_key.iv.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(enc.sealed_key.sealed.as_bytes());
+        Some(aad)
+    } else {
+        let salt = meta.key_salt.as_ref()?;
+        let mut aad = b"coffer-part-digests-v1\0".to_vec();
+        aad.extend_from_slice(&serde_json::to_vec(salt).expect("a salt serializes"));
+        Some(aad)
+    }
+}
+
+impl Digests {
+    /// Moves the digests out of `meta`, leaving its fields empty.
+    fn take(meta: &mut ObjectMeta) -> Self {
+        Digests {
+            etag: std::mem::take(&mut meta.etag),
+            checksums: std::mem::take(&mut meta.checksums),
+            parts: meta
+                .parts
+                .iter_mut()
+                .map(|p| PartDigests {
+                    etag: std::mem::take(&mut p.etag),
+                    checksums: std::mem::take(&mut p.checksums),
+                })
+                .collect(),
+        }
+    }
+
+    /// Puts the digests back into `meta`; `None` if they are not `meta`'s (another part count).
+    fn restore(self, meta: &mut ObjectMeta) -> Option<()> {
+        if self.parts.len() != meta.parts.len() {
+            return None;
+        }
+        meta.etag = self.etag;
+        meta.checksums = self.checksums;
+        for (p, d) in meta.parts.iter_mut().zip(self.parts) {
+            p.etag = d.etag;
+            p.checksums = d.checksums;
+        }
+        Some(())
+    }
 }
 
 impl ObjectMeta {
-    /// The trailer to append after the body.
-    pub fn to_trailer(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec(self).expect("metadata serializes");
+    /// The trailer to append after the body; an encrypted object's digests need the metadata key.
+    pub fn to_trailer(&self) -> Result<Vec<u8>, KeyUnavailable> {
+        let mut out = match digests_aad(self) {
+            None => serde_json::to_vec(self),
+            Some(aad) => {
+                let key = metadata_key::current()?;
+                let mut meta = self.clone();
+                let digests = Digests::take(&mut meta);
+                let plain = serde_json::to_vec(&digests).expect("digests serialize");
+                let sealed_digests = Some(key.seal(&plain, &aad));
+                serde_json::to_vec(&OnDisk {
+                    meta: &meta,
+                    sealed_digests,
+                })
+            }
+        }
+        .expect("metadata serializes");
         let len = out.len() as u32;
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(MAGIC);
-        out
+        Ok(out)
     }
 
     /// Reads the metadata of an object file; returns it and the body length.
@@ -254,7 +361,24 @@ impl ObjectMeta {
             .ok_or(MetaError::Damaged)?;
         let mut json = vec![0u8; len as usize];
         read_at(&mut json, body)?;
-        let meta = serde_json::from_slice(&json).map_err(|_| MetaError::Damaged)?;
+        let FromDisk {
+            mut meta,
+            sealed_digests,
+        } = serde_json::from_slice(&json).map_err(|_| MetaError::Damaged)?;
+        match (sealed_digests, digests_aad(&meta)) {
+            (Some(sealed), Some(aad)) => {
+                let plain = metadata_key::current()?
+                    .open(&sealed, &aad)
+                    .map_err(|_| MetaError::Damaged)?;
+                let digests: Digests =
+                    serde_json::from_slice(&plain).map_err(|_| MetaError::Damaged)?;
+                digests.restore(&mut meta).ok_or(MetaError::Damaged)?;
+            }
+            // Sealed digests are written only with the key they are bound to.
+            (Some(_), None) => return Err(MetaError::Damaged),
+            // Plaintext content, or encrypted content written before digests were sealed.
+            (None, _) => {}
+        }
         Ok((meta, body))
     }
 }
@@ -274,7 +398,7 @@ mod tests {
         m.user.insert("k".into(), "v".into());
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(b"xyz").unwrap();
-        f.write_all(&m.to_trailer()).unwrap();
+        f.write_all(&m.to_trailer().unwrap()).unwrap();
         let (back, body) = ObjectMeta::read_from(&f).unwrap();
         assert_eq!(body, 3);
         assert_eq!(back.etag, "abc");
@@ -289,7 +413,7 @@ mod tests {
             ..Default::default()
         };
         let mut bytes = b"hello".to_vec();
-        bytes.extend_from_slice(&m.to_trailer());
+        bytes.extend_from_slice(&m.to_trailer().unwrap());
         let (back, body) = ObjectMeta::from_bytes(&bytes).unwrap();
         assert_eq!((back.size, back.etag.as_str(), body), (5, "e", 5));
         // Only the end of the file, or the file without its end.
@@ -372,6 +496,165 @@ mod tests {
         let back: ObjectMeta = serde_json::from_str(&text).unwrap();
         assert_eq!(back.checksum_kind, ChecksumKind::Composite);
         assert_eq!(back.parts, composite.parts);
+    }
+
+    fn encrypted(sealed: &str) -> ObjectMeta {
+        let mut m = ObjectMeta {
+            size: 8,
+            etag: "9e107d9d372bb6826bd81d3542a419d6".into(),
+            encryption: Some(EncryptionMeta {
+                mode: SseMode::S3,
+                sealed_key: SealedKey {
+                    iv: "aXY=".into(),
+                    sealed: sealed.into(),
+                },
+                kms_key: Some("k".into()),
+                kms_ciphertext: Some("Y3Q=".into()),
+                kms_context: BTreeMap::new(),
+            }),
+            parts: vec![PartMeta {
+                number: 1,
+                size: 8,
+                etag: "0cc175b9c0f1b6a831c399e269772661".into(),
+                key_salt: None,
+                checksums: [("CRC32".to_string(), "6JJa9Q==".to_string())].into(),
+            }],
+            ..Default::default()
+        };
+        m.checksums
+            .insert("CRC64NVME".into(), "tGiW8I8oYWQ=".into());
+        m.user.insert("colour".into(), "blue".into());
+        m
+    }
+
+    fn json_of(trailer: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(&trailer[..trailer.len() - TRAILER]).unwrap()
+    }
+
+    /// An encrypted object's ETag and checksums (a CRC of a short object is the object) are not on
+    /// disk in plain; they read back as written.
+    #[test]
+    fn an_encrypted_objects_digests_are_sealed_on_disk() {
+        let m = encrypted("c2VhbGVk");
+        let t = m.to_trailer().unwrap();
+        let text = String::from_utf8_lossy(&t).into_owned();
+        for digest in [
+            "9e107d9d372bb6826bd81d3542a419d6",
+            "0cc175b9c0f1b6a831c399e269772661",
+            "6JJa9Q==",
+            "tGiW8I8oYWQ=",
+        ] {
+            assert!(!text.contains(digest), "{digest} is on disk: {text}");
+        }
+        let json = json_of(&t);
+        assert!(json["sealed_digests"].is_string());
+        assert_eq!(json["user"]["colour"], "blue");
+        let (back, body) = ObjectMeta::from_bytes(&t).unwrap();
+        assert_eq!(body, 0);
+        assert_eq!(back.etag, m.etag);
+        assert_eq!(back.checksums, m.checksums);
+        assert_eq!(back.parts, m.parts);
+        // What is not a digest of the plaintext stays readable without the key.
+        assert_eq!(back.user, m.user);
+        // A plaintext object's metadata is written as before.
+        let plain = ObjectMeta {
+            encryption: None,
+            ..m.clone()
+        };
+        let json = json_of(&plain.to_trailer().unwrap());
+        assert_eq!(json["etag"], "9e107d9d372bb6826bd81d3542a419d6");
+        assert!(json.get("sealed_digests").is_none());
+    }
+
+    fn trailer_of(json: &serde_json::Value) -> Vec<u8> {
+        let mut out = serde_json::to_vec(json).unwrap();
+        let len = out.len() as u32;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(MAGIC);
+        out
+    }
+
+    /// Sealed digests changed on disk, moved onto another object, or left without the key they
+    /// are bound to are a damaged file, never another ETag.
+    #[test]
+    fn sealed_digests_changed_or_moved_are_damage() {
+        let a = json_of(&encrypted("YQ==").to_trailer().unwrap());
+        let b = json_of(&encrypted("Yg==").to_trailer().unwrap());
+        let mut moved = b.clone();
+        moved["sealed_digests"] = a["sealed_digests"].clone();
+        assert!(matches!(
+            ObjectMeta::from_bytes(&trailer_of(&moved)),
+            Err(MetaError::Damaged)
+        ));
+        let mut changed = a.clone();
+        let s = changed["sealed_digests"].as_str().unwrap().to_owned();
+        let flipped = if s.starts_with('A') { "B" } else { "A" };
+        changed["sealed_digests"] = format!("{flipped}{}", &s[1..]).into();
+        assert!(matches!(
+            ObjectMeta::from_bytes(&trailer_of(&changed)),
+            Err(MetaError::Damaged)
+        ));
+        let mut unencrypted = a.clone();
+        unencrypted.as_object_mut().unwrap().remove("encryption");
+        assert!(matches!(
+            ObjectMeta::from_bytes(&trailer_of(&unencrypted)),
+            Err(MetaError::Damaged)
+        ));
+        // A part dropped from the list no longer matches the sealed parts.
+        let mut fewer = a.clone();
+        fewer["parts"] = serde_json::json!([]);
+        assert!(matches!(
+            ObjectMeta::from_bytes(&trailer_of(&fewer)),
+            Err(MetaError::Damaged)
+        ));
+        // The untouched file reads.
+        assert!(ObjectMeta::from_bytes(&trailer_of(&a)).is_ok());
+    }
+
+    /// An encrypted upload's part file has no encryption of its own (the upload's key is in its
+    /// `upload.json`): its key salt says it is encrypted, and binds its sealed digests.
+    #[test]
+    fn an_encrypted_parts_digests_are_sealed_too() {
+        let part = |salt: Option<PartSalt>| ObjectMeta {
+            size: 4,
+            etag: "81dc9bdb52d04dc20036dbd8313ed055".into(),
+            checksums: [("CRC32".to_string(), "m+kYzg==".to_string())].into(),
+            key_salt: salt,
+            ..Default::default()
+        };
+        let a = part(Some(PartSalt::generate()));
+        let t = a.to_trailer().unwrap();
+        let text = String::from_utf8_lossy(&t).into_owned();
+        assert!(
+            !text.contains("81dc9bdb") && !text.contains("m+kYzg=="),
+            "{text}"
+        );
+        let (back, _) = ObjectMeta::from_bytes(&t).unwrap();
+        assert_eq!(
+            (back.etag, back.checksums),
+            (a.etag.clone(), a.checksums.clone())
+        );
+        // Onto another part's file: does not open.
+        let b = json_of(&part(Some(PartSalt::generate())).to_trailer().unwrap());
+        let mut moved = b.clone();
+        moved["sealed_digests"] = json_of(&t)["sealed_digests"].clone();
+        assert!(matches!(
+            ObjectMeta::from_bytes(&trailer_of(&moved)),
+            Err(MetaError::Damaged)
+        ));
+        // A plaintext upload's part (no salt) is written as before.
+        let plain = json_of(&part(None).to_trailer().unwrap());
+        assert_eq!(plain["etag"], "81dc9bdb52d04dc20036dbd8313ed055");
+    }
+
+    /// Encrypted objects written before digests were sealed keep reading.
+    #[test]
+    fn an_encrypted_object_from_before_sealed_digests_reads() {
+        let m = encrypted("c2VhbGVk");
+        let old = serde_json::to_value(&m).unwrap();
+        let (back, _) = ObjectMeta::from_bytes(&trailer_of(&old)).unwrap();
+        assert_eq!(back.etag, m.etag);
+        assert_eq!(back.parts, m.parts);
     }
 
     #[test]

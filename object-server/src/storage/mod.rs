@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 mod bucket_config;
 mod condition;
+pub mod create_once;
 pub mod layout;
 mod locks;
 pub mod meta;
@@ -66,6 +67,10 @@ pub enum StorageError {
     /// The multipart upload does not exist (any more: completed or aborted meanwhile).
     #[error("the multipart upload does not exist")]
     NoSuchUpload,
+    /// An encrypted object's metadata cannot be read or written before the metadata key is
+    /// loaded ([`crate::sse::metadata_key`]).
+    #[error(transparent)]
+    MetadataKeyUnavailable(#[from] crate::sse::metadata_key::KeyUnavailable),
     /// Other I/O.
     #[error("storage I/O: {0}")]
     Io(#[from] io::Error),
@@ -76,6 +81,7 @@ impl From<MetaError> for StorageError {
         match e {
             MetaError::Io(e) => StorageError::Io(e),
             MetaError::Damaged => StorageError::Damaged,
+            MetaError::KeyUnavailable(e) => StorageError::MetadataKeyUnavailable(e),
         }
     }
 }
@@ -802,7 +808,7 @@ impl ObjectWriter {
 
     /// Appends the metadata trailer and atomically puts the file at `dest`.
     pub async fn commit(mut self, meta: &ObjectMeta, dest: PathBuf) -> io::Result<()> {
-        let t = meta.to_trailer();
+        let t = meta.to_trailer().map_err(io::Error::other)?;
         self.write(&t).await?;
         self.commit_plain(dest).await
     }
