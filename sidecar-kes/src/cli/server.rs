@@ -145,15 +145,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         let description = keys.describe();
         let shared = Arc::new(Shared::new(auth_state(&cfg), keys));
         let threads = Arc::new(ConnThreads::per_cpu()?);
-        let running = start_on(
-            &cfg.address,
-            tls,
-            shared.clone(),
-            &cfg.keys,
-            Some(threads),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let running = start_on(&cfg.address, tls, shared.clone(), &cfg.keys, Some(threads))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         if !args.quiet {
             println!("Version     {}", crate::api::sys_version());
             println!("Endpoint    https://{}", running.addr);

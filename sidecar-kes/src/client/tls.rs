@@ -70,8 +70,8 @@ pub fn rustls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ClientE
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
     } else if !cfg.ca_files.is_empty() {
-        let verifier = ServerCaFiles::new(cfg.ca_files.clone(), cfg.ca_pems.clone())
-            .map_err(config_error)?;
+        let verifier =
+            ServerCaFiles::new(cfg.ca_files.clone(), cfg.ca_pems.clone()).map_err(config_error)?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))

@@ -277,8 +277,8 @@ mod tests {
     #[test]
     fn files_that_do_not_load_at_start_are_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Watched::new("number", vec![dir.path().join("missing")], parse_number)
-            .unwrap_err();
+        let err =
+            Watched::new("number", vec![dir.path().join("missing")], parse_number).unwrap_err();
         assert!(err.file.ends_with("missing"), "{err}");
     }
 }

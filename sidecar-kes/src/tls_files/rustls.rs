@@ -16,8 +16,7 @@ use std::sync::Arc;
 
 /// Loads a certificate chain and its private key, and checks that they belong together.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, LoadError> {
-    let chain =
-        certs_from_pem(&read(cert)?).map_err(|e| LoadError::new(cert, e.to_string()))?;
+    let chain = certs_from_pem(&read(cert)?).map_err(|e| LoadError::new(cert, e.to_string()))?;
     // The key's parse error says nothing of its bytes.
     let der = key_from_pem(&read(key)?).map_err(|e| LoadError::new(key, e.to_string()))?;
     let mismatch = || LoadError {
@@ -115,16 +114,13 @@ impl ClientCaFiles {
         Ok(ClientCaFiles(Watched::new("client CA", paths, |paths| {
             let mut roots = rustls::RootCertStore::empty();
             for cert in certs_of(paths)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| LoadError::new(&paths[0], format!("invalid CA certificate: {e}")))?;
+                roots.add(cert).map_err(|e| {
+                    LoadError::new(&paths[0], format!("invalid CA certificate: {e}"))
+                })?;
             }
-            rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider(),
-            )
-            .build()
-            .map_err(|e| LoadError::new(&paths[0], format!("client CA: {e}")))
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| LoadError::new(&paths[0], format!("client CA: {e}")))
         })?))
     }
 }
@@ -249,7 +245,10 @@ mod tests {
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
         (c, k)
@@ -263,7 +262,10 @@ mod tests {
         assert!(load_certified_key(&cert_a, &key_a).is_ok());
         let err = load_certified_key(&cert_a, &key_b).unwrap_err();
         assert!(err.reason.contains("does not match"), "{err}");
-        assert!(err.file.contains("a.crt") && err.file.contains("b.key"), "{err}");
+        assert!(
+            err.file.contains("a.crt") && err.file.contains("b.key"),
+            "{err}"
+        );
         let key_pem = std::fs::read_to_string(&key_b).unwrap();
         let body = key_pem.lines().nth(1).unwrap();
         assert!(!err.to_string().contains(body), "key material in {err}");
@@ -277,6 +279,9 @@ mod tests {
         std::fs::write(&key, &pem[..pem.len() / 2]).unwrap();
         let err = load_certified_key(&cert, &key).unwrap_err();
         assert_eq!(err.file, key.display().to_string());
-        assert!(!err.to_string().contains(&pem[40..80]), "key material in {err}");
+        assert!(
+            !err.to_string().contains(&pem[40..80]),
+            "key material in {err}"
+        );
     }
 }
