@@ -163,11 +163,11 @@ impl<T> Watched<T> {
     /// The value in effect, after loading the files again if they changed (checked at most
     /// once every [`CHECK_EVERY`]; never waits for a check another caller is running).
     pub fn current(&self) -> Arc<T> {
-        if let Ok(mut check) = self.check.try_lock() {
-            if check.at.elapsed() >= CHECK_EVERY {
-                check.at = Instant::now();
-                self.refresh(&mut check);
-            }
+        if let Ok(mut check) = self.check.try_lock()
+            && check.at.elapsed() >= CHECK_EVERY
+        {
+            check.at = Instant::now();
+            self.refresh(&mut check);
         }
         self.current.read().expect("not poisoned").clone()
     }
