@@ -14,6 +14,8 @@ pub mod minio;
 pub mod pki;
 pub mod process;
 pub mod scenario;
+pub mod secret_volume;
+pub mod tls_probe;
 pub mod vault;
 
 pub use process::{Process, free_port, listens_on, peer_bin, start_on_free_ports, wait_until};

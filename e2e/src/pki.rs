@@ -74,6 +74,16 @@ impl TestCa {
         self.issue(file, params)
     }
 
+    /// Issues a client certificate with common name `cn` for the private key `key_pem` (a
+    /// renewal that keeps the key, and so the KES identity), as `dir/<file>.crt|.key`.
+    pub fn client_for_key(&self, file: &str, cn: &str, key_pem: &str) -> CertFiles {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        self.issue_for(file, params, KeyPair::from_pem(key_pem).expect("a key PEM"))
+    }
+
     /// Issues a client certificate with common name `cn` and organizations `orgs`.
     pub fn client(&self, file: &str, cn: &str, orgs: &[&str]) -> CertFiles {
         let mut params = CertificateParams::default();
@@ -89,7 +99,10 @@ impl TestCa {
     }
 
     fn issue(&self, file: &str, params: CertificateParams) -> CertFiles {
-        let key = KeyPair::generate().expect("leaf key");
+        self.issue_for(file, params, KeyPair::generate().expect("leaf key"))
+    }
+
+    fn issue_for(&self, file: &str, params: CertificateParams, key: KeyPair) -> CertFiles {
         let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
         let files = CertFiles {
             cert: self.dir.join(format!("{file}.crt")),

@@ -7,7 +7,7 @@
 //! gone) is uncounted as surely as one that finished.
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -104,7 +104,7 @@ pub fn init_logging() {
 pub async fn build_kms(
     cfg: &Config,
     store: &Store,
-    extra_cas: Vec<Vec<u8>>,
+    extra_cas: Vec<PathBuf>,
 ) -> anyhow::Result<Arc<dyn Kms>> {
     let kms = connect_kms(cfg, store, extra_cas)?;
     let mut tries = 0;
@@ -167,34 +167,29 @@ fn connect_kms(
     })
 }
 
-/// TLS settings from `public.crt` and `private.key` in `dir`, and the PEMs in `dir/CAs/`.
-/// TLS server settings (if the certs directory has a key pair) and extra CA PEMs.
-type TlsFiles = (Option<Arc<rustls::ServerConfig>>, Vec<Vec<u8>>);
+/// TLS server settings (if the certs directory has a key pair) and the extra CA directory.
+type TlsFiles = (Option<Arc<rustls::ServerConfig>>, Vec<PathBuf>);
 
+/// TLS from `public.crt` and `private.key` in `dir` (MinIO's names), read again when they
+/// change so a renewed certificate is served from the next handshake on (see
+/// `sidecar_kes::tls_files`), and `dir/CAs/` if it exists (CAs the KES client trusts, read
+/// again too).
 fn load_tls(dir: &Path) -> anyhow::Result<TlsFiles> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let mut cas = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir.join("CAs")) {
-        for e in rd.flatten() {
-            if e.path().is_file() {
-                cas.push(std::fs::read(e.path())?);
-            }
-        }
-    }
+    use sidecar_kes::tls_files::rustls::ServerCertFiles;
+    let cas_dir = dir.join("CAs");
+    let cas = if cas_dir.is_dir() {
+        vec![cas_dir]
+    } else {
+        Vec::new()
+    };
     let (crt, key) = (dir.join("public.crt"), dir.join("private.key"));
     if !crt.exists() && !key.exists() {
         return Ok((None, cas));
     }
-    let certs = CertificateDer::pem_file_iter(&crt)
-        .with_context(|| format!("{}", crt.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}", crt.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&key).with_context(|| format!("{}", key.display()))?;
+    let resolver = ServerCertFiles::new(crt, key).context("TLS certificate and key")?;
     let mut sc = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("TLS certificate and key")?;
+        .with_cert_resolver(Arc::new(resolver));
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Some(Arc::new(sc)), cas))
 }

@@ -111,7 +111,6 @@ pub fn render(
         s3: issued.remove("s3"),
         kes_server: issued.remove("kes-server").expect("always requested"),
         kes_client: issued.remove("kes-client").expect("always requested"),
-        external_hash: tenant.spec.tls.external_secret_name.clone(),
         kms_secrets_version: None,
     };
     let owned = build::owned(&tenant, kms, &certs, default_image)?;

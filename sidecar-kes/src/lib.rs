@@ -14,3 +14,4 @@ pub mod keystore;
 pub mod log;
 pub mod metrics;
 pub mod server;
+pub mod tls_files;

@@ -17,6 +17,7 @@ use crate::auth::Identity;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -108,7 +109,20 @@ impl ClientCertVerifier for AnyClientCert {
     }
 }
 
-/// Builds the rustls server config.
+/// TLS settings of the server as files, read again when they change (see
+/// [`crate::tls_files`]): a renewed certificate and key, or a new client CA, apply to the
+/// handshakes that follow, without a restart.
+pub struct TlsFiles {
+    /// PEM certificate chain file.
+    pub cert: PathBuf,
+    /// PEM private key file.
+    pub key: PathBuf,
+    /// PEM CA file or directory that client certificates must chain to; `None` = accept any
+    /// certificate (as [`TlsSettings::client_cas`] empty).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Builds the rustls server config of PEMs in memory.
 pub fn server_config(tls: &TlsSettings) -> Result<rustls::ServerConfig, TlsError> {
     use rustls::pki_types::pem::PemObject;
     let provider = crate::client::tls::provider();
@@ -142,6 +156,24 @@ pub fn server_config(tls: &TlsSettings) -> Result<rustls::ServerConfig, TlsError
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Builds the rustls server config of files that are read again when they change.
+pub fn server_config_from_files(tls: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
+    use crate::tls_files::rustls::{ClientCaFiles, ServerCertFiles};
+    let provider = crate::client::tls::provider();
+    let load_error = |e: crate::tls_files::LoadError| TlsError::Pem(e.to_string());
+    let verifier: Arc<dyn ClientCertVerifier> = match &tls.client_ca {
+        None => Arc::new(AnyClientCert(provider.clone())),
+        Some(ca) => Arc::new(ClientCaFiles::new(vec![ca.clone()]).map_err(load_error)?),
+    };
+    let resolver = ServerCertFiles::new(tls.cert.clone(), tls.key.clone()).map_err(load_error)?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(resolver));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
 }

@@ -336,6 +336,7 @@ async fn client_fails_over_to_the_next_endpoint() {
         ],
         identity: ClientIdentity::ApiKey(ts.admin.to_secret_string().to_string()),
         ca_pems: vec![ts.cert.cert_pem.clone().into_bytes()],
+        ca_files: vec![],
         insecure_skip_verify: false,
     })
     .unwrap();

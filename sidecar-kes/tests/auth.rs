@@ -23,6 +23,7 @@ fn client(endpoint: &str, cert_pem: &str, key_pem: &str, ca: &str) -> KesClient 
             key_pem: key_pem.into(),
         },
         ca_pems: vec![ca.as_bytes().to_vec()],
+        ca_files: vec![],
         insecure_skip_verify: false,
     })
     .unwrap()

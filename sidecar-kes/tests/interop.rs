@@ -75,6 +75,7 @@ fn minio_kes_cli_against_our_server() {
         endpoints: vec![ours.endpoint.clone()],
         identity: ClientIdentity::ApiKey(key.clone()),
         ca_pems: vec![],
+        ca_files: vec![],
         insecure_skip_verify: true,
     })
     .unwrap();
@@ -292,6 +293,7 @@ fn our_cli_and_client_against_minio_kes() {
         endpoints: vec![theirs.endpoint.clone()],
         identity: ClientIdentity::ApiKey(key),
         ca_pems: vec![],
+        ca_files: vec![],
         insecure_skip_verify: true,
     })
     .unwrap();
@@ -346,6 +348,7 @@ fn deks_cross_decrypt_over_one_filesystem_keystore() {
             key_pem: admin.key_pem.clone().into_bytes(),
         },
         ca_pems: vec![std::fs::read(theirs.ca_cert.as_ref().unwrap()).unwrap()],
+        ca_files: vec![],
         insecure_skip_verify: false,
     })
     .unwrap();
@@ -366,6 +369,7 @@ fn deks_cross_decrypt_over_one_filesystem_keystore() {
             key_pem: admin.key_pem.clone().into_bytes(),
         },
         ca_pems: vec![std::fs::read(theirs.ca_cert.as_ref().unwrap()).unwrap()],
+        ca_files: vec![],
         insecure_skip_verify: false,
     })
     .unwrap();

@@ -17,11 +17,12 @@
 //! 5. a wrong AppRole secret ID in the KMS's Secret: `VaultLoginFailed`, reflected in the
 //!    Tenant, and no status, event or operator log line holds either secret ID; the right one
 //!    back rolls the pod, which serves the old object;
-//! 6. a certificate rotation (lifetime changed) rolls the pod while a client keeps reading
-//!    (failed reads counted);
+//! 6. a certificate rotation (lifetime changed) while a client keeps reading: the pod serves
+//!    the new S3 and KES certificates without a restart (same pod UID, no container restart)
+//!    and no read fails;
 //! 7. a Tenant of 2 replicas on a shared volume, with 3-minute certificates: renewed by time
-//!    alone, then by a lifetime change, each roll under reads with at most one replica not
-//!    Ready at any moment (failed reads counted; `CertificateRenewed` events);
+//!    alone, then by a lifetime change, each under reads: no restart, no replica not Ready, no
+//!    failed read (`CertificateRenewed` events);
 //! 8. `helm upgrade` to a new image tag rolls the operator and every Tenant without
 //!    `spec.image` onto it (`status.image` says so), and no object is lost;
 //! 9. the Tenant deleted: what it owns goes, its volume and its key in Vault stay.
@@ -42,8 +43,10 @@ use coffer_e2e::cluster::{Image, Node};
 use coffer_e2e::image;
 use coffer_e2e::process::{run, workspace_bin_dir};
 use coffer_e2e::scenario::{Client, Scenario, repo_root};
+use coffer_e2e::tls_probe::{self, TlsConn};
 use coffer_e2e::{peer_bin, wait_until};
 
+use roll::RollReport;
 use run::{KMS_NOTICE, OPERATOR_NAMESPACE, POD_TIMEOUT, RELEASE, Run};
 
 const PAUSE_TAG: &str = "registry.k8s.io/pause:3.10";
@@ -313,17 +316,69 @@ fn reader_of(run: &Run, tenant: &str, writer: &Client) -> Client {
     reader
 }
 
-/// Waits until the operator re-issues Tenant `tenant`'s certificates (the hash on its pod
-/// template moves from `before`), then until the roll is over; returns the new hash.
-fn wait_certificates_rolled(run: &Run, tenant: &str, before: &str, timeout: Duration) -> String {
+/// Waits until the operator re-issues Tenant `tenant`'s S3 certificate (its Secret's
+/// `tls.crt` moves from `before`), then until every pod serves the new S3 certificate on 9000
+/// and the new KES certificate on 7373 (the kubelet renews the Secret volumes, the binaries
+/// read them again); returns the new `tls.crt`.
+fn wait_certificates_served(run: &Run, tenant: &str, before: &str, timeout: Duration) -> String {
+    let ns = run.ns();
     let now = wait_until(
         &format!("the operator to re-issue Tenant {tenant}'s certificates"),
         timeout,
-        || Some(run.certs_hash(tenant)).filter(|h| !h.is_empty() && h != before),
+        || Some(run.secret(ns, &format!("{tenant}-tls"), "tls.crt")).filter(|c| c != before),
         String::new,
     );
-    run.wait_rolled_out(tenant);
+    let kes_tls = format!("{tenant}-kes-tls");
+    let served = || -> Result<(), String> {
+        let s3 = tls_probe::cert_der(&run.secret(ns, &format!("{tenant}-tls"), "tls.crt"));
+        let kes = tls_probe::cert_der(&run.secret(ns, &kes_tls, "server.crt"));
+        let (cert, key) = (
+            run.secret(ns, &kes_tls, "client.crt"),
+            run.secret(ns, &kes_tls, "client.key"),
+        );
+        let ips = run.pod_ips(tenant);
+        if ips.is_empty() {
+            return Err("no pod IP".into());
+        }
+        for ip in ips {
+            let on_s3 = TlsConn::open(&format!("{ip}:9000"), None)?.server_cert();
+            let on_kes = TlsConn::open(&format!("{ip}:7373"), Some((&cert, &key)))?.server_cert();
+            if on_s3 != s3 || on_kes != kes {
+                return Err(format!(
+                    "{ip}: new S3 certificate served {}, new KES certificate served {}",
+                    on_s3 == s3,
+                    on_kes == kes
+                ));
+            }
+        }
+        Ok(())
+    };
+    wait_until(
+        &format!("Tenant {tenant}'s pods to serve the renewed certificates"),
+        timeout,
+        || served().ok(),
+        || served().err().unwrap_or_default(),
+    );
     now
+}
+
+/// Asserts that a renewal under reads (`report`) replaced no pod and restarted no container
+/// (`pods` before it), kept every replica Ready, and failed no read.
+fn assert_renewed_in_place(run: &Run, tenant: &str, what: &str, pods: &str, report: &RollReport) {
+    assert_eq!(
+        run.pods_state(tenant),
+        pods,
+        "the {what} replaced a pod or restarted a container of Tenant {tenant} ({report})"
+    );
+    assert!(
+        report.samples > 0 && report.max_unready == 0,
+        "the {what} took {} replica(s) of Tenant {tenant} out of service ({report})",
+        report.max_unready
+    );
+    assert_eq!(
+        report.failed, 0,
+        "reads failed during the {what} of Tenant {tenant}: {report}"
+    );
 }
 
 /// Step 7, the second Tenant (2 replicas, one ReadWriteMany claim, 3-minute certificates): its
@@ -363,10 +418,11 @@ fn two_replica_rotations(run: &Run, t: &mut Instant, total: Instant) -> Client {
         total,
     );
 
-    let issued = run.certs_hash(HA_TENANT);
+    let pods = run.pods_state(HA_TENANT);
+    let issued = run.secret(ns, &format!("{HA_TENANT}-tls"), "tls.crt");
     let mut renewed = String::new();
     let by_time = roll::under_reads(run, HA_TENANT, HA_REPLICAS, &reader, || {
-        renewed = wait_certificates_rolled(run, HA_TENANT, &issued, Duration::from_secs(300));
+        renewed = wait_certificates_served(run, HA_TENANT, &issued, Duration::from_secs(300));
     });
     eprintln!("[cluster] 2 replicas, certificates renewed by time alone: {by_time}");
     let events = run.jsonpath(
@@ -380,7 +436,8 @@ fn two_replica_rotations(run: &Run, t: &mut Instant, total: Instant) -> Client {
             .any(|l| l == format!("{HA_TENANT}/CertificateRenewed")),
         "no CertificateRenewed event for Tenant {HA_TENANT}: {events}"
     );
-    step("7a. renewal due: rolled under reads", t, total);
+    assert_renewed_in_place(run, HA_TENANT, "renewal", &pods, &by_time);
+    step("7a. renewal due: served in place under reads", t, total);
 
     let by_lifetime = roll::under_reads(run, HA_TENANT, HA_REPLICAS, &reader, || {
         run.kubectl(&[
@@ -392,18 +449,16 @@ fn two_replica_rotations(run: &Run, t: &mut Instant, total: Instant) -> Client {
             "-p",
             r#"{"spec":{"tls":{"certificateLifetime":"2000h"}}}"#,
         ]);
-        wait_certificates_rolled(run, HA_TENANT, &renewed, POD_TIMEOUT);
+        wait_certificates_served(run, HA_TENANT, &renewed, POD_TIMEOUT);
     });
     eprintln!("[cluster] 2 replicas, certificate lifetime changed: {by_lifetime}");
-    for (what, report) in [("renewal", &by_time), ("lifetime change", &by_lifetime)] {
-        assert!(
-            report.samples > 0 && report.max_unready <= 1,
-            "the {what} roll of {HA_REPLICAS} replicas took {} down at once ({report})",
-            report.max_unready
-        );
-    }
+    assert_renewed_in_place(run, HA_TENANT, "lifetime change", &pods, &by_lifetime);
     run.client_step("get", &writer);
-    step("7b. lifetime changed: rolled under reads", t, total);
+    step(
+        "7b. lifetime changed: served in place under reads",
+        t,
+        total,
+    );
     writer
 }
 
@@ -646,13 +701,9 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         total,
     );
 
-    // --- 6. A certificate rotation rolls the pod while a client keeps reading.
-    let tls_version = run.jsonpath(
-        &ns,
-        &format!("secret/{tenant}-tls"),
-        "{.metadata.resourceVersion}",
-    );
-    let uid = run.pod_uid();
+    // --- 6. A certificate rotation while a client keeps reading: served in place.
+    let tls_cert = run.secret(&ns, &format!("{tenant}-tls"), "tls.crt");
+    let pods = run.pods_state(&tenant);
     let reader = reader_of(&run, &tenant, &client);
     let rotation = roll::under_reads(&run, &tenant, 1, &reader, || {
         run.kubectl(&[
@@ -664,25 +715,18 @@ fn cluster_runs_the_scenario_as_a_user_would() {
             "-p",
             r#"{"spec":{"tls":{"certificateLifetime":"2000h"}}}"#,
         ]);
-        run.wait_new_pod(&uid);
+        wait_certificates_served(&run, &tenant, &tls_cert, POD_TIMEOUT);
     });
-    assert_ne!(
-        run.jsonpath(
-            &ns,
-            &format!("secret/{tenant}-tls"),
-            "{.metadata.resourceVersion}"
-        ),
-        tls_version,
-        "the Tenant's certificate was not re-issued"
-    );
+    eprintln!("[cluster] 1 replica, certificate lifetime changed: {rotation}");
+    assert_renewed_in_place(&run, &tenant, "certificate rotation", &pods, &rotation);
     run.client_step("get", &client);
-    eprintln!(
-        "[cluster] 1 replica, certificate lifetime changed: {rotation} (one replica: the \
-         Service has no endpoint while it restarts)"
+    step(
+        "6. certificate rotation served without a restart",
+        &mut t,
+        total,
     );
-    step("6. certificate rotation rolled the pod", &mut t, total);
 
-    // --- 7. Two replicas: rotations roll one pod at a time under reads.
+    // --- 7. Two replicas: renewals served in place under reads.
     let ha_client = two_replica_rotations(&run, &mut t, total);
 
     // --- 8. helm upgrade to a new image tag rolls the operator and every Tenant; no object lost.

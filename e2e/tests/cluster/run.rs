@@ -272,14 +272,39 @@ impl Run {
         .unwrap_or(0)
     }
 
-    /// The hash of the certificates on Tenant `tenant`'s pod template (it changes exactly when
-    /// the operator re-issues one).
-    pub fn certs_hash(&self, tenant: &str) -> String {
-        self.jsonpath(
+    /// Tenant `tenant`'s pods as `name uid kes-restarts object-server-restarts`, a line each:
+    /// equal before and after a step exactly when no pod was replaced or restarted a container.
+    pub fn pods_state(&self, tenant: &str) -> String {
+        self.kubectl(&[
+            "-n",
             self.ns(),
-            &format!("statefulset/{tenant}"),
-            "{.spec.template.metadata.annotations.coffer\\.dev/certs-hash}",
-        )
+            "get",
+            "pods",
+            "-l",
+            &format!("app.kubernetes.io/instance={tenant}"),
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.metadata.uid} \
+             {.status.initContainerStatuses[*].restartCount} \
+             {.status.containerStatuses[*].restartCount}{\"\\n\"}{end}",
+        ])
+    }
+
+    /// The IPs of Tenant `tenant`'s pods (the host reaches them on the bridge).
+    pub fn pod_ips(&self, tenant: &str) -> Vec<String> {
+        self.kubectl(&[
+            "-n",
+            self.ns(),
+            "get",
+            "pods",
+            "-l",
+            &format!("app.kubernetes.io/instance={tenant}"),
+            "-o",
+            "jsonpath={range .items[*]}{.status.podIP}{\"\\n\"}{end}",
+        ])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
     }
 
     /// Waits until StatefulSet `tenant` has rolled out its current template to every replica,

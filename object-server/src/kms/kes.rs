@@ -1,6 +1,6 @@
 //! The KES client: MinIO's KES API over mTLS (or a KES API key), built on `sidecar-kes`'s client
 //! library, configured from `MINIO_KMS_KES_*`.
-use std::path::Path;
+use std::path::PathBuf;
 
 use sidecar_kes::client::{ClientConfig, ClientError, ClientIdentity, KesClient};
 use zeroize::Zeroizing;
@@ -11,17 +11,7 @@ use crate::config::KesConfig;
 /// Why the KES client could not be set up. Never contains key material.
 #[derive(Debug, thiserror::Error)]
 pub enum KesSetupError {
-    /// A certificate, key or CA file could not be read.
-    #[error("{what} {path}: {source}")]
-    File {
-        /// Which setting.
-        what: &'static str,
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The client library refused the configuration.
+    /// The client library refused the configuration (it names the file at fault).
     #[error("{0}")]
     Client(String),
 }
@@ -30,34 +20,6 @@ pub enum KesSetupError {
 pub struct KesKms {
     client: KesClient,
     key_name: String,
-}
-
-fn read(what: &'static str, p: &Path) -> Result<Vec<u8>, KesSetupError> {
-    std::fs::read(p).map_err(|source| KesSetupError::File {
-        what,
-        path: p.display().to_string(),
-        source,
-    })
-}
-
-/// Reads a CA file, or every file in a CA directory.
-fn read_cas(p: &Path) -> Result<Vec<Vec<u8>>, KesSetupError> {
-    if p.is_dir() {
-        let rd = std::fs::read_dir(p).map_err(|source| KesSetupError::File {
-            what: "MINIO_KMS_KES_CAPATH",
-            path: p.display().to_string(),
-            source,
-        })?;
-        let mut out = Vec::new();
-        for e in rd.flatten() {
-            if e.path().is_file() {
-                out.push(read("MINIO_KMS_KES_CAPATH", &e.path())?);
-            }
-        }
-        Ok(out)
-    } else {
-        Ok(vec![read("MINIO_KMS_KES_CAPATH", p)?])
-    }
 }
 
 fn map(e: ClientError) -> KmsError {
@@ -71,12 +33,14 @@ fn map(e: ClientError) -> KmsError {
 }
 
 impl KesKms {
-    /// A client for the endpoints in `cfg`; `extra_cas` are PEMs from `--certs-dir/CAs`.
-    pub fn new(cfg: &KesConfig, extra_cas: Vec<Vec<u8>>) -> Result<Self, KesSetupError> {
+    /// A client for the endpoints in `cfg`; `extra_cas` are `--certs-dir/CAs` (a directory).
+    /// The client certificate, key and CA files are read again when they change (the
+    /// operator renews them in place), so a renewal needs no restart.
+    pub fn new(cfg: &KesConfig, extra_cas: Vec<PathBuf>) -> Result<Self, KesSetupError> {
         let identity = match (&cfg.api_key, &cfg.cert_file, &cfg.key_file) {
-            (_, Some(c), Some(k)) => ClientIdentity::Certificate {
-                cert_pem: read("MINIO_KMS_KES_CERT_FILE", c)?,
-                key_pem: read("MINIO_KMS_KES_KEY_FILE", k)?,
+            (_, Some(c), Some(k)) => ClientIdentity::CertificateFiles {
+                cert: c.clone(),
+                key: k.clone(),
             },
             (Some(api), _, _) => ClientIdentity::ApiKey(api.expose().to_owned()),
             _ => return Err(KesSetupError::Client(
@@ -84,15 +48,12 @@ impl KesKms {
                     .into(),
             )),
         };
-        let mut ca_pems = match &cfg.ca_path {
-            Some(p) => read_cas(p)?,
-            None => Vec::new(),
-        };
-        ca_pems.extend(extra_cas);
+        let ca_files = cfg.ca_path.iter().cloned().chain(extra_cas).collect();
         let client = KesClient::new(ClientConfig {
             endpoints: cfg.endpoints.clone(),
             identity,
-            ca_pems,
+            ca_pems: Vec::new(),
+            ca_files,
             insecure_skip_verify: false,
         })
         .map_err(|e| KesSetupError::Client(e.to_string()))?;

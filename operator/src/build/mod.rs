@@ -49,7 +49,9 @@ pub const FIELD_MANAGER: &str = "coffer-operator";
 pub const MANAGED_BY: &str = "coffer-operator";
 /// Port of the S3 API.
 pub const S3_PORT: i32 = 9000;
-/// Pod template annotation: hash of every certificate the pods mount.
+/// Pod template annotation: hash of the credentials the pods read only when they start (see
+/// [`Certs::restart_hash`]). Certificates, keys and CAs are not in it: `object-server` and
+/// `kes` read those files again when the kubelet renews them, so a renewal rolls no pod.
 pub const CERTS_HASH_ANNOTATION: &str = "coffer.dev/certs-hash";
 /// Pod template annotation: hash of the KES config.
 pub const CONFIG_HASH_ANNOTATION: &str = "coffer.dev/config-hash";
@@ -189,36 +191,20 @@ pub struct Certs {
     pub kes_server: crate::pki::Pem,
     /// The object-server's KES client certificate and key.
     pub kes_client: crate::pki::Pem,
-    /// Hash of the external S3 Secret's data, when one is used (so its rotation rolls pods).
-    pub external_hash: Option<String>,
-    /// `resourceVersion`s of the KMS's Secrets the pods use (credentials env, Vault CA, Vault
-    /// client certificate): a change rolls the pods so that KES reads the new values. Versions,
-    /// never values or hashes of values.
+    /// `resourceVersion` of the KMS's credentials Secret (the AppRole ID and secret the KES
+    /// sidecar takes from its environment, read only at start): a change rolls the pods.
+    /// A version, never values or hashes of values. The Vault CA and client certificate
+    /// Secrets are not in it: they are mounted files that KES reads again when they change.
     pub kms_secrets_version: Option<String>,
 }
 
 impl Certs {
-    /// Hash of every certificate and key the pods mount.
-    pub fn hash(&self) -> String {
-        let mut parts: Vec<&[u8]> = vec![self.ca_bundle.as_bytes()];
-        for pem in [
-            self.s3.as_ref(),
-            Some(&self.kes_server),
-            Some(&self.kes_client),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            parts.push(pem.cert.as_bytes());
-            parts.push(pem.key.as_bytes());
-        }
-        for extra in [&self.external_hash, &self.kms_secrets_version]
-            .into_iter()
-            .flatten()
-        {
-            parts.push(extra.as_bytes());
-        }
-        hash(parts)
+    /// Hash of what the pods read only at start, so that a change of it rolls them: the KMS
+    /// credentials version. The certificates, keys and CA bundle are left out on purpose:
+    /// both binaries reload them from their mounted Secrets (`sidecar_kes::tls_files`), and
+    /// the KES client identity survives a renewal because its key is kept (`Ca::renew`).
+    pub fn restart_hash(&self) -> String {
+        hash(self.kms_secrets_version.iter().map(|v| v.as_bytes()))
     }
 }
 
@@ -260,7 +246,7 @@ pub fn owned(
             tenant,
             kms,
             default_image,
-            &certs.hash(),
+            &certs.restart_hash(),
             &config_hash,
         ),
         services: vec![

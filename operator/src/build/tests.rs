@@ -51,7 +51,6 @@ fn certs(tenant: &Tenant) -> Certs {
         s3: issued.remove("s3"),
         kes_server: issued.remove("kes-server").unwrap(),
         kes_client: issued.remove("kes-client").unwrap(),
-        external_hash: None,
         kms_secrets_version: None,
     }
 }
@@ -265,10 +264,8 @@ fn kes_config_policy_is_tenant_only() {
 }
 
 #[test]
-fn new_certificates_roll_the_pods() {
+fn new_certificates_do_not_roll_the_pods_new_credentials_do() {
     let (t, k) = fixtures();
-    let a = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
-    let b = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
     let ann = |o: &Owned| {
         o.stateful_set
             .spec
@@ -282,14 +279,20 @@ fn new_certificates_roll_the_pods() {
             .clone()
             .unwrap()
     };
+    let a = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
+    let b = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
+    assert_eq!(
+        ann(&a)[CERTS_HASH_ANNOTATION],
+        ann(&b)[CERTS_HASH_ANNOTATION],
+        "the binaries reload certificates, keys and CAs: a renewal must not roll the pods"
+    );
+    let mut c = certs(&t);
+    c.kms_secrets_version = Some("vault-approle=7".into());
+    let rolled = owned(&t, &k, &c, DEFAULT_IMAGE).unwrap();
     assert_ne!(
         ann(&a)[CERTS_HASH_ANNOTATION],
-        ann(&b)[CERTS_HASH_ANNOTATION]
-    );
-    let c = certs(&t);
-    assert_eq!(
-        ann(&owned(&t, &k, &c, DEFAULT_IMAGE).unwrap())[CERTS_HASH_ANNOTATION],
-        ann(&owned(&t, &k, &c, DEFAULT_IMAGE).unwrap())[CERTS_HASH_ANNOTATION]
+        ann(&rolled)[CERTS_HASH_ANNOTATION],
+        "the sidecar reads its Vault credentials only at start"
     );
 }
 
@@ -361,12 +364,11 @@ fn kubernetes_auth_uses_the_service_account_token() {
 fn external_tls_secret_replaces_the_issued_s3_certificate() {
     let (mut t, k) = fixtures();
     t.spec.tls.external_secret_name = Some("photos-public".into());
-    let mut c = certs(&t);
+    let c = certs(&t);
     assert!(
         c.s3.is_none(),
         "no S3 leaf is requested with an external Secret"
     );
-    c.external_hash = Some("h1".into());
     let o = owned(&t, &k, &c, DEFAULT_IMAGE).unwrap();
     let names: Vec<_> = o
         .secrets
@@ -385,13 +387,10 @@ fn external_tls_secret_replaces_the_issued_s3_certificate() {
         s3.secret.as_ref().unwrap().secret_name.as_deref(),
         Some("photos-public")
     );
-    // Rotating the external Secret, or a KMS Secret, rolls the pods too.
-    let mut c2 = c.clone();
-    c2.external_hash = Some("h2".into());
-    assert_ne!(c.hash(), c2.hash());
+    // A change of the KMS credentials (environment of the sidecar) rolls the pods.
     let mut c3 = c.clone();
     c3.kms_secrets_version = Some("vault-approle=42".into());
-    assert_ne!(c.hash(), c3.hash());
+    assert_ne!(c.restart_hash(), c3.restart_hash());
 }
 
 #[test]

@@ -146,9 +146,34 @@ impl Ca {
 
     /// Issues a leaf certificate with a fresh key.
     pub fn issue(&self, req: &LeafRequest, now: OffsetDateTime) -> Result<Pem, PkiError> {
+        self.issue_for(req, now, KeyPair::generate()?)
+    }
+
+    /// Renews a leaf certificate keeping its private key `key_pem` (a fresh one if that does
+    /// not parse). For the KES client certificate: its identity is the hash of its public key
+    /// and is written in the KES policy, so keeping the key keeps the identity and a renewal
+    /// changes neither the KES config nor the pods.
+    pub fn renew(
+        &self,
+        req: &LeafRequest,
+        now: OffsetDateTime,
+        key_pem: &str,
+    ) -> Result<Pem, PkiError> {
+        let key = match KeyPair::from_pem(key_pem) {
+            Ok(key) => key,
+            Err(_) => KeyPair::generate()?,
+        };
+        self.issue_for(req, now, key)
+    }
+
+    fn issue_for(
+        &self,
+        req: &LeafRequest,
+        now: OffsetDateTime,
+        key: KeyPair,
+    ) -> Result<Pem, PkiError> {
         let ca_key = KeyPair::from_pem(&self.current.key).map_err(|_| PkiError::Key)?;
         let issuer = Issuer::from_ca_cert_pem(&self.current.cert, ca_key)?;
-        let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(req.sans.clone())?;
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
@@ -193,6 +218,22 @@ mod tests {
             usage: Usage::Server,
             lifetime: Duration::from_secs(3 * 3600),
         }
+    }
+
+    #[test]
+    fn a_renewal_keeps_the_key_and_so_the_identity() {
+        let ca = Ca::generate("coffer ns/t", now(), CA_LIFETIME).unwrap();
+        let first = ca.issue(&server_req(), now()).unwrap();
+        let later = now() + time::Duration::hours(2);
+        let renewed = ca.renew(&server_req(), later, &first.key).unwrap();
+        assert_eq!(renewed.key, first.key);
+        assert_ne!(renewed.cert, first.cert);
+        assert_eq!(
+            crate::pki::identity_of_pem(&renewed.cert).unwrap(),
+            crate::pki::identity_of_pem(&first.cert).unwrap()
+        );
+        let fresh = ca.renew(&server_req(), later, "not a key").unwrap();
+        assert_ne!(fresh.key, first.key, "an unreadable key is replaced");
     }
 
     #[test]

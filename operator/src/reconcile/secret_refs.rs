@@ -26,8 +26,9 @@ pub fn kmses_using<'a>(
         .collect()
 }
 
-/// The Tenants among `tenants` that `secret` concerns: those that list it in `spec.users` or
-/// use it as their root credentials (a user may not take the root user's access key), and
+/// The Tenants among `tenants` that `secret` concerns: those that list it in `spec.users`, use
+/// it as their root credentials (a user may not take the root user's access key) or as their
+/// S3 certificate (`tls.externalSecretName`, cert-manager's: its absence is reported), and
 /// those whose KMS (among `kmses`) refers to it (their pods read it, and its resource version
 /// rolls them).
 pub fn tenants_using<'a>(
@@ -47,6 +48,7 @@ pub fn tenants_using<'a>(
         .filter(|t| {
             t.spec.users.iter().any(|u| u.name == name)
                 || t.root_secret_name() == name
+                || t.spec.tls.external_secret_name.as_deref() == Some(name.as_str())
                 || kms_names.contains(&t.spec.kms.name)
         })
         .map(ObjectRef::from_obj)
@@ -82,7 +84,7 @@ mod tests {
         let mut plain = plain;
         plain.metadata.name = Some("plain".into());
         plain.spec.kms.name = "other-kms".into();
-        let all = [photos.clone(), other_ns, plain];
+        let all = [photos.clone(), other_ns, plain.clone()];
         let kmses = [Arc::new(kms.clone())];
         let names = |s: &Secret| -> Vec<String> {
             tenants_using(s, &all, &kmses)
@@ -92,6 +94,17 @@ mod tests {
         };
         assert_eq!(names(&secret("app1")), ["photos"]);
         assert_eq!(names(&secret("plain-root")), ["plain"]);
+        let mut external = plain.clone();
+        external.metadata.name = Some("external".into());
+        external.spec.tls.external_secret_name = Some("external-tls".into());
+        assert_eq!(
+            tenants_using(&secret("external-tls"), [&external], &kmses)
+                .into_iter()
+                .map(|r| r.name)
+                .collect::<Vec<_>>(),
+            ["external"],
+            "a cert-manager Secret is watched like the others"
+        );
         assert!(names(&secret("unrelated")).is_empty());
         // Through its KMS: only the Tenant that names that KMS, in its namespace.
         let approle = kms.spec.credentials_secret().expect("fixture uses AppRole");

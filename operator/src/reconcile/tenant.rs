@@ -344,7 +344,11 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             (Some(p), None) => p,
             (old, reason) => {
                 let reason = reason.unwrap_or(RenewalReason::Due);
-                let p = ca.issue(&req, now)?;
+                // The KES client keeps its key: its identity is in the KES config (Ca::renew).
+                let p = match (which, &old) {
+                    ("kes-client", Some(old)) => ca.renew(&req, now, &old.key)?,
+                    _ => ca.issue(&req, now)?,
+                };
                 if old.is_some() {
                     publish(
                         EventType::Normal,
@@ -361,17 +365,11 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
         first_expiry = Some(first_expiry.map_or(info.not_after, |e| e.min(info.not_after)));
         issued.insert(which, pem);
     }
-    let external_hash = match &tenant.spec.tls.external_secret_name {
-        None => None,
-        Some(name) => match secrets_api.get_opt(name).await? {
-            Some(s) if text(&s, "tls.crt").is_some() && text(&s, "tls.key").is_some() => {
-                let mut parts: Vec<&[u8]> = vec![];
-                for (k, v) in s.data.iter().flatten() {
-                    parts.push(k.as_bytes());
-                    parts.push(&v.0);
-                }
-                Some(build::hash(parts))
-            }
+    // An external S3 Secret (cert-manager's) must hold a pair; its renewal is read by the
+    // object-server from the mounted files and rolls no pod.
+    if let Some(name) = &tenant.spec.tls.external_secret_name {
+        match secrets_api.get_opt(name).await? {
+            Some(s) if text(&s, "tls.crt").is_some() && text(&s, "tls.key").is_some() => {}
             _ => {
                 let msg = format!("TLS Secret {name:?} is missing or has no tls.crt/tls.key");
                 write_status(
@@ -387,8 +385,8 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
                 .await?;
                 return Ok(Action::requeue(WAIT));
             }
-        },
-    };
+        }
+    }
     let kms_secrets_version = kms_secrets_version(&kms, &secrets_api).await?;
     let certs = Certs {
         ca_bundle: ca.trust_bundle(),
@@ -399,7 +397,6 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
         kes_client: issued
             .remove("kes-client")
             .ok_or_else(|| Error::Spec("no KES client certificate".into()))?,
-        external_hash,
         kms_secrets_version,
     };
 
@@ -516,21 +513,22 @@ struct StatusExtra {
     users_condition: (bool, &'static str, String),
 }
 
-/// `name=resourceVersion` of every KMS Secret the pods use, or `None` when there is none.
+/// `name=resourceVersion` of the KMS's credentials Secret, or `None` when it has none. Only
+/// that Secret: the pods take it as environment, read once at start. The Vault CA and client
+/// certificate are files KES reads again when they change.
 async fn kms_secrets_version(
     kms: &KMS,
     secrets_api: &Api<Secret>,
 ) -> Result<Option<String>, Error> {
-    let mut out = vec![];
-    for name in kms.spec.secret_names() {
-        let rv = secrets_api
-            .get_opt(name)
-            .await?
-            .and_then(|s| s.metadata.resource_version)
-            .unwrap_or_default();
-        out.push(format!("{name}={rv}"));
-    }
-    Ok((!out.is_empty()).then(|| out.join(",")))
+    let Some(name) = kms.spec.credentials_secret() else {
+        return Ok(None);
+    };
+    let rv = secrets_api
+        .get_opt(name)
+        .await?
+        .and_then(|s| s.metadata.resource_version)
+        .unwrap_or_default();
+    Ok(Some(format!("{name}={rv}")))
 }
 
 /// `Some((reason, message))` when the KMS's credentials Secret is missing or incomplete.

@@ -470,6 +470,7 @@ fn main() {
         endpoints: vec![],
         identity: ClientIdentity::ApiKey(admin.to_secret_string().to_string()),
         ca_pems: vec![],
+        ca_files: vec![],
         insecure_skip_verify: true,
     };
     let tls = Arc::new(sidecar_kes::client::tls::rustls_config(&client_cfg).unwrap());

@@ -89,6 +89,7 @@ impl ConnArgs {
             endpoints,
             identity,
             ca_pems,
+            ca_files: vec![],
             insecure_skip_verify: self.insecure,
         })?)
     }

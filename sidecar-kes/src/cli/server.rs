@@ -5,10 +5,13 @@
 use crate::api::Shared;
 use crate::auth::{ApiKey, Identity};
 use crate::config::{self, KeystoreConfig, ServerConfig, TlsConfig};
-use crate::server::{ConnThreads, TlsSettings, auth_state, open_keys, server_config, start_on};
-use anyhow::{Context, bail};
+use crate::server::{
+    ConnThreads, TlsFiles, TlsSettings, auth_state, open_keys, server_config,
+    server_config_from_files, start_on,
+};
+use anyhow::bail;
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Args)]
@@ -55,23 +58,6 @@ fn dev_tls() -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
     Ok((cert.pem().into_bytes(), kp.serialize_pem().into_bytes()))
 }
 
-fn read_cas(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    if path.is_dir() {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(path)? {
-            let p = e?.path();
-            if p.is_file() {
-                out.push(std::fs::read(&p)?);
-            }
-        }
-        Ok(out)
-    } else {
-        Ok(vec![std::fs::read(path).with_context(|| {
-            format!("cannot read tls.ca '{}'", path.display())
-        })?])
-    }
-}
-
 fn load(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     let mut cfg = match &args.config {
         Some(p) => config::load(p)?,
@@ -104,21 +90,20 @@ fn load(args: &ServerArgs) -> anyhow::Result<ServerConfig> {
     Ok(cfg)
 }
 
-fn tls_settings(tls: &TlsConfig) -> anyhow::Result<TlsSettings> {
-    let client_cas = if tls.verify_clients {
+/// The server's TLS files; they are read again when they change (a renewal needs no restart).
+fn tls_files(tls: &TlsConfig) -> anyhow::Result<TlsFiles> {
+    let client_ca = if tls.verify_clients {
         match &tls.ca {
-            Some(ca) => read_cas(ca)?,
+            Some(ca) => Some(ca.clone()),
             None => bail!("tls.auth is on but tls.ca is not set"),
         }
     } else {
-        Vec::new()
+        None
     };
-    Ok(TlsSettings {
-        cert_pem: std::fs::read(&tls.cert)
-            .with_context(|| format!("cannot read tls.cert '{}'", tls.cert.display()))?,
-        key_pem: std::fs::read(&tls.key)
-            .with_context(|| format!("cannot read tls.key '{}'", tls.key.display()))?,
-        client_cas,
+    Ok(TlsFiles {
+        cert: tls.cert.clone(),
+        key: tls.key.clone(),
+        client_ca,
     })
 }
 
@@ -139,13 +124,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         cfg.admin = key.identity();
         dev_key = Some(key);
         let (cert_pem, key_pem) = dev_tls()?;
-        TlsSettings {
+        server_config(&TlsSettings {
             cert_pem,
             key_pem,
             client_cas: vec![],
-        }
+        })?
     } else {
-        tls_settings(&cfg.tls)?
+        server_config_from_files(&tls_files(&cfg.tls)?)?
     };
     if args.mlock {
         tracing::info!("--mlock: accepted; secrets are zeroized after use");
@@ -159,17 +144,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let description = keys.describe();
         let shared = Arc::new(Shared::new(auth_state(&cfg), keys));
-        let server_tls = server_config(&tls)?;
         let threads = Arc::new(ConnThreads::per_cpu()?);
-        let running = start_on(
-            &cfg.address,
-            server_tls,
-            shared.clone(),
-            &cfg.keys,
-            Some(threads),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let running = start_on(&cfg.address, tls, shared.clone(), &cfg.keys, Some(threads))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         if !args.quiet {
             println!("Version     {}", crate::api::sys_version());
             println!("Endpoint    https://{}", running.addr);

@@ -28,8 +28,11 @@ pub struct ClientConfig {
     pub endpoints: Vec<String>,
     /// The client identity: a certificate or an API key.
     pub identity: ClientIdentity,
-    /// PEM CA bundles that verify the server; empty = system roots.
+    /// PEM CA bundles that verify the server; with `ca_files` empty too, the system roots.
     pub ca_pems: Vec<Vec<u8>>,
+    /// CA files (or directories of them) that verify the server, read again when they change
+    /// (see [`crate::tls_files`]).
+    pub ca_files: Vec<std::path::PathBuf>,
     /// Accept any server certificate (testing only).
     pub insecure_skip_verify: bool,
 }
@@ -44,6 +47,15 @@ pub enum ClientIdentity {
         /// PEM private key.
         key_pem: Vec<u8>,
     },
+    /// A PEM certificate (chain) file and its PEM private key file, read again when they
+    /// change (a renewed identity is used from the next connection on; see
+    /// [`crate::tls_files`]).
+    CertificateFiles {
+        /// PEM certificate chain file.
+        cert: std::path::PathBuf,
+        /// PEM private key file.
+        key: std::path::PathBuf,
+    },
     /// A KES API key `kes:v1:...`; a self-signed Ed25519 client certificate is derived from it.
     ApiKey(String),
 }
@@ -52,6 +64,11 @@ impl std::fmt::Debug for ClientIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientIdentity::Certificate { .. } => f.write_str("Certificate { .. }"),
+            ClientIdentity::CertificateFiles { cert, key } => f
+                .debug_struct("CertificateFiles")
+                .field("cert", cert)
+                .field("key", key)
+                .finish(),
             ClientIdentity::ApiKey(_) => f.write_str("ApiKey(..)"),
         }
     }
@@ -567,6 +584,7 @@ mod tests {
             endpoints: vec!["https://127.0.0.1:1".into()],
             identity: ClientIdentity::ApiKey("kes:v1:nope".into()),
             ca_pems: vec![],
+            ca_files: vec![],
             insecure_skip_verify: true,
         };
         assert!(matches!(KesClient::new(cfg), Err(ClientError::Config(_))));
@@ -596,6 +614,7 @@ mod tests {
             ],
             identity: ClientIdentity::ApiKey(key.to_secret_string().to_string()),
             ca_pems: vec![],
+            ca_files: vec![],
             insecure_skip_verify: true,
         })
         .unwrap();

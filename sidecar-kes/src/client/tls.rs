@@ -3,6 +3,7 @@
 
 use super::{ClientConfig, ClientError, ClientIdentity};
 use crate::auth::ApiKey;
+use crate::tls_files::rustls::{ClientCertFiles, ServerCaFiles};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -31,13 +32,19 @@ pub fn key_from_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>, ClientError> {
         .map_err(|_| ClientError::Config("invalid private key PEM".into()))
 }
 
-/// The client certificate chain and key of an identity.
+/// The client certificate chain and key of an identity, as it is now.
 pub fn client_auth(
     identity: &ClientIdentity,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ClientError> {
     match identity {
         ClientIdentity::Certificate { cert_pem, key_pem } => {
             Ok((certs_from_pem(cert_pem)?, key_from_pem(key_pem)?))
+        }
+        ClientIdentity::CertificateFiles { cert, key } => {
+            let read = |p: &std::path::Path| {
+                crate::tls_files::read(p).map_err(|e| ClientError::Config(e.to_string()))
+            };
+            Ok((certs_from_pem(&read(cert)?)?, key_from_pem(&read(key)?)?))
         }
         ClientIdentity::ApiKey(s) => {
             let key = ApiKey::parse(s).map_err(|e| ClientError::Config(e.to_string()))?;
@@ -50,8 +57,11 @@ pub fn client_auth(
     }
 }
 
-/// Builds the rustls client config of a [`ClientConfig`] (TLS 1.2 and 1.3, HTTP/1.1).
+/// Builds the rustls client config of a [`ClientConfig`] (TLS 1.2 and 1.3, HTTP/1.1). CA
+/// files and an identity given as files are read again when they change, so a renewal is
+/// used from the next connection on.
 pub fn rustls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ClientError> {
+    let config_error = |e: crate::tls_files::LoadError| ClientError::Config(e.to_string());
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ClientError::Config(e.to_string()))?;
@@ -59,6 +69,12 @@ pub fn rustls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ClientE
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+    } else if !cfg.ca_files.is_empty() {
+        let verifier =
+            ServerCaFiles::new(cfg.ca_files.clone(), cfg.ca_pems.clone()).map_err(config_error)?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
     } else {
         let mut trusted = Vec::new();
         for pem in &cfg.ca_pems {
@@ -69,10 +85,18 @@ pub fn rustls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ClientE
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
     };
-    let (chain, key) = client_auth(&cfg.identity)?;
-    let mut config = builder
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| ClientError::Config(format!("client certificate: {e}")))?;
+    let mut config = match &cfg.identity {
+        ClientIdentity::CertificateFiles { cert, key } => {
+            let files = ClientCertFiles::new(cert.clone(), key.clone()).map_err(config_error)?;
+            builder.with_client_cert_resolver(Arc::new(files))
+        }
+        identity => {
+            let (chain, key) = client_auth(identity)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| ClientError::Config(format!("client certificate: {e}")))?
+        }
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

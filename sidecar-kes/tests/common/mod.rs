@@ -68,6 +68,7 @@ impl TestServer {
             endpoints: vec![self.endpoint.clone()],
             identity,
             ca_pems: vec![self.cert.cert_pem.clone().into_bytes()],
+            ca_files: vec![],
             insecure_skip_verify: false,
         })
         .unwrap()

@@ -10,7 +10,6 @@
 use super::{VaultAuth, VaultConfig};
 use crate::keystore::StoreError;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -49,35 +48,29 @@ fn unreachable(e: reqwest::Error) -> StoreError {
     StoreError::Unreachable(s)
 }
 
+/// The HTTP client to Vault. Its CA file and client certificate and key files are read again
+/// when they change (see [`crate::tls_files`]): a renewal is used from the next connection on.
 fn http_client(cfg: &VaultConfig) -> Result<reqwest::Client, StoreError> {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-    let read = |p: &PathBuf| {
-        std::fs::read(p).map_err(|e| StoreError::Other(format!("vault: {}: {e}", p.display())))
-    };
-    let mut trusted = Vec::new();
-    if let Some(ca) = &cfg.tls_ca {
-        for c in CertificateDer::pem_slice_iter(&read(ca)?) {
-            trusted.push(c.map_err(|e| StoreError::Other(format!("vault: tls.ca: {e}")))?);
-        }
-    }
-    let verifier = crate::client::tls::TrustedCertVerifier::new(trusted)
-        .map_err(|e| StoreError::Other(format!("vault: tls.ca: {e}")))?;
+    use crate::tls_files::rustls::{ClientCertFiles, ServerCaFiles};
     let builder = rustls::ClientConfig::builder_with_provider(crate::client::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| StoreError::Other(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(verifier));
+        .dangerous();
+    let builder = match &cfg.tls_ca {
+        Some(ca) => builder.with_custom_certificate_verifier(Arc::new(
+            ServerCaFiles::new(vec![ca.clone()], Vec::new())
+                .map_err(|e| StoreError::Other(format!("vault: tls.ca: {e}")))?,
+        )),
+        None => builder.with_custom_certificate_verifier(Arc::new(
+            crate::client::tls::TrustedCertVerifier::new(Vec::new())
+                .map_err(|e| StoreError::Other(format!("vault: tls.ca: {e}")))?,
+        )),
+    };
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => {
-            let certs = CertificateDer::pem_slice_iter(&read(c)?)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError::Other(format!("vault: tls.cert: {e}")))?;
-            let key = PrivateKeyDer::from_pem_slice(&read(k)?)
-                .map_err(|_| StoreError::Other("vault: tls.key: invalid private key".into()))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| StoreError::Other(format!("vault: tls: {e}")))?
-        }
+        (Some(c), Some(k)) => builder.with_client_cert_resolver(Arc::new(
+            ClientCertFiles::new(c.clone(), k.clone())
+                .map_err(|e| StoreError::Other(format!("vault: tls: {e}")))?,
+        )),
         _ => builder.with_no_client_auth(),
     };
     reqwest::Client::builder()
