@@ -188,15 +188,9 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
     let mut st: KmsStatus = kms.status.clone().unwrap_or_default();
 
     match super::tenant::check_kms_secret(&kms, &secrets_api).await? {
-        Some((reason, msg)) => status::set(
-            &mut st.conditions,
-            SECRET_FOUND,
-            false,
-            reason,
-            msg,
-            generation,
-            now,
-        ),
+        Some(problem) => {
+            status::set_state(&mut st.conditions, SECRET_FOUND, &problem, generation, now)
+        }
         None if kms.spec.credentials_secret().is_none() => status::set(
             &mut st.conditions,
             SECRET_FOUND,
