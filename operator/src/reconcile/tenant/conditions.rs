@@ -58,6 +58,17 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// `Degraded`: `spec.tls.externalSecretName` is missing or incomplete.
     pub const TLS_SECRET_MISSING: &str = "TLSSecretMissing";
+    /// `Degraded` and a Warning event: the API server refused an owned object (the message
+    /// names the object and repeats the API server's words, except for Secrets).
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// `Degraded` and a Warning event: `storage.size` grew but a claim cannot be expanded
+    /// (its StorageClass has no `allowVolumeExpansion`).
+    pub const VOLUME_EXPANSION_NOT_SUPPORTED: &str = "VolumeExpansionNotSupported";
+    /// `Degraded`: `storage.size` is smaller than the claims (stored before the CRD refused it).
+    pub const VOLUME_SHRINK_REFUSED: &str = "VolumeShrinkRefused";
+    /// `Progressing` and an event: the claims were expanded and the StatefulSet is being
+    /// recreated with the new claim template, its pods left running.
+    pub const VOLUMES_EXPANDING: &str = "VolumesExpanding";
     /// `CertificatesReady`: every leaf is issued by the Tenant CA and current.
     pub const ISSUED: &str = "Issued";
     /// `Degraded=False`: nothing needs a human.

@@ -26,6 +26,7 @@ pub mod credentials;
 pub mod kms;
 pub mod leaves;
 pub mod status;
+pub mod storage;
 #[cfg(test)]
 mod tests;
 
@@ -138,8 +139,12 @@ impl<'a> Run<'a> {
         let leaves = self.leaves(&ca).await?;
         let (certs, leaves) = self.certs(&ca, kms, leaves).await?;
         let applied = self.apply(kms, &certs).await?;
+        let recreating = applied.stateful_set.is_none();
         self.report_deployed(kms_ready.clone(), &certs, &leaves, applied)
             .await?;
+        if recreating {
+            return Ok(Action::requeue(WAIT));
+        }
         let until = (leaves.next_renewal - OffsetDateTime::now_utc())
             .whole_seconds()
             .max(1) as u64;
@@ -158,7 +163,17 @@ impl<'a> Run<'a> {
     }
 
     /// Publishes an event about the Tenant; a failure is only logged (events are best effort).
-    async fn publish(&self, type_: EventType, reason: &str, note: String) {
+    /// The note is cut to the 1 KiB the API server accepts (the status keeps the whole text).
+    async fn publish(&self, type_: EventType, reason: &str, mut note: String) {
+        const NOTE_MAX: usize = 1024;
+        if note.len() > NOTE_MAX {
+            let mut end = NOTE_MAX - "…".len();
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+            note.push('…');
+        }
         let ev = Event {
             type_,
             reason: reason.into(),

@@ -47,6 +47,11 @@ pub struct Deployed {
     pub users_in_effect: i32,
     /// The `UsersReady` condition.
     pub users_ready: ConditionState,
+    /// Why the volumes could not follow `spec.storage` (`Degraded=True`), if they could not.
+    pub storage_problem: Option<ConditionState>,
+    /// The StatefulSet is being recreated with larger claims: `Ready` keeps its value (the
+    /// pods keep serving), `Progressing` says so.
+    pub recreating: bool,
 }
 
 /// The status after `report`, from the Tenant's current one; `now` stamps changed conditions.
@@ -105,39 +110,46 @@ pub fn next_status(
                 generation,
                 now,
             );
-            set(
-                conds,
-                DEGRADED,
-                false,
-                reason::AS_EXPECTED,
-                "",
-                generation,
-                now,
-            );
+            let degraded = x.storage_problem.clone().unwrap_or_else(|| ConditionState {
+                status: false,
+                reason: reason::AS_EXPECTED,
+                message: String::new(),
+            });
+            set_state(conds, DEGRADED, &degraded, generation, now);
             set_state(conds, USERS_READY, &x.users_ready, generation, now);
             let want = tenant.spec.replicas;
-            let (progressing, ready) = if x.updated {
+            let (progressing, ready) = if x.recreating {
+                let message = format!(
+                    "claims expanded to {}; recreating the StatefulSet, its pods left running",
+                    tenant.spec.storage.size
+                );
+                let expanding = ConditionState::holds(reason::VOLUMES_EXPANDING, message);
+                set_state(conds, PROGRESSING, &expanding, generation, now);
+                (None, None)
+            } else if x.updated {
                 st.image = Some(x.image.clone());
                 (
-                    ConditionState::fails(
+                    Some(ConditionState::fails(
                         reason::ROLLED_OUT,
                         format!("{want}/{want} replicas up to date"),
-                    ),
-                    ConditionState::holds(
+                    )),
+                    Some(ConditionState::holds(
                         reason::ALL_REPLICAS_READY,
                         format!("{want}/{want} replicas ready"),
-                    ),
+                    )),
                 )
             } else {
                 let counted = format!("{}/{want} replicas ready", x.ready_replicas);
                 (
-                    ConditionState::holds(reason::ROLLING_OUT, counted.clone()),
-                    ConditionState::fails(reason::REPLICAS_NOT_READY, counted),
+                    Some(ConditionState::holds(reason::ROLLING_OUT, counted.clone())),
+                    Some(ConditionState::fails(reason::REPLICAS_NOT_READY, counted)),
                 )
             };
-            set_state(conds, PROGRESSING, &progressing, generation, now);
-            set_state(conds, READY, &ready, generation, now);
-            st.ready_replicas = Some(x.ready_replicas);
+            if let (Some(progressing), Some(ready)) = (progressing, ready) {
+                set_state(conds, PROGRESSING, &progressing, generation, now);
+                set_state(conds, READY, &ready, generation, now);
+                st.ready_replicas = Some(x.ready_replicas);
+            }
             st.kes_identity = Some(x.identity.clone());
             st.certificate_expiry = x.expiry.and_then(|e| {
                 e.format(&time::format_description::well_known::Rfc3339)
@@ -171,28 +183,35 @@ impl Run<'_> {
         leaves: &Leaves,
         applied: Applied,
     ) -> Result<(), Error> {
-        let sts = &applied.stateful_set;
-        let sts_status = sts.status.as_ref();
+        let sts = applied.stateful_set.as_ref();
+        let sts_status = sts.and_then(|s| s.status.as_ref());
         let want = self.tenant.spec.replicas;
         let deployed = Deployed {
             identity: crate::pki::identity_of_pem(&certs.kes_client.cert)?,
             expiry: leaves.first_expiry,
             ready_replicas: sts_status.and_then(|s| s.ready_replicas).unwrap_or(0),
             updated: sts_status.is_some_and(|s| {
-                s.observed_generation == sts.metadata.generation
+                s.observed_generation == sts.and_then(|sts| sts.metadata.generation)
                     && s.updated_replicas.unwrap_or(0) == want
                     && s.ready_replicas.unwrap_or(0) == want
             }),
             image: self.tenant.image(&self.ctx.default_image),
             users_in_effect: applied.users_in_effect,
             users_ready: applied.users_ready,
+            storage_problem: applied.storage_problem,
+            recreating: applied.stateful_set.is_none(),
         };
         let was_ready = self
             .tenant
             .status
             .as_ref()
             .is_some_and(|s| status::is_true(&s.conditions, READY));
-        let ready = deployed.updated;
+        // While the StatefulSet is recreated, `Ready` keeps its value: no event.
+        let ready = if deployed.recreating {
+            was_ready
+        } else {
+            deployed.updated
+        };
         self.write_status(&Report::Deployed {
             kms_ready,
             deployed: Box::new(deployed),

@@ -367,17 +367,90 @@ async fn invalid_users_are_warned_about_once() {
 }
 
 #[tokio::test]
-async fn a_refused_apply_fails_the_reconcile() {
+async fn a_refused_apply_is_degraded_with_a_warning() {
     let (api, tenant) = cluster();
+    let refusal = "StatefulSet.apps \"photos\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden";
     api.fail(
         Method::PATCH,
         &path_of::<StatefulSet>(NS, "photos"),
         422,
-        "StatefulSet.apps \"photos\" is invalid: spec: Forbidden: updates to statefulset spec are forbidden",
+        refusal,
+    );
+    run(&api, &tenant).await.unwrap();
+    let t = stored(&api);
+    let (degraded, why, message) = condition(&t, DEGRADED);
+    assert!(degraded);
+    assert_eq!(why, reason::APPLY_FAILED);
+    assert_eq!(
+        message,
+        format!(r#"the API server refused StatefulSet "photos": {refusal}"#)
+    );
+    assert_eq!(condition(&t, READY), (false, why.clone(), message.clone()));
+    let events = api.events();
+    assert!(
+        events
+            .iter()
+            .any(|(ty, r, note)| ty == "Warning" && r == reason::APPLY_FAILED && *note == message),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_secret_is_named_without_the_api_servers_words() {
+    let (api, tenant) = cluster();
+    api.fail(
+        Method::PATCH,
+        &path_of::<Secret>(NS, "photos-kes-tls"),
+        422,
+        "Secret \"photos-kes-tls\" is invalid: data[client.key]: Invalid value: \"-----BEGIN PRIVATE KEY-----\"",
+    );
+    run(&api, &tenant).await.unwrap();
+    let (_, why, message) = condition(&stored(&api), DEGRADED);
+    assert_eq!(why, reason::APPLY_FAILED);
+    assert_eq!(
+        message,
+        r#"the API server refused Secret "photos-kes-tls": HTTP 422 Invalid"#
+    );
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_with_backoff() {
+    let (api, tenant) = cluster();
+    api.fail(
+        Method::PATCH,
+        &path_of::<StatefulSet>(NS, "photos"),
+        500,
+        "etcdserver: request timed out",
     );
     let err = run(&api, &tenant).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Kube(kube::Error::Api(s)) if s.code == 422),
+        matches!(&err, Error::Kube(kube::Error::Api(s)) if s.code == 500),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn a_long_refusal_is_cut_in_the_event_and_whole_in_the_status() {
+    let (api, tenant) = cluster();
+    let refusal = format!(
+        "StatefulSet.apps \"photos\" is invalid: {}",
+        "x".repeat(2000)
+    );
+    api.fail(
+        Method::PATCH,
+        &path_of::<StatefulSet>(NS, "photos"),
+        422,
+        &refusal,
+    );
+    run(&api, &tenant).await.unwrap();
+    let (_, _, message) = condition(&stored(&api), DEGRADED);
+    assert!(message.ends_with(&refusal), "{message}");
+    let events = api.events();
+    let note = &events
+        .iter()
+        .find(|(_, r, _)| r == reason::APPLY_FAILED)
+        .unwrap()
+        .2;
+    assert_eq!(note.len(), 1024);
+    assert!(note.ends_with('…') && message.starts_with(note.trim_end_matches('…')));
 }
