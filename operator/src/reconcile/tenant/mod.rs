@@ -9,12 +9,14 @@
 //! 4. [`leaves`]: the leaf certificates, re-issued at 2/3 of their lifetime or when names/CA
 //!    change;
 //! 5. [`apply`]: the user Secrets of `spec.users`, checked (see [`super::users`]), and every
-//!    owned object (`<t>-users` first), applied server-side with one field manager;
+//!    owned object (`<t>-users` first), applied server-side with one field manager; the
+//!    StatefulSet's volumes follow a larger `storage.size` through [`storage`];
 //! 6. [`status`]: the status, and a requeue for the next renewal.
 //!
-//! A step that finds the Tenant cannot be deployed returns a [`Blocker`]: the status then says
-//! `Degraded` with its reason, and nothing after that step runs. A failed API call is an
-//! [`Error`]: the controller retries with backoff.
+//! A step that finds the Tenant cannot be deployed (or an owned object the API server refuses)
+//! returns a [`Blocker`]: the status then says `Degraded` with its reason, and nothing after
+//! that step runs. A failed API call otherwise is an [`Error`]: the controller retries with
+//! backoff.
 //!
 //! Nothing here deletes anything in Vault: a deleted Tenant's objects are garbage-collected
 //! through their owner references, and its master keys stay where they are.
