@@ -19,7 +19,8 @@ pub struct Vault {
     /// The unseal key shares (production-like only).
     pub unseal_keys: Vec<String>,
     /// The file audit device's log (every request and response, one JSON object a line,
-    /// secrets HMAC'ed), for a server started with [`Vault::dev_audited`].
+    /// secrets HMAC'ed), for a server started with [`Vault::dev_audited`] or
+    /// [`Vault::production_audited`].
     pub audit_log: Option<PathBuf>,
     process: Process,
     config: Option<PathBuf>,
@@ -98,7 +99,16 @@ impl Vault {
     /// Starts a production-like server (raft storage, TLS from a test CA), initializes it with
     /// 5 key shares and threshold 3, and unseals it.
     pub fn production() -> Vault {
-        let mut vault = Self::production_uninitialized();
+        Self::production_with(false)
+    }
+
+    /// [`Vault::production`] with a file audit device (see [`Vault::audit_log`]).
+    pub fn production_audited() -> Vault {
+        Self::production_with(true)
+    }
+
+    fn production_with(audited: bool) -> Vault {
+        let mut vault = Self::production_uninitialized_with(audited);
         let init = run(
             "vault operator init",
             vault.cli().args([
@@ -124,7 +134,19 @@ impl Vault {
     /// Starts a production-like server that nobody has initialized yet (sealed, no token), for
     /// tests of tools that run `operator init` themselves.
     pub fn production_uninitialized() -> Vault {
+        Self::production_uninitialized_with(false)
+    }
+
+    fn production_uninitialized_with(audited: bool) -> Vault {
         let dir = tempfile::tempdir().expect("temp dir");
+        let audit_log = audited.then(|| dir.path().join("audit.log"));
+        let audit = match &audit_log {
+            Some(log) => format!(
+                "audit \"file\" \"file\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+                log.display()
+            ),
+            None => String::new(),
+        };
         let ca = TestCa::new(&dir.path().join("tls"), "vault-test-ca");
         let tls = ca.server("vault", &[]);
         let config = dir.path().join("vault.hcl");
@@ -155,7 +177,7 @@ api_addr      = "https://127.0.0.1:{port}"
 cluster_addr  = "https://127.0.0.1:{cluster_port}"
 disable_mlock = true
 ui            = false
-"#,
+{audit}"#,
                         raft = dir.path().join("raft").display(),
                         cert = tls.cert.display(),
                         key = tls.key.display(),
@@ -172,7 +194,7 @@ ui            = false
             token: String::new(),
             ca_cert: Some(ca.cert.clone()),
             unseal_keys: Vec::new(),
-            audit_log: None,
+            audit_log,
             process,
             config: Some(config),
             dir,
@@ -361,7 +383,7 @@ ui            = false
         let log = self
             .audit_log
             .as_ref()
-            .expect("a Vault started with Vault::dev_audited");
+            .expect("a Vault started with Vault::dev_audited or Vault::production_audited");
         let text = std::fs::read_to_string(log).expect("read the audit log");
         text.lines()
             .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("audit entry"))

@@ -148,7 +148,7 @@ pub async fn build_kms(
 fn connect_kms(
     cfg: &Config,
     store: &Store,
-    extra_cas: Vec<Vec<u8>>,
+    extra_cas: Vec<PathBuf>,
 ) -> anyhow::Result<Arc<dyn Kms>> {
     Ok(match &cfg.kms {
         KmsConfig::Embedded => {

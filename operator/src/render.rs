@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use crate::build::{self, Certs, Names, secrets};
 use crate::crd::{KMS, Tenant};
 use crate::pki::{Ca, ca::CA_LIFETIME};
+use crate::reconcile::tenant::Leaf;
 
 /// Why rendering failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,9 +109,9 @@ pub fn render(
     }
     let certs = Certs {
         ca_bundle: ca.trust_bundle(),
-        s3: issued.remove("s3"),
-        kes_server: issued.remove("kes-server").expect("always requested"),
-        kes_client: issued.remove("kes-client").expect("always requested"),
+        s3: issued.remove(&Leaf::S3),
+        kes_server: issued.remove(&Leaf::KesServer).expect("always requested"),
+        kes_client: issued.remove(&Leaf::KesClient).expect("always requested"),
         kms_secrets_version: None,
     };
     let owned = build::owned(&tenant, kms, &certs, default_image)?;

@@ -1,4 +1,5 @@
-//! The operator against a real kube-apiserver + etcd (no kubelet: pods are stored, never run).
+//! The operator against a real kube-apiserver + etcd (no kubelet: pods are stored, never run),
+//! one behaviour per test, each with its own API server.
 //!
 //! Needs the peers `etcd`, `kube-apiserver` and `kubectl` on PATH (`eval "$(e2e/peers/env)"`);
 //! fails loudly when they are absent.
@@ -11,14 +12,18 @@ use std::time::Duration;
 use coffer_e2e::kube::KubeApi;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use operator::build::CERTS_HASH_ANNOTATION;
 use operator::crd::{KMS, Tenant};
 use operator::reconcile::leader::Elector;
 
+use common::fixtures::{
+    Deployed, api_with_crds, approle_secret, event_reasons, kms_yaml, namespace, real_kms,
+    tenant_yaml,
+};
 use common::{eventually, kms_condition, printed, start_operator, tenant_condition as condition};
 
 /// `kubectl explain WHAT`, retried while the API server publishes the new schema.
@@ -38,39 +43,6 @@ fn kubectl_explain(api: &KubeApi, what: &str) -> String {
     }
 }
 
-async fn namespace(client: &Client, name: &str) {
-    let ns = Namespace {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-}
-
-fn kms_yaml(ns: &str, endpoint: &str) -> String {
-    format!(
-        "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: {ns}}}\n\
-         spec:\n  vault:\n    endpoint: {endpoint}\n    auth:\n      appRole: {{secretName: vault-approle}}\n"
-    )
-}
-
-fn tenant_yaml(ns: &str, name: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  kms: {{name: vault}}\n{extra}"
-    )
-}
-
-fn approle_secret(ns: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {ns}}}\nstringData: {{roleId: r-123, secretId: s-456}}\n"
-    )
-}
-
 fn pod_hash(sts: &StatefulSet) -> String {
     sts.spec
         .as_ref()
@@ -85,12 +57,23 @@ fn pod_hash(sts: &StatefulSet) -> String {
         .clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_against_a_real_api_server() {
-    let api = KubeApi::start();
-    let client = api.client().await;
+fn config_hash(s: &StatefulSet) -> String {
+    s.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()[operator::build::CONFIG_HASH_ANNOTATION]
+        .clone()
+}
 
-    // --- The CRDs install, explain well, and reject invalid resources with the CEL messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crds_explain_their_fields() {
+    let api = KubeApi::start();
     api.install_crds();
     let explain = kubectl_explain(&api, "tenant.spec");
     assert!(
@@ -102,9 +85,12 @@ async fn operator_against_a_real_api_server() {
         explain.contains("exactly one of `appRole` or `kubernetes`"),
         "{explain}"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_resources_are_refused_with_the_cel_messages() {
     let ns = "shop";
-    namespace(&client, ns).await;
+    let (api, _client) = api_with_crds(ns).await;
     let rejected: &[(String, &str)] = &[
         (
             kms_yaml(ns, "http://vault:8200"),
@@ -173,15 +159,21 @@ async fn operator_against_a_real_api_server() {
         "  replicas: 3\n  storage: {sharedClaimName: rwx}\n",
     ));
     assert!(ok, "replicas > 1 with a shared claim is accepted: {out}");
-    api.run(&["delete", "tenant", "shared", "-n", ns]);
+}
 
-    // --- Reconcile: the KMS's Secret is missing at first: a clear Degraded reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_kms_secret_is_degraded_until_it_appears() {
+    let ns = "shop";
+    let (api, client) = api_with_crds(ns).await;
     let _stop = start_operator(client.clone(), ns, "test");
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), ns);
-    let (ok, out) = api.try_apply(&kms_yaml(ns, "https://127.0.0.1:1"));
-    assert!(ok, "{out}");
-    let (ok, out) = api.try_apply(&tenant_yaml(ns, "photos", ""));
-    assert!(ok, "{out}");
+    for yaml in [
+        kms_yaml(ns, "https://127.0.0.1:1"),
+        tenant_yaml(ns, "photos", ""),
+    ] {
+        let (ok, out) = api.try_apply(&yaml);
+        assert!(ok, "{out}");
+    }
     let degraded = eventually(
         "Degraded KMSSecretMissing",
         Duration::from_secs(30),
@@ -192,15 +184,27 @@ async fn operator_against_a_real_api_server() {
     )
     .await;
     assert!(degraded.2.contains("vault-approle"), "{degraded:?}");
+    let stss: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    assert!(stss.get_opt("photos").await.unwrap().is_none());
 
-    // --- With the Secret: every owned object appears.
     let (ok, out) = api.try_apply(&approle_secret(ns));
     assert!(ok, "{out}");
-    let stss: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    let sts = eventually("StatefulSet photos", Duration::from_secs(30), || async {
+    eventually("StatefulSet photos", Duration::from_secs(30), || async {
         stss.get_opt("photos").await.ok().flatten()
     })
     .await;
+    eventually("Degraded False", Duration::from_secs(30), || async {
+        let t = tenants.get("photos").await.ok()?;
+        condition(&t, "Degraded").filter(|(s, _, _)| s == "False")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_gets_every_owned_object() {
+    let ns = "shop";
+    let d = Deployed::start(ns).await;
+    let sts = d.api::<StatefulSet>(ns).get("photos").await.unwrap();
     let pod = sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     let kes = &pod.init_containers.as_ref().unwrap()[0];
     assert_eq!(
@@ -214,58 +218,55 @@ async fn operator_against_a_real_api_server() {
         (owner.kind.as_str(), owner.name.as_str()),
         ("Tenant", "photos")
     );
+    let managers: Vec<_> = sts
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(managers, ["coffer-operator"], "one field manager");
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secrets = d.api::<Secret>(ns);
     for name in ["photos-ca", "photos-tls", "photos-kes-tls", "photos-root"] {
         assert!(
             secrets.get_opt(name).await.unwrap().is_some(),
             "Secret {name}"
         );
     }
-    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let services = d.api::<Service>(ns);
     for name in ["photos", "photos-hl"] {
         assert!(
             services.get_opt(name).await.unwrap().is_some(),
             "Service {name}"
         );
     }
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let cm = cms.get("photos-kes-config").await.unwrap();
+    let cm = d
+        .api::<ConfigMap>(ns)
+        .get("photos-kes-config")
+        .await
+        .unwrap();
     assert!(cm.data.as_ref().unwrap()["config.yaml"].contains("/v1/key/generate/photos_*"));
     assert!(
-        Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+        d.api::<PodDisruptionBudget>(ns)
             .get_opt("photos")
             .await
             .unwrap()
             .is_some()
     );
+    let events = event_reasons(&d.api, ns);
+    assert!(
+        events.contains("RootCredentialsGenerated") && events.contains("CAIssued"),
+        "{events}"
+    );
+}
 
-    // A Tenant with 30 s certificates (renewal checked further down).
-    let (ok, out) = api.try_apply(&tenant_yaml(
-        ns,
-        "short",
-        "  tls: {certificateLifetime: 30s}\n",
-    ));
-    assert!(ok, "{out}");
-    let short_first = eventually("StatefulSet short", Duration::from_secs(30), || async {
-        stss.get_opt("short")
-            .await
-            .ok()
-            .flatten()
-            .map(|s| pod_hash(&s))
-    })
-    .await;
-    let short_client_first =
-        eventually("Secret short-kes-tls", Duration::from_secs(30), || async {
-            Some(secrets.get("short-kes-tls").await.ok()?.data?["client.crt"].clone())
-        })
-        .await;
-    let short_config_first = eventually("short's KES config", Duration::from_secs(30), || async {
-        Some(cms.get("short-kes-config").await.ok()?.data?["config.yaml"].clone())
-    })
-    .await;
-
-    // Status: no kubelet runs, so the replicas never get ready: Progressing, not Degraded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_says_progressing_without_secrets() {
+    let ns = "shop";
+    let d = Deployed::start(ns).await;
+    let tenants = d.api::<Tenant>(ns);
+    // No kubelet runs, so the replicas never get ready: Progressing, not Degraded.
     let t = eventually("status with identity", Duration::from_secs(30), || async {
         let t = tenants.get("photos").await.ok()?;
         t.status.as_ref()?.kes_identity.as_ref()?;
@@ -291,17 +292,34 @@ async fn operator_against_a_real_api_server() {
         !status_json.contains("s-456") && !status_json.contains("PRIVATE"),
         "no secret in status"
     );
-    let kms: KMS = Api::namespaced(client.clone(), ns)
-        .get("vault")
-        .await
-        .unwrap();
-    let (ready, reason, _) = kms_condition(&kms, "Ready").unwrap();
+    let kms = eventually("KMS probed", Duration::from_secs(30), || async {
+        let k = d.api::<KMS>(ns).get("vault").await.ok()?;
+        kms_condition(&k, "Ready")
+    })
+    .await;
     assert_eq!(
-        (ready.as_str(), reason.as_str()),
+        (kms.0.as_str(), kms.1.as_str()),
         ("False", "VaultUnreachable")
     );
+    let table = d.api.run(&["get", "tenant", "-n", ns]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "REPLICAS", "ENDPOINT", "USERS", "AGE"],
+        "{table}"
+    );
+    assert!(table.contains("https://photos.shop.svc:9000"), "{table}");
+}
 
-    // --- Deleting an owned Service or Secret converges back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_owned_objects_come_back() {
+    let ns = "shop";
+    let d = Deployed::start(ns).await;
+    let (services, secrets, stss) = (
+        d.api::<Service>(ns),
+        d.api::<Secret>(ns),
+        d.api::<StatefulSet>(ns),
+    );
     services
         .delete("photos", &DeleteParams::default())
         .await
@@ -326,54 +344,15 @@ async fn operator_against_a_real_api_server() {
     // certificates from their volumes.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(pod_hash(&stss.get("photos").await.unwrap()), before);
+}
 
-    // Printer columns, the single field manager, and events.
-    let table = api.run(&["get", "tenant", "-n", ns]);
-    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        header,
-        ["NAME", "READY", "REPLICAS", "ENDPOINT", "USERS", "AGE"],
-        "{table}"
-    );
-    assert!(table.contains("https://photos.shop.svc:9000"), "{table}");
-    let sts = stss.get("photos").await.unwrap();
-    let managers: Vec<_> = sts
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|m| m.manager.clone())
-        .collect();
-    assert_eq!(managers, ["coffer-operator"]);
-    let events = api.run(&[
-        "get",
-        "events.v1.events.k8s.io",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]);
-    assert!(
-        events.contains("RootCredentialsGenerated") && events.contains("CAIssued"),
-        "{events}"
-    );
-    let config_hash = |s: &StatefulSet| {
-        s.spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .as_ref()
-            .unwrap()[operator::build::CONFIG_HASH_ANNOTATION]
-            .clone()
-    };
-    let config_before = config_hash(&sts);
-
-    // --- Editing the Tenant converges: the KES log level lands in the generated config.
-    tenants
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_and_kms_edits_reach_the_kes_config() {
+    let ns = "shop";
+    let d = Deployed::start(ns).await;
+    let (cms, stss) = (d.api::<ConfigMap>(ns), d.api::<StatefulSet>(ns));
+    let config_before = config_hash(&stss.get("photos").await.unwrap());
+    d.api::<Tenant>(ns)
         .patch(
             "photos",
             &PatchParams::default(),
@@ -402,9 +381,8 @@ async fn operator_against_a_real_api_server() {
     )
     .await;
 
-    // --- A KMS change requeues the Tenants that use it.
-    let kms_api: Api<KMS> = Api::namespaced(client.clone(), ns);
-    kms_api
+    // A KMS change requeues the Tenants that use it.
+    d.api::<KMS>(ns)
         .patch(
             "vault",
             &PatchParams::default(),
@@ -425,79 +403,161 @@ async fn operator_against_a_real_api_server() {
         },
     )
     .await;
+}
 
-    // --- A 30 s certificate is renewed at 2/3 of its lifetime; the pods do not roll (the
-    // binaries reload certificates), and the KES client identity, in the KES config, is kept.
-    eventually("certificate renewal", Duration::from_secs(45), || async {
-        let data = secrets.get("short-kes-tls").await.ok()?.data?;
-        (data["client.crt"] != short_client_first).then_some(())
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_certificates_are_renewed_in_place_and_keep_the_kes_identity() {
+    let ns = "shop";
+    let d = Deployed::start(ns).await;
+    let (stss, secrets, cms) = (
+        d.api::<StatefulSet>(ns),
+        d.api::<Secret>(ns),
+        d.api::<ConfigMap>(ns),
+    );
+    let (ok, out) = d.api.try_apply(&tenant_yaml(
+        ns,
+        "short",
+        "  tls: {certificateLifetime: 30s}\n",
+    ));
+    assert!(ok, "{out}");
+    let first = eventually("StatefulSet short", Duration::from_secs(30), || async {
+        stss.get_opt("short")
+            .await
+            .ok()
+            .flatten()
+            .map(|s| pod_hash(&s))
     })
     .await;
-    assert_eq!(pod_hash(&stss.get("short").await.unwrap()), short_first);
+    let client_first = eventually("Secret short-kes-tls", Duration::from_secs(30), || async {
+        Some(secrets.get("short-kes-tls").await.ok()?.data?["client.crt"].clone())
+    })
+    .await;
+    let config_first = eventually("short's KES config", Duration::from_secs(30), || async {
+        Some(cms.get("short-kes-config").await.ok()?.data?["config.yaml"].clone())
+    })
+    .await;
+    // Renewed at 2/3 of 30 s; the pods do not roll (the binaries reload certificates), and the
+    // KES client identity, in the KES config, is kept.
+    eventually("certificate renewal", Duration::from_secs(45), || async {
+        let data = secrets.get("short-kes-tls").await.ok()?.data?;
+        (data["client.crt"] != client_first).then_some(())
+    })
+    .await;
+    assert_eq!(pod_hash(&stss.get("short").await.unwrap()), first);
     let identities = |config: &str| {
         config
             .split_once("identities:")
             .map(|(_, rest)| rest.lines().take(2).collect::<String>())
             .unwrap_or_default()
     };
-    let short_config =
-        cms.get("short-kes-config").await.unwrap().data.unwrap()["config.yaml"].clone();
-    assert!(
-        !identities(&short_config_first).is_empty(),
-        "{short_config_first}"
-    );
+    let config = cms.get("short-kes-config").await.unwrap().data.unwrap()["config.yaml"].clone();
+    assert!(!identities(&config_first).is_empty(), "{config_first}");
     assert_eq!(
-        identities(&short_config),
-        identities(&short_config_first),
+        identities(&config),
+        identities(&config_first),
         "a renewal keeps the KES client's key, so its identity in the KES config"
     );
-    let events = api.run(&[
-        "get",
-        "events.v1.events.k8s.io",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]);
+    let events = event_reasons(&d.api, ns);
     assert!(events.contains("CertificateRenewed"), "{events}");
+}
 
-    // --- A KMS pointing at a real (TLS, unsealed) Vault reports it healthy.
-    let vault = coffer_e2e::vault::Vault::production();
-    let ca_pem = std::fs::read_to_string(vault.ca_cert.as_ref().unwrap()).unwrap();
-    let ca_secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("vault-ca".into()),
-            ..Default::default()
-        },
-        string_data: Some([("ca.crt".to_string(), ca_pem)].into()),
-        ..Default::default()
-    };
-    secrets
-        .create(&PostParams::default(), &ca_secret)
-        .await
-        .unwrap();
-    let approle = vault.kv_with_approle("kv", 1, "coffer");
-    let (ok, out) = api.try_apply(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: real-approle, namespace: {ns}}}\n\
-             stringData: {{roleId: {}, secretId: {}}}\n",
-        approle.role_id, approle.secret_id
-    ));
-    assert!(ok, "{out}");
-    let (ok, out) = api.try_apply(
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_kms_secret_rolls_the_pods_without_copying_it() {
+    // The Secret watch: the KMS's status does not change, and the resync is 5 minutes away.
+    let ns = "shop";
+    let d = Deployed::start(ns).await;
+    let stss = d.api::<StatefulSet>(ns);
+    let before = pod_hash(&stss.get("photos").await.unwrap());
+    let (ok, out) = d.api.try_apply(
         &format!(
-            "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: real, namespace: {ns}}}\n\
-             spec:\n  vault:\n    endpoint: {}\n    auth:\n      appRole: {{secretName: real-approle}}\n    tls: {{caSecretName: vault-ca}}\n",
-            vault.addr
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {ns}}}\nstringData: {{roleId: r-123, secretId: s-789}}\n"
         ),
     );
     assert!(ok, "{out}");
+    eventually(
+        "a rotated KMS Secret rolls the pods",
+        Duration::from_secs(30),
+        || async {
+            let h = pod_hash(&stss.get("photos").await.ok()?);
+            (h != before).then_some(())
+        },
+    )
+    .await;
+    let sts_json = serde_json::to_string(&stss.get("photos").await.unwrap()).unwrap();
+    assert!(
+        !sts_json.contains("s-789") && !sts_json.contains("r-123"),
+        "credentials are referenced, never copied"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_younger_tenant_with_an_overlapping_key_prefix_is_not_deployed() {
+    let ns = "shop";
+    let d = Deployed::start(ns).await;
+    // Creation times have a resolution of one second, and ties go to the name ("clash" <
+    // "photos"): make clash the younger for certain.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (ok, out) = d.api.try_apply(&tenant_yaml(
+        ns,
+        "clash",
+        "  encryption: {keyPrefix: photos_}\n",
+    ));
+    assert!(ok, "{out}");
+    let tenants = d.api::<Tenant>(ns);
+    let clash = eventually(
+        "Degraded KeyPrefixConflict",
+        Duration::from_secs(30),
+        || async {
+            let t = tenants.get("clash").await.ok()?;
+            condition(&t, "Degraded").filter(|(s, r, _)| s == "True" && r == "KeyPrefixConflict")
+        },
+    )
+    .await;
+    assert!(clash.2.contains("\"photos\""), "{clash:?}");
+    assert!(
+        d.api::<StatefulSet>(ns)
+            .get_opt("clash")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing deployed for it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_credentials_are_generated_once() {
+    let ns = "shop";
+    let d = Deployed::start(ns).await;
+    let secrets = d.api::<Secret>(ns);
+    let root = secrets.get("photos-root").await.unwrap();
+    let data = root.data.as_ref().unwrap();
+    assert!(data.contains_key("rootUser") && data["rootPassword"].0.len() >= 32);
+    // Touching the Tenant reconciles it again: the Secret stays as it is.
+    d.api::<Tenant>(ns)
+        .patch(
+            "photos",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"touch": "1"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(secrets.get("photos-root").await.unwrap().data, root.data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kms_reports_a_real_vault_healthy_then_sealed() {
+    let ns = "shop";
+    let (api, client) = api_with_crds(ns).await;
+    let _stop = start_operator(client.clone(), ns, "test");
+    let vault = coffer_e2e::vault::Vault::production();
+    real_kms(&api, &Api::namespaced(client.clone(), ns), ns, &vault).await;
     let kmss: Api<KMS> = Api::namespaced(client.clone(), ns);
     eventually("KMS real Ready", Duration::from_secs(30), || async {
         let k = kmss.get("real").await.ok()?;
         kms_condition(&k, "Ready").filter(|(s, _, _)| s == "True")
     })
     .await;
-
     let table = api.run(&["get", "kms", "-n", ns]);
     assert!(
         table
@@ -507,50 +567,6 @@ async fn operator_against_a_real_api_server() {
             .split_whitespace()
             .eq(["NAME", "READY", "ENDPOINT", "AGE"]),
         "{table}"
-    );
-
-    // --- Our kes, started from exactly what the operator wrote for a Tenant (ConfigMap, TLS
-    // Secret, Vault credentials resolved from the KMS's Secret as the kubelet would), serves
-    // the object-server's identity and stores the key in Vault.
-    let (ok, out) = api.try_apply(
-        &format!(
-            "apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: docs, namespace: {ns}}}\nspec:\n  kms: {{name: real}}\n"
-        ),
-    );
-    assert!(ok, "{out}");
-    let kes_tls = eventually("Secret docs-kes-tls", Duration::from_secs(30), || async {
-        secrets.get_opt("docs-kes-tls").await.ok().flatten()
-    })
-    .await;
-    let config = eventually(
-        "ConfigMap docs-kes-config",
-        Duration::from_secs(30),
-        || async {
-            cms.get_opt("docs-kes-config")
-                .await
-                .ok()
-                .flatten()?
-                .data?
-                .remove("config.yaml")
-        },
-    )
-    .await;
-    run_kes_from_cluster_objects(&secrets, &kes_tls, &config, &vault).await;
-
-    // Deleting the Tenant never deletes its keys in Vault.
-    tenants
-        .delete("docs", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("Tenant docs gone", Duration::from_secs(30), || async {
-        tenants.get_opt("docs").await.ok()?.is_none().then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stored = vault.run(&["kv", "list", "kv/shop"]);
-    assert!(
-        stored.contains("docs_default"),
-        "the key outlives its Tenant: {stored}"
     );
 
     // Sealed, Vault answers 503: the KMS says so (a touch of the KMS triggers a probe now).
@@ -575,61 +591,61 @@ async fn operator_against_a_real_api_server() {
         (sealed.1.as_str(), sealed.2.as_str()),
         ("VaultUnhealthy", "Vault is sealed")
     );
+}
 
-    // --- Rotating the KMS's credentials Secret rolls the pods at once (the Secret watch; the
-    // KMS's status does not change, and the resync is 5 minutes away), without copying the
-    // values anywhere.
-    let before = pod_hash(&stss.get("photos").await.unwrap());
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kes_runs_from_what_the_operator_wrote_and_keys_outlive_the_tenant() {
+    // Our kes, started from exactly what the operator wrote for a Tenant (ConfigMap, TLS
+    // Secret, Vault credentials resolved from the KMS's Secret as the kubelet would), serves
+    // the object-server's identity and stores the key in Vault.
+    let ns = "shop";
+    let (api, client) = api_with_crds(ns).await;
+    let _stop = start_operator(client.clone(), ns, "test");
+    let vault = coffer_e2e::vault::Vault::production();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    real_kms(&api, &secrets, ns, &vault).await;
     let (ok, out) = api.try_apply(
         &format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {ns}}}\nstringData: {{roleId: r-123, secretId: s-789}}\n"
+            "apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: docs, namespace: {ns}}}\nspec:\n  kms: {{name: real}}\n"
         ),
     );
     assert!(ok, "{out}");
-    eventually(
-        "a rotated KMS Secret rolls the pods",
+    let kes_tls = eventually("Secret docs-kes-tls", Duration::from_secs(30), || async {
+        secrets.get_opt("docs-kes-tls").await.ok().flatten()
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let config = eventually(
+        "ConfigMap docs-kes-config",
         Duration::from_secs(30),
         || async {
-            let h = pod_hash(&stss.get("photos").await.ok()?);
-            (h != before).then_some(())
+            cms.get_opt("docs-kes-config")
+                .await
+                .ok()
+                .flatten()?
+                .data?
+                .remove("config.yaml")
         },
     )
     .await;
-    let sts_json = serde_json::to_string(&stss.get("photos").await.unwrap()).unwrap();
-    assert!(
-        !sts_json.contains("s-789") && !sts_json.contains("r-123"),
-        "credentials are referenced, never copied"
-    );
+    run_kes_from_cluster_objects(&secrets, &kes_tls, &config, &vault).await;
 
-    // --- A younger Tenant whose key prefix overlaps photos' is refused (its policy would
-    // reach photos' keys).
-    let (ok, out) = api.try_apply(&tenant_yaml(
-        ns,
-        "clash",
-        "  encryption: {keyPrefix: photos_}\n",
-    ));
-    assert!(ok, "{out}");
-    let clash = eventually(
-        "Degraded KeyPrefixConflict",
-        Duration::from_secs(30),
-        || async {
-            let t = tenants.get("clash").await.ok()?;
-            condition(&t, "Degraded").filter(|(s, r, _)| s == "True" && r == "KeyPrefixConflict")
-        },
-    )
+    // Deleting the Tenant never deletes its keys in Vault.
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), ns);
+    tenants
+        .delete("docs", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("Tenant docs gone", Duration::from_secs(30), || async {
+        tenants.get_opt("docs").await.ok()?.is_none().then_some(())
+    })
     .await;
-    assert!(clash.2.contains("\"photos\""), "{clash:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stored = vault.run(&["kv", "list", "kv/shop"]);
     assert!(
-        stss.get_opt("clash").await.unwrap().is_none(),
-        "nothing deployed for it"
+        stored.contains("docs_default"),
+        "the key outlives its Tenant: {stored}"
     );
-
-    // --- Root credentials are generated once and never overwritten.
-    let root = secrets.get("photos-root").await.unwrap();
-    let data = root.data.as_ref().unwrap();
-    assert!(data.contains_key("rootUser") && data["rootPassword"].0.len() >= 32);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(secrets.get("photos-root").await.unwrap().data, root.data);
 }
 
 /// Lays out the pod's files from the Tenant's objects in a temporary directory, starts our kes

@@ -3,6 +3,7 @@
 use super::*;
 use crate::crd::tenant::DEFAULT_IMAGE;
 use crate::pki::{Ca, ca::CA_LIFETIME};
+use crate::reconcile::tenant::Leaf;
 use k8s_openapi::api::core::v1::Container;
 use time::OffsetDateTime;
 
@@ -48,9 +49,9 @@ fn certs(tenant: &Tenant) -> Certs {
             .collect();
     Certs {
         ca_bundle: ca.trust_bundle(),
-        s3: issued.remove("s3"),
-        kes_server: issued.remove("kes-server").unwrap(),
-        kes_client: issued.remove("kes-client").unwrap(),
+        s3: issued.remove(&Leaf::S3),
+        kes_server: issued.remove(&Leaf::KesServer).unwrap(),
+        kes_client: issued.remove(&Leaf::KesClient).unwrap(),
         kms_secrets_version: None,
     }
 }

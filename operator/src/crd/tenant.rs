@@ -157,20 +157,40 @@ pub const KEY_NAME_RULE: &str =
 /// CEL rule for a key prefix.
 pub const KEY_PREFIX_RULE: &str = "self.matches('^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$')";
 
-/// Storage of the objects.
+/// CEL transition rule: `storage.storageClassName` keeps its value (or its absence).
+pub const STORAGE_CLASS_RULE: &str = "has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)";
+/// What the API server answers to a change of `storage.storageClassName`.
+pub const STORAGE_CLASS_MESSAGE: &str = "storage.storageClassName cannot change: the StatefulSet's volume claims keep the class they were made with. Keep it, or create a new Tenant with the new class and copy the objects over (mc mirror)";
+/// CEL transition rule: `storage.sharedClaimName` keeps its value (or its absence).
+pub const SHARED_CLAIM_RULE: &str = "has(self.sharedClaimName) == has(oldSelf.sharedClaimName) && (!has(self.sharedClaimName) || self.sharedClaimName == oldSelf.sharedClaimName)";
+/// What the API server answers to a change of `storage.sharedClaimName`.
+pub const SHARED_CLAIM_MESSAGE: &str = "storage.sharedClaimName cannot be added, changed or removed: the pods' volumes are fixed when the StatefulSet is made. Keep it, or create a new Tenant with the other volume and copy the objects over (mc mirror)";
+/// CEL transition rule: `storage.size` never shrinks.
+pub const SIZE_RULE: &str =
+    "!isQuantity(self) || !isQuantity(oldSelf) || quantity(self).compareTo(quantity(oldSelf)) >= 0";
+/// What the API server answers to a smaller `storage.size`.
+pub const SIZE_MESSAGE: &str = "storage.size cannot shrink: a PersistentVolumeClaim never gets smaller. Keep the size (a larger one expands the claims where the StorageClass allows it), or create a new Tenant with the smaller size and copy the objects over (mc mirror)";
+
+/// Storage of the objects. The class and the shared claim cannot change, the size cannot
+/// shrink (see the rules above): the StatefulSet's volume claims cannot follow such changes.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(STORAGE_CLASS_RULE).message(STORAGE_CLASS_MESSAGE))]
+#[x_kube(validation = kube::core::Rule::new(SHARED_CLAIM_RULE).message(SHARED_CLAIM_MESSAGE))]
 pub struct StorageSpec {
-    /// Size of each pod's claim (default `10Gi`); ignored with `sharedClaimName`.
+    /// Size of each pod's claim (default `10Gi`); ignored with `sharedClaimName`. It may grow
+    /// (the claims are expanded where their StorageClass allows it), never shrink.
     #[serde(default = "default_size")]
     #[x_kube(validation = kube::core::Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$')").message("storage.size must be a quantity such as 10Gi"))]
+    #[x_kube(validation = kube::core::Rule::new(SIZE_RULE).message(SIZE_MESSAGE))]
     #[schemars(length(max = 32))]
     pub size: String,
-    /// The StorageClass of each pod's claim (default: the cluster's default class).
+    /// The StorageClass of each pod's claim (default: the cluster's default class). Fixed at
+    /// creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
     /// An existing ReadWriteMany PersistentVolumeClaim that every replica mounts instead of a
-    /// claim per pod. Required for replicas > 1.
+    /// claim per pod. Required for replicas > 1. Fixed at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_claim_name: Option<String>,
 }

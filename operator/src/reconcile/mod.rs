@@ -12,6 +12,7 @@ pub mod tenant;
 pub mod users;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +57,10 @@ pub struct Context {
     /// The Tenant controllers' caches (one per watched namespace, or one for all), once they
     /// run (for checks across Tenants without a LIST).
     tenants: Mutex<Vec<kube::runtime::reflector::Store<Tenant>>>,
+    /// The KMS probe's Vault token per KMS.
+    vault_sessions: kms::session::Sessions,
+    /// How often a healthy KMS is probed, in milliseconds.
+    kms_probe_interval_ms: AtomicU64,
 }
 
 impl Context {
@@ -78,6 +83,8 @@ impl Context {
             default_image,
             failures: Default::default(),
             tenants: Default::default(),
+            vault_sessions: Default::default(),
+            kms_probe_interval_ms: AtomicU64::new(kms::PROBE_INTERVAL.as_millis() as u64),
         })
     }
 
@@ -85,6 +92,17 @@ impl Context {
     pub fn cached_tenants(&self) -> Option<Vec<Arc<Tenant>>> {
         let stores = self.tenants.lock().expect("not poisoned");
         (!stores.is_empty()).then(|| stores.iter().flat_map(|s| s.state()).collect())
+    }
+
+    /// How often a healthy KMS is probed ([`kms::PROBE_INTERVAL`] unless set).
+    pub fn kms_probe_interval(&self) -> Duration {
+        Duration::from_millis(self.kms_probe_interval_ms.load(Ordering::Relaxed))
+    }
+
+    /// Probes healthy KMSes every `interval` instead (tests; at least 100 ms).
+    pub fn set_kms_probe_interval(&self, interval: Duration) {
+        let ms = interval.as_millis().max(100) as u64;
+        self.kms_probe_interval_ms.store(ms, Ordering::Relaxed);
     }
 
     /// An event recorder.

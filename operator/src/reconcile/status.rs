@@ -18,6 +18,57 @@ pub const DEGRADED: &str = "Degraded";
 /// Condition type (KMS): the auth Secret exists with the expected keys.
 pub const SECRET_FOUND: &str = "SecretFound";
 
+/// One condition's value: its status, a reason constant, and a message that names
+/// objects and causes only, never a secret value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionState {
+    /// `True` or `False`.
+    pub status: bool,
+    /// Machine-readable cause (a constant of the reconciler that sets it).
+    pub reason: &'static str,
+    /// What a human reads.
+    pub message: String,
+}
+
+impl ConditionState {
+    /// A `True` condition.
+    pub fn holds(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: true,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A `False` condition.
+    pub fn fails(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: false,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Sets condition `type_` in `conditions` to `state` (see [`set`]).
+pub fn set_state(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    state: &ConditionState,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    set(
+        conditions,
+        type_,
+        state.status,
+        state.reason,
+        state.message.clone(),
+        generation,
+        now,
+    );
+}
+
 /// Sets condition `type_` in `conditions`: a changed status gets `now` as its transition time,
 /// an unchanged one keeps the old time. Reason and message are always updated.
 pub fn set(

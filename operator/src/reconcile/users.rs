@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 use super::Error;
+use super::status::ConditionState;
 use crate::build::secrets::ROOT_USER;
 use crate::build::users::{self, Users};
 use crate::crd::Tenant;
@@ -39,14 +40,12 @@ pub async fn gather(tenant: &Tenant, secrets_api: &Api<Secret>) -> Result<Users,
     ))
 }
 
-/// The `UsersReady` condition for `users`: status, reason, message. The message names
-/// Secrets and problems only.
-pub fn condition(tenant: &Tenant, users: &Users) -> (bool, &'static str, String) {
+/// The `UsersReady` condition for `users`. The message names Secrets and problems only.
+pub fn condition(tenant: &Tenant, users: &Users) -> ConditionState {
     let listed = tenant.spec.users.len();
     let in_effect = users.users.len();
     if users.invalid.is_empty() {
-        return (
-            true,
+        return ConditionState::holds(
             ALL_USERS_VALID,
             format!("{in_effect} of {listed} user Secrets in effect"),
         );
@@ -64,8 +63,7 @@ pub fn condition(tenant: &Tenant, users: &Users) -> (bool, &'static str, String)
         length += text.len() + 2;
         problems.push(text);
     }
-    (
-        false,
+    ConditionState::fails(
         INVALID_USER_SECRET,
         format!(
             "{in_effect} of {listed} user Secrets in effect; left out: {}",
@@ -94,7 +92,7 @@ mod tests {
             users: vec![],
             invalid: vec![],
         };
-        assert_eq!(condition(&t, &ok).1, ALL_USERS_VALID);
+        assert_eq!(condition(&t, &ok).reason, ALL_USERS_VALID);
         let bad = Users {
             users: vec![],
             invalid: vec![InvalidUser {
@@ -102,7 +100,11 @@ mod tests {
                 problem: UserProblem::MissingKey("secretKey"),
             }],
         };
-        let (status, reason, message) = condition(&t, &bad);
+        let ConditionState {
+            status,
+            reason,
+            message,
+        } = condition(&t, &bad);
         assert!(!status);
         assert_eq!(reason, INVALID_USER_SECRET);
         assert_eq!(
@@ -118,7 +120,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let (_, _, message) = condition(&t, &many);
+        let message = condition(&t, &many).message;
         assert!(
             message.len() < 1024,
             "fits an event note: {}",

@@ -5,6 +5,8 @@
 // Every test file compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Reconciles one KMS: is its credentials Secret complete, does Vault answer
 //! `GET /v1/sys/health` (initialized, unsealed), and does Vault accept the AppRole credentials of
-//! that Secret (a login whose token is revoked at once)? The answer goes into `status.conditions`;
+//! that Secret? The last is asked with one token per KMS, logged in once and then kept and
+//! renewed ([`session`]): a probe does not spend the secret ID's uses the pods need. The answer goes into `status.conditions`;
 //! Tenants that use the KMS are requeued by the watch in [`super::run_controllers`]. Besides the
 //! probe intervals below, a change of any Secret the KMS names (credentials, Vault CA, client
 //! certificate) reconciles it at once ([`super::secret_refs`]). The credentials themselves
@@ -20,7 +21,9 @@ use super::status::{self, READY, SECRET_FOUND};
 use super::{Context, Error};
 use crate::crd::{KMS, KmsStatus};
 
-/// How often a healthy Vault is probed.
+pub mod session;
+
+/// How often a healthy Vault is probed (by default: see [`Context::set_kms_probe_interval`]).
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(60);
 /// How often an unhealthy or unreachable Vault is probed (notice recovery soon).
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(10);
@@ -120,44 +123,9 @@ pub struct AppRoleLogin<'a> {
     pub secret_name: &'a str,
 }
 
-/// Logs in to Vault with `login` (`PUT /v1/auth/<engine>/login`), as KES will, and revokes the
-/// token at once. [`Health::Healthy`] when Vault accepts the credentials. Vault's own error text
-/// is repeated only when it contains neither credential.
-pub async fn check_login(
-    endpoint: &str,
-    namespace: Option<&str>,
-    ca_pem: Option<&[u8]>,
-    login: &AppRoleLogin<'_>,
-) -> Health {
-    let client = match vault_client(ca_pem) {
-        Ok(c) => c,
-        Err(h) => return h,
-    };
-    let base = endpoint.trim_end_matches('/');
-    let with_ns = |req: reqwest::RequestBuilder| match namespace {
-        Some(ns) => req.header("X-Vault-Namespace", ns),
-        None => req,
-    };
-    let req = client
-        .put(format!("{base}/v1/auth/{}/login", login.engine))
-        .json(&serde_json::json!({ "role_id": login.role_id, "secret_id": login.secret_id }));
-    let resp = match with_ns(req).send().await {
-        Ok(r) => r,
-        Err(e) => return Health::Unreachable(error_chain(&e)),
-    };
-    let code = resp.status().as_u16();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    if code == 200 {
-        if let Some(token) = body["auth"]["client_token"].as_str() {
-            let revoke = client
-                .post(format!("{base}/v1/auth/token/revoke-self"))
-                .header("X-Vault-Token", token);
-            if let Err(e) = with_ns(revoke).send().await {
-                tracing::warn!(error = %error_chain(&e), "revoking the KMS check's Vault token");
-            }
-        }
-        return Health::Healthy;
-    }
+/// What a refused AppRole login reports. Vault's own error text is repeated only when it
+/// contains neither credential.
+fn refused(login: &AppRoleLogin<'_>, code: u16, body: &serde_json::Value) -> Health {
     let said = body["errors"]
         .as_array()
         .map(|errs| {
@@ -188,15 +156,9 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
     let mut st: KmsStatus = kms.status.clone().unwrap_or_default();
 
     match super::tenant::check_kms_secret(&kms, &secrets_api).await? {
-        Some((reason, msg)) => status::set(
-            &mut st.conditions,
-            SECRET_FOUND,
-            false,
-            reason,
-            msg,
-            generation,
-            now,
-        ),
+        Some(problem) => {
+            status::set_state(&mut st.conditions, SECRET_FOUND, &problem, generation, now)
+        }
         None if kms.spec.credentials_secret().is_none() => status::set(
             &mut st.conditions,
             SECRET_FOUND,
@@ -262,13 +224,40 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
                     secret_id: secret_id.trim(),
                     secret_name: &a.secret_name,
                 };
-                check_login(
-                    &kms.spec.vault.endpoint,
-                    kms.spec.vault.namespace.as_deref(),
-                    ca.as_ref().ok().and_then(|c| c.as_deref()),
-                    &login,
-                )
-                .await
+                let ca_pem = ca.as_ref().ok().and_then(|c| c.as_deref());
+                match vault_client(ca_pem) {
+                    Ok(http) => {
+                        let origin = format!(
+                            "{}|{:?}|{}|{}|{}|{}|{}",
+                            kms.spec.vault.endpoint,
+                            kms.spec.vault.namespace,
+                            a.engine,
+                            a.secret_name,
+                            secret
+                                .metadata
+                                .resource_version
+                                .as_deref()
+                                .unwrap_or_default(),
+                            a.role_id_key,
+                            a.secret_id_key,
+                        );
+                        let target = session::Target {
+                            http: &http,
+                            base: kms.spec.vault.endpoint.trim_end_matches('/'),
+                            namespace: kms.spec.vault.namespace.as_deref(),
+                        };
+                        ctx.vault_sessions
+                            .check(
+                                &format!("{ns}/{}", kms.name_any()),
+                                origin,
+                                &target,
+                                &login,
+                                ctx.kms_probe_interval(),
+                            )
+                            .await
+                    }
+                    Err(h) => h,
+                }
             }
             // Reported by the SecretFound condition above.
             None => health,
@@ -325,9 +314,9 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
         .await?;
     }
     Ok(Action::requeue(if health == Health::Healthy {
-        PROBE_INTERVAL
+        ctx.kms_probe_interval()
     } else {
-        RETRY_INTERVAL
+        RETRY_INTERVAL.min(ctx.kms_probe_interval())
     }))
 }
 
