@@ -13,12 +13,23 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use std::borrow::Cow;
 
-const ALGORITHMS: [&str; 4] = [
+const ALGORITHMS: [&str; 6] = [
     "AES-256-GCM-HMAC-SHA-256",
     "ChaCha20Poly1305",
     "AES256",
     "ChaCha20",
+    "AES256-GCM_SHA256",
+    "XCHACHA20-POLY1305",
 ];
+
+/// The algorithm name a version-tagged ciphertext carries: the older spelling, the one every
+/// KES's msgpack parser accepts (MinIO's v0.24.0 refuses `AES256`/`ChaCha20` there).
+pub fn tag_algorithm(cipher: crate::crypto::Cipher) -> &'static str {
+    match cipher {
+        crate::crypto::Cipher::Aes256 => "AES256-GCM_SHA256",
+        crate::crypto::Cipher::ChaCha20 => "XCHACHA20-POLY1305",
+    }
+}
 
 /// Returns the current binary layout of a ciphertext. Input that is not a valid
 /// legacy encoding is returned unchanged (and then fails authentication if it is junk).
@@ -222,7 +233,7 @@ mod tests {
             let k = SecretKey::generate(cipher);
             let ct = k.encrypt(b"secret", b"ctx").unwrap();
             assert_eq!(tagged_version(&ct), None);
-            let tagged = tag_version(&ct, cipher.as_str(), 7);
+            let tagged = tag_version(&ct, tag_algorithm(cipher), 7);
             assert_eq!(tagged_version(&tagged), Some(7));
             assert_eq!(&normalize(&tagged)[..], &ct[..]);
             assert_eq!(&k.decrypt(&tagged, b"ctx").unwrap()[..], b"secret");

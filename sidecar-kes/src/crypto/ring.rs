@@ -26,7 +26,7 @@
 //! existed; the version tag is framing around that ciphertext, not an input of the AEAD. So a
 //! (key, nonce) pair repeats only if two random 28-byte draws under the same version collide.
 
-use super::ciphertext::{tag_version, tagged_version};
+use super::ciphertext::{tag_algorithm, tag_version, tagged_version};
 use super::version::{DecodeError, Stored, decode_stored, encode_pb, pb, wipe};
 use super::{CryptoError, KeyVersion};
 use crate::auth::Identity;
@@ -197,7 +197,7 @@ impl KeyRing {
         Ok(if version == 1 {
             ct
         } else {
-            tag_version(&ct, key.key.cipher().as_str(), version)
+            tag_version(&ct, tag_algorithm(key.key.cipher()), version)
         })
     }
 
