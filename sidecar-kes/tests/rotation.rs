@@ -89,7 +89,7 @@ fn kv_rotation_with_our_cli_and_what_minio_kes_still_reads() {
                 Command::new(kes_bin())
                     .args(args)
                     .args(["-k", "--server", &ours.endpoint])
-                    .env("KES_API_KEY", admin.to_secret_string().to_string())
+                    .env("KES_API_KEY", &*admin.to_secret_string())
                     .env_remove("KES_CLIENT_CERT")
                     .env_remove("KES_CLIENT_KEY")
                     .env_remove("MINIO_KES_API_KEY"),

@@ -81,7 +81,7 @@ impl KeyRing {
     /// Decodes what a keystore holds (see the module doc); a plain KES key is version 1.
     pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
         let mut msg = match decode_stored(b)? {
-            Stored::Json(v) => return Ok(Self::single(v)),
+            Stored::Json(v) => return Ok(Self::single(*v)),
             Stored::Pb(msg) => msg,
         };
         let result = Self::from_pb(&msg);

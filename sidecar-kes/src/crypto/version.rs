@@ -1,5 +1,6 @@
 //! A stored key ("key version") and its keystore encoding: base64 of KES's protobuf
 //! `KeyVersion` (current), or the legacy JSON `{"bytes","algorithm","created_at","created_by"}`.
+//! A rotated key adds a field to the protobuf form that KES skips: see [`super::ring`].
 
 use super::{Cipher, HmacKey, SecretKey};
 use crate::auth::Identity;
@@ -130,7 +131,7 @@ impl KeyVersion {
     /// newest version (as KES reads it).
     pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
         match decode_stored(b)? {
-            Stored::Json(v) => Ok(v),
+            Stored::Json(v) => Ok(*v),
             Stored::Pb(mut msg) => {
                 let r = Self::from_pb(&msg);
                 wipe(&mut msg);
@@ -206,7 +207,7 @@ impl KeyVersion {
 
 /// A stored key, parsed but not yet checked: legacy JSON, or a protobuf message.
 pub(super) enum Stored {
-    Json(KeyVersion),
+    Json(Box<KeyVersion>),
     Pb(pb::KeyVersion),
 }
 
@@ -214,7 +215,7 @@ pub(super) enum Stored {
 pub(super) fn decode_stored(b: &[u8]) -> Result<Stored, DecodeError> {
     let trimmed = b.trim_ascii();
     if trimmed.first() == Some(&b'{') {
-        return KeyVersion::decode_json(trimmed).map(Stored::Json);
+        return KeyVersion::decode_json(trimmed).map(|v| Stored::Json(Box::new(v)));
     }
     use prost::Message;
     let raw = Zeroizing::new(

@@ -1,9 +1,10 @@
 //! The Vault K/V keystore (v1 and v2; OpenBao too) over the shared [`VaultClient`]. Keys are
 //! stored as KES stores them: one secret per key at `<engine>/<prefix>/<name>` holding
 //! `{"<name>": "<encoded key>"}` (K/V v2: under `data/`, created with `cas: 0`, deleted through
-//! `metadata/`). A sealed Vault is [`StoreError::Sealed`] and [`Keystore::is_sealed`], which the
-//! key cache asks on every key use: a seal stops key use within one `ping` (see
-//! [`crate::cache`]).
+//! `metadata/`). A rotated key ([`crate::crypto::ring`]) is written over its value (v1) or as a
+//! new version of the secret with check-and-set (v2); reads take the secret's latest version.
+//! A sealed Vault is [`StoreError::Sealed`] and [`Keystore::is_sealed`], which the key cache
+//! asks on every key use: a seal stops key use within one `ping` (see [`crate::cache`]).
 
 use super::client::VaultClient;
 use super::{KvEngine, VaultConfig, VaultEngine};
