@@ -468,3 +468,81 @@ async fn transit_rotation_and_minimum_version() {
         ClientError::KeyNotFound
     );
 }
+
+/// The fs keystore: MinIO's KES on the directory our kes rotated a key in reads the key as its
+/// newest version.
+#[test]
+fn fs_rotation_and_what_minio_kes_still_reads() {
+    let keys = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = server_cert();
+    std::fs::write(dir.path().join("tls.crt"), &cert.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &cert.key_pem).unwrap();
+    let admin = ApiKey::generate();
+    let ours = OurKes::with_config(
+        &format!(
+            "address: 127.0.0.1:{{port}}\nadmin:\n  identity: {}\ntls:\n  key: {d}/tls.key\n  cert: {d}/tls.crt\nkeystore:\n  fs:\n    path: {}\n",
+            admin.identity(),
+            keys.path().display(),
+            d = dir.path().display()
+        ),
+        &[],
+    );
+    let our_client = KesClient::new(ClientConfig {
+        endpoints: vec![ours.endpoint.clone()],
+        identity: ClientIdentity::ApiKey(admin.to_secret_string().to_string()),
+        ca_pems: vec![cert.cert_pem.clone().into_bytes()],
+        insecure_skip_verify: false,
+    })
+    .unwrap();
+    let ctx = b"bucket/object";
+    let (dek1, dek2) = rt().block_on(async {
+        our_client.create_key("k").await.unwrap();
+        let dek1 = our_client.generate_key("k", ctx).await.unwrap();
+        let v = our_client.rotate_key("k", true, None).await.unwrap();
+        assert_eq!(v.newest, 2);
+        let dek2 = our_client.generate_key("k", ctx).await.unwrap();
+        assert_eq!(tagged_version(&dek2.ciphertext), Some(2));
+        (dek1, dek2)
+    });
+    let theirs = MinioKes::with_config(&format!(
+        "keystore:\n  fs:\n    path: {}\n",
+        keys.path().display()
+    ));
+    let their_admin = theirs.admin.as_ref().unwrap();
+    let their_client = KesClient::new(ClientConfig {
+        endpoints: vec![theirs.endpoint.clone()],
+        identity: ClientIdentity::Certificate {
+            cert_pem: their_admin.cert_pem.clone().into_bytes(),
+            key_pem: their_admin.key_pem.clone().into_bytes(),
+        },
+        ca_pems: vec![std::fs::read(theirs.ca_cert.as_ref().unwrap()).unwrap()],
+        insecure_skip_verify: false,
+    })
+    .unwrap();
+    rt().block_on(async {
+        assert_eq!(their_client.list_keys("").await.unwrap(), ["k"]);
+        assert_eq!(
+            &their_client
+                .decrypt_key("k", &dek2.ciphertext, ctx)
+                .await
+                .unwrap()[..],
+            &dek2.plaintext[..]
+        );
+        assert_eq!(
+            their_client
+                .decrypt_key("k", &dek1.ciphertext, ctx)
+                .await
+                .unwrap_err(),
+            ClientError::DecryptionFailed
+        );
+        let theirs_dek = their_client.generate_key("k", ctx).await.unwrap();
+        assert_eq!(
+            &our_client
+                .decrypt_key("k", &theirs_dek.ciphertext, ctx)
+                .await
+                .unwrap()[..],
+            &theirs_dek.plaintext[..]
+        );
+    });
+}
