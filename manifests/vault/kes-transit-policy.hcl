@@ -12,8 +12,9 @@
 # on `transit/encrypt/*`, Transit refuses an encrypt that would create a missing key.
 # To make keys undeletable through kes, drop "delete" below (kes then answers 502 on a delete).
 
-# Create (POST, an update to Vault), describe, list, and `keys/<name>/config`, which a delete
-# needs first (`deletion_allowed`).
+# Create (POST, an update to Vault), describe, list, `keys/<name>/config`, which a delete needs
+# first (`deletion_allowed`) and `kes key rotate --min-version` sets (`min_decryption_version`),
+# and `keys/<name>/rotate` (`kes key rotate`).
 path "transit/keys/*" {
   capabilities = ["read", "update", "delete", "list"]
 }

@@ -23,8 +23,16 @@
 //!   caches its result only if no delete happened since the fetch began. Such a fetch still
 //!   answers its own request: it read the keystore before the delete took effect, so it is
 //!   ordered before the delete, like any request that was already being answered.
+//! - **A rotation is seen at once by the replica that made it**, and by every other replica
+//!   within its cache bound: an entry is a whole [`KeyRing`], kept at most `any` after it was
+//!   read (default 5 min; `unused` 30 s drops it sooner when idle). Until then another replica
+//!   makes data keys with the version it has, the previous newest, which stays valid: only
+//!   raising the minimum version retires one, and that too reaches other replicas within
+//!   `any`. A ciphertext naming a version newer than the cached ring makes the cache read
+//!   the keystore again at once ([`KeyCache::invalidate`]). The same generation counter as
+//!   for deletes keeps a read in flight from caching the ring a rotation replaced.
 
-use crate::crypto::KeyVersion;
+use crate::crypto::{KeyRing, KeyVersion};
 use crate::keystore::{Keystore, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,7 +62,7 @@ impl Default for CacheConfig {
 }
 
 struct Entry {
-    key: Arc<KeyVersion>,
+    key: Arc<KeyRing>,
     fetched: Instant,
     /// Milliseconds since `KeyCache::epoch` of the last use.
     used: AtomicU64,
@@ -67,7 +75,8 @@ pub struct KeyCache {
     epoch: Instant,
     entries: RwLock<HashMap<String, Entry>>,
     online: AtomicBool,
-    /// Bumped by every delete, under the `entries` write lock; see the module doc.
+    /// Bumped by every delete, replace and invalidation, under the `entries` write lock; see
+    /// the module doc.
     deletions: AtomicU64,
 }
 
@@ -144,13 +153,13 @@ impl KeyCache {
     }
 
     /// The key `name`, from the cache or the keystore.
-    pub async fn get(&self, name: &str) -> Result<Arc<KeyVersion>, CacheError> {
+    pub async fn get(&self, name: &str) -> Result<Arc<KeyRing>, CacheError> {
         self.get_at(name, Instant::now()).await
     }
 
     /// [`Self::get`] at `now`, a time the caller has already read (the request's start), so
     /// that a cache hit reads no clock.
-    pub async fn get_at(&self, name: &str, now: Instant) -> Result<Arc<KeyVersion>, CacheError> {
+    pub async fn get_at(&self, name: &str, now: Instant) -> Result<Arc<KeyRing>, CacheError> {
         if self.store.is_sealed() {
             self.drop_all();
             return Err(StoreError::Sealed.into());
@@ -168,7 +177,7 @@ impl KeyCache {
         match fetched {
             Ok(bytes) => {
                 let key = Arc::new(
-                    KeyVersion::decode(&bytes).map_err(|e| CacheError::Decode(e.to_string()))?,
+                    KeyRing::decode(&bytes).map_err(|e| CacheError::Decode(e.to_string()))?,
                 );
                 let mut entries = self.entries.write().expect("lock");
                 if self.deletions.load(Ordering::SeqCst) == deletions {
@@ -211,6 +220,59 @@ impl KeyCache {
         let r = self.store.create(name, &key.encode()).await;
         self.note(&r);
         r
+    }
+
+    /// Changes a stored key: reads it from the keystore (not the cache), applies `change`, and
+    /// replaces it if nobody changed it meanwhile (else reads and applies again, a few times).
+    /// This replica's cache holds the new ring at once; other replicas' caches see it when
+    /// their entry expires (`cache.expiry.any`, or `unused`), see the module doc.
+    pub async fn update<E: From<CacheError>>(
+        &self,
+        name: &str,
+        change: impl Fn(&KeyRing) -> Result<KeyRing, E>,
+    ) -> Result<Arc<KeyRing>, E> {
+        const ATTEMPTS: usize = 5;
+        let mut last = StoreError::Changed;
+        for _ in 0..ATTEMPTS {
+            if self.store.is_sealed() {
+                self.drop_all();
+                return Err(CacheError::from(StoreError::Sealed).into());
+            }
+            let old = self.store.get(name).await;
+            self.note(&old);
+            let old = old.map_err(CacheError::from)?;
+            let ring = KeyRing::decode(&old).map_err(|e| CacheError::Decode(e.to_string()))?;
+            let next = Arc::new(change(&ring)?);
+            let r = self.store.replace(name, &old, &next.encode()).await;
+            self.note(&r);
+            match r {
+                Ok(()) => {
+                    let mut entries = self.entries.write().expect("lock");
+                    // A fetch that began before the replace must not cache the old ring.
+                    self.deletions.fetch_add(1, Ordering::SeqCst);
+                    entries.insert(
+                        name.to_string(),
+                        Entry {
+                            key: next.clone(),
+                            fetched: Instant::now(),
+                            used: AtomicU64::new(self.millis(Instant::now())),
+                        },
+                    );
+                    return Ok(next);
+                }
+                Err(StoreError::Changed) => last = StoreError::Changed,
+                Err(e) => return Err(CacheError::from(e).into()),
+            }
+        }
+        Err(CacheError::from(last).into())
+    }
+
+    /// Forgets the cached entry of `name` (a ciphertext named a version newer than it has),
+    /// so that the next use reads the keystore; a fetch in flight does not cache its result.
+    pub fn invalidate(&self, name: &str) {
+        let mut entries = self.entries.write().expect("lock");
+        self.deletions.fetch_add(1, Ordering::SeqCst);
+        entries.remove(name);
     }
 
     /// Deletes a key from the keystore and the cache. A read that was fetching the key
@@ -419,7 +481,7 @@ mod tests {
         cache.delete("k").await.unwrap();
         store.release.notify_one();
         // The read began before the delete: it may answer with the key it fetched.
-        assert_eq!(reader.await.unwrap().unwrap().key, kv.key);
+        assert_eq!(reader.await.unwrap().unwrap().newest().1.key, kv.key);
         store.pause.store(false, Ordering::SeqCst);
         assert!(
             cache.is_empty(),
@@ -454,7 +516,7 @@ mod tests {
         assert!(cache.is_empty());
         // Unsealed: served again, from the store.
         store.seen_sealed.store(false, Ordering::SeqCst);
-        assert_eq!(cache.get("k").await.unwrap().key, kv.key);
+        assert_eq!(cache.get("k").await.unwrap().newest().1.key, kv.key);
         assert_eq!(cache.len(), 1);
         // A fetch answered `sealed` (before any health check): no offline serving either.
         store.sealed.store(true, Ordering::SeqCst);
@@ -507,11 +569,11 @@ mod tests {
         let cache = KeyCache::new(store.clone(), cfg);
         let kv = KeyVersion::generate(Cipher::Aes256, Identity::new("x"));
         cache.create("k", &kv).await.unwrap();
-        assert_eq!(cache.get("k").await.unwrap().key, kv.key);
+        assert_eq!(cache.get("k").await.unwrap().newest().1.key, kv.key);
         store.down.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(80)).await;
         // Expired by `any`, the store is down: the offline rule serves it.
-        assert_eq!(cache.get("k").await.unwrap().key, kv.key);
+        assert_eq!(cache.get("k").await.unwrap().newest().1.key, kv.key);
         assert!(!cache.is_online());
         cache.evict();
         assert_eq!(cache.len(), 1);

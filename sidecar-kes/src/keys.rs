@@ -11,7 +11,7 @@
 
 use crate::auth::Identity;
 use crate::cache::{CacheError, KeyCache};
-use crate::crypto::{Cipher, CryptoError, HmacKey, KeyVersion, SecretKey};
+use crate::crypto::{Cipher, HmacKey, KeyRing, KeyVersion, RingError, SecretKey};
 use crate::keystore::StoreError;
 use crate::keystore::vault::TransitKeys;
 use std::time::{Duration, Instant};
@@ -48,6 +48,39 @@ pub struct KeyInfo {
     pub created_by: Identity,
 }
 
+/// What `kes key info` reports: every version of a key with its creation time, the newest
+/// (the one new data keys are made with) and the oldest one still allowed to decrypt.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyVersions {
+    /// `AES256`, `ChaCha20`, or the Transit key type.
+    pub algorithm: String,
+    /// Every version still stored, oldest first.
+    pub versions: Vec<VersionInfo>,
+    /// The version new data keys and ciphertexts are made with.
+    pub newest: u32,
+    /// The oldest version that still decrypts.
+    pub min_version: u32,
+}
+
+/// One version of a key.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VersionInfo {
+    /// Its number, from 1.
+    pub version: u32,
+    /// When it was added.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+/// What a rotation does: add a version, set the minimum version, or both (in that order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// Add a new newest version.
+    pub add_version: bool,
+    /// Then set the oldest version still allowed to decrypt (1 up to the newest).
+    pub min_version: Option<u32>,
+}
+
 /// A fresh data key: the plaintext (wiped on drop) and its ciphertext under a master key.
 pub struct DataKey {
     /// The 256-bit key.
@@ -77,6 +110,9 @@ pub enum KeyError {
     /// This keystore cannot do the operation (the text says which and why).
     #[error("{0}")]
     Unsupported(&'static str),
+    /// A version rule refused: a retired or unknown version, or an invalid minimum version.
+    #[error(transparent)]
+    Version(RingError),
 }
 
 impl From<CacheError> for KeyError {
@@ -88,10 +124,30 @@ impl From<CacheError> for KeyError {
     }
 }
 
-fn crypto(e: CryptoError) -> KeyError {
-    match e {
-        CryptoError::NotAuthentic => KeyError::NotAuthentic,
-        _ => KeyError::Crypto,
+impl From<RingError> for KeyError {
+    fn from(e: RingError) -> Self {
+        match e {
+            RingError::NotAuthentic => KeyError::NotAuthentic,
+            RingError::Crypto => KeyError::Crypto,
+            other => KeyError::Version(other),
+        }
+    }
+}
+
+impl KeyVersions {
+    fn of_ring(ring: &KeyRing) -> Self {
+        KeyVersions {
+            algorithm: ring.newest().1.key.cipher().as_str().to_string(),
+            versions: ring
+                .versions()
+                .map(|(version, k)| VersionInfo {
+                    version,
+                    created_at: k.created_at,
+                })
+                .collect(),
+            newest: ring.newest().0,
+            min_version: ring.min_version(),
+        }
     }
 }
 
@@ -164,11 +220,12 @@ impl Keys {
     pub async fn info(&self, name: &str, now: Instant) -> Result<KeyInfo, KeyError> {
         match self {
             Keys::Local(c) => {
-                let kv = c.get_at(name, now).await?;
+                let ring = c.get_at(name, now).await?;
+                let first = ring.first();
                 Ok(KeyInfo {
-                    algorithm: kv.key.cipher().as_str().to_string(),
-                    created_at: kv.created_at,
-                    created_by: kv.created_by.clone(),
+                    algorithm: ring.newest().1.key.cipher().as_str().to_string(),
+                    created_at: first.created_at,
+                    created_by: first.created_by.clone(),
                 })
             }
             Keys::Transit(t) => {
@@ -207,10 +264,10 @@ impl Keys {
     ) -> Result<DataKey, KeyError> {
         match self {
             Keys::Local(c) => {
-                let kv = c.get_at(name, now).await?;
+                let ring = c.get_at(name, now).await?;
                 let mut plaintext = Zeroizing::new([0u8; 32]);
                 crate::crypto::rand::fill(&mut plaintext[..]);
-                let ciphertext = kv.key.encrypt(&plaintext[..], context).map_err(crypto)?;
+                let ciphertext = ring.encrypt(&plaintext[..], context)?;
                 Ok(DataKey {
                     plaintext,
                     ciphertext,
@@ -230,8 +287,8 @@ impl Keys {
     ) -> Result<Vec<u8>, KeyError> {
         match self {
             Keys::Local(c) => {
-                let kv = c.get_at(name, now).await?;
-                kv.key.encrypt(plaintext, context).map_err(crypto)
+                let ring = c.get_at(name, now).await?;
+                Ok(ring.encrypt(plaintext, context)?)
             }
             Keys::Transit(t) => t.encrypt(name, plaintext, context).await,
         }
@@ -248,8 +305,16 @@ impl Keys {
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         match self {
             Keys::Local(c) => {
-                let kv = c.get_at(name, now).await?;
-                kv.key.decrypt(ciphertext, context).map_err(crypto)
+                let ring = c.get_at(name, now).await?;
+                match ring.decrypt(ciphertext, context) {
+                    // Rotated by another replica since this one cached the key: read it again.
+                    Err(RingError::UnknownVersion(v)) if v > ring.newest().0 => {
+                        c.invalidate(name);
+                        let ring = c.get_at(name, now).await?;
+                        Ok(ring.decrypt(ciphertext, context)?)
+                    }
+                    r => Ok(r?),
+                }
             }
             Keys::Transit(t) => t.decrypt(name, ciphertext, context).await,
         }
@@ -264,8 +329,10 @@ impl Keys {
     ) -> Result<Vec<u8>, KeyError> {
         match self {
             Keys::Local(c) => {
-                let kv = c.get_at(name, now).await?;
-                kv.hmac
+                let ring = c.get_at(name, now).await?;
+                ring.newest()
+                    .1
+                    .hmac
                     .as_ref()
                     .map(|h| h.sum(message))
                     .ok_or(KeyError::NoHmac)
@@ -273,4 +340,219 @@ impl Keys {
             Keys::Transit(t) => t.hmac(name, message).await,
         }
     }
+
+    /// Every version of `name`, read from the keystore (not the cache) or from Transit.
+    pub async fn versions(&self, name: &str) -> Result<KeyVersions, KeyError> {
+        match self {
+            Keys::Local(c) => {
+                c.invalidate(name);
+                Ok(KeyVersions::of_ring(&*c.get(name).await?))
+            }
+            Keys::Transit(t) => Ok(t.info(name).await?.versions_info()),
+        }
+    }
+
+    /// Adds a version and/or sets the minimum version of `name` (see [`crate::crypto::ring`]
+    /// and [`TransitKeys::rotate`]); the key's versions afterwards.
+    pub async fn rotate(
+        &self,
+        name: &str,
+        rotation: Rotation,
+        by: &Identity,
+    ) -> Result<KeyVersions, KeyError> {
+        match self {
+            Keys::Local(c) => {
+                let ring = c
+                    .update(name, |ring| -> Result<KeyRing, KeyError> {
+                        let ring = if rotation.add_version {
+                            ring.rotated(by.clone())
+                        } else {
+                            ring.clone()
+                        };
+                        Ok(match rotation.min_version {
+                            Some(min) => ring.with_min_version(min)?,
+                            None => ring,
+                        })
+                    })
+                    .await?;
+                Ok(KeyVersions::of_ring(&ring))
+            }
+            Keys::Transit(t) => Ok(t.rotate(name, rotation).await?.versions_info()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Rotation over the filesystem keystore, with two replicas (two caches over one directory).
+    use super::*;
+    use crate::cache::CacheConfig;
+    use crate::keystore::fs::FsStore;
+    use std::sync::Arc;
+
+    fn replica(dir: &std::path::Path) -> Keys {
+        let cfg = CacheConfig {
+            any: Some(Duration::from_secs(300)),
+            unused: None,
+            offline: None,
+        };
+        KeyCache::new(Arc::new(FsStore::new(dir).unwrap()), cfg).into()
+    }
+
+    fn add() -> Rotation {
+        Rotation {
+            add_version: true,
+            min_version: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn rotation_over_the_fs_keystore_with_two_replicas() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (replica(dir.path()), replica(dir.path()));
+        let me = Identity::new("admin");
+        a.create("k", Cipher::Aes256, &me).await.unwrap();
+        let file = dir.path().join("k");
+        let before = std::fs::read(&file).unwrap();
+        // Version 1: the file is a plain KES key, ciphertexts are KES's binary layout.
+        assert!(KeyVersion::decode(&before).is_ok());
+        let now = Instant::now;
+        let dk1 = a.generate("k", b"ctx", now()).await.unwrap();
+        assert_eq!(
+            crate::crypto::ciphertext::tagged_version(&dk1.ciphertext),
+            None
+        );
+        // b caches version 1.
+        b.generate("k", b"ctx", now()).await.unwrap();
+
+        let v = a.rotate("k", add(), &me).await.unwrap();
+        assert_eq!((v.newest, v.min_version, v.versions.len()), (2, 1, 2));
+        assert!(v.versions[1].created_at >= v.versions[0].created_at);
+        // The file is a new one, KES still reads it as one key: version 2.
+        let after = std::fs::read(&file).unwrap();
+        let ring = KeyRing::decode(&after).unwrap();
+        assert_eq!(&KeyVersion::decode(&after).unwrap(), ring.newest().1);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // a (the replica that rotated) makes version-2 ciphertexts at once.
+        let dk2 = a.generate("k", b"ctx", now()).await.unwrap();
+        assert_eq!(
+            crate::crypto::ciphertext::tagged_version(&dk2.ciphertext),
+            Some(2)
+        );
+        // b still uses its cached version 1 (within the cache bound) but opens version 2 by
+        // reading the keystore again when a ciphertext names it.
+        let stale = b.generate("k", b"ctx", now()).await.unwrap();
+        assert_eq!(
+            crate::crypto::ciphertext::tagged_version(&stale.ciphertext),
+            None
+        );
+        let opened = b
+            .decrypt("k", &dk2.ciphertext, b"ctx", now())
+            .await
+            .unwrap();
+        assert_eq!(&opened[..], &dk2.plaintext[..]);
+        let fresh = b.generate("k", b"ctx", now()).await.unwrap();
+        assert_eq!(
+            crate::crypto::ciphertext::tagged_version(&fresh.ciphertext),
+            Some(2)
+        );
+        // Old ciphertexts open on both.
+        for r in [&a, &b] {
+            assert_eq!(
+                &r.decrypt("k", &dk1.ciphertext, b"ctx", now())
+                    .await
+                    .unwrap()[..],
+                &dk1.plaintext[..]
+            );
+        }
+        // Raise the minimum to 2 with a third version: version 1 is retired, clearly.
+        let v = a
+            .rotate(
+                "k",
+                Rotation {
+                    add_version: true,
+                    min_version: Some(2),
+                },
+                &me,
+            )
+            .await
+            .unwrap();
+        assert_eq!((v.newest, v.min_version), (3, 2));
+        let err = a
+            .decrypt("k", &dk1.ciphertext, b"ctx", now())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            KeyError::Version(RingError::Retired { version: 1, min: 2 })
+        );
+        assert_eq!(
+            &a.decrypt("k", &dk2.ciphertext, b"ctx", now())
+                .await
+                .unwrap()[..],
+            &dk2.plaintext[..]
+        );
+        // versions() reads the keystore: b sees the minimum at once there.
+        assert_eq!(b.versions("k").await.unwrap().min_version, 2);
+        // Bad input changes nothing.
+        let stored = std::fs::read(&file).unwrap();
+        let bad = Rotation {
+            add_version: true,
+            min_version: Some(9),
+        };
+        assert_eq!(
+            a.rotate("k", bad, &me).await.unwrap_err(),
+            KeyError::Version(RingError::InvalidMinVersion { min: 9, newest: 4 })
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), stored);
+        assert_eq!(
+            a.rotate("nope", add(), &me).await.unwrap_err(),
+            KeyError::Store(StoreError::NotFound)
+        );
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_rotations_lose_no_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = Identity::new("admin");
+        let replicas: Vec<Arc<Keys>> = (0..8).map(|_| Arc::new(replica(dir.path()))).collect();
+        replicas[0]
+            .create("k", Cipher::ChaCha20, &me)
+            .await
+            .unwrap();
+        let tasks: Vec<_> = replicas
+            .iter()
+            .map(|r| {
+                let (r, me) = (r.clone(), me.clone());
+                tokio::spawn(async move {
+                    let mut results = Vec::new();
+                    for _ in 0..5 {
+                        results.push(r.rotate("k", add(), &me).await);
+                    }
+                    results
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.extend(t.await.unwrap());
+        }
+        // Each succeeded or was told to try again; none was silently lost.
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        for r in &results {
+            if let Err(e) = r {
+                assert_eq!(*e, KeyError::Store(StoreError::Changed));
+            }
+        }
+        let v = replicas[0].versions("k").await.unwrap();
+        assert_eq!(v.newest as usize, 1 + ok);
+        assert_eq!(v.algorithm, "ChaCha20");
+    }
+
+    use std::os::unix::fs::PermissionsExt;
 }

@@ -69,6 +69,10 @@ pub fn store_error(e: &StoreError, fallback: &'static str) -> ApiError {
         StoreError::NotFound => KEY_NOT_FOUND,
         StoreError::Sealed => SEALED,
         StoreError::InvalidName => ApiError::new(StatusCode::BAD_REQUEST, "key name is invalid"),
+        StoreError::Changed => ApiError::new(
+            StatusCode::CONFLICT,
+            "key was changed concurrently: try again",
+        ),
         StoreError::Unreachable(_) | StoreError::Other(_) => {
             ApiError::new(StatusCode::BAD_GATEWAY, fallback)
         }

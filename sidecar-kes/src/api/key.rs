@@ -1,4 +1,5 @@
-//! The key APIs: create, import, describe, list, delete, generate, encrypt, decrypt, hmac.
+//! The key APIs: create, import, describe, list, delete, generate, encrypt, decrypt, hmac;
+//! and Coffer's own key-version APIs, rotate and info (see [`super`]'s route table).
 
 use super::error::{self, ApiError, store_error};
 use super::names::{valid_name, valid_pattern};
@@ -41,6 +42,7 @@ fn key_error(s: &Shared, name: &str, e: KeyError, failed: &'static str) -> ApiEr
         KeyError::Crypto => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, failed),
         KeyError::NoHmac => ApiError::new(StatusCode::CONFLICT, "key does not support HMAC"),
         KeyError::Unsupported(text) => ApiError::new(StatusCode::NOT_IMPLEMENTED, text),
+        KeyError::Version(v) => ApiError::msg(StatusCode::BAD_REQUEST, v.to_string()),
     }
 }
 
@@ -287,4 +289,64 @@ pub fn exercise_request_body(body: &[u8], key: &SecretKey) {
         let _ = HmacKey::new(key.bytes()).map(|h| h.sum(&r.message));
     }
     let _ = imported_key(body);
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateRequest {
+    /// Add a version (default); `false` with `min_version` only moves the minimum.
+    #[serde(default = "yes")]
+    add_version: bool,
+    #[serde(default)]
+    min_version: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `/v1/coffer/key/rotate/<name>` `{add_version?, min_version?}` (an empty body adds a
+/// version): the key's versions afterwards.
+pub async fn rotate(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
+    let r: RotateRequest = if req.body.trim_ascii().is_empty() {
+        RotateRequest {
+            add_version: true,
+            min_version: None,
+        }
+    } else {
+        parse_body(&req.body)?
+    };
+    if !r.add_version && r.min_version.is_none() {
+        return Err(error::INVALID_BODY);
+    }
+    let rotation = crate::keys::Rotation {
+        add_version: r.add_version,
+        min_version: r.min_version,
+    };
+    let versions = s
+        .keys
+        .rotate(req.resource, rotation, req.identity)
+        .await
+        .map_err(|e| match e {
+            KeyError::Store(e @ StoreError::Changed) => store_error(&e, "failed to rotate key"),
+            e => key_error(s, req.resource, e, "failed to rotate key"),
+        })?;
+    audit(format!(
+        "secret key '{}' rotated: newest version {}, minimum version {}",
+        req.resource, versions.newest, versions.min_version
+    ));
+    Ok(json(StatusCode::OK, &versions))
+}
+
+/// `/v1/coffer/key/info/<name>`: every version with its creation time, the newest and the
+/// minimum version.
+pub async fn info(s: &Shared, req: Req<'_>) -> Result {
+    check_name(req.resource)?;
+    let versions = s
+        .keys
+        .versions(req.resource)
+        .await
+        .map_err(|e| key_error(s, req.resource, e, "failed to read key"))?;
+    Ok(json(StatusCode::OK, &versions))
 }

@@ -3,6 +3,14 @@
 //! Every request goes through [`handle`]: find the route, check the method (POST is
 //! accepted for PUT routes), limit the body, authenticate (admin, or a policy bound to
 //! the identity), run the handler under the route's timeout, and write the audit event.
+//!
+//! Besides KES's routes, two of Coffer's own, under `/v1/coffer/` so that they can never
+//! collide with a route a later KES adds, and so that a policy granting `/v1/key/*` does not
+//! grant them (a policy must name them):
+//! - `PUT|POST /v1/coffer/key/rotate/<name>` `{"add_version"?: bool, "min_version"?: N}` adds a
+//!   key version and/or sets the oldest version allowed to decrypt; answers with the versions;
+//! - `GET /v1/coffer/key/info/<name>`: `{algorithm, versions: [{version, created_at}], newest,
+//!   min_version}`.
 
 pub mod error;
 mod key;
@@ -187,6 +195,8 @@ enum Op {
     KeyEncrypt,
     KeyDecrypt,
     KeyHmac,
+    KeyRotate,
+    KeyInfo,
     PolicyDescribe,
     PolicyRead,
     PolicyList,
@@ -279,6 +289,22 @@ fn routes() -> &'static [Route] {
                 Op::KeyDecrypt,
             ),
             r(Method::PUT, "/v1/key/hmac/", MB, 15, Verify, Op::KeyHmac),
+            r(
+                Method::PUT,
+                "/v1/coffer/key/rotate/",
+                MB,
+                15,
+                Verify,
+                Op::KeyRotate,
+            ),
+            r(
+                Method::GET,
+                "/v1/coffer/key/info/",
+                0,
+                15,
+                Verify,
+                Op::KeyInfo,
+            ),
             r(
                 Method::GET,
                 "/v1/policy/describe/",
@@ -521,6 +547,8 @@ async fn dispatch(s: Arc<Shared>, op: Op, req: Req<'_>) -> Result<Response<Body>
         Op::KeyEncrypt => key::encrypt(&s, req).await,
         Op::KeyDecrypt => key::decrypt(&s, req).await,
         Op::KeyHmac => key::hmac(&s, req).await,
+        Op::KeyRotate => key::rotate(&s, req).await,
+        Op::KeyInfo => key::info(&s, req).await,
         Op::PolicyDescribe => policy::describe_policy(&s, req),
         Op::PolicyRead => policy::read_policy(&s, req),
         Op::PolicyList => policy::list_policies(&s, req),

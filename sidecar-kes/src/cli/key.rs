@@ -27,11 +27,28 @@ pub enum KeyCmd {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Describe a master key.
+    /// Describe a master key: its versions and their creation times too (from a Coffer kes).
     #[command(alias = "describe")]
     Info {
         /// Key name.
         name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Add a version to a master key (Coffer's kes only): new data keys use it, older versions
+    /// still decrypt until the minimum version is raised past them.
+    Rotate {
+        /// Key name.
+        name: String,
+        /// Then make this the oldest version that still decrypts (1 up to the newest).
+        #[arg(long)]
+        min_version: Option<u32>,
+        /// Only set --min-version, add no version.
+        #[arg(long, requires = "min_version")]
+        no_new_version: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -152,9 +169,20 @@ pub fn run(cmd: KeyCmd) -> anyhow::Result<()> {
                     .await?
             }
             KeyCmd::Info { name, json, conn } => {
-                let info = conn.client()?.describe_key(&name).await?;
+                let c = conn.client()?;
+                let info = c.describe_key(&name).await?;
+                // A KES without Coffer's versions (404 page not found) has version 1 only.
+                let versions = match c.key_versions(&name).await {
+                    Ok(v) => Some(v),
+                    Err(crate::client::ClientError::Api { status: 404, .. }) => None,
+                    Err(e) => return Err(e.into()),
+                };
                 if json {
-                    println!("{}", serde_json::to_string(&info)?);
+                    let mut v = serde_json::to_value(&info)?;
+                    if let Some(versions) = &versions {
+                        v["versions"] = serde_json::to_value(versions)?;
+                    }
+                    println!("{v}");
                 } else {
                     println!("Name      : {}", info.name);
                     println!("Algorithm : {}", info.algorithm);
@@ -165,6 +193,26 @@ pub fn run(cmd: KeyCmd) -> anyhow::Result<()> {
                         );
                     }
                     println!("Owner     : {}", info.created_by);
+                    if let Some(v) = versions {
+                        print_versions(&v)?;
+                    }
+                }
+            }
+            KeyCmd::Rotate {
+                name,
+                min_version,
+                no_new_version,
+                json,
+                conn,
+            } => {
+                let v = conn
+                    .client()?
+                    .rotate_key(&name, !no_new_version, min_version)
+                    .await?;
+                if json {
+                    println!("{}", serde_json::to_string(&v)?);
+                } else {
+                    print_versions(&v)?;
                 }
             }
             KeyCmd::Ls {
@@ -249,6 +297,25 @@ pub fn run(cmd: KeyCmd) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+fn print_versions(v: &crate::keys::KeyVersions) -> anyhow::Result<()> {
+    println!("Newest    : {}", v.newest);
+    println!("Minimum   : {}", v.min_version);
+    for ver in &v.versions {
+        let state = if ver.version < v.min_version {
+            " (retired)"
+        } else {
+            ""
+        };
+        println!(
+            "Version {:<3}: {}{state}",
+            ver.version,
+            ver.created_at
+                .format(&time::format_description::well_known::Rfc3339)?
+        );
+    }
+    Ok(())
 }
 
 pub fn run_policy(cmd: PolicyCmd) -> anyhow::Result<()> {

@@ -400,6 +400,33 @@ impl KesClient {
             .await
     }
 
+    /// Coffer's `/v1/coffer/key/rotate/<name>`: adds a version (if `add_version`) and then sets
+    /// the minimum version (if given); the key's versions afterwards.
+    pub async fn rotate_key(
+        &self,
+        name: &str,
+        add_version: bool,
+        min_version: Option<u32>,
+    ) -> Result<crate::keys::KeyVersions, ClientError> {
+        let mut body = serde_json::json!({ "add_version": add_version });
+        if let Some(min) = min_version {
+            body["min_version"] = min.into();
+        }
+        let body = serde_json::to_vec(&body).map_err(|e| ClientError::Config(e.to_string()))?;
+        self.json(
+            Method::POST,
+            &["v1", "coffer", "key", "rotate", name],
+            Some(body),
+        )
+        .await
+    }
+
+    /// Coffer's `/v1/coffer/key/info/<name>`: every version with its creation time.
+    pub async fn key_versions(&self, name: &str) -> Result<crate::keys::KeyVersions, ClientError> {
+        self.json(Method::GET, &["v1", "coffer", "key", "info", name], None)
+            .await
+    }
+
     /// Names of the master keys that start with `prefix` (all pages).
     pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, ClientError> {
         let mut names = Vec::new();

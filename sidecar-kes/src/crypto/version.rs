@@ -1,5 +1,6 @@
 //! A stored key ("key version") and its keystore encoding: base64 of KES's protobuf
 //! `KeyVersion` (current), or the legacy JSON `{"bytes","algorithm","created_at","created_by"}`.
+//! A rotated key adds a field to the protobuf form that KES skips: see [`super::ring`].
 
 use super::{Cipher, HmacKey, SecretKey};
 use crate::auth::Identity;
@@ -21,7 +22,7 @@ pub struct KeyVersion {
 }
 
 /// Why a stored key could not be decoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// Neither JSON nor base64 protobuf.
     #[error("invalid key encoding")]
@@ -31,7 +32,7 @@ pub enum DecodeError {
     Field(&'static str),
 }
 
-mod pb {
+pub(super) mod pb {
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct SecretKey {
         #[prost(bytes = "vec", tag = "1")]
@@ -63,6 +64,28 @@ mod pb {
         pub created_at: Option<Timestamp>,
         #[prost(string, tag = "4")]
         pub created_by: String,
+        /// Coffer's key versions (`super::super::ring`); absent in a key never rotated, and
+        /// a field number KES does not use, so KES's decoder skips it.
+        #[prost(message, optional, tag = "1701")]
+        pub coffer_ring: Option<Ring>,
+    }
+    /// The versions of a rotated key other than the newest (which is the enclosing message).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Ring {
+        #[prost(uint32, tag = "1")]
+        pub newest: u32,
+        #[prost(uint32, tag = "2")]
+        pub min_version: u32,
+        #[prost(message, repeated, tag = "3")]
+        pub older: Vec<Older>,
+    }
+    /// One older version: its number and the key (fields as in `KeyVersion`).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Older {
+        #[prost(uint32, tag = "1")]
+        pub version: u32,
+        #[prost(message, optional, tag = "2")]
+        pub key: Option<KeyVersion>,
     }
 }
 
@@ -81,8 +104,12 @@ impl KeyVersion {
 
     /// Encodes as current KES does: base64(protobuf KeyVersion).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
-        use prost::Message;
-        let mut msg = pb::KeyVersion {
+        encode_pb(self.to_pb())
+    }
+
+    /// The protobuf message (without a ring).
+    pub(super) fn to_pb(&self) -> pb::KeyVersion {
+        pb::KeyVersion {
             key: Some(pb::SecretKey {
                 key: self.key.bytes().to_vec(),
                 r#type: self.key.cipher().pb_type(),
@@ -96,57 +123,51 @@ impl KeyVersion {
                 nanos: self.created_at.nanosecond() as i32,
             }),
             created_by: self.created_by.to_string(),
-        };
-        let raw = Zeroizing::new(msg.encode_to_vec());
-        wipe(&mut msg);
-        Zeroizing::new(STANDARD.encode(&raw[..]).into_bytes())
+            coffer_ring: None,
+        }
     }
 
-    /// Decodes a stored key: base64 protobuf, or legacy JSON.
+    /// Decodes a stored key: base64 protobuf, or legacy JSON. A rotated key decodes as its
+    /// newest version (as KES reads it).
     pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
-        let trimmed = b.trim_ascii();
-        if trimmed.first() == Some(&b'{') {
-            return Self::decode_json(trimmed);
+        match decode_stored(b)? {
+            Stored::Json(v) => Ok(*v),
+            Stored::Pb(mut msg) => {
+                let r = Self::from_pb(&msg);
+                wipe(&mut msg);
+                r
+            }
         }
-        use prost::Message;
-        let raw = Zeroizing::new(
-            STANDARD
-                .decode(trimmed)
-                .map_err(|_| DecodeError::Encoding)?,
-        );
-        let mut msg = pb::KeyVersion::decode(&raw[..]).map_err(|_| DecodeError::Encoding)?;
-        let result = (|| {
-            let k = msg.key.as_ref().ok_or(DecodeError::Field("key"))?;
-            let cipher = Cipher::from_pb_type(k.r#type).ok_or(DecodeError::Field("key.type"))?;
-            let key = SecretKey::new(cipher, &k.key).map_err(|_| DecodeError::Field("key.key"))?;
-            let hmac = match &msg.hmac_key {
-                Some(h) if h.hash != HASH_SHA256 => {
-                    return Err(DecodeError::Field("hmac_key.hash"));
-                }
-                Some(h) => {
-                    Some(HmacKey::new(&h.key).map_err(|_| DecodeError::Field("hmac_key.key"))?)
-                }
-                None => None,
-            };
-            let created_at = match &msg.created_at {
-                Some(t) => OffsetDateTime::from_unix_timestamp(t.seconds)
-                    .ok()
-                    .and_then(|d| {
-                        d.replace_nanosecond(t.nanos.clamp(0, 999_999_999) as u32)
-                            .ok()
-                    })
-                    .ok_or(DecodeError::Field("created_at"))?,
-                None => OffsetDateTime::UNIX_EPOCH,
-            };
-            Ok(KeyVersion {
-                key,
-                hmac,
-                created_at,
-                created_by: Identity::new(&msg.created_by),
-            })
-        })();
-        wipe(&mut msg);
-        result
+    }
+
+    /// The key of a protobuf message (its ring, if any, aside).
+    pub(super) fn from_pb(msg: &pb::KeyVersion) -> Result<Self, DecodeError> {
+        let k = msg.key.as_ref().ok_or(DecodeError::Field("key"))?;
+        let cipher = Cipher::from_pb_type(k.r#type).ok_or(DecodeError::Field("key.type"))?;
+        let key = SecretKey::new(cipher, &k.key).map_err(|_| DecodeError::Field("key.key"))?;
+        let hmac = match &msg.hmac_key {
+            Some(h) if h.hash != HASH_SHA256 => {
+                return Err(DecodeError::Field("hmac_key.hash"));
+            }
+            Some(h) => Some(HmacKey::new(&h.key).map_err(|_| DecodeError::Field("hmac_key.key"))?),
+            None => None,
+        };
+        let created_at = match &msg.created_at {
+            Some(t) => OffsetDateTime::from_unix_timestamp(t.seconds)
+                .ok()
+                .and_then(|d| {
+                    d.replace_nanosecond(t.nanos.clamp(0, 999_999_999) as u32)
+                        .ok()
+                })
+                .ok_or(DecodeError::Field("created_at"))?,
+            None => OffsetDateTime::UNIX_EPOCH,
+        };
+        Ok(KeyVersion {
+            key,
+            hmac,
+            created_at,
+            created_by: Identity::new(&msg.created_by),
+        })
     }
 
     fn decode_json(b: &[u8]) -> Result<Self, DecodeError> {
@@ -184,12 +205,51 @@ impl KeyVersion {
     }
 }
 
-fn wipe(msg: &mut pb::KeyVersion) {
+/// A stored key, parsed but not yet checked: legacy JSON, or a protobuf message.
+pub(super) enum Stored {
+    Json(Box<KeyVersion>),
+    Pb(pb::KeyVersion),
+}
+
+/// Parses what a keystore holds (the caller wipes a returned message with [`wipe`]).
+pub(super) fn decode_stored(b: &[u8]) -> Result<Stored, DecodeError> {
+    let trimmed = b.trim_ascii();
+    if trimmed.first() == Some(&b'{') {
+        return KeyVersion::decode_json(trimmed).map(|v| Stored::Json(Box::new(v)));
+    }
+    use prost::Message;
+    let raw = Zeroizing::new(
+        STANDARD
+            .decode(trimmed)
+            .map_err(|_| DecodeError::Encoding)?,
+    );
+    pb::KeyVersion::decode(&raw[..])
+        .map(Stored::Pb)
+        .map_err(|_| DecodeError::Encoding)
+}
+
+/// base64(protobuf), the message wiped afterwards.
+pub(super) fn encode_pb(mut msg: pb::KeyVersion) -> Zeroizing<Vec<u8>> {
+    use prost::Message;
+    let raw = Zeroizing::new(msg.encode_to_vec());
+    wipe(&mut msg);
+    Zeroizing::new(STANDARD.encode(&raw[..]).into_bytes())
+}
+
+/// Zeroizes the key bytes of a message, its ring's included.
+pub(super) fn wipe(msg: &mut pb::KeyVersion) {
     if let Some(k) = msg.key.as_mut() {
         k.key.zeroize();
     }
     if let Some(h) = msg.hmac_key.as_mut() {
         h.key.zeroize();
+    }
+    if let Some(r) = msg.coffer_ring.as_mut() {
+        for o in &mut r.older {
+            if let Some(k) = o.key.as_mut() {
+                wipe(k);
+            }
+        }
     }
 }
 

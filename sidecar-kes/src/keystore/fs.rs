@@ -1,6 +1,12 @@
 //! A filesystem keystore: one file per key (named like the key, mode 0600), created
 //! atomically (written to a temporary file, then hard-linked into place, so a reader
 //! never sees a partial key and an existing key is never overwritten). Same layout as KES's.
+//!
+//! A rotation replaces a key file: under an exclusive `flock` of the current file, it checks
+//! that the path still names that file (a rotation that won the lock first renamed another
+//! file into place) and that it still holds what the rotation read, then renames a complete
+//! temporary file over it. So of two concurrent rotations (in any processes) one wins and the
+//! other reads again, and a reader sees the old key file or the new one, never a mix.
 
 use super::{Keystore, StoreError};
 use futures::future::{BoxFuture, FutureExt};
@@ -64,6 +70,47 @@ impl FsStore {
         // `tmp` is removed on drop.
     }
 
+    fn replace_sync(&self, name: &str, old: &[u8], new: &[u8]) -> Result<(), StoreError> {
+        use std::io::Read;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        valid_name(name).map_err(|_| StoreError::NotFound)?;
+        let target = self.dir.join(name);
+        let mut file = match std::fs::File::open(&target) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+            Err(e) => return Err(io_err(e)),
+        };
+        // An exclusive lock (flock on Unix), released when `file` is closed.
+        file.lock().map_err(io_err)?;
+        let locked = file.metadata().map_err(io_err)?;
+        match std::fs::metadata(&target) {
+            Ok(m) if m.ino() == locked.ino() && m.dev() == locked.dev() => {}
+            Ok(_) => return Err(StoreError::Changed),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+            Err(e) => return Err(io_err(e)),
+        }
+        let mut current = Zeroizing::new(Vec::new());
+        (&mut file)
+            .take(MAX_SIZE)
+            .read_to_end(&mut current)
+            .map_err(io_err)?;
+        if current[..] != *old {
+            return Err(StoreError::Changed);
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.dir)
+            .map_err(io_err)?;
+        tmp.write_all(new).map_err(io_err)?;
+        tmp.as_file().sync_all().map_err(io_err)?;
+        tmp.persist(&target).map_err(|e| io_err(e.error))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)?;
+        Ok(())
+    }
+
     fn get_sync(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         use std::io::Read;
         valid_name(name).map_err(|_| StoreError::NotFound)?;
@@ -104,6 +151,16 @@ impl Keystore for FsStore {
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Zeroizing<Vec<u8>>, StoreError>> {
         async move { self.get_sync(name) }.boxed()
+    }
+
+    fn replace<'a>(
+        &'a self,
+        name: &'a str,
+        old: &'a [u8],
+        new: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        // Rare and small, as creates: plain blocking I/O.
+        async move { self.replace_sync(name, old, new) }.boxed()
     }
 
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {

@@ -57,6 +57,24 @@ impl Keystore for MemStore {
         .boxed()
     }
 
+    fn replace<'a>(
+        &'a self,
+        name: &'a str,
+        old: &'a [u8],
+        new: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let mut keys = self.keys.write().expect("lock");
+            let current = keys.get_mut(name).ok_or(StoreError::NotFound)?;
+            if current[..] != *old {
+                return Err(StoreError::Changed);
+            }
+            *current = Zeroizing::new(new.to_vec());
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         async move {
             self.keys

@@ -28,6 +28,10 @@ pub enum StoreError {
     /// The name is not a valid key name for this backend.
     #[error("invalid key name")]
     InvalidName,
+    /// A compare-and-replace found the stored value changed since it was read (a concurrent
+    /// rotation); the caller reads again.
+    #[error("key was changed concurrently")]
+    Changed,
     /// Any other backend failure (the text never contains key material).
     #[error("key store error: {0}")]
     Other(String),
@@ -50,6 +54,22 @@ pub trait Keystore: Send + Sync + 'static {
         &'a self,
         name: &'a str,
     ) -> BoxFuture<'a, Result<zeroize::Zeroizing<Vec<u8>>, StoreError>>;
+    /// Replaces the value of `name` with `new` if it is still `old` (a key rotation);
+    /// `Changed` if it is not, `NotFound` if there is none. A reader sees the old or the new
+    /// value, never a mix.
+    fn replace<'a>(
+        &'a self,
+        name: &'a str,
+        old: &'a [u8],
+        new: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (name, old, new);
+        Box::pin(async {
+            Err(StoreError::Other(
+                "this keystore cannot change a stored key".into(),
+            ))
+        })
+    }
     /// Deletes `name`; `NotFound` if absent.
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Every key name (unsorted).
@@ -91,5 +111,18 @@ pub(crate) mod conformance {
         assert_eq!(store.delete("k1").await.unwrap_err(), StoreError::NotFound);
         assert_eq!(store.get("k1").await.unwrap_err(), StoreError::NotFound);
         assert_eq!(filter_sorted(store.list().await.unwrap(), ""), ["k2"]);
+        // Compare-and-replace.
+        store.replace("k2", b"v2", b"v2b").await.unwrap();
+        assert_eq!(&store.get("k2").await.unwrap()[..], b"v2b");
+        assert_eq!(
+            store.replace("k2", b"v2", b"v2c").await.unwrap_err(),
+            StoreError::Changed
+        );
+        assert_eq!(&store.get("k2").await.unwrap()[..], b"v2b");
+        assert_eq!(
+            store.replace("k1", b"v1", b"v1b").await.unwrap_err(),
+            StoreError::NotFound
+        );
+        assert_eq!(store.get("k1").await.unwrap_err(), StoreError::NotFound);
     }
 }

@@ -127,9 +127,14 @@ pub async fn start_server_over(
 
 /// A raw HTTPS client with the given identity (for malformed requests).
 pub fn raw_client(ts: &TestServer, identity: Option<ClientIdentity>) -> reqwest::Client {
+    raw_client_trusting(&ts.cert, identity)
+}
+
+/// [`raw_client`] for a server (e.g. our `kes` binary) with certificate `cert`.
+pub fn raw_client_trusting(cert: &ServerCert, identity: Option<ClientIdentity>) -> reqwest::Client {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ts.cert.cert_pem.as_bytes()) {
+    for c in CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
     let builder = rustls::ClientConfig::builder_with_provider(sidecar_kes::client::tls::provider())

@@ -74,6 +74,9 @@ fn http_client(cfg: &VaultConfig) -> Result<reqwest::Client, StoreError> {
         _ => builder.with_no_client_auth(),
     };
     reqwest::Client::builder()
+        // reqwest's default today; explicit because every Transit key operation is a small
+        // request/response on this connection and must never wait for a delayed ACK.
+        .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(15))
         .no_proxy()

@@ -1,9 +1,10 @@
 //! The Vault K/V keystore (v1 and v2; OpenBao too) over the shared [`VaultClient`]. Keys are
 //! stored as KES stores them: one secret per key at `<engine>/<prefix>/<name>` holding
 //! `{"<name>": "<encoded key>"}` (K/V v2: under `data/`, created with `cas: 0`, deleted through
-//! `metadata/`). A sealed Vault is [`StoreError::Sealed`] and [`Keystore::is_sealed`], which the
-//! key cache asks on every key use: a seal stops key use within one `ping` (see
-//! [`crate::cache`]).
+//! `metadata/`). A rotated key ([`crate::crypto::ring`]) is written over its value (v1) or as a
+//! new version of the secret with check-and-set (v2); reads take the secret's latest version.
+//! A sealed Vault is [`StoreError::Sealed`] and [`Keystore::is_sealed`], which the key cache
+//! asks on every key use: a seal stops key use within one `ping` (see [`crate::cache`]).
 
 use super::client::VaultClient;
 use super::{KvEngine, VaultConfig, VaultEngine};
@@ -49,12 +50,18 @@ impl VaultStore {
     }
 
     async fn read(&self, name: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
+        Ok(self.read_versioned(name).await?.map(|(v, _)| v))
+    }
+
+    /// The value of `name` and, with K/V v2, the secret's version (its latest, as KES reads
+    /// it: a rotated key is a newer version of the same secret; 0 with K/V v1).
+    async fn read_versioned(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Zeroizing<String>, u64)>, StoreError> {
         let c = &self.client;
         c.check_sealed()?;
-        let mut path = self.location("data", name);
-        if self.kv.v2 {
-            path.push_str("?version=1");
-        }
+        let path = self.location("data", name);
         let resp = c.send(reqwest::Method::GET, &path, None).await?;
         match resp.status().as_u16() {
             404 => return Ok(None),
@@ -66,7 +73,12 @@ impl VaultStore {
             .await
             .map_err(|_| StoreError::Other("vault: invalid response".into()))?;
         let mut data = body.get("data").cloned().unwrap_or(Value::Null);
+        let mut version = 0;
         if self.kv.v2 {
+            version = data
+                .pointer("/metadata/version")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             data = data.get("data").cloned().unwrap_or(Value::Null);
         }
         if data.is_null() {
@@ -77,7 +89,7 @@ impl VaultStore {
                 "vault: entry '{name}' exists but no secret key is present"
             ))
         })?;
-        Ok(Some(Zeroizing::new(v.to_string())))
+        Ok(Some((Zeroizing::new(v.to_string()), version)))
     }
 }
 
@@ -156,6 +168,55 @@ impl Keystore for VaultStore {
             match self.read(name).await? {
                 Some(v) => Ok(Zeroizing::new(v.as_bytes().to_vec())),
                 None => Err(StoreError::NotFound),
+            }
+        }
+        .boxed()
+    }
+
+    /// K/V v2: a new version of the secret written with check-and-set on the version read, so
+    /// of concurrent rotations one wins. K/V v1 has no check-and-set: the value is compared
+    /// and then overwritten, and two rotations of one key at the same instant can lose one
+    /// (rotate from one place; the operator does).
+    fn replace<'a>(
+        &'a self,
+        name: &'a str,
+        old: &'a [u8],
+        new: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let c = &self.client;
+            let (current, version) = self
+                .read_versioned(name)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if current.as_bytes() != old {
+                return Err(StoreError::Changed);
+            }
+            let new = std::str::from_utf8(new)
+                .map_err(|_| StoreError::Other("vault: key is not text".into()))?;
+            let body = if self.kv.v2 {
+                json!({ "options": { "cas": version }, "data": { name: new } })
+            } else {
+                json!({ name: new })
+            };
+            let resp = c
+                .send(
+                    reqwest::Method::PUT,
+                    &self.location("data", name),
+                    Some(&body),
+                )
+                .await?;
+            match resp.status().as_u16() {
+                200 | 204 => Ok(()),
+                400 if self.kv.v2 => {
+                    let text = resp.text().await.unwrap_or_default();
+                    if text.contains("check-and-set") {
+                        Err(StoreError::Changed)
+                    } else {
+                        Err(StoreError::Other(format!("vault: replace: 400 {text}")))
+                    }
+                }
+                _ => Err(c.fail(resp, "replace").await),
             }
         }
         .boxed()

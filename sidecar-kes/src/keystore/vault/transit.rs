@@ -101,6 +101,23 @@ impl TransitKeyInfo {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
+    /// The key's versions as `kes key info` reports them.
+    pub fn versions_info(&self) -> crate::keys::KeyVersions {
+        crate::keys::KeyVersions {
+            algorithm: self.algorithm(),
+            versions: self
+                .versions
+                .iter()
+                .map(|(v, t)| crate::keys::VersionInfo {
+                    version: *v,
+                    created_at: *t,
+                })
+                .collect(),
+            newest: self.latest_version,
+            min_version: self.min_decryption_version,
+        }
+    }
+
     fn parse(body: &Value) -> Result<Self, StoreError> {
         let invalid = || StoreError::Other("vault: invalid transit key description".into());
         let data = body.get("data").ok_or_else(invalid)?;
@@ -362,6 +379,50 @@ impl TransitKeys {
             .call(reqwest::Method::DELETE, &self.path("keys", name)?, None)
             .await?;
         self.ok_or_not_found(resp, "delete key").await
+    }
+
+    /// Transit's own rotation: `POST keys/<name>/rotate` adds a version (new ciphertexts name
+    /// it, `vault:v<N>:`), then `POST keys/<name>/config {min_decryption_version}` sets the
+    /// oldest version Transit still decrypts with (checked against the newest first: Transit
+    /// would refuse it too, less clearly). The key must exist: Transit's rotate never creates.
+    pub async fn rotate(
+        &self,
+        name: &str,
+        rotation: crate::keys::Rotation,
+    ) -> Result<TransitKeyInfo, KeyError> {
+        let mut info = self.info(name).await?;
+        let key = self.path("keys", name)?;
+        if rotation.add_version {
+            let resp = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{key}/rotate"),
+                    Some(&json!({})),
+                )
+                .await?;
+            self.ok_or_not_found(resp, "rotate key").await?;
+            info = self.info(name).await?;
+        }
+        if let Some(min) = rotation.min_version {
+            if min == 0 || min > info.latest_version {
+                return Err(KeyError::Version(
+                    crate::crypto::RingError::InvalidMinVersion {
+                        min,
+                        newest: info.latest_version,
+                    },
+                ));
+            }
+            let resp = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{key}/config"),
+                    Some(&json!({ "min_decryption_version": min })),
+                )
+                .await?;
+            self.ok_or_not_found(resp, "set minimum version").await?;
+            info = self.info(name).await?;
+        }
+        Ok(info)
     }
 
     async fn ok_or_not_found(&self, resp: reqwest::Response, what: &str) -> Result<(), StoreError> {
