@@ -7,8 +7,9 @@
 //! ```text
 //! .coffer/buckets/<bucket>                   {"created_ms", "id"}: the bucket exists; `id` is drawn
 //!                                            at random when it is created
-//! <bucket>/<id>/<key>                        the object file of <bucket>/<key>: body ‖ trailer,
-//!                                            byte for byte what the local store writes
+//! <bucket>/<id>/<key>\x01                    the object file of <bucket>/<key>: body ‖ trailer,
+//!                                            byte for byte what the local store writes (the
+//!                                            suffix: see [`KEY_END`])
 //! .coffer/config/<bucket>/<id>/<name>.json   a bucket configuration document
 //! .coffer/uploads/<bucket>/<id>/<hex upload id>/state      the handlers' upload state (sealed key)
 //! .coffer/uploads/<bucket>/<id>/<hex upload id>/part.<n>   part n's metadata and backend ETag
@@ -41,6 +42,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::StatusCode;
+use rusty_s3::S3Action;
 use serde::{Deserialize, Serialize};
 
 use super::{BodySource, Capabilities, ListPage, ListQuery, Storage, StoredObject};
@@ -59,6 +61,13 @@ pub use config::BackendConfig;
 /// How much of an object's end an open fetches, hoping the trailer is inside (it usually is:
 /// a trailer is a few hundred bytes; a multipart object's grows with its parts).
 const TAIL_GUESS: u64 = 64 * 1024;
+/// Ends every object's backend key. MinIO keeps an object as a directory, so it cannot hold
+/// object `a` beside object `a/x` (the second one is silently unlisted); with the suffix they are
+/// `a\x01` and `a/x\x01`, which never collide. The order stays S3's: a key's suffix sorts before
+/// every character a longer key can continue with (keys hold no NUL), and the delimiter's common
+/// prefixes are unchanged because the suffix comes after the last `/`. Listings ask for
+/// `encoding-type=url`, since XML cannot carry the character.
+const KEY_END: char = '\u{1}';
 /// Conditional writes that lose a race retry this often before the client gets `503`.
 const CONDITION_ROUNDS: usize = 8;
 
@@ -188,6 +197,7 @@ impl S3Store {
             action.with_continuation_token(t.to_owned());
         }
         action.with_max_keys(max);
+        action.query_mut().insert("encoding-type", "url");
         let a = c.send(action, &[], Body::Empty).await?;
         if a.status != StatusCode::OK {
             return Err(unexpected("list", &a));
@@ -195,9 +205,20 @@ impl S3Store {
         let text = std::str::from_utf8(&a.body).map_err(|_| unexpected("list", &a))?;
         let page = rusty_s3::actions::ListObjectsV2::parse_response(text)
             .map_err(|e| StorageError::Unavailable(format!("list: unreadable answer: {e}")))?;
+        let decode = |s: String| {
+            url_decode(&s).ok_or_else(|| {
+                StorageError::Unavailable(format!("list: undecodable key {s:?}"))
+            })
+        };
         Ok((
-            page.contents.into_iter().map(|c| c.key).collect(),
-            page.common_prefixes.into_iter().map(|p| p.prefix).collect(),
+            page.contents
+                .into_iter()
+                .map(|c| decode(c.key))
+                .collect::<Result<_, _>>()?,
+            page.common_prefixes
+                .into_iter()
+                .map(|p| decode(p.prefix))
+                .collect::<Result<_, _>>()?,
             page.next_continuation_token,
         ))
     }
@@ -233,8 +254,9 @@ impl S3Store {
         serde_json::from_slice(&doc).map_err(|_| StorageError::Damaged)
     }
 
+    /// The backend key of `bucket/key`: the key followed by [`KEY_END`] (see there).
     fn object_key(bucket: &str, id: &str, key: &str) -> String {
-        format!("{bucket}/{id}/{key}")
+        format!("{bucket}/{id}/{key}{KEY_END}")
     }
 
     fn config_key(bucket: &str, id: &str, name: &str) -> String {
@@ -297,6 +319,31 @@ impl S3Store {
         .map_err(|_| StorageError::Damaged)?;
         Ok((meta, body_len, etag))
     }
+}
+
+/// Decodes a key of a listing made with `encoding-type=url` (`+` is a space).
+fn url_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A stored version's body in the backend: ranged GETs with `If-Match` on the ETag seen at open,
@@ -530,7 +577,7 @@ impl Storage for S3Store {
         // (U+10FFFF is the greatest character; no key continues a prefix with anything greater).
         let start_after = query.after.map(|m| match delimiter {
             Some(d) if m.ends_with(d) => format!("{base}{m}\u{10FFFF}"),
-            _ => format!("{base}{m}"),
+            _ => format!("{base}{m}{KEY_END}"),
         });
         let (keys, prefixes, token) = self
             .list_raw(
@@ -546,6 +593,7 @@ impl Storage for S3Store {
         };
         let mut entries: Vec<(String, bool)> = keys
             .into_iter()
+            .filter_map(|k| k.strip_suffix(KEY_END).map(str::to_owned))
             .filter_map(|k| strip(k, false))
             .chain(prefixes.into_iter().filter_map(|p| strip(p, true)))
             .collect();
