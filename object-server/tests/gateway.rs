@@ -84,33 +84,60 @@ fn if_match(t: &str) -> WriteCondition {
 /// What every engine must do the same way.
 async fn contract(s: &dyn Storage, kek: &[u8; 32]) {
     s.create_bucket("b1").await.unwrap();
-    assert!(matches!(s.create_bucket("b1").await, Err(StorageError::BucketExists)));
-    assert!(matches!(s.head_bucket("nope").await, Err(StorageError::NoSuchBucket)));
+    assert!(matches!(
+        s.create_bucket("b1").await,
+        Err(StorageError::BucketExists)
+    ));
+    assert!(matches!(
+        s.head_bucket("nope").await,
+        Err(StorageError::NoSuchBucket)
+    ));
     assert!(matches!(
         s.open_object("nope", "k").await,
         Err(StorageError::NoSuchBucket)
     ));
-    assert!(s.list_buckets().await.unwrap().iter().any(|(b, _)| b == "b1"));
+    assert!(
+        s.list_buckets()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(b, _)| b == "b1")
+    );
 
     // An encrypted object of three packages; a ranged read asks only for the middle one.
     let plaintext: Vec<u8> = (0..(2 * PAYLOAD + 100)).map(|i| (i % 251) as u8).collect();
     let o = seal_object(kek, "b1", "dir/obj", &plaintext, "etag-1");
-    put(s, "b1", "dir/obj", &o.stream, &o.meta, &WriteCondition::default())
-        .await
-        .unwrap();
+    put(
+        s,
+        "b1",
+        "dir/obj",
+        &o.stream,
+        &o.meta,
+        &WriteCondition::default(),
+    )
+    .await
+    .unwrap();
     let got = s.open_object("b1", "dir/obj").await.unwrap();
     assert_eq!(got.meta.size, plaintext.len() as u64);
     assert_eq!(got.meta.etag, "etag-1");
     assert_eq!(got.body_len, encrypted_size(plaintext.len() as u64));
     let whole = got.body.read_at(0, got.body_len).await.unwrap();
-    assert_eq!(decrypt_all(&o.key, got.meta.size, &whole).unwrap(), plaintext);
+    assert_eq!(
+        decrypt_all(&o.key, got.meta.size, &whole).unwrap(),
+        plaintext
+    );
     let d = Decryptor::new(&o.key, got.meta.size);
     let (offset, len) = d.package_span(1);
     let stored = got.body.read_at(offset, len as u64).await.unwrap();
     let mut out = vec![0u8; PAYLOAD];
     let n = d.open_into(1, &stored, &mut out).unwrap();
     assert_eq!(&out[..n], &plaintext[PAYLOAD..2 * PAYLOAD]);
-    assert!(s.read_bucket_config("b1", "encryption").await.unwrap().is_none());
+    assert!(
+        s.read_bucket_config("b1", "encryption")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Conditional writes decide on the plaintext ETags.
     let m2 = plain("etag-2", 3);
@@ -135,9 +162,16 @@ async fn contract(s: &dyn Storage, kek: &[u8; 32]) {
 
     // Listing: prefix, delimiter, pagination.
     for k in ["a", "a-b", "a/x", "a/y/z", "b/1", "c"] {
-        put(s, "b1", k, k.as_bytes(), &plain(k, k.len()), &WriteCondition::default())
-            .await
-            .unwrap();
+        put(
+            s,
+            "b1",
+            k,
+            k.as_bytes(),
+            &plain(k, k.len()),
+            &WriteCondition::default(),
+        )
+        .await
+        .unwrap();
     }
     let q = |prefix, delimiter, after, max| ListQuery {
         prefix,
@@ -148,7 +182,10 @@ async fn contract(s: &dyn Storage, kek: &[u8; 32]) {
     let names = |p: &object_server::storage::engine::ListPage| {
         p.entries.iter().map(|e| e.0.clone()).collect::<Vec<_>>()
     };
-    let all = s.list_objects("b1", &q("", None, None, 1000)).await.unwrap();
+    let all = s
+        .list_objects("b1", &q("", None, None, 1000))
+        .await
+        .unwrap();
     assert_eq!(
         names(&all),
         ["a", "a-b", "a/x", "a/y/z", "b/1", "c", "dir/obj", "new"]
@@ -174,7 +211,10 @@ async fn contract(s: &dyn Storage, kek: &[u8; 32]) {
         .list_objects("b1", &q("a/", Some("/"), None, 1000))
         .await
         .unwrap();
-    assert_eq!(under.entries, [("a/x".into(), false), ("a/y/".into(), true)]);
+    assert_eq!(
+        under.entries,
+        [("a/x".into(), false), ("a/y/".into(), true)]
+    );
     // Pages of two, each after the last entry of the one before (a common prefix included).
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -206,21 +246,48 @@ async fn contract(s: &dyn Storage, kek: &[u8; 32]) {
         .await
         .unwrap();
     assert_eq!(
-        s.read_bucket_config("b1", "encryption").await.unwrap().unwrap(),
+        s.read_bucket_config("b1", "encryption")
+            .await
+            .unwrap()
+            .unwrap(),
         b"{\"x\":1}"
     );
 
     // Delete; a bucket with objects is not deleted.
-    assert!(matches!(s.delete_bucket("b1").await, Err(StorageError::BucketNotEmpty)));
-    for k in ["a", "a-b", "a/x", "a/y/z", "b/1", "c", "dir/obj", "new", "never-there"] {
+    assert!(matches!(
+        s.delete_bucket("b1").await,
+        Err(StorageError::BucketNotEmpty)
+    ));
+    for k in [
+        "a",
+        "a-b",
+        "a/x",
+        "a/y/z",
+        "b/1",
+        "c",
+        "dir/obj",
+        "new",
+        "never-there",
+    ] {
         s.delete_object("b1", k).await.unwrap();
     }
-    assert!(matches!(s.open_object("b1", "c").await, Err(StorageError::NoSuchKey)));
+    assert!(matches!(
+        s.open_object("b1", "c").await,
+        Err(StorageError::NoSuchKey)
+    ));
     s.delete_bucket("b1").await.unwrap();
-    assert!(matches!(s.head_bucket("b1").await, Err(StorageError::NoSuchBucket)));
+    assert!(matches!(
+        s.head_bucket("b1").await,
+        Err(StorageError::NoSuchBucket)
+    ));
     // Created again, it is empty and has no configuration.
     s.create_bucket("b1").await.unwrap();
-    assert!(s.read_bucket_config("b1", "encryption").await.unwrap().is_none());
+    assert!(
+        s.read_bucket_config("b1", "encryption")
+            .await
+            .unwrap()
+            .is_none()
+    );
     s.delete_bucket("b1").await.unwrap();
 }
 
@@ -228,8 +295,14 @@ async fn contract(s: &dyn Storage, kek: &[u8; 32]) {
 async fn multipart(s: &dyn Storage, kek: &[u8; 32]) {
     s.create_bucket("mp").await.unwrap();
     let object_key = ObjectKey::generate();
-    let id = s.create_upload("mp", "big", b"{\"state\":1}").await.unwrap();
-    assert_eq!(s.upload_state("mp", "big", &id).await.unwrap(), b"{\"state\":1}");
+    let id = s
+        .create_upload("mp", "big", b"{\"state\":1}")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.upload_state("mp", "big", &id).await.unwrap(),
+        b"{\"state\":1}"
+    );
     let sizes = [5 * 1024 * 1024 + 7, 1000];
     let mut parts = Vec::new();
     let mut want = Vec::new();
@@ -258,7 +331,10 @@ async fn multipart(s: &dyn Storage, kek: &[u8; 32]) {
         s.put_part("mp", "big", &id, n, w, &part_file_meta)
             .await
             .unwrap();
-        assert_eq!(s.part_meta("mp", "big", &id, n).await.unwrap().etag, meta.etag);
+        assert_eq!(
+            s.part_meta("mp", "big", &id, n).await.unwrap().etag,
+            meta.etag
+        );
         want.push(plaintext);
         parts.push(meta);
     }
@@ -315,7 +391,9 @@ fn backend(minio: &Minio, bucket: &str) -> BackendConfig {
             (self.0)(name)
         }
     }
-    BackendConfig::from_env(Some(&url), &E(env)).unwrap().unwrap()
+    BackendConfig::from_env(Some(&url), &E(env))
+        .unwrap()
+        .unwrap()
 }
 
 fn make_backend_bucket(minio: &Minio, bucket: &str) {
@@ -351,19 +429,34 @@ async fn s3_gateway_over_minio() {
     // Two gateways over one backend bucket: each sees the other's buckets, objects and
     // configuration at once, and a create-only write succeeds for exactly one of them.
     one.create_bucket("shared").await.unwrap();
-    assert!(matches!(two.create_bucket("shared").await, Err(StorageError::BucketExists)));
+    assert!(matches!(
+        two.create_bucket("shared").await,
+        Err(StorageError::BucketExists)
+    ));
     let secret = b"the plaintext that must never reach the backend";
     let o = seal_object(&kek, "shared", "doc", secret, "etag-doc");
-    put(one.as_ref(), "shared", "doc", &o.stream, &o.meta, &WriteCondition::default())
-        .await
-        .unwrap();
+    put(
+        one.as_ref(),
+        "shared",
+        "doc",
+        &o.stream,
+        &o.meta,
+        &WriteCondition::default(),
+    )
+    .await
+    .unwrap();
     let seen = two.open_object("shared", "doc").await.unwrap();
     let body = seen.body.read_at(0, seen.body_len).await.unwrap();
     assert_eq!(decrypt_all(&o.key, seen.meta.size, &body).unwrap(), secret);
     two.write_bucket_config("shared", "policy", Some(b"{}".to_vec()))
         .await
         .unwrap();
-    assert!(one.read_bucket_config("shared", "policy").await.unwrap().is_some());
+    assert!(
+        one.read_bucket_config("shared", "policy")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let (m1, m2, create_only) = (plain("one", 1), plain("two", 1), if_none_match_any());
     let (r1, r2) = tokio::join!(
         put(one.as_ref(), "shared", "lock", b"1", &m1, &create_only),
@@ -378,16 +471,30 @@ async fn s3_gateway_over_minio() {
     // A reader opened before an overwrite never reads the new object's bytes: its ranged reads
     // are pinned to the version it opened (the local store keeps the old file open instead).
     let reader = two.open_object("shared", "doc").await.unwrap();
-    put(one.as_ref(), "shared", "doc", b"replaced", &plain("r", 8), &WriteCondition::default())
-        .await
-        .unwrap();
+    put(
+        one.as_ref(),
+        "shared",
+        "doc",
+        b"replaced",
+        &plain("r", 8),
+        &WriteCondition::default(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         reader.body.read_at(0, 8).await,
         Err(StorageError::Changed)
     ));
-    put(one.as_ref(), "shared", "doc", &o.stream, &o.meta, &WriteCondition::default())
-        .await
-        .unwrap();
+    put(
+        one.as_ref(),
+        "shared",
+        "doc",
+        &o.stream,
+        &o.meta,
+        &WriteCondition::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(winner, if r1.is_ok() { "one" } else { "two" });
 
     // Everything in the backend bucket, read directly: no plaintext, no key, no key-encryption key.
@@ -408,8 +515,14 @@ async fn s3_gateway_over_minio() {
     let forbidden: Vec<(String, Vec<u8>)> = vec![
         ("plaintext".into(), secret.to_vec()),
         ("object key".into(), o.key.as_bytes().to_vec()),
-        ("object key, hex".into(), hex::encode(o.key.as_bytes()).into_bytes()),
-        ("object key, base64".into(), b64(o.key.as_bytes()).into_bytes()),
+        (
+            "object key, hex".into(),
+            hex::encode(o.key.as_bytes()).into_bytes(),
+        ),
+        (
+            "object key, base64".into(),
+            b64(o.key.as_bytes()).into_bytes(),
+        ),
         ("key-encryption key".into(), kek.to_vec()),
         ("key-encryption key, base64".into(), b64(&kek).into_bytes()),
     ];
@@ -438,9 +551,19 @@ async fn s3_gateway_over_minio() {
     drop(minio);
     let w = one.writer().await.unwrap();
     let r = one
-        .put_object("shared", "after", w, &plain("x", 0), &WriteCondition::default())
+        .put_object(
+            "shared",
+            "after",
+            w,
+            &plain("x", 0),
+            &WriteCondition::default(),
+        )
         .await;
     assert!(matches!(r, Err(StorageError::Unavailable(_))), "{r:?}");
     let r = two.open_object("shared", "doc").await;
-    assert!(matches!(r, Err(StorageError::Unavailable(_))), "{}", r.is_ok());
+    assert!(
+        matches!(r, Err(StorageError::Unavailable(_))),
+        "{}",
+        r.is_ok()
+    );
 }

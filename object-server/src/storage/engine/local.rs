@@ -153,13 +153,8 @@ impl Storage for Store {
         let keys = self
             .list_keys(bucket, query.prefix, query.delimiter == Some("/"))
             .await?;
-        let (entries, truncated) = crate::s3::list::paginate(
-            &keys,
-            query.prefix,
-            query.delimiter,
-            query.after,
-            query.max,
-        );
+        let (entries, truncated) =
+            crate::s3::list::paginate(&keys, query.prefix, query.delimiter, query.after, query.max);
         Ok(ListPage { entries, truncated })
     }
 

@@ -111,10 +111,7 @@ impl Client {
                 offset,
                 len,
             } => {
-                let file = staged
-                    .open()
-                    .await
-                    .map_err(StorageError::Io)?;
+                let file = staged.open().await.map_err(StorageError::Io)?;
                 req.header(reqwest::header::CONTENT_LENGTH, len)
                     .body(reqwest::Body::wrap_stream(file_stream(file, offset, len)))
             }

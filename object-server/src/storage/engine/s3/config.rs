@@ -58,9 +58,7 @@ impl BackendConfig {
             env_or_file(env, primary)?
                 .or(env_or_file(env, fallback)?)
                 .ok_or_else(|| {
-                    ConfigError::Invalid(format!(
-                        "the S3 backend needs {primary} (or {fallback})"
-                    ))
+                    ConfigError::Invalid(format!("the S3 backend needs {primary} (or {fallback})"))
                 })
         };
         let access_key = secret("COFFER_BACKEND_ACCESS_KEY", "AWS_ACCESS_KEY_ID")?
@@ -103,7 +101,9 @@ pub fn parse_url(url: &str) -> Result<(url::Url, String), ConfigError> {
         return Err(bad("the bucket is not a valid S3 bucket name"));
     }
     if host.is_empty() || host.contains('@') {
-        return Err(bad("no host (credentials go in the environment, not the URL)"));
+        return Err(bad(
+            "no host (credentials go in the environment, not the URL)",
+        ));
     }
     let endpoint =
         url::Url::parse(&format!("{scheme}://{host}")).map_err(|e| bad(&e.to_string()))?;
@@ -117,7 +117,10 @@ mod tests {
     #[test]
     fn urls() {
         let (e, b) = parse_url("s3://rgw.example:8443/tenant-a").unwrap();
-        assert_eq!((e.as_str(), b.as_str()), ("https://rgw.example:8443/", "tenant-a"));
+        assert_eq!(
+            (e.as_str(), b.as_str()),
+            ("https://rgw.example:8443/", "tenant-a")
+        );
         let (e, b) = parse_url("s3+http://127.0.0.1:9000/bk/").unwrap();
         assert_eq!((e.as_str(), b.as_str()), ("http://127.0.0.1:9000/", "bk"));
         for bad in [

@@ -133,10 +133,18 @@ impl S3Store {
         }
     }
 
-    async fn get(&self, key: &str, headers: &[(&str, String)]) -> Result<client::Answer, StorageError> {
+    async fn get(
+        &self,
+        key: &str,
+        headers: &[(&str, String)],
+    ) -> Result<client::Answer, StorageError> {
         let c = &self.client;
-        c.send(c.bucket.get_object(Some(&c.creds), key), headers, Body::Empty)
-            .await
+        c.send(
+            c.bucket.get_object(Some(&c.creds), key),
+            headers,
+            Body::Empty,
+        )
+        .await
     }
 
     /// A small document, `None` if absent.
@@ -150,7 +158,12 @@ impl S3Store {
     }
 
     /// Puts `body` at `key`; `false` if `headers`' condition failed (412).
-    async fn put(&self, key: &str, headers: &[(&str, String)], body: Body<'_>) -> Result<bool, StorageError> {
+    async fn put(
+        &self,
+        key: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<bool, StorageError> {
         let c = &self.client;
         let a = c
             .send(c.bucket.put_object(Some(&c.creds), key), headers, body)
@@ -167,7 +180,11 @@ impl S3Store {
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let c = &self.client;
         let a = c
-            .send(c.bucket.delete_object(Some(&c.creds), key), &[], Body::Empty)
+            .send(
+                c.bucket.delete_object(Some(&c.creds), key),
+                &[],
+                Body::Empty,
+            )
             .await?;
         match a.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
@@ -206,9 +223,8 @@ impl S3Store {
         let page = rusty_s3::actions::ListObjectsV2::parse_response(text)
             .map_err(|e| StorageError::Unavailable(format!("list: unreadable answer: {e}")))?;
         let decode = |s: String| {
-            url_decode(&s).ok_or_else(|| {
-                StorageError::Unavailable(format!("list: undecodable key {s:?}"))
-            })
+            url_decode(&s)
+                .ok_or_else(|| StorageError::Unavailable(format!("list: undecodable key {s:?}")))
         };
         Ok((
             page.contents
@@ -588,9 +604,8 @@ impl Storage for S3Store {
                 query.max.min(1000),
             )
             .await?;
-        let strip = |s: String, is_prefix: bool| {
-            s.strip_prefix(&base).map(|k| (k.to_owned(), is_prefix))
-        };
+        let strip =
+            |s: String, is_prefix: bool| s.strip_prefix(&base).map(|k| (k.to_owned(), is_prefix));
         let mut entries: Vec<(String, bool)> = keys
             .into_iter()
             .filter_map(|k| k.strip_suffix(KEY_END).map(str::to_owned))

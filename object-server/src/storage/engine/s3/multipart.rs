@@ -222,9 +222,10 @@ impl S3Store {
             )
             .await?;
         match a.status {
-            StatusCode::OK => {
-                listed.push((final_number, a.etag.clone().ok_or_else(|| unexpected(&k, &a))?))
-            }
+            StatusCode::OK => listed.push((
+                final_number,
+                a.etag.clone().ok_or_else(|| unexpected(&k, &a))?,
+            )),
             StatusCode::NOT_FOUND => return Err(StorageError::NoSuchUpload),
             _ => return Err(unexpected(&k, &a)),
         }
@@ -315,7 +316,10 @@ fn complete_body(parts: &[(u32, String)]) -> String {
     let mut s = String::from("<CompleteMultipartUpload>");
     for (n, etag) in parts {
         // Backend ETags are quoted hex (with `-N` for multipart): only the quotes need escaping.
-        let etag = etag.replace('&', "&amp;").replace('<', "&lt;").replace('"', "&quot;");
+        let etag = etag
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('"', "&quot;");
         s.push_str(&format!(
             "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
         ));
