@@ -1,6 +1,7 @@
 //! The storage engines against one contract: the local directory, and the S3 gateway engine
-//! over a real `minio` (the pinned peer: `eval "$(e2e/peers/env)"`), two gateway engines over one
-//! backend bucket seeing each other's writes, and the backend holding no plaintext and no key.
+//! over a real `minio` and over Ceph's RGW (the pinned peers: `eval "$(e2e/peers/env)"`; RGW needs
+//! root, as `e2e/src/ceph.rs` says): two gateway engines over one backend bucket seeing each
+//! other's writes, and the backend holding no plaintext and no key.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -254,10 +255,8 @@ async fn contract(s: &dyn Storage, kek: &[u8; 32]) {
     );
 
     // Delete; a bucket with objects is not deleted.
-    assert!(matches!(
-        s.delete_bucket("b1").await,
-        Err(StorageError::BucketNotEmpty)
-    ));
+    let r = s.delete_bucket("b1").await;
+    assert!(matches!(r, Err(StorageError::BucketNotEmpty)), "{r:?}");
     for k in [
         "a",
         "a-b",
@@ -375,34 +374,52 @@ async fn multipart(s: &dyn Storage, kek: &[u8; 32]) {
     s.delete_bucket("mp").await.unwrap();
 }
 
-fn backend(minio: &Minio, bucket: &str) -> BackendConfig {
-    let url = format!(
-        "{}/{bucket}",
-        minio.endpoint.replace("http://", "s3+http://")
-    );
-    let env = |name: &str| match name {
-        "COFFER_BACKEND_ACCESS_KEY" => Some(minio.access_key.clone()),
-        "COFFER_BACKEND_SECRET_KEY" => Some(minio.secret_key.clone()),
-        _ => None,
-    };
-    struct E<F>(F);
-    impl<F: Fn(&str) -> Option<String>> object_server::config::Env for E<F> {
-        fn get(&self, name: &str) -> Option<String> {
-            (self.0)(name)
-        }
-    }
-    BackendConfig::from_env(Some(&url), &E(env))
-        .unwrap()
-        .unwrap()
+/// A backend S3 service under test, and the server process behind it (stopped when dropped).
+struct Peer {
+    endpoint: String,
+    access_key: String,
+    secret_key: String,
+    scratch: tempfile::TempDir,
+    server: Box<dyn std::any::Any>,
 }
 
-fn make_backend_bucket(minio: &Minio, bucket: &str) {
-    let out = minio
-        .mc()
-        .args(["mb", &format!("local/{bucket}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mc mb: {out:?}\n{}", minio.log());
+impl Peer {
+    fn mc(&self) -> std::process::Command {
+        coffer_e2e::minio::mc_for(
+            &self.endpoint,
+            &self.access_key,
+            &self.secret_key,
+            self.scratch.path(),
+        )
+    }
+
+    fn backend(&self, bucket: &str) -> BackendConfig {
+        let url = format!(
+            "{}/{bucket}",
+            self.endpoint.replace("http://", "s3+http://")
+        );
+        struct E(String, String);
+        impl object_server::config::Env for E {
+            fn get(&self, name: &str) -> Option<String> {
+                match name {
+                    "COFFER_BACKEND_ACCESS_KEY" => Some(self.0.clone()),
+                    "COFFER_BACKEND_SECRET_KEY" => Some(self.1.clone()),
+                    _ => None,
+                }
+            }
+        }
+        let env = E(self.access_key.clone(), self.secret_key.clone());
+        BackendConfig::from_env(Some(&url), &env).unwrap().unwrap()
+    }
+
+    fn make_bucket(&self, bucket: &str) {
+        let out = self
+            .mc()
+            .args(["mb", &format!("local/{bucket}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mc mb: {out:?}");
+    }
 }
 
 #[tokio::test]
@@ -416,8 +433,40 @@ async fn local_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_gateway_over_minio() {
     let minio = Minio::start(&[]);
-    make_backend_bucket(&minio, "coffer-backend");
-    let cfg = backend(&minio, "coffer-backend");
+    let peer = Peer {
+        endpoint: minio.endpoint.clone(),
+        access_key: minio.access_key.clone(),
+        secret_key: minio.secret_key.clone(),
+        scratch: tempfile::tempdir().unwrap(),
+        server: Box::new(minio),
+    };
+    gateway_suite(peer).await;
+}
+
+/// Ceph's RADOS Gateway (RGW), the backend the issue is about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_gateway_over_rgw() {
+    use coffer_e2e::ceph::{Ceph, CephOptions};
+    let ceph = Ceph::start(CephOptions {
+        mounts: 0,
+        rgw: true,
+        ..CephOptions::default()
+    });
+    let rgw = ceph.rgw().expect("rgw started").clone();
+    let peer = Peer {
+        endpoint: rgw.endpoint,
+        access_key: rgw.access_key,
+        secret_key: rgw.secret_key,
+        scratch: tempfile::tempdir().unwrap(),
+        server: Box::new(ceph),
+    };
+    gateway_suite(peer).await;
+}
+
+/// Two gateway engines over one new bucket of `peer`, then `peer` stopped.
+async fn gateway_suite(peer: Peer) {
+    peer.make_bucket("coffer-backend");
+    let cfg = peer.backend("coffer-backend");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let one: Arc<dyn Storage> = Arc::new(S3Store::new(cfg.clone(), d1.path()).unwrap());
     let two: Arc<dyn Storage> = Arc::new(S3Store::new(cfg.clone(), d2.path()).unwrap());
@@ -499,7 +548,7 @@ async fn s3_gateway_over_minio() {
 
     // Everything in the backend bucket, read directly: no plaintext, no key, no key-encryption key.
     let dump = tempfile::tempdir().unwrap();
-    let out = minio
+    let out = peer
         .mc()
         .args(["cp", "--recursive", "local/coffer-backend/"])
         .arg(dump.path())
@@ -548,7 +597,7 @@ async fn s3_gateway_over_minio() {
     assert!(files >= 4, "only {files} backend objects");
 
     // The backend gone: 503-style errors, never a partial object.
-    drop(minio);
+    drop(peer.server);
     let w = one.writer().await.unwrap();
     let r = one
         .put_object(

@@ -121,8 +121,8 @@ mod tests {
             (e.as_str(), b.as_str()),
             ("https://rgw.example:8443/", "tenant-a")
         );
-        let (e, b) = parse_url("s3+http://127.0.0.1:9000/bk/").unwrap();
-        assert_eq!((e.as_str(), b.as_str()), ("http://127.0.0.1:9000/", "bk"));
+        let (e, b) = parse_url("s3+http://127.0.0.1:9000/bkt/").unwrap();
+        assert_eq!((e.as_str(), b.as_str()), ("http://127.0.0.1:9000/", "bkt"));
         for bad in [
             "ftp://h/b",
             "s3://h",

@@ -219,8 +219,8 @@ impl S3Store {
         if a.status != StatusCode::OK {
             return Err(unexpected("list", &a));
         }
-        let text = std::str::from_utf8(&a.body).map_err(|_| unexpected("list", &a))?;
-        let page = rusty_s3::actions::ListObjectsV2::parse_response(text)
+        let text = xml_text(&a).ok_or_else(|| unexpected("list", &a))?;
+        let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
             .map_err(|e| StorageError::Unavailable(format!("list: unreadable answer: {e}")))?;
         let decode = |s: String| {
             url_decode(&s)
@@ -335,6 +335,26 @@ impl S3Store {
         .map_err(|_| StorageError::Damaged)?;
         Ok((meta, body_len, etag))
     }
+}
+
+/// The `If-Match` value of a conditional write on the backend ETag `etag`: unquoted, because
+/// RGW compares a write's `If-Match` with its stored (unquoted) ETag byte for byte (its reads
+/// unquote it first); MinIO and AWS take either form.
+fn write_if_match(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}
+
+/// The XML document of an answer. RGW url-encodes listed keys, but echoes our keys elsewhere
+/// (`Key` of CreateMultipartUpload, a listing's continuation token and `StartAfter`) with
+/// [`KEY_END`] as a character reference XML 1.0 forbids: it is replaced by its url-encoded form,
+/// so the document parses (none of those elements is read as a key).
+pub(crate) fn xml_text(a: &client::Answer) -> Option<String> {
+    let text = std::str::from_utf8(&a.body).ok()?;
+    Some(
+        text.replace("&#x01;", "%01")
+            .replace("&#x1;", "%01")
+            .replace("&#1;", "%01"),
+    )
 }
 
 /// Decodes a key of a listing made with `encoding-type=url` (`+` is a space).
@@ -531,7 +551,7 @@ impl Storage for S3Store {
                 match self.open_at(&k).await {
                     Ok((current, _, etag)) => {
                         condition.check(Some(&current.etag))?;
-                        headers.push(("if-match", etag));
+                        headers.push(("if-match", write_if_match(&etag)));
                     }
                     Err(StorageError::NoSuchKey) => {
                         condition.check(None)?;
@@ -591,9 +611,12 @@ impl Storage for S3Store {
         let delimiter = query.delimiter.filter(|d| !d.is_empty());
         // A marker that is a common prefix stands for every key under it: start after them all
         // (U+10FFFF is the greatest character; no key continues a prefix with anything greater).
+        // A key marker is sent without its `KEY_END` (RGW echoes `StartAfter` unencoded, and XML
+        // cannot carry U+0001), so the marker itself may come back: one more is asked for, and
+        // everything up to the marker dropped.
         let start_after = query.after.map(|m| match delimiter {
             Some(d) if m.ends_with(d) => format!("{base}{m}\u{10FFFF}"),
-            _ => format!("{base}{m}{KEY_END}"),
+            _ => format!("{base}{m}"),
         });
         let (keys, prefixes, token) = self
             .list_raw(
@@ -601,7 +624,7 @@ impl Storage for S3Store {
                 delimiter,
                 start_after.as_deref(),
                 None,
-                query.max.min(1000),
+                (query.max + 1).min(1000),
             )
             .await?;
         let strip =
@@ -611,12 +634,12 @@ impl Storage for S3Store {
             .filter_map(|k| k.strip_suffix(KEY_END).map(str::to_owned))
             .filter_map(|k| strip(k, false))
             .chain(prefixes.into_iter().filter_map(|p| strip(p, true)))
+            .filter(|(k, _)| query.after.is_none_or(|m| k.as_str() > m))
             .collect();
         entries.sort();
-        Ok(ListPage {
-            entries,
-            truncated: token.is_some(),
-        })
+        let truncated = token.is_some() || entries.len() > query.max;
+        entries.truncate(query.max);
+        Ok(ListPage { entries, truncated })
     }
 
     async fn create_upload(

@@ -20,7 +20,7 @@ use rusty_s3::actions::CreateMultipartUpload;
 use serde::{Deserialize, Serialize};
 
 use super::client::Body;
-use super::{S3Store, unexpected};
+use super::{S3Store, unexpected, write_if_match};
 use crate::storage::{ObjectMeta, ObjectWriter, StorageError, WriteCondition, layout};
 
 /// S3's least size of a part that is not the last.
@@ -72,8 +72,8 @@ impl S3Store {
         if a.status != StatusCode::OK {
             return Err(unexpected(&k, &a));
         }
-        let text = std::str::from_utf8(&a.body).map_err(|_| unexpected(&k, &a))?;
-        let upload = CreateMultipartUpload::parse_response(text)
+        let text = super::xml_text(&a).ok_or_else(|| unexpected(&k, &a))?;
+        let upload = CreateMultipartUpload::parse_response(&text)
             .map_err(|_| unexpected(&k, &a))?
             .upload_id()
             .to_owned();
@@ -236,7 +236,7 @@ impl S3Store {
                 match self.open_at(&k).await {
                     Ok((current, _, etag)) => {
                         condition.check(Some(&current.etag))?;
-                        headers.push(("if-match", etag));
+                        headers.push(("if-match", write_if_match(&etag)));
                     }
                     Err(StorageError::NoSuchKey) => {
                         condition.check(None)?;
