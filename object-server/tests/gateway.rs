@@ -468,7 +468,8 @@ async fn gateway_suite(peer: Peer) {
     peer.make_bucket("coffer-backend");
     let cfg = peer.backend("coffer-backend");
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let one: Arc<dyn Storage> = Arc::new(S3Store::new(cfg.clone(), d1.path()).unwrap());
+    let gateway_one = Arc::new(S3Store::new(cfg.clone(), d1.path()).unwrap());
+    let one: Arc<dyn Storage> = gateway_one.clone();
     let two: Arc<dyn Storage> = Arc::new(S3Store::new(cfg.clone(), d2.path()).unwrap());
     let kek = [9u8; 32];
 
@@ -595,6 +596,31 @@ async fn gateway_suite(peer: Peer) {
     }
     // The bucket record, the policy, the encrypted object and the lock object at least.
     assert!(files >= 4, "only {files} backend objects");
+
+    // A backend bucket that does not exist, or credentials the backend refuses, are a broken
+    // backend (503 for the client), never a missing Coffer bucket or object.
+    let d3 = tempfile::tempdir().unwrap();
+    let missing = S3Store::new(peer.backend("no-such-backend"), d3.path()).unwrap();
+    assert!(matches!(
+        missing.check().await,
+        Err(StorageError::Unavailable(_))
+    ));
+    let r = missing.head_bucket("shared").await;
+    assert!(matches!(r, Err(StorageError::Unavailable(_))), "{r:?}");
+    let mut wrong = peer.backend("coffer-backend");
+    wrong.secret_key = object_server::config::Secret::new("not-the-secret".into());
+    let refused = S3Store::new(wrong, d3.path()).unwrap();
+    let r = refused.open_object("shared", "doc").await;
+    assert!(
+        matches!(r, Err(StorageError::Unavailable(_))),
+        "{}",
+        r.is_ok()
+    );
+    assert!(matches!(
+        refused.create_bucket("other").await,
+        Err(StorageError::Unavailable(_))
+    ));
+    gateway_one.check().await.unwrap();
 
     // The backend gone: 503-style errors, never a partial object.
     drop(peer.server);

@@ -103,6 +103,8 @@ pub(crate) fn storage_err(e: StorageError) -> S3Error {
             tracing::warn!(%detail, "storage backend unavailable");
             s3_error!(SlowDown, "Please reduce your request rate.")
         }
+        // Overwritten while it was read: the client's retry reads the new object whole.
+        StorageError::Changed => s3_error!(SlowDown, "Please reduce your request rate."),
         StorageError::NotSupported(what) => S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("The storage backend of this server does not support {what}."),

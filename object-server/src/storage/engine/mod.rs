@@ -38,6 +38,16 @@
 //! new). Multipart parts are encrypted each under the key derived with the salt drawn for that
 //! upload request, which travels with the part's metadata; the engine's own part numbers never
 //! enter a key derivation.
+//!
+//! # Status
+//!
+//! Both engines keep this contract against real services (`tests/gateway.rs`: the local
+//! directory; MinIO and Ceph's RGW as backends, two gateway engines over one backend bucket).
+//! The S3 handlers still call [`Store`] directly; moving them onto `Arc<dyn Storage>` (bucket,
+//! put, get/head through [`BodySource`], list, delete, multipart; versioning, object lock,
+//! tagging and retention stay local-only until the backend passes them through) is what makes
+//! `object-server` serve from a backend, and what `--backend` / `COFFER_BACKEND`
+//! ([`s3::config`]) will select.
 use std::io;
 use std::sync::Arc;
 use std::time::SystemTime;

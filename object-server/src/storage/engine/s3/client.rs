@@ -70,6 +70,9 @@ impl Client {
             .with_no_client_auth();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            // A backend that stops answering mid-request is down, not slow: the client gets
+            // 503 instead of a request that never ends.
+            .read_timeout(Duration::from_secs(60))
             .no_proxy()
             .tls_backend_preconfigured(tls)
             .build()?;
@@ -136,7 +139,11 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| unavailable(&self.name, error_chain(&e)))?;
+        // The backend bucket itself missing is a broken backend, never a missing Coffer object.
+        let backend_bucket_gone =
+            status == StatusCode::NOT_FOUND && error_code(&body) == "NoSuchBucket";
         if status.is_server_error()
+            || backend_bucket_gone
             || status == StatusCode::FORBIDDEN
             || status == StatusCode::UNAUTHORIZED
             || status == StatusCode::TOO_MANY_REQUESTS
