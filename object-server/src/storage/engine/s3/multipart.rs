@@ -33,9 +33,21 @@ const MAX_PART: u32 = 10_000;
 pub(super) struct PartRecord {
     /// The part's Coffer metadata.
     pub meta: ObjectMeta,
-    /// The backend ETag of part `n` of the backend upload; `None`: the part is the object
-    /// `body.<n>` beside the upload (too small to be a backend part that is not the last).
-    backend_etag: Option<String>,
+    /// Where its ciphertext is.
+    stored: StoredPart,
+}
+
+/// Where a part's ciphertext is, with the backend ETag of exactly the bytes [`PartRecord::meta`]
+/// describes (the completion asks for those bytes by it, so a part uploaded again meanwhile
+/// refuses the completion instead of pairing one upload's salt with another's bytes).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredPart {
+    /// Part `n` of the backend upload.
+    BackendPart { etag: String },
+    /// The object `body.<n>` beside the upload: too small to be a backend part that is not
+    /// the last.
+    Beside { etag: String },
 }
 
 impl S3Store {
@@ -122,7 +134,7 @@ impl S3Store {
             offset: 0,
             len: staged.len,
         };
-        let backend_etag = if staged.len >= MIN_PART {
+        let stored = if staged.len >= MIN_PART {
             let c = &self.client;
             let a = c
                 .send(
@@ -132,17 +144,28 @@ impl S3Store {
                 )
                 .await?;
             match a.status {
-                StatusCode::OK => Some(a.etag.clone().ok_or_else(|| unexpected(&k, &a))?),
+                StatusCode::OK => StoredPart::BackendPart {
+                    etag: a.etag.clone().ok_or_else(|| unexpected(&k, &a))?,
+                },
                 StatusCode::NOT_FOUND => return Err(StorageError::NoSuchUpload),
                 _ => return Err(unexpected(&k, &a)),
             }
         } else {
-            self.put(&format!("{prefix}body.{n}"), &[], file).await?;
-            None
+            let beside = format!("{prefix}body.{n}");
+            let c = &self.client;
+            let a = c
+                .send(c.bucket.put_object(Some(&c.creds), &beside), &[], file)
+                .await?;
+            match a.status {
+                StatusCode::OK => StoredPart::Beside {
+                    etag: a.etag.clone().ok_or_else(|| unexpected(&beside, &a))?,
+                },
+                _ => return Err(unexpected(&beside, &a)),
+            }
         };
         let record = PartRecord {
             meta: meta.clone(),
-            backend_etag,
+            stored,
         };
         let doc = Bytes::from(serde_json::to_vec(&record).expect("serializes"));
         self.put(&format!("{prefix}part.{n}"), &[], Body::Bytes(doc))
@@ -180,11 +203,11 @@ impl S3Store {
         let mut listed: Vec<(u32, String)> = Vec::with_capacity(meta.parts.len() + 1);
         for p in rest {
             let r = self.mp_part(bucket, key, upload, p.number).await?;
-            match r.backend_etag {
+            match r.stored {
                 // Uploaded again since the handler checked it: the client retries.
                 _ if r.meta.etag != p.etag => return Err(StorageError::Refused),
-                Some(e) => listed.push((p.number, e)),
-                None => return Err(StorageError::Refused),
+                StoredPart::BackendPart { etag } => listed.push((p.number, etag)),
+                StoredPart::Beside { .. } => return Err(StorageError::Refused),
             }
         }
         let r = self.mp_part(bucket, key, upload, last.number).await?;
@@ -193,8 +216,8 @@ impl S3Store {
         }
         let trailer = meta.to_trailer();
         let c = &self.client;
-        let (final_number, final_bytes) = match r.backend_etag {
-            Some(e) => {
+        let (final_number, final_bytes) = match r.stored {
+            StoredPart::BackendPart { etag: e } => {
                 if last.number == MAX_PART {
                     return Err(StorageError::NotSupported(
                         "a last part numbered 10000 of 5 MiB or more",
@@ -203,12 +226,17 @@ impl S3Store {
                 listed.push((last.number, e));
                 (last.number + 1, Bytes::from(trailer))
             }
-            None => {
-                let mut body = self
-                    .get_doc(&format!("{prefix}body.{}", last.number))
-                    .await?
-                    .ok_or(StorageError::Damaged)?
-                    .to_vec();
+            StoredPart::Beside { etag } => {
+                let beside = format!("{prefix}body.{}", last.number);
+                let a = self.get(&beside, &[("if-match", etag)]).await?;
+                let mut body = match a.status {
+                    StatusCode::OK => a.body.to_vec(),
+                    // Uploaded again meanwhile: the client retries.
+                    StatusCode::PRECONDITION_FAILED | StatusCode::NOT_FOUND => {
+                        return Err(StorageError::Refused);
+                    }
+                    _ => return Err(unexpected(&beside, &a)),
+                };
                 body.extend_from_slice(&trailer);
                 (last.number, Bytes::from(body))
             }
