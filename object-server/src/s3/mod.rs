@@ -21,7 +21,7 @@ mod delete_objects;
 mod encryption;
 mod get;
 mod lifecycle;
-mod list;
+pub(crate) mod list;
 pub(crate) mod lock;
 mod multipart;
 pub mod post;
@@ -112,6 +112,16 @@ pub(crate) fn storage_err(e: StorageError) -> S3Error {
             crate::storage::KeyError::TooLong => s3_error!(KeyTooLongError, "Your key is too long"),
             other => S3Error::with_message(S3ErrorCode::InvalidArgument, other.to_string()),
         },
+        StorageError::Unavailable(detail) => {
+            tracing::warn!(%detail, "storage backend unavailable");
+            s3_error!(SlowDown, "Please reduce your request rate.")
+        }
+        // Overwritten while it was read: the client's retry reads the new object whole.
+        StorageError::Changed => s3_error!(SlowDown, "Please reduce your request rate."),
+        StorageError::NotSupported(what) => S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            format!("The storage backend of this server does not support {what}."),
+        ),
         e => {
             tracing::error!(error = %e, "storage error");
             S3Error::with_message(

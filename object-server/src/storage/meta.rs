@@ -343,7 +343,7 @@ impl ObjectMeta {
     }
 
     /// The trailer parse of an object of `total` bytes, read through `read_at(buf, offset)`.
-    fn parse(
+    pub(crate) fn parse(
         total: u64,
         mut read_at: impl FnMut(&mut [u8], u64) -> std::io::Result<()>,
     ) -> Result<(ObjectMeta, u64), MetaError> {

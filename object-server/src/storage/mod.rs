@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 mod bucket_config;
 mod condition;
 pub mod create_once;
+pub mod engine;
 pub mod layout;
 mod locks;
 pub mod meta;
@@ -71,6 +72,16 @@ pub enum StorageError {
     /// loaded ([`crate::sse::metadata_key`]).
     #[error(transparent)]
     MetadataKeyUnavailable(#[from] crate::sse::metadata_key::KeyUnavailable),
+    /// The object was replaced or deleted since it was opened: open it again.
+    #[error("the object changed while it was read")]
+    Changed,
+    /// The storage engine cannot be reached or refused to work (the S3 backend down, throttling,
+    /// its credentials refused); nothing was changed. Detail for the log, never for the client.
+    #[error("the storage backend is unavailable: {0}")]
+    Unavailable(String),
+    /// The storage engine cannot do this (e.g. versioning on a backend without it).
+    #[error("the storage backend does not support {0}")]
+    NotSupported(&'static str),
     /// Other I/O.
     #[error("storage I/O: {0}")]
     Io(#[from] io::Error),
@@ -846,6 +857,49 @@ impl ObjectWriter {
         .await?;
         self.path = PathBuf::new();
         Ok(())
+    }
+}
+
+/// A staged body handed to an engine that uploads it ([`ObjectWriter::into_staged`]); the temp
+/// file goes when this is dropped.
+pub struct StagedFile {
+    path: PathBuf,
+    /// Its length.
+    pub len: u64,
+}
+
+impl StagedFile {
+    /// Opens it for reading (again for every attempt of an upload).
+    pub async fn open(&self) -> io::Result<tokio::fs::File> {
+        tokio::fs::File::open(&self.path).await
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl ObjectWriter {
+    /// Finishes the temp file (with `meta`'s trailer appended, if given) for an engine that
+    /// uploads it instead of renaming it into place. Not fsynced: the upload is the commit, and
+    /// a crash before it leaves nothing but the temp file.
+    pub async fn into_staged(mut self, meta: Option<&ObjectMeta>) -> io::Result<StagedFile> {
+        if let Some(m) = meta {
+            self.write(&m.to_trailer().map_err(io::Error::other)?)
+                .await?;
+        }
+        self.settle().await?;
+        self.dup = None;
+        let mut file = self.file.take().expect("writer open");
+        file.flush().await?;
+        drop(file);
+        let path = std::mem::take(&mut self.path);
+        Ok(StagedFile {
+            path,
+            len: self.written,
+        })
     }
 }
 

@@ -1,0 +1,704 @@
+//! The gateway engine: every Coffer bucket of a Tenant lives in **one bucket of another S3
+//! service** (RGW, MinIO, AWS), so any number of `object-server` processes serve it with nothing
+//! of their own but staged temp files.
+//!
+//! # Layout of the backend bucket
+//!
+//! ```text
+//! .coffer/buckets/<bucket>                   {"created_ms", "id"}: the bucket exists; `id` is drawn
+//!                                            at random when it is created
+//! <bucket>/<id>/<key>\x01                    the object file of <bucket>/<key>: body ‖ trailer,
+//!                                            byte for byte what the local store writes (the
+//!                                            suffix: see [`KEY_END`])
+//! .coffer/config/<bucket>/<id>/<name>.json   a bucket configuration document
+//! .coffer/uploads/<bucket>/<id>/<hex upload id>/state      the handlers' upload state (sealed key)
+//! .coffer/uploads/<bucket>/<id>/<hex upload id>/part.<n>   part n's metadata and backend ETag
+//! .coffer/uploads/<bucket>/<id>/<hex upload id>/body.<n>   part n's ciphertext, when it is too
+//!                                            small to be a backend part that is not the last
+//! ```
+//! Bucket names never start with `.`, so no object name meets `.coffer/`. The random `id` makes
+//! a bucket deleted and created again a new namespace: an object whose PUT raced the delete
+//! lands under the dead id and never shows in the new bucket.
+//!
+//! # Atomicity
+//!
+//! An object is one backend object (body and trailer together), written by one `PutObject` of
+//! the staged file or one `CompleteMultipartUpload`: the backend shows it whole or not at all, so
+//! no crash, dropped connection or backend failure leaves a torn object; a failed upload leaves
+//! the previous object. Bucket creation is a `PutObject` with `If-None-Match: *` (one of many
+//! concurrent creators wins). Reads are pinned to the backend ETag seen at open ([`S3Body`]).
+//! Conditional writes: see [`S3Store::put_object`].
+//!
+//! # What it does not do yet
+//! Versioning and object lock ([`Capabilities`] says no; the handlers refuse), server-side copy
+//! of the stored bytes (a Coffer copy re-encrypts, so it is a GET and a PUT anyway), a cache of
+//! bucket ids (every request reads the bucket record), and reclaiming objects orphaned by a
+//! bucket deleted during their PUT.
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::StatusCode;
+use rusty_s3::S3Action;
+use serde::{Deserialize, Serialize};
+
+use super::{BodySource, Capabilities, ListPage, ListQuery, Storage, StoredObject};
+use crate::storage::meta::TRAILER;
+use crate::storage::{
+    ObjectMeta, ObjectWriter, StorageError, Store, WriteCondition, layout, random_name,
+};
+use client::{Body, Client};
+
+mod client;
+pub mod config;
+mod multipart;
+
+pub use config::BackendConfig;
+
+/// How much of an object's end an open fetches, hoping the trailer is inside (it usually is:
+/// a trailer is a few hundred bytes; a multipart object's grows with its parts).
+const TAIL_GUESS: u64 = 64 * 1024;
+/// Ends every object's backend key. MinIO keeps an object as a directory, so it cannot hold
+/// object `a` beside object `a/x` (the second one is silently unlisted); with the suffix they are
+/// `a\x01` and `a/x\x01`, which never collide. The order stays S3's: a key's suffix sorts before
+/// every character a longer key can continue with (keys hold no NUL), and the delimiter's common
+/// prefixes are unchanged because the suffix comes after the last `/`. Listings ask for
+/// `encoding-type=url`, since XML cannot carry the character.
+const KEY_END: char = '\u{1}';
+/// Conditional writes that lose a race retry this often before the client gets `503`.
+const CONDITION_ROUNDS: usize = 8;
+
+/// A bucket of another S3 service as the storage engine.
+pub struct S3Store {
+    client: Arc<Client>,
+    /// The local directory that stages bodies before they are uploaded (nothing else of it is used).
+    staging: Store,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store")
+            .field("backend", &self.client.name)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct BucketRecord {
+    created_ms: i64,
+    id: String,
+}
+
+fn record_key(bucket: &str) -> String {
+    format!(".coffer/buckets/{bucket}")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Any answer not foreseen: the backend misbehaves; the client gets `503`, nothing changed.
+fn unexpected(what: &str, a: &client::Answer) -> StorageError {
+    StorageError::Unavailable(format!(
+        "{what}: unexpected {} {}",
+        a.status,
+        client::error_code(&a.body)
+    ))
+}
+
+impl S3Store {
+    /// The backend `cfg` names, staging bodies under `staging_dir`.
+    pub fn new(cfg: BackendConfig, staging_dir: &Path) -> anyhow::Result<Self> {
+        Ok(S3Store {
+            client: Arc::new(Client::new(&cfg)?),
+            staging: Store::open(staging_dir)?,
+        })
+    }
+
+    /// Checks that the backend bucket answers with these credentials.
+    pub async fn check(&self) -> Result<(), StorageError> {
+        let c = &self.client;
+        let a = c
+            .send(c.bucket.head_bucket(Some(&c.creds)), &[], Body::Empty)
+            .await?;
+        match a.status {
+            s if s.is_success() => Ok(()),
+            _ => Err(unexpected("the backend bucket", &a)),
+        }
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+        headers: &[(&str, String)],
+    ) -> Result<client::Answer, StorageError> {
+        let c = &self.client;
+        c.send(
+            c.bucket.get_object(Some(&c.creds), key),
+            headers,
+            Body::Empty,
+        )
+        .await
+    }
+
+    /// A small document, `None` if absent.
+    async fn get_doc(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
+        let a = self.get(key, &[]).await?;
+        match a.status {
+            StatusCode::OK => Ok(Some(a.body)),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(unexpected(key, &a)),
+        }
+    }
+
+    /// Puts `body` at `key`; `false` if `headers`' condition failed (412).
+    async fn put(
+        &self,
+        key: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<bool, StorageError> {
+        let c = &self.client;
+        let a = c
+            .send(c.bucket.put_object(Some(&c.creds), key), headers, body)
+            .await?;
+        match a.status {
+            s if s.is_success() => Ok(true),
+            StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT if !headers.is_empty() => {
+                Ok(false)
+            }
+            _ => Err(unexpected(key, &a)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let c = &self.client;
+        let a = c
+            .send(
+                c.bucket.delete_object(Some(&c.creds), key),
+                &[],
+                Body::Empty,
+            )
+            .await?;
+        match a.status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(unexpected(key, &a)),
+        }
+    }
+
+    /// One page of backend keys: `(keys, common prefixes, continuation token)`.
+    async fn list_raw(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+        token: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<String>, Vec<String>, Option<String>), StorageError> {
+        let c = &self.client;
+        let mut action = c.bucket.list_objects_v2(Some(&c.creds));
+        action.with_prefix(prefix.to_owned());
+        if let Some(d) = delimiter {
+            action.with_delimiter(d.to_owned());
+        }
+        if let Some(s) = start_after {
+            action.with_start_after(s.to_owned());
+        }
+        if let Some(t) = token {
+            action.with_continuation_token(t.to_owned());
+        }
+        action.with_max_keys(max);
+        action.query_mut().insert("encoding-type", "url");
+        let a = c.send(action, &[], Body::Empty).await?;
+        if a.status != StatusCode::OK {
+            return Err(unexpected("list", &a));
+        }
+        let text = xml_text(&a).ok_or_else(|| unexpected("list", &a))?;
+        let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
+            .map_err(|e| StorageError::Unavailable(format!("list: unreadable answer: {e}")))?;
+        let decode = |s: String| {
+            url_decode(&s)
+                .ok_or_else(|| StorageError::Unavailable(format!("list: undecodable key {s:?}")))
+        };
+        Ok((
+            page.contents
+                .into_iter()
+                .map(|c| decode(c.key))
+                .collect::<Result<_, _>>()?,
+            page.common_prefixes
+                .into_iter()
+                .map(|p| decode(p.prefix))
+                .collect::<Result<_, _>>()?,
+            page.next_continuation_token,
+        ))
+    }
+
+    /// Every backend key under `prefix`.
+    async fn list_all(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let (mut out, mut token) = (Vec::new(), None);
+        loop {
+            let (keys, _, next) = self
+                .list_raw(prefix, None, None, token.as_deref(), 1000)
+                .await?;
+            out.extend(keys);
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The random id of `bucket` ([`StorageError::NoSuchBucket`] if it does not exist).
+    async fn bucket_id(&self, bucket: &str) -> Result<String, StorageError> {
+        Ok(self.bucket_record(bucket).await?.id)
+    }
+
+    async fn bucket_record(&self, bucket: &str) -> Result<BucketRecord, StorageError> {
+        if bucket.starts_with('.') || bucket.contains('/') || bucket.is_empty() {
+            return Err(StorageError::NoSuchBucket);
+        }
+        let doc = self
+            .get_doc(&record_key(bucket))
+            .await?
+            .ok_or(StorageError::NoSuchBucket)?;
+        serde_json::from_slice(&doc).map_err(|_| StorageError::Damaged)
+    }
+
+    /// The backend key of `bucket/key`: the key followed by [`KEY_END`] (see there).
+    fn object_key(bucket: &str, id: &str, key: &str) -> String {
+        format!("{bucket}/{id}/{key}{KEY_END}")
+    }
+
+    fn config_key(bucket: &str, id: &str, name: &str) -> String {
+        format!(".coffer/config/{bucket}/{id}/{name}.json")
+    }
+
+    /// Opens the object file at backend key `k`: its metadata, body length and backend ETag.
+    async fn open_at(&self, k: &str) -> Result<(ObjectMeta, u64, String), StorageError> {
+        let a = self
+            .get(k, &[("range", format!("bytes=-{TAIL_GUESS}"))])
+            .await?;
+        let total = match a.status {
+            StatusCode::PARTIAL_CONTENT => a.content_range_total.ok_or(StorageError::Damaged)?,
+            StatusCode::OK => a.body.len() as u64,
+            StatusCode::NOT_FOUND => return Err(StorageError::NoSuchKey),
+            // An empty backend object has no range to give: it is no object file.
+            StatusCode::RANGE_NOT_SATISFIABLE => return Err(StorageError::Damaged),
+            _ => return Err(unexpected(k, &a)),
+        };
+        let etag = a.etag.clone().ok_or(StorageError::Damaged)?;
+        let mut tail = a.body;
+        let tail_len = tail.len() as u64;
+        if tail_len < TRAILER as u64 {
+            return Err(StorageError::Damaged);
+        }
+        let t = &tail[tail.len() - TRAILER..];
+        let json_len = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as u64;
+        let needed = (json_len + TRAILER as u64).min(total);
+        if needed > tail_len {
+            // A long trailer (many parts): fetch exactly it, from the same stored version.
+            let a = self
+                .get(
+                    k,
+                    &[
+                        ("range", format!("bytes=-{needed}")),
+                        ("if-match", etag.clone()),
+                    ],
+                )
+                .await?;
+            match a.status {
+                StatusCode::PARTIAL_CONTENT | StatusCode::OK => tail = a.body,
+                StatusCode::PRECONDITION_FAILED | StatusCode::NOT_FOUND => {
+                    return Err(StorageError::Changed);
+                }
+                _ => return Err(unexpected(k, &a)),
+            }
+        }
+        let start = total - tail.len() as u64;
+        let (meta, body_len) = ObjectMeta::parse(total, |buf, at| {
+            let i = at
+                .checked_sub(start)
+                .ok_or_else(|| io::Error::other("trailer outside the fetched tail"))?
+                as usize;
+            let src = tail
+                .get(i..i + buf.len())
+                .ok_or_else(|| io::Error::other("trailer outside the fetched tail"))?;
+            buf.copy_from_slice(src);
+            Ok(())
+        })
+        .map_err(|_| StorageError::Damaged)?;
+        Ok((meta, body_len, etag))
+    }
+}
+
+/// The `If-Match` value of a conditional write on the backend ETag `etag`: unquoted, because
+/// RGW compares a write's `If-Match` with its stored (unquoted) ETag byte for byte (its reads
+/// unquote it first); MinIO and AWS take either form.
+fn write_if_match(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}
+
+/// The XML document of an answer. RGW url-encodes listed keys, but echoes our keys elsewhere
+/// (`Key` of CreateMultipartUpload, a listing's continuation token and `StartAfter`) with
+/// [`KEY_END`] as a character reference XML 1.0 forbids: it is replaced by its url-encoded form,
+/// so the document parses (none of those elements is read as a key).
+pub(crate) fn xml_text(a: &client::Answer) -> Option<String> {
+    let text = std::str::from_utf8(&a.body).ok()?;
+    Some(
+        text.replace("&#x01;", "%01")
+            .replace("&#x1;", "%01")
+            .replace("&#1;", "%01"),
+    )
+}
+
+/// Decodes a key of a listing made with `encoding-type=url` (`+` is a space).
+fn url_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A stored version's body in the backend: ranged GETs with `If-Match` on the ETag seen at open,
+/// so an overwrite meanwhile fails the read ([`StorageError::Changed`]) instead of mixing bytes.
+struct S3Body {
+    client: Arc<Client>,
+    key: String,
+    etag: String,
+    body_len: u64,
+}
+
+#[async_trait]
+impl BodySource for S3Body {
+    async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, StorageError> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = offset
+            .checked_add(len)
+            .filter(|e| *e <= self.body_len)
+            .ok_or_else(|| {
+                StorageError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "read past the end of the body",
+                ))
+            })?;
+        let c = &self.client;
+        let a = c
+            .send(
+                c.bucket.get_object(Some(&c.creds), &self.key),
+                &[
+                    ("range", format!("bytes={offset}-{}", end - 1)),
+                    ("if-match", self.etag.clone()),
+                ],
+                Body::Empty,
+            )
+            .await?;
+        match a.status {
+            StatusCode::PARTIAL_CONTENT if a.body.len() as u64 == len => Ok(a.body),
+            StatusCode::PRECONDITION_FAILED | StatusCode::NOT_FOUND => Err(StorageError::Changed),
+            _ => Err(unexpected(&self.key, &a)),
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for S3Store {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            versioning: false,
+            object_lock: false,
+        }
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+        if bucket.starts_with('.') || bucket.contains('/') || bucket.is_empty() {
+            return Err(StorageError::NoSuchBucket);
+        }
+        let record = BucketRecord {
+            created_ms: now_ms(),
+            id: random_name(),
+        };
+        let body = Bytes::from(serde_json::to_vec(&record).expect("serializes"));
+        let created = self
+            .put(
+                &record_key(bucket),
+                &[("if-none-match", "*".to_owned())],
+                Body::Bytes(body),
+            )
+            .await?;
+        if created {
+            Ok(())
+        } else {
+            Err(StorageError::BucketExists)
+        }
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+        let id = self.bucket_id(bucket).await?;
+        let (keys, prefixes, _) = self
+            .list_raw(&format!("{bucket}/{id}/"), None, None, None, 1)
+            .await?;
+        if !keys.is_empty() || !prefixes.is_empty() {
+            return Err(StorageError::BucketNotEmpty);
+        }
+        // The record goes first: from then on the bucket is gone for every process, and what
+        // is left under its id (configuration, uploads) is unreachable.
+        self.delete(&record_key(bucket)).await?;
+        for prefix in [
+            format!(".coffer/config/{bucket}/{id}/"),
+            format!(".coffer/uploads/{bucket}/{id}/"),
+        ] {
+            for k in self.list_all(&prefix).await? {
+                self.delete(&k).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<(String, SystemTime)>, StorageError> {
+        let mut out = Vec::new();
+        for k in self.list_all(".coffer/buckets/").await? {
+            let name = k.trim_start_matches(".coffer/buckets/").to_owned();
+            let record = match self.bucket_record(&name).await {
+                Ok(r) => r,
+                Err(StorageError::NoSuchBucket) => continue, // deleted meanwhile
+                Err(e) => return Err(e),
+            };
+            let t = SystemTime::UNIX_EPOCH + Duration::from_millis(record.created_ms.max(0) as u64);
+            out.push((name, t));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn head_bucket(&self, bucket: &str) -> Result<(), StorageError> {
+        self.bucket_id(bucket).await.map(drop)
+    }
+
+    async fn read_bucket_config(
+        &self,
+        bucket: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let id = self.bucket_id(bucket).await?;
+        Ok(self
+            .get_doc(&Self::config_key(bucket, &id, name))
+            .await?
+            .map(|b| b.to_vec()))
+    }
+
+    async fn write_bucket_config(
+        &self,
+        bucket: &str,
+        name: &str,
+        data: Option<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        let id = self.bucket_id(bucket).await?;
+        let k = Self::config_key(bucket, &id, name);
+        match data {
+            None => self.delete(&k).await,
+            Some(d) => self.put(&k, &[], Body::Bytes(d.into())).await.map(drop),
+        }
+    }
+
+    async fn writer(&self) -> io::Result<ObjectWriter> {
+        self.staging.writer().await
+    }
+
+    /// One PUT of the staged object file. With a condition: the object there now is opened, the
+    /// condition decided on its plaintext ETag, and the PUT made conditional on the backend ETag
+    /// of exactly that object (`If-None-Match: *` when there was none), so the backend refuses it
+    /// if anything was written in between; then the condition is decided again on what won.
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ObjectWriter,
+        meta: &ObjectMeta,
+        condition: &WriteCondition,
+    ) -> Result<(), StorageError> {
+        layout::key_dir(key)?;
+        let id = self.bucket_id(bucket).await?;
+        let k = Self::object_key(bucket, &id, key);
+        let staged = body.into_staged(Some(meta)).await?;
+        for _ in 0..CONDITION_ROUNDS {
+            let mut headers = Vec::new();
+            if !condition.is_none() {
+                match self.open_at(&k).await {
+                    Ok((current, _, etag)) => {
+                        condition.check(Some(&current.etag))?;
+                        headers.push(("if-match", write_if_match(&etag)));
+                    }
+                    Err(StorageError::NoSuchKey) => {
+                        condition.check(None)?;
+                        headers.push(("if-none-match", "*".to_owned()));
+                    }
+                    Err(StorageError::Changed) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let file = Body::File {
+                staged: &staged,
+                offset: 0,
+                len: staged.len,
+            };
+            if self.put(&k, &headers, file).await? {
+                return Ok(());
+            }
+        }
+        Err(StorageError::Unavailable(format!(
+            "{bucket}/{key}: {CONDITION_ROUNDS} conditional writes in a row lost a race"
+        )))
+    }
+
+    async fn open_object(&self, bucket: &str, key: &str) -> Result<StoredObject, StorageError> {
+        layout::key_dir(key)?;
+        let id = self.bucket_id(bucket).await?;
+        let k = Self::object_key(bucket, &id, key);
+        let (meta, body_len, etag) = self.open_at(&k).await?;
+        Ok(StoredObject {
+            meta,
+            body_len,
+            body: Arc::new(S3Body {
+                client: self.client.clone(),
+                key: k,
+                etag,
+                body_len,
+            }),
+        })
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        layout::key_dir(key)?;
+        let id = self.bucket_id(bucket).await?;
+        self.delete(&Self::object_key(bucket, &id, key)).await
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        query: &ListQuery<'_>,
+    ) -> Result<ListPage, StorageError> {
+        let id = self.bucket_id(bucket).await?;
+        if query.max == 0 {
+            return Ok(ListPage::default());
+        }
+        let base = format!("{bucket}/{id}/");
+        let delimiter = query.delimiter.filter(|d| !d.is_empty());
+        // A marker that is a common prefix stands for every key under it: start after them all
+        // (U+10FFFF is the greatest character; no key continues a prefix with anything greater).
+        // A key marker is sent without its `KEY_END` (RGW echoes `StartAfter` unencoded, and XML
+        // cannot carry U+0001), so the marker itself may come back: one more is asked for, and
+        // everything up to the marker dropped.
+        let start_after = query.after.map(|m| match delimiter {
+            Some(d) if m.ends_with(d) => format!("{base}{m}\u{10FFFF}"),
+            _ => format!("{base}{m}"),
+        });
+        let (keys, prefixes, token) = self
+            .list_raw(
+                &format!("{base}{}", query.prefix),
+                delimiter,
+                start_after.as_deref(),
+                None,
+                (query.max + 1).min(1000),
+            )
+            .await?;
+        let strip =
+            |s: String, is_prefix: bool| s.strip_prefix(&base).map(|k| (k.to_owned(), is_prefix));
+        let mut entries: Vec<(String, bool)> = keys
+            .into_iter()
+            .filter_map(|k| k.strip_suffix(KEY_END).map(str::to_owned))
+            .filter_map(|k| strip(k, false))
+            .chain(prefixes.into_iter().filter_map(|p| strip(p, true)))
+            .filter(|(k, _)| query.after.is_none_or(|m| k.as_str() > m))
+            .collect();
+        entries.sort();
+        let truncated = token.is_some() || entries.len() > query.max;
+        entries.truncate(query.max);
+        Ok(ListPage { entries, truncated })
+    }
+
+    async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        state: &[u8],
+    ) -> Result<String, StorageError> {
+        self.mp_create(bucket, key, state).await
+    }
+
+    async fn upload_state(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+    ) -> Result<Vec<u8>, StorageError> {
+        self.mp_state(bucket, key, upload).await
+    }
+
+    async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+        n: u32,
+        body: ObjectWriter,
+        meta: &ObjectMeta,
+    ) -> Result<(), StorageError> {
+        self.mp_put_part(bucket, key, upload, n, body, meta).await
+    }
+
+    async fn part_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+        n: u32,
+    ) -> Result<ObjectMeta, StorageError> {
+        Ok(self.mp_part(bucket, key, upload, n).await?.meta)
+    }
+
+    async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+        meta: &ObjectMeta,
+        condition: &WriteCondition,
+    ) -> Result<(), StorageError> {
+        self.mp_complete(bucket, key, upload, meta, condition).await
+    }
+
+    async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+    ) -> Result<(), StorageError> {
+        self.mp_abort(bucket, key, upload).await
+    }
+}
