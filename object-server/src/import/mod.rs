@@ -8,10 +8,13 @@
 //! - [`erasure`]: a version's stored bytes from the shards on the drives of its erasure set,
 //!   rebuilt from parity where shards are missing or rotten.
 //! - [`source`]: a version's plaintext, part by part.
+//! - [`system`]: MinIO's own files under `.minio.sys/`, stored as objects.
 //! - [`bucket_meta`]: `.minio.sys/buckets/<bucket>/.metadata.bin` (versioning, object lock,
 //!   policy, lifecycle, encryption, tagging).
-//! - `metadata`, `write`, `bucket`: the Coffer side (a version's metadata, its body, a
-//!   bucket and its settings).
+//! - [`minio_iam`], [`sealed_config`]: users, groups, policies and attachments from
+//!   `.minio.sys/config/iam/`, opened through the KMS where MinIO sealed them.
+//! - `metadata`, `write`, `bucket`, `iam`: the Coffer side (a version's metadata, its body, a
+//!   bucket and its settings, users and policies).
 //! - [`report`]: what was imported and what was not, with the reason.
 //!
 //! Everything is written through the object server's own storage and S3 code: each version is
@@ -31,8 +34,8 @@
 //! the new. A dry run reads every xl.meta and unseals every key through the KMS (so a KMS that
 //! refuses shows up), but reads no bodies and writes nothing.
 //!
-//! Not imported yet: IAM (users, policies), bucket notification, quota and replication
-//! settings (reported), MinIO's compressed objects and objects of its pre-2021 formats (reported).
+//! Not imported yet: service accounts and STS credentials, groups as groups (their policies go to
+//! their members), bucket notification, quota and replication settings (all reported), MinIO's compressed objects and objects of its pre-2021 formats (reported).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +43,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::iam::Iam;
 use crate::kms::Kms;
 use crate::s3::CofferS3;
 use crate::sse::SseRequest;
@@ -51,10 +55,14 @@ mod bucket;
 pub mod bucket_meta;
 pub mod dare;
 pub mod erasure;
+mod iam;
 mod metadata;
+pub mod minio_iam;
 pub mod minio_sse;
 pub mod report;
+pub mod sealed_config;
 pub mod source;
+pub mod system;
 mod write;
 pub mod xl_meta;
 
@@ -99,6 +107,7 @@ pub enum ImportError {
 pub struct Importer {
     s3: CofferS3,
     store: Store,
+    iam: Arc<Iam>,
     kms: Arc<dyn Kms>,
     dry_run: bool,
     report: Report,
@@ -109,7 +118,7 @@ pub struct Importer {
 const MAX_XL_META: u64 = 256 << 20;
 
 /// Reads an xl.meta of a source drive (opened read only).
-fn read_source(p: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_source(p: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(p)?;
     let mut out = Vec::new();
@@ -124,11 +133,19 @@ fn read_source(p: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 impl Importer {
-    /// An importer writing into `store` with `kms` (`auto_encryption` as the server's).
-    pub fn new(store: Store, kms: Arc<dyn Kms>, auto_encryption: bool, dry_run: bool) -> Self {
+    /// An importer writing into `store` and `iam` with `kms` (`auto_encryption` as the
+    /// server's).
+    pub fn new(
+        store: Store,
+        iam: Arc<Iam>,
+        kms: Arc<dyn Kms>,
+        auto_encryption: bool,
+        dry_run: bool,
+    ) -> Self {
         Self {
             s3: CofferS3::new(store.clone(), kms.clone(), auto_encryption, false),
             store,
+            iam,
             kms,
             dry_run,
             report: Report {
@@ -170,6 +187,7 @@ impl Importer {
             }
             self.import_bucket(&opts.drives, &bucket).await;
         }
+        self.import_iam(&opts.drives).await;
         self.report.seconds = started.elapsed().as_secs_f64();
         Ok(self.report)
     }
@@ -470,7 +488,11 @@ impl Importer {
 
 /// Every object under the bucket directory `dir` (keys prefixed `prefix`), sorted by key: a
 /// directory holding an `xl.meta` is an object (and may hold further keys below it).
-fn find_objects(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+pub(crate) fn find_objects(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, PathBuf)>,
+) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -519,7 +541,16 @@ pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyh
     let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let result = async {
         let kms = crate::server::build_kms(&cfg, &store, Vec::new()).await?;
-        let importer = Importer::new(store.clone(), kms, cfg.auto_encryption, dry_run);
+        let iam = Iam::open(
+            dir.clone(),
+            &store.system_dir(),
+            kms.clone(),
+            cfg.root_user.clone(),
+            cfg.root_password.clone(),
+        )
+        .await
+        .context("Coffer's IAM state")?;
+        let importer = Importer::new(store.clone(), iam, kms, cfg.auto_encryption, dry_run);
         Ok::<_, anyhow::Error>(importer.run(&Options { drives, dry_run }).await?)
     }
     .await;

@@ -519,3 +519,110 @@ def test_four_drive_erasure_set_with_a_lost_drive_and_a_rotten_shard(tmp_path):
     assert r.returncode == 2
     reasons = {x["object"]: x["reason"] for x in json.loads(r.stdout)["skipped"] if x.get("object")}
     assert "needed" in reasons["multi"], reasons
+
+
+def mc(minio, *args):
+    """`mc` against `minio` (its self-signed certificate accepted)."""
+    cfg = minio.root / "mc"
+    base = [peer("mc"), "--config-dir", str(cfg), "--no-color", "--insecure"]
+    if not (cfg / "config.json").exists():
+        r = subprocess.run([*base, "alias", "set", "m", minio.endpoint, "minio-admin", "minio-secret-key"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([*base, *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"mc {args}: {r.stdout}{r.stderr}"
+    return r.stdout
+
+
+def make_users(minio, tmp_path):
+    """Users, a custom policy, a group with a policy, a disabled user and a service account."""
+    c = minio.client()
+    c.create_bucket(Bucket="bkt1")
+    c.put_object(Bucket="bkt1", Key="obj", Body=b"readable by alice and bob")
+    c.create_bucket(Bucket="bkt2")
+    c.put_object(Bucket="bkt2", Key="obj", Body=b"not for alice")
+    pol = tmp_path / "getb1.json"
+    pol.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": ["arn:aws:s3:::bkt1/*"]}]}))
+    mc(minio, "admin", "policy", "create", "m", "getb1", str(pol))
+    mc(minio, "admin", "user", "add", "m", "alice", "alice-secret-key")
+    mc(minio, "admin", "policy", "attach", "m", "getb1", "--user", "alice")
+    mc(minio, "admin", "user", "add", "m", "bob", "bob-secret-key1")
+    mc(minio, "admin", "group", "add", "m", "team", "bob")
+    mc(minio, "admin", "policy", "attach", "m", "readonly", "--group", "team")
+    mc(minio, "admin", "user", "add", "m", "carol", "carol-secret-key")
+    mc(minio, "admin", "policy", "attach", "m", "readwrite", "--user", "carol")
+    mc(minio, "admin", "user", "disable", "m", "carol")
+    mc(minio, "admin", "user", "svcacct", "add", "m", "alice", "--access-key", "alicesvc1", "--secret-key", "alice-svc-secret")
+
+
+def check_users(endpoint, verify=False):
+    """After the import: each user signs in with its MinIO keys and its MinIO policies apply."""
+    def client(ak, sk):
+        return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ak, aws_secret_access_key=sk,
+                            region_name="us-east-1", verify=verify,
+                            config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+    def refused(call, status, code):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        err = e.value.response
+        assert (err["ResponseMetadata"]["HTTPStatusCode"], err["Error"]["Code"]) == (status, code), err
+
+    alice = client("alice", "alice-secret-key")
+    assert alice.get_object(Bucket="bkt1", Key="obj")["Body"].read() == b"readable by alice and bob"
+    alice.put_object(Bucket="bkt1", Key="from-alice", Body=b"x")
+    refused(lambda: alice.get_object(Bucket="bkt2", Key="obj"), 403, "AccessDenied")
+    refused(lambda: client("alice", "wrong-secret-key").get_object(Bucket="bkt1", Key="obj"), 403, "SignatureDoesNotMatch")
+    bob = client("bob", "bob-secret-key1")  # readonly through group team
+    assert bob.get_object(Bucket="bkt2", Key="obj")["Body"].read() == b"not for alice"
+    refused(lambda: bob.put_object(Bucket="bkt2", Key="from-bob", Body=b"x"), 403, "AccessDenied")
+    refused(lambda: client("carol", "carol-secret-key").get_object(Bucket="bkt1", Key="obj"), 403, "InvalidAccessKeyId")
+    refused(lambda: client("alicesvc1", "alice-svc-secret").get_object(Bucket="bkt1", Key="obj"), 403, "InvalidAccessKeyId")
+
+
+def check_iam_report(report):
+    assert report["users"] == ["alice", "bob", "carol"], report
+    assert report["policies"] == ["getb1"], report
+    iam = {s["iam"]: s["reason"] for s in report["skipped"] if "iam" in s}
+    assert sorted(iam) == ["group team", "service account alicesvc1"], iam
+    assert "attached to its members (bob)" in iam["group team"]
+
+
+def test_users_and_policies_sealed_by_a_static_key(tmp_path):
+    """MinIO with `MINIO_KMS_SECRET_KEY` seals its IAM files with it; after the import the users
+    sign in with their old keys and their policies (own and group's) apply."""
+    minio = Minio(tmp_path / "minio", {"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    make_users(minio, tmp_path)
+    minio.stop()
+    drive = minio.drive
+    identity = drive / ".minio.sys/config/iam/users/alice/identity.json/xl.meta"
+    assert b"alice-secret-key" not in identity.read_bytes() and b'"kmskey"' in identity.read_bytes()
+    before = tree_hashes(drive)
+
+    env = import_env({"MINIO_KMS_SECRET_KEY": STATIC_KEY})
+    data = tmp_path / "coffer"
+    dry = run_import("--dry-run", "--json", "-", "--drives", drive, data, env=env)
+    assert dry.returncode == 2, dry.stdout + dry.stderr  # the group and the service account are reported
+    check_iam_report(json.loads(dry.stdout))
+    assert not data.exists()
+    r = run_import("--json", "-", "--drives", drive, data, env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    check_iam_report(report)
+    assert tree_hashes(drive) == before, "the source drive changed"
+    # The secret keys are sealed by Coffer's KMS, never stored plain.
+    assert not [f for f in data.rglob("*") if f.is_file() and b"alice-secret-key" in f.read_bytes()]
+
+    # The wrong static key: nothing of IAM opens, each file is reported.
+    wrong = "minio-static-key:" + base64.b64encode(b"w" * 32).decode()
+    bad = run_import("--dry-run", "--json", "-", "--drives", drive, tmp_path / "other",
+                     env=import_env({"MINIO_KMS_SECRET_KEY": wrong}))
+    bad_report = json.loads(bad.stdout)
+    assert bad_report["users"] == [] and bad_report["policies"] == [], bad_report
+    reasons = {s["iam"]: s["reason"] for s in bad_report["skipped"] if "iam" in s}
+    assert "KMS did not decrypt" in reasons["user alice"], reasons
+
+    s = Server(data, env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    check_users(s.endpoint)
+    s.stop()
