@@ -147,3 +147,106 @@ fn open_stream(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seals `plain` as sio-go does (the test's own encoder, written from the module doc).
+    fn seal_stream(key: &[u8; 32], nonce: &[u8; 8], plain: &[u8]) -> Vec<u8> {
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).unwrap());
+        let n = |i: u32| {
+            let mut full = [0u8; 12];
+            full[..8].copy_from_slice(nonce);
+            full[8..].copy_from_slice(&i.to_le_bytes());
+            Nonce::assume_unique_for_key(full)
+        };
+        let t = key
+            .seal_in_place_separate_tag(n(0), Aad::empty(), &mut Vec::new())
+            .unwrap();
+        let mut ad = vec![0u8];
+        ad.extend_from_slice(t.as_ref());
+        let chunks: Vec<&[u8]> = if plain.is_empty() {
+            vec![&[]]
+        } else {
+            plain.chunks(FRAGMENT).collect()
+        };
+        let mut out = Vec::new();
+        for (i, c) in chunks.iter().enumerate() {
+            ad[0] = if i + 1 == chunks.len() { 0x80 } else { 0 };
+            let mut buf = c.to_vec();
+            key.seal_in_place_append_tag(n(i as u32 + 1), Aad::from(&ad[..]), &mut buf)
+                .unwrap();
+            out.extend_from_slice(&buf);
+        }
+        out
+    }
+
+    #[test]
+    fn streams_open_whole_and_fail_cut_reordered_or_flipped() {
+        let (key, nonce) = ([7u8; 32], [9u8; 8]);
+        for len in [0, 1, FRAGMENT, FRAGMENT + 1, 3 * FRAGMENT + 5] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let s = seal_stream(&key, &nonce, &plain);
+            let got = open_stream(&AES_256_GCM, &key, &nonce, &s).unwrap();
+            assert_eq!(&got[..], &plain[..], "len {len}");
+            assert!(open_stream(&AES_256_GCM, &[8u8; 32], &nonce, &s).is_err());
+            assert!(open_stream(&AES_256_GCM, &key, &[0u8; 8], &s).is_err());
+            let mut flipped = s.clone();
+            flipped[s.len() / 2] ^= 1;
+            assert!(open_stream(&AES_256_GCM, &key, &nonce, &flipped).is_err());
+            if len > FRAGMENT {
+                // Dropping the last fragment leaves a non-final one last: refused.
+                let cut = &s[..FRAGMENT + TAG];
+                assert!(open_stream(&AES_256_GCM, &key, &nonce, cut).is_err());
+            }
+            if len > 2 * FRAGMENT {
+                let mut swapped = s[FRAGMENT + TAG..2 * (FRAGMENT + TAG)].to_vec();
+                swapped.extend_from_slice(&s[..FRAGMENT + TAG]);
+                swapped.extend_from_slice(&s[2 * (FRAGMENT + TAG)..]);
+                assert!(open_stream(&AES_256_GCM, &key, &nonce, &swapped).is_err());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_files_pass_and_foreign_formats_are_refused() {
+        let kms = crate::kms::static_key::StaticKms::from_secret_key(&format!(
+            "k:{}",
+            B64.encode([1u8; 32])
+        ))
+        .unwrap();
+        // A file sealed as MinIO seals it opens only at its own path.
+        let rel = "config/iam/users/u/identity.json";
+        let ctx = BTreeMap::from([(
+            super::super::MINIO_SYS.to_owned(),
+            format!(".minio.sys/{rel}"),
+        )]);
+        let dk = kms.generate_key("k", &go_json(&ctx)).await.unwrap();
+        let nonce = [3u8; 8];
+        let header = serde_json::json!({
+            "keyid": "k", "kmskey": B64.encode(&dk.ciphertext),
+            "algorithm": "AES-256-GCM", "nonce": B64.encode(nonce),
+        })
+        .to_string();
+        let mut file = vec![1u8];
+        file.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        file.extend_from_slice(header.as_bytes());
+        let key: [u8; 32] = dk.plaintext[..].try_into().unwrap();
+        file.extend_from_slice(&seal_stream(&key, &nonce, b"\xff secret"));
+        assert_eq!(&open(&kms, rel, &file).await.unwrap()[..], b"\xff secret");
+        let moved = open(&kms, "config/iam/users/v/identity.json", &file).await;
+        assert!(matches!(moved, Err(SealedError::Kms(_))), "{moved:?}");
+        let plain = br#"{"version":1}"#;
+        let got = open(&kms, "config/iam/format.json", plain).await.unwrap();
+        assert_eq!(&got[..], plain);
+        let err = open(&kms, "x", &[0xff, 0, 0, 0, 0, 1]).await.unwrap_err();
+        assert!(matches!(err, SealedError::NotKmsSealed), "{err}");
+        let mut huge = vec![1u8, 0xff, 0xff, 0xff, 0x7f];
+        huge.push(0xff);
+        assert!(matches!(
+            open(&kms, "x", &huge).await.unwrap_err(),
+            SealedError::NotKmsSealed
+        ));
+    }
+}
