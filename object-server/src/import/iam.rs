@@ -61,6 +61,16 @@ impl Importer {
         let mut from_groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (name, g) in &groups {
             let what = format!("group {name}");
+            if g.members.is_empty() {
+                self.report.skip_iam(
+                    &what,
+                    format!(
+                        "no MinIO members (an LDAP or OpenID group?): its policies ({}) are attached to no one",
+                        g.policies.join(",")
+                    ),
+                );
+                continue;
+            }
             if !g.enabled {
                 self.report.skip_iam(
                     &what,

@@ -113,6 +113,9 @@ pub struct Importer {
     report: Report,
 }
 
+/// Objects imported at the same time (each on its own key, so their commits never meet).
+const IN_FLIGHT: usize = 8;
+
 /// The largest xl.meta read: MinIO inlines only small objects (128 KiB at most each), so even
 /// a key with thousands of versions stays far below it; a larger file is not read into memory.
 const MAX_XL_META: u64 = 256 << 20;
@@ -248,8 +251,28 @@ impl Importer {
                 objects.entry(key).or_default().push(dir);
             }
         }
-        for (key, dirs) in objects {
-            self.import_object(bucket, &key, &dirs, mode).await;
+        // Several objects in flight: each commit waits on the disk (fsync) and each body on the
+        // KMS; the reports come back in key order, so the report reads as a sequential run.
+        use futures::StreamExt;
+        let (store, kms, iam) = (self.store.clone(), self.kms.clone(), self.iam.clone());
+        let (auto_encryption, dry_run) = (self.s3.auto_encryption, self.dry_run);
+        let mut done = futures::stream::iter(objects)
+            .map(|(key, dirs)| {
+                let mut worker = Importer::new(
+                    store.clone(),
+                    iam.clone(),
+                    kms.clone(),
+                    auto_encryption,
+                    dry_run,
+                );
+                async move {
+                    worker.import_object(bucket, &key, &dirs, mode).await;
+                    worker.report
+                }
+            })
+            .buffered(IN_FLIGHT);
+        while let Some(r) = done.next().await {
+            self.report.merge(r);
         }
     }
 

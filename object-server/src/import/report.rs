@@ -87,6 +87,24 @@ impl Report {
         });
     }
 
+    /// Adds the counts and lists of `other` (an import of other objects) to this report.
+    pub(crate) fn merge(&mut self, other: Report) {
+        self.buckets.extend(other.buckets);
+        self.objects += other.objects;
+        self.versions += other.versions;
+        self.delete_markers += other.delete_markers;
+        self.bytes += other.bytes;
+        self.healed_shards += other.healed_shards;
+        for (mode, n) in other.encrypted {
+            *self.encrypted.entry(mode).or_default() += n;
+        }
+        self.bucket_settings.extend(other.bucket_settings);
+        self.users.extend(other.users);
+        self.policies.extend(other.policies);
+        self.skipped.extend(other.skipped);
+        self.version_ids.extend(other.version_ids);
+    }
+
     pub(crate) fn skip_iam(&mut self, what: &str, reason: impl std::fmt::Display) {
         self.skipped.push(Skipped {
             bucket: String::new(),
@@ -132,7 +150,7 @@ impl Report {
         for (mode, n) in &self.encrypted {
             s.push_str(&format!("encrypted by MinIO with {mode}: {n} versions\n"));
         }
-        for (bucket, settings) in &self.bucket_settings {
+        for (bucket, settings) in self.bucket_settings.iter().filter(|(_, s)| !s.is_empty()) {
             s.push_str(&format!("bucket {bucket}: {}\n", settings.join(", ")));
         }
         s.push_str(&format!(
