@@ -31,8 +31,11 @@
 //! Drives: one (MinIO's single-drive mode) or every drive of the erasure sets, in any order;
 //! each object's xl.meta is read from every drive that has it. Version ids: Coffer's ids are
 //! not UUIDs, so every version gets a new one, in MinIO's order; the report maps the old ids to
-//! the new. A dry run reads every xl.meta and unseals every key through the KMS (so a KMS that
-//! refuses shows up), but reads no bodies and writes nothing.
+//! the new. A dry run reads every xl.meta and unseals every object key and IAM file through the
+//! KMS (so a KMS that refuses shows up), but reads no bodies and writes nothing.
+//!
+//! MinIO's users and policies are imported after the buckets ([`minio_iam`], `iam`); a user
+//! keeps its access and secret key.
 //!
 //! Not imported yet: service accounts and STS credentials, groups as groups (their policies go to
 //! their members), bucket notification, quota and replication settings (all reported), MinIO's compressed objects and objects of its pre-2021 formats (reported).
