@@ -23,6 +23,17 @@ STATIC_KEY = "minio-static-key:" + base64.b64encode(hashlib.sha256(b"import test
 MIB = 1024 * 1024
 
 
+_STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_minio():
+    """A test that fails while MinIO runs leaves no MinIO behind."""
+    yield
+    while _STARTED:
+        _STARTED.pop().stop()
+
+
 class Minio:
     """The pinned `minio` on one drive, over TLS (SSE-C needs it), on a free loopback port."""
 
@@ -49,6 +60,7 @@ class Minio:
         self.log = root / "minio.log"
 
     def start(self):
+        _STARTED.append(self)
         for d in self.drives:
             d.mkdir(parents=True, exist_ok=True)
         for _ in range(5):
