@@ -289,6 +289,6 @@ fn browser_post_uploads_policies_and_refusals() {
 }
 
 #[test]
-fn import_minio_single_drive() {
+fn import_minio_from_its_drives() {
     pytest("test_import_minio.py");
 }

@@ -9,8 +9,6 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
-use super::erasure::{self, Copy};
-use super::xl_meta::{Version, XlMeta};
 use crate::s3::lock::{LockConfig, validate_lock_configuration};
 use crate::storage::Versioning;
 
@@ -105,48 +103,10 @@ pub fn xml<T: for<'x> s3s::xml::Deserialize<'x>>(raw: &[u8], what: &str) -> Resu
 
 /// Reads the settings of `bucket` from the drives; a bucket without a metadata file has none.
 pub fn read(drives: &[PathBuf], bucket: &str) -> Result<BucketSettings, String> {
-    let mut copies = Vec::new();
-    let mut first_error = None;
-    for drive in drives {
-        let dir = drive
-            .join(super::MINIO_SYS)
-            .join("buckets")
-            .join(bucket)
-            .join(".metadata.bin");
-        match std::fs::read(dir.join("xl.meta")) {
-            Ok(raw) => match XlMeta::parse(&raw) {
-                Ok(meta) => copies.push(Copy { dir, meta }),
-                Err(e) => {
-                    first_error.get_or_insert(e.to_string());
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                first_error.get_or_insert(e.to_string());
-            }
-        }
-    }
-    let Some(reference) = erasure::reference(&copies) else {
-        return match first_error {
-            Some(e) => Err(e),
-            None => Ok(BucketSettings::default()),
-        };
+    let rel = format!("buckets/{bucket}/.metadata.bin");
+    let Some(data) = super::system::read(drives, &rel)? else {
+        return Ok(BucketSettings::default());
     };
-    let Some(Version::Object(v)) = reference.meta.versions.first() else {
-        return Err("no metadata version".to_owned());
-    };
-    let shards = erasure::shard_sources(&copies, v).map_err(|e| e.to_string())?;
-    let mut data = Vec::new();
-    erasure::read_parts::<erasure::ErasureError>(
-        v,
-        &shards,
-        |_, b| {
-            data.extend_from_slice(b);
-            Ok(())
-        },
-        |_| Ok(()),
-    )
-    .map_err(|e| e.to_string())?;
     if data.len() < 4 || data[..2] != [1, 0] {
         return Err("unknown bucket metadata format".to_owned());
     }

@@ -5,8 +5,16 @@
 //! - [`bitrot`]: shards checked against MinIO's HighwayHash-256 bitrot hashes.
 //! - [`minio_sse`], [`dare`]: MinIO's SSE-S3/SSE-KMS object keys unsealed through the KMS, and
 //!   its DARE 2.0 package streams decrypted.
+//! - [`erasure`]: a version's stored bytes from the shards on the drives of its erasure set,
+//!   rebuilt from parity where shards are missing or rotten.
 //! - [`source`]: a version's plaintext, part by part.
-//! - [`bucket_meta`]: `.minio.sys/buckets/<bucket>/.metadata.bin` (versioning, object lock, …).
+//! - [`system`]: MinIO's own files under `.minio.sys/`, stored as objects.
+//! - [`bucket_meta`]: `.minio.sys/buckets/<bucket>/.metadata.bin` (versioning, object lock,
+//!   policy, lifecycle, encryption, tagging).
+//! - [`minio_iam`], [`sealed_config`]: users, groups, policies and attachments from
+//!   `.minio.sys/config/iam/`, opened through the KMS where MinIO sealed them.
+//! - `metadata`, `write`, `bucket`, `iam`: the Coffer side (a version's metadata, its body, a
+//!   bucket and its settings, users and policies).
 //! - [`report`]: what was imported and what was not, with the reason.
 //!
 //! Everything is written through the object server's own storage and S3 code: each version is
@@ -20,36 +28,53 @@
 //! with its reason and the import goes on with the next one. A key that was imported before is
 //! given its versions again (a second run adds versions; run it on an empty data directory).
 //!
-//! Scope today: single-drive deployments (MinIO's `xl-single`: one data shard, no parity).
-//! Erasure-coded sets are refused up front.
+//! Drives: one (MinIO's single-drive mode) or every drive of the erasure sets, in any order;
+//! each object's xl.meta is read from every drive that has it. Version ids: Coffer's ids are
+//! not UUIDs, so every version gets a new one, in MinIO's order; the report maps the old ids to
+//! the new. A dry run reads every xl.meta and unseals every object key and IAM file through the
+//! KMS (so a KMS that refuses shows up), but reads no bodies and writes nothing.
+//!
+//! MinIO's users and policies are imported after the buckets ([`minio_iam`], `iam`); a user
+//! keeps its access and secret key.
+//!
+//! Not imported yet: service accounts and STS credentials, groups as groups (their policies go to
+//! their members), bucket notification, quota and replication settings (all reported), MinIO's compressed objects and objects of its pre-2021 formats (reported).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use crate::iam::Iam;
 use crate::kms::Kms;
 use crate::s3::CofferS3;
 use crate::sse::SseRequest;
 use crate::sse::headers::WriteHeaders;
-use crate::storage::{LockMode, ObjectMeta, PartMeta, Retention, StorageError, Store, Versioning};
+use crate::storage::{ObjectMeta, Store, Versioning};
 
 pub mod bitrot;
+mod bucket;
 pub mod bucket_meta;
 pub mod dare;
 pub mod erasure;
+mod iam;
+mod metadata;
+pub mod minio_iam;
 pub mod minio_sse;
 pub mod report;
+pub mod sealed_config;
 pub mod source;
+pub mod system;
+mod write;
 pub mod xl_meta;
 
 use erasure::Copy;
+use metadata::{apply_user_metadata, meta_value, served_etag};
 use minio_sse::{MinioSse, Mode};
 pub use report::Report;
 use source::{Chunk, PartKeys, SourceError};
+use write::Written;
 use xl_meta::{ObjectVersion, Version, XlMeta};
 
 /// MinIO's system directory on every drive.
@@ -85,17 +110,21 @@ pub enum ImportError {
 pub struct Importer {
     s3: CofferS3,
     store: Store,
+    iam: Arc<Iam>,
     kms: Arc<dyn Kms>,
     dry_run: bool,
     report: Report,
 }
+
+/// Objects imported at the same time (each on its own key, so their commits never meet).
+const IN_FLIGHT: usize = 8;
 
 /// The largest xl.meta read: MinIO inlines only small objects (128 KiB at most each), so even
 /// a key with thousands of versions stays far below it; a larger file is not read into memory.
 const MAX_XL_META: u64 = 256 << 20;
 
 /// Reads an xl.meta of a source drive (opened read only).
-fn read_source(p: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_source(p: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(p)?;
     let mut out = Vec::new();
@@ -110,11 +139,19 @@ fn read_source(p: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 impl Importer {
-    /// An importer writing into `store` with `kms` (`auto_encryption` as the server's).
-    pub fn new(store: Store, kms: Arc<dyn Kms>, auto_encryption: bool, dry_run: bool) -> Self {
+    /// An importer writing into `store` and `iam` with `kms` (`auto_encryption` as the
+    /// server's).
+    pub fn new(
+        store: Store,
+        iam: Arc<Iam>,
+        kms: Arc<dyn Kms>,
+        auto_encryption: bool,
+        dry_run: bool,
+    ) -> Self {
         Self {
             s3: CofferS3::new(store.clone(), kms.clone(), auto_encryption, false),
             store,
+            iam,
             kms,
             dry_run,
             report: Report {
@@ -156,6 +193,7 @@ impl Importer {
             }
             self.import_bucket(&opts.drives, &bucket).await;
         }
+        self.import_iam(&opts.drives).await;
         self.report.seconds = started.elapsed().as_secs_f64();
         Ok(self.report)
     }
@@ -216,173 +254,29 @@ impl Importer {
                 objects.entry(key).or_default().push(dir);
             }
         }
-        for (key, dirs) in objects {
-            self.import_object(bucket, &key, &dirs, mode).await;
-        }
-    }
-
-    /// Creates the bucket with its versioning and object lock (an existing one is filled).
-    async fn create_bucket(
-        &self,
-        bucket: &str,
-        settings: &bucket_meta::BucketSettings,
-    ) -> Result<(), StorageError> {
-        let created = match &settings.object_lock {
-            Some(lock) => {
-                let lock = serde_json::to_vec(lock).expect("serializes");
-                self.store
-                    .create_bucket_with(
-                        bucket,
-                        vec![
-                            (
-                                crate::storage::versions::VERSIONING_CONFIG,
-                                crate::storage::versions::versioning_file(true),
-                            ),
-                            (crate::storage::versions::OBJECT_LOCK_CONFIG, lock),
-                        ],
-                    )
-                    .await
-            }
-            None => self.store.create_bucket(bucket).await,
-        };
-        match created {
-            Ok(()) | Err(StorageError::BucketExists) => {}
-            Err(e) => return Err(e),
-        }
-        match settings.versioning() {
-            Versioning::Unversioned => Ok(()),
-            v => {
-                self.store
-                    .set_versioning(bucket, v == Versioning::Enabled)
-                    .await
-            }
-        }
-    }
-
-    /// Gives the bucket's policy, lifecycle, default encryption and tagging to Coffer's own
-    /// PutBucket* operations (so they are checked and stored as a client's would be). The names
-    /// of those applied, and of every one that failed with its error.
-    async fn apply_bucket_configs(
-        &self,
-        bucket: &str,
-        settings: &bucket_meta::BucketSettings,
-    ) -> (Vec<String>, Vec<(&'static str, String)>) {
-        use bucket_meta::xml;
-        use s3s::dto::*;
-        fn request<T>(input: T) -> s3s::S3Request<T> {
-            s3s::S3Request {
-                input,
-                method: http::Method::PUT,
-                uri: http::Uri::from_static("/"),
-                headers: http::HeaderMap::new(),
-                extensions: http::Extensions::new(),
-                credentials: None,
-                region: None,
-                service: None,
-                trailing_headers: None,
-            }
-        }
-        fn msg(e: s3s::S3Error) -> String {
-            format!("{}: {}", e.code().as_str(), e.message().unwrap_or(""))
-        }
-        let mut done = Vec::new();
-        let mut failed = Vec::new();
-        let b = bucket.to_owned();
-        if let Some(policy) = &settings.policy {
-            let r = match self.dry_run {
-                true => Ok(()),
-                false => self
-                    .s3
-                    .do_put_bucket_policy(request(PutBucketPolicyInput {
-                        bucket: b.clone(),
-                        policy: policy.clone(),
-                        checksum_algorithm: None,
-                        confirm_remove_self_bucket_access: None,
-                        content_md5: None,
-                        expected_bucket_owner: None,
-                    }))
-                    .await
-                    .map(|_| ())
-                    .map_err(msg),
-            };
-            match r {
-                Ok(()) => done.push("policy".to_owned()),
-                Err(e) => failed.push(("policy", e)),
-            }
-        }
-        if let Some(raw) = &settings.lifecycle {
-            let r = match xml::<BucketLifecycleConfiguration>(raw, "lifecycle") {
-                Err(e) => Err(e),
-                Ok(_) if self.dry_run => Ok(()),
-                Ok(c) => {
-                    let mut input = PutBucketLifecycleConfigurationInput::builder();
-                    input.set_bucket(b.clone());
-                    input.set_lifecycle_configuration(Some(c));
-                    match input.build() {
-                        Err(e) => Err(e.to_string()),
-                        Ok(i) => self
-                            .s3
-                            .do_put_bucket_lifecycle_configuration(request(i))
-                            .await
-                            .map(|_| ())
-                            .map_err(msg),
-                    }
+        // Several objects in flight: each commit waits on the disk (fsync) and each body on the
+        // KMS; the reports come back in key order, so the report reads as a sequential run.
+        use futures::StreamExt;
+        let (store, kms, iam) = (self.store.clone(), self.kms.clone(), self.iam.clone());
+        let (auto_encryption, dry_run) = (self.s3.auto_encryption, self.dry_run);
+        let mut done = futures::stream::iter(objects)
+            .map(|(key, dirs)| {
+                let mut worker = Importer::new(
+                    store.clone(),
+                    iam.clone(),
+                    kms.clone(),
+                    auto_encryption,
+                    dry_run,
+                );
+                async move {
+                    worker.import_object(bucket, &key, &dirs, mode).await;
+                    worker.report
                 }
-            };
-            match r {
-                Ok(()) => done.push("lifecycle".to_owned()),
-                Err(e) => failed.push(("lifecycle", e)),
-            }
+            })
+            .buffered(IN_FLIGHT);
+        while let Some(r) = done.next().await {
+            self.report.merge(r);
         }
-        if let Some(raw) = &settings.encryption {
-            let r = match xml::<ServerSideEncryptionConfiguration>(raw, "encryption") {
-                Err(e) => Err(e),
-                Ok(_) if self.dry_run => Ok(()),
-                Ok(c) => {
-                    let mut input = PutBucketEncryptionInput::builder();
-                    input.set_bucket(b.clone());
-                    input.set_server_side_encryption_configuration(c);
-                    match input.build() {
-                        Err(e) => Err(e.to_string()),
-                        Ok(i) => self
-                            .s3
-                            .do_put_bucket_encryption(request(i))
-                            .await
-                            .map(|_| ())
-                            .map_err(msg),
-                    }
-                }
-            };
-            match r {
-                Ok(()) => done.push("default encryption".to_owned()),
-                Err(e) => failed.push(("default encryption", e)),
-            }
-        }
-        if let Some(raw) = &settings.tagging {
-            let r = match xml::<Tagging>(raw, "tagging") {
-                Err(e) => Err(e),
-                Ok(_) if self.dry_run => Ok(()),
-                Ok(c) => {
-                    let mut input = PutBucketTaggingInput::builder();
-                    input.set_bucket(b.clone());
-                    input.set_tagging(c);
-                    match input.build() {
-                        Err(e) => Err(e.to_string()),
-                        Ok(i) => self
-                            .s3
-                            .do_put_bucket_tagging(request(i))
-                            .await
-                            .map(|_| ())
-                            .map_err(msg),
-                    }
-                }
-            };
-            match r {
-                Ok(()) => done.push("tagging".to_owned()),
-                Err(e) => failed.push(("tagging", e)),
-            }
-        }
-        (done, failed)
     }
 
     async fn import_object(&mut self, bucket: &str, key: &str, dirs: &[PathBuf], mode: Versioning) {
@@ -566,8 +460,12 @@ impl Importer {
             self.write_single(rx, enc.as_ref().map(|(k, _)| k)).await
         };
         let read = reader.await.map_err(|e| format!("reader: {e}"))?;
-        // The reader's error is the cause when both failed (the writer only saw the end).
-        let stats = read.map_err(|e: SourceError| e.to_string())?;
+        // When both failed, the one that stopped the other is the cause.
+        let (stats, written) = match (read, written) {
+            (Err(SourceError::Closed), Err(w)) => return Err(w),
+            (Err(r), _) => return Err(r.to_string()),
+            (Ok(stats), w) => (stats, w?),
+        };
         self.report.healed_shards += stats.healed;
         let Written {
             writer,
@@ -575,7 +473,7 @@ impl Importer {
             md5_hex,
             checksums,
             parts,
-        } = written?;
+        } = written;
         if size != plain_size {
             return Err("the plaintext is not as long as MinIO recorded".to_owned());
         }
@@ -612,211 +510,15 @@ impl Importer {
         self.report.bytes += size;
         Ok(id)
     }
-
-    /// A single-part body: written as a PUT writes it (hashes, Coffer's packages).
-    async fn write_single(
-        &self,
-        rx: mpsc::Receiver<Chunk>,
-        key: Option<&crate::sse::ObjectKey>,
-    ) -> Result<Written, String> {
-        let body = futures::stream::unfold(rx, |mut rx| async move {
-            loop {
-                match rx.recv().await? {
-                    Chunk::Data(b) => return Some((Ok::<Bytes, std::io::Error>(b), rx)),
-                    Chunk::PartEnd(_) => continue,
-                }
-            }
-        })
-        .boxed();
-        let algos = crate::s3::checksum::or_default(Vec::new());
-        let ing = crate::s3::put::ingest(&self.store, body, key, &algos, true)
-            .await
-            .map_err(|e| format!("writing: {}", e.message().unwrap_or("failed")))?;
-        Ok(Written {
-            writer: ing.writer,
-            size: ing.size,
-            md5_hex: Some(ing.md5_hex),
-            checksums: ing.checksums,
-            parts: Vec::new(),
-        })
-    }
-
-    /// A multipart body: each part its own package stream under its own key, as Coffer's
-    /// multipart objects are (the parts in the object file, one after the other).
-    async fn write_parts(
-        &self,
-        mut rx: mpsc::Receiver<Chunk>,
-        key: Option<&crate::sse::ObjectKey>,
-        v: &ObjectVersion,
-    ) -> Result<Written, String> {
-        use crate::sse::PartSalt;
-        use crate::sse::package::Encryptor;
-        let io = |e: std::io::Error| format!("writing: {e}");
-        let mut writer = self.store.writer().await.map_err(io)?;
-        let mut parts = Vec::new();
-        let mut size = 0u64;
-        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-        let mut current: Option<(Option<Encryptor>, Option<PartSalt>, u64)> = None;
-        while let Some(chunk) = rx.recv().await {
-            if current.is_none() {
-                // A part starts: its key is derived from a salt drawn for it.
-                let n = v
-                    .parts
-                    .get(parts.len())
-                    .map(|p| p.number)
-                    .ok_or("more parts than MinIO recorded")?;
-                let salt = key.map(|_| PartSalt::generate());
-                let enc = key
-                    .zip(salt.as_ref())
-                    .map(|(k, s)| Encryptor::new(&k.part_key(n, s)));
-                current = Some((enc, salt, 0));
-            }
-            match chunk {
-                Chunk::Data(b) => {
-                    let (enc, _, len) = current.as_mut().expect("a part in progress");
-                    *len += b.len() as u64;
-                    match enc {
-                        Some(e) => e.update(&b, &mut buf),
-                        None => buf.extend_from_slice(&b),
-                    }
-                    if buf.len() >= 1 << 20 {
-                        buf = writer.write_owned(buf).await.map_err(io)?;
-                    }
-                }
-                Chunk::PartEnd(n) => {
-                    let (enc, salt, len) = current.take().expect("a part in progress");
-                    if let Some(e) = enc {
-                        e.finish(&mut buf);
-                    }
-                    size += len;
-                    let etag = v
-                        .parts
-                        .get(parts.len())
-                        .filter(|p| p.number == n)
-                        .ok_or("parts out of order")?
-                        .etag
-                        .clone()
-                        .unwrap_or_default();
-                    parts.push(PartMeta {
-                        number: n,
-                        size: len,
-                        etag,
-                        key_salt: salt,
-                        checksums: BTreeMap::new(),
-                    });
-                }
-            }
-        }
-        writer.write_owned(buf).await.map_err(io)?;
-        Ok(Written {
-            writer,
-            size,
-            md5_hex: None,
-            checksums: BTreeMap::new(),
-            parts,
-        })
-    }
-}
-
-/// A body written to a temp file.
-struct Written {
-    writer: crate::storage::ObjectWriter,
-    /// Plaintext bytes.
-    size: u64,
-    /// The plaintext's MD5 (single-part bodies).
-    md5_hex: Option<String>,
-    checksums: BTreeMap<String, String>,
-    parts: Vec<PartMeta>,
-}
-
-/// A metadata value by case-insensitive name, from the internal or the user map.
-fn meta_value<'a>(
-    sys: &'a BTreeMap<String, Vec<u8>>,
-    user: &'a BTreeMap<String, String>,
-    name: &str,
-) -> Option<&'a [u8]> {
-    sys.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_slice())
-        .or_else(|| {
-            user.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_bytes())
-        })
-}
-
-/// The ETag MinIO answered with for this version.
-fn served_etag(
-    v: &ObjectVersion,
-    sse: &MinioSse,
-    object_key: Option<&[u8; 32]>,
-    multipart: bool,
-) -> String {
-    let stored = v
-        .meta_user
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("etag"))
-        .map(|(_, e)| e.clone())
-        .unwrap_or_default();
-    if multipart || stored.len() == 32 {
-        return stored;
-    }
-    match (sse, object_key) {
-        (MinioSse::Kms(k), Some(key)) if k.mode == Mode::S3 => {
-            minio_sse::unseal_etag(key, &stored).unwrap_or(stored)
-        }
-        (MinioSse::Kms(_), _) if stored.len() > 32 => stored[stored.len() - 32..].to_owned(),
-        _ => stored,
-    }
-}
-
-/// Content headers, user metadata, tags, retention and legal hold from MinIO's user map.
-fn apply_user_metadata(
-    meta: &mut ObjectMeta,
-    user: &BTreeMap<String, String>,
-) -> Result<(), String> {
-    const CONTENT: [&str; 5] = [
-        "content-type",
-        "content-encoding",
-        "content-disposition",
-        "content-language",
-        "cache-control",
-    ];
-    let mut lock_mode = None;
-    let mut until = None;
-    for (k, v) in user {
-        let lower = k.to_ascii_lowercase();
-        if CONTENT.contains(&lower.as_str()) {
-            meta.headers.insert(lower, v.clone());
-        } else if let Some(name) = lower.strip_prefix("x-amz-meta-") {
-            meta.user.insert(name.to_owned(), v.clone());
-        } else if lower == "x-amz-tagging" {
-            meta.tags = url::form_urlencoded::parse(v.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-        } else if lower == "x-amz-object-lock-mode" {
-            lock_mode = Some(match v.as_str() {
-                "GOVERNANCE" => LockMode::Governance,
-                "COMPLIANCE" => LockMode::Compliance,
-                _ => return Err(format!("unknown object lock mode {v:?}")),
-            });
-        } else if lower == "x-amz-object-lock-retain-until-date" {
-            let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| format!("unreadable retain-until date {v:?}"))?;
-            until = Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
-        } else if lower == "x-amz-object-lock-legal-hold" {
-            meta.legal_hold = v.eq_ignore_ascii_case("ON");
-        }
-    }
-    if let (Some(mode), Some(until_ms)) = (lock_mode, until) {
-        meta.retention = Some(Retention { mode, until_ms });
-    }
-    Ok(())
 }
 
 /// Every object under the bucket directory `dir` (keys prefixed `prefix`), sorted by key: a
 /// directory holding an `xl.meta` is an object (and may hold further keys below it).
-fn find_objects(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+pub(crate) fn find_objects(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, PathBuf)>,
+) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -865,7 +567,16 @@ pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyh
     let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let result = async {
         let kms = crate::server::build_kms(&cfg, &store, Vec::new()).await?;
-        let importer = Importer::new(store.clone(), kms, cfg.auto_encryption, dry_run);
+        let iam = Iam::open(
+            dir.clone(),
+            &store.system_dir(),
+            kms.clone(),
+            cfg.root_user.clone(),
+            cfg.root_password.clone(),
+        )
+        .await
+        .context("Coffer's IAM state")?;
+        let importer = Importer::new(store.clone(), iam, kms, cfg.auto_encryption, dry_run);
         Ok::<_, anyhow::Error>(importer.run(&Options { drives, dry_run }).await?)
     }
     .await;

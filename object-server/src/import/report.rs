@@ -7,8 +7,12 @@ use serde::Serialize;
 /// An item left out, and why.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Skipped {
-    /// The bucket.
+    /// The bucket (empty for IAM items).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub bucket: String,
+    /// The IAM item (`user NAME`, `policy NAME`, `group NAME`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iam: Option<String>,
     /// The object key (`None`: the whole bucket or its configuration).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<String>,
@@ -54,6 +58,10 @@ pub struct Report {
     pub encrypted: BTreeMap<String, u64>,
     /// Bucket settings imported, by bucket.
     pub bucket_settings: BTreeMap<String, Vec<String>>,
+    /// Users imported (access keys), with their secret keys and policies.
+    pub users: Vec<String>,
+    /// Policies imported (MinIO's built-ins are Coffer's built-ins and not counted).
+    pub policies: Vec<String>,
     /// Everything left out.
     pub skipped: Vec<Skipped>,
     /// New version ids.
@@ -72,8 +80,37 @@ impl Report {
     ) {
         self.skipped.push(Skipped {
             bucket: bucket.to_owned(),
+            iam: None,
             object: object.map(str::to_owned),
             version_id: version_id.map(str::to_owned),
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Adds the counts and lists of `other` (an import of other objects) to this report.
+    pub(crate) fn merge(&mut self, other: Report) {
+        self.buckets.extend(other.buckets);
+        self.objects += other.objects;
+        self.versions += other.versions;
+        self.delete_markers += other.delete_markers;
+        self.bytes += other.bytes;
+        self.healed_shards += other.healed_shards;
+        for (mode, n) in other.encrypted {
+            *self.encrypted.entry(mode).or_default() += n;
+        }
+        self.bucket_settings.extend(other.bucket_settings);
+        self.users.extend(other.users);
+        self.policies.extend(other.policies);
+        self.skipped.extend(other.skipped);
+        self.version_ids.extend(other.version_ids);
+    }
+
+    pub(crate) fn skip_iam(&mut self, what: &str, reason: impl std::fmt::Display) {
+        self.skipped.push(Skipped {
+            bucket: String::new(),
+            iam: Some(what.to_owned()),
+            object: None,
+            version_id: None,
             reason: reason.to_string(),
         });
     }
@@ -113,12 +150,19 @@ impl Report {
         for (mode, n) in &self.encrypted {
             s.push_str(&format!("encrypted by MinIO with {mode}: {n} versions\n"));
         }
-        for (bucket, settings) in &self.bucket_settings {
+        for (bucket, settings) in self.bucket_settings.iter().filter(|(_, s)| !s.is_empty()) {
             s.push_str(&format!("bucket {bucket}: {}\n", settings.join(", ")));
         }
+        s.push_str(&format!(
+            "users: {} ({}); policies: {} ({})\n",
+            self.users.len(),
+            self.users.join(", "),
+            self.policies.len(),
+            self.policies.join(", ")
+        ));
         s.push_str(&format!("skipped: {}\n", self.skipped.len()));
         for k in &self.skipped {
-            let mut what = k.bucket.clone();
+            let mut what = k.iam.clone().unwrap_or_else(|| k.bucket.clone());
             if let Some(o) = &k.object {
                 what = format!("{what}/{o}");
             }

@@ -23,6 +23,17 @@ STATIC_KEY = "minio-static-key:" + base64.b64encode(hashlib.sha256(b"import test
 MIB = 1024 * 1024
 
 
+_STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_minio():
+    """A test that fails while MinIO runs leaves no MinIO behind."""
+    yield
+    while _STARTED:
+        _STARTED.pop().stop()
+
+
 class Minio:
     """The pinned `minio` on one drive, over TLS (SSE-C needs it), on a free loopback port."""
 
@@ -49,6 +60,7 @@ class Minio:
         self.log = root / "minio.log"
 
     def start(self):
+        _STARTED.append(self)
         for d in self.drives:
             d.mkdir(parents=True, exist_ok=True)
         for _ in range(5):
@@ -358,14 +370,55 @@ def test_damaged_objects_are_reported_and_the_rest_imported(tmp_path):
     s.stop()
 
 
+def openbao(d: pathlib.Path):
+    """OpenBao (`vault`) in dev mode on a free port, set up as the MinIO KMS guide does: a K/V
+    engine at `kv/`, AppRole, the `kv/minio/*` policy and role; returns its address, the role
+    and secret ids, and the process."""
+    d.mkdir(parents=True, exist_ok=True)
+    log = d / "vault.log"
+    for _ in range(5):
+        port = free_port()
+        addr = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen([peer("vault"), "server", "-dev", "-dev-root-token-id=root",
+                                 f"-dev-listen-address=127.0.0.1:{port}"],
+                                stdout=open(log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(d)})
+        env = {**os.environ, "VAULT_ADDR": addr, "VAULT_TOKEN": "root", "HOME": str(d)}
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if subprocess.run([peer("vault"), "status"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.2)
+        if proc.poll() is None:
+            break
+    else:
+        pytest.fail("OpenBao did not start:\n" + log.read_text(errors="replace"))
+
+    def vault(*args):
+        r = subprocess.run([peer("vault"), *args], env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"vault {args}: {r.stdout}{r.stderr}"
+        return r.stdout
+
+    vault("secrets", "enable", "kv")
+    vault("auth", "enable", "approle")
+    (d / "minio-kes-policy.hcl").write_text('path "kv/minio/*" {\n  capabilities = [ "create", "read", "delete" ]\n}\n')
+    vault("policy", "write", "minio-key-policy", str(d / "minio-kes-policy.hcl"))
+    vault("write", "auth/approle/role/kes-role", "token_num_uses=0", "secret_id_num_uses=0", "period=5m")
+    vault("write", "auth/approle/role/kes-role", "policies=minio-key-policy")
+    role_id = vault("read", "-field=role_id", "auth/approle/role/kes-role/role-id").strip()
+    secret_id = vault("write", "-f", "-field=secret_id", "auth/approle/role/kes-role/secret-id").strip()
+    return addr, role_id, secret_id, proc, vault
+
+
 @pytest.fixture
 def minio_kes(tmp_path):
-    """MinIO's own `kes` (fs keystore) on a free port; the KES client settings both MinIO and
-    Coffer use (one identity, allowed the `coffer-*` keys)."""
+    """The MinIO KMS guide's key service: MinIO's own `kes` with OpenBao's K/V as its keystore
+    (AppRole, prefix `minio`); the KES client settings both MinIO and Coffer use (one identity,
+    allowed the `minio-*` keys). Yields the MINIO_KMS_KES_* settings and a `vault` CLI runner."""
     from test_kes import pki
 
     d = tmp_path / "kes"
     identity = pki(d)
+    vault_addr, role_id, secret_id, bao, vault = openbao(tmp_path / "openbao")
     for _ in range(5):
         port = free_port()
         (d / "config.yml").write_text(
@@ -378,17 +431,24 @@ tls:
 policy:
   minio:
     allow:
-    - /v1/key/create/coffer-*
-    - /v1/key/generate/coffer-*
-    - /v1/key/decrypt/coffer-*
-    - /v1/key/describe/coffer-*
+    - /v1/key/create/minio-*
+    - /v1/key/generate/minio-*
+    - /v1/key/decrypt/minio-*
+    - /v1/key/describe/minio-*
     - /v1/key/list/*
     - /v1/status
     identities:
     - {identity}
 keystore:
-  fs:
-    path: {d / 'keys'}
+  vault:
+    endpoint: {vault_addr}
+    engine: kv
+    version: v1
+    prefix: minio
+    approle:
+      engine: approle
+      id: "{role_id}"
+      secret: "{secret_id}"
 """
         )
         log = d / "kes.log"
@@ -402,26 +462,29 @@ keystore:
         proc.kill()
         proc.wait()
     else:
+        bao.terminate()
         pytest.fail("minio-kes did not start:\n" + log.read_text(errors="replace"))
     env = {
         "MINIO_KMS_KES_ENDPOINT": f"https://127.0.0.1:{port}",
         "MINIO_KMS_KES_CAPATH": str(d / "ca.crt"),
         "MINIO_KMS_KES_CERT_FILE": str(d / "client.crt"),
         "MINIO_KMS_KES_KEY_FILE": str(d / "client.key"),
-        "MINIO_KMS_KES_KEY_NAME": "coffer-default",
+        "MINIO_KMS_KES_KEY_NAME": "minio-key-1",
     }
-    yield env
+    yield env, vault
     proc.terminate()
     proc.wait(60)
+    bao.terminate()
+    bao.wait(60)
 
 
 def test_sse_kms_through_minios_kes(tmp_path, minio_kes):
     """The MinIO KMS guide's deployment: MinIO with MinIO's KES and auto-encryption; SSE-S3 and
     SSE-KMS under two keys (one with a client context), multipart too. Imported through the same
     KES (Coffer's KES client unseals MinIO's keys), served as MinIO served them."""
-    kes = minio_kes
+    kes, vault = minio_kes
     minio = Minio(tmp_path / "minio", {**kes, "MINIO_KMS_AUTO_ENCRYPTION": "on"}).start()
-    second = "coffer-second"
+    second = "minio-key-2"
     r = requests.post(f"{kes['MINIO_KMS_KES_ENDPOINT']}/v1/key/create/{second}", verify=kes["MINIO_KMS_KES_CAPATH"],
                       cert=(kes["MINIO_KMS_KES_CERT_FILE"], kes["MINIO_KMS_KES_KEY_FILE"]), timeout=10)
     assert r.status_code == 200, r.text
@@ -441,17 +504,27 @@ def test_sse_kms_through_minios_kes(tmp_path, minio_kes):
     c.complete_multipart_upload(Bucket="kms", Key="multi", UploadId=up["UploadId"], MultipartUpload={"Parts": parts})
     want = snapshot(c, ["kms"])
     heads = {k: c.head_object(Bucket="kms", Key=k) for k in ["auto", "s3", "default-key", "second-key", "multi"]}
+    make_users(minio, tmp_path)
     minio.stop()
     assert heads["second-key"]["SSEKMSKeyId"].endswith(second), heads["second-key"]
+    # The master keys live in OpenBao's K/V under the guide's prefix.
+    assert {"minio-key-1", second} <= set(json.loads(vault("kv", "list", "-format=json", "kv/minio")))
     drive = minio.drive
+    identity = drive / ".minio.sys/config/iam/users/alice/identity.json/xl.meta"
+    assert b"alice-secret-key" not in identity.read_bytes() and b'"keyid":"minio-key-1"' in identity.read_bytes()
     before = tree_hashes(drive)
 
     data = tmp_path / "coffer"
+    t0 = time.monotonic()
     r = run_import("--json", "-", "--drives", drive, data, env=import_env(kes))
-    assert r.returncode == 0, r.stdout + r.stderr
+    took = time.monotonic() - t0
+    assert r.returncode == 2, r.stdout + r.stderr  # the group and the service account are reported
     report = json.loads(r.stdout)
-    assert report["versions"] == 5 and report["skipped"] == [], report
-    assert report["encrypted"] == {"SSE-KMS": 4, "SSE-S3": 1}, report["encrypted"]
+    print(f"import through KES + OpenBao: {took:.2f} s")
+    assert report["versions"] == 7, report
+    assert [s for s in report["skipped"] if "iam" not in s] == [], report["skipped"]
+    assert report["encrypted"] == {"SSE-KMS": 6, "SSE-S3": 1}, report["encrypted"]
+    check_iam_report(report)
     assert want["kms/second-key"][0]["sse"] == "aws:kms" and want["kms/second-key"][0]["metadata"] == {"m": "1"}
     assert tree_hashes(drive) == before
 
@@ -463,6 +536,7 @@ def test_sse_kms_through_minios_kes(tmp_path, minio_kes):
     for k, h in heads.items():
         mine = cl.head_object(Bucket="kms", Key=k)
         assert mine.get("SSEKMSKeyId") == h.get("SSEKMSKeyId"), (k, mine, h)
+    check_users(s.endpoint)
     s.stop()
 
 
@@ -519,3 +593,110 @@ def test_four_drive_erasure_set_with_a_lost_drive_and_a_rotten_shard(tmp_path):
     assert r.returncode == 2
     reasons = {x["object"]: x["reason"] for x in json.loads(r.stdout)["skipped"] if x.get("object")}
     assert "needed" in reasons["multi"], reasons
+
+
+def mc(minio, *args):
+    """`mc` against `minio` (its self-signed certificate accepted)."""
+    cfg = minio.root / "mc"
+    base = [peer("mc"), "--config-dir", str(cfg), "--no-color", "--insecure"]
+    if not (cfg / "config.json").exists():
+        r = subprocess.run([*base, "alias", "set", "m", minio.endpoint, "minio-admin", "minio-secret-key"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([*base, *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"mc {args}: {r.stdout}{r.stderr}"
+    return r.stdout
+
+
+def make_users(minio, tmp_path):
+    """Users, a custom policy, a group with a policy, a disabled user and a service account."""
+    c = minio.client()
+    c.create_bucket(Bucket="bkt1")
+    c.put_object(Bucket="bkt1", Key="obj", Body=b"readable by alice and bob")
+    c.create_bucket(Bucket="bkt2")
+    c.put_object(Bucket="bkt2", Key="obj", Body=b"not for alice")
+    pol = tmp_path / "getb1.json"
+    pol.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": ["arn:aws:s3:::bkt1/*"]}]}))
+    mc(minio, "admin", "policy", "create", "m", "getb1", str(pol))
+    mc(minio, "admin", "user", "add", "m", "alice", "alice-secret-key")
+    mc(minio, "admin", "policy", "attach", "m", "getb1", "--user", "alice")
+    mc(minio, "admin", "user", "add", "m", "bob", "bob-secret-key1")
+    mc(minio, "admin", "group", "add", "m", "team", "bob")
+    mc(minio, "admin", "policy", "attach", "m", "readonly", "--group", "team")
+    mc(minio, "admin", "user", "add", "m", "carol", "carol-secret-key")
+    mc(minio, "admin", "policy", "attach", "m", "readwrite", "--user", "carol")
+    mc(minio, "admin", "user", "disable", "m", "carol")
+    mc(minio, "admin", "user", "svcacct", "add", "m", "alice", "--access-key", "alicesvc1", "--secret-key", "alice-svc-secret")
+
+
+def check_users(endpoint, verify=False):
+    """After the import: each user signs in with its MinIO keys and its MinIO policies apply."""
+    def client(ak, sk):
+        return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ak, aws_secret_access_key=sk,
+                            region_name="us-east-1", verify=verify,
+                            config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+    def refused(call, status, code):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        err = e.value.response
+        assert (err["ResponseMetadata"]["HTTPStatusCode"], err["Error"]["Code"]) == (status, code), err
+
+    alice = client("alice", "alice-secret-key")
+    assert alice.get_object(Bucket="bkt1", Key="obj")["Body"].read() == b"readable by alice and bob"
+    alice.put_object(Bucket="bkt1", Key="from-alice", Body=b"x")
+    refused(lambda: alice.get_object(Bucket="bkt2", Key="obj"), 403, "AccessDenied")
+    refused(lambda: client("alice", "wrong-secret-key").get_object(Bucket="bkt1", Key="obj"), 403, "SignatureDoesNotMatch")
+    bob = client("bob", "bob-secret-key1")  # readonly through group team
+    assert bob.get_object(Bucket="bkt2", Key="obj")["Body"].read() == b"not for alice"
+    refused(lambda: bob.put_object(Bucket="bkt2", Key="from-bob", Body=b"x"), 403, "AccessDenied")
+    refused(lambda: client("carol", "carol-secret-key").get_object(Bucket="bkt1", Key="obj"), 403, "InvalidAccessKeyId")
+    refused(lambda: client("alicesvc1", "alice-svc-secret").get_object(Bucket="bkt1", Key="obj"), 403, "InvalidAccessKeyId")
+
+
+def check_iam_report(report):
+    assert report["users"] == ["alice", "bob", "carol"], report
+    assert report["policies"] == ["getb1"], report
+    iam = {s["iam"]: s["reason"] for s in report["skipped"] if "iam" in s}
+    assert sorted(iam) == ["group team", "service account alicesvc1"], iam
+    assert "attached to its members (bob)" in iam["group team"]
+
+
+def test_users_and_policies_sealed_by_a_static_key(tmp_path):
+    """MinIO with `MINIO_KMS_SECRET_KEY` seals its IAM files with it; after the import the users
+    sign in with their old keys and their policies (own and group's) apply."""
+    minio = Minio(tmp_path / "minio", {"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    make_users(minio, tmp_path)
+    minio.stop()
+    drive = minio.drive
+    identity = drive / ".minio.sys/config/iam/users/alice/identity.json/xl.meta"
+    assert b"alice-secret-key" not in identity.read_bytes() and b'"kmskey"' in identity.read_bytes()
+    before = tree_hashes(drive)
+
+    env = import_env({"MINIO_KMS_SECRET_KEY": STATIC_KEY})
+    data = tmp_path / "coffer"
+    dry = run_import("--dry-run", "--json", "-", "--drives", drive, data, env=env)
+    assert dry.returncode == 2, dry.stdout + dry.stderr  # the group and the service account are reported
+    check_iam_report(json.loads(dry.stdout))
+    assert not data.exists()
+    r = run_import("--json", "-", "--drives", drive, data, env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    check_iam_report(report)
+    assert tree_hashes(drive) == before, "the source drive changed"
+    # The secret keys are sealed by Coffer's KMS, never stored plain.
+    assert not [f for f in data.rglob("*") if f.is_file() and b"alice-secret-key" in f.read_bytes()]
+
+    # The wrong static key: nothing of IAM opens, each file is reported.
+    wrong = "minio-static-key:" + base64.b64encode(b"w" * 32).decode()
+    bad = run_import("--dry-run", "--json", "-", "--drives", drive, tmp_path / "other",
+                     env=import_env({"MINIO_KMS_SECRET_KEY": wrong}))
+    bad_report = json.loads(bad.stdout)
+    assert bad_report["users"] == [] and bad_report["policies"] == [], bad_report
+    reasons = {s["iam"]: s["reason"] for s in bad_report["skipped"] if "iam" in s}
+    assert "KMS did not decrypt" in reasons["user alice"], reasons
+
+    s = Server(data, env={"MINIO_KMS_SECRET_KEY": STATIC_KEY}).start()
+    check_users(s.endpoint)
+    s.stop()
