@@ -81,6 +81,7 @@ fn kv_rotation_with_our_cli_and_what_minio_kes_still_reads() {
             endpoints: vec![ours.endpoint.clone()],
             identity: ClientIdentity::ApiKey(admin.to_secret_string().to_string()),
             ca_pems: vec![cert.cert_pem.clone().into_bytes()],
+            ca_files: Vec::new(),
             insecure_skip_verify: false,
         })
         .unwrap();
@@ -170,6 +171,7 @@ fn kv_rotation_with_our_cli_and_what_minio_kes_still_reads() {
                 key_pem: their_admin.key_pem.clone().into_bytes(),
             },
             ca_pems: vec![std::fs::read(theirs.ca_cert.as_ref().unwrap()).unwrap()],
+            ca_files: Vec::new(),
             insecure_skip_verify: false,
         })
         .unwrap();
@@ -267,6 +269,7 @@ fn kv_rotation_with_our_cli_and_what_minio_kes_still_reads() {
                 key_pem: their_admin.key_pem.clone().into_bytes(),
             },
             ca_pems: vec![std::fs::read(theirs.ca_cert.as_ref().unwrap()).unwrap()],
+            ca_files: Vec::new(),
             insecure_skip_verify: false,
         })
         .unwrap();
@@ -327,6 +330,7 @@ fn rotate_needs_its_own_policy_path() {
             endpoints: vec![ours.endpoint.clone()],
             identity: ClientIdentity::ApiKey(key.to_secret_string().to_string()),
             ca_pems: vec![cert.cert_pem.clone().into_bytes()],
+            ca_files: Vec::new(),
             insecure_skip_verify: false,
         })
         .unwrap()
@@ -492,6 +496,7 @@ fn fs_rotation_and_what_minio_kes_still_reads() {
         endpoints: vec![ours.endpoint.clone()],
         identity: ClientIdentity::ApiKey(admin.to_secret_string().to_string()),
         ca_pems: vec![cert.cert_pem.clone().into_bytes()],
+        ca_files: Vec::new(),
         insecure_skip_verify: false,
     })
     .unwrap();
@@ -517,6 +522,7 @@ fn fs_rotation_and_what_minio_kes_still_reads() {
             key_pem: their_admin.key_pem.clone().into_bytes(),
         },
         ca_pems: vec![std::fs::read(theirs.ca_cert.as_ref().unwrap()).unwrap()],
+        ca_files: Vec::new(),
         insecure_skip_verify: false,
     })
     .unwrap();
