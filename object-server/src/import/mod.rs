@@ -864,7 +864,7 @@ pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyh
     )?;
     let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let result = async {
-        let kms = crate::server::build_kms(&cfg, &store, Vec::new()).await?;
+        let kms = crate::server::build_kms(&cfg, &store, Vec::new(), Default::default()).await?;
         let importer = Importer::new(store.clone(), kms, cfg.auto_encryption, dry_run);
         Ok::<_, anyhow::Error>(importer.run(&Options { drives, dry_run }).await?)
     }
