@@ -132,13 +132,14 @@ impl S3Stats {
                        read: &dyn Fn(&ApiRow) -> u64|
          -> std::fmt::Result {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            // Every API called at least once has every counter (0 included), so a rate of
+            // errors starts from a sample instead of from nothing.
             for (i, row) in self.rows.iter().enumerate() {
-                let v = read(row);
-                if v > 0 {
+                if row.requests.load(Ordering::Relaxed) > 0 {
                     let labels: Labels = [("api", api::label(i))];
                     family
                         .encode_family(&labels)?
-                        .encode_counter::<Labels, _, f64>(&v, None)?;
+                        .encode_counter::<Labels, _, f64>(&read(row), None)?;
                 }
             }
             Ok(())
