@@ -116,7 +116,7 @@ mod tests {
         // <=0.05: 0 ms, 50 ms; <=0.1: +51, 100; <=1: +999, 1000; <=10: +10000; +Inf: +2.
         assert_eq!(counts, [2, 4, 4, 4, 6, 6, 6, 7, 9]);
         assert_eq!(r.count, 9);
-        assert!((r.sum_seconds - 72.201).abs() < 1e-9, "{}", r.sum_seconds);
+        assert!((r.sum_seconds - 82.201).abs() < 1e-9, "{}", r.sum_seconds);
         assert!(!h.is_empty());
     }
 
