@@ -169,8 +169,13 @@ pub async fn scope<F: Future>(fut: F) -> F::Output {
 /// Records that the request being served is the s3s operation `name` (called by the access
 /// hook; outside a [`scope`] it does nothing).
 pub fn record(name: &str) {
-    let index = INDEX.get(name).copied().unwrap_or(OTHER);
+    let index = index_of(name);
     let _ = CURRENT.try_with(|c| c.set(index));
+}
+
+/// The slot of operation `name` ([`OTHER`] if unknown).
+pub fn index_of(name: &str) -> usize {
+    INDEX.get(name).copied().unwrap_or(OTHER)
 }
 
 /// The operation recorded in this task's scope, [`OTHER`] if none.

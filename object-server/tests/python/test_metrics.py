@@ -4,6 +4,9 @@ Traffic goes through boto3, the token comes from the real `mc admin prometheus g
 every exposition is parsed with the Prometheus client library's own text parser. Counts are
 compared as differences between a scrape before and one after the traffic, so requests made by
 mc itself do not matter."""
+import json
+import pathlib
+import re
 import subprocess
 import time
 
@@ -219,6 +222,15 @@ def test_dashboards_metrics_count_the_traffic(tmp_path, metrics_server):
     for name in NOT_PROVIDED:
         for scrape_ in after.values():
             assert not any(n.startswith(name.rstrip("*")) for n in scrape_), name
+
+    # The chart's own dashboard (charts/coffer-operator/files/coffer-dashboard.json) queries only
+    # names the server exposes (the object-server's; coffer_reconcile* and coffer_tenant_* are the
+    # operator's).
+    dashboard = pathlib.Path(__file__).parents[3] / "charts/coffer-operator/files/coffer-dashboard.json"
+    exprs = [t["expr"] for p in json.loads(dashboard.read_text())["panels"] for t in p["targets"]]
+    queried = {n for e in exprs for n in re.findall(r"\b(minio_[a-z0-9_]+)", e)}
+    exposed = {n for scrape_ in after.values() for n in scrape_}
+    assert queried and queried <= exposed, queried - exposed
 
 
 def test_bucket_usage_is_cached_between_scrapes(tmp_path):

@@ -39,27 +39,27 @@ impl Default for Metrics {
         let cert_expiry = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         registry.register(
             "coffer_reconciles",
-            "Reconciles run, by controller.",
+            "Reconciles run, by controller",
             reconciles.clone(),
         );
         registry.register(
             "coffer_reconcile_failures",
-            "Reconciles that failed, by controller and reason.",
+            "Reconciles that failed, by controller and reason",
             failures.clone(),
         );
         registry.register(
             "coffer_reconcile_seconds",
-            "Time spent reconciling, by controller.",
+            "Time spent reconciling, by controller",
             seconds.clone(),
         );
         registry.register(
             "coffer_reconcile_duration_seconds",
-            "How long each reconcile took, by controller.",
+            "How long each reconcile took, by controller",
             durations.clone(),
         );
         registry.register(
             "coffer_tenant_certificate_expiry_timestamp_seconds",
-            "When the first of a Tenant's leaf certificates expires (Unix seconds), from its status.",
+            "When the first of a Tenant's leaf certificates expires (Unix seconds), from its status",
             cert_expiry.clone(),
         );
         Self {
@@ -198,7 +198,7 @@ mod tests {
         assert!((s[r#"coffer_reconcile_seconds_total{controller="tenant"}"#] - 0.52).abs() < 1e-9);
         let bucket = |le: &str| {
             s[&format!(
-                r#"coffer_reconcile_duration_seconds_bucket{{le="{le}",controller="tenant"}}"#
+                r#"coffer_reconcile_duration_seconds_bucket{{controller="tenant",le="{le}"}}"#
             )]
         };
         assert_eq!(
@@ -211,7 +211,7 @@ mod tests {
             (0.0, 1.0, 2.0, 2.0)
         );
         assert_eq!(
-            s[r#"coffer_reconcile_duration_seconds_bucket{le="30.0",controller="kms"}"#],
+            s[r#"coffer_reconcile_duration_seconds_bucket{controller="kms",le="30"}"#],
             0.0
         );
         assert_eq!(
