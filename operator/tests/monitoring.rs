@@ -139,4 +139,13 @@ async fn service_monitor_follows_the_crd_and_the_spec() {
         monitoring::reconcile(&tenant, &ctx).await.unwrap(),
         Outcome::Off
     );
+    // A ServiceMonitor of that name that the Tenant does not own is left alone.
+    api.apply(&format!(
+        "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {{name: t, namespace: {ns}}}\nspec: {{}}\n"
+    ));
+    assert_eq!(
+        monitoring::reconcile(&tenant, &ctx).await.unwrap(),
+        Outcome::Off
+    );
+    assert!(monitors.get_opt("t").await.unwrap().is_some());
 }

@@ -61,9 +61,25 @@ pub async fn reconcile(tenant: &Tenant, ctx: &Context) -> Result<Outcome, Error>
         return Ok(Outcome::Unavailable);
     };
     if !wanted {
+        // Only ours goes: a ServiceMonitor of that name someone else made stays.
+        let ours = match api.get_opt(&names.tenant).await {
+            Ok(found) => found.is_some_and(|sm| {
+                let uid = tenant.metadata.uid.as_deref();
+                sm.metadata
+                    .owner_references
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o.kind == "Tenant" && Some(o.uid.as_str()) == uid)
+            }),
+            Err(kube::Error::Api(e)) if e.code == 403 => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !ours {
+            return Ok(Outcome::Off);
+        }
         return match api.delete(&names.tenant, &DeleteParams::default()).await {
             Ok(_) => Ok(Outcome::Removed),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => Ok(Outcome::Off),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(Outcome::Off),
             Err(e) => Err(e.into()),
         };
     }
