@@ -227,6 +227,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(d) => load_tls(d)?,
         None => (None, Vec::new()),
     };
+    let cert_expiry = match &cfg.certs_dir {
+        Some(d) if tls.is_some() => crate::metrics::certificate_expiry(&d.join("public.crt")),
+        _ => None,
+    };
     let kms_stats = Arc::new(KmsStats::default());
     let kms = build_kms(&cfg, &store, cas, kms_stats.clone()).await?;
     // MinIO creates the default key at start; a KMS that is down now may come up later.
@@ -286,6 +290,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         kms_stats,
         Default::default(),
         cfg.usage_max_age,
+        cert_expiry,
     ));
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);

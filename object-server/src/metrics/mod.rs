@@ -75,6 +75,8 @@ struct Shared {
     kms: Arc<KmsStats>,
     started: SystemTime,
     drive_path: String,
+    /// When the TLS certificate served expires (Unix seconds), if TLS is on.
+    cert_expiry: Option<i64>,
     snapshot: Mutex<Snapshot>,
 }
 
@@ -99,12 +101,14 @@ impl Metrics {
         kms_stats: Arc<KmsStats>,
         s3: Arc<s3::S3Stats>,
         usage_max_age: Duration,
+        cert_expiry: Option<i64>,
     ) -> Self {
         let shared = Arc::new(Shared {
             s3,
             kms: kms_stats,
             started: SystemTime::now(),
             drive_path: store.root().display().to_string(),
+            cert_expiry,
             snapshot: Mutex::new(Snapshot::default()),
         });
         let registry = |parts: &'static [Part]| {
@@ -176,6 +180,15 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The `notAfter` (Unix seconds) of the first certificate in the PEM file `path`.
+pub fn certificate_expiry(path: &std::path::Path) -> Option<i64> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 fn unix_now() -> i64 {
@@ -513,6 +526,16 @@ impl Families {
                 "Total write SysCalls to the kernel. /proc/[pid]/io syscw",
                 Counter,
                 p.syscw as f64,
+            )?;
+        }
+        if let Some(t) = self.shared.cert_expiry {
+            // MinIO has no such metric; Coffer's own name, as the operator's per-Tenant one.
+            single(
+                e,
+                "coffer_node_tls_certificate_expiry_timestamp_seconds",
+                "When the TLS certificate this node serves expires, Unix seconds",
+                Gauge,
+                t as f64,
             )?;
         }
         for (name, help, v) in [

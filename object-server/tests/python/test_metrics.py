@@ -256,3 +256,16 @@ def test_a_refused_scrape_shows_nothing(metrics_server):
         r = requests.get(metrics_server.endpoint + f"/minio/v2/metrics/{scope}")
         assert r.status_code == 403 and r.json()["Code"] == "AccessDenied", r.text
         assert "minio_" not in r.text
+
+
+def test_the_served_certificates_expiry_is_exported(tmp_path):
+    from cryptography import x509
+
+    from conftest import make_certs
+
+    cert = x509.load_pem_x509_certificate(make_certs(tmp_path / "certs").read_bytes())
+    s = Server(tmp_path / "data", certs_dir=tmp_path / "certs", env={"MINIO_PROMETHEUS_AUTH_TYPE": "public"}).start()
+    text = requests.get(s.endpoint + "/minio/v2/metrics/node", verify=s.ca).text
+    samples = {x.name: x.value for f in text_string_to_metric_families(text) for x in f.samples}
+    assert samples["coffer_node_tls_certificate_expiry_timestamp_seconds"] == cert.not_valid_after_utc.timestamp()
+    s.stop()
