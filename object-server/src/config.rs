@@ -126,6 +126,9 @@ pub struct Config {
     /// `MINIO_PROMETHEUS_AUTH_TYPE` (`jwt`, the default, or `public`): who may scrape the
     /// metrics ([`crate::metrics_auth`]).
     pub prometheus_auth: crate::metrics_auth::AuthType,
+    /// `COFFER_METRICS_USAGE_MAX_AGE` (seconds, default 60; `0` counts on every scrape): how
+    /// old the bucket usage a scrape shows may be ([`crate::metrics::usage`]).
+    pub usage_max_age: std::time::Duration,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -290,6 +293,14 @@ impl Config {
                 )
             })?,
         };
+        let usage_max_age = match env.get("COFFER_METRICS_USAGE_MAX_AGE") {
+            None => crate::metrics::usage::DEFAULT_MAX_AGE,
+            Some(v) => std::time::Duration::from_secs(v.parse::<u64>().map_err(|_| {
+                ConfigError::Invalid(
+                    "COFFER_METRICS_USAGE_MAX_AGE must be a whole number of seconds".into(),
+                )
+            })?),
+        };
         let domains = match env.get("MINIO_DOMAIN") {
             None => None,
             Some(list) => Some(crate::vhost::Domains::parse(&list).map_err(ConfigError::Invalid)?),
@@ -318,6 +329,7 @@ impl Config {
         };
         Ok(Config {
             prometheus_auth,
+            usage_max_age,
             domains,
             cors_allow_origin,
             read_header_timeout,

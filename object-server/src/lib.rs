@@ -9,6 +9,7 @@
 //! - [`md5`]: MD5 of bodies through aws-lc's assembly (the crate's only `unsafe`).
 //! - [`lifecycle`]: lifecycle rules' clock and the background scanner that applies them.
 //! - [`server`]: HTTP(S), health, metrics, shutdown.
+//! - [`metrics`]: Prometheus metrics under MinIO's names.
 //! - [`metrics_auth`]: who may scrape the metrics (`MINIO_PROMETHEUS_AUTH_TYPE`).
 //! - [`stall_guard`]: request bodies that fail when their client stops sending.
 //! - [`iam`]: users, policies, bucket policies, the access decision.
@@ -39,6 +40,7 @@ pub mod import;
 pub mod kms;
 pub mod lifecycle;
 pub mod md5;
+pub mod metrics;
 pub mod metrics_auth;
 pub mod s3;
 pub mod server;

@@ -2,14 +2,14 @@
 //! and graceful shutdown on SIGTERM / Ctrl-C.
 //!
 //! Health endpoints are open to anyone (probes carry no credentials); the metrics endpoints need
-//! a bearer token unless `MINIO_PROMETHEUS_AUTH_TYPE=public` ([`crate::metrics_auth`]). The
-//! `in_flight` gauge counts requests through a guard, so a request dropped mid-way (its client
-//! gone) is uncounted as surely as one that finished.
+//! a bearer token unless `MINIO_PROMETHEUS_AUTH_TYPE=public` ([`crate::metrics_auth`]) and show
+//! [`crate::metrics`]. Each S3 request is counted through a guard ([`crate::metrics::s3`]), so
+//! a request dropped mid-way (its client gone) leaves the in-flight gauge as surely as one
+//! that finished, and runs in a `s3_request` tracing span.
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,60 +21,21 @@ use s3s::service::S3ServiceBuilder;
 use sidecar_kes::expect_continue::{self, Watch};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument as _;
 
 use crate::admin::AdminRoute;
 use crate::config::{Config, KmsConfig};
 use crate::iam::Iam;
 use crate::iam::access::{Access, Auth, ClientAddr};
+use crate::kms::metered::{KmsStats, Metered};
 use crate::kms::static_key::{StaticKms, load_or_create_embedded};
 use crate::kms::{Kms, ensure_default_key};
+use crate::metrics::{Metrics, Scope};
 use crate::metrics_auth::{self, AuthType};
 use crate::s3::CofferS3;
 use crate::sse::metadata_key;
 use crate::stall_guard::StallGuard;
 use crate::storage::Store;
-
-/// Request counters exported at `/minio/v2/metrics/cluster` and `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    requests: AtomicU64,
-    errors_4xx: AtomicU64,
-    errors_5xx: AtomicU64,
-    in_flight: AtomicU64,
-}
-
-/// Counts one request in `in_flight` for as long as it lives. Dropping it decrements, so a
-/// request whose future hyper drops (the client disconnected mid-body, the connection was cut)
-/// leaves the gauge as surely as one that finished.
-struct InFlight(Arc<Metrics>);
-
-impl InFlight {
-    fn start(metrics: Arc<Metrics>) -> Self {
-        metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self(metrics)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Metrics {
-    fn render(&self) -> String {
-        format!(
-            "# TYPE coffer_s3_requests_total counter\ncoffer_s3_requests_total {}\n\
-             # TYPE coffer_s3_requests_4xx_errors_total counter\ncoffer_s3_requests_4xx_errors_total {}\n\
-             # TYPE coffer_s3_requests_5xx_errors_total counter\ncoffer_s3_requests_5xx_errors_total {}\n\
-             # TYPE coffer_s3_requests_inflight_total gauge\ncoffer_s3_requests_inflight_total {}\n",
-            self.requests.load(Ordering::Relaxed),
-            self.errors_4xx.load(Ordering::Relaxed),
-            self.errors_5xx.load(Ordering::Relaxed),
-            self.in_flight.load(Ordering::Relaxed),
-        )
-    }
-}
 
 /// The log filter when `RUST_LOG` is not set. s3s logs every refused request (a 404 HEAD, an
 /// AccessDenied, a bad signature) at ERROR, which buries real errors under client mistakes;
@@ -100,13 +61,14 @@ pub fn init_logging() {
 
 /// Builds the KMS the configuration names, makes sure its default key exists (as MinIO does at
 /// start) and loads the data directory's metadata key through it. A KMS that is down now may come
-/// up later: both are retried in the background meanwhile.
+/// up later: both are retried in the background meanwhile. Its requests are counted in `stats`.
 pub async fn build_kms(
     cfg: &Config,
     store: &Store,
     extra_cas: Vec<PathBuf>,
+    stats: Arc<KmsStats>,
 ) -> anyhow::Result<Arc<dyn Kms>> {
-    let kms = connect_kms(cfg, store, extra_cas)?;
+    let kms = connect_kms(cfg, store, extra_cas, stats)?;
     let mut tries = 0;
     loop {
         match ensure_default_key(kms.as_ref()).await {
@@ -149,21 +111,29 @@ fn connect_kms(
     cfg: &Config,
     store: &Store,
     extra_cas: Vec<PathBuf>,
+    stats: Arc<KmsStats>,
 ) -> anyhow::Result<Arc<dyn Kms>> {
     Ok(match &cfg.kms {
-        KmsConfig::Embedded => {
-            Arc::new(load_or_create_embedded(&store.system_dir()).context("embedded master key")?)
-        }
-        KmsConfig::SecretKey(k) => {
-            Arc::new(StaticKms::from_secret_key(k.expose()).context("MINIO_KMS_SECRET_KEY")?)
-        }
-        KmsConfig::MasterKey(k) => {
-            Arc::new(StaticKms::from_master_key(k.expose()).context("MINIO_KMS_MASTER_KEY")?)
-        }
-        // A remote KMS: its decryptions are reused for a few seconds (kms/decrypt_cache.rs).
-        KmsConfig::Kes(kes) => Arc::new(crate::kms::decrypt_cache::DecryptCache::new(
-            crate::kms::kes::KesKms::new(kes, extra_cas).context("MINIO_KMS_KES_*")?,
+        KmsConfig::Embedded => Arc::new(Metered::new(
+            load_or_create_embedded(&store.system_dir()).context("embedded master key")?,
+            stats,
         )),
+        KmsConfig::SecretKey(k) => Arc::new(Metered::new(
+            StaticKms::from_secret_key(k.expose()).context("MINIO_KMS_SECRET_KEY")?,
+            stats,
+        )),
+        KmsConfig::MasterKey(k) => Arc::new(Metered::new(
+            StaticKms::from_master_key(k.expose()).context("MINIO_KMS_MASTER_KEY")?,
+            stats,
+        )),
+        // A remote KMS: its decryptions are reused for a few seconds (kms/decrypt_cache.rs);
+        // only what reaches KES is counted.
+        KmsConfig::Kes(kes) => {
+            Arc::new(crate::kms::decrypt_cache::DecryptCache::new(Metered::new(
+                crate::kms::kes::KesKms::new(kes, extra_cas).context("MINIO_KMS_KES_*")?,
+                stats,
+            )))
+        }
     })
 }
 
@@ -202,6 +172,86 @@ fn text(status: u16, body: String) -> http::Response<s3s::Body> {
         .expect("valid response")
 }
 
+/// Serves one S3 request (everything but health and metrics) and records it in `metrics`.
+async fn serve_s3(
+    req: http::Request<Incoming>,
+    service: s3s::service::S3Service,
+    cors: Arc<crate::s3::cors::CorsGate>,
+    bucket_resource: Arc<crate::sigv2::BucketResource>,
+    idle: Option<Duration>,
+    metrics: &Metrics,
+) -> Result<http::Response<s3s::Body>, Infallible> {
+    let received = content_length(req.headers()).unwrap_or(0);
+    let guard = metrics.s3().start(received);
+    let method = req.method().clone();
+    // CORS (s3/cors.rs): preflights are answered from the bucket's rules without
+    // authentication; any other response gets the headers its rule allows.
+    if method == http::Method::OPTIONS {
+        let resp = cors.preflight(req.headers(), req.uri()).await;
+        guard.finish(resp.status().as_u16(), 0);
+        return Ok(resp);
+    }
+    let cors_headers = cors.for_request(&method, req.headers(), req.uri()).await;
+    let req = bucket_resource.resolve(req).await;
+    let req = match idle {
+        Some(idle) if !req.body().is_end_stream() => {
+            req.map(|b| s3s::Body::http_body(StallGuard::new(b, idle)))
+        }
+        _ => req.map(s3s::Body::from),
+    };
+    // Browser uploads (s3/post): the form's head is recorded for the access hook,
+    // and s3s's answer gets AWS's codes.
+    let (req, post_form) = crate::s3::post::PostForm::attach(req);
+    let resp = match crate::admin::with_known_length(req).await {
+        Ok(req) => match expect_continue::watch(req) {
+            Watch::Plain(req) => service.call(req).await,
+            Watch::Watched(req, unread) => service
+                .call(req.map(s3s::Body::http_body))
+                .await
+                .map(|r| unread.close_if_unread(r)),
+        },
+        Err(status) => Ok(text(status, String::new())),
+    };
+    let mut resp = match resp {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = ?e, "request failed");
+            text(500, String::new())
+        }
+    };
+    if let Some(form) = post_form {
+        resp = form.finish(resp);
+    }
+    if let Some(h) = cors_headers {
+        h.apply(&mut resp);
+    }
+    let status = resp.status().as_u16();
+    let span = tracing::Span::current();
+    span.record(
+        "api",
+        crate::metrics::api::label(crate::metrics::api::current()),
+    );
+    span.record("status", status);
+    tracing::debug!(ms = guard.elapsed().as_millis() as u64, "request");
+    let sent = resp
+        .body()
+        .size_hint()
+        .exact()
+        .or_else(|| content_length(resp.headers()))
+        .unwrap_or(0);
+    guard.finish(status, sent);
+    Ok(resp)
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Starts the server and runs until SIGTERM or Ctrl-C.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -220,7 +270,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(d) => load_tls(d)?,
         None => (None, Vec::new()),
     };
-    let kms = build_kms(&cfg, &store, cas).await?;
+    let cert_expiry = match &cfg.certs_dir {
+        Some(d) if tls.is_some() => crate::metrics::certificate_expiry(&d.join("public.crt")),
+        _ => None,
+    };
+    let kms_stats = Arc::new(KmsStats::default());
+    let kms = build_kms(&cfg, &store, cas, kms_stats.clone()).await?;
     let listener = TcpListener::bind(cfg.address)
         .await
         .with_context(|| format!("listen on {}", cfg.address))?;
@@ -255,6 +310,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.domains.clone(),
     ));
     let access_store = store.clone();
+    let metrics = Arc::new(Metrics::new(
+        local.to_string(),
+        store.clone(),
+        kms.clone(),
+        kms_stats,
+        Default::default(),
+        cfg.usage_max_age,
+        cert_expiry,
+    ));
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(Auth(iam.clone()));
@@ -272,7 +336,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         crate::s3::post::s3s_config(),
     ))));
     let service = builder.build();
-    let metrics = Arc::new(Metrics::default());
     let acceptor = tls.map(TlsAcceptor::from);
 
     let mut http = ConnBuilder::new(TokioExecutor::new());
@@ -323,7 +386,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                                 .is_ok_and(|r| r.is_ok());
                             return Ok(text(if ok { 200 } else { 503 }, String::new()));
                         }
-                        "/minio/v2/metrics/cluster" | "/minio/v2/metrics/node" | "/metrics" => {
+                        _ if let Some(scope) = Scope::of_path(path) => {
                             if prometheus_auth == AuthType::Jwt
                                 && let Err(why) = metrics_auth::authorize(
                                     &metrics_iam,
@@ -336,68 +399,27 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                                 tracing::debug!(%path, %why, "metrics scrape refused");
                                 return Ok(metrics_auth::refused(path));
                             }
-                            return Ok(text(200, metrics.render()));
+                            let body = metrics.scrape(scope).await;
+                            return Ok(http::Response::builder()
+                                .header("content-type", crate::metrics::CONTENT_TYPE)
+                                .body(s3s::Body::from(body))
+                                .expect("valid response"));
                         }
                         _ => {}
                     }
                 }
-                metrics.requests.fetch_add(1, Ordering::Relaxed);
-                let in_flight = InFlight::start(metrics.clone());
-                let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-                let started = std::time::Instant::now();
-                // CORS (s3/cors.rs): preflights are answered from the bucket's rules without
-                // authentication; any other response gets the headers its rule allows.
-                if method == http::Method::OPTIONS {
-                    let resp = cors.preflight(req.headers(), req.uri()).await;
-                    drop(in_flight);
-                    if resp.status().is_client_error() {
-                        metrics.errors_4xx.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return Ok(resp);
-                }
-                let cors_headers = cors.for_request(&method, req.headers(), req.uri()).await;
-                let req = bucket_resource.resolve(req).await;
-                let req = match cfg_idle {
-                    Some(idle) if !req.body().is_end_stream() => {
-                        req.map(|b| s3s::Body::http_body(StallGuard::new(b, idle)))
-                    }
-                    _ => req.map(s3s::Body::from),
-                };
-                // Browser uploads (s3/post): the form's head is recorded for the access hook,
-                // and s3s's answer gets AWS's codes.
-                let (req, post_form) = crate::s3::post::PostForm::attach(req);
-                let resp = match crate::admin::with_known_length(req).await {
-                    Ok(req) => match expect_continue::watch(req) {
-                        Watch::Plain(req) => service.call(req).await,
-                        Watch::Watched(req, unread) => service
-                            .call(req.map(s3s::Body::http_body))
-                            .await
-                            .map(|r| unread.close_if_unread(r)),
-                    },
-                    Err(status) => Ok(text(status, String::new())),
-                };
-                drop(in_flight);
-                let mut resp = match resp {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = ?e, "request failed");
-                        text(500, String::new())
-                    }
-                };
-                if let Some(form) = post_form {
-                    resp = form.finish(resp);
-                }
-                if let Some(h) = cors_headers {
-                    h.apply(&mut resp);
-                }
-                let s = resp.status().as_u16();
-                tracing::debug!(%method, %path, status = s, ms = started.elapsed().as_millis() as u64, "request");
-                if (400..500).contains(&s) {
-                    metrics.errors_4xx.fetch_add(1, Ordering::Relaxed);
-                } else if s >= 500 {
-                    metrics.errors_5xx.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(resp)
+                let span = tracing::debug_span!(
+                    "s3_request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    api = tracing::field::Empty,
+                    status = tracing::field::Empty,
+                );
+                crate::metrics::api::scope(
+                    serve_s3(req, service, cors, bucket_resource, cfg_idle, &metrics)
+                        .instrument(span),
+                )
+                .await
             }
         });
         match &acceptor {

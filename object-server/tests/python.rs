@@ -127,6 +127,12 @@ fn startup_modes_health_metrics() {
     pytest("test_config.py");
 }
 
+/// MinIO's Prometheus endpoints read as MinIO's Grafana dashboards read them.
+#[test]
+fn metrics_for_minio_dashboards() {
+    pytest("test_metrics.py");
+}
+
 #[test]
 fn every_mode_through_minio_kes() {
     pytest_with("test_kes.py", &[("COFFER_TEST_KES", "minio".to_owned())]);

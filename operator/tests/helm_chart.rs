@@ -146,11 +146,14 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
     ]);
     let kubeconfig = api.kubeconfig_with_token("coffer-operator", token.trim());
     api.run(&["create", "namespace", "demo"]);
+    // The Prometheus Operator's CRD (a stand-in with its names), so spec.monitoring's
+    // ServiceMonitor is applied and later removed under the chart's RBAC.
+    api.apply(SERVICE_MONITOR_CRD);
     api.apply(
         "apiVersion: v1\nkind: Secret\nmetadata: {name: vault-approle, namespace: demo}\nstringData: {roleId: r, secretId: s}\n---\n\
          apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {name: vault, namespace: demo}\n\
          spec:\n  vault:\n    endpoint: https://127.0.0.1:1\n    auth:\n      appRole: {secretName: vault-approle}\n---\n\
-         apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {name: store, namespace: demo}\nspec:\n  kms: {name: vault}\n",
+         apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {name: store, namespace: demo}\nspec:\n  kms: {name: vault}\n  monitoring: {serviceMonitor: true}\n",
     );
     let log = scratch.path().join("operator.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_operator"));
@@ -231,6 +234,36 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
         "the Lease to be renewed",
         Duration::from_secs(90),
         || (renewed() != first).then_some(()),
+        || operator.log_tail(),
+    );
+    let service_monitor = |present: bool| {
+        let out = api
+            .kubectl()
+            .args(["-n", "demo", "get", "servicemonitor", "store"])
+            .output()
+            .ok()?;
+        (out.status.success() == present).then_some(())
+    };
+    wait_until(
+        "the Tenant's ServiceMonitor",
+        Duration::from_secs(60),
+        || service_monitor(true),
+        || operator.log_tail(),
+    );
+    api.run(&[
+        "-n",
+        "demo",
+        "patch",
+        "tenant",
+        "store",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"monitoring":{"serviceMonitor":false}}}"#,
+    ]);
+    wait_until(
+        "the ServiceMonitor removed once turned off",
+        Duration::from_secs(60),
+        || service_monitor(false),
         || operator.log_tail(),
     );
     operator.terminate(Duration::from_secs(10));
@@ -528,3 +561,20 @@ fn namespaced_operator_reconciles_only_its_namespaces_with_only_their_roles() {
         "the namespaced RBAC is not enough:\n{log}"
     );
 }
+
+/// A stand-in for the Prometheus Operator's ServiceMonitor CRD: its group, version, kind and
+/// plural, any spec.
+const SERVICE_MONITOR_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: servicemonitors.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor, listKind: ServiceMonitorList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";

@@ -491,3 +491,59 @@ async fn unreachable_keystore_errors_and_error_log() {
     let status = ts.admin_client().status().await.unwrap();
     assert_eq!(status["keystore_unreachable"], true);
 }
+
+/// The samples of an exposition without labels (`name value`), and the histogram buckets.
+fn samples(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(n, v)| (n.to_owned(), v.parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_the_requests_by_class() {
+    let ts = mem_server(vec![]).await;
+    let c = ts.admin_client();
+    let admin = ClientIdentity::ApiKey(ts.admin.to_secret_string().to_string());
+    let raw = raw_client(&ts, Some(admin));
+    let scrape = || async {
+        let r = raw
+            .get(format!("{}/v1/metrics", ts.endpoint))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        samples(&r.text().await.unwrap())
+    };
+    let before = scrape().await;
+    c.create_key("m").await.unwrap();
+    for _ in 0..3 {
+        c.generate_key("m", b"ctx").await.unwrap();
+    }
+    assert_eq!(
+        c.describe_key("missing").await.unwrap_err(),
+        ClientError::KeyNotFound
+    );
+    let after = scrape().await;
+    let delta = |n: &str| after[n] - before[n];
+    // Four calls and the first scrape (counted when it finished) succeeded; one 404.
+    assert_eq!(delta("kes_http_request_success"), 5.0);
+    assert_eq!(delta("kes_http_request_error"), 1.0);
+    assert_eq!(delta("kes_http_request_failure"), 0.0);
+    // The scrape being answered is the one request in flight.
+    assert_eq!(after["kes_http_request_active"], 1.0);
+    let finished = after["kes_http_request_success"]
+        + after["kes_http_request_error"]
+        + after["kes_http_request_failure"];
+    assert_eq!(after["kes_http_response_time_count"], finished);
+    assert_eq!(
+        after["kes_http_response_time_bucket{le=\"+Inf\"}"],
+        finished
+    );
+    // Loopback calls of an in-memory store finish within KES's first bucket (10 ms) or the
+    // next ones; the buckets are cumulative.
+    let b = |le: &str| after[&format!("kes_http_response_time_bucket{{le=\"{le}\"}}")];
+    assert!(b("0.01") <= b("0.05") && b("0.05") <= b("10") && b("10") <= finished);
+    assert!(after["kes_system_up_time"] >= 0.0 && after["kes_system_num_cpu"] >= 1.0);
+}

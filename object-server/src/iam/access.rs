@@ -404,6 +404,7 @@ impl Access {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        crate::metrics::api::record(cx.s3_op().name());
         if cx.credentials().is_some() {
             crate::sigv2::check_time(
                 cx.headers(),

@@ -566,7 +566,7 @@ pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyh
     )?;
     let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let result = async {
-        let kms = crate::server::build_kms(&cfg, &store, Vec::new()).await?;
+        let kms = crate::server::build_kms(&cfg, &store, Vec::new(), Default::default()).await?;
         let iam = Iam::open(
             dir.clone(),
             &store.system_dir(),

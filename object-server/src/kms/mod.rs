@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 pub mod decrypt_cache;
 pub mod kes;
+pub mod metered;
 pub mod static_key;
 
 /// Why a KMS call failed. Messages never contain key material.

@@ -95,7 +95,12 @@ def prometheus_token(access, secret, exp_in=3600, iss="prometheus", alg="HS512")
 
 
 def metric(text, name):
-    return int(next(l for l in text.splitlines() if l.startswith(name + " ")).split()[1])
+    """The value of the sample `name` (every sample carries MinIO's `server` label)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
+    assert len(samples) == 1, (name, samples)
+    return int(samples[0].value)
 
 
 def test_health_and_metrics(server, s3, bucket):

@@ -32,6 +32,7 @@
 
 pub mod kes_config;
 pub mod secrets;
+pub mod service_monitor;
 pub mod users;
 pub mod workload;
 

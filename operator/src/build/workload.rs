@@ -483,8 +483,14 @@ fn s3_port() -> ServicePort {
 /// Service `<t>-hl`: headless, gives every pod a stable DNS name.
 pub fn headless_service(tenant: &Tenant) -> Service {
     let names = Names::of(tenant);
+    let mut metadata = meta(tenant, names.headless());
+    // Marks it for selectors that want the S3 Service alone (the ServiceMonitor).
+    metadata.labels.get_or_insert_default().insert(
+        super::service_monitor::HEADLESS_LABEL.into(),
+        "headless".into(),
+    );
     Service {
-        metadata: meta(tenant, names.headless()),
+        metadata,
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: Some(labels(&names)),

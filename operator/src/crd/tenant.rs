@@ -102,6 +102,51 @@ pub struct TenantSpec {
     /// no privilege escalation, every capability dropped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_security_context: Option<SecurityContext>,
+    /// Prometheus scraping of the object-servers' MinIO-compatible metrics.
+    #[serde(default, skip_serializing_if = "MonitoringSpec::is_default")]
+    pub monitoring: MonitoringSpec,
+}
+
+/// `spec.monitoring`: a Prometheus Operator `ServiceMonitor` for the Tenant.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Create a ServiceMonitor (monitoring.coreos.com/v1) scraping every pod's
+    /// `/minio/v2/metrics/cluster` and `/minio/v2/metrics/bucket`. Without the Prometheus
+    /// Operator's CRD in the cluster nothing is created and an event says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub service_monitor: bool,
+    /// The scrape interval (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new(DURATION_RULE).message(DURATION_MESSAGE))]
+    #[schemars(length(max = 32))]
+    pub interval: Option<String>,
+    /// Extra labels on the ServiceMonitor, e.g. to match a Prometheus' serviceMonitorSelector.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The Secret key (same namespace) holding the bearer token `mc admin prometheus generate`
+    /// prints. Without it the object-servers must allow anonymous scrapes: set
+    /// `MINIO_PROMETHEUS_AUTH_TYPE=public` in `spec.env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret: Option<SecretKeyRef>,
+}
+
+impl MonitoringSpec {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A key of a Secret in the Tenant's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key in its data.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 fn default_replicas() -> i32 {

@@ -6,6 +6,7 @@
 pub mod kms;
 pub mod leader;
 pub mod metrics;
+pub mod monitoring;
 pub mod secret_refs;
 pub mod status;
 pub mod tenant;
@@ -40,6 +41,19 @@ pub enum Error {
     /// A spec value that the schema cannot check is invalid.
     #[error("invalid spec: {0}")]
     Spec(String),
+}
+
+impl Error {
+    /// The `reason` label of a failed reconcile: which kind of thing went wrong, never the
+    /// message (which names objects and would make a label per object).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(kube::Error::Api(_)) => "kube_api",
+            Self::Kube(_) => "kube",
+            Self::Pki(_) => "pki",
+            Self::Spec(_) => "spec",
+        }
+    }
 }
 
 /// What every reconcile needs.
@@ -136,9 +150,34 @@ fn key<K: kube::Resource>(obj: &K) -> String {
 }
 
 async fn reconcile_tenant(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!("reconcile", controller = "tenant", object = %key(t.as_ref()));
     let start = std::time::Instant::now();
-    let out = tenant::reconcile(t.clone(), ctx.clone()).await;
-    ctx.metrics.observe("tenant", start.elapsed(), out.is_ok());
+    let out = async {
+        let action = tenant::reconcile(t.clone(), ctx.clone()).await?;
+        monitoring::reconcile(&t, &ctx).await?;
+        Ok(action)
+    }
+    .instrument(span)
+    .await;
+    ctx.metrics.observe(
+        "tenant",
+        start.elapsed(),
+        out.as_ref().err().map(Error::reason),
+    );
+    let (ns, name) = (
+        t.metadata.namespace.as_deref().unwrap_or(""),
+        t.metadata.name.as_deref().unwrap_or(""),
+    );
+    let expiry = t
+        .status
+        .as_ref()
+        .and_then(|s| s.certificate_expiry.as_deref());
+    if t.metadata.deletion_timestamp.is_some() {
+        ctx.metrics.forget_tenant(ns, name);
+    } else {
+        ctx.metrics.tenant_certificate_expiry(ns, name, expiry);
+    }
     if out.is_ok() {
         ctx.succeeded(&key(t.as_ref()));
     }
@@ -152,9 +191,17 @@ fn tenant_error(t: Arc<Tenant>, err: &Error, ctx: Arc<Context>) -> Action {
 }
 
 async fn reconcile_kms(k: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!("reconcile", controller = "kms", object = %key(k.as_ref()));
     let start = std::time::Instant::now();
-    let out = kms::reconcile(k.clone(), ctx.clone()).await;
-    ctx.metrics.observe("kms", start.elapsed(), out.is_ok());
+    let out = kms::reconcile(k.clone(), ctx.clone())
+        .instrument(span)
+        .await;
+    ctx.metrics.observe(
+        "kms",
+        start.elapsed(),
+        out.as_ref().err().map(Error::reason),
+    );
     if out.is_ok() {
         ctx.succeeded(&format!("kms:{}", key(k.as_ref())));
     }
