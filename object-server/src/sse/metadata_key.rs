@@ -19,9 +19,12 @@
 //! `HMAC-SHA256(metadata key, "coffer-digests-v1" ‖ salt)` and the digests are sealed with
 //! AES-256-GCM under it with the all-zero nonce. A sealing key is therefore used for exactly one
 //! message (a repeat needs two equal 256-bit random salts), so no key and nonce pair is ever used
-//! twice. The associated data is the object's sealed object key, unique per object stream, so
-//! sealed digests moved onto another object's file do not open: a changed ETag or checksum on
-//! disk is an error, never a different answer.
+//! twice. The associated data is the object's sealed object key (an upload part's key salt),
+//! unique per stream, so sealed digests changed, or moved onto another file, do not open: that is
+//! an error, never a different answer. What this does not stop: whoever can write the disk may
+//! remove the sealed digests and write plain ones, which read as a file from before this format
+//! (those must keep reading); the goal here is confidentiality, and tags and user metadata are
+//! not authenticated either.
 use std::path::Path;
 use std::sync::OnceLock;
 
