@@ -49,6 +49,45 @@ impl VaultStore {
         location(&self.kv, kind, name)
     }
 
+    /// Writes `value` under `name`; with K/V v2 only if the secret is still at `version`
+    /// (check-and-set; 0: does not exist), else `conflict`. K/V v1 has no check-and-set.
+    async fn write_if(
+        &self,
+        name: &str,
+        value: &[u8],
+        version: u64,
+        conflict: StoreError,
+        op: &str,
+    ) -> Result<(), StoreError> {
+        let c = &self.client;
+        let value = std::str::from_utf8(value)
+            .map_err(|_| StoreError::Other("vault: key is not text".into()))?;
+        let body = if self.kv.v2 {
+            json!({ "options": { "cas": version }, "data": { name: value } })
+        } else {
+            json!({ name: value })
+        };
+        let resp = c
+            .send(
+                reqwest::Method::PUT,
+                &self.location("data", name),
+                Some(&body),
+            )
+            .await?;
+        match resp.status().as_u16() {
+            200 | 204 => Ok(()),
+            400 if self.kv.v2 => {
+                let text = resp.text().await.unwrap_or_default();
+                if text.contains("check-and-set") {
+                    Err(conflict)
+                } else {
+                    Err(StoreError::Other(format!("vault: {op}: 400 {text}")))
+                }
+            }
+            _ => Err(c.fail(resp, op).await),
+        }
+    }
+
     async fn read(&self, name: &str) -> Result<Option<Zeroizing<String>>, StoreError> {
         Ok(self.read_versioned(name).await?.map(|(v, _)| v))
     }
@@ -128,37 +167,11 @@ impl Keystore for VaultStore {
         value: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         async move {
-            let c = &self.client;
             if self.read(name).await?.is_some() {
                 return Err(StoreError::Exists);
             }
-            let value = std::str::from_utf8(value)
-                .map_err(|_| StoreError::Other("vault: key is not text".into()))?;
-            let body = if self.kv.v2 {
-                json!({ "options": { "cas": 0 }, "data": { name: value } })
-            } else {
-                json!({ name: value })
-            };
-            let resp = c
-                .send(
-                    reqwest::Method::PUT,
-                    &self.location("data", name),
-                    Some(&body),
-                )
-                .await?;
-            match resp.status().as_u16() {
-                200 | 204 => Ok(()),
-                400 if self.kv.v2 => {
-                    // cas mismatch: someone created it meanwhile.
-                    let text = resp.text().await.unwrap_or_default();
-                    if text.contains("check-and-set") {
-                        Err(StoreError::Exists)
-                    } else {
-                        Err(StoreError::Other(format!("vault: create: 400 {text}")))
-                    }
-                }
-                _ => Err(c.fail(resp, "create").await),
-            }
+            self.write_if(name, value, 0, StoreError::Exists, "create")
+                .await
         }
         .boxed()
     }
@@ -184,7 +197,6 @@ impl Keystore for VaultStore {
         new: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         async move {
-            let c = &self.client;
             let (current, version) = self
                 .read_versioned(name)
                 .await?
@@ -192,32 +204,8 @@ impl Keystore for VaultStore {
             if current.as_bytes() != old {
                 return Err(StoreError::Changed);
             }
-            let new = std::str::from_utf8(new)
-                .map_err(|_| StoreError::Other("vault: key is not text".into()))?;
-            let body = if self.kv.v2 {
-                json!({ "options": { "cas": version }, "data": { name: new } })
-            } else {
-                json!({ name: new })
-            };
-            let resp = c
-                .send(
-                    reqwest::Method::PUT,
-                    &self.location("data", name),
-                    Some(&body),
-                )
-                .await?;
-            match resp.status().as_u16() {
-                200 | 204 => Ok(()),
-                400 if self.kv.v2 => {
-                    let text = resp.text().await.unwrap_or_default();
-                    if text.contains("check-and-set") {
-                        Err(StoreError::Changed)
-                    } else {
-                        Err(StoreError::Other(format!("vault: replace: 400 {text}")))
-                    }
-                }
-                _ => Err(c.fail(resp, "replace").await),
-            }
+            self.write_if(name, new, version, StoreError::Changed, "replace")
+                .await
         }
         .boxed()
     }
