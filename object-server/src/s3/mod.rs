@@ -73,12 +73,6 @@ impl CofferS3 {
 }
 
 /// Maps a storage error to its S3 error.
-/// An encrypted object's ETag and checksums are sealed under the metadata key, which this
-/// process could not get from the KMS yet.
-fn metadata_key_unavailable() -> S3Error {
-    s3_error!(ServiceUnavailable, "The KMS is not available.")
-}
-
 pub(crate) fn storage_err(e: StorageError) -> S3Error {
     match e {
         StorageError::NoSuchBucket => {
@@ -101,12 +95,10 @@ pub(crate) fn storage_err(e: StorageError) -> S3Error {
             NoSuchUpload,
             "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
         ),
-        StorageError::MetadataKeyUnavailable(_) => metadata_key_unavailable(),
-        StorageError::Io(e)
-            if e.get_ref()
-                .is_some_and(|inner| inner.is::<crate::sse::metadata_key::KeyUnavailable>()) =>
-        {
-            metadata_key_unavailable()
+        // An encrypted object's ETag and checksums are sealed under the metadata key, which this
+        // process could not get from the KMS yet.
+        StorageError::MetadataKeyUnavailable(_) => {
+            s3_error!(ServiceUnavailable, "The KMS is not available.")
         }
         StorageError::InvalidKey(k) => match k {
             crate::storage::KeyError::TooLong => s3_error!(KeyTooLongError, "Your key is too long"),

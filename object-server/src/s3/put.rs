@@ -49,7 +49,7 @@ where
     let mut writer = store
         .writer()
         .await
-        .map_err(|e| storage_err(StorageError::Io(e)))?;
+        .map_err(|e| storage_err(StorageError::from(e)))?;
     let mut md5 = need_md5.then(crate::md5::lanes::Stream::new);
     let mut hasher = checksum::hasher_for(algos);
     let mut enc = key.map(Encryptor::new);

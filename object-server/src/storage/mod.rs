@@ -84,7 +84,22 @@ pub enum StorageError {
     NotSupported(&'static str),
     /// Other I/O.
     #[error("storage I/O: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for StorageError {
+    /// A writer's commit reports through `io::Result`: an error of the storage layer's own that
+    /// it carries (the metadata key not loaded) comes back out as itself.
+    fn from(e: io::Error) -> Self {
+        use crate::sse::metadata_key::KeyUnavailable;
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<KeyUnavailable>())
+        {
+            Some(k) => StorageError::MetadataKeyUnavailable(*k),
+            None => StorageError::Io(e),
+        }
+    }
 }
 
 impl From<MetaError> for StorageError {
@@ -914,6 +929,20 @@ impl Drop for ObjectWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commit that could not seal its digests (no metadata key yet) is that error, which S3
+    /// answers 503, not a storage I/O failure (500).
+    #[test]
+    fn a_commit_without_the_metadata_key_is_that_error_not_io() {
+        use crate::sse::metadata_key::KeyUnavailable;
+        let carried = io::Error::other(KeyUnavailable);
+        assert!(matches!(
+            StorageError::from(carried),
+            StorageError::MetadataKeyUnavailable(KeyUnavailable)
+        ));
+        let disk = io::Error::new(io::ErrorKind::StorageFull, "full");
+        assert!(matches!(StorageError::from(disk), StorageError::Io(_)));
+    }
 
     async fn put(s: &Store, b: &str, k: &str, body: &[u8]) {
         let mut w = s.writer().await.unwrap();
