@@ -40,23 +40,37 @@ use crate::storage::Store;
 /// The log filter when `RUST_LOG` is not set. s3s logs every refused request (a 404 HEAD, an
 /// AccessDenied, a bad signature) at ERROR, which buries real errors under client mistakes;
 /// our own code logs what goes wrong on the server's side, so s3s stays quiet unless asked
-/// (`RUST_LOG=info,s3s=debug`).
+/// (`RUST_LOG=info,s3s=info`).
 const DEFAULT_LOG_FILTER: &str = "info,s3s=off";
+
+/// The most s3s may ever log, whatever `RUST_LOG` says. Below INFO s3s logs secrets: every
+/// request whole (`Authorization`, an SSE-C customer key, the checksums of a plaintext), the
+/// string to sign and, for a refused signature, the *right* signature of the request — which
+/// lets whoever reads the log send that request. No filter directive can lift this cap.
+const S3S_LOG_CAP: tracing::level_filters::LevelFilter = tracing::level_filters::LevelFilter::INFO;
 
 /// Sets up structured logs (`RUST_LOG` filters; `COFFER_LOG_FORMAT=json` for JSON lines).
 pub fn init_logging() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{FilterExt, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let cap = Targets::new()
+        .with_default(tracing::level_filters::LevelFilter::TRACE)
+        .with_target("s3s", S3S_LOG_CAP);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: log collectors (kubectl logs, files) get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var("COFFER_LOG_FORMAT").is_ok_and(|v| v == "json") {
-        builder.json().init();
+    let layer = if std::env::var("COFFER_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        fmt.json().with_filter(filter.and(cap)).boxed()
     } else {
-        builder.init();
-    }
+        fmt.with_filter(filter.and(cap)).boxed()
+    };
+    tracing_subscriber::registry().with(layer).init();
 }
 
 /// Builds the KMS the configuration names, makes sure its default key exists (as MinIO does at
