@@ -6,7 +6,13 @@
 //! spread over the two mounts (`COFFER_SHARED_MOUNTS`).
 //!
 //! The same tests run over a local directory in `cargo test -p object-server`; this run prints
-//! the time of both, Ceph's cold start and its daemons' peak memory.
+//! their time over Ceph, Ceph's cold start and its daemons' peak memory.
+//!
+//! **In parallel.** Over CephFS every commit waits on the MDS and the OSD (a create, a rename,
+//! an fsync, a lock are round trips), so the suite spends its time waiting, not computing: one
+//! test at a time it took 25 minutes of a 50-minute CI run. Its tests run [`WORKERS`] at a time
+//! (pytest-xdist); each has its own directory on the volume and its own ports, so they do not
+//! meet, and several clients at once is what a shared volume is for.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -24,6 +30,13 @@ const SUITES: [&str; 6] = [
     "test_iam.py",
     "test_lifecycle.py",
 ];
+
+/// How many tests run at once (`COFFER_CEPH_TEST_WORKERS` overrides).
+const WORKERS: usize = 4;
+
+fn workers() -> String {
+    std::env::var("COFFER_CEPH_TEST_WORKERS").unwrap_or_else(|_| WORKERS.to_string())
+}
 
 fn peers_dir() -> PathBuf {
     match std::env::var_os("COFFER_PEERS_DIR") {
@@ -61,7 +74,7 @@ fn run_suites(object_server: &Path, mounts: &[PathBuf]) -> bool {
             "-o",
             "addopts=",
         ])
-        .args(["--tb=short", "-m", "shared_volume"])
+        .args(["--tb=short", "-m", "shared_volume", "-n", &workers()])
         .args(SUITES)
         .current_dir(&dir)
         .env("OBJECT_SERVER_BIN", object_server)
