@@ -48,6 +48,8 @@ pub fn tenants_using<'a>(
         .filter(|t| {
             t.spec.users.iter().any(|u| u.name == name)
                 || t.root_secret_name() == name
+                // Not owned (it outlives the Tenant), so not mapped by the owner reference.
+                || crate::build::Names::of(t).ca() == name
                 || t.spec.tls.external_secret_name.as_deref() == Some(name.as_str())
                 || kms_names.contains(&t.spec.kms.name)
         })
