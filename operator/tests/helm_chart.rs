@@ -351,7 +351,15 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
             // StatefulSet controller made any here; tests/deletion.rs proves that path).
             let claims_deleted = (group.as_str(), resource.as_str(), verb.as_str())
                 == ("", "persistentvolumeclaims", "delete");
-            !created_by_apply && !repeated_event && !volume_expansion && !claims_deleted
+            // Used only when a Tenant with `deletionProtection: true` is deleted: its status is
+            // read back to add `DeletionBlocked` (tests/deletion.rs proves that path).
+            let deletion_held = (group.as_str(), resource.as_str(), verb.as_str())
+                == ("coffer.dev", "tenants", "get");
+            !created_by_apply
+                && !repeated_event
+                && !volume_expansion
+                && !claims_deleted
+                && !deletion_held
         })
         .cloned()
         .collect();
