@@ -157,7 +157,10 @@ async fn reconcile_tenant(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, E
     let start = std::time::Instant::now();
     let out = async {
         let action = tenant::reconcile(t.clone(), ctx.clone()).await?;
-        monitoring::reconcile(&t, &ctx).await?;
+        // A Tenant let go (deleted, not protected) gets nothing new.
+        if t.metadata.deletion_timestamp.is_none() || t.spec.deletion_protection {
+            monitoring::reconcile(&t, &ctx).await?;
+        }
         Ok(action)
     }
     .instrument(span)

@@ -28,7 +28,8 @@ pub fn kmses_using<'a>(
 
 /// The Tenants among `tenants` that `secret` concerns: those that list it in `spec.users`, use
 /// it as their root credentials (a user may not take the root user's access key) or as their
-/// S3 certificate (`tls.externalSecretName`, cert-manager's: its absence is reported), and
+/// S3 certificate (`tls.externalSecretName`, cert-manager's: its absence is reported), whose
+/// CA it is (`<t>-ca` has no owner reference, so the owner watch does not see it), and
 /// those whose KMS (among `kmses`) refers to it (their pods read it, and its resource version
 /// rolls them).
 pub fn tenants_using<'a>(
