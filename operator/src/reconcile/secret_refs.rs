@@ -97,6 +97,8 @@ mod tests {
         };
         assert_eq!(names(&secret("app1")), ["photos"]);
         assert_eq!(names(&secret("plain-root")), ["plain"]);
+        // The CA Secret outlives the Tenant (no owner reference): mapped by its name.
+        assert_eq!(names(&secret("plain-ca")), ["plain"]);
         let mut external = plain.clone();
         external.metadata.name = Some("external".into());
         external.spec.tls.external_secret_name = Some("external-tls".into());
