@@ -10,10 +10,14 @@
 //!
 //! # What the operator needs from the API server (RBAC)
 //!
-//! - `coffer.dev`: `tenants`, `kms`: get, list, watch; `tenants/status`, `kms/status`: patch.
+//! - `coffer.dev`: `tenants`, `kms`: get, list, watch, patch (their finalizers);
+//!   `tenants/status`, `kms/status`: patch.
 //! - core: `secrets`, `configmaps`, `services`: get, list, watch, create, patch;
-//!   `apps`: `statefulsets`, `policy`: `poddisruptionbudgets`: get, list, watch, create, patch
-//!   (server-side apply of a missing object needs `create`).
+//!   `apps`: `statefulsets`, `policy`: `poddisruptionbudgets`,
+//!   `networking.k8s.io`: `networkpolicies`: get, list, watch, create, patch
+//!   (server-side apply of a missing object needs `create`); `networkpolicies`: delete (when
+//!   turned off); `statefulsets`: delete (recreated with larger claims);
+//!   `persistentvolumeclaims`: get, patch (expansion), list, delete (`deletionPolicy: Delete`).
 //! - `coordination.k8s.io`: `leases`: get, create, update (leader election).
 //! - `events.k8s.io`: `events`: create, patch.
 //!
@@ -21,8 +25,8 @@
 //! each watched namespace suffice, and nothing is listed or watched cluster-wide (the Lease stays
 //! in the operator's own namespace).
 //!
-//! Nothing is ever deleted by the operator: owned objects go with their Tenant through owner
-//! references, and nothing in Vault is deleted at all.
+//! Owned objects go with their Tenant through owner references; the CA and root credentials
+//! Secrets stay (see [`crd::tenant::lifecycle`]); nothing in Vault is deleted at all.
 
 pub mod build;
 pub mod crd;

@@ -138,6 +138,9 @@ pub fn render(
         push(serde_json::to_value(s).expect("serializes"));
     }
     push(serde_json::to_value(&owned.pdb).expect("serializes"));
+    if let Some(policy) = &owned.network_policy {
+        push(serde_json::to_value(policy).expect("serializes"));
+    }
     push(serde_json::to_value(&owned.stateful_set).expect("serializes"));
     Ok(out)
 }

@@ -153,7 +153,7 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
         "apiVersion: v1\nkind: Secret\nmetadata: {name: vault-approle, namespace: demo}\nstringData: {roleId: r, secretId: s}\n---\n\
          apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {name: vault, namespace: demo}\n\
          spec:\n  vault:\n    endpoint: https://127.0.0.1:1\n    auth:\n      appRole: {secretName: vault-approle}\n---\n\
-         apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {name: store, namespace: demo}\nspec:\n  kms: {name: vault}\n  monitoring: {serviceMonitor: true}\n",
+         apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {name: store, namespace: demo}\nspec:\n  kms: {name: vault}\n  monitoring: {serviceMonitor: true}\n  networkPolicy: {enabled: true}\n  deletionPolicy: Delete\n",
     );
     let log = scratch.path().join("operator.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_operator"));
@@ -258,12 +258,39 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
         "store",
         "--type=merge",
         "-p",
-        r#"{"spec":{"monitoring":{"serviceMonitor":false}}}"#,
+        r#"{"spec":{"monitoring":{"serviceMonitor":false},"networkPolicy":{"enabled":false}}}"#,
     ]);
     wait_until(
         "the ServiceMonitor removed once turned off",
         Duration::from_secs(60),
         || service_monitor(false),
+        || operator.log_tail(),
+    );
+    let network_policy_gone = || {
+        let out = api
+            .kubectl()
+            .args(["-n", "demo", "get", "networkpolicy", "store"])
+            .output()
+            .ok()?;
+        (!out.status.success()).then_some(())
+    };
+    wait_until(
+        "the NetworkPolicy removed once turned off",
+        Duration::from_secs(60),
+        network_policy_gone,
+        || operator.log_tail(),
+    );
+    // Deleting the KMS first is held for the Tenant; deleting the Tenant lets both go (the
+    // finalizers are removed under the chart's RBAC).
+    api.run(&["-n", "demo", "delete", "kms", "vault", "--wait=false"]);
+    api.run(&["-n", "demo", "delete", "tenant", "store", "--wait=false"]);
+    wait_until(
+        "the Tenant and the KMS deleted",
+        Duration::from_secs(60),
+        || {
+            let out = api.run(&["-n", "demo", "get", "tenants,kms", "-o", "name"]);
+            out.trim().is_empty().then_some(())
+        },
         || operator.log_tail(),
     );
     operator.terminate(Duration::from_secs(10));
@@ -320,7 +347,19 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
                 ("", "persistentvolumeclaims", "get" | "patch")
                     | ("apps", "statefulsets", "delete")
             );
-            !created_by_apply && !repeated_event && !volume_expansion
+            // Used only when a deleted Tenant with `deletionPolicy: Delete` has claims (no
+            // StatefulSet controller made any here; tests/deletion.rs proves that path).
+            let claims_deleted = (group.as_str(), resource.as_str(), verb.as_str())
+                == ("", "persistentvolumeclaims", "delete");
+            // Used only when a Tenant with `deletionProtection: true` is deleted: its status is
+            // read back to add `DeletionBlocked` (tests/deletion.rs proves that path).
+            let deletion_held = (group.as_str(), resource.as_str(), verb.as_str())
+                == ("coffer.dev", "tenants", "get");
+            !created_by_apply
+                && !repeated_event
+                && !volume_expansion
+                && !claims_deleted
+                && !deletion_held
         })
         .cloned()
         .collect();

@@ -130,14 +130,19 @@ fn generated_config_runs_minio_kes_and_ours_against_vault_and_confines_the_tenan
     assert!(!policy.policy.verify("/v1/key/generate/videos_default"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let running = rt.block_on(common::start_our_kes(&parsed));
-    confines_the_tenant(
-        &format!("https://127.0.0.1:{}", running.addr.port()),
-        d,
-        &client,
-        &intruder,
-        &vault,
-        "our kes",
-        "",
+    let ours = format!("https://127.0.0.1:{}", running.addr.port());
+    confines_the_tenant(&ours, d, &client, &intruder, &vault, "our kes", "");
+    // The sidecar's probe passes with the object-server's identity, and fails with another
+    // (so a probe that cannot reach, or is not allowed, takes the pod out).
+    let (ok, out) = run_kes_probe(&tenant, &kms, &ours, d, "client");
+    assert!(
+        ok && out.contains("Keystore"),
+        "the KES probe passes: {out}"
+    );
+    let (ok, out) = run_kes_probe(&tenant, &kms, &ours, d, "intruder");
+    assert!(
+        !ok,
+        "the KES probe fails for an identity the policy does not allow: {out}"
     );
 }
 
@@ -211,4 +216,52 @@ fn confines_the_tenant(
     );
     let (ok, out) = key_create(endpoint, &fc, &fk, "photos_foreign");
     assert!(!ok, "a certificate from another CA is refused: {out}");
+}
+
+/// The KES sidecar's probe, exactly as the StatefulSet runs it inside the sidecar (`kes
+/// status` over loopback with the object-server's client certificate), pointed at `endpoint`
+/// and at the files of `d`, with `identity` (`client` or `intruder`) as the client files.
+fn run_kes_probe(
+    tenant: &Tenant,
+    kms: &KMS,
+    endpoint: &str,
+    d: &Path,
+    identity: &str,
+) -> (bool, String) {
+    use operator::build::kes_config::KES_ADDRESS;
+    use operator::build::workload::{KES_CLIENT_DIR, stateful_set};
+    let sts = stateful_set(tenant, kms, "image", "h", "h");
+    let kes = &sts
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .init_containers
+        .unwrap()[0];
+    let command = kes
+        .liveness_probe
+        .clone()
+        .unwrap()
+        .exec
+        .unwrap()
+        .command
+        .unwrap();
+    let args: Vec<String> = command[1..]
+        .iter()
+        .map(|a| {
+            if *a == format!("https://{KES_ADDRESS}") {
+                endpoint.to_string()
+            } else if let Some(file) = a.strip_prefix(&format!("{KES_CLIENT_DIR}/")) {
+                let file = file.replace("client", identity);
+                d.join(file).display().to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    assert_eq!(command[0], "kes");
+    let bin = coffer_e2e::process::workspace_bin_dir(&["kes"]).join("kes");
+    let out = Command::new(bin).args(&args).output().unwrap();
+    (out.status.success(), common::printed(&out))
 }

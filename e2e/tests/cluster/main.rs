@@ -318,8 +318,9 @@ fn reader_of(run: &Run, tenant: &str, writer: &Client) -> Client {
 
 /// Waits until the operator re-issues Tenant `tenant`'s S3 certificate (its Secret's
 /// `tls.crt` moves from `before`), then until every pod serves the new S3 certificate on 9000
-/// and the new KES certificate on 7373 (the kubelet renews the Secret volumes, the binaries
-/// read them again); returns the new `tls.crt`.
+/// and the new KES certificate on its loopback port 7373, reached through `kubectl
+/// port-forward` (the kubelet renews the Secret volumes, the binaries read them again);
+/// returns the new `tls.crt`.
 fn wait_certificates_served(run: &Run, tenant: &str, before: &str, timeout: Duration) -> String {
     let ns = run.ns();
     let now = wait_until(
@@ -340,15 +341,22 @@ fn wait_certificates_served(run: &Run, tenant: &str, before: &str, timeout: Dura
         if ips.is_empty() {
             return Err("no pod IP".into());
         }
-        for ip in ips {
+        for ip in &ips {
             let on_s3 = TlsConn::open(&format!("{ip}:9000"), None)?.server_cert();
-            let on_kes = TlsConn::open(&format!("{ip}:7373"), Some((&cert, &key)))?.server_cert();
-            if on_s3 != s3 || on_kes != kes {
-                return Err(format!(
-                    "{ip}: new S3 certificate served {}, new KES certificate served {}",
-                    on_s3 == s3,
-                    on_kes == kes
-                ));
+            if on_s3 != s3 {
+                return Err(format!("{ip}: the new S3 certificate is not served yet"));
+            }
+            // KES listens on the pod's loopback only: nothing reaches it from outside.
+            if TlsConn::open(&format!("{ip}:7373"), Some((&cert, &key))).is_ok() {
+                panic!("{ip}:7373 answered from outside the pod: KES must listen on loopback only");
+            }
+        }
+        for pod in run.pod_names(tenant) {
+            let on_kes = run.through_port_forward(&pod, 7373, |local| {
+                Ok(TlsConn::open(local, Some((&cert, &key)))?.server_cert())
+            })?;
+            if on_kes != kes {
+                return Err(format!("{pod}: the new KES certificate is not served yet"));
             }
         }
         Ok(())
@@ -740,7 +748,8 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         total,
     );
 
-    // --- 9. The Tenant deleted: what it owns goes; its volume and its key in Vault stay.
+    // --- 9. The Tenant deleted: what it owns goes; its volume, its CA and root credentials
+    // Secrets and its key in Vault stay.
     run.kubectl(&["-n", &ns, "delete", &tenant_ref, "--timeout=180s"]);
     wait_until(
         "the Tenant's StatefulSet, Services and Secrets to be garbage-collected",
@@ -748,13 +757,20 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         || {
             let left = run.jsonpath(
                 &ns,
-                &format!("statefulset/{tenant},service/{tenant},secret/{tenant}-ca"),
+                &format!("statefulset/{tenant},service/{tenant},secret/{tenant}-kes-tls"),
                 "{.items[*].metadata.name}",
             );
             left.is_empty().then_some(())
         },
         String::new,
     );
+    for kept in [format!("{tenant}-ca"), format!("{tenant}-root")] {
+        assert_eq!(
+            run.jsonpath(&ns, &format!("secret/{kept}"), "{.metadata.name}"),
+            kept,
+            "a Tenant recreated under the same name keeps its CA and root credentials"
+        );
+    }
     assert_eq!(
         run.jsonpath(&ns, &claim, "{.spec.volumeName}"),
         volume,
@@ -765,7 +781,7 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         "deleting a Tenant must never delete its key in Vault"
     );
     step(
-        "9. Tenant deleted: owned objects gone, PVC and Vault key kept",
+        "9. Tenant deleted: owned objects gone, PVC, CA, root credentials and Vault key kept",
         &mut t,
         total,
     );

@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::crd::kms::{CacheSpec, KMS};
 use crate::crd::tenant::Tenant;
 
-/// Where the sidecar listens (all interfaces so the kubelet's TCP probes reach it; every
-/// connection still needs a client certificate from the Tenant's CA).
-pub const KES_ADDRESS: &str = "0.0.0.0:7373";
+/// Where the sidecar listens: loopback only. Its one client is the object-server in the same
+/// pod; its probes run `kes status` inside the container ([`crate::build::workload`]), so
+/// nothing outside the pod needs to reach it (and every connection still needs a client
+/// certificate from the Tenant's CA).
+pub const KES_ADDRESS: &str = "127.0.0.1:7373";
 /// The port of [`KES_ADDRESS`].
 pub const KES_PORT: i32 = 7373;
 /// The name of the only policy.

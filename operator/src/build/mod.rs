@@ -1,10 +1,16 @@
 //! Pure builders of every object the operator owns for a Tenant. Nothing here talks to a
 //! server: the reconciler and `operator render` call the same functions.
 //!
-//! Owned objects of Tenant `t`: Secrets `t-ca`, `t-tls` (unless an external one is used),
-//! `t-kes-tls`, `t-root` (generated once), `t-users` (the S3 users of `spec.users`),
-//! ConfigMap `t-kes-config`, StatefulSet `t`, Services `t` and `t-hl`, PodDisruptionBudget `t`
-//! (and, made by the StatefulSet controller, pods `t-<n>` and claims `data-t-<n>`).
+//! Owned objects of Tenant `t`: Secrets `t-tls` (unless an external one is used),
+//! `t-kes-tls`, `t-users` (the S3 users of `spec.users`), ConfigMap `t-kes-config`,
+//! StatefulSet `t`, Services `t` and `t-hl`, PodDisruptionBudget `t`, NetworkPolicy `t` (when
+//! `spec.networkPolicy.enabled`) and, made by the StatefulSet controller, pods `t-<n>`. They
+//! carry the Tenant's owner reference: deleting the Tenant deletes them.
+//!
+//! Made but not owned, so that deleting the Tenant keeps them (see
+//! [`crate::crd::tenant::lifecycle`]): Secret `t-ca` (the CA: a Tenant recreated under the same
+//! name is trusted by the same clients), the root credentials Secret `t-root` (generated once),
+//! and the claims `data-t-<n>` (deleted by the operator only with `deletionPolicy: Delete`).
 //!
 //! ## No two Tenants of a namespace share an object name
 //!
@@ -18,7 +24,7 @@
 //! kind's names, s₁ ≠ s₂. Then the longer name is the shorter plus `-p` where `-p` + s₁ = s₂,
 //! i.e. one suffix ends with another and `-p` is the difference. The suffix sets are: Secrets
 //! {`-ca`, `-tls`, `-kes-tls`, `-root`, `-users`}, ConfigMaps {`-kes-config`}, Services {``,
-//! `-hl`}, StatefulSets and PDBs {``}. The only pairs where one ends with the other are
+//! `-hl`}, StatefulSets, PDBs and NetworkPolicies {``}. The only pairs where one ends with the other are
 //! `-kes-tls`/`-tls` (difference `-kes`: Tenant `x-kes`'s S3 certificate `x-kes-tls` is Tenant
 //! `x`'s KES certificate) and `-hl`/`` (difference `-hl`: Tenant `x-hl`'s Service is Tenant
 //! `x`'s headless Service). Pods and claims end in `-<ordinal>`, which no other name of the
@@ -31,6 +37,7 @@
 //! (`spec.rootCredentials.secretName`) is never written over: it is created only when absent.
 
 pub mod kes_config;
+pub mod network_policy;
 pub mod secrets;
 pub mod service_monitor;
 pub mod users;
@@ -161,12 +168,20 @@ pub fn owner_ref(tenant: &Tenant) -> OwnerReference {
 
 /// Metadata of an owned object called `name`.
 pub fn meta(tenant: &Tenant, name: String) -> ObjectMeta {
+    ObjectMeta {
+        owner_references: Some(vec![owner_ref(tenant)]),
+        ..kept_meta(tenant, name)
+    }
+}
+
+/// Metadata of an object called `name` that outlives the Tenant: its labels, no owner
+/// reference (the CA and root credentials Secrets).
+pub fn kept_meta(tenant: &Tenant, name: String) -> ObjectMeta {
     let names = Names::of(tenant);
     ObjectMeta {
         name: Some(name),
         namespace: Some(names.namespace.clone()),
         labels: Some(labels(&names)),
-        owner_references: Some(vec![owner_ref(tenant)]),
         ..Default::default()
     }
 }
@@ -223,6 +238,8 @@ pub struct Owned {
     pub services: Vec<k8s_openapi::api::core::v1::Service>,
     /// `<t>`.
     pub pdb: k8s_openapi::api::policy::v1::PodDisruptionBudget,
+    /// `<t>`, when `spec.networkPolicy.enabled`.
+    pub network_policy: Option<k8s_openapi::api::networking::v1::NetworkPolicy>,
 }
 
 /// Builds every owned object from the Tenant, its KMS and its certificates; the pods run
@@ -255,6 +272,7 @@ pub fn owned(
             workload::headless_service(tenant),
         ],
         pdb: workload::pdb(tenant),
+        network_policy: network_policy::network_policy(tenant),
     })
 }
 

@@ -6,7 +6,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use rand::Rng;
 
-use super::{Certs, Names, meta};
+use super::{Certs, Names, kept_meta, meta};
 use crate::crd::Tenant;
 use crate::pki::Ca;
 
@@ -29,6 +29,8 @@ fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, ByteString> {
 }
 
 /// `<t>-ca`: the CA certificate and key (and the previous certificate during a rotation).
+/// Not owned by the Tenant: it outlives a deletion, so a Tenant recreated under the same name
+/// keeps its CA.
 pub fn ca(tenant: &Tenant, ca: &Ca) -> Secret {
     let mut pairs = vec![
         (CA_CERT, ca.current.cert.as_str()),
@@ -38,7 +40,7 @@ pub fn ca(tenant: &Tenant, ca: &Ca) -> Secret {
         pairs.push((CA_PREVIOUS, prev.as_str()));
     }
     Secret {
-        metadata: meta(tenant, Names::of(tenant).ca()),
+        metadata: kept_meta(tenant, Names::of(tenant).ca()),
         type_: Some("Opaque".into()),
         data: Some(data(&pairs)),
         ..Default::default()
@@ -89,7 +91,8 @@ pub fn kes_config_map(tenant: &Tenant, config_yaml: String) -> ConfigMap {
     }
 }
 
-/// A fresh root credentials Secret with random values (created only when absent).
+/// A fresh root credentials Secret with random values (created only when absent). Not owned
+/// by the Tenant: a Tenant recreated under the same name keeps its root credentials.
 pub fn root_credentials(tenant: &Tenant) -> Secret {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
@@ -101,7 +104,7 @@ pub fn root_credentials(tenant: &Tenant) -> Secret {
     let user = format!("coffer-{}", pick(12).to_lowercase());
     let password = pick(40);
     Secret {
-        metadata: meta(tenant, tenant.root_secret_name()),
+        metadata: kept_meta(tenant, tenant.root_secret_name()),
         type_: Some("Opaque".into()),
         data: Some(data(&[(ROOT_USER, &user), (ROOT_PASSWORD, &password)])),
         ..Default::default()

@@ -7,6 +7,8 @@ use crate::reconcile::tenant::Leaf;
 use k8s_openapi::api::core::v1::Container;
 use time::OffsetDateTime;
 
+mod lifecycle;
+
 pub(crate) const KMS_YAML: &str = r#"
 apiVersion: coffer.dev/v1alpha1
 kind: KMS
@@ -473,6 +475,9 @@ fn the_users_file_is_a_directory_mount_that_updates_in_place() {
 /// `(kind, name)` of every object the builders make for `tenant`, with the pods and claims the
 /// StatefulSet controller makes for two replicas.
 fn owned_names(tenant: &Tenant, kms: &KMS, certs: &Certs) -> Vec<(&'static str, String)> {
+    let mut tenant = tenant.clone();
+    tenant.spec.network_policy.enabled = true;
+    let tenant = &tenant;
     let o = owned(tenant, kms, certs, DEFAULT_IMAGE).unwrap();
     let ca = Ca::generate("test", OffsetDateTime::now_utc(), CA_LIFETIME).unwrap();
     let mut out = vec![
@@ -484,6 +489,10 @@ fn owned_names(tenant: &Tenant, kms: &KMS, certs: &Certs) -> Vec<(&'static str, 
         ("Secret", users::secret(tenant, &[]).metadata.name.unwrap()),
         ("ConfigMap", o.config_map.metadata.name.unwrap()),
         ("PodDisruptionBudget", o.pdb.metadata.name.unwrap()),
+        (
+            "NetworkPolicy",
+            o.network_policy.unwrap().metadata.name.unwrap(),
+        ),
     ];
     out.extend(
         o.secrets

@@ -5,20 +5,22 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
-    HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    ExecAction, HTTPGetAction, KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
     SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort,
-    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    ServiceSpec, TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::kes_config::{self, ENV_APPROLE_ID, ENV_APPROLE_SECRET, KES_PORT};
+use super::kes_config::{self, ENV_APPROLE_ID, ENV_APPROLE_SECRET};
 use super::secrets::{ROOT_PASSWORD, ROOT_USER};
 use super::users;
 use super::{CERTS_HASH_ANNOTATION, CONFIG_HASH_ANNOTATION, Names, S3_PORT, labels, meta};
+use crate::crd::tenant::ProbeTiming;
 use crate::crd::{KMS, Tenant};
 
 /// Name of the object-server container.
@@ -120,6 +122,49 @@ fn https_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// The KES sidecar's probe: `kes status` inside its container, over loopback, with the
+/// object-server's client certificate (its policy allows `/v1/status`). It checks what the
+/// object-server needs: the TLS handshake, the identity, the policy. KES answers it while
+/// Vault is away (`keystore_unreachable`), so a Vault outage does not restart the sidecar and
+/// empty its key cache.
+fn kes_status_probe(period: i32, failures: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(
+                [
+                    "kes",
+                    "status",
+                    "--server",
+                    &format!("https://{}", kes_config::KES_ADDRESS),
+                    "--cert-file",
+                    &format!("{KES_CLIENT_DIR}/client.crt"),
+                    "--key-file",
+                    &format!("{KES_CLIENT_DIR}/client.key"),
+                    "--ca",
+                    &format!("{KES_CLIENT_DIR}/ca.crt"),
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(5),
+        ..Default::default()
+    }
+}
+
+/// `probe` with the fields `timing` sets replaced.
+fn with_timing(mut probe: Probe, timing: Option<&ProbeTiming>) -> Probe {
+    if let Some(t) = timing {
+        probe.initial_delay_seconds = t.initial_delay_seconds.or(probe.initial_delay_seconds);
+        probe.period_seconds = t.period_seconds.or(probe.period_seconds);
+        probe.timeout_seconds = t.timeout_seconds.or(probe.timeout_seconds);
+        probe.failure_threshold = t.failure_threshold.or(probe.failure_threshold);
+    }
+    probe
+}
+
 /// The default container security context: non-root, read-only root filesystem, no
 /// privilege escalation, every capability dropped, seccomp RuntimeDefault.
 pub fn default_container_security_context() -> SecurityContext {
@@ -170,6 +215,8 @@ fn kes_container(tenant: &Tenant, kms: &KMS, default_image: &str) -> Container {
     let mut mounts = vec![
         mount("kes-config", kes_config::CONFIG_DIR),
         mount("kes-tls", kes_config::TLS_DIR),
+        // For its probe only: the same Secret, the object-server's client certificate.
+        mount("kes-client", KES_CLIENT_DIR),
     ];
     if let Some(t) = &kms.spec.vault.tls {
         if t.ca_secret_name.is_some() {
@@ -190,14 +237,10 @@ fn kes_container(tenant: &Tenant, kms: &KMS, default_image: &str) -> Container {
         ]),
         restart_policy: Some("Always".into()),
         env: Some(env_vars),
-        ports: Some(vec![ContainerPort {
-            name: Some("kes".into()),
-            container_port: KES_PORT,
-            ..Default::default()
-        }]),
-        startup_probe: Some(tcp_probe(KES_PORT, 2, 30)),
-        readiness_probe: Some(tcp_probe(KES_PORT, 10, 3)),
-        liveness_probe: Some(tcp_probe(KES_PORT, 20, 3)),
+        // No port: it listens on loopback only.
+        startup_probe: Some(kes_status_probe(2, 30)),
+        readiness_probe: Some(kes_status_probe(10, 3)),
+        liveness_probe: Some(kes_status_probe(20, 3)),
         resources: spec.kes.resources.clone(),
         security_context: Some(
             spec.container_security_context
@@ -218,7 +261,7 @@ fn object_server_container(tenant: &Tenant, default_image: &str) -> Container {
         env_secret("MINIO_ROOT_PASSWORD", &root, ROOT_PASSWORD),
         env(
             "MINIO_KMS_KES_ENDPOINT",
-            format!("https://127.0.0.1:{KES_PORT}"),
+            format!("https://{}", kes_config::KES_ADDRESS),
         ),
         env(
             "MINIO_KMS_KES_CERT_FILE",
@@ -259,9 +302,18 @@ fn object_server_container(tenant: &Tenant, default_image: &str) -> Container {
             container_port: S3_PORT,
             ..Default::default()
         }]),
-        startup_probe: Some(tcp_probe(S3_PORT, 2, 60)),
-        readiness_probe: Some(https_probe("/minio/health/ready", 10, 3)),
-        liveness_probe: Some(https_probe("/minio/health/live", 20, 3)),
+        startup_probe: Some(with_timing(
+            tcp_probe(S3_PORT, 2, 60),
+            spec.probes.startup.as_ref(),
+        )),
+        readiness_probe: Some(with_timing(
+            https_probe("/minio/health/ready", 10, 3),
+            spec.probes.readiness.as_ref(),
+        )),
+        liveness_probe: Some(with_timing(
+            https_probe("/minio/health/live", 20, 3),
+            spec.probes.liveness.as_ref(),
+        )),
         resources: spec.resources.clone(),
         security_context: Some(
             spec.container_security_context
@@ -397,7 +449,12 @@ pub fn stateful_set(
             status: None,
         }]
     });
-    let annotations = BTreeMap::from([
+    // The user's labels and annotations first, the operator's over them (the CRD refuses
+    // the keys that would clash; a Tenant stored before that still cannot move the selector).
+    let mut pod_labels = spec.pod_labels.clone();
+    pod_labels.extend(labels(&names));
+    let mut annotations = spec.pod_annotations.clone();
+    annotations.extend([
         (CERTS_HASH_ANNOTATION.to_string(), certs_hash.to_string()),
         (CONFIG_HASH_ANNOTATION.to_string(), config_hash.to_string()),
     ]);
@@ -413,7 +470,7 @@ pub fn stateful_set(
             pod_management_policy: Some("Parallel".into()),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(&names)),
+                    labels: Some(pod_labels),
                     annotations: Some(annotations),
                     ..Default::default()
                 }),
@@ -434,6 +491,11 @@ pub fn stateful_set(
                         .then(|| spec.scheduling.tolerations.clone()),
                     affinity: spec.scheduling.affinity.clone(),
                     priority_class_name: spec.scheduling.priority_class_name.clone(),
+                    topology_spread_constraints: topology_spread(tenant),
+                    service_account_name: spec.service_account_name.clone(),
+                    image_pull_secrets: (!spec.image_pull_secrets.is_empty())
+                        .then(|| spec.image_pull_secrets.clone()),
+                    termination_grace_period_seconds: spec.termination_grace_period_seconds,
                     ..Default::default()
                 }),
             },
@@ -442,6 +504,26 @@ pub fn stateful_set(
         }),
         status: None,
     }
+}
+
+/// `spec.scheduling.topologySpreadConstraints`, each without a `labelSelector` given the
+/// Tenant's pod labels (a constraint selecting no pod spreads nothing).
+fn topology_spread(tenant: &Tenant) -> Option<Vec<TopologySpreadConstraint>> {
+    let constraints = &tenant.spec.scheduling.topology_spread_constraints;
+    let selector = LabelSelector {
+        match_labels: Some(labels(&Names::of(tenant))),
+        match_expressions: None,
+    };
+    (!constraints.is_empty()).then(|| {
+        constraints
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                c.label_selector.get_or_insert_with(|| selector.clone());
+                c
+            })
+            .collect()
+    })
 }
 
 /// Service `<t>`: the S3 endpoint.

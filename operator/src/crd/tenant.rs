@@ -4,13 +4,18 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, EnvVar, PodSecurityContext, ResourceRequirements, SecurityContext, Toleration,
+    Affinity, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements,
+    SecurityContext, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::kms::{CacheSpec, DURATION_MESSAGE, DURATION_RULE};
+
+pub mod lifecycle;
+
+pub use lifecycle::{DeletionPolicy, NetworkPolicySpec, ProbeTiming, ProbesSpec};
 
 /// CEL rule refusing the Tenant names of [`crate::build::RESERVED_NAME_SUFFIXES`]: their owned
 /// objects would take the names of another Tenant's (see `build`'s module doc).
@@ -105,6 +110,44 @@ pub struct TenantSpec {
     /// Prometheus scraping of the object-servers' MinIO-compatible metrics.
     #[serde(default, skip_serializing_if = "MonitoringSpec::is_default")]
     pub monitoring: MonitoringSpec,
+
+    // Deletion and pod settings (see `lifecycle`): one block, kept together.
+    /// Refuse to delete this Tenant: a deletion waits (the Tenant and everything it owns stay,
+    /// condition `DeletionBlocked` and a Warning event say why) until this is set to false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletion_protection: bool,
+    /// What deleting the Tenant does to its pods' claims: `Retain` (default) keeps them,
+    /// `Delete` deletes them. The CA and root credentials Secrets and the keys in Vault are
+    /// always kept.
+    #[serde(default, skip_serializing_if = "DeletionPolicy::is_retain")]
+    pub deletion_policy: DeletionPolicy,
+    /// The pods' ServiceAccount (default: the namespace's `default`), e.g. the one Vault's
+    /// Kubernetes auth role names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_account_name: Option<String>,
+    /// Secrets (same namespace) to pull the images with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Extra labels on the pods (not the ones the operator selects them by).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = kube::core::Rule::new(lifecycle::POD_LABELS_RULE).message(lifecycle::POD_LABELS_MESSAGE))]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra annotations on the pods (not `coffer.dev/` ones).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = kube::core::Rule::new(lifecycle::POD_ANNOTATIONS_RULE).message(lifecycle::POD_ANNOTATIONS_MESSAGE))]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Seconds a pod has to finish its requests after SIGTERM (default 30, Kubernetes').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub termination_grace_period_seconds: Option<i64>,
+    /// Timing of the object-server's probes.
+    #[serde(default, skip_serializing_if = "ProbesSpec::is_default")]
+    pub probes: ProbesSpec,
+    /// An opt-in NetworkPolicy admitting S3 (and the console and metrics sources named) only.
+    #[serde(default, skip_serializing_if = "NetworkPolicySpec::is_default")]
+    pub network_policy: NetworkPolicySpec,
 }
 
 /// `spec.monitoring`: a Prometheus Operator `ServiceMonitor` for the Tenant.
@@ -352,6 +395,10 @@ pub struct SchedulingSpec {
     /// The PriorityClass of the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
+    /// How the pods spread over zones or nodes. A constraint without a `labelSelector` gets the
+    /// Tenant's pod labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 }
 
 /// What the operator last saw of this Tenant.

@@ -3,6 +3,7 @@
 //! (per namespace with [`run_controllers_in`]) wires them into kube-rs `Controller`s, which also watch the Secrets the objects name
 //! ([`secret_refs`]).
 
+pub mod finalizer;
 pub mod kms;
 pub mod leader;
 pub mod metrics;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -155,7 +157,10 @@ async fn reconcile_tenant(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, E
     let start = std::time::Instant::now();
     let out = async {
         let action = tenant::reconcile(t.clone(), ctx.clone()).await?;
-        monitoring::reconcile(&t, &ctx).await?;
+        // A Tenant let go (deleted, not protected) gets nothing new.
+        if t.metadata.deletion_timestamp.is_none() || t.spec.deletion_protection {
+            monitoring::reconcile(&t, &ctx).await?;
+        }
         Ok(action)
     }
     .instrument(span)
@@ -282,7 +287,11 @@ pub async fn run_controllers(
         .owns(api::<Secret>(&client, &namespace), owned.clone())
         .owns(api::<Service>(&client, &namespace), owned.clone())
         .owns(api::<ConfigMap>(&client, &namespace), owned.clone())
-        .owns(api::<PodDisruptionBudget>(&client, &namespace), owned)
+        .owns(
+            api::<PodDisruptionBudget>(&client, &namespace),
+            owned.clone(),
+        )
+        .owns(api::<NetworkPolicy>(&client, &namespace), owned)
         .watches(
             api::<Secret>(&client, &namespace),
             watcher::Config::default(),
@@ -321,6 +330,16 @@ pub async fn run_controllers(
         .run(reconcile_tenant, tenant_error, ctx.clone())
         .for_each(|_| futures::future::ready(()));
     let kms_ctl = kmses
+        // A Tenant change (its deletion, another spec.kms.name) reconciles the KMS it names:
+        // a deleted KMS held for its Tenants goes as soon as the last one lets go.
+        .watches(
+            api::<Tenant>(&client, &namespace),
+            watcher::Config::default(),
+            |tenant: Tenant| {
+                let ns = tenant.namespace().unwrap_or_default();
+                Some(ObjectRef::<KMS>::new(&tenant.spec.kms.name).within(&ns))
+            },
+        )
         .watches(
             api::<Secret>(&client, &namespace),
             watcher::Config::default(),

@@ -28,7 +28,8 @@ pub fn kmses_using<'a>(
 
 /// The Tenants among `tenants` that `secret` concerns: those that list it in `spec.users`, use
 /// it as their root credentials (a user may not take the root user's access key) or as their
-/// S3 certificate (`tls.externalSecretName`, cert-manager's: its absence is reported), and
+/// S3 certificate (`tls.externalSecretName`, cert-manager's: its absence is reported), whose
+/// CA it is (`<t>-ca` has no owner reference, so the owner watch does not see it), and
 /// those whose KMS (among `kmses`) refers to it (their pods read it, and its resource version
 /// rolls them).
 pub fn tenants_using<'a>(
@@ -48,6 +49,8 @@ pub fn tenants_using<'a>(
         .filter(|t| {
             t.spec.users.iter().any(|u| u.name == name)
                 || t.root_secret_name() == name
+                // Not owned (it outlives the Tenant), so not mapped by the owner reference.
+                || crate::build::Names::of(t).ca() == name
                 || t.spec.tls.external_secret_name.as_deref() == Some(name.as_str())
                 || kms_names.contains(&t.spec.kms.name)
         })
@@ -94,6 +97,8 @@ mod tests {
         };
         assert_eq!(names(&secret("app1")), ["photos"]);
         assert_eq!(names(&secret("plain-root")), ["plain"]);
+        // The CA Secret outlives the Tenant (no owner reference): mapped by its name.
+        assert_eq!(names(&secret("plain-ca")), ["plain"]);
         let mut external = plain.clone();
         external.metadata.name = Some("external".into());
         external.spec.tls.external_secret_name = Some("external-tls".into());

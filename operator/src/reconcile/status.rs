@@ -15,6 +15,9 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Condition type: something needs a human (the reason says what).
 pub const DEGRADED: &str = "Degraded";
+/// Condition type (Tenant, KMS): the object was deleted but stays; the reason says why
+/// (`deletionProtection`, Tenants that still use a KMS).
+pub const DELETION_BLOCKED: &str = "DeletionBlocked";
 /// Condition type (KMS): the auth Secret exists with the expected keys.
 pub const SECRET_FOUND: &str = "SecretFound";
 

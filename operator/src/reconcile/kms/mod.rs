@@ -17,10 +17,11 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::status::{self, READY, SECRET_FOUND};
+use super::status::{self, DELETION_BLOCKED, READY, SECRET_FOUND};
 use super::{Context, Error};
 use crate::crd::{KMS, KmsStatus};
 
+pub mod in_use;
 pub mod session;
 
 /// How often a healthy Vault is probed (by default: see [`Context::set_kms_probe_interval`]).
@@ -149,6 +150,11 @@ fn refused(login: &AppRoleLogin<'_>, code: u16, body: &serde_json::Value) -> Hea
 
 /// One reconcile of `kms`.
 pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let held_for = match in_use::finalize(&kms, &ctx).await? {
+        in_use::Deletion::Done => return Ok(Action::await_change()),
+        in_use::Deletion::InUse(tenants) => Some(tenants),
+        in_use::Deletion::Live => None,
+    };
     let ns = kms.namespace().unwrap_or_else(|| "default".into());
     let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -302,6 +308,27 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
             now,
         ),
     }
+    let mut newly_held = None;
+    if let Some(tenants) = &held_for {
+        let message = in_use::Deletion::message(&kms.name_any(), tenants);
+        let before = kms
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == DELETION_BLOCKED))
+            .map(|c| c.message.clone());
+        if before.as_deref() != Some(message.as_str()) {
+            newly_held = Some(message.clone());
+        }
+        status::set(
+            &mut st.conditions,
+            DELETION_BLOCKED,
+            true,
+            in_use::IN_USE_BY_TENANTS,
+            message,
+            generation,
+            now,
+        );
+    }
     st.observed_generation = generation;
     if kms.status.as_ref() != Some(&st) {
         tracing::info!(kms = %kms.name_any(), namespace = %ns, health = ?health, "KMS status changed");
@@ -313,10 +340,19 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
         )
         .await?;
     }
-    Ok(Action::requeue(if health == Health::Healthy {
+    if let Some(message) = newly_held {
+        in_use::warn(&kms, &ctx, message).await;
+    }
+    let next = if health == Health::Healthy {
         ctx.kms_probe_interval()
     } else {
         RETRY_INTERVAL.min(ctx.kms_probe_interval())
+    };
+    // Held for Tenants: a Tenant change reconciles the KMS at once; this is the safety net.
+    Ok(Action::requeue(if held_for.is_some() {
+        next.min(in_use::RECHECK)
+    } else {
+        next
     }))
 }
 

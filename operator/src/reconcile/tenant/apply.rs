@@ -6,8 +6,10 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
+use kube::api::DeleteParams;
 use kube::runtime::events::EventType;
 
 use kube::Resource;
@@ -71,6 +73,13 @@ impl Run<'_> {
             &owned.pdb,
         )
         .await?;
+        let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
+        match &owned.network_policy {
+            Some(policy) => {
+                self.apply_owned(&policies, policy).await?;
+            }
+            None => self.remove_network_policy(&policies).await?,
+        }
         let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), ns);
         let plan = self
             .plan_volumes(&stateful_sets, &mut owned.stateful_set)
@@ -128,6 +137,22 @@ impl Run<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Deletes NetworkPolicy `<t>` once `spec.networkPolicy.enabled` is off, when this Tenant
+    /// owns it (one of the same name made by someone else is left alone).
+    async fn remove_network_policy(&self, policies: &Api<NetworkPolicy>) -> Result<(), Stop> {
+        let name = &self.names.tenant;
+        if let Some(policy) = policies.get_opt(name).await?
+            && self.owns(&policy)
+        {
+            match policies.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// A Warning event naming the invalid user Secrets, once per change of that list.

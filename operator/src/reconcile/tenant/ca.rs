@@ -1,6 +1,8 @@
 //! Step 3: the Tenant's own CA in Secret `<t>-ca`: read back, issued when absent or
 //! unreadable, rotated at 2/3 of its lifetime (old and new trusted while the leaves re-issue),
 //! and the previous CA dropped once it has expired. The Secret is written only when it changes.
+//! It carries no owner reference: deleting the Tenant keeps it, and a Tenant recreated under
+//! the same name reads it back here and keeps its CA.
 
 use kube::runtime::events::EventType;
 
@@ -46,7 +48,10 @@ impl Run<'_> {
         }
         ca.drop_previous_if_expired(self.now);
         let ca_secret = secrets::ca(self.tenant, &ca);
-        if stored.as_ref().and_then(|s| s.data.as_ref()) != ca_secret.data.as_ref() {
+        // An operator before 0.2 made the Tenant own its CA Secret: applying it again without
+        // the owner reference drops it, so that a deletion keeps the CA.
+        let owned = stored.as_ref().is_some_and(|s| self.owns(s));
+        if owned || stored.as_ref().and_then(|s| s.data.as_ref()) != ca_secret.data.as_ref() {
             apply(&self.secrets, &ca_secret).await?;
         }
         Ok(ca)

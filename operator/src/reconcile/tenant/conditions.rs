@@ -82,6 +82,12 @@ pub mod reason {
     /// `Ready=False`: not every replica is ready.
     pub const REPLICAS_NOT_READY: &str = "ReplicasNotReady";
 
+    /// `DeletionBlocked` and a Warning event: the Tenant was deleted while
+    /// `spec.deletionProtection` is true; it stays until that is false.
+    pub const DELETION_PROTECTED: &str = "DeletionProtected";
+    /// Event: `deletionPolicy: Delete` deleted the claims of the Tenant's pods.
+    pub const CLAIMS_DELETED: &str = "ClaimsDeleted";
+
     /// Event: the root credentials Secret was generated.
     pub const ROOT_CREDENTIALS_GENERATED: &str = "RootCredentialsGenerated";
     /// Event: a new CA was issued (none stored, or unreadable).

@@ -18,13 +18,17 @@
 //! that step runs. A failed API call otherwise is an [`Error`]: the controller retries with
 //! backoff.
 //!
+//! Around the steps, [`deletion`] keeps the Tenant's finalizer: a deleted Tenant is held while
+//! `spec.deletionProtection` is true, and its claims go with it under `deletionPolicy: Delete`.
 //! Nothing here deletes anything in Vault: a deleted Tenant's objects are garbage-collected
-//! through their owner references, and its master keys stay where they are.
+//! through their owner references, its CA and root credentials Secrets (not owned) stay for a
+//! Tenant recreated under the same name, and its master keys stay where they are.
 
 pub mod apply;
 pub mod ca;
 pub mod conditions;
 pub mod credentials;
+pub mod deletion;
 pub mod kms;
 pub mod leaves;
 pub mod status;
@@ -49,6 +53,7 @@ use crate::build::{FIELD_MANAGER, Names};
 use crate::crd::Tenant;
 
 pub use conditions::{Blocker, ConditionState, reason};
+pub use deletion::{DELETION_BLOCKED, Deletion, FINALIZER};
 pub use kms::check_kms_secret;
 pub use leaves::{Leaf, leaf_requests};
 
@@ -57,21 +62,18 @@ pub const RESYNC: Duration = Duration::from_secs(300);
 /// Retry delay while something the Tenant depends on is missing.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// One reconcile of `tenant`.
+/// One reconcile of `tenant`: its finalizer ([`deletion`]), then the steps.
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let run = Run::new(&tenant, &ctx);
-    let (kms, kms_ready) = match run.kms().await? {
-        Ok(found) => found,
-        Err(blocker) => {
-            let kms_ready = ConditionState::fails(blocker.reason, blocker.message.clone());
-            return run.blocked(blocker, kms_ready).await;
-        }
-    };
-    match run.deploy(&kms, &kms_ready).await {
-        Ok(action) => Ok(action),
-        Err(Stop::Blocked(blocker)) => run.blocked(blocker, kms_ready).await,
-        Err(Stop::Failed(e)) => Err(e),
+    let deletion = run.finalize().await?;
+    if deletion == Deletion::Done {
+        return Ok(Action::await_change());
     }
+    let action = run.steps().await?;
+    if deletion == Deletion::Refused {
+        run.report_refused_deletion().await?;
+    }
+    Ok(action)
 }
 
 /// Why [`Run::deploy`] stopped early.
@@ -117,6 +119,22 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
+    /// Steps 1 to 6.
+    async fn steps(&self) -> Result<Action, Error> {
+        let (kms, kms_ready) = match self.kms().await? {
+            Ok(found) => found,
+            Err(blocker) => {
+                let kms_ready = ConditionState::fails(blocker.reason, blocker.message.clone());
+                return self.blocked(blocker, kms_ready).await;
+            }
+        };
+        match self.deploy(&kms, &kms_ready).await {
+            Ok(action) => Ok(action),
+            Err(Stop::Blocked(blocker)) => self.blocked(blocker, kms_ready).await,
+            Err(Stop::Failed(e)) => Err(e),
+        }
+    }
+
     fn new(tenant: &'a Tenant, ctx: &'a Context) -> Self {
         let names = Names::of(tenant);
         Self {
