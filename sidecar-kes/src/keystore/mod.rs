@@ -70,7 +70,20 @@ pub trait Keystore: Send + Sync + 'static {
             ))
         })
     }
-    /// Deletes `name`; `NotFound` if absent.
+    /// Key versions of `name` kept apart from its value because a concurrent write could have
+    /// overwritten them there (Vault K/V v1, which has no check-and-set; see
+    /// [`vault::kv`]): each with its number, encoded as [`crate::crypto::KeyVersion::encode`];
+    /// only those numbered `version` if given. Stores whose writes refuse a concurrent writer
+    /// keep none.
+    fn escrowed<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<u32>,
+    ) -> BoxFuture<'a, Result<Vec<(u32, zeroize::Zeroizing<Vec<u8>>)>, StoreError>> {
+        let _ = (name, version);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    /// Deletes `name` (with every version and escrowed copy of it); `NotFound` if absent.
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Every key name (unsorted).
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
