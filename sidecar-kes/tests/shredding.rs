@@ -81,14 +81,20 @@ async fn a_deleted_key_is_refused_by_every_kes_within_the_cache_bound() {
     // b caches the rotated key.
     for dek in [&dek1, &dek2] {
         assert_eq!(
-            &cb.decrypt_key("doomed", &dek.ciphertext, ctx).await.unwrap()[..],
+            &cb.decrypt_key("doomed", &dek.ciphertext, ctx)
+                .await
+                .unwrap()[..],
             &dek.plaintext[..]
         );
     }
     let escrow = |name: &str| {
         let out = vault
             .cli()
-            .args(["list", "-format=json", &format!("kv/minio/.coffer-escrow/{name}")])
+            .args([
+                "list",
+                "-format=json",
+                &format!("kv/minio/.coffer-escrow/{name}"),
+            ])
             .output()
             .unwrap();
         out.status
@@ -114,7 +120,9 @@ async fn a_deleted_key_is_refused_by_every_kes_within_the_cache_bound() {
         assert!(text.contains("refusing to delete"), "{args:?}: {text}");
     }
     assert_eq!(
-        &ca.decrypt_key("doomed", &dek2.ciphertext, ctx).await.unwrap()[..],
+        &ca.decrypt_key("doomed", &dek2.ciphertext, ctx)
+            .await
+            .unwrap()[..],
         &dek2.plaintext[..]
     );
 

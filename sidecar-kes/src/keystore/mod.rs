@@ -37,6 +37,10 @@ pub enum StoreError {
     Other(String),
 }
 
+/// A key version kept apart from its key's value ([`Keystore::escrowed`]): its number and its
+/// encoded key.
+pub type EscrowedVersion = (u32, zeroize::Zeroizing<Vec<u8>>);
+
 /// A backend that stores encoded keys by name.
 pub trait Keystore: Send + Sync + 'static {
     /// Human-readable description, e.g. `Filesystem: /keys`.
@@ -79,7 +83,7 @@ pub trait Keystore: Send + Sync + 'static {
         &'a self,
         name: &'a str,
         version: Option<u32>,
-    ) -> BoxFuture<'a, Result<Vec<(u32, zeroize::Zeroizing<Vec<u8>>)>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<EscrowedVersion>, StoreError>> {
         let _ = (name, version);
         Box::pin(async { Ok(Vec::new()) })
     }

@@ -44,7 +44,7 @@
 
 use super::client::VaultClient;
 use super::{KvEngine, VaultConfig, VaultEngine};
-use crate::keystore::{Keystore, StoreError};
+use crate::keystore::{EscrowedVersion, Keystore, StoreError};
 use futures::future::{BoxFuture, FutureExt};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -268,7 +268,7 @@ impl VaultStore {
 }
 
 /// The key version a rotation from `old` to `new` adds (its number and encoded key), if any.
-fn added_version(old: &[u8], new: &[u8]) -> Result<Option<(u32, Zeroizing<Vec<u8>>)>, StoreError> {
+fn added_version(old: &[u8], new: &[u8]) -> Result<Option<EscrowedVersion>, StoreError> {
     let new = crate::crypto::KeyRing::decode(new)
         .map_err(|_| StoreError::Other("vault: the new value is not a key".into()))?;
     let old_newest = crate::crypto::KeyRing::decode(old).map_or(0, |r| r.newest().0);
@@ -399,7 +399,7 @@ impl Keystore for VaultStore {
         &'a self,
         name: &'a str,
         version: Option<u32>,
-    ) -> BoxFuture<'a, Result<Vec<(u32, Zeroizing<Vec<u8>>)>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<EscrowedVersion>, StoreError>> {
         async move {
             if self.kv.v2 {
                 return Ok(Vec::new());
