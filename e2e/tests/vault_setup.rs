@@ -82,6 +82,26 @@ fn setup_script_does_the_guides_vault_steps_and_hands_coffer_its_secrets() {
             .status
             .success()
     );
+    // What rotation (a write over an existing key: `update`), listing and deletion need.
+    let rewrite = as_role(&vault, &["write", "kv/minio-key-1", "bytes=y"]);
+    assert!(
+        rewrite.status.success(),
+        "update: {}",
+        String::from_utf8_lossy(&rewrite.stderr)
+    );
+    assert!(
+        as_role(&vault, &["write", "kv/minio-key-2", "bytes=z"])
+            .status
+            .success()
+    );
+    let listed = as_role(&vault, &["list", "-format=json", "kv/"]);
+    assert!(listed.status.success());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("minio-key-2"));
+    assert!(
+        as_role(&vault, &["delete", "kv/minio-key-2"])
+            .status
+            .success()
+    );
     assert!(
         !as_role(&vault, &["policy", "list"]).status.success(),
         "the role is not an admin"

@@ -72,8 +72,11 @@ if ! vault auth list | grep -q '^approle/'; then
   vault auth enable approle
 fi
 
+# The guide's policy plus `update`: a key rotation (`kes key rotate`, the operator's
+# spec.encryption.rotation) writes over the key's secret, which Vault allows only with `update`;
+# `list` also finds the key versions K/V v1 keeps apart (sidecar-kes/src/keystore/vault/kv.rs).
 step "vault policy write $POLICY (the keys under $KV_PATH/)"
-printf 'path "%s/*" {\n  capabilities = [ "create", "read", "delete", "list" ]\n}\n' "$KV_PATH" | vault policy write "$POLICY" -
+printf 'path "%s/*" {\n  capabilities = [ "create", "read", "update", "delete", "list" ]\n}\n' "$KV_PATH" | vault policy write "$POLICY" -
 
 step "vault write auth/approle/role/$ROLE"
 vault write "auth/approle/role/$ROLE" token_num_uses=0 secret_id_num_uses=0 period=5m policies="$POLICY" >/dev/null

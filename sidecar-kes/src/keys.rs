@@ -151,6 +151,43 @@ impl KeyVersions {
     }
 }
 
+/// A ciphertext `ring` cannot open may be under a key version that lost a concurrent write
+/// and is kept only in the keystore's escrow (Vault K/V v1; see `keystore::vault::kv`): tries
+/// every escrowed candidate of the version it names (of every version, if it names none). The
+/// AEAD tells the right one; a version below the ring's minimum is refused as retired. A
+/// failed escrow lookup is logged and counts as no candidate, so the caller's own error stands.
+async fn open_escrowed(
+    c: &KeyCache,
+    name: &str,
+    ring: &KeyRing,
+    ciphertext: &[u8],
+    context: &[u8],
+) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError> {
+    let version = crate::crypto::ciphertext::tagged_version(ciphertext);
+    let candidates = match c.store().escrowed(name, version).await {
+        Ok(candidates) => candidates,
+        Err(e) => {
+            tracing::warn!(key = name, error = %e, "escrowed key versions unavailable");
+            return Ok(None);
+        }
+    };
+    for (v, bytes) in candidates {
+        let Ok(key) = KeyVersion::decode(&bytes) else {
+            continue;
+        };
+        if let Ok(plaintext) = key.key.decrypt(ciphertext, context) {
+            if v < ring.min_version() {
+                return Err(KeyError::Version(RingError::Retired {
+                    version: v,
+                    min: ring.min_version(),
+                }));
+            }
+            return Ok(Some(plaintext));
+        }
+    }
+    Ok(None)
+}
+
 impl Keys {
     /// The keystore, for `kes server`'s banner, e.g. `Filesystem: /keys`.
     pub fn describe(&self) -> String {
@@ -305,13 +342,22 @@ impl Keys {
     ) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         match self {
             Keys::Local(c) => {
-                let ring = c.get_at(name, now).await?;
-                match ring.decrypt(ciphertext, context) {
-                    // Rotated by another replica since this one cached the key: read it again.
-                    Err(RingError::UnknownVersion(v)) if v > ring.newest().0 => {
-                        c.invalidate(name);
-                        let ring = c.get_at(name, now).await?;
-                        Ok(ring.decrypt(ciphertext, context)?)
+                let mut ring = c.get_at(name, now).await?;
+                let mut opened = ring.decrypt(ciphertext, context);
+                // Rotated by another replica since this one cached the key: read it again.
+                if let Err(RingError::UnknownVersion(v)) = opened
+                    && v > ring.newest().0
+                {
+                    c.invalidate(name);
+                    ring = c.get_at(name, now).await?;
+                    opened = ring.decrypt(ciphertext, context);
+                }
+                match opened {
+                    Err(e @ (RingError::NotAuthentic | RingError::UnknownVersion(_))) => {
+                        match open_escrowed(c, name, &ring, ciphertext, context).await? {
+                            Some(plaintext) => Ok(plaintext),
+                            None => Err(e.into()),
+                        }
                     }
                     r => Ok(r?),
                 }

@@ -284,7 +284,13 @@ fn our_cli_and_client_against_minio_kes() {
     let (okay, pt) = cli(&["key", "decrypt", "imported", ct.trim(), "ctx"]);
     assert!(okay, "{pt}");
     assert_eq!(STANDARD.decode(pt.trim()).unwrap(), b"hello");
-    assert!(cli(&["key", "rm", "imported"]).0);
+    // Our CLI's guard: nothing is deleted without --force and the confirmation.
+    let (okay, text) = cli(&["key", "rm", "imported"]);
+    assert!(!okay && text.contains("refusing to delete"), "{text}");
+    let (okay, text) = cli(&["key", "describe", "imported"]);
+    assert!(okay, "{text}");
+    let (okay, text) = cli(&["key", "rm", "imported", "--force", "--confirm", "imported"]);
+    assert!(okay, "{text}");
     let (okay, text) = cli(&["key", "describe", "imported"]);
     assert!(!okay && text.contains("key does not exist"), "{text}");
 

@@ -552,3 +552,128 @@ fn fs_rotation_and_what_minio_kes_still_reads() {
         );
     });
 }
+
+/// K/V v1 has no check-and-set. Two kes servers (two `VaultStore`s, two caches) on one
+/// OpenBao rotate one key many times at once, and create fresh keys at once (MinIO's start:
+/// create on 404), each making data keys right after: every data key ever issued still
+/// decrypts afterwards, on both and on a third kes that never cached anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kv_v1_concurrent_rotations_and_creates_from_two_kes_lose_no_data_key() {
+    use sidecar_kes::cache::CacheConfig;
+    use sidecar_kes::keystore::vault::{KvEngine, VaultStore};
+    use std::sync::Arc;
+
+    let vault = tokio::task::block_in_place(Vault::dev);
+    let role = tokio::task::block_in_place(|| vault.kv_with_approle("kv", 1, "kes-kv"));
+    let kes = || async {
+        let store = VaultStore::connect(VaultConfig {
+            endpoint: vault.addr.clone(),
+            engine: VaultEngine::Kv(KvEngine {
+                mount: "kv".into(),
+                v2: false,
+                prefix: "minio".into(),
+            }),
+            namespace: String::new(),
+            auth: VaultAuth::AppRole {
+                engine: "approle".into(),
+                role_id: role.role_id.clone(),
+                secret_id: Zeroizing::new(role.secret_id.clone()),
+                retry: Duration::from_millis(500),
+            },
+            tls_key: None,
+            tls_cert: None,
+            tls_ca: None,
+            ping: Duration::from_secs(10),
+        })
+        .await
+        .unwrap();
+        common::start_server(Arc::new(store), CacheConfig::default(), vec![]).await
+    };
+    let (a, b) = (kes().await, kes().await);
+    let clients = [Arc::new(a.admin_client()), Arc::new(b.admin_client())];
+    let ctx = br#"{"bucket":"bucket/object"}"#;
+    clients[0].create_key("k").await.unwrap();
+
+    // Rotations: 4 workers on each server, 6 rounds each, a data key after every rotation.
+    let mut tasks = Vec::new();
+    for client in &clients {
+        for _ in 0..4 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut issued = Vec::new();
+                let mut rotated = 0;
+                for _ in 0..6 {
+                    match client.rotate_key("k", true, None).await {
+                        Ok(_) => rotated += 1,
+                        Err(ClientError::Api { status: 409, .. }) => {} // told to try again
+                        Err(e) => panic!("rotate: {e:?}"),
+                    }
+                    issued.push(client.generate_key("k", ctx).await.unwrap());
+                }
+                (issued, rotated)
+            }));
+        }
+    }
+    let mut issued = Vec::new();
+    let mut rotated = 0;
+    for t in tasks {
+        let (keys, n) = t.await.unwrap();
+        issued.extend(keys.into_iter().map(|k| ("k".to_string(), k)));
+        rotated += n;
+    }
+    assert!(rotated > 0, "no rotation succeeded");
+
+    // Creates: both servers create the same fresh key at once and generate right after.
+    for round in 0..8 {
+        let name = format!("fresh-{round}");
+        let tasks: Vec<_> = clients
+            .iter()
+            .map(|client| {
+                let (client, name) = (client.clone(), name.clone());
+                tokio::spawn(async move {
+                    match client.create_key(&name).await {
+                        Ok(()) | Err(ClientError::KeyExists) => {}
+                        Err(e) => panic!("create: {e:?}"),
+                    }
+                    client.generate_key(&name, ctx).await.unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            issued.push((name.clone(), t.await.unwrap()));
+        }
+    }
+
+    let fresh = kes().await;
+    let fresh_client = fresh.admin_client();
+    let mut lost = Vec::new();
+    for (i, (name, dek)) in issued.iter().enumerate() {
+        for (who, c) in [
+            ("a", &*clients[0]),
+            ("b", &*clients[1]),
+            ("fresh", &fresh_client),
+        ] {
+            match c.decrypt_key(name, &dek.ciphertext, ctx).await {
+                Ok(p) => assert_eq!(&p[..], &dek.plaintext[..], "{name} #{i} on {who}"),
+                Err(e) => lost.push(format!(
+                    "{name} #{i} (version {:?}) on {who}: {e:?}",
+                    tagged_version(&dek.ciphertext)
+                )),
+            }
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} data keys no longer decrypt ({rotated} rotations succeeded):\n{}",
+        lost.len(),
+        issued.len() * 3,
+        lost.join("\n")
+    );
+    // The escrow folder is not a key.
+    let names = fresh_client.list_keys("").await.unwrap();
+    assert!(
+        names.iter().all(|n| n == "k" || n.starts_with("fresh-")),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 9);
+}

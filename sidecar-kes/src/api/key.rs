@@ -3,7 +3,7 @@
 
 use super::error::{self, ApiError, store_error};
 use super::names::{valid_name, valid_pattern};
-use super::{Body, Req, Shared, b64, json, ok, parse_body};
+use super::{Body, Req, Shared, UsedVersion, b64, json, ok, parse_body};
 use crate::crypto::{Cipher, HmacKey, SecretKey};
 use crate::keys::KeyError;
 use crate::keystore::StoreError;
@@ -23,6 +23,23 @@ fn check_name(name: &str) -> std::result::Result<(), ApiError> {
 
 fn audit(msg: String) {
     tracing::info!("{msg}");
+}
+
+/// The key version a ciphertext names: Coffer's version tag, or Transit's `vault:vN:` prefix.
+fn named_version(ciphertext: &[u8]) -> Option<u32> {
+    crate::crypto::ciphertext::tagged_version(ciphertext).or_else(|| {
+        let rest = ciphertext.strip_prefix(b"vault:v")?;
+        let end = rest.iter().position(|&b| b == b':')?;
+        std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+    })
+}
+
+/// `resp` carrying the key version used, for the audit event (see [`super::UsedVersion`]).
+fn used(mut resp: Response<Body>, version: Option<u32>) -> Response<Body> {
+    if let Some(v) = version {
+        resp.extensions_mut().insert(UsedVersion(v));
+    }
+    resp
 }
 
 /// A key operation's error as the API reports it. Failures of the keystore (not a missing key)
@@ -55,7 +72,7 @@ fn created(s: &Shared, name: &str, r: std::result::Result<(), StoreError>) -> Re
         store_error(&e, "failed to create key")
     })?;
     audit(format!("secret key '{name}' created"));
-    Ok(ok())
+    Ok(used(ok(), Some(1)))
 }
 
 pub async fn create(s: &Shared, req: Req<'_>) -> Result {
@@ -181,12 +198,17 @@ pub async fn generate(s: &Shared, req: Req<'_>) -> Result {
         .generate(req.resource, &gen_req.context, req.received)
         .await
         .map_err(|e| key_error(s, req.resource, e, "failed to generate encryption key"))?;
-    Ok(json(
-        StatusCode::OK,
-        &GenerateResponse {
-            plaintext: &dek.plaintext[..],
-            ciphertext: &dek.ciphertext,
-        },
+    // Our own ciphertexts name their version unless it is version 1.
+    let version = named_version(&dek.ciphertext).unwrap_or(1);
+    Ok(used(
+        json(
+            StatusCode::OK,
+            &GenerateResponse {
+                plaintext: &dek.plaintext[..],
+                ciphertext: &dek.ciphertext,
+            },
+        ),
+        Some(version),
     ))
 }
 
@@ -211,11 +233,15 @@ pub async fn encrypt(s: &Shared, req: Req<'_>) -> Result {
         #[serde(with = "b64")]
         ciphertext: &'a [u8],
     }
-    Ok(json(
-        StatusCode::OK,
-        &Resp {
-            ciphertext: &ciphertext,
-        },
+    let version = named_version(&ciphertext).unwrap_or(1);
+    Ok(used(
+        json(
+            StatusCode::OK,
+            &Resp {
+                ciphertext: &ciphertext,
+            },
+        ),
+        Some(version),
     ))
 }
 
@@ -240,11 +266,14 @@ pub async fn decrypt(s: &Shared, req: Req<'_>) -> Result {
         #[serde(with = "b64")]
         plaintext: &'a [u8],
     }
-    Ok(json(
-        StatusCode::OK,
-        &Resp {
-            plaintext: &plaintext,
-        },
+    Ok(used(
+        json(
+            StatusCode::OK,
+            &Resp {
+                plaintext: &plaintext,
+            },
+        ),
+        named_version(&dec.ciphertext),
     ))
 }
 
@@ -336,7 +365,7 @@ pub async fn rotate(s: &Shared, req: Req<'_>) -> Result {
         "secret key '{}' rotated: newest version {}, minimum version {}",
         req.resource, versions.newest, versions.min_version
     ));
-    Ok(json(StatusCode::OK, &versions))
+    Ok(used(json(StatusCode::OK, &versions), Some(versions.newest)))
 }
 
 /// `/v1/coffer/key/info/<name>`: every version with its creation time, the newest and the
@@ -348,5 +377,5 @@ pub async fn info(s: &Shared, req: Req<'_>) -> Result {
         .versions(req.resource)
         .await
         .map_err(|e| key_error(s, req.resource, e, "failed to read key"))?;
-    Ok(json(StatusCode::OK, &versions))
+    Ok(used(json(StatusCode::OK, &versions), Some(versions.newest)))
 }

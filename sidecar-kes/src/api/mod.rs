@@ -25,7 +25,7 @@ use crate::auth::{Identity, Policy};
 use crate::crypto::Cipher;
 use crate::header_wait::HeaderWait;
 use crate::keys::Keys;
-use crate::log::{AuditEvent, AuditRequest, AuditResponse, LogStream};
+use crate::log::{AuditEvent, AuditKey, AuditLog, AuditRequest, AuditResponse, LogStream};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use error::ApiError;
@@ -98,6 +98,8 @@ pub struct Shared {
     pub audit: LogStream,
     /// The error log stream.
     pub errors: LogStream,
+    /// Where audit events are written besides the stream (`log.audit`), if anywhere.
+    pub audit_log: Option<AuditLog>,
     /// Start time.
     pub started: time::OffsetDateTime,
     started_at: Instant,
@@ -114,6 +116,7 @@ impl Shared {
             metrics: Metrics::default(),
             audit: LogStream::default(),
             errors: LogStream::default(),
+            audit_log: None,
             started: time::OffsetDateTime::now_utc(),
             started_at: Instant::now(),
             cipher: Cipher::Aes256,
@@ -422,7 +425,8 @@ fn percent_decode(path: &str) -> Cow<'_, str> {
 ///
 /// It reads the clock twice: when the request arrives (also the key cache's "now") and when its
 /// response is ready (the response time, and when the connection starts waiting for the next
-/// head). The audit event's wall-clock time is read only if someone subscribes to it.
+/// head). The audit event's wall-clock time is read only if someone subscribes to it or an audit
+/// log is configured.
 pub async fn handle<B>(shared: Arc<Shared>, conn: Arc<Conn>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -433,9 +437,9 @@ where
     shared.metrics.start();
     let (head, body) = req.into_parts();
     let path = percent_decode(head.uri.path());
-    let resp = match serve(&shared, &conn, &path, &head.method, body, start).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    let (resp, failure) = match serve(&shared, &conn, &path, &head.method, body, start).await {
+        Ok(r) => (r, None),
+        Err(e) => (error_response(&e), Some(e.message)),
     };
     let end = Instant::now();
     let took = end.saturating_duration_since(start);
@@ -451,20 +455,60 @@ where
             .metrics
             .audit_events
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        shared.audit.send_with(|| AuditEvent {
-            time: time::OffsetDateTime::now_utc(),
-            request: AuditRequest {
-                ip: &conn.ip,
-                path: &path,
-                identity: conn.identity.as_str(),
-            },
-            response: AuditResponse {
-                code: status,
-                time: took.as_micros() as u64,
-            },
-        });
+        if shared.audit.has_subscribers() || shared.audit_log.is_some() {
+            let event = AuditEvent {
+                time: time::OffsetDateTime::now_utc(),
+                request: AuditRequest {
+                    ip: &conn.ip,
+                    path: &path,
+                    identity: conn.identity.as_str(),
+                },
+                response: AuditResponse {
+                    code: status,
+                    time: took.as_micros() as u64,
+                    error: failure.as_deref(),
+                },
+                key: audited_key(&path, &resp),
+            };
+            if let Ok(mut line) = serde_json::to_string(&event) {
+                line.push('\n');
+                if let Some(log) = &shared.audit_log {
+                    log.write(&line);
+                }
+                shared.audit.send_line(line);
+            }
+        }
     }
     resp
+}
+
+/// The key version a key handler used, which its response carries (as an extension, never
+/// sent) for the audit event.
+#[derive(Clone, Copy, Debug)]
+pub struct UsedVersion(pub u32);
+
+/// The key part of the audit event of a key operation on `path`: the operation, the key's
+/// name and the version used where the handler knows it.
+fn audited_key<'a>(path: &'a str, resp: &Response<Body>) -> Option<AuditKey<'a>> {
+    let (route, name) = find(path)?;
+    let operation = match route.op {
+        Op::KeyCreate => "create",
+        Op::KeyImport => "import",
+        Op::KeyDescribe => "describe",
+        Op::KeyDelete => "delete",
+        Op::KeyGenerate => "generate",
+        Op::KeyEncrypt => "encrypt",
+        Op::KeyDecrypt => "decrypt",
+        Op::KeyHmac => "hmac",
+        Op::KeyRotate => "rotate",
+        Op::KeyInfo => "info",
+        _ => return None,
+    };
+    Some(AuditKey {
+        operation,
+        name,
+        version: resp.extensions().get::<UsedVersion>().map(|v| v.0),
+    })
 }
 
 async fn serve<B>(

@@ -67,12 +67,23 @@ pub enum KeyCmd {
         #[command(flatten)]
         conn: ConnArgs,
     },
-    /// Delete master keys.
+    /// Delete master keys: deliberate and irreversible (crypto-shredding). Every object whose
+    /// data key a deleted key sealed becomes unreadable for good: on the KES that deletes at
+    /// once, on every other KES over the same keystore when its cache entry expires
+    /// (`cache.expiry.any`, or `unused` when idle). Over Vault K/V every version of a rotated
+    /// key goes, and every escrowed copy; over Transit the key itself. There is no undo.
+    /// Needs --force, and every name again with --confirm.
     #[command(alias = "delete")]
     Rm {
         /// Key names.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Delete although it cannot be undone.
+        #[arg(long)]
+        force: bool,
+        /// Each key name once more (repeat for several keys), as the confirmation.
+        #[arg(long = "confirm", value_name = "NAME")]
+        confirm: Vec<String>,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -232,7 +243,13 @@ pub fn run(cmd: KeyCmd) -> anyhow::Result<()> {
                     }
                 }
             }
-            KeyCmd::Rm { names, conn } => {
+            KeyCmd::Rm {
+                names,
+                force,
+                confirm,
+                conn,
+            } => {
+                confirm_deletion(&names, force, &confirm)?;
                 let c = conn.client()?;
                 for n in names {
                     c.delete_key(&n).await?;
@@ -297,6 +314,27 @@ pub fn run(cmd: KeyCmd) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The guard of `kes key rm`: nothing is sent unless `--force` is given and `--confirm` names
+/// exactly the keys to delete.
+fn confirm_deletion(names: &[String], force: bool, confirm: &[String]) -> anyhow::Result<()> {
+    let listed = names.join(", ");
+    if !force {
+        anyhow::bail!(
+            "refusing to delete {listed}: deleting a master key makes every object it encrypted unreadable, for good; \
+             run again with --force and --confirm NAME for each key"
+        );
+    }
+    let wanted: std::collections::BTreeSet<_> = names.iter().collect();
+    let confirmed: std::collections::BTreeSet<_> = confirm.iter().collect();
+    if wanted != confirmed {
+        anyhow::bail!(
+            "refusing to delete {listed}: --confirm must name exactly the keys to delete (each once), got [{}]",
+            confirm.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn print_versions(v: &crate::keys::KeyVersions) -> anyhow::Result<()> {

@@ -4,7 +4,8 @@
 
 use crate::api::Shared;
 use crate::auth::{ApiKey, Identity};
-use crate::config::{self, KeystoreConfig, ServerConfig, TlsConfig};
+use crate::config::{self, AuditTarget, KeystoreConfig, ServerConfig, TlsConfig};
+use crate::log::AuditLog;
 use crate::server::{
     ConnThreads, TlsFiles, TlsSettings, auth_state, open_keys, server_config,
     server_config_from_files, start_on,
@@ -143,7 +144,15 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let description = keys.describe();
-        let shared = Arc::new(Shared::new(auth_state(&cfg), keys));
+        let mut shared = Shared::new(auth_state(&cfg), keys);
+        shared.audit_log = match &cfg.audit_log {
+            AuditTarget::Off => None,
+            AuditTarget::Stdout => Some(AuditLog::stdout()),
+            AuditTarget::File(path) => Some(AuditLog::file(path).map_err(|e| {
+                anyhow::anyhow!("log.audit: cannot open '{}': {e}", path.display())
+            })?),
+        };
+        let shared = Arc::new(shared);
         let threads = Arc::new(ConnThreads::per_cpu()?);
         let running = start_on(&cfg.address, tls, shared.clone(), &cfg.keys, Some(threads))
             .await

@@ -101,6 +101,21 @@ pub struct ServerConfig {
     pub api: HashMap<String, ApiSettings>,
     /// The keystore.
     pub keystore: KeystoreConfig,
+    /// Where audit events are written besides `/v1/log/audit` (`log.audit`).
+    pub audit_log: AuditTarget,
+}
+
+/// `log.audit`: `off` (KES's default), `on` (standard output, as KES), or a file path (Coffer:
+/// appended to, JSON lines).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// Only the `/v1/log/audit` stream.
+    #[default]
+    Off,
+    /// Standard output.
+    Stdout,
+    /// A file.
+    File(PathBuf),
 }
 
 #[derive(Deserialize, Default)]
@@ -115,6 +130,15 @@ struct Raw {
     keys: Option<serde_json::Value>,
     keystore: Option<RawKeystore>,
     api: BTreeMap<String, RawApi>,
+    log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawLog {
+    /// KES's `log.error` (errors always go to standard error here): checked, not used.
+    error: Option<serde_json::Value>,
+    audit: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -413,7 +437,27 @@ fn build(raw: Raw) -> Result<ServerConfig, ConfigError> {
         }) => return Err(field("keystore", "no keystore configured")),
         Some(_) => return Err(field("keystore", "more than one keystore configured")),
     };
+    if let Some(v) = &raw.log.error {
+        on_off("log.error", v)?;
+    }
+    let audit_log = match &raw.log.audit {
+        None => AuditTarget::Off,
+        Some(serde_json::Value::String(p)) if p.contains('/') => AuditTarget::File(p.into()),
+        Some(v) => {
+            if on_off("log.audit", v).map_err(|_| {
+                field(
+                    "log.audit",
+                    "expected 'on', 'off' or a file path (containing a '/')",
+                )
+            })? {
+                AuditTarget::Stdout
+            } else {
+                AuditTarget::Off
+            }
+        }
+    };
     Ok(ServerConfig {
+        audit_log,
         address: raw.address.unwrap_or_else(|| "0.0.0.0:7373".into()),
         admin,
         tls,
@@ -529,6 +573,25 @@ mod tests {
             "SECRET" => Some("s3cr3t".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn log_audit_is_off_on_or_a_file() {
+        let audit = |text: &str| parse(text, &env).map(|c| c.audit_log);
+        assert_eq!(audit("").unwrap(), AuditTarget::Off);
+        assert_eq!(
+            audit("log:\n  error: on\n  audit: off\n").unwrap(),
+            AuditTarget::Off
+        );
+        assert_eq!(audit("log:\n  audit: on\n").unwrap(), AuditTarget::Stdout);
+        assert_eq!(
+            audit("log:\n  audit: /var/log/kes/audit.json\n").unwrap(),
+            AuditTarget::File("/var/log/kes/audit.json".into())
+        );
+        let err = audit("log:\n  audit: loud\n").unwrap_err().to_string();
+        assert!(err.contains("log.audit"), "{err}");
+        let err = audit("log:\n  error: maybe\n").unwrap_err().to_string();
+        assert!(err.contains("log.error"), "{err}");
     }
 
     #[test]

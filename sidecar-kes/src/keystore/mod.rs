@@ -37,6 +37,10 @@ pub enum StoreError {
     Other(String),
 }
 
+/// A key version kept apart from its key's value ([`Keystore::escrowed`]): its number and its
+/// encoded key.
+pub type EscrowedVersion = (u32, zeroize::Zeroizing<Vec<u8>>);
+
 /// A backend that stores encoded keys by name.
 pub trait Keystore: Send + Sync + 'static {
     /// Human-readable description, e.g. `Filesystem: /keys`.
@@ -70,7 +74,20 @@ pub trait Keystore: Send + Sync + 'static {
             ))
         })
     }
-    /// Deletes `name`; `NotFound` if absent.
+    /// Key versions of `name` kept apart from its value because a concurrent write could have
+    /// overwritten them there (Vault K/V v1, which has no check-and-set; see
+    /// [`vault::kv`]): each with its number, encoded as [`crate::crypto::KeyVersion::encode`];
+    /// only those numbered `version` if given. Stores whose writes refuse a concurrent writer
+    /// keep none.
+    fn escrowed<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<u32>,
+    ) -> BoxFuture<'a, Result<Vec<EscrowedVersion>, StoreError>> {
+        let _ = (name, version);
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    /// Deletes `name` (with every version and escrowed copy of it); `NotFound` if absent.
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Every key name (unsorted).
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;

@@ -5,10 +5,46 @@
 //! new version of the secret with check-and-set (v2); reads take the secret's latest version.
 //! A sealed Vault is [`StoreError::Sealed`] and [`Keystore::is_sealed`], which the key cache
 //! asks on every key use: a seal stops key use within one `ping` (see [`crate::cache`]).
+//!
+//! **K/V v1: concurrent writers lose no key version.** K/V v1 has no check-and-set: a create
+//! or a rotation reads the secret and then writes it, and another KES (or the operator)
+//! doing the same between the two overwrites it. Whatever key version the lost write held
+//! may already be in use: another replica can have read it from Vault and made data keys
+//! with it before it was overwritten. So on K/V v1 no key version's bytes ever exist only in
+//! a value that can be overwritten:
+//!
+//! 1. **Escrow first.** Before a write puts a new key version into a key's secret (a create:
+//!    version 1; a rotation: the ring's new newest version), the version alone is written to
+//!    its own path, `<prefix>/.coffer-escrow/<name>/<version>-<128 random bits>`. No other
+//!    writer ever chooses that path, so nothing overwrites it: it is written once. The
+//!    folder's name is not a KES key name (a dot), and [`Keystore::list`] leaves folders out.
+//! 2. **Read back.** After writing, the secret is read again; if it no longer holds what was
+//!    written, another writer won: a create answers `Exists`, a rotation `Changed` (the
+//!    cache then rotates again on top of the winner's ring).
+//! 3. **Escrow on decryption.** A ciphertext that the key's ring cannot open (its version is
+//!    missing, or the ring's key of that number is not the one that sealed it) is tried with
+//!    every escrowed candidate of the version it names (every escrowed version, for an
+//!    untagged one); the AEAD tells which is right. [`Keystore::escrowed`] lists them. The
+//!    ring's minimum version applies to escrowed versions too.
+//!
+//! The guarantee: every key version that any KES ever used was escrowed before any KES could
+//! read it, so every ciphertext made with it still decrypts while the key exists. What
+//! remains: the losing rotation's version is not the key's newest for KES that read the
+//! secret after the winner wrote it (harmless: data keys are made with the winner's); a
+//! rotation told `Ok` may still be overwritten by a concurrent one that read the secret
+//! earlier (its version stays escrowed, so nothing is lost; a minimum-version change made at
+//! that moment can be undone, and `kes key info` shows it); MinIO's KES does not look in the
+//! escrow. Escrowed versions are kept until the key is deleted ([`Keystore::delete`] removes
+//! them, then the key, then any escrowed meanwhile), one small secret per create and
+//! rotation. A decryption that fails on a K/V v1 key costs one `LIST` of the key's escrow
+//! folder (and a read per candidate); the policy therefore needs `list` on the prefix, as
+//! rotation needs `update` and deletion `delete` (`manifests/vault/setup.sh`). K/V v2 needs
+//! none of this: check-and-set refuses the losing write (`cas: 0` on create, the version read
+//! on rotation), so a version that lost is never readable.
 
 use super::client::VaultClient;
 use super::{KvEngine, VaultConfig, VaultEngine};
-use crate::keystore::{Keystore, StoreError};
+use crate::keystore::{EscrowedVersion, Keystore, StoreError};
 use futures::future::{BoxFuture, FutureExt};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -148,6 +184,98 @@ fn location(kv: &KvEngine, kind: &str, name: &str) -> String {
     parts.join("/")
 }
 
+/// The folder under the prefix that holds escrowed key versions (K/V v1; see the module doc).
+const ESCROW: &str = ".coffer-escrow";
+
+/// How often a delete removes the key again when a concurrent K/V v1 rotation wrote it back.
+const DELETE_ROUNDS: usize = 5;
+
+impl VaultStore {
+    /// `<mount>/<prefix>/.coffer-escrow/<name>` (K/V v1 only).
+    fn escrow_dir(&self, name: &str) -> String {
+        location(&self.kv, "data", &format!("{ESCROW}/{name}"))
+    }
+
+    /// Writes key version `version` of `name` (its encoded bytes) to a path no other writer
+    /// chooses: `<version>-<128 random bits>` in the key's escrow folder.
+    async fn escrow(&self, name: &str, version: u32, key: &[u8]) -> Result<(), StoreError> {
+        let c = &self.client;
+        let key = std::str::from_utf8(key)
+            .map_err(|_| StoreError::Other("vault: key is not text".into()))?;
+        let id = hex::encode(crate::crypto::rand::array::<16>());
+        let path = format!("{}/{version}-{id}", self.escrow_dir(name));
+        let resp = c
+            .send(reqwest::Method::PUT, &path, Some(&json!({ "key": key })))
+            .await?;
+        match resp.status().as_u16() {
+            200 | 204 => Ok(()),
+            _ => Err(c.fail(resp, "escrow").await),
+        }
+    }
+
+    /// Every escrowed version of `name`: its number and path.
+    async fn escrow_entries(&self, name: &str) -> Result<Vec<(u32, String)>, StoreError> {
+        let c = &self.client;
+        c.check_sealed()?;
+        let dir = self.escrow_dir(name);
+        let resp = c
+            .send(reqwest::Method::GET, &format!("{dir}/?list=true"), None)
+            .await?;
+        match resp.status().as_u16() {
+            404 => return Ok(Vec::new()),
+            200 => {}
+            _ => return Err(c.fail(resp, "list escrowed versions").await),
+        }
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|_| StoreError::Other("vault: invalid response".into()))?;
+        Ok(super::client::listed_names(&body)
+            .into_iter()
+            .filter_map(|entry| {
+                let version = entry.split_once('-')?.0.parse().ok()?;
+                Some((version, format!("{dir}/{entry}")))
+            })
+            .collect())
+    }
+
+    /// Deletes every escrowed version of `name` (a path already gone is no error).
+    async fn delete_escrow(&self, name: &str) -> Result<(), StoreError> {
+        let c = &self.client;
+        for (_, path) in self.escrow_entries(name).await? {
+            let resp = c.send(reqwest::Method::DELETE, &path, None).await?;
+            match resp.status().as_u16() {
+                200 | 204 | 404 => {}
+                _ => return Err(c.fail(resp, "delete escrowed version").await),
+            }
+        }
+        Ok(())
+    }
+
+    /// K/V v1, after a write of `written` to `name`: whether the secret still holds it (see
+    /// the module doc); `lost` if another writer's value replaced it.
+    async fn read_back(
+        &self,
+        name: &str,
+        written: &[u8],
+        lost: StoreError,
+    ) -> Result<(), StoreError> {
+        match self.read(name).await? {
+            Some(v) if v.as_bytes() == written => Ok(()),
+            _ => Err(lost),
+        }
+    }
+}
+
+/// The key version a rotation from `old` to `new` adds (its number and encoded key), if any.
+fn added_version(old: &[u8], new: &[u8]) -> Result<Option<EscrowedVersion>, StoreError> {
+    let new = crate::crypto::KeyRing::decode(new)
+        .map_err(|_| StoreError::Other("vault: the new value is not a key".into()))?;
+    let old_newest = crate::crypto::KeyRing::decode(old).map_or(0, |r| r.newest().0);
+    let (version, key) = new.newest();
+    Ok((version > old_newest).then(|| (version, key.encode())))
+}
+
 impl Keystore for VaultStore {
     fn describe(&self) -> String {
         format!("Hashicorp Vault: {}", self.client.config().endpoint)
@@ -170,8 +298,15 @@ impl Keystore for VaultStore {
             if self.read(name).await?.is_some() {
                 return Err(StoreError::Exists);
             }
+            if !self.kv.v2 {
+                self.escrow(name, 1, value).await?;
+            }
             self.write_if(name, value, 0, StoreError::Exists, "create")
-                .await
+                .await?;
+            if !self.kv.v2 {
+                self.read_back(name, value, StoreError::Exists).await?;
+            }
+            Ok(())
         }
         .boxed()
     }
@@ -187,9 +322,8 @@ impl Keystore for VaultStore {
     }
 
     /// K/V v2: a new version of the secret written with check-and-set on the version read, so
-    /// of concurrent rotations one wins. K/V v1 has no check-and-set: the value is compared
-    /// and then overwritten, and two rotations of one key at the same instant can lose one
-    /// (rotate from one place; the operator does).
+    /// of concurrent rotations one wins. K/V v1 has no check-and-set: the added version is
+    /// escrowed, the value compared and overwritten, and read back (see the module doc).
     fn replace<'a>(
         &'a self,
         name: &'a str,
@@ -204,29 +338,93 @@ impl Keystore for VaultStore {
             if current.as_bytes() != old {
                 return Err(StoreError::Changed);
             }
+            if self.kv.v2 {
+                return self
+                    .write_if(name, new, version, StoreError::Changed, "replace")
+                    .await;
+            }
+            if let Some((added, key)) = added_version(old, new)? {
+                self.escrow(name, added, &key).await?;
+            }
             self.write_if(name, new, version, StoreError::Changed, "replace")
-                .await
+                .await?;
+            self.read_back(name, new, StoreError::Changed).await
         }
         .boxed()
     }
 
+    /// K/V v2: the secret's metadata, so every version goes. K/V v1: the escrowed versions
+    /// first (a delete that fails there has removed nothing a KES reads, and can be repeated),
+    /// then the secret, then what a concurrent rotation escrowed meanwhile; a rotation that
+    /// read the key before the delete can write it back (no check-and-set), so the secret is
+    /// read again and deleted again until it stays gone.
     fn delete<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         async move {
             let c = &self.client;
-            if self.read(name).await?.is_none() {
+            let exists = self.read(name).await?.is_some();
+            if !self.kv.v2 {
+                self.delete_escrow(name).await?;
+            }
+            if !exists {
                 return Err(StoreError::NotFound);
             }
-            let resp = c
-                .send(
-                    reqwest::Method::DELETE,
-                    &self.location("metadata", name),
-                    None,
-                )
-                .await?;
-            match resp.status().as_u16() {
-                200 | 204 => Ok(()),
-                _ => Err(c.fail(resp, "delete").await),
+            for _ in 0..DELETE_ROUNDS {
+                let resp = c
+                    .send(
+                        reqwest::Method::DELETE,
+                        &self.location("metadata", name),
+                        None,
+                    )
+                    .await?;
+                match resp.status().as_u16() {
+                    200 | 204 => {}
+                    _ => return Err(c.fail(resp, "delete").await),
+                }
+                if self.kv.v2 {
+                    return Ok(());
+                }
+                self.delete_escrow(name).await?;
+                if self.read(name).await?.is_none() {
+                    return Ok(());
+                }
             }
+            Err(StoreError::Other(
+                "vault: delete: the key keeps being written back by a concurrent rotation".into(),
+            ))
+        }
+        .boxed()
+    }
+
+    fn escrowed<'a>(
+        &'a self,
+        name: &'a str,
+        version: Option<u32>,
+    ) -> BoxFuture<'a, Result<Vec<EscrowedVersion>, StoreError>> {
+        async move {
+            if self.kv.v2 {
+                return Ok(Vec::new());
+            }
+            let c = &self.client;
+            let mut found = Vec::new();
+            for (v, path) in self.escrow_entries(name).await? {
+                if version.is_some_and(|want| want != v) {
+                    continue;
+                }
+                let resp = c.send(reqwest::Method::GET, &path, None).await?;
+                match resp.status().as_u16() {
+                    404 => continue, // deleted meanwhile
+                    200 => {}
+                    _ => return Err(c.fail(resp, "read escrowed version").await),
+                }
+                let body: Value = resp
+                    .json()
+                    .await
+                    .map_err(|_| StoreError::Other("vault: invalid response".into()))?;
+                if let Some(key) = body.pointer("/data/key").and_then(Value::as_str) {
+                    found.push((v, Zeroizing::new(key.as_bytes().to_vec())));
+                }
+            }
+            Ok(found)
         }
         .boxed()
     }
