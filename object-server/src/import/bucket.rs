@@ -7,7 +7,7 @@ use crate::storage::{StorageError, Versioning};
 
 impl Importer {
     /// Creates the bucket with its versioning and object lock (an existing one is filled).
-    pub(super) async fn create_bucket(
+    pub(crate) async fn create_bucket(
         &self,
         bucket: &str,
         settings: &bucket_meta::BucketSettings,
@@ -47,7 +47,7 @@ impl Importer {
     /// Gives the bucket's policy, lifecycle, default encryption and tagging to Coffer's own
     /// PutBucket* operations (so they are checked and stored as a client's would be). The names
     /// of those applied, and of every one that failed with its error.
-    pub(super) async fn apply_bucket_configs(
+    pub(crate) async fn apply_bucket_configs(
         &self,
         bucket: &str,
         settings: &bucket_meta::BucketSettings,

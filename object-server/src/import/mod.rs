@@ -13,7 +13,8 @@
 //!   policy, lifecycle, encryption, tagging).
 //! - [`minio_iam`], [`sealed_config`]: users, groups, policies and attachments from
 //!   `.minio.sys/config/iam/`, opened through the KMS where MinIO sealed them.
-//! - `metadata`, `write`, `bucket`, `iam`: the Coffer side (a version's metadata, its body, a
+//! - `metadata`, `write`, `bucket`, `iam`: the Coffer side, shared with the online migration
+//!   (`crate::migrate`): (a version's metadata, its body, a
 //!   bucket and its settings, users and policies).
 //! - [`report`]: what was imported and what was not, with the reason.
 //!
@@ -50,31 +51,29 @@ use crate::iam::Iam;
 use crate::kms::Kms;
 use crate::s3::CofferS3;
 use crate::sse::SseRequest;
-use crate::sse::headers::WriteHeaders;
-use crate::storage::{ObjectMeta, Store, Versioning};
+use crate::storage::{Store, Versioning};
 
 pub mod bitrot;
-mod bucket;
+pub(crate) mod bucket;
 pub mod bucket_meta;
 pub mod dare;
 pub mod erasure;
 mod iam;
-mod metadata;
+pub(crate) mod metadata;
 pub mod minio_iam;
 pub mod minio_sse;
 pub mod report;
 pub mod sealed_config;
 pub mod source;
 pub mod system;
-mod write;
+pub(crate) mod write;
 pub mod xl_meta;
 
 use erasure::Copy;
-use metadata::{apply_user_metadata, meta_value, served_etag};
+use metadata::{meta_value, served_etag};
 use minio_sse::{MinioSse, Mode};
 pub use report::Report;
 use source::{Chunk, PartKeys, SourceError};
-use write::Written;
 use xl_meta::{ObjectVersion, Version, XlMeta};
 
 /// MinIO's system directory on every drive.
@@ -159,6 +158,21 @@ impl Importer {
                 ..Default::default()
             },
         }
+    }
+
+    /// What was done so far (the online migration fills it as the import does).
+    pub(crate) fn report_mut(&mut self) -> &mut Report {
+        &mut self.report
+    }
+
+    /// The report, once done.
+    pub(crate) fn into_report(self) -> Report {
+        self.report
+    }
+
+    /// The destination store.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Imports every bucket of the drives.
@@ -337,7 +351,7 @@ impl Importer {
 
     /// The commit mode of one version: its id says null version or not; an unversioned
     /// bucket's objects stay unversioned.
-    fn commit_mode(bucket_mode: Versioning, version_id: Option<&str>) -> Versioning {
+    pub(crate) fn commit_mode(bucket_mode: Versioning, version_id: Option<&str>) -> Versioning {
         match (bucket_mode, version_id) {
             (Versioning::Unversioned, None) => Versioning::Unversioned,
             (_, None) => Versioning::Suspended,
@@ -437,25 +451,19 @@ impl Importer {
             Some(k) if multipart => PartKeys::PerPart(k),
             Some(k) => PartKeys::Object(k),
         };
-        let request = match request {
-            Some(r) => r,
-            None => self
-                .s3
-                .write_mode(bucket, &WriteHeaders::default())
-                .await
-                .map_err(|e| format!("Coffer's encryption for the bucket: {e}"))?,
-        };
-        let enc = self
-            .s3
-            .new_object_key(&request, bucket, key)
-            .await
-            .map_err(|e| format!("a Coffer object key: {e}"))?;
+        let enc = self.version_key(request, bucket, key).await?;
         let (tx, rx) = mpsc::channel::<Chunk>(4);
         let version = v.clone();
         let reader =
             tokio::task::spawn_blocking(move || source::read_version(&version, &shards, keys, tx));
         let written = if multipart {
-            self.write_parts(rx, enc.as_ref().map(|(k, _)| k), v).await
+            let spec: Vec<write::PartSpec> = v
+                .parts
+                .iter()
+                .map(|p| (p.number, Some(p.etag.clone().unwrap_or_default())))
+                .collect();
+            self.write_parts(rx, enc.as_ref().map(|(k, _)| k), &spec)
+                .await
         } else {
             self.write_single(rx, enc.as_ref().map(|(k, _)| k)).await
         };
@@ -467,48 +475,26 @@ impl Importer {
             (Ok(stats), w) => (stats, w?),
         };
         self.report.healed_shards += stats.healed;
-        let Written {
-            writer,
-            size,
-            md5_hex,
-            checksums,
-            parts,
-        } = written;
-        if size != plain_size {
-            return Err("the plaintext is not as long as MinIO recorded".to_owned());
-        }
-        // End to end: where MinIO's ETag is the MD5 of the plaintext (plaintext and SSE-S3
-        // single-part objects), the bytes about to be committed must have it.
+        // MinIO's ETag is the MD5 of the plaintext for plaintext and SSE-S3 single-part objects.
         let etag_is_md5 = !multipart
             && match &sse {
                 MinioSse::None => true,
                 MinioSse::Kms(k) => k.mode == Mode::S3,
                 MinioSse::Customer => false,
             };
-        if etag_is_md5 && etag.len() == 32 && md5_hex.as_deref().is_some_and(|m| m != etag) {
-            return Err(
-                "the imported bytes do not match MinIO's ETag (their MD5): not imported".to_owned(),
-            );
-        }
-        let mut meta = ObjectMeta {
-            size,
+        let incoming = write::Incoming {
+            bucket,
+            key,
+            commit,
             etag,
+            etag_is_md5,
+            size: plain_size,
             modified_ms: v.mod_time_ns.div_euclid(1_000_000),
-            checksums,
-            encryption: enc.map(|(_, m)| m),
-            parts,
-            ..Default::default()
+            id_micros: (v.mod_time_ns.max(0) / 1000) as u64,
+            user: &v.meta_user,
         };
-        apply_user_metadata(&mut meta, &v.meta_user)?;
-        let micros = (v.mod_time_ns.max(0) / 1000) as u64;
-        let id = self
-            .store
-            .commit_imported_version(writer, &mut meta, bucket, key, commit, micros)
+        self.commit_written(written, enc.map(|(_, m)| m), incoming)
             .await
-            .map_err(|e| format!("writing the version: {e}"))?;
-        self.report.versions += 1;
-        self.report.bytes += size;
-        Ok(id)
     }
 }
 
