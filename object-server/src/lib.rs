@@ -37,6 +37,7 @@ pub mod admin;
 pub mod config;
 pub mod iam;
 pub mod import;
+pub mod migrate;
 pub mod kms;
 pub mod lifecycle;
 pub mod md5;

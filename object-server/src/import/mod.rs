@@ -170,9 +170,16 @@ impl Importer {
         self.report
     }
 
-    /// The destination store.
-    pub(crate) fn store(&self) -> &Store {
-        &self.store
+    /// A fresh importer into the same destination (one per object in flight; their reports
+    /// are merged).
+    pub(crate) fn worker(&self) -> Importer {
+        Importer::new(
+            self.store.clone(),
+            self.iam.clone(),
+            self.kms.clone(),
+            self.s3.auto_encryption,
+            self.dry_run,
+        )
     }
 
     /// Imports every bucket of the drives.
@@ -221,32 +228,9 @@ impl Importer {
                 bucket_meta::BucketSettings::default()
             }
         };
-        if !self.dry_run
-            && let Err(e) = self.create_bucket(bucket, &settings).await
-        {
-            self.report
-                .skip(bucket, None, None, format!("creating the bucket: {e}"));
+        if !self.import_bucket_settings(bucket, &settings).await {
             return;
         }
-        let (mut applied, left_out) = settings.summary();
-        let (done, failed) = self.apply_bucket_configs(bucket, &settings).await;
-        applied.extend(done);
-        for (what, e) in failed {
-            self.report
-                .skip(bucket, None, None, format!("bucket {what}: {e}"));
-        }
-        self.report
-            .bucket_settings
-            .insert(bucket.to_owned(), applied);
-        for what in left_out {
-            self.report.skip(
-                bucket,
-                None,
-                None,
-                format!("bucket {what} configuration is not imported yet"),
-            );
-        }
-        self.report.buckets.push(bucket.to_owned());
         let mode = settings.versioning();
         // Every key any drive has, with its directory on each drive that has it.
         let mut objects: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
@@ -271,17 +255,10 @@ impl Importer {
         // Several objects in flight: each commit waits on the disk (fsync) and each body on the
         // KMS; the reports come back in key order, so the report reads as a sequential run.
         use futures::StreamExt;
-        let (store, kms, iam) = (self.store.clone(), self.kms.clone(), self.iam.clone());
-        let (auto_encryption, dry_run) = (self.s3.auto_encryption, self.dry_run);
+        let factory = self.worker();
         let mut done = futures::stream::iter(objects)
             .map(|(key, dirs)| {
-                let mut worker = Importer::new(
-                    store.clone(),
-                    iam.clone(),
-                    kms.clone(),
-                    auto_encryption,
-                    dry_run,
-                );
+                let mut worker = factory.worker();
                 async move {
                     worker.import_object(bucket, &key, &dirs, mode).await;
                     worker.report
@@ -366,7 +343,24 @@ impl Importer {
         d: &xl_meta::DeleteMarker,
         mode: Versioning,
     ) -> Result<Option<String>, String> {
-        let mode = Self::commit_mode(mode, d.version_id.as_deref());
+        let ms = d.mod_time_ns.div_euclid(1_000_000);
+        let micros = (d.mod_time_ns.max(0) / 1000) as u64;
+        self.commit_delete_marker(bucket, key, d.version_id.as_deref(), mode, ms, micros)
+            .await
+    }
+
+    /// Commits a delete marker (`version_id` `None`: the null one) of a bucket in `mode`, its
+    /// id from `id_micros`; counted (and, in a dry run, only counted).
+    pub(crate) async fn commit_delete_marker(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        mode: Versioning,
+        modified_ms: i64,
+        id_micros: u64,
+    ) -> Result<Option<String>, String> {
+        let mode = Self::commit_mode(mode, version_id);
         if mode == Versioning::Unversioned {
             return Err("a delete marker in a bucket without versioning".to_owned());
         }
@@ -374,10 +368,8 @@ impl Importer {
         if self.dry_run {
             return Ok(None);
         }
-        let ms = d.mod_time_ns.div_euclid(1_000_000);
-        let micros = (d.mod_time_ns.max(0) / 1000) as u64;
         self.store
-            .put_imported_delete_marker(bucket, key, mode, ms, micros)
+            .put_imported_delete_marker(bucket, key, mode, modified_ms, id_micros)
             .await
             .map(Some)
             .map_err(|e| format!("writing the delete marker: {e}"))
@@ -532,18 +524,32 @@ pub(crate) fn find_objects(
     Ok(())
 }
 
-/// `object-server import-minio`: the KMS and the auto-encryption setting from the `MINIO_*`
-/// environment (as `server` reads them), then the import. A dry run writes nothing into
-/// `data_dir`: its store is a scratch directory removed afterwards.
-pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyhow::Result<Report> {
+/// A dry run's scratch directory, removed when dropped.
+pub(crate) struct Scratch(Option<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            let _ = std::fs::remove_dir_all(s);
+        }
+    }
+}
+
+/// An importer into `data_dir` with the KMS and the auto-encryption setting of the `MINIO_*`
+/// environment (as `server` reads them). A dry run writes nothing into `data_dir`: its store is
+/// a scratch directory, removed when the returned guard is dropped.
+pub(crate) async fn destination(
+    data_dir: PathBuf,
+    dry_run: bool,
+) -> anyhow::Result<(Importer, Scratch)> {
     use anyhow::Context;
-    let scratch = dry_run.then(|| {
+    let scratch = Scratch(dry_run.then(|| {
         std::env::temp_dir().join(format!(
             "coffer-import-dry-run-{}",
             crate::storage::random_name()
         ))
-    });
-    let dir = scratch.clone().unwrap_or(data_dir);
+    }));
+    let dir = scratch.0.clone().unwrap_or(data_dir);
     let cfg = crate::config::Config::from_parts(
         "127.0.0.1:0",
         None,
@@ -551,23 +557,22 @@ pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyh
         &crate::config::ProcessEnv,
     )?;
     let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
-    let result = async {
-        let kms = crate::server::build_kms(&cfg, &store, Vec::new(), Default::default()).await?;
-        let iam = Iam::open(
-            dir.clone(),
-            &store.system_dir(),
-            kms.clone(),
-            cfg.root_user.clone(),
-            cfg.root_password.clone(),
-        )
-        .await
-        .context("Coffer's IAM state")?;
-        let importer = Importer::new(store.clone(), iam, kms, cfg.auto_encryption, dry_run);
-        Ok::<_, anyhow::Error>(importer.run(&Options { drives, dry_run }).await?)
-    }
-    .await;
-    if let Some(s) = scratch {
-        let _ = std::fs::remove_dir_all(s);
-    }
-    result
+    let kms = crate::server::build_kms(&cfg, &store, Vec::new(), Default::default()).await?;
+    let iam = Iam::open(
+        dir.clone(),
+        &store.system_dir(),
+        kms.clone(),
+        cfg.root_user.clone(),
+        cfg.root_password.clone(),
+    )
+    .await
+    .context("Coffer's IAM state")?;
+    let importer = Importer::new(store, iam, kms, cfg.auto_encryption, dry_run);
+    Ok((importer, scratch))
+}
+
+/// `object-server import-minio`: the import into `data_dir` (see [`destination`]).
+pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyhow::Result<Report> {
+    let (importer, _scratch) = destination(data_dir, dry_run).await?;
+    Ok(importer.run(&Options { drives, dry_run }).await?)
 }
