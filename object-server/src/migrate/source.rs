@@ -120,6 +120,9 @@ impl Source {
         }
         url.set_path(&p);
         url.set_query(None);
+        // rusty-s3 merges its own parameters with these as two sorted lists.
+        let mut query = query.to_vec();
+        query.sort_unstable();
         rusty_s3::signing::sign(
             &jiff::Timestamp::now(),
             method,
@@ -129,7 +132,7 @@ impl Source {
             self.creds.token(),
             &self.region,
             SIGNED_FOR.as_secs(),
-            query.iter().copied(),
+            query.into_iter(),
             std::iter::empty(),
         )
     }
@@ -340,27 +343,21 @@ pub fn parse_page(xml: &[u8]) -> Result<Page, String> {
     d.named_element("ListVersionsResult", |d| {
         d.for_each_element(|d, name| {
             match name {
-                b"Version" => {
+                // MinIO's delete markers carry a version's fields too (an empty ETag, a size),
+                // which s3s's `DeleteMarkerEntry` refuses: both are read as `ObjectVersion`.
+                b"Version" | b"DeleteMarker" => {
                     let v: s3s::dto::ObjectVersion = d.content()?;
+                    let marker = name == b"DeleteMarker";
                     entries.push(Entry {
                         key: v.key.ok_or(DeError::MissingField)?,
                         version_id: v.version_id.unwrap_or_else(|| "null".to_owned()),
                         modified_ms: ms(v.last_modified)?,
-                        object: Some((
-                            v.e_tag
-                                .map(|e| e.value().to_owned())
-                                .unwrap_or_default(),
-                            v.size.unwrap_or(0).max(0) as u64,
-                        )),
-                    });
-                }
-                b"DeleteMarker" => {
-                    let m: s3s::dto::DeleteMarkerEntry = d.content()?;
-                    entries.push(Entry {
-                        key: m.key.ok_or(DeError::MissingField)?,
-                        version_id: m.version_id.unwrap_or_else(|| "null".to_owned()),
-                        modified_ms: ms(m.last_modified)?,
-                        object: None,
+                        object: (!marker).then(|| {
+                            (
+                                v.e_tag.map(|e| e.value().to_owned()).unwrap_or_default(),
+                                v.size.unwrap_or(0).max(0) as u64,
+                            )
+                        }),
                     });
                 }
                 b"IsTruncated" => truncated = d.content()?,
@@ -452,7 +449,7 @@ mod tests {
     #[test]
     fn reads_minios_version_listing() {
         let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
-<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>ver</Name><Prefix></Prefix><KeyMarker></KeyMarker><VersionIdMarker></VersionIdMarker><NextKeyMarker>k</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated><Version><Key>k</Key><LastModified>2026-12-07T13:00:00.123Z</LastModified><ETag>&#34;5d41402abc4b2a76b9719d911017c592&#34;</ETag><Size>5</Size><Owner><ID>02d6176db174dc93cb1b899f7c6078f08654445fe8cf1b6ce98d8855f66bdbf4</ID><DisplayName>minio</DisplayName></Owner><StorageClass>STANDARD</StorageClass><IsLatest>true</IsLatest><VersionId>8e2d6a8f-1b7d-4a36-9f5b-0c0c2b0d4c11</VersionId></Version><DeleteMarker><Key>k</Key><LastModified>2026-12-07T12:59:59.001Z</LastModified><Owner><ID>x</ID><DisplayName>minio</DisplayName></Owner><IsLatest>false</IsLatest><VersionId>null</VersionId></DeleteMarker></ListVersionsResult>"#;
+<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>ver</Name><Prefix></Prefix><KeyMarker></KeyMarker><VersionIdMarker></VersionIdMarker><NextKeyMarker>k</NextKeyMarker><NextVersionIdMarker>null</NextVersionIdMarker><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated><Version><Key>k</Key><LastModified>2026-12-07T13:00:00.123Z</LastModified><ETag>&#34;5d41402abc4b2a76b9719d911017c592&#34;</ETag><Size>5</Size><Owner><ID>02d6176db174dc93cb1b899f7c6078f08654445fe8cf1b6ce98d8855f66bdbf4</ID><DisplayName>minio</DisplayName></Owner><StorageClass>STANDARD</StorageClass><IsLatest>true</IsLatest><VersionId>8e2d6a8f-1b7d-4a36-9f5b-0c0c2b0d4c11</VersionId></Version><DeleteMarker><Key>k</Key><LastModified>2026-12-07T12:59:59.001Z</LastModified><ETag></ETag><Size>0</Size><Owner><ID>x</ID><DisplayName>minio</DisplayName></Owner><StorageClass>STANDARD</StorageClass><IsLatest>false</IsLatest><VersionId>null</VersionId></DeleteMarker></ListVersionsResult>"#;
         let page = parse_page(xml).expect("parses");
         assert_eq!(page.next, Some(("k".to_owned(), "null".to_owned())));
         assert_eq!(page.entries.len(), 2);
