@@ -78,6 +78,9 @@ enum Command {
         /// Also write the report as JSON to this file (`-`: standard output, instead of text).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Versions per listing page (tests use small pages to cross page boundaries).
+        #[arg(long, default_value_t = 1000, hide = true)]
+        list_page_size: u32,
         /// The Coffer data directory to copy into.
         data_dir: PathBuf,
     },
@@ -129,6 +132,7 @@ fn main() -> anyhow::Result<()> {
             from_region,
             dry_run,
             json,
+            list_page_size,
             data_dir,
         } => {
             object_server::server::init_logging();
@@ -145,6 +149,7 @@ fn main() -> anyhow::Result<()> {
                 ca_file: from_ca_file,
                 dry_run,
                 data_dir,
+                list_page_size,
             };
             let report = rt.block_on(object_server::migrate::cli(options))?;
             print_report(&report, json.as_deref())

@@ -97,8 +97,7 @@ impl Importer {
         }
         // End to end: where MinIO's ETag is the MD5 of the plaintext, the bytes about to be
         // committed must have it.
-        if v.etag_is_md5 && v.etag.len() == 32 && md5_hex.as_deref().is_some_and(|m| m != v.etag)
-        {
+        if v.etag_is_md5 && v.etag.len() == 32 && md5_hex.as_deref().is_some_and(|m| m != v.etag) {
             return Err(
                 "the imported bytes do not match MinIO's ETag (their MD5): not imported".to_owned(),
             );
@@ -168,7 +167,12 @@ impl Importer {
         let mut size = 0u64;
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut part_md5s = Vec::new();
-        type Current = (Option<Encryptor>, Option<PartSalt>, u64, Option<crate::md5::Md5>);
+        type Current = (
+            Option<Encryptor>,
+            Option<PartSalt>,
+            u64,
+            Option<crate::md5::Md5>,
+        );
         let mut current: Option<Current> = None;
         while let Some(chunk) = rx.recv().await {
             if current.is_none() {

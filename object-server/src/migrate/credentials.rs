@@ -101,7 +101,9 @@ pub fn resolve(
         let access_key = env(ak_name).filter(|v| !v.is_empty());
         let secret_key = env(sk_name).filter(|v| !v.is_empty()).map(Zeroizing::new);
         let (Some(access_key), Some(secret_key)) = (access_key, secret_key) else {
-            bail!("the source's keys: set {ak_name} and {sk_name}, or give --from-credentials-file");
+            bail!(
+                "the source's keys: set {ak_name} and {sk_name}, or give --from-credentials-file"
+            );
         };
         return Ok(SourceAccess {
             endpoint,
@@ -114,8 +116,8 @@ pub fn resolve(
         bail!("--from must be an http(s) URL or an mc alias");
     }
     if let Some(host) = env(&format!("MC_HOST_{alias}")) {
-        let url = Url::parse(&host)
-            .map_err(|_| anyhow::anyhow!("MC_HOST_{alias} is not a valid URL"))?;
+        let url =
+            Url::parse(&host).map_err(|_| anyhow::anyhow!("MC_HOST_{alias} is not a valid URL"))?;
         let decode = |s: &str| {
             percent_encoding_decode(s)
                 .ok_or_else(|| anyhow::anyhow!("MC_HOST_{alias}: its keys are not valid UTF-8"))
@@ -159,10 +161,11 @@ pub fn resolve(
 }
 
 fn percent_encoding_decode(s: &str) -> Option<String> {
-    let decoded: Vec<u8> = url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default();
+    let decoded: Vec<u8> =
+        url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned().into_bytes())
+            .unwrap_or_default();
     String::from_utf8(decoded).ok()
 }
 
@@ -186,7 +189,10 @@ mod tests {
             ..Default::default()
         };
         let a = resolve("https://127.0.0.1:9000", &keys, &env).unwrap();
-        assert_eq!((a.access_key.as_str(), a.secret_key.as_str()), ("ak", "s%ecret"));
+        assert_eq!(
+            (a.access_key.as_str(), a.secret_key.as_str()),
+            ("ak", "s%ecret")
+        );
         let e = resolve("https://ak:sk@127.0.0.1:9000", &keys, &env).unwrap_err();
         assert!(e.to_string().contains("must not carry keys"), "{e}");
         assert!(!format!("{e:#}").contains("sk@"));
@@ -200,7 +206,10 @@ mod tests {
         let env = env_of(&[("MC_HOST_old", "https://ak:s%2Fk@minio.example:9000")]);
         let a = resolve("old", &KeySources::default(), &env).unwrap();
         assert_eq!(a.endpoint.as_str(), "https://minio.example:9000/");
-        assert_eq!((a.access_key.as_str(), a.secret_key.as_str()), ("ak", "s/k"));
+        assert_eq!(
+            (a.access_key.as_str(), a.secret_key.as_str()),
+            ("ak", "s/k")
+        );
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -213,7 +222,10 @@ mod tests {
             ..Default::default()
         };
         let a = resolve("m", &keys, &env_of(&[])).unwrap();
-        assert_eq!((a.endpoint.as_str(), a.access_key.as_str()), ("https://h:9000/", "a"));
+        assert_eq!(
+            (a.endpoint.as_str(), a.access_key.as_str()),
+            ("https://h:9000/", "a")
+        );
         assert!(resolve("nope", &keys, &env_of(&[])).is_err());
     }
 }

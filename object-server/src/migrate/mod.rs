@@ -64,6 +64,8 @@ pub struct Options {
     pub ca_file: Option<std::path::PathBuf>,
     pub dry_run: bool,
     pub data_dir: std::path::PathBuf,
+    /// Versions per listing page (S3's maximum is 1000).
+    pub list_page_size: u32,
 }
 
 /// What the copy of one key shares with the others.
@@ -71,6 +73,7 @@ struct Shared {
     source: Arc<Source>,
     progress: Arc<Progress>,
     dry_run: bool,
+    page_size: u32,
 }
 
 /// `object-server migrate`: copies the source into `data_dir` and reports.
@@ -88,13 +91,13 @@ pub async fn cli(o: Options) -> anyhow::Result<Report> {
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", source.endpoint()))?;
     let (importer, _scratch) = crate::import::destination(o.data_dir, o.dry_run).await?;
-    let progress = Progress::open(&progress_path, !o.dry_run).map_err(|e| {
-        anyhow::anyhow!("the progress file {}: {e}", progress_path.display())
-    })?;
+    let progress = Progress::open(&progress_path, !o.dry_run)
+        .map_err(|e| anyhow::anyhow!("the progress file {}: {e}", progress_path.display()))?;
     let shared = Shared {
         source: Arc::new(source),
         progress: Arc::new(progress),
         dry_run: o.dry_run,
+        page_size: o.list_page_size.clamp(1, 1000),
     };
     Ok(run(importer, &shared, buckets).await)
 }
@@ -123,7 +126,14 @@ async fn run(mut importer: Importer, shared: &Shared, buckets: Vec<String>) -> R
         if !importer.import_bucket_settings(&bucket, &settings).await {
             continue;
         }
-        copy_bucket(&mut importer, shared, &bucket, settings.versioning(), &mut meter).await;
+        copy_bucket(
+            &mut importer,
+            shared,
+            &bucket,
+            settings.versioning(),
+            &mut meter,
+        )
+        .await;
     }
     meter.print(importer.report_mut(), true);
     let mut report = importer.into_report();
@@ -176,7 +186,11 @@ async fn copy_bucket(
     let mut marker: Option<(String, String)> = None;
     let mut carry: Vec<Entry> = Vec::new();
     loop {
-        let page = match shared.source.list_versions(bucket, marker.as_ref()).await {
+        let page = match shared
+            .source
+            .list_versions(bucket, marker.as_ref(), shared.page_size)
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 importer.report_mut().skip(bucket, None, None, e);
@@ -188,7 +202,10 @@ async fn copy_bucket(
         if page.next.is_some()
             && let Some(last) = entries.last().map(|e| e.key.clone())
         {
-            let cut = entries.iter().rposition(|e| e.key != last).map_or(0, |i| i + 1);
+            let cut = entries
+                .iter()
+                .rposition(|e| e.key != last)
+                .map_or(0, |i| i + 1);
             carry = entries.split_off(cut);
         }
         let mut keys: Vec<(String, Vec<Entry>)> = Vec::new();
@@ -251,8 +268,18 @@ async fn copy_key(
                     .await
             }
             Some((etag, size)) => {
-                copy_version(&mut worker, shared, bucket, key, e, etag, *size, mode, micros)
-                    .await
+                copy_version(
+                    &mut worker,
+                    shared,
+                    bucket,
+                    key,
+                    e,
+                    etag,
+                    *size,
+                    mode,
+                    micros,
+                )
+                .await
             }
         };
         match result {
@@ -277,7 +304,9 @@ async fn copy_key(
                     });
                 }
             }
-            Err(reason) => worker.report_mut().skip(bucket, Some(key), minio_id, reason),
+            Err(reason) => worker
+                .report_mut()
+                .skip(bucket, Some(key), minio_id, reason),
         }
     }
     if imported {
@@ -341,15 +370,20 @@ async fn read_body(
     loop {
         let mut body = resp.bytes_stream();
         while let Some(b) = body.next().await {
-            let b = b.map_err(|e| ReadError::Failed(format!("reading the body: {}", e.without_url())))?;
+            let b =
+                b.map_err(|e| ReadError::Failed(format!("reading the body: {}", e.without_url())))?;
             if b.is_empty() {
                 continue;
             }
             sha.update(&b);
-            tx.send(Chunk::Data(b)).await.map_err(|_| ReadError::Closed)?;
+            tx.send(Chunk::Data(b))
+                .await
+                .map_err(|_| ReadError::Closed)?;
         }
         let Some(total) = parts else { break };
-        tx.send(Chunk::PartEnd(n)).await.map_err(|_| ReadError::Closed)?;
+        tx.send(Chunk::PartEnd(n))
+            .await
+            .map_err(|_| ReadError::Closed)?;
         if n >= total {
             break;
         }
@@ -366,7 +400,12 @@ async fn read_body(
 }
 
 /// The SHA-256 of a second, whole read of the version.
-async fn sha256_again(source: &Source, bucket: &str, key: &str, vid: &str) -> Result<[u8; 32], String> {
+async fn sha256_again(
+    source: &Source,
+    bucket: &str,
+    key: &str,
+    vid: &str,
+) -> Result<[u8; 32], String> {
     let resp = source
         .open(bucket, key, vid, None, false)
         .await
@@ -399,7 +438,13 @@ async fn copy_version(
         .rsplit_once('-')
         .and_then(|(_, n)| n.parse::<u32>().ok());
     let opened = match source
-        .open(bucket, key, &e.version_id, listed_parts.map(|_| 1), shared.dry_run)
+        .open(
+            bucket,
+            key,
+            &e.version_id,
+            listed_parts.map(|_| 1),
+            shared.dry_run,
+        )
         .await
     {
         Ok(o) => o,
@@ -425,7 +470,11 @@ async fn copy_version(
         SourceSse::Kms(_) => Some("SSE-KMS"),
     };
     if let Some(m) = mode_name {
-        *worker.report_mut().encrypted.entry(m.to_owned()).or_default() += 1;
+        *worker
+            .report_mut()
+            .encrypted
+            .entry(m.to_owned())
+            .or_default() += 1;
     }
     if shared.dry_run {
         worker.report_mut().versions += 1;
@@ -436,14 +485,11 @@ async fn copy_version(
     let etag = header("etag")
         .map(|e| e.trim_matches('"').to_owned())
         .unwrap_or_else(|| listed_etag.to_owned());
-    let parts = match listed_parts {
-        None => None,
-        Some(n) => Some(
-            header("x-amz-mp-parts-count")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(n),
-        ),
-    };
+    let parts = listed_parts.map(|n| {
+        header("x-amz-mp-parts-count")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(n)
+    });
     let mut user = source::user_map(h);
     if header("x-amz-tagging-count").is_some_and(|c| c != "0") {
         let tags = source
@@ -499,7 +545,9 @@ async fn copy_version(
             written.part_md5s.len()
         );
         if want != etag {
-            return Err("the copied parts do not match MinIO's multipart ETag: not copied".to_owned());
+            return Err(
+                "the copied parts do not match MinIO's multipart ETag: not copied".to_owned(),
+            );
         }
     } else if !etag_is_md5 && sha256_again(source, bucket, key, &e.version_id).await? != sha {
         return Err("a second read of the version differs from the first: not copied".to_owned());

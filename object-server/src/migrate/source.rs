@@ -17,8 +17,6 @@ use crate::import::bucket_meta::{self, BucketSettings};
 
 /// How long a signed request stays valid (a request starts well within it).
 const SIGNED_FOR: Duration = Duration::from_secs(900);
-/// Versions asked for per listing page (S3's maximum).
-const PAGE: &str = "1000";
 
 /// A request the source refused or could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -206,14 +204,13 @@ impl Source {
     /// Every bucket's name.
     pub async fn list_buckets(&self) -> Result<Vec<String>, SourceError> {
         let body = self.get_bytes("listing the buckets", &[], &[]).await?;
-        let out: s3s::dto::ListBucketsOutput = bucket_meta::xml(&body, "bucket list").map_err(
-            |detail| SourceError {
+        let out: s3s::dto::ListBucketsOutput =
+            bucket_meta::xml(&body, "bucket list").map_err(|detail| SourceError {
                 what: "listing the buckets".to_owned(),
                 detail,
                 status: None,
                 code: String::new(),
-            },
-        )?;
+            })?;
         Ok(out
             .buckets
             .unwrap_or_default()
@@ -245,28 +242,49 @@ impl Source {
             .await
             .map_err(e)?
             .map(|p| String::from_utf8_lossy(&p).into_owned());
-        s.lifecycle = self.config(bucket, "lifecycle").await.map_err(e)?.map(|b| b.to_vec());
-        s.encryption = self.config(bucket, "encryption").await.map_err(e)?.map(|b| b.to_vec());
-        s.tagging = self.config(bucket, "tagging").await.map_err(e)?.map(|b| b.to_vec());
+        s.lifecycle = self
+            .config(bucket, "lifecycle")
+            .await
+            .map_err(e)?
+            .map(|b| b.to_vec());
+        s.encryption = self
+            .config(bucket, "encryption")
+            .await
+            .map_err(e)?
+            .map(|b| b.to_vec());
+        s.tagging = self
+            .config(bucket, "tagging")
+            .await
+            .map_err(e)?
+            .map(|b| b.to_vec());
         // Not imported yet: reported when present.
-        if self.config(bucket, "replication").await.is_ok_and(|r| r.is_some()) {
+        if self
+            .config(bucket, "replication")
+            .await
+            .is_ok_and(|r| r.is_some())
+        {
             s.not_imported.push("replication");
         }
         Ok(s)
     }
 
-    /// One page of the bucket's versions, from `marker` (`(key, version id)`).
+    /// One page of at most `max_keys` of the bucket's versions, from `marker`
+    /// (`(key, version id)`).
     pub async fn list_versions(
         &self,
         bucket: &str,
         marker: Option<&(String, String)>,
+        max_keys: u32,
     ) -> Result<Page, SourceError> {
-        let mut q = vec![("versions", ""), ("max-keys", PAGE)];
+        let max_keys = max_keys.to_string();
+        let mut q = vec![("versions", ""), ("max-keys", max_keys.as_str())];
         if let Some((k, v)) = marker {
             q.push(("key-marker", k));
             q.push(("version-id-marker", v));
         }
-        let body = self.get_bytes("listing the versions", &[bucket], &q).await?;
+        let body = self
+            .get_bytes("listing the versions", &[bucket], &q)
+            .await?;
         parse_page(&body).map_err(|detail| SourceError {
             what: "listing the versions".to_owned(),
             detail,
@@ -290,7 +308,9 @@ impl Source {
             q.push(("partNumber", n));
         }
         let method = if head { Method::HEAD } else { Method::GET };
-        let resp = self.send(method, "reading the version", &[bucket, key], &q).await?;
+        let resp = self
+            .send(method, "reading the version", &[bucket, key], &q)
+            .await?;
         let headers = resp.headers().clone();
         Ok(Opened {
             response: (!head).then_some(resp),

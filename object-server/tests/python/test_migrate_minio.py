@@ -105,7 +105,8 @@ def test_online_migration_of_the_guides_deployment(tmp_path, minio_kes):
     assert not (data / "plain").exists()
 
     t0 = time.monotonic()
-    r = migrate("--json", tmp_path / "report.json", *source, data, env={**env, **keys})
+    # Small listing pages: a key's versions (ver/k has six) continue on the next page.
+    r = migrate("--json", tmp_path / "report.json", "--list-page-size", "4", *source, data, env={**env, **keys})
     took = time.monotonic() - t0
     assert r.returncode == 2, r.stdout + r.stderr
     report = json.loads((tmp_path / "report.json").read_text())
@@ -146,6 +147,18 @@ def test_online_migration_of_the_guides_deployment(tmp_path, minio_kes):
 
     got_minio = snapshot(c, ALL, skip={("crypt", "customer")})
     assert got_minio == want, "MinIO's answers changed"
+    assert buckets_only(minio.drive) == before, "MinIO's buckets changed on its drive"
+
+    # Written to MinIO since: a third run copies exactly that.
+    c.put_object(Bucket="ver", Key="k", Body=b"written after the first runs", Metadata={"late": "yes"})
+    c.put_object(Bucket="bulk", Key="late", Body=pattern(1000, 999), Tagging="when=late")
+    want = snapshot(c, ALL, skip={("crypt", "customer")})
+    before = buckets_only(minio.drive)
+    third = migrate("--json", "-", *source, data, env={**env, **keys})
+    assert third.returncode == 2, third.stdout + third.stderr
+    third_run = json.loads(third.stdout)
+    assert (third_run["versions"], third_run["delete_markers"]) == (2, 0), third_run
+    assert third_run["resumed"] == versions + markers, third_run
     minio.stop()
     assert buckets_only(minio.drive) == before, "MinIO's buckets changed on its drive"
 
