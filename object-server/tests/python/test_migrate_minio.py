@@ -95,7 +95,7 @@ def test_online_migration_of_the_guides_deployment(tmp_path, minio_kes):
     assert SECRET not in bad.stderr and not data.exists()
     # Wrong keys: MinIO's refusal, nothing written.
     wrong = migrate(*source, data, env={**env, **keys, "MIGRATE_SECRET_KEY": "not-the-secret"})
-    assert wrong.returncode == 1 and "403" in wrong.stderr, wrong.stderr
+    assert wrong.returncode == 1 and "403 Forbidden SignatureDoesNotMatch" in wrong.stderr, wrong.stderr
     assert not data.exists()
 
     # A dry run lists and reports, and writes nothing.
