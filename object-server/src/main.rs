@@ -1,5 +1,6 @@
 //! `object-server server [--address HOST:PORT] [--certs-dir DIR] DIR`: MinIO's command line;
-//! `object-server import-minio [--dry-run] [--json FILE] --drives DIR… DATA_DIR`: the offline import.
+//! `object-server import-minio [--dry-run] [--json FILE] --drives DIR… DATA_DIR`: the offline import;
+//! `object-server migrate --from URL|ALIAS [--dry-run] [--json FILE] DATA_DIR`: the online one.
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -43,6 +44,46 @@ enum Command {
         /// The Coffer data directory to import into.
         data_dir: Option<PathBuf>,
     },
+    /// Copy a running MinIO (or another S3 server) into a data directory through its S3 API:
+    /// buckets with their settings, every version in order, delete markers, metadata, tags,
+    /// retention and legal hold. Resumable: a second run copies only what is new. The keys of
+    /// the source never go on the command line: environment variables (MIGRATE_ACCESS_KEY,
+    /// MIGRATE_SECRET_KEY), a credentials file, or an mc alias. The KMS is the MINIO_KMS_*
+    /// environment's, as `server`'s.
+    Migrate {
+        /// The source: `https://host:port`, or an mc alias (MC_HOST_<alias> or mc's config.json).
+        #[arg(long)]
+        from: String,
+        /// The environment variable holding the source's access key.
+        #[arg(long, value_name = "NAME")]
+        from_access_key_env: Option<String>,
+        /// The environment variable holding the source's secret key.
+        #[arg(long, value_name = "NAME")]
+        from_secret_key_env: Option<String>,
+        /// A JSON file with the source's keys: {"accessKey": "...", "secretKey": "..."}.
+        #[arg(long, value_name = "FILE")]
+        from_credentials_file: Option<PathBuf>,
+        /// mc's configuration directory, for an alias (default: $MC_CONFIG_DIR, else ~/.mc).
+        #[arg(long, value_name = "DIR")]
+        mc_config_dir: Option<PathBuf>,
+        /// A CA certificate (PEM) to trust for the source, besides the system's.
+        #[arg(long, value_name = "FILE")]
+        from_ca_file: Option<PathBuf>,
+        /// The source's region (request signing).
+        #[arg(long, default_value = "us-east-1")]
+        from_region: String,
+        /// Only list and report what would be copied.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write the report as JSON to this file (`-`: standard output, instead of text).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Versions per listing page (tests use small pages to cross page boundaries).
+        #[arg(long, default_value_t = 1000, hide = true)]
+        list_page_size: u32,
+        /// The Coffer data directory to copy into.
+        data_dir: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,22 +120,63 @@ fn main() -> anyhow::Result<()> {
             object_server::server::init_logging();
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(object_server::import::cli(drives, data_dir, dry_run))?;
-            match json.as_deref() {
-                Some(p) if p == std::path::Path::new("-") => {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                }
-                Some(p) => {
-                    std::fs::write(p, serde_json::to_vec_pretty(&report)?)?;
-                    print!("{}", report.to_text());
-                }
-                None => print!("{}", report.to_text()),
-            }
-            if !report.skipped.is_empty() {
-                std::process::exit(2);
-            }
-            Ok(())
+            print_report(&report, json.as_deref())
+        }
+        Command::Migrate {
+            from,
+            from_access_key_env,
+            from_secret_key_env,
+            from_credentials_file,
+            mc_config_dir,
+            from_ca_file,
+            from_region,
+            dry_run,
+            json,
+            list_page_size,
+            data_dir,
+        } => {
+            object_server::server::init_logging();
+            let rt = tokio::runtime::Runtime::new()?;
+            let options = object_server::migrate::Options {
+                from,
+                keys: object_server::migrate::credentials::KeySources {
+                    access_key_env: from_access_key_env,
+                    secret_key_env: from_secret_key_env,
+                    credentials_file: from_credentials_file,
+                    mc_config_dir,
+                },
+                region: from_region,
+                ca_file: from_ca_file,
+                dry_run,
+                data_dir,
+                list_page_size,
+            };
+            let report = rt.block_on(object_server::migrate::cli(options))?;
+            print_report(&report, json.as_deref())
         }
     }
+}
+
+/// Prints an import's report (as JSON to `json`, `-` meaning standard output); exits with 2
+/// when anything was left out.
+fn print_report(
+    report: &object_server::import::Report,
+    json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    match json {
+        Some(p) if p == std::path::Path::new("-") => {
+            println!("{}", serde_json::to_string_pretty(report)?);
+        }
+        Some(p) => {
+            std::fs::write(p, serde_json::to_vec_pretty(report)?)?;
+            print!("{}", report.to_text());
+        }
+        None => print!("{}", report.to_text()),
+    }
+    if !report.skipped.is_empty() {
+        std::process::exit(2);
+    }
+    Ok(())
 }
 
 /// A GET holds one descriptor per part of a multipart object, and every connection holds one, so

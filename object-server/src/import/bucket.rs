@@ -6,8 +6,44 @@ use super::{Importer, bucket_meta};
 use crate::storage::{StorageError, Versioning};
 
 impl Importer {
+    /// Creates the bucket and applies its settings, reporting what was applied and what was
+    /// not; false when the bucket could not be created (its objects are then left out).
+    pub(crate) async fn import_bucket_settings(
+        &mut self,
+        bucket: &str,
+        settings: &bucket_meta::BucketSettings,
+    ) -> bool {
+        if !self.dry_run
+            && let Err(e) = self.create_bucket(bucket, settings).await
+        {
+            self.report
+                .skip(bucket, None, None, format!("creating the bucket: {e}"));
+            return false;
+        }
+        let (mut applied, left_out) = settings.summary();
+        let (done, failed) = self.apply_bucket_configs(bucket, settings).await;
+        applied.extend(done);
+        for (what, e) in failed {
+            self.report
+                .skip(bucket, None, None, format!("bucket {what}: {e}"));
+        }
+        self.report
+            .bucket_settings
+            .insert(bucket.to_owned(), applied);
+        for what in left_out {
+            self.report.skip(
+                bucket,
+                None,
+                None,
+                format!("bucket {what} configuration is not imported yet"),
+            );
+        }
+        self.report.buckets.push(bucket.to_owned());
+        true
+    }
+
     /// Creates the bucket with its versioning and object lock (an existing one is filled).
-    pub(super) async fn create_bucket(
+    pub(crate) async fn create_bucket(
         &self,
         bucket: &str,
         settings: &bucket_meta::BucketSettings,
@@ -47,7 +83,7 @@ impl Importer {
     /// Gives the bucket's policy, lifecycle, default encryption and tagging to Coffer's own
     /// PutBucket* operations (so they are checked and stored as a client's would be). The names
     /// of those applied, and of every one that failed with its error.
-    pub(super) async fn apply_bucket_configs(
+    pub(crate) async fn apply_bucket_configs(
         &self,
         bucket: &str,
         settings: &bucket_meta::BucketSettings,

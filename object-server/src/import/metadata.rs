@@ -48,7 +48,7 @@ pub(super) fn served_etag(
 }
 
 /// Content headers, user metadata, tags, retention and legal hold from MinIO's user map.
-pub(super) fn apply_user_metadata(
+pub(crate) fn apply_user_metadata(
     meta: &mut ObjectMeta,
     user: &BTreeMap<String, String>,
 ) -> Result<(), String> {

@@ -13,7 +13,8 @@
 //!   policy, lifecycle, encryption, tagging).
 //! - [`minio_iam`], [`sealed_config`]: users, groups, policies and attachments from
 //!   `.minio.sys/config/iam/`, opened through the KMS where MinIO sealed them.
-//! - `metadata`, `write`, `bucket`, `iam`: the Coffer side (a version's metadata, its body, a
+//! - `metadata`, `write`, `bucket`, `iam`: the Coffer side, shared with the online migration
+//!   (`crate::migrate`): (a version's metadata, its body, a
 //!   bucket and its settings, users and policies).
 //! - [`report`]: what was imported and what was not, with the reason.
 //!
@@ -50,31 +51,29 @@ use crate::iam::Iam;
 use crate::kms::Kms;
 use crate::s3::CofferS3;
 use crate::sse::SseRequest;
-use crate::sse::headers::WriteHeaders;
-use crate::storage::{ObjectMeta, Store, Versioning};
+use crate::storage::{Store, Versioning};
 
 pub mod bitrot;
-mod bucket;
+pub(crate) mod bucket;
 pub mod bucket_meta;
 pub mod dare;
 pub mod erasure;
 mod iam;
-mod metadata;
+pub(crate) mod metadata;
 pub mod minio_iam;
 pub mod minio_sse;
 pub mod report;
 pub mod sealed_config;
 pub mod source;
 pub mod system;
-mod write;
+pub(crate) mod write;
 pub mod xl_meta;
 
 use erasure::Copy;
-use metadata::{apply_user_metadata, meta_value, served_etag};
+use metadata::{meta_value, served_etag};
 use minio_sse::{MinioSse, Mode};
 pub use report::Report;
 use source::{Chunk, PartKeys, SourceError};
-use write::Written;
 use xl_meta::{ObjectVersion, Version, XlMeta};
 
 /// MinIO's system directory on every drive.
@@ -161,6 +160,28 @@ impl Importer {
         }
     }
 
+    /// What was done so far (the online migration fills it as the import does).
+    pub(crate) fn report_mut(&mut self) -> &mut Report {
+        &mut self.report
+    }
+
+    /// The report, once done.
+    pub(crate) fn into_report(self) -> Report {
+        self.report
+    }
+
+    /// A fresh importer into the same destination (one per object in flight; their reports
+    /// are merged).
+    pub(crate) fn worker(&self) -> Importer {
+        Importer::new(
+            self.store.clone(),
+            self.iam.clone(),
+            self.kms.clone(),
+            self.s3.auto_encryption,
+            self.dry_run,
+        )
+    }
+
     /// Imports every bucket of the drives.
     pub async fn run(mut self, opts: &Options) -> Result<Report, ImportError> {
         let started = Instant::now();
@@ -207,32 +228,9 @@ impl Importer {
                 bucket_meta::BucketSettings::default()
             }
         };
-        if !self.dry_run
-            && let Err(e) = self.create_bucket(bucket, &settings).await
-        {
-            self.report
-                .skip(bucket, None, None, format!("creating the bucket: {e}"));
+        if !self.import_bucket_settings(bucket, &settings).await {
             return;
         }
-        let (mut applied, left_out) = settings.summary();
-        let (done, failed) = self.apply_bucket_configs(bucket, &settings).await;
-        applied.extend(done);
-        for (what, e) in failed {
-            self.report
-                .skip(bucket, None, None, format!("bucket {what}: {e}"));
-        }
-        self.report
-            .bucket_settings
-            .insert(bucket.to_owned(), applied);
-        for what in left_out {
-            self.report.skip(
-                bucket,
-                None,
-                None,
-                format!("bucket {what} configuration is not imported yet"),
-            );
-        }
-        self.report.buckets.push(bucket.to_owned());
         let mode = settings.versioning();
         // Every key any drive has, with its directory on each drive that has it.
         let mut objects: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
@@ -257,17 +255,10 @@ impl Importer {
         // Several objects in flight: each commit waits on the disk (fsync) and each body on the
         // KMS; the reports come back in key order, so the report reads as a sequential run.
         use futures::StreamExt;
-        let (store, kms, iam) = (self.store.clone(), self.kms.clone(), self.iam.clone());
-        let (auto_encryption, dry_run) = (self.s3.auto_encryption, self.dry_run);
+        let factory = self.worker();
         let mut done = futures::stream::iter(objects)
             .map(|(key, dirs)| {
-                let mut worker = Importer::new(
-                    store.clone(),
-                    iam.clone(),
-                    kms.clone(),
-                    auto_encryption,
-                    dry_run,
-                );
+                let mut worker = factory.worker();
                 async move {
                     worker.import_object(bucket, &key, &dirs, mode).await;
                     worker.report
@@ -337,7 +328,7 @@ impl Importer {
 
     /// The commit mode of one version: its id says null version or not; an unversioned
     /// bucket's objects stay unversioned.
-    fn commit_mode(bucket_mode: Versioning, version_id: Option<&str>) -> Versioning {
+    pub(crate) fn commit_mode(bucket_mode: Versioning, version_id: Option<&str>) -> Versioning {
         match (bucket_mode, version_id) {
             (Versioning::Unversioned, None) => Versioning::Unversioned,
             (_, None) => Versioning::Suspended,
@@ -352,7 +343,24 @@ impl Importer {
         d: &xl_meta::DeleteMarker,
         mode: Versioning,
     ) -> Result<Option<String>, String> {
-        let mode = Self::commit_mode(mode, d.version_id.as_deref());
+        let ms = d.mod_time_ns.div_euclid(1_000_000);
+        let micros = (d.mod_time_ns.max(0) / 1000) as u64;
+        self.commit_delete_marker(bucket, key, d.version_id.as_deref(), mode, ms, micros)
+            .await
+    }
+
+    /// Commits a delete marker (`version_id` `None`: the null one) of a bucket in `mode`, its
+    /// id from `id_micros`; counted (and, in a dry run, only counted).
+    pub(crate) async fn commit_delete_marker(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        mode: Versioning,
+        modified_ms: i64,
+        id_micros: u64,
+    ) -> Result<Option<String>, String> {
+        let mode = Self::commit_mode(mode, version_id);
         if mode == Versioning::Unversioned {
             return Err("a delete marker in a bucket without versioning".to_owned());
         }
@@ -360,10 +368,8 @@ impl Importer {
         if self.dry_run {
             return Ok(None);
         }
-        let ms = d.mod_time_ns.div_euclid(1_000_000);
-        let micros = (d.mod_time_ns.max(0) / 1000) as u64;
         self.store
-            .put_imported_delete_marker(bucket, key, mode, ms, micros)
+            .put_imported_delete_marker(bucket, key, mode, modified_ms, id_micros)
             .await
             .map(Some)
             .map_err(|e| format!("writing the delete marker: {e}"))
@@ -437,25 +443,19 @@ impl Importer {
             Some(k) if multipart => PartKeys::PerPart(k),
             Some(k) => PartKeys::Object(k),
         };
-        let request = match request {
-            Some(r) => r,
-            None => self
-                .s3
-                .write_mode(bucket, &WriteHeaders::default())
-                .await
-                .map_err(|e| format!("Coffer's encryption for the bucket: {e}"))?,
-        };
-        let enc = self
-            .s3
-            .new_object_key(&request, bucket, key)
-            .await
-            .map_err(|e| format!("a Coffer object key: {e}"))?;
+        let enc = self.version_key(request, bucket, key).await?;
         let (tx, rx) = mpsc::channel::<Chunk>(4);
         let version = v.clone();
         let reader =
             tokio::task::spawn_blocking(move || source::read_version(&version, &shards, keys, tx));
         let written = if multipart {
-            self.write_parts(rx, enc.as_ref().map(|(k, _)| k), v).await
+            let spec: Vec<write::PartSpec> = v
+                .parts
+                .iter()
+                .map(|p| (p.number, Some(p.etag.clone().unwrap_or_default())))
+                .collect();
+            self.write_parts(rx, enc.as_ref().map(|(k, _)| k), &spec)
+                .await
         } else {
             self.write_single(rx, enc.as_ref().map(|(k, _)| k)).await
         };
@@ -467,48 +467,26 @@ impl Importer {
             (Ok(stats), w) => (stats, w?),
         };
         self.report.healed_shards += stats.healed;
-        let Written {
-            writer,
-            size,
-            md5_hex,
-            checksums,
-            parts,
-        } = written;
-        if size != plain_size {
-            return Err("the plaintext is not as long as MinIO recorded".to_owned());
-        }
-        // End to end: where MinIO's ETag is the MD5 of the plaintext (plaintext and SSE-S3
-        // single-part objects), the bytes about to be committed must have it.
+        // MinIO's ETag is the MD5 of the plaintext for plaintext and SSE-S3 single-part objects.
         let etag_is_md5 = !multipart
             && match &sse {
                 MinioSse::None => true,
                 MinioSse::Kms(k) => k.mode == Mode::S3,
                 MinioSse::Customer => false,
             };
-        if etag_is_md5 && etag.len() == 32 && md5_hex.as_deref().is_some_and(|m| m != etag) {
-            return Err(
-                "the imported bytes do not match MinIO's ETag (their MD5): not imported".to_owned(),
-            );
-        }
-        let mut meta = ObjectMeta {
-            size,
+        let incoming = write::Incoming {
+            bucket,
+            key,
+            commit,
             etag,
+            etag_is_md5,
+            size: plain_size,
             modified_ms: v.mod_time_ns.div_euclid(1_000_000),
-            checksums,
-            encryption: enc.map(|(_, m)| m),
-            parts,
-            ..Default::default()
+            id_micros: (v.mod_time_ns.max(0) / 1000) as u64,
+            user: &v.meta_user,
         };
-        apply_user_metadata(&mut meta, &v.meta_user)?;
-        let micros = (v.mod_time_ns.max(0) / 1000) as u64;
-        let id = self
-            .store
-            .commit_imported_version(writer, &mut meta, bucket, key, commit, micros)
+        self.commit_written(written, enc.map(|(_, m)| m), incoming)
             .await
-            .map_err(|e| format!("writing the version: {e}"))?;
-        self.report.versions += 1;
-        self.report.bytes += size;
-        Ok(id)
     }
 }
 
@@ -546,18 +524,32 @@ pub(crate) fn find_objects(
     Ok(())
 }
 
-/// `object-server import-minio`: the KMS and the auto-encryption setting from the `MINIO_*`
-/// environment (as `server` reads them), then the import. A dry run writes nothing into
-/// `data_dir`: its store is a scratch directory removed afterwards.
-pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyhow::Result<Report> {
+/// A dry run's scratch directory, removed when dropped.
+pub(crate) struct Scratch(Option<PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            let _ = std::fs::remove_dir_all(s);
+        }
+    }
+}
+
+/// An importer into `data_dir` with the KMS and the auto-encryption setting of the `MINIO_*`
+/// environment (as `server` reads them). A dry run writes nothing into `data_dir`: its store is
+/// a scratch directory, removed when the returned guard is dropped.
+pub(crate) async fn destination(
+    data_dir: PathBuf,
+    dry_run: bool,
+) -> anyhow::Result<(Importer, Scratch)> {
     use anyhow::Context;
-    let scratch = dry_run.then(|| {
+    let scratch = Scratch(dry_run.then(|| {
         std::env::temp_dir().join(format!(
             "coffer-import-dry-run-{}",
             crate::storage::random_name()
         ))
-    });
-    let dir = scratch.clone().unwrap_or(data_dir);
+    }));
+    let dir = scratch.0.clone().unwrap_or(data_dir);
     let cfg = crate::config::Config::from_parts(
         "127.0.0.1:0",
         None,
@@ -565,23 +557,22 @@ pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyh
         &crate::config::ProcessEnv,
     )?;
     let store = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
-    let result = async {
-        let kms = crate::server::build_kms(&cfg, &store, Vec::new(), Default::default()).await?;
-        let iam = Iam::open(
-            dir.clone(),
-            &store.system_dir(),
-            kms.clone(),
-            cfg.root_user.clone(),
-            cfg.root_password.clone(),
-        )
-        .await
-        .context("Coffer's IAM state")?;
-        let importer = Importer::new(store.clone(), iam, kms, cfg.auto_encryption, dry_run);
-        Ok::<_, anyhow::Error>(importer.run(&Options { drives, dry_run }).await?)
-    }
-    .await;
-    if let Some(s) = scratch {
-        let _ = std::fs::remove_dir_all(s);
-    }
-    result
+    let kms = crate::server::build_kms(&cfg, &store, Vec::new(), Default::default()).await?;
+    let iam = Iam::open(
+        dir.clone(),
+        &store.system_dir(),
+        kms.clone(),
+        cfg.root_user.clone(),
+        cfg.root_password.clone(),
+    )
+    .await
+    .context("Coffer's IAM state")?;
+    let importer = Importer::new(store, iam, kms, cfg.auto_encryption, dry_run);
+    Ok((importer, scratch))
+}
+
+/// `object-server import-minio`: the import into `data_dir` (see [`destination`]).
+pub async fn cli(drives: Vec<PathBuf>, data_dir: PathBuf, dry_run: bool) -> anyhow::Result<Report> {
+    let (importer, _scratch) = destination(data_dir, dry_run).await?;
+    Ok(importer.run(&Options { drives, dry_run }).await?)
 }

@@ -52,6 +52,10 @@ pub struct Report {
     pub delete_markers: u64,
     /// Plaintext bytes imported.
     pub bytes: u64,
+    /// Versions and delete markers a previous run had already copied, left as they are (the
+    /// online migration's resume).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resumed: u64,
     /// Shard blocks that were missing, short or failed their bitrot hash, rebuilt from parity.
     pub healed_shards: u64,
     /// Versions MinIO had encrypted, by mode (`SSE-S3`, `SSE-KMS`, `SSE-C`), imported or not.
@@ -68,6 +72,10 @@ pub struct Report {
     pub version_ids: Vec<VersionIdMap>,
     /// Wall-clock seconds.
     pub seconds: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Report {
@@ -94,6 +102,7 @@ impl Report {
         self.versions += other.versions;
         self.delete_markers += other.delete_markers;
         self.bytes += other.bytes;
+        self.resumed += other.resumed;
         self.healed_shards += other.healed_shards;
         for (mode, n) in other.encrypted {
             *self.encrypted.entry(mode).or_default() += n;
@@ -141,6 +150,12 @@ impl Report {
             ));
         }
         s.push('\n');
+        if self.resumed > 0 {
+            s.push_str(&format!(
+                "already copied by a previous run, left as they are: {} versions and delete markers\n",
+                self.resumed
+            ));
+        }
         if self.healed_shards > 0 {
             s.push_str(&format!(
                 "shard blocks missing or damaged, rebuilt from parity: {}\n",
