@@ -42,6 +42,7 @@ pub mod lifecycle;
 pub mod md5;
 pub mod metrics;
 pub mod metrics_auth;
+pub mod rewrap;
 pub mod s3;
 pub mod server;
 pub mod sigv2;
