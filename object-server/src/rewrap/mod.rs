@@ -195,10 +195,12 @@ impl Rewrapper {
         }
         let units = match &bucket {
             Some(b) => {
-                if !self.store.bucket_exists(b) {
+                let unit = unit_of_bucket(b);
+                // A name that is no bucket's (`a/../b`) never becomes a unit nobody can finish.
+                if !state::valid_unit(&unit) || !self.store.bucket_exists(b) {
                     return Err(StartError::NoSuchBucket);
                 }
-                vec![unit_of_bucket(b)]
+                vec![unit]
             }
             None => {
                 let mut u: Vec<String> = self

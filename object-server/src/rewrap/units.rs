@@ -120,7 +120,8 @@ impl<'a> UnitRun<'a> {
         self.uploads(bucket).await
     }
 
-    /// The target of a ciphertext of this job, and whether it is current already.
+    /// Whether a ciphertext of key `key` must move: onto the job's other target key, or onto
+    /// its key's newest version.
     async fn needs_rewrap(&self, key: &str, ciphertext: &[u8]) -> Result<bool, KmsError> {
         match &self.job.target_key {
             Some(t) if t != key => Ok(true),

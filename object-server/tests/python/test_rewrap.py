@@ -353,6 +353,19 @@ def test_a_deleted_key_fails_clearly_on_every_process(tmp_path):
     subprocess.run([peer("mc"), "--config-dir", str(cfg), "alias", "set", "c", b.endpoint, b.access, b.secret], check=True, capture_output=True)
     r = subprocess.run([peer("mc"), "--config-dir", str(cfg), "--no-color", "admin", "kms", "key", "status", "c", doomed], capture_output=True, text=True, timeout=60)
     assert "key does not exist" in r.stdout + r.stderr, r.stdout + r.stderr
+    # Hostile or wrong input is refused and starts nothing.
+    for query, want in [("bucket=a%2F..%2Fshred", (404, "NoSuchBucket")), ("bucket=nope", (404, "NoSuchBucket")), ("key=bad%2Fname", (400, "XMinioAdminInvalidArgument"))]:
+        status, err = admin(a, "POST", query)
+        assert (status, want[1] in str(err)) == (want[0], True), (query, status, err)
+    assert admin(b, "GET") == (200, {"state": "none"})
+    # A user without an admin policy may neither start nor read it.
+    subprocess.run([peer("mc"), "--config-dir", str(cfg), "admin", "user", "add", "c", "app2", "app2-secret-key"], check=True, capture_output=True)
+    user = Server.__new__(Server)
+    user.__dict__.update(a.__dict__)
+    user.access, user.secret = "app2", "app2-secret-key"
+    for method in ("POST", "GET"):
+        status, err = admin(user, method)
+        assert status == 403 and "AccessDenied" in str(err), (method, status, err)
     # A re-wrap onto it is refused: 404, naming the missing key.
     status, err = admin(a, "POST", f"key={doomed}")
     assert status == 404 and "XMinioKMSKeyNotFound" in str(err), (status, err)
