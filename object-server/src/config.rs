@@ -129,6 +129,9 @@ pub struct Config {
     /// `COFFER_METRICS_USAGE_MAX_AGE` (seconds, default 60; `0` counts on every scrape): how
     /// old the bucket usage a scrape shows may be ([`crate::metrics::usage`]).
     pub usage_max_age: std::time::Duration,
+    /// `COFFER_REWRAP_RATE` (default [`crate::rewrap::DEFAULT_RATE`]; `0`: unpaced): KMS
+    /// re-wraps a second and process of the re-wrap job ([`crate::rewrap`]).
+    pub rewrap_rate: u32,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -301,6 +304,14 @@ impl Config {
                 )
             })?),
         };
+        let rewrap_rate = match env.get("COFFER_REWRAP_RATE") {
+            None => crate::rewrap::DEFAULT_RATE,
+            Some(v) => v.parse::<u32>().map_err(|_| {
+                ConfigError::Invalid(
+                    "COFFER_REWRAP_RATE must be a whole number of re-wraps a second".into(),
+                )
+            })?,
+        };
         let domains = match env.get("MINIO_DOMAIN") {
             None => None,
             Some(list) => Some(crate::vhost::Domains::parse(&list).map_err(ConfigError::Invalid)?),
@@ -330,6 +341,7 @@ impl Config {
         Ok(Config {
             prometheus_auth,
             usage_max_age,
+            rewrap_rate,
             domains,
             cors_allow_origin,
             read_header_timeout,

@@ -43,6 +43,7 @@ pub mod md5;
 pub mod metrics;
 pub mod metrics_auth;
 pub mod migrate;
+pub mod rewrap;
 pub mod s3;
 pub mod server;
 pub mod sigv2;

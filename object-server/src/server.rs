@@ -313,7 +313,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             cfg.users_reload,
         ));
     }
-    let admin = AdminRoute::new(iam.clone(), store.clone(), tls.is_some());
+    let rewrap = crate::rewrap::Rewrapper::new(store.clone(), kms.clone(), cfg.rewrap_rate)
+        .context("re-wrap state")?;
+    tokio::spawn(rewrap.clone().run());
+    let admin =
+        AdminRoute::new(iam.clone(), store.clone(), tls.is_some()).with_rewrap(rewrap.clone());
     let cors = crate::s3::cors::CorsGate::new(
         store.clone(),
         cfg.domains.clone(),
@@ -324,7 +328,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.domains.clone(),
     ));
     let access_store = store.clone();
-    let metrics = Arc::new(Metrics::new(
+    let mut metrics = Metrics::new(
         local.to_string(),
         store.clone(),
         kms.clone(),
@@ -332,7 +336,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Default::default(),
         cfg.usage_max_age,
         cert_expiry,
-    ));
+    );
+    metrics.register(|| rewrap.collector());
+    let metrics = Arc::new(metrics);
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(Auth(iam.clone()));

@@ -341,3 +341,110 @@ fn every_python_suite_is_run() {
     }
     assert!(missing.is_empty(), "suites no test runs: {missing:?}");
 }
+
+/// The re-wrap job and crypto-shredding (`test_rewrap.py`) through our KES over real OpenBao
+/// Transit: the object server's identity may also encrypt (what a re-wrap needs), and the test
+/// holds KES's admin identity to rotate, retire and delete keys.
+#[test]
+fn rewrap_after_rotation_and_crypto_shredding_over_vault_transit() {
+    use sidecar_kes::api::{AuthState, Shared};
+    use sidecar_kes::auth::{Identity, Policy};
+    use sidecar_kes::keystore::vault::{
+        TransitEngine, TransitKeys, VaultAuth, VaultConfig, VaultEngine,
+    };
+    use sidecar_kes::server::{TlsSettings, server_config, start};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let vault = coffer_e2e::vault::Vault::dev();
+    let role = vault.transit_with_approle("transit", "kes-transit");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let transit = rt
+        .block_on(TransitKeys::connect(VaultConfig {
+            endpoint: vault.addr.clone(),
+            engine: VaultEngine::Transit(TransitEngine {
+                mount: "transit".into(),
+            }),
+            namespace: String::new(),
+            auth: VaultAuth::AppRole {
+                engine: "approle".into(),
+                role_id: role.role_id.clone(),
+                secret_id: role.secret_id.clone().into(),
+                retry: Duration::from_secs(1),
+            },
+            tls_key: None,
+            tls_cert: None,
+            tls_ca: None,
+            ping: Duration::from_secs(1),
+        }))
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let server_cert = params.self_signed(&server_key).unwrap();
+    let client = |name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.self_signed(&key).unwrap();
+        let identity = Identity::from_cert_der(cert.der()).unwrap();
+        let (c, k) = (
+            dir.path().join(format!("{name}.crt")),
+            dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (identity, c, k)
+    };
+    let (server_id, cert, key) = client("object-server");
+    let (admin_id, admin_cert, admin_key) = client("kes-admin");
+    let ca = dir.path().join("kes.crt");
+    std::fs::write(&ca, server_cert.pem()).unwrap();
+
+    let running = rt.block_on(async {
+        let mut auth = AuthState {
+            admin: admin_id,
+            ..Default::default()
+        };
+        let policy = Policy {
+            allow: ["create", "generate", "decrypt", "encrypt", "describe"]
+                .iter()
+                .map(|a| format!("/v1/key/{a}/coffer-*"))
+                .chain(["/v1/key/list/*".to_owned()])
+                .collect(),
+            deny: vec![],
+        };
+        auth.policies.insert("coffer".into(), policy);
+        auth.identities.insert(server_id, "coffer".into());
+        let shared = Arc::new(Shared::new(auth, transit));
+        let tls = server_config(&TlsSettings {
+            cert_pem: server_cert.pem().into_bytes(),
+            key_pem: server_key.serialize_pem().into_bytes(),
+            client_cas: vec![],
+        })
+        .unwrap();
+        start("127.0.0.1:0", tls, shared, &[]).await.unwrap()
+    });
+    let endpoint = format!("https://127.0.0.1:{}", running.addr.port());
+    let path = |p: &std::path::Path| p.display().to_string();
+    pytest_with(
+        "test_rewrap.py",
+        &[
+            ("COFFER_KES_ENDPOINT", endpoint),
+            ("COFFER_KES_CA", path(&ca)),
+            ("COFFER_KES_CERT", path(&cert)),
+            ("COFFER_KES_KEY", path(&key)),
+            ("COFFER_KES_ADMIN_CERT", path(&admin_cert)),
+            ("COFFER_KES_ADMIN_KEY", path(&admin_key)),
+        ],
+    );
+    drop(running);
+}

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{AdminRoute, Call, json as reply, ok};
 use crate::kms::KmsError;
 
-fn kms_err(e: KmsError) -> S3Error {
+pub(super) fn kms_err(e: KmsError) -> S3Error {
     let (code, status) = match &e {
         KmsError::KeyNotFound => ("XMinioKMSKeyNotFound", 404),
         KmsError::KeyExists => ("XMinioKMSKeyExists", 409),

@@ -19,6 +19,7 @@ use crate::storage::Store;
 pub mod crypt;
 mod info;
 mod kms;
+mod rewrap;
 mod users;
 
 /// Largest admin request body we read (policies and user requests are small).
@@ -30,6 +31,8 @@ pub struct AdminRoute {
     pub(crate) store: Store,
     pub(crate) started: Instant,
     pub(crate) tls: bool,
+    /// The re-wrap job of this process, if it runs one.
+    pub(crate) rewrap: Option<Arc<crate::rewrap::Rewrapper>>,
 }
 
 impl AdminRoute {
@@ -40,7 +43,14 @@ impl AdminRoute {
             store,
             started: Instant::now(),
             tls,
+            rewrap: None,
         }
+    }
+
+    /// Serves the re-wrap job's admin call ([`rewrap`]) too.
+    pub fn with_rewrap(mut self, job: Arc<crate::rewrap::Rewrapper>) -> Self {
+        self.rewrap = Some(job);
+        self
     }
 }
 
@@ -232,6 +242,8 @@ fn action(
         | ("POST", "/idp/builtin/policy/detach")
         | ("PUT", "/set-user-or-group-policy") => "admin:AttachUserOrGroupPolicy",
         ("GET", "/info") => "admin:ServerInfo",
+        ("POST", "/coffer/rewrap") => "admin:CofferRewrap",
+        ("GET", "/coffer/rewrap") => "admin:CofferRewrapStatus",
         _ => return None,
     })
 }
@@ -318,6 +330,7 @@ impl S3Route for AdminRoute {
         }
         match call.route.as_str() {
             "/info" => info::server_info(self).await,
+            "/coffer/rewrap" => rewrap::handle(self, &call).await,
             _ => users::handle(self, &call).await,
         }
     }

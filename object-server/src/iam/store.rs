@@ -108,7 +108,9 @@ pub struct Dir {
     path: PathBuf,
 }
 
-fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes `data` to a temp file beside `path`, fsyncs it, renames it over `path` and fsyncs the
+/// directory: readers see the old or the new file, whole.
+pub(crate) fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("a file in a directory");
     let mut rnd = [0u8; 8];
     rand::fill(&mut rnd);
@@ -210,7 +212,8 @@ impl Dir {
     }
 }
 
-fn kms_context(access_key: &str) -> Vec<u8> {
+/// The KMS context of the data key that seals `access_key`'s secret key.
+pub(crate) fn kms_context(access_key: &str) -> Vec<u8> {
     serde_json::to_vec(&BTreeMap::from([(
         "coffer-iam",
         format!("user/{access_key}"),

@@ -100,6 +100,15 @@ impl<K: Kms> Kms for DecryptCache<K> {
         Ok(k)
     }
 
+    async fn encrypt_key(
+        &self,
+        name: &str,
+        plaintext: &[u8],
+        context: &[u8],
+    ) -> Result<Vec<u8>, KmsError> {
+        self.inner.encrypt_key(name, plaintext, context).await
+    }
+
     async fn ready(&self) -> Result<(), KmsError> {
         self.inner.ready().await
     }

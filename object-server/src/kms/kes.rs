@@ -107,6 +107,18 @@ impl Kms for KesKms {
             .map_err(map)
     }
 
+    async fn encrypt_key(
+        &self,
+        name: &str,
+        plaintext: &[u8],
+        context: &[u8],
+    ) -> Result<Vec<u8>, KmsError> {
+        self.client
+            .encrypt(name, plaintext, context)
+            .await
+            .map_err(map)
+    }
+
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KmsError> {
         self.client.list_keys(prefix).await.map_err(map)
     }

@@ -98,6 +98,17 @@ impl<K: Kms> Kms for Metered<K> {
         r
     }
 
+    async fn encrypt_key(
+        &self,
+        name: &str,
+        plaintext: &[u8],
+        context: &[u8],
+    ) -> Result<Vec<u8>, KmsError> {
+        let r = self.inner.encrypt_key(name, plaintext, context).await;
+        self.stats.count(&r);
+        r
+    }
+
     async fn ready(&self) -> Result<(), KmsError> {
         self.inner.ready().await
     }

@@ -56,6 +56,20 @@ pub trait Kms: Send + Sync {
         ciphertext: &[u8],
         context: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KmsError>;
+    /// Encrypts `plaintext` (a data key) under the newest version of key `name`, bound to
+    /// `context`: with [`Kms::decrypt_key`] of the old ciphertext this re-wraps a data key
+    /// without changing it ([`crate::rewrap`]). A KMS that cannot says so.
+    async fn encrypt_key(
+        &self,
+        name: &str,
+        plaintext: &[u8],
+        context: &[u8],
+    ) -> Result<Vec<u8>, KmsError> {
+        let _ = (name, plaintext, context);
+        Err(KmsError::Unavailable(
+            "this KMS cannot encrypt a data key".into(),
+        ))
+    }
     /// Whether the KMS answers.
     async fn ready(&self) -> Result<(), KmsError>;
     /// Names of the keys starting with `prefix` (`mc admin kms key list`); a KMS with a single
@@ -78,6 +92,21 @@ pub fn object_context(bucket: &str, object: &str, extra: &BTreeMap<String, Strin
     serde_json::to_vec(&m).expect("a map of strings serializes")
 }
 
+/// The key version a KMS ciphertext names: Vault Transit's `vault:v<N>:…`, our kes's version
+/// tag ([`sidecar_kes::crypto::ciphertext::tagged_version`]), else 1 (KES's own layouts, made
+/// by a key never rotated, by MinIO's KES, or by a static key).
+pub fn ciphertext_version(ciphertext: &[u8]) -> u32 {
+    if let Some(rest) = ciphertext.strip_prefix(b"vault:v")
+        && let Some(end) = rest.iter().position(|b| *b == b':')
+        && let Some(v) = std::str::from_utf8(&rest[..end])
+            .ok()
+            .and_then(|d| d.parse().ok())
+    {
+        return v;
+    }
+    sidecar_kes::crypto::ciphertext::tagged_version(ciphertext).unwrap_or(1)
+}
+
 /// Makes sure the default key works, creating it if it does not exist (as MinIO does at start:
 /// generate a data key, create the key on "does not exist").
 pub async fn ensure_default_key(kms: &dyn Kms) -> Result<(), KmsError> {
@@ -94,6 +123,20 @@ pub async fn ensure_default_key(kms: &dyn Kms) -> Result<(), KmsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_a_ciphertext_names() {
+        assert_eq!(ciphertext_version(b"vault:v7:AAAA"), 7);
+        assert_eq!(ciphertext_version(b"vault:v:AAAA"), 1);
+        assert_eq!(ciphertext_version(&[1, 2, 3]), 1);
+        let tagged =
+            sidecar_kes::crypto::ciphertext::tag_version(&[9u8; 60], "AES256-GCM_SHA256", 3);
+        assert_eq!(ciphertext_version(&tagged), 3);
+        let dk = static_key::StaticKms::generate("k")
+            .0
+            .encrypt(&[0; 32], b"");
+        assert_eq!(ciphertext_version(&dk), 1);
+    }
 
     #[test]
     fn context_is_sorted_json() {

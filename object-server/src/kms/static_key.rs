@@ -186,6 +186,16 @@ impl Kms for StaticKms {
         self.decrypt(ciphertext, context)
     }
 
+    async fn encrypt_key(
+        &self,
+        name: &str,
+        plaintext: &[u8],
+        context: &[u8],
+    ) -> Result<Vec<u8>, KmsError> {
+        self.check_name(name)?;
+        Ok(self.encrypt(plaintext, context))
+    }
+
     async fn ready(&self) -> Result<(), KmsError> {
         Ok(())
     }

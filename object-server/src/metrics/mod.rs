@@ -131,6 +131,12 @@ impl Metrics {
         }
     }
 
+    /// Adds a collector to the cluster and node views (each gets one from `make`).
+    pub fn register(&mut self, make: impl Fn() -> Box<dyn Collector>) {
+        self.cluster.register_collector(make());
+        self.node.register_collector(make());
+    }
+
     /// The request statistics the S3 service records into.
     pub fn s3(&self) -> &s3::S3Stats {
         &self.shared.s3
@@ -215,7 +221,7 @@ struct Families {
 type NoLabels = [(&'static str, &'static str); 0];
 
 /// Writes one sample family of `kind` with one sample per label set.
-fn family<L: EncodeLabelSet>(
+pub(crate) fn family<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,

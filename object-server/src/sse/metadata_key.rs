@@ -40,7 +40,7 @@ use crate::kms::{Kms, KmsError};
 /// The file under the data directory's `.coffer/` that keeps the key's KMS ciphertext.
 pub const KEY_FILE: &str = "metadata.key";
 /// The KMS context the key is generated and decrypted with.
-const KMS_CONTEXT: &[u8] = br#"{"coffer":"metadata-key"}"#;
+pub const KMS_CONTEXT: &[u8] = br#"{"coffer":"metadata-key"}"#;
 const SALT: usize = 32;
 const TAG: usize = 16;
 
@@ -166,6 +166,48 @@ pub fn current() -> Result<&'static MetadataKey, KeyUnavailable> {
     {
         INSTALLED.get().ok_or(KeyUnavailable)
     }
+}
+
+/// The KMS key name and ciphertext kept in `system_dir`'s key file; `None` if there is none.
+pub fn stored_ciphertext(system_dir: &Path) -> Result<Option<(String, Vec<u8>)>, LoadError> {
+    let path = system_dir.join(KEY_FILE);
+    let shown = path.display().to_string();
+    let raw = match std::fs::read(&path) {
+        Ok(raw) => raw,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(LoadError::Io {
+                path: shown,
+                source,
+            });
+        }
+    };
+    let file: KeyFile =
+        serde_json::from_slice(&raw).map_err(|_| LoadError::Malformed(shown.clone()))?;
+    let ciphertext = B64
+        .decode(&file.ciphertext)
+        .map_err(|_| LoadError::Malformed(shown))?;
+    Ok(Some((file.kms_key, ciphertext)))
+}
+
+/// Replaces the key file of `system_dir` with a re-wrapped ciphertext of the same key (under
+/// KMS key `kms_key`, context [`KMS_CONTEXT`]): a process loading it meanwhile reads the old
+/// file or the new one, and either gives it the same key ([`crate::rewrap`]).
+pub fn replace_ciphertext(
+    system_dir: &Path,
+    kms_key: &str,
+    ciphertext: &[u8],
+) -> Result<(), LoadError> {
+    let path = system_dir.join(KEY_FILE);
+    let file = KeyFile {
+        kms_key: kms_key.to_owned(),
+        ciphertext: B64.encode(ciphertext),
+    };
+    let json = serde_json::to_vec(&file).expect("key file serializes");
+    crate::iam::store::atomic_write(&path, &json).map_err(|source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Reads the key of the data directory whose system directory is `system_dir` (creating it on

@@ -144,6 +144,31 @@ pub(crate) fn lock_dir(dir: &Path, create: bool) -> io::Result<Option<File>> {
     Ok(Some(lock))
 }
 
+/// Takes the lock of a key's `versions/` or `parts/` directory `dir` (blocking) whether the
+/// directory exists or not: what holds off a writer that would create it meanwhile.
+pub(crate) fn lock_dir_name(dir: &Path) -> io::Result<File> {
+    let (root, name) = dir_lock_name(dir).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is no key's directory", dir.display()),
+        )
+    })?;
+    let lock = open_lock_file(root, &name)?;
+    lock.lock()?;
+    Ok(lock)
+}
+
+/// Takes the exclusive lock file `name` of the data directory `root` if nobody holds it;
+/// `None` if another holds it (a lease that dies with its holder's process).
+pub(crate) fn try_lock_named(root: &Path, name: &str) -> io::Result<Option<File>> {
+    let f = open_lock_file(root, name)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// The data directory and the lock file name of the directory `dir` of a key
 /// (`DIR/<bucket>/_a/_b/versions`): its kind (the directory's name) and the stripe of its path
 /// in the data directory, which is the same in every process whatever path it mounts `DIR` at.

@@ -345,8 +345,23 @@ impl ObjectMeta {
     /// The trailer parse of an object of `total` bytes, read through `read_at(buf, offset)`.
     pub(crate) fn parse(
         total: u64,
-        mut read_at: impl FnMut(&mut [u8], u64) -> std::io::Result<()>,
+        read_at: impl FnMut(&mut [u8], u64) -> std::io::Result<()>,
     ) -> Result<(ObjectMeta, u64), MetaError> {
+        Self::parse_stored(total, read_at).map(|(meta, body, _)| (meta, body))
+    }
+
+    /// [`Self::read_from`], and whether the file's digests are sealed (`false` for plaintext
+    /// content, and for encrypted content written before digests were sealed).
+    pub fn read_stored(file: &std::fs::File) -> Result<(ObjectMeta, u64, bool), MetaError> {
+        use std::os::unix::fs::FileExt;
+        let total = file.metadata()?.len();
+        Self::parse_stored(total, |buf, at| file.read_exact_at(buf, at))
+    }
+
+    fn parse_stored(
+        total: u64,
+        mut read_at: impl FnMut(&mut [u8], u64) -> std::io::Result<()>,
+    ) -> Result<(ObjectMeta, u64, bool), MetaError> {
         if total < TRAILER as u64 {
             return Err(MetaError::Damaged);
         }
@@ -365,6 +380,7 @@ impl ObjectMeta {
             mut meta,
             sealed_digests,
         } = serde_json::from_slice(&json).map_err(|_| MetaError::Damaged)?;
+        let sealed = sealed_digests.is_some();
         match (sealed_digests, digests_aad(&meta)) {
             (Some(sealed), Some(aad)) => {
                 let plain = metadata_key::current()?
@@ -379,7 +395,7 @@ impl ObjectMeta {
             // Plaintext content, or encrypted content written before digests were sealed.
             (None, _) => {}
         }
-        Ok((meta, body))
+        Ok((meta, body, sealed))
     }
 }
 

@@ -20,12 +20,13 @@ pub mod layout;
 mod locks;
 pub mod meta;
 pub mod parts;
+pub mod replace;
 pub mod stamp;
 pub mod versions;
 
 pub use condition::{EtagMatch, WriteCondition};
 pub use layout::KeyError;
-pub(crate) use locks::{BucketGuard, KeyStripeLock, lock_dir};
+pub(crate) use locks::{BucketGuard, KeyStripeLock, lock_dir, try_lock_named};
 pub use meta::{
     ChecksumKind, EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode,
 };

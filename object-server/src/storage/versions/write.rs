@@ -579,8 +579,7 @@ impl Store {
     /// Replaces the metadata of one version (tags, retention, legal hold), keeping its body:
     /// the file is copied with the new trailer and put in place of every name it has, under the
     /// key's lock in a versioned bucket. `change` sees the current metadata and may refuse.
-    /// In an unversioned bucket (whose writers take no lock) a PUT racing with the rewrite is
-    /// one of two concurrent writers: last writer wins, never a torn object.
+    /// In an unversioned bucket it holds the key's stripe lock, as every commit there does.
     pub async fn rewrite_meta<F>(
         &self,
         bucket: &str,
@@ -598,10 +597,14 @@ impl Store {
         } else {
             None
         };
-        // (An unversioned rewrite holds the bucket's guard itself; a locked key holds it.)
+        // (An unversioned rewrite holds the bucket's guard itself, then the key's stripe lock
+        // that its commits and the re-wrap job hold; a locked key holds the guard.)
         let _bucket = match &locked {
             Some(_) => None,
-            None => Some(self.guard_bucket(bucket).await?),
+            None => Some((
+                self.guard_bucket(bucket).await?,
+                self.lock_unversioned_key(bucket, key).await?,
+            )),
         };
         // The rewrite of a multipart object names its part files anew: it holds the parts lock
         // from its read to its commit, so that no sweep removes them in between.
