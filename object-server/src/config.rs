@@ -129,6 +129,9 @@ pub struct Config {
     /// `COFFER_METRICS_USAGE_MAX_AGE` (seconds, default 60; `0` counts on every scrape): how
     /// old the bucket usage a scrape shows may be ([`crate::metrics::usage`]).
     pub usage_max_age: std::time::Duration,
+    /// `--backend URL` / `COFFER_BACKEND`: the S3 service whose bucket holds every bucket and
+    /// object (the gateway, see [`crate::storage::engine::s3`]); `None`: the data directory does.
+    pub backend: Option<crate::storage::engine::s3::BackendConfig>,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -327,7 +330,9 @@ impl Config {
             Some(list) => crate::s3::cors::parse_global_origins(list.expose())
                 .map_err(ConfigError::Invalid)?,
         };
+        let backend = crate::storage::engine::s3::BackendConfig::from_env(None, env)?;
         Ok(Config {
+            backend,
             prometheus_auth,
             usage_max_age,
             domains,
