@@ -778,22 +778,14 @@ impl CofferS3 {
         let info = self
             .read_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
-        let dir = self.store.upload_dir(&input.bucket, &input.upload_id);
-        let mut numbers = Vec::new();
-        let mut rd = tokio::fs::read_dir(&dir)
+        let engine = self.engine();
+        let numbers = engine
+            .list_upload_parts(&input.bucket, &input.key, &input.upload_id)
             .await
-            .map_err(|e| storage_err(e.into()))?;
-        while let Some(e) = rd.next_entry().await.map_err(|e| storage_err(e.into()))? {
-            if let Some(n) = e
-                .file_name()
-                .to_str()
-                .and_then(|s| s.strip_prefix("part."))
-                .and_then(|s| s.parse::<u32>().ok())
-            {
-                numbers.push(n);
-            }
-        }
-        numbers.sort_unstable();
+            .map_err(|e| match e {
+                StorageError::NoSuchUpload => no_such_upload(),
+                e => storage_err(e),
+            })?;
         let marker = input
             .part_number_marker
             .map(|m| m.max(0) as u32)
@@ -806,19 +798,25 @@ impl CofferS3 {
                 truncated = true;
                 break;
             }
-            let Ok(o) = self.store.open_path(dir.join(part_file_name(n))).await else {
-                continue;
+            let m = match engine
+                .part_meta(&input.bucket, &input.key, &input.upload_id, n)
+                .await
+            {
+                Ok(m) => m,
+                // Gone since it was listed (the upload completed or was aborted).
+                Err(StorageError::NoSuchKey | StorageError::NoSuchUpload) => continue,
+                Err(e) => return Err(storage_err(e)),
             };
             parts.push(Part {
                 part_number: Some(n as i32),
-                size: Some(o.meta.size as i64),
-                e_tag: Some(etag(&o.meta.etag)),
-                last_modified: Some(timestamp(o.meta.modified_ms)),
-                checksum_crc32: o.meta.checksums.get("CRC32").cloned(),
-                checksum_crc32c: o.meta.checksums.get("CRC32C").cloned(),
-                checksum_crc64nvme: o.meta.checksums.get("CRC64NVME").cloned(),
-                checksum_sha1: o.meta.checksums.get("SHA1").cloned(),
-                checksum_sha256: o.meta.checksums.get("SHA256").cloned(),
+                size: Some(m.size as i64),
+                e_tag: Some(etag(&m.etag)),
+                last_modified: Some(timestamp(m.modified_ms)),
+                checksum_crc32: m.checksums.get("CRC32").cloned(),
+                checksum_crc32c: m.checksums.get("CRC32C").cloned(),
+                checksum_crc64nvme: m.checksums.get("CRC64NVME").cloned(),
+                checksum_sha1: m.checksums.get("SHA1").cloned(),
+                checksum_sha256: m.checksums.get("SHA256").cloned(),
             });
         }
         let next = parts.last().and_then(|p| p.part_number);
@@ -842,28 +840,19 @@ impl CofferS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let input = req.input;
-        self.store
-            .require_bucket(&input.bucket)
-            .map_err(storage_err)?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let mut all = Vec::new();
-        if let Ok(mut rd) = tokio::fs::read_dir(self.store.uploads_dir(&input.bucket)).await {
-            while let Ok(Some(e)) = rd.next_entry().await {
-                let Some(id) = e.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                if !valid_id(&id) {
-                    continue;
-                }
-                let Ok(data) = tokio::fs::read(e.path().join("upload.json")).await else {
-                    continue;
-                };
-                let Ok(info) = serde_json::from_slice::<UploadInfo>(&data) else {
-                    continue;
-                };
-                if info.key.starts_with(&prefix) {
-                    all.push((info.key, id, info.created_ms));
-                }
+        let uploads = self
+            .engine()
+            .list_uploads(&input.bucket)
+            .await
+            .map_err(storage_err)?;
+        for (id, data) in uploads {
+            let Ok(info) = serde_json::from_slice::<UploadInfo>(&data) else {
+                continue;
+            };
+            if info.key.starts_with(&prefix) {
+                all.push((info.key, id, info.created_ms));
             }
         }
         all.sort();

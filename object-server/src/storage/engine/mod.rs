@@ -211,6 +211,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Aborts an upload ([`StorageError::NoSuchUpload`] if it is gone).
     async fn abort_upload(&self, bucket: &str, key: &str, upload: &str)
     -> Result<(), StorageError>;
+    /// The uploads in progress in `bucket`: `(upload id, state)`, in no particular order.
+    async fn list_uploads(&self, bucket: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
+    /// The numbers of the parts uploaded so far, ascending
+    /// ([`StorageError::NoSuchUpload`] if the upload is gone).
+    async fn list_upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+    ) -> Result<Vec<u32>, StorageError>;
 }
 
 /// The engine `object-server server` was told to use.

@@ -223,7 +223,13 @@ impl S3Store {
         let text = xml_text(&a).ok_or_else(|| unexpected("list", &a))?;
         let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
             .map_err(|e| StorageError::Unavailable(format!("list: unreadable answer: {e}")))?;
+        // rusty-s3 decodes the keys itself when the answer says they are url-encoded (MinIO's
+        // does); decoding them again would turn a key's own `%41` into `A`.
+        let decoded = page.encoding_type.as_deref() == Some("url");
         let decode = |s: String| {
+            if decoded {
+                return Ok(s);
+            }
             url_decode(&s)
                 .ok_or_else(|| StorageError::Unavailable(format!("list: undecodable key {s:?}")))
         };
@@ -632,8 +638,7 @@ impl Storage for S3Store {
             )
             .await?;
         let strip = |s: String, is_prefix: bool| {
-            s.strip_prefix(&base)
-                .map(|k| (names::decode(k), is_prefix))
+            s.strip_prefix(&base).map(|k| (names::decode(k), is_prefix))
         };
         let mut entries: Vec<(String, bool)> = keys
             .into_iter()
@@ -706,5 +711,18 @@ impl Storage for S3Store {
         upload: &str,
     ) -> Result<(), StorageError> {
         self.mp_abort(bucket, key, upload).await
+    }
+
+    async fn list_uploads(&self, bucket: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.mp_list(bucket).await
+    }
+
+    async fn list_upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+    ) -> Result<Vec<u32>, StorageError> {
+        self.mp_part_numbers(bucket, key, upload).await
     }
 }
