@@ -33,6 +33,7 @@ class Backend:
         self.scheme, self.host_port = scheme, host_port
         self.access, self.secret = access, secret
         self.proc, self.data_dir = proc, data_dir
+        self.command = None
         http = "https" if scheme == "s3" else "http"
         self.endpoint = f"{http}://{host_port}"
 
@@ -66,6 +67,28 @@ class Backend:
             for o in page.get("Contents", []):
                 yield o["Key"], c.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
 
+    def restart(self, timeout=60):
+        """Starts the MinIO this backend was started as again (same port, same drive); whether
+        it came up."""
+        cmd, env, log_path = self.command
+        log = open(log_path, "ab")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if requests.get(f"{self.endpoint}/minio/health/live", timeout=2).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        return False
+
+    def halt(self):
+        """Stops the service, keeping its data (see `restart`)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -96,22 +119,14 @@ def start_minio(base_dir):
                 "HOME": str(base_dir),
             }
         )
-        log = open(base_dir / f"minio-{port}.log", "ab")
-        proc = subprocess.Popen(
-            [peer("minio"), "server", "--address", f"127.0.0.1:{port}", "--console-address",
-             f"127.0.0.1:{console}", str(base_dir / "drive")],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/minio/health/live", timeout=2).status_code == 200:
-                    return Backend("s3+http", f"127.0.0.1:{port}", access, secret, proc, base_dir)
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        proc.kill()
-        proc.wait()
+        cmd = [peer("minio"), "server", "--address", f"127.0.0.1:{port}", "--console-address",
+               f"127.0.0.1:{console}", str(base_dir / "drive")]
+        b = Backend("s3+http", f"127.0.0.1:{port}", access, secret, None, base_dir)
+        b.command = (cmd, env, base_dir / f"minio-{port}.log")
+        if b.restart():
+            return b
+        b.proc.kill()
+        b.proc.wait()
     raise AssertionError(f"MinIO did not start: {(base_dir / f'minio-{port}.log').read_text(errors='replace')[-2000:]}")
 
 
