@@ -72,7 +72,10 @@ fn gateway_with_boto3() {
 /// The core boto3 suite again, every test served by two gateway processes over a MinIO bucket.
 #[test]
 fn api_over_the_gateway() {
-    pytest_with("test_api.py", &[("COFFER_TEST_BACKEND", "minio".to_owned())]);
+    pytest_with(
+        "test_api.py",
+        &[("COFFER_TEST_BACKEND", "minio".to_owned())],
+    );
 }
 
 #[test]

@@ -118,8 +118,8 @@ impl CofferS3 {
 /// refuses every other one with [`gateway_refuses`] (`501 NotImplemented`) before its handler
 /// runs, so no handler that still reads the local data directory answers for a backend: the
 /// bucket settings other than default encryption (policy, CORS, lifecycle, tagging, versioning,
-/// object lock), object tags, retention and legal holds, ListObjectVersions,
-/// GetObjectAttributes, ACLs and browser POST uploads.
+/// object lock), object tags, retention and legal holds, ListObjectVersions, ACLs and browser
+/// POST uploads.
 pub const GATEWAY_OPERATIONS: &[&str] = &[
     "ListBuckets",
     "CreateBucket",
@@ -145,6 +145,7 @@ pub const GATEWAY_OPERATIONS: &[&str] = &[
     "AbortMultipartUpload",
     "ListParts",
     "ListMultipartUploads",
+    "GetObjectAttributes",
 ];
 
 /// What an operation the gateway does not have yet answers (see [`GATEWAY_OPERATIONS`]).
