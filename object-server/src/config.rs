@@ -132,6 +132,9 @@ pub struct Config {
     /// `COFFER_REWRAP_RATE` (default [`crate::rewrap::DEFAULT_RATE`]; `0`: unpaced): KMS
     /// re-wraps a second and process of the re-wrap job ([`crate::rewrap`]).
     pub rewrap_rate: u32,
+    /// `--backend URL` / `COFFER_BACKEND`: the S3 service whose bucket holds every bucket and
+    /// object (the gateway, see [`crate::storage::engine::s3`]); `None`: the data directory does.
+    pub backend: Option<crate::storage::engine::s3::BackendConfig>,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -338,7 +341,9 @@ impl Config {
             Some(list) => crate::s3::cors::parse_global_origins(list.expose())
                 .map_err(ConfigError::Invalid)?,
         };
+        let backend = crate::storage::engine::s3::BackendConfig::from_env(None, env)?;
         Ok(Config {
+            backend,
             prometheus_auth,
             usage_max_age,
             rewrap_rate,

@@ -1,4 +1,5 @@
-//! `object-server server [--address HOST:PORT] [--certs-dir DIR] DIR`: MinIO's command line;
+//! `object-server server [--address HOST:PORT] [--certs-dir DIR] [--backend URL] DIR`: MinIO's
+//! command line (`--backend`: a bucket of another S3 service holds the objects);
 //! `object-server import-minio [--dry-run] [--json FILE] --drives DIR… DATA_DIR`: the offline import;
 //! `object-server migrate --from URL|ALIAS [--dry-run] [--json FILE] DATA_DIR`: the online one.
 use clap::{Parser, Subcommand};
@@ -22,7 +23,14 @@ enum Command {
         /// Directory holding public.crt, private.key and CAs/ for TLS.
         #[arg(long = "certs-dir", short = 'S')]
         certs_dir: Option<PathBuf>,
-        /// Data directory.
+        /// Store buckets and objects in a bucket of another S3 service (the gateway):
+        /// `s3://HOST[:PORT]/BUCKET` (HTTPS) or `s3+http://…`; also `COFFER_BACKEND`. Its
+        /// credentials come from COFFER_BACKEND_ACCESS_KEY / COFFER_BACKEND_SECRET_KEY (or
+        /// their `_FILE` forms), never from the command line; COFFER_BACKEND_CA_FILE names
+        /// the CA to trust. DIR then keeps only this process's state (IAM, staged uploads).
+        #[arg(long)]
+        backend: Option<String>,
+        /// Data directory (with --backend: the state directory).
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
@@ -92,16 +100,23 @@ fn main() -> anyhow::Result<()> {
         Command::Server {
             address,
             certs_dir,
+            backend,
             dirs,
         } => {
             object_server::server::init_logging();
             raise_open_file_limit();
-            let cfg = object_server::config::Config::from_parts(
+            let mut cfg = object_server::config::Config::from_parts(
                 &address,
                 certs_dir,
                 &dirs,
                 &object_server::config::ProcessEnv,
             )?;
+            if backend.is_some() {
+                cfg.backend = object_server::storage::engine::s3::BackendConfig::from_env(
+                    backend.as_deref(),
+                    &object_server::config::ProcessEnv,
+                )?;
+            }
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(object_server::server::run(cfg))
         }

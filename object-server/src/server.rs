@@ -296,7 +296,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     print_banner(&cfg, local, tls.is_some(), kms.as_ref());
 
-    crate::lifecycle::scanner::spawn(store.clone());
+    let gateway = match &cfg.backend {
+        Some(b) => {
+            let engine = crate::storage::engine::s3::S3Store::new(b.clone(), &cfg.data_dir)
+                .context("S3 backend")?;
+            // A backend away at start is not fatal: requests answer 503 until it is back.
+            if let Err(e) = engine.check().await {
+                tracing::warn!(error = %e, "the S3 backend does not answer yet");
+            }
+            Some(Arc::new(engine) as Arc<dyn crate::storage::engine::Storage>)
+        }
+        None => {
+            // Lifecycle rules are kept in the data directory (not served in gateway mode).
+            crate::lifecycle::scanner::spawn(store.clone());
+            None
+        }
+    };
     let iam = Iam::open(
         cfg.data_dir.clone(),
         &store.system_dir(),
@@ -339,7 +354,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     metrics.register(|| rewrap.collector());
     let metrics = Arc::new(metrics);
-    let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
+    let mut s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
+    let gateway_mode = gateway.is_some();
+    if let Some(engine) = gateway {
+        s3 = s3.with_gateway(engine);
+    }
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(Auth(iam.clone()));
     let metrics_iam = iam.clone();
@@ -347,6 +366,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         iam,
         tls: tls.is_some(),
         store: access_store,
+        gateway: gateway_mode,
     });
     builder.set_route(admin);
     if let Some(domains) = &cfg.domains {
@@ -500,7 +520,16 @@ fn print_banner(cfg: &Config, local: SocketAddr, tls: bool, kms: &dyn Kms) {
     } else {
         println!("RootPass: (from MINIO_ROOT_PASSWORD)");
     }
-    println!("Data: {}", cfg.data_dir.display());
+    match &cfg.backend {
+        // Endpoint and bucket only: the credentials are never printed.
+        Some(b) => println!(
+            "Backend: {} bucket {} (state: {})",
+            b.endpoint,
+            b.bucket,
+            cfg.data_dir.display()
+        ),
+        None => println!("Data: {}", cfg.data_dir.display()),
+    }
     println!(
         "KMS: {}; auto-encryption {}",
         kms.describe(),

@@ -62,6 +62,22 @@ fn api_with_boto3() {
     pytest("test_api.py");
 }
 
+/// The gateway (`--backend`) over a real MinIO: two processes, the backend read directly, 501s,
+/// a backend down.
+#[test]
+fn gateway_with_boto3() {
+    pytest("test_gateway.py");
+}
+
+/// The core boto3 suite again, every test served by two gateway processes over a MinIO bucket.
+#[test]
+fn api_over_the_gateway() {
+    pytest_with(
+        "test_api.py",
+        &[("COFFER_TEST_BACKEND", "minio".to_owned())],
+    );
+}
+
 #[test]
 fn tls_and_sse_c() {
     pytest("test_tls.py");

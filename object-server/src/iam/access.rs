@@ -259,6 +259,9 @@ pub struct Access {
     pub tls: bool,
     /// The objects, whose tags `s3:ExistingObjectTag` conditions test.
     pub store: crate::storage::Store,
+    /// Whether a gateway backend holds the objects: only [`crate::s3::GATEWAY_OPERATIONS`]
+    /// are served, every other operation is refused with `501 NotImplemented`.
+    pub gateway: bool,
 }
 
 /// Refuses a canned ACL other than `private` (a header, or a browser form's field).
@@ -412,9 +415,12 @@ impl S3Access for Access {
                 time::OffsetDateTime::now_utc(),
             )?;
         }
-        refuse_acl_headers(cx.headers())?;
         let op = cx.s3_op().name().to_owned();
         let op = op.as_str();
+        if self.gateway && !crate::s3::GATEWAY_OPERATIONS.contains(&op) {
+            return Err(crate::s3::gateway_refuses(op));
+        }
+        refuse_acl_headers(cx.headers())?;
         if decided_in_hook(op) {
             return Ok(());
         }

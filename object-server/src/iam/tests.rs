@@ -177,6 +177,7 @@ mod delete_objects {
             iam: iam.clone(),
             tls: false,
             store: crate::storage::Store::open(d.path()).unwrap(),
+            gateway: false,
         };
         let keys = [
             ("protected/a", None),

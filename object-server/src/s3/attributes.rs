@@ -90,10 +90,9 @@ impl CofferS3 {
             input.sse_customer_key.as_deref(),
             input.sse_customer_key_md5.as_deref(),
         )?;
-        let obj = self
-            .open_named(&input.bucket, &input.key, input.version_id.as_deref())
+        let meta = self
+            .open_named_meta(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
-        let meta = obj.meta;
         self.prove_customer_key(&meta, &input.bucket, &input.key, customer.as_ref())
             .await?;
         let marker = input.part_number_marker.unwrap_or(0).max(0);

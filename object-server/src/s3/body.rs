@@ -30,6 +30,9 @@ pub(crate) enum ReadError {
     /// The stored body does not have the size its metadata implies.
     #[error("object body has the wrong size")]
     WrongSize,
+    /// The storage engine failed the read (a gateway backend away, or the object replaced).
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 /// One stored run of the body (the whole body, or one multipart part): a package stream opened

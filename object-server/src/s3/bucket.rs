@@ -10,7 +10,7 @@ impl CofferS3 {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let mut buckets = self.store.list_buckets().await.map_err(storage_err)?;
+        let mut buckets = self.engine().list_buckets().await.map_err(storage_err)?;
         // A user without s3:ListAllMyBuckets sees the buckets its policies reach (as MinIO).
         if let Some(visible) = req.extensions.get::<crate::iam::access::VisibleBuckets>() {
             buckets.retain(|(name, _)| visible.shows(name));
@@ -41,9 +41,12 @@ impl CofferS3 {
         let lock = req.input.object_lock_enabled_for_bucket == Some(true);
         let bucket = req.input.bucket;
         if lock {
+            if self.gateway.is_some() {
+                return Err(super::gateway_refuses("Object lock"));
+            }
             self.create_lock_bucket(&bucket).await?;
         } else {
-            self.store
+            self.engine()
                 .create_bucket(&bucket)
                 .await
                 .map_err(storage_err)?;
@@ -57,8 +60,9 @@ impl CofferS3 {
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.store
-            .require_bucket(&req.input.bucket)
+        self.engine()
+            .head_bucket(&req.input.bucket)
+            .await
             .map_err(storage_err)?;
         Ok(S3Response::new(HeadBucketOutput::default()))
     }
@@ -68,10 +72,13 @@ impl CofferS3 {
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         let bucket = req.input.bucket;
-        self.store
+        self.engine()
             .delete_bucket(&bucket)
             .await
             .map_err(storage_err)?;
+        if self.gateway.is_some() {
+            return Ok(S3Response::new(DeleteBucketOutput::default()));
+        }
         let (store, uploads) = (self.store.clone(), self.store.uploads_dir(&bucket));
         let _ = tokio::task::spawn_blocking(move || store.remove_upload_dir(&uploads)).await;
         Ok(S3Response::new(DeleteBucketOutput::default()))
@@ -81,8 +88,9 @@ impl CofferS3 {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.store
-            .require_bucket(&req.input.bucket)
+        self.engine()
+            .head_bucket(&req.input.bucket)
+            .await
             .map_err(storage_err)?;
         Ok(S3Response::new(GetBucketLocationOutput::default()))
     }

@@ -7,7 +7,6 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::body::BodyReader;
 use super::checksum::{self, Algorithm};
 use super::encryption::SseResponse;
 use super::put::{ingest, new_etag, standard_headers};
@@ -99,9 +98,8 @@ impl CofferS3 {
         let condition = destination_condition(&req.headers)?;
         let input = req.input;
         let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
-        self.store.require_bucket(bucket).map_err(storage_err)?;
-        self.store.object_path(bucket, key).map_err(storage_err)?;
-        super::put::check_write_conditions(&self.store, bucket, key, &condition).await?;
+        self.require_writable(bucket, key).await?;
+        super::put::check_write_conditions(self, bucket, key, &condition).await?;
         let (src_bucket, src_key) = source_of(&input.copy_source)?;
         let src_version = source_version(&input.copy_source).map(str::to_owned);
         let replace_tags = input
@@ -159,12 +157,12 @@ impl CofferS3 {
             .await?;
         // The source's tags decide (a tag condition on the read; s3:GetObjectTagging to take
         // them) on the version opened, not on the one the access check saw.
-        crate::iam::object_tags::check_copy_source(&req.extensions, &src.meta.tags)?;
+        crate::iam::object_tags::check_copy_source(&req.extensions, &src.meta().tags)?;
         let src_ok = self
-            .key_for(&src, &src_bucket, &src_key, src_customer.as_ref())
+            .key_for(src.meta(), &src_bucket, &src_key, src_customer.as_ref())
             .await?;
         super::get::check_read_conditions(
-            &src.meta,
+            src.meta(),
             input.copy_source_if_match.as_ref(),
             input.copy_source_if_unmodified_since.as_ref(),
             input.copy_source_if_none_match.as_ref(),
@@ -176,7 +174,8 @@ impl CofferS3 {
             _ => None,
         };
         let enc = self.new_object_key(&mode, bucket, key).await?;
-        let reader = BodyReader::new(&src, src_ok.as_ref(), 0, src.meta.size)
+        let reader = src
+            .reader(src_ok.as_ref(), 0, src.meta().size)
             .map_err(|_| storage_err(StorageError::Damaged))?;
         // The algorithm asked for, else the source's (computed anew over the whole copy, which is
         // one part), else AWS's default.
@@ -188,7 +187,7 @@ impl CofferS3 {
                 )
             })?],
             None => checksum::or_default(
-                src.meta
+                src.meta()
                     .checksums
                     .keys()
                     .filter_map(|k| Algorithm::parse(k))
@@ -196,8 +195,8 @@ impl CofferS3 {
             ),
         };
         let ing = ingest(
-            &self.store,
-            Box::pin(reader.into_stream()),
+            self.engine(),
+            reader,
             enc.as_ref().map(|(k, _)| k),
             &algos,
             customer.is_none(),
@@ -219,13 +218,13 @@ impl CofferS3 {
                     .unwrap_or_default(),
             )
         } else {
-            (src.meta.headers.clone(), src.meta.user.clone())
+            (src.meta().headers.clone(), src.meta().user.clone())
         };
         // The copy is written as one part: its ETag is the plaintext MD5 (random for SSE-C).
         let tags = if replace_tags {
             new_tags
         } else {
-            src.meta.tags.clone()
+            src.meta().tags.clone()
         };
         let mut meta = ObjectMeta {
             size: ing.size,
@@ -241,7 +240,7 @@ impl CofferS3 {
             legal_hold,
             ..Default::default()
         };
-        let copied_version = src.meta.version_id.clone();
+        let copied_version = src.meta().version_id.clone();
         drop(src);
         let version_id = self
             .commit_object(

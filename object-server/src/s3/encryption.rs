@@ -70,10 +70,14 @@ impl CofferS3 {
     /// the request (500, logged): taking it for "no default" would store plaintext in a bucket
     /// whose owner asked for encryption.
     pub(crate) async fn bucket_default(&self, bucket: &str) -> S3Result<Option<BucketDefault>> {
-        self.store
-            .read_bucket_json(bucket, ENCRYPTION_CONFIG)
+        let raw = self
+            .engine()
+            .read_bucket_config(bucket, ENCRYPTION_CONFIG)
             .await
-            .map_err(|e| default_read_err(bucket, e))
+            .map_err(|e| default_read_err(bucket, e))?;
+        raw.map(|r| serde_json::from_slice(&r))
+            .transpose()
+            .map_err(|_| default_read_err(bucket, StorageError::Damaged))
     }
 
     /// Decides a write's encryption from its headers, the bucket default and auto-encryption.
@@ -242,8 +246,9 @@ impl CofferS3 {
                 return Err(kms_err(e));
             }
         }
-        self.store
-            .write_bucket_json(&input.bucket, ENCRYPTION_CONFIG, &d)
+        let doc = serde_json::to_vec(&d).expect("configuration values serialize");
+        self.engine()
+            .write_bucket_config(&input.bucket, ENCRYPTION_CONFIG, Some(doc))
             .await
             .map_err(storage_err)?;
         Ok(S3Response::new(PutBucketEncryptionOutput::default()))
@@ -283,7 +288,7 @@ impl CofferS3 {
         &self,
         req: S3Request<DeleteBucketEncryptionInput>,
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-        self.store
+        self.engine()
             .write_bucket_config(&req.input.bucket, ENCRYPTION_CONFIG, None)
             .await
             .map_err(storage_err)?;

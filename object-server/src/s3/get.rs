@@ -3,12 +3,12 @@ use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::body::{BodyReader, ReadError};
+use super::body::ReadError;
 use super::checksum;
 use super::encryption::SseResponse;
 use super::{CofferS3, etag, sse_err, timestamp};
 use crate::sse::headers::{CustomerKey, check_read};
-use crate::storage::{ObjectMeta, OpenObject};
+use crate::storage::ObjectMeta;
 
 /// Evaluates If-Match, If-Unmodified-Since, If-None-Match and If-Modified-Since (RFC 9110 order).
 pub(crate) fn check_read_conditions(
@@ -131,7 +131,10 @@ fn response_checksums(
     checksum::checksum_dto(&meta.checksums, kind)
 }
 
-fn read_error(e: ReadError) -> s3s::S3Error {
+pub(crate) fn read_error(e: ReadError) -> s3s::S3Error {
+    if let ReadError::Storage(e) = e {
+        return super::storage_err(e);
+    }
     tracing::error!(error = %e, "object body is damaged");
     s3_error!(
         InternalError,
@@ -143,12 +146,12 @@ impl CofferS3 {
     /// The object key of an opened object (`None` for plaintext objects).
     pub(crate) async fn key_for(
         &self,
-        obj: &OpenObject,
+        meta: &ObjectMeta,
         bucket: &str,
         key: &str,
         customer: Option<&CustomerKey>,
     ) -> S3Result<Option<crate::sse::ObjectKey>> {
-        let ok = match &obj.meta.encryption {
+        let ok = match &meta.encryption {
             None => {
                 if customer.is_some() {
                     return Err(s3_error!(
@@ -200,26 +203,27 @@ impl CofferS3 {
         let obj = self
             .open_named_body(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
-        crate::iam::object_tags::check_object_tags(&req.extensions, &obj.meta.tags)?;
+        crate::iam::object_tags::check_object_tags(&req.extensions, &obj.meta().tags)?;
         check_read_conditions(
-            &obj.meta,
+            obj.meta(),
             input.if_match.as_ref(),
             input.if_unmodified_since.as_ref(),
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
         )?;
         let ok = self
-            .key_for(&obj, &input.bucket, &input.key, customer.as_ref())
+            .key_for(obj.meta(), &input.bucket, &input.key, customer.as_ref())
             .await?;
-        let meta = obj.meta.clone();
+        let meta = obj.meta().clone();
         let range = request_range(&meta, input.range.as_ref(), input.part_number)?;
         let (start, end) = range.unwrap_or((0, meta.size));
         // A Range header, or a part of a multipart object, is answered as partial content.
         let partial = range.is_some();
-        let reader = BodyReader::new(&obj, ok.as_ref(), start, end).map_err(read_error)?;
-        // Read the first chunk before answering, so a damaged object is an error response.
-        let (reader, first) = reader.read_next().await.map_err(read_error)?;
-        let stream = futures::stream::iter(first.map(Ok)).chain(reader.into_stream());
+        let mut reader = obj.reader(ok.as_ref(), start, end).map_err(read_error)?;
+        // Read the first chunk before answering, so a damaged object (or a backend away) is an
+        // error response.
+        let first = reader.next().await.transpose().map_err(read_error)?;
+        let stream = futures::stream::iter(first.map(Ok)).chain(reader);
         let sse = SseResponse::of(meta.encryption.as_ref(), customer.as_ref());
         let (lock_mode, lock_until, legal_hold) = super::lock::lock_headers(&meta);
         let sums = response_checksums(
@@ -289,18 +293,17 @@ impl CofferS3 {
             input.sse_customer_key.as_deref(),
             input.sse_customer_key_md5.as_deref(),
         )?;
-        let obj = self
-            .open_named(&input.bucket, &input.key, input.version_id.as_deref())
+        let meta = self
+            .open_named_meta(&input.bucket, &input.key, input.version_id.as_deref())
             .await?;
-        crate::iam::object_tags::check_object_tags(&req.extensions, &obj.meta.tags)?;
+        crate::iam::object_tags::check_object_tags(&req.extensions, &meta.tags)?;
         check_read_conditions(
-            &obj.meta,
+            &meta,
             input.if_match.as_ref(),
             input.if_unmodified_since.as_ref(),
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
         )?;
-        let meta = obj.meta;
         self.prove_customer_key(&meta, &input.bucket, &input.key, customer.as_ref())
             .await?;
         let range = request_range(&meta, input.range.as_ref(), input.part_number)?;

@@ -7,6 +7,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{CofferS3, checksum, etag, storage_err, timestamp};
 use crate::storage::StorageError;
+use crate::storage::engine::ListQuery;
 
 /// One listing entry.
 pub(crate) enum Entry {
@@ -73,6 +74,22 @@ pub(crate) fn paginate(
     (out, false)
 }
 
+/// A listed object as ListObjects shows it.
+fn listed_object(key: String, meta: &crate::storage::ObjectMeta) -> Entry {
+    Entry::Object(Box::new(Object {
+        key: Some(key),
+        size: Some(meta.size as i64),
+        e_tag: Some(etag(&meta.etag)),
+        last_modified: Some(timestamp(meta.modified_ms)),
+        storage_class: Some(ObjectStorageClass::from_static(
+            ObjectStorageClass::STANDARD,
+        )),
+        checksum_algorithm: checksum::algorithms_of(&meta.checksums),
+        checksum_type: (!meta.checksums.is_empty()).then(|| checksum::kind_dto(meta.checksum_kind)),
+        ..Default::default()
+    }))
+}
+
 impl CofferS3 {
     async fn list_page(
         &self,
@@ -83,6 +100,38 @@ impl CofferS3 {
         max_keys: Option<i32>,
     ) -> S3Result<Page> {
         let max = max_keys.unwrap_or(1000).clamp(0, 1000) as usize;
+        if let Some(g) = &self.gateway {
+            let page = g
+                .list_objects(
+                    bucket,
+                    &ListQuery {
+                        prefix,
+                        delimiter,
+                        after: marker,
+                        max,
+                    },
+                )
+                .await
+                .map_err(storage_err)?;
+            let last = page.entries.last().map(|e| e.0.clone());
+            let mut entries = Vec::with_capacity(page.entries.len());
+            for (k, is_prefix) in page.entries {
+                if is_prefix {
+                    entries.push(Entry::Prefix(k));
+                    continue;
+                }
+                match g.open_object(bucket, &k).await {
+                    Ok(o) => entries.push(listed_object(k, &o.meta)),
+                    Err(StorageError::NoSuchKey) => continue, // deleted meanwhile
+                    Err(e) => return Err(storage_err(e)),
+                }
+            }
+            return Ok(Page {
+                entries,
+                truncated: page.truncated,
+                last,
+            });
+        }
         let keys = self
             .store
             .list_keys(bucket, prefix, delimiter == Some("/"))
@@ -101,19 +150,7 @@ impl CofferS3 {
                 Err(StorageError::NoSuchKey) => continue, // deleted meanwhile
                 Err(e) => return Err(storage_err(e)),
             };
-            entries.push(Entry::Object(Box::new(Object {
-                key: Some(k),
-                size: Some(obj.meta.size as i64),
-                e_tag: Some(etag(&obj.meta.etag)),
-                last_modified: Some(timestamp(obj.meta.modified_ms)),
-                storage_class: Some(ObjectStorageClass::from_static(
-                    ObjectStorageClass::STANDARD,
-                )),
-                checksum_algorithm: checksum::algorithms_of(&obj.meta.checksums),
-                checksum_type: (!obj.meta.checksums.is_empty())
-                    .then(|| checksum::kind_dto(obj.meta.checksum_kind)),
-                ..Default::default()
-            })));
+            entries.push(listed_object(k, &obj.meta));
         }
         Ok(Page {
             entries,

@@ -8,6 +8,7 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::kms::{Kms, KmsError};
 use crate::sse::SseError;
+use crate::storage::engine::Storage;
 use crate::storage::{StorageError, Store};
 
 mod access;
@@ -24,9 +25,11 @@ mod lifecycle;
 pub(crate) mod list;
 pub(crate) mod lock;
 mod multipart;
+mod opened;
 pub mod post;
 pub(crate) mod put;
 mod read_buffers;
+mod remote_body;
 pub(crate) mod tagging;
 mod versioning;
 
@@ -53,7 +56,11 @@ pub mod checks {
 
 /// The object server's S3 implementation.
 pub struct CofferS3 {
+    /// The data directory; in gateway mode only the process's state (IAM, staged temp files).
     pub(crate) store: Store,
+    /// The S3 backend that holds every bucket and object in gateway mode (`--backend`); `None`
+    /// when `store` is the engine.
+    pub(crate) gateway: Option<Arc<dyn Storage>>,
     pub(crate) kms: Arc<dyn Kms>,
     pub(crate) auto_encryption: bool,
     pub(crate) tls: bool,
@@ -65,11 +72,88 @@ impl CofferS3 {
     pub fn new(store: Store, kms: Arc<dyn Kms>, auto_encryption: bool, tls: bool) -> Self {
         Self {
             store,
+            gateway: None,
             kms,
             auto_encryption,
             tls,
         }
     }
+
+    /// Serves the buckets of `engine` (a gateway backend), keeping nothing but staged temp files
+    /// in `state`'s directory.
+    pub fn with_gateway(mut self, engine: Arc<dyn Storage>) -> Self {
+        self.gateway = Some(engine);
+        self
+    }
+
+    /// The engine that holds buckets and objects.
+    pub(crate) fn engine(&self) -> &dyn Storage {
+        match &self.gateway {
+            Some(g) => g.as_ref(),
+            None => &self.store,
+        }
+    }
+
+    /// Checks that `bucket` exists and that `key` can be stored, before a body is read.
+    pub(crate) async fn require_writable(&self, bucket: &str, key: &str) -> S3Result<()> {
+        match &self.gateway {
+            Some(g) => {
+                g.head_bucket(bucket).await.map_err(storage_err)?;
+                crate::storage::layout::key_dir(key)
+                    .map(drop)
+                    .map_err(|e| storage_err(e.into()))
+            }
+            None => {
+                self.store.require_bucket(bucket).map_err(storage_err)?;
+                self.store
+                    .object_path(bucket, key)
+                    .map(drop)
+                    .map_err(storage_err)
+            }
+        }
+    }
+}
+
+/// The operations `object-server` serves over a gateway backend (`--backend`). The access hook
+/// refuses every other one with [`gateway_refuses`] (`501 NotImplemented`) before its handler
+/// runs, so no handler that still reads the local data directory answers for a backend: the
+/// bucket settings other than default encryption (policy, CORS, lifecycle, tagging, versioning,
+/// object lock), object tags, retention and legal holds, ListObjectVersions, ACLs and browser
+/// POST uploads.
+pub const GATEWAY_OPERATIONS: &[&str] = &[
+    "ListBuckets",
+    "CreateBucket",
+    "HeadBucket",
+    "DeleteBucket",
+    "GetBucketLocation",
+    "GetBucketVersioning",
+    "PutBucketEncryption",
+    "GetBucketEncryption",
+    "DeleteBucketEncryption",
+    "PutObject",
+    "GetObject",
+    "HeadObject",
+    "DeleteObject",
+    "DeleteObjects",
+    "ListObjects",
+    "ListObjectsV2",
+    "CopyObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "UploadPartCopy",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "ListParts",
+    "ListMultipartUploads",
+    "GetObjectAttributes",
+];
+
+/// What an operation the gateway does not have yet answers (see [`GATEWAY_OPERATIONS`]).
+pub(crate) fn gateway_refuses(what: &str) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::NotImplemented,
+        format!("{what} is not implemented by this server's S3 backend (gateway) mode yet."),
+    )
 }
 
 /// Maps a storage error to its S3 error.

@@ -11,7 +11,6 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
-use super::body::BodyReader;
 use super::checksum::{self, Algorithm, CompletingPart, UploadChecksum, checksum_map};
 use super::copy::parse_copy_range;
 use super::encryption::SseResponse;
@@ -84,15 +83,26 @@ fn part_number(n: i32) -> S3Result<u32> {
 
 impl CofferS3 {
     async fn read_upload(&self, bucket: &str, key: &str, id: &str) -> S3Result<UploadInfo> {
-        self.store.require_bucket(bucket).map_err(storage_err)?;
-        if !valid_id(id) {
-            return Err(no_such_upload());
-        }
-        let p = self.store.upload_dir(bucket, id).join("upload.json");
-        let data = match tokio::fs::read(&p).await {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_such_upload()),
-            Err(e) => return Err(storage_err(e.into())),
+        let data = match &self.gateway {
+            Some(g) => match g.upload_state(bucket, key, id).await {
+                Ok(d) => d,
+                Err(StorageError::NoSuchUpload) => return Err(no_such_upload()),
+                Err(e) => return Err(storage_err(e)),
+            },
+            None => {
+                self.store.require_bucket(bucket).map_err(storage_err)?;
+                if !valid_id(id) {
+                    return Err(no_such_upload());
+                }
+                let p = self.store.upload_dir(bucket, id).join("upload.json");
+                match tokio::fs::read(&p).await {
+                    Ok(d) => d,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(no_such_upload());
+                    }
+                    Err(e) => return Err(storage_err(e.into())),
+                }
+            }
         };
         let info: UploadInfo =
             serde_json::from_slice(&data).map_err(|_| storage_err(StorageError::Damaged))?;
@@ -154,14 +164,46 @@ impl CofferS3 {
         }
     }
 
+    /// Stores part `n` of an upload (its staged body and metadata), replacing an earlier one.
+    async fn store_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        n: u32,
+        writer: crate::storage::ObjectWriter,
+        meta: &ObjectMeta,
+    ) -> S3Result<()> {
+        if let Some(g) = &self.gateway {
+            return g
+                .put_part(bucket, key, upload_id, n, writer, meta)
+                .await
+                .map_err(|e| match e {
+                    StorageError::NoSuchUpload => no_such_upload(),
+                    e => storage_err(e),
+                });
+        }
+        let dir = self.store.upload_dir(bucket, upload_id);
+        writer
+            .commit(meta, dir.join(part_file_name(n)))
+            .await
+            .map_err(|e| storage_err(e.into()))?;
+        // An abort or complete that ran meanwhile removed the upload: do not leave a stray part.
+        if !dir.join("upload.json").exists() {
+            let store = self.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.remove_upload_dir(&dir)).await;
+            return Err(no_such_upload());
+        }
+        Ok(())
+    }
+
     pub(crate) async fn do_create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
         let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
-        self.store.require_bucket(bucket).map_err(storage_err)?;
-        self.store.object_path(bucket, key).map_err(storage_err)?;
+        self.require_writable(bucket, key).await?;
         let checksum = checksum::upload_checksum(
             input.checksum_algorithm.as_ref(),
             input.checksum_type.as_ref(),
@@ -219,20 +261,28 @@ impl CofferS3 {
             legal_hold,
             checksum,
         };
-        let mut idb = [0u8; 16];
-        rand::fill(&mut idb);
-        let id = hex::encode(idb);
-        let mut w = self
-            .store
-            .writer()
-            .await
-            .map_err(|e| storage_err(e.into()))?;
-        w.write(&serde_json::to_vec(&info).expect("serializes"))
-            .await
-            .map_err(|e| storage_err(e.into()))?;
-        w.commit_plain(self.store.upload_dir(bucket, &id).join("upload.json"))
-            .await
-            .map_err(|e| storage_err(e.into()))?;
+        let state = serde_json::to_vec(&info).expect("serializes");
+        let id = match &self.gateway {
+            Some(g) => g
+                .create_upload(bucket, key, &state)
+                .await
+                .map_err(storage_err)?,
+            None => {
+                let mut idb = [0u8; 16];
+                rand::fill(&mut idb);
+                let id = hex::encode(idb);
+                let mut w = self
+                    .store
+                    .writer()
+                    .await
+                    .map_err(|e| storage_err(e.into()))?;
+                w.write(&state).await.map_err(|e| storage_err(e.into()))?;
+                w.commit_plain(self.store.upload_dir(bucket, &id).join("upload.json"))
+                    .await
+                    .map_err(|e| storage_err(e.into()))?;
+                id
+            }
+        };
         let sse = SseResponse::of(info.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
@@ -297,7 +347,7 @@ impl CofferS3 {
             .is_some_and(|e| e.mode == SseMode::C);
         let need_md5 = !ssec || input.content_md5.is_some();
         let ing = ingest(
-            &self.store,
+            self.engine(),
             body,
             part_key.as_ref().map(|(k, _)| k),
             &algos,
@@ -328,28 +378,15 @@ impl CofferS3 {
             ..Default::default()
         };
         let checksums = ing.checksums.clone();
-        let dest = self
-            .store
-            .upload_dir(&input.bucket, &input.upload_id)
-            .join(part_file_name(n));
-        ing.writer
-            .commit(&meta, dest)
-            .await
-            .map_err(|e| storage_err(e.into()))?;
-        // An abort or complete that ran meanwhile removed the upload: do not leave a stray part.
-        if !self
-            .store
-            .upload_dir(&input.bucket, &input.upload_id)
-            .join("upload.json")
-            .exists()
-        {
-            let (store, dir) = (
-                self.store.clone(),
-                self.store.upload_dir(&input.bucket, &input.upload_id),
-            );
-            let _ = tokio::task::spawn_blocking(move || store.remove_upload_dir(&dir)).await;
-            return Err(no_such_upload());
-        }
+        self.store_part(
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            n,
+            ing.writer,
+            &meta,
+        )
+        .await?;
         let sse = SseResponse::of(info.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(etag(&meta.etag)),
@@ -403,12 +440,12 @@ impl CofferS3 {
             )
             .await?;
         // What the access check decided on the source's tags holds for the version opened.
-        crate::iam::object_tags::check_copy_source(&req.extensions, &src.meta.tags)?;
+        crate::iam::object_tags::check_copy_source(&req.extensions, &src.meta().tags)?;
         let src_ok = self
-            .key_for(&src, &src_bucket, &src_key, src_customer.as_ref())
+            .key_for(src.meta(), &src_bucket, &src_key, src_customer.as_ref())
             .await?;
         super::get::check_read_conditions(
-            &src.meta,
+            src.meta(),
             input.copy_source_if_match.as_ref(),
             input.copy_source_if_unmodified_since.as_ref(),
             input.copy_source_if_none_match.as_ref(),
@@ -416,12 +453,13 @@ impl CofferS3 {
         )
         .map_err(super::copy::not_modified_is_precondition)?;
         let (start, end) = match input.copy_source_range.as_deref() {
-            Some(r) => parse_copy_range(r, src.meta.size)?,
-            None => (0, src.meta.size),
+            Some(r) => parse_copy_range(r, src.meta().size)?,
+            None => (0, src.meta().size),
         };
-        let reader = BodyReader::new(&src, src_ok.as_ref(), start, end)
+        let reader = src
+            .reader(src_ok.as_ref(), start, end)
             .map_err(|_| storage_err(StorageError::Damaged))?;
-        let stream = Box::pin(reader.into_stream());
+        let stream = reader;
         let ssec = info
             .encryption
             .as_ref()
@@ -429,7 +467,7 @@ impl CofferS3 {
         // The upload's algorithm, else the CRC64NVME an upload without one combines.
         let algos = [info.checksum.map_or(Algorithm::Crc64Nvme, |c| c.algorithm)];
         let ing = ingest(
-            &self.store,
+            self.engine(),
             stream,
             part_key.as_ref().map(|(k, _)| k),
             &algos,
@@ -444,14 +482,15 @@ impl CofferS3 {
             key_salt: part_key.map(|(_, salt)| salt),
             ..Default::default()
         };
-        let dest = self
-            .store
-            .upload_dir(&input.bucket, &input.upload_id)
-            .join(part_file_name(n));
-        ing.writer
-            .commit(&meta, dest)
-            .await
-            .map_err(|e| storage_err(e.into()))?;
+        self.store_part(
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            n,
+            ing.writer,
+            &meta,
+        )
+        .await?;
         let sse = SseResponse::of(info.encryption.as_ref(), customer.as_ref());
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some({
@@ -487,7 +526,7 @@ impl CofferS3 {
         let info = self.read_upload(bucket, key, id).await?;
         let condition =
             super::put::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
-        super::put::check_write_conditions(&self.store, bucket, key, &condition).await?;
+        super::put::check_write_conditions(self, bucket, key, &condition).await?;
         if let Some(t) = &input.checksum_type {
             let created = info.checksum.map(|c| c.kind);
             if checksum::parse_kind(t) != created || created.is_none() {
@@ -533,7 +572,15 @@ impl CofferS3 {
                 ));
             }
             last = n;
-            let part = match self.store.open_path(dir.join(part_file_name(n))).await {
+            let opened = match &self.gateway {
+                Some(g) => g.part_meta(bucket, key, id, n).await.map(|m| (m, None)),
+                None => self
+                    .store
+                    .open_path(dir.join(part_file_name(n)))
+                    .await
+                    .map(|o| (o.meta, Some(o.file))),
+            };
+            let (part_meta, part_file) = match opened {
                 Ok(o) => o,
                 Err(StorageError::NoSuchKey) => {
                     return Err(s3_error!(
@@ -544,7 +591,7 @@ impl CofferS3 {
                 Err(e) => return Err(storage_err(e)),
             };
             if let Some(e) = &p.e_tag
-                && e.value() != part.meta.etag
+                && e.value() != part_meta.etag
             {
                 return Err(s3_error!(
                     InvalidPart,
@@ -553,12 +600,12 @@ impl CofferS3 {
             }
             parts.push(PartMeta {
                 number: n,
-                size: part.meta.size,
-                etag: part.meta.etag.clone(),
+                size: part_meta.size,
+                etag: part_meta.etag.clone(),
                 // The salt of the file `upload.add` pins: a part written again meanwhile is
                 // refused at the commit, so salt and bytes stay together.
-                key_salt: part.meta.key_salt.clone(),
-                checksums: part.meta.checksums.clone(),
+                key_salt: part_meta.key_salt.clone(),
+                checksums: part_meta.checksums.clone(),
             });
             listed.push(checksum_map(&Checksum {
                 checksum_crc32: p.checksum_crc32.clone(),
@@ -568,9 +615,9 @@ impl CofferS3 {
                 checksum_sha256: p.checksum_sha256.clone(),
                 ..Default::default()
             }));
-            upload
-                .add(n, &part.file)
-                .map_err(|e| storage_err(e.into()))?;
+            if let Some(file) = part_file {
+                upload.add(n, &file).map_err(|e| storage_err(e.into()))?;
+            }
         }
         for p in &parts[..parts.len() - 1] {
             if p.size < MIN_PART {
@@ -635,7 +682,23 @@ impl CofferS3 {
             ..Default::default()
         };
         let versioning = self.versioning(bucket).await?;
-        let version_id = self
+        if let Some(g) = &self.gateway {
+            g.complete_upload(bucket, key, id, &meta, &condition)
+                .await
+                .map_err(|e| match e {
+                    StorageError::NoSuchUpload => no_such_upload(),
+                    StorageError::Refused => s3_error!(
+                        InvalidPart,
+                        "One or more of the specified parts changed while the upload was being completed."
+                    ),
+                    e => storage_err(e),
+                })?;
+        }
+        let version_id = if self.gateway.is_some() {
+            drop(w);
+            None
+        } else {
+            self
             .store
             .commit_object_if(
                 bucket,
@@ -654,7 +717,8 @@ impl CofferS3 {
                     "One or more of the specified parts changed while the upload was being completed."
                 ),
                 e => storage_err(e),
-            })?;
+            })?
+        };
         let sse = SseResponse::of(meta.encryption.as_ref(), None);
         let c = checksum::checksum_dto(&meta.checksums, Some(meta.checksum_kind));
         Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -682,6 +746,15 @@ impl CofferS3 {
         let input = req.input;
         self.read_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
+        if let Some(g) = &self.gateway {
+            g.abort_upload(&input.bucket, &input.key, &input.upload_id)
+                .await
+                .map_err(|e| match e {
+                    StorageError::NoSuchUpload => no_such_upload(),
+                    e => storage_err(e),
+                })?;
+            return Ok(S3Response::new(AbortMultipartUploadOutput::default()));
+        }
         let (store, dir) = (
             self.store.clone(),
             self.store.upload_dir(&input.bucket, &input.upload_id),
@@ -705,22 +778,14 @@ impl CofferS3 {
         let info = self
             .read_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
-        let dir = self.store.upload_dir(&input.bucket, &input.upload_id);
-        let mut numbers = Vec::new();
-        let mut rd = tokio::fs::read_dir(&dir)
+        let engine = self.engine();
+        let numbers = engine
+            .list_upload_parts(&input.bucket, &input.key, &input.upload_id)
             .await
-            .map_err(|e| storage_err(e.into()))?;
-        while let Some(e) = rd.next_entry().await.map_err(|e| storage_err(e.into()))? {
-            if let Some(n) = e
-                .file_name()
-                .to_str()
-                .and_then(|s| s.strip_prefix("part."))
-                .and_then(|s| s.parse::<u32>().ok())
-            {
-                numbers.push(n);
-            }
-        }
-        numbers.sort_unstable();
+            .map_err(|e| match e {
+                StorageError::NoSuchUpload => no_such_upload(),
+                e => storage_err(e),
+            })?;
         let marker = input
             .part_number_marker
             .map(|m| m.max(0) as u32)
@@ -733,19 +798,25 @@ impl CofferS3 {
                 truncated = true;
                 break;
             }
-            let Ok(o) = self.store.open_path(dir.join(part_file_name(n))).await else {
-                continue;
+            let m = match engine
+                .part_meta(&input.bucket, &input.key, &input.upload_id, n)
+                .await
+            {
+                Ok(m) => m,
+                // Gone since it was listed (the upload completed or was aborted).
+                Err(StorageError::NoSuchKey | StorageError::NoSuchUpload) => continue,
+                Err(e) => return Err(storage_err(e)),
             };
             parts.push(Part {
                 part_number: Some(n as i32),
-                size: Some(o.meta.size as i64),
-                e_tag: Some(etag(&o.meta.etag)),
-                last_modified: Some(timestamp(o.meta.modified_ms)),
-                checksum_crc32: o.meta.checksums.get("CRC32").cloned(),
-                checksum_crc32c: o.meta.checksums.get("CRC32C").cloned(),
-                checksum_crc64nvme: o.meta.checksums.get("CRC64NVME").cloned(),
-                checksum_sha1: o.meta.checksums.get("SHA1").cloned(),
-                checksum_sha256: o.meta.checksums.get("SHA256").cloned(),
+                size: Some(m.size as i64),
+                e_tag: Some(etag(&m.etag)),
+                last_modified: Some(timestamp(m.modified_ms)),
+                checksum_crc32: m.checksums.get("CRC32").cloned(),
+                checksum_crc32c: m.checksums.get("CRC32C").cloned(),
+                checksum_crc64nvme: m.checksums.get("CRC64NVME").cloned(),
+                checksum_sha1: m.checksums.get("SHA1").cloned(),
+                checksum_sha256: m.checksums.get("SHA256").cloned(),
             });
         }
         let next = parts.last().and_then(|p| p.part_number);
@@ -769,28 +840,19 @@ impl CofferS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let input = req.input;
-        self.store
-            .require_bucket(&input.bucket)
-            .map_err(storage_err)?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let mut all = Vec::new();
-        if let Ok(mut rd) = tokio::fs::read_dir(self.store.uploads_dir(&input.bucket)).await {
-            while let Ok(Some(e)) = rd.next_entry().await {
-                let Some(id) = e.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                if !valid_id(&id) {
-                    continue;
-                }
-                let Ok(data) = tokio::fs::read(e.path().join("upload.json")).await else {
-                    continue;
-                };
-                let Ok(info) = serde_json::from_slice::<UploadInfo>(&data) else {
-                    continue;
-                };
-                if info.key.starts_with(&prefix) {
-                    all.push((info.key, id, info.created_ms));
-                }
+        let uploads = self
+            .engine()
+            .list_uploads(&input.bucket)
+            .await
+            .map_err(storage_err)?;
+        for (id, data) in uploads {
+            let Ok(info) = serde_json::from_slice::<UploadInfo>(&data) else {
+                continue;
+            };
+            if info.key.starts_with(&prefix) {
+                all.push((info.key, id, info.created_ms));
             }
         }
         all.sort();

@@ -15,8 +15,9 @@ use super::{CofferS3, etag, now_ms, storage_err};
 use crate::sse::ObjectKey;
 use crate::sse::headers::WriteHeaders;
 use crate::sse::package::Encryptor;
+use crate::storage::engine::Storage;
 use crate::storage::{
-    ChecksumKind, EtagMatch, ObjectMeta, ObjectWriter, SseMode, StorageError, Store, WriteCondition,
+    ChecksumKind, EtagMatch, ObjectMeta, ObjectWriter, SseMode, StorageError, WriteCondition,
 };
 
 /// Bytes buffered before a write to the temp file.
@@ -36,7 +37,7 @@ pub(crate) struct Ingested {
 /// `need_md5` is false only where nothing uses the MD5 (SSE-C without Content-MD5: its ETag is
 /// random), which saves the most expensive hash.
 pub(crate) async fn ingest<S, E>(
-    store: &Store,
+    store: &dyn Storage,
     mut body: S,
     key: Option<&ObjectKey>,
     algos: &[Algorithm],
@@ -200,7 +201,7 @@ pub(crate) fn write_condition(
 /// Evaluates a write's condition against the key's latest version before the body is read, to
 /// answer early; the commit decides it again under the key's lock.
 pub(crate) async fn check_write_conditions(
-    store: &Store,
+    s3: &CofferS3,
     bucket: &str,
     key: &str,
     condition: &WriteCondition,
@@ -208,8 +209,12 @@ pub(crate) async fn check_write_conditions(
     if condition.is_none() {
         return Ok(());
     }
-    let current = match store.open_latest(bucket, key).await {
-        Ok(o) if !o.meta.delete_marker => Some(o.meta.etag),
+    let opened = match &s3.gateway {
+        Some(g) => g.open_object(bucket, key).await.map(|o| o.meta),
+        None => s3.store.open_latest(bucket, key).await.map(|o| o.meta),
+    };
+    let current = match opened {
+        Ok(m) if !m.delete_marker => Some(m.etag),
         Ok(_) | Err(StorageError::NoSuchKey) => None,
         Err(e) => return Err(storage_err(e)),
     };
@@ -223,9 +228,8 @@ impl CofferS3 {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         let (bucket, key) = (input.bucket.as_str(), input.key.as_str());
-        self.store.require_bucket(bucket).map_err(storage_err)?;
         // The key must be storable before the body is read.
-        self.store.object_path(bucket, key).map_err(storage_err)?;
+        self.require_writable(bucket, key).await?;
         let tags = super::tagging::parse_header(input.tagging.as_deref())?;
         let versioning = self.versioning(bucket).await?;
         let (retention, legal_hold) = self
@@ -255,7 +259,7 @@ impl CofferS3 {
             _ => None,
         };
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
-        check_write_conditions(&self.store, bucket, key, &condition).await?;
+        check_write_conditions(self, bucket, key, &condition).await?;
         let enc = self.new_object_key(&mode, bucket, key).await?;
         let given = checksum_map(&Checksum {
             checksum_crc32: input.checksum_crc32.clone(),
@@ -276,7 +280,7 @@ impl CofferS3 {
         });
         let need_md5 = customer.is_none() || input.content_md5.is_some();
         let ing = ingest(
-            &self.store,
+            self.engine(),
             body,
             enc.as_ref().map(|(k, _)| k),
             &algos,
@@ -378,8 +382,9 @@ impl CofferS3 {
         let bypass = req.input.bypass_governance_retention == Some(true)
             && super::lock::governance_bypass_permitted(&req);
         let input = req.input;
-        self.store
-            .require_bucket(&input.bucket)
+        self.engine()
+            .head_bucket(&input.bucket)
+            .await
             .map_err(storage_err)?;
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();

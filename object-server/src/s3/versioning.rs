@@ -5,7 +5,9 @@ use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::list::url_encode;
+use super::opened::Opened;
 use super::{CofferS3, etag, storage_err, timestamp};
+use crate::storage::engine::{Storage, StoredObject};
 use crate::storage::{
     DeleteOutcome, ObjectMeta, ObjectWriter, OpenObject, StorageError, UploadParts, VersionInfo,
     Versioning, WriteCondition,
@@ -60,6 +62,11 @@ pub(crate) fn check_version_id(id: &str) -> S3Result<()> {
 impl CofferS3 {
     /// The bucket's versioning state (read from disk: every process sees a change at once).
     pub(crate) async fn versioning(&self, bucket: &str) -> S3Result<Versioning> {
+        if let Some(g) = &self.gateway {
+            // No backend keeps versions yet (`Capabilities`): every bucket is unversioned.
+            g.head_bucket(bucket).await.map_err(storage_err)?;
+            return Ok(Versioning::Unversioned);
+        }
         self.store.versioning(bucket).await.map_err(storage_err)
     }
 
@@ -85,6 +92,13 @@ impl CofferS3 {
         upload: Option<UploadParts>,
         condition: &WriteCondition,
     ) -> S3Result<Option<String>> {
+        if let Some(g) = &self.gateway {
+            debug_assert!(upload.is_none() && versioning == Versioning::Unversioned);
+            g.put_object(bucket, key, writer, meta, condition)
+                .await
+                .map_err(storage_err)?;
+            return Ok(None);
+        }
         self.store
             .commit_object_if(bucket, key, writer, meta, versioning, upload, condition)
             .await
@@ -98,12 +112,18 @@ impl CofferS3 {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> S3Result<OpenObject> {
+    ) -> S3Result<Opened> {
+        if let Some(g) = &self.gateway {
+            return self
+                .open_gateway(g.as_ref(), bucket, key, version_id)
+                .await
+                .map(Opened::Remote);
+        }
         // A part gone between the two opens means the object was replaced: open the new one.
         for _ in 0..5 {
             let obj = self.open_named(bucket, key, version_id).await?;
             if let Some(o) = self.store.open_parts(obj).await.map_err(storage_err)? {
-                return Ok(o);
+                return Ok(Opened::Local(o));
             }
         }
         Err(s3_error!(
@@ -120,6 +140,9 @@ impl CofferS3 {
         key: &str,
         version_id: Option<&str>,
     ) -> S3Result<OpenObject> {
+        if self.gateway.is_some() {
+            return Err(super::gateway_refuses("Reading object metadata this way"));
+        }
         let obj = match version_id {
             None => self
                 .store
@@ -153,6 +176,40 @@ impl CofferS3 {
         Ok(obj)
     }
 
+    /// Opens `bucket/key` on the gateway backend. The backend keeps no versions, so the only
+    /// version a request may name is `null`, the one every object is.
+    async fn open_gateway(
+        &self,
+        g: &dyn Storage,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<StoredObject> {
+        if let Some(v) = version_id {
+            check_version_id(v)?;
+            if v != crate::storage::layout::NULL_VERSION {
+                return Err(version_err(StorageError::NoSuchVersion));
+            }
+        }
+        g.open_object(bucket, key).await.map_err(storage_err)
+    }
+
+    /// The metadata of the version a HEAD (or a write's condition) names.
+    pub(crate) async fn open_named_meta(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<ObjectMeta> {
+        match &self.gateway {
+            Some(g) => Ok(self
+                .open_gateway(g.as_ref(), bucket, key, version_id)
+                .await?
+                .meta),
+            None => Ok(self.open_named(bucket, key, version_id).await?.meta),
+        }
+    }
+
     /// DELETE of a key (a delete marker in a versioned bucket) or of one version (for good).
     /// `bypass_governance` is whether the caller may remove GOVERNANCE-locked versions.
     /// `condition` (`If-Match`) is decided against the key's latest version: under the key's
@@ -167,11 +224,29 @@ impl CofferS3 {
         bypass_governance: bool,
         condition: &WriteCondition,
     ) -> S3Result<DeleteOutcome> {
+        if let Some(g) = &self.gateway {
+            // The condition is decided on what is there just before the delete; the backend
+            // has no conditional DELETE, so a PUT racing with it may be deleted.
+            g.head_bucket(bucket).await.map_err(storage_err)?;
+            if let Some(v) = version_id {
+                check_version_id(v)?;
+                if v != crate::storage::layout::NULL_VERSION {
+                    return Err(version_err(StorageError::NoSuchVersion));
+                }
+            }
+            crate::storage::layout::key_dir(key).map_err(|e| storage_err(e.into()))?;
+            super::put::check_write_conditions(self, bucket, key, condition).await?;
+            g.delete_object(bucket, key).await.map_err(storage_err)?;
+            return Ok(DeleteOutcome {
+                version_id: version_id.map(str::to_owned),
+                delete_marker: false,
+            });
+        }
         self.store.require_bucket(bucket).map_err(storage_err)?;
         match version_id {
             Some(v) => {
                 check_version_id(v)?;
-                super::put::check_write_conditions(&self.store, bucket, key, condition).await?;
+                super::put::check_write_conditions(self, bucket, key, condition).await?;
                 let now = super::now_ms();
                 let removed = self
                     .store
@@ -207,8 +282,9 @@ impl CofferS3 {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.store
-            .require_bucket(&req.input.bucket)
+        self.engine()
+            .head_bucket(&req.input.bucket)
+            .await
             .map_err(storage_err)?;
         let status = match self.versioning(&req.input.bucket).await? {
             Versioning::Unversioned => None,

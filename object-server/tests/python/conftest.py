@@ -16,9 +16,11 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 
 import boto3
 import botocore.config
+import gateway
 import botocore.exceptions
 import pytest
 import requests
@@ -159,6 +161,16 @@ def _stop_leftover_servers():
     yield
     while _started:
         _started.pop().stop(timeout=30)
+    gateway.reset()
+
+
+@pytest.fixture(scope="session")
+def gateway_backend(tmp_path_factory):
+    """The S3 service of gateway mode (`$COFFER_TEST_BACKEND`, see gateway.py), or None."""
+    b = gateway.from_env(tmp_path_factory)
+    yield b
+    if b:
+        b.stop()
 
 
 class _PortTaken(Exception):
@@ -168,8 +180,12 @@ class _PortTaken(Exception):
 class Server:
     """One object-server process."""
 
-    def __init__(self, data_dir, env=None, certs_dir=None, port=None, creds=True, log_dir=None):
+    def __init__(self, data_dir, env=None, certs_dir=None, port=None, creds=True, log_dir=None, backend=None):
         self.data_dir = pathlib.Path(data_dir)
+        # `(Backend, bucket)`: serve from that bucket of another S3 service (gateway mode).
+        self.backend = backend
+        # Other processes serving the same buckets: `client()` spreads its requests over all.
+        self.peers = []
         self.port = port or free_port()
         self.certs_dir = certs_dir
         self.env = dict(os.environ)
@@ -179,6 +195,8 @@ class Server:
         if creds:
             self.env.update({"MINIO_ROOT_USER": ACCESS, "MINIO_ROOT_PASSWORD": SECRET})
         self.env.update(env or {})
+        if backend:
+            self.env.update(backend[0].server_env())
         self.access = self.env.get("MINIO_ROOT_USER", "minioadmin")
         self.secret = self.env.get("MINIO_ROOT_PASSWORD", "minioadmin")
         self.scheme = "https" if certs_dir else "http"
@@ -196,6 +214,8 @@ class Server:
         a = [server_bin(), "server", "--address", f"127.0.0.1:{self.port}"]
         if self.certs_dir:
             a += ["--certs-dir", str(self.certs_dir)]
+        if self.backend:
+            a += ["--backend", self.backend[0].url(self.backend[1])]
         return a + [str(self.data_dir)]
 
     def start(self, wait=True, timeout=60):
@@ -281,6 +301,12 @@ class Server:
 
     def client(self, **cfg):
         conf = botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **cfg)
+        c = self._client(conf)
+        if self.peers:
+            spread_requests(c, [self] + self.peers)
+        return c
+
+    def _client(self, conf):
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
@@ -382,9 +408,39 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.shared_volume)
 
 
+def spread_requests(client, servers):
+    """Sends each request of `client` to the next of `servers` in turn (before it is signed, so the
+    signature names the server that gets it)."""
+    turn = [0]
+
+    def pick(request, **_):
+        s = servers[turn[0] % len(servers)]
+        turn[0] += 1
+        # urlsplit keeps the path as it is (urllib3's parser would resolve `..` segments).
+        parts = urllib.parse.urlsplit(request.url)
+        request.url = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.hostname}:{s.port}"))
+
+    client.meta.events.register("before-sign.s3", pick)
+
+
+def start_servers(tmp_path, request, **kw):
+    """The server of a test: one process on `tmp_path/data`; in gateway mode
+    (`$COFFER_TEST_BACKEND`, see gateway.py) two processes over one new backend bucket, sharing
+    that state directory, whose clients spread their requests over both."""
+    backend = gateway.configured(request)
+    if backend is None:
+        return Server(tmp_path / "data", **kw).start()
+    bucket = backend.new_bucket()
+    gateway.use(backend, bucket)
+    one = Server(tmp_path / "data", backend=(backend, bucket), **kw).start()
+    two = Server(tmp_path / "data", backend=(backend, bucket), **kw).start()
+    one.peers = [two]
+    return one
+
+
 @pytest.fixture
-def server(tmp_path):
-    s = Server(tmp_path / "data").start()
+def server(tmp_path, request):
+    s = start_servers(tmp_path, request)
     yield s
     s.stop()
 
@@ -402,10 +458,10 @@ def bucket(s3):
 
 
 @pytest.fixture
-def tls_server(tmp_path):
+def tls_server(tmp_path, request):
     certs = tmp_path / "certs"
     make_certs(certs)
-    s = Server(tmp_path / "data", certs_dir=certs).start()
+    s = start_servers(tmp_path, request, certs_dir=certs)
     yield s
     s.stop()
 
@@ -418,13 +474,17 @@ def object_files(data_dir):
 
 
 def assert_no_plaintext(data_dir, plaintext: bytes):
-    """No stored file contains any 16-byte run of `plaintext`."""
+    """No stored file contains any 16-byte run of `plaintext`; in gateway mode, no object of the
+    backend buckets the test's servers use either (read directly from the backend)."""
     windows = {plaintext[i : i + 16] for i in range(0, max(1, len(plaintext) - 15))}
-    for f in object_files(data_dir):
-        data = f.read_bytes()
+    stored = [(str(f), f.read_bytes()) for f in object_files(data_dir)]
+    for backend, bucket in gateway.in_use():
+        # (test_gateway.py checks that the gateway stores there at all.)
+        stored += [(f"{bucket}/{k!r}", data) for k, data in backend.objects(bucket)]
+    for name, data in stored:
         for i in range(0, max(0, len(data) - 15)):
             if data[i : i + 16] in windows:
-                raise AssertionError(f"{f} contains plaintext at offset {i}")
+                raise AssertionError(f"{name} contains plaintext at offset {i}")
 
 
 def pattern(n, seed=0):

@@ -259,6 +259,53 @@ impl Storage for Store {
             Err(StorageError::NoSuchUpload)
         }
     }
+
+    async fn list_uploads(&self, bucket: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.require_bucket(bucket)?;
+        let mut out = Vec::new();
+        let mut rd = match tokio::fs::read_dir(self.uploads_dir(bucket)).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        while let Some(e) = rd.next_entry().await? {
+            let Some(id) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if valid_upload_id(&id).is_err() {
+                continue;
+            }
+            // Completed or aborted since it was listed: not in progress.
+            if let Ok(state) = tokio::fs::read(e.path().join(layout::UPLOAD_FILE)).await {
+                out.push((id, state));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+    ) -> Result<Vec<u32>, StorageError> {
+        self.upload_state(bucket, key, upload).await?;
+        let dir = self.upload_dir(bucket, valid_upload_id(upload)?);
+        let mut numbers = Vec::new();
+        let mut rd = tokio::fs::read_dir(&dir).await?;
+        while let Some(e) = rd.next_entry().await? {
+            if let Some(n) = e
+                .file_name()
+                .to_str()
+                .and_then(|s| s.strip_prefix("part."))
+                .and_then(|s| s.parse::<u32>().ok())
+            {
+                numbers.push(n);
+            }
+        }
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
 }
 
 /// An upload id this store makes (32 hex digits), so no id names a path outside the uploads.

@@ -43,11 +43,11 @@
 //!
 //! Both engines keep this contract against real services (`tests/gateway.rs`: the local
 //! directory; MinIO and Ceph's RGW as backends, two gateway engines over one backend bucket).
-//! The S3 handlers still call [`Store`] directly; moving them onto `Arc<dyn Storage>` (bucket,
-//! put, get/head through [`BodySource`], list, delete, multipart; versioning, object lock,
-//! tagging and retention stay local-only until the backend passes them through) is what makes
-//! `object-server` serve from a backend, and what `--backend` / `COFFER_BACKEND`
-//! ([`s3::config`]) will select.
+//! `object-server server --backend URL` ([`s3::config`]) serves S3 from the backend: the object,
+//! listing, multipart and bucket handlers reach it through this trait (`CofferS3::engine`); the
+//! operations it does not pass through yet (versioning, object lock, tags, bucket settings other
+//! than default encryption) are refused with `501` (`crate::s3::GATEWAY_OPERATIONS`). Over the
+//! local directory the handlers still call most [`Store`] methods directly (versions, locks).
 use std::io;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -211,6 +211,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Aborts an upload ([`StorageError::NoSuchUpload`] if it is gone).
     async fn abort_upload(&self, bucket: &str, key: &str, upload: &str)
     -> Result<(), StorageError>;
+    /// The uploads in progress in `bucket`: `(upload id, state)`, in no particular order.
+    async fn list_uploads(&self, bucket: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
+    /// The numbers of the parts uploaded so far, ascending
+    /// ([`StorageError::NoSuchUpload`] if the upload is gone).
+    async fn list_upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+    ) -> Result<Vec<u32>, StorageError>;
 }
 
 /// The engine `object-server server` was told to use.

@@ -55,6 +55,7 @@ use client::{Body, Client};
 mod client;
 pub mod config;
 mod multipart;
+mod names;
 
 pub use config::BackendConfig;
 
@@ -222,7 +223,13 @@ impl S3Store {
         let text = xml_text(&a).ok_or_else(|| unexpected("list", &a))?;
         let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
             .map_err(|e| StorageError::Unavailable(format!("list: unreadable answer: {e}")))?;
+        // rusty-s3 decodes the keys itself when the answer says they are url-encoded (MinIO's
+        // does); decoding them again would turn a key's own `%41` into `A`.
+        let decoded = page.encoding_type.as_deref() == Some("url");
         let decode = |s: String| {
+            if decoded {
+                return Ok(s);
+            }
             url_decode(&s)
                 .ok_or_else(|| StorageError::Unavailable(format!("list: undecodable key {s:?}")))
         };
@@ -272,7 +279,7 @@ impl S3Store {
 
     /// The backend key of `bucket/key`: the key followed by [`KEY_END`] (see there).
     fn object_key(bucket: &str, id: &str, key: &str) -> String {
-        format!("{bucket}/{id}/{key}{KEY_END}")
+        format!("{bucket}/{id}/{}{KEY_END}", names::encode(key))
     }
 
     fn config_key(bucket: &str, id: &str, name: &str) -> String {
@@ -353,7 +360,10 @@ pub(crate) fn xml_text(a: &client::Answer) -> Option<String> {
     Some(
         text.replace("&#x01;", "%01")
             .replace("&#x1;", "%01")
-            .replace("&#1;", "%01"),
+            .replace("&#1;", "%01")
+            .replace("&#x02;", "%02")
+            .replace("&#x2;", "%02")
+            .replace("&#2;", "%02"),
     )
 }
 
@@ -615,20 +625,21 @@ impl Storage for S3Store {
         // cannot carry U+0001), so the marker itself may come back: one more is asked for, and
         // everything up to the marker dropped.
         let start_after = query.after.map(|m| match delimiter {
-            Some(d) if m.ends_with(d) => format!("{base}{m}\u{10FFFF}"),
-            _ => format!("{base}{m}"),
+            Some(d) if m.ends_with(d) => format!("{base}{}\u{10FFFF}", names::encode(m)),
+            _ => format!("{base}{}", names::encode(m)),
         });
         let (keys, prefixes, token) = self
             .list_raw(
-                &format!("{base}{}", query.prefix),
+                &format!("{base}{}", names::encode(query.prefix)),
                 delimiter,
                 start_after.as_deref(),
                 None,
                 (query.max + 1).min(1000),
             )
             .await?;
-        let strip =
-            |s: String, is_prefix: bool| s.strip_prefix(&base).map(|k| (k.to_owned(), is_prefix));
+        let strip = |s: String, is_prefix: bool| {
+            s.strip_prefix(&base).map(|k| (names::decode(k), is_prefix))
+        };
         let mut entries: Vec<(String, bool)> = keys
             .into_iter()
             .filter_map(|k| k.strip_suffix(KEY_END).map(str::to_owned))
@@ -700,5 +711,18 @@ impl Storage for S3Store {
         upload: &str,
     ) -> Result<(), StorageError> {
         self.mp_abort(bucket, key, upload).await
+    }
+
+    async fn list_uploads(&self, bucket: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        self.mp_list(bucket).await
+    }
+
+    async fn list_upload_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+    ) -> Result<Vec<u32>, StorageError> {
+        self.mp_part_numbers(bucket, key, upload).await
     }
 }

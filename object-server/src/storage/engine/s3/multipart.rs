@@ -51,6 +51,59 @@ enum StoredPart {
 }
 
 impl S3Store {
+    /// The uploads of `bucket` in progress, each with its state.
+    pub(super) async fn mp_list(
+        &self,
+        bucket: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let id = self.bucket_id(bucket).await?;
+        let base = format!(".coffer/uploads/{bucket}/{id}/");
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let (_, prefixes, next) = self
+                .list_raw(&base, Some("/"), None, token.as_deref(), 1000)
+                .await?;
+            for p in prefixes {
+                let Some(upload) = p
+                    .strip_prefix(&base)
+                    .and_then(|h| h.strip_suffix('/'))
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|b| String::from_utf8(b).ok())
+                else {
+                    continue;
+                };
+                // Completed or aborted since it was listed: not in progress.
+                if let Some(state) = self.get_doc(&format!("{p}state")).await? {
+                    out.push((upload, state.to_vec()));
+                }
+            }
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The numbers of the parts of an upload that have a record, ascending.
+    pub(super) async fn mp_part_numbers(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: &str,
+    ) -> Result<Vec<u32>, StorageError> {
+        self.mp_state(bucket, key, upload).await?;
+        let prefix = self.upload_prefix(bucket, upload).await?;
+        let mut numbers: Vec<u32> = self
+            .list_all(&prefix)
+            .await?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix)?.strip_prefix("part.")?.parse().ok())
+            .collect();
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+
     /// `.coffer/uploads/<bucket>/<id>/<hex upload id>/`.
     async fn upload_prefix(&self, bucket: &str, upload: &str) -> Result<String, StorageError> {
         let id = self.bucket_id(bucket).await?;

@@ -1,0 +1,157 @@
+"""Gateway mode against a real MinIO (always) and RGW (when `$COFFER_TEST_BACKEND` names it): two
+object-server processes serve one backend bucket at once; the backend, read directly, holds no
+plaintext and no key; operations the gateway does not have answer 501; a backend that is down
+gives 503 SlowDown, never a partial object.
+
+The rest of the suite runs in gateway mode with `COFFER_TEST_BACKEND=minio` (see gateway.py)."""
+import base64
+import os
+
+import botocore.exceptions
+import pytest
+
+import gateway
+from conftest import ACCESS, Server, make_certs, pattern, spread_requests
+
+KMS_KEY = os.urandom(32)
+KMS_ENV = {"MINIO_KMS_SECRET_KEY": "gw-key:" + base64.b64encode(KMS_KEY).decode(), "MINIO_KMS_AUTO_ENCRYPTION": "on"}
+
+
+def code(e):
+    return e.value.response["Error"]["Code"]
+
+
+def status(e):
+    return e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+@pytest.fixture(scope="module")
+def minio(tmp_path_factory):
+    b = gateway.start_minio(tmp_path_factory.mktemp("gw-minio"))
+    yield b
+    b.stop()
+
+
+def backends(request):
+    """The backends of this run: our MinIO, and the one `$COFFER_TEST_BACKEND` names if it is
+    another service (RGW)."""
+    out = [request.getfixturevalue("minio")]
+    other = request.getfixturevalue("gateway_backend")
+    if other is not None and other.command is None:
+        out.append(other)
+    return out
+
+
+def two_gateways(tmp_path, backend, env=None):
+    """Two processes over one new backend bucket (TLS, so SSE-C is allowed), and a client that
+    sends its requests to each in turn."""
+    certs = tmp_path / "certs"
+    make_certs(certs)
+    bucket = backend.new_bucket()
+    servers = [
+        Server(tmp_path / "state", certs_dir=certs, env={**KMS_ENV, **(env or {})}, backend=(backend, bucket)).start()
+        for _ in range(2)
+    ]
+    c = servers[0].client()
+    spread_requests(c, servers)
+    return servers, bucket, c
+
+
+def test_two_gateways_store_only_ciphertext_and_sealed_keys(tmp_path, request):
+    for backend in backends(request):
+        (one, two), backend_bucket, c = two_gateways(tmp_path / backend.host_port.replace(":", "-"), backend)
+        c1, c2 = one.client(), two.client()
+        c1.create_bucket(Bucket="data")
+        # Each process sees what the other wrote, at once.
+        assert [b["Name"] for b in c2.list_buckets()["Buckets"]] == ["data"]
+        body = pattern(300_000, 7)
+        ssec = os.urandom(32)
+        c1.put_object(Bucket="data", Key="s3", Body=body)
+        c1.put_object(Bucket="data", Key="kms", Body=body, ServerSideEncryption="aws:kms", SSEKMSKeyId="gw-key")
+        c1.put_object(Bucket="data", Key="c", Body=body, SSECustomerAlgorithm="AES256", SSECustomerKey=ssec)
+        c1.put_object(Bucket="data", Key="odd/%41 +key", Body=b"odd")
+        assert c2.get_object(Bucket="data", Key="s3")["Body"].read() == body
+        assert c2.get_object(Bucket="data", Key="kms")["Body"].read() == body
+        assert c2.get_object(Bucket="data", Key="c", SSECustomerAlgorithm="AES256", SSECustomerKey=ssec)["Body"].read() == body
+        r = c2.get_object(Bucket="data", Key="c", Range="bytes=70000-70009", SSECustomerAlgorithm="AES256", SSECustomerKey=ssec)
+        assert r["Body"].read() == body[70000:70010] and r["ContentRange"] == f"bytes 70000-70009/{len(body)}"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c2.get_object(Bucket="data", Key="c", SSECustomerAlgorithm="AES256", SSECustomerKey=os.urandom(32))
+        assert status(e) == 403
+        listed = [o["Key"] for o in c2.list_objects_v2(Bucket="data")["Contents"]]
+        assert listed == sorted(["s3", "kms", "c", "odd/%41 +key"])
+        h = c2.head_object(Bucket="data", Key="kms")
+        assert h["ContentLength"] == len(body) and h["ServerSideEncryption"] == "aws:kms"
+        # The backend bucket, read directly: the objects are there, and nothing secret is.
+        stored = dict(backend.objects(backend_bucket))
+        assert len([k for k in stored if k.startswith("data/")]) == 4, sorted(stored)
+        windows = {body[i : i + 16] for i in range(0, len(body) - 15, 7)}
+        secrets = [KMS_KEY, ssec, base64.b64encode(KMS_KEY), base64.b64encode(ssec), ACCESS.encode() + b":"]
+        for k, data in stored.items():
+            for i in range(0, len(data) - 15):
+                assert data[i : i + 16] not in windows, f"{k} holds plaintext at {i}"
+            for s in secrets:
+                assert s not in data, f"{k} holds key material"
+        # Deleted through one process, gone for the other and in the backend.
+        c1.delete_object(Bucket="data", Key="s3")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c2.head_object(Bucket="data", Key="s3")
+        assert status(e) == 404
+        assert len([k for k in dict(backend.objects(backend_bucket)) if k.startswith("data/")]) == 3
+        for s in (one, two):
+            s.stop()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.put_bucket_versioning(Bucket="bkt", VersioningConfiguration={"Status": "Enabled"}),
+        lambda c: c.list_object_versions(Bucket="bkt"),
+        lambda c: c.put_object_tagging(Bucket="bkt", Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}),
+        lambda c: c.get_object_tagging(Bucket="bkt", Key="k"),
+        lambda c: c.put_bucket_policy(Bucket="bkt", Policy='{"Version":"2012-10-17","Statement":[]}'),
+        lambda c: c.put_bucket_lifecycle_configuration(
+            Bucket="bkt", LifecycleConfiguration={"Rules": [{"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}]}
+        ),
+        lambda c: c.put_bucket_cors(Bucket="bkt", CORSConfiguration={"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}),
+        lambda c: c.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True),
+    ],
+    ids=["versioning", "versions", "put-tagging", "get-tagging", "policy", "lifecycle", "cors", "object-lock"],
+)
+def test_operations_the_gateway_lacks_answer_501_and_change_nothing(tmp_path, minio, call):
+    (one, _), _, c = two_gateways(tmp_path, minio)
+    c.create_bucket(Bucket="bkt")
+    c.put_object(Bucket="bkt", Key="k", Body=b"v")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        call(c)
+    assert status(e) == 501 and code(e) == "NotImplemented"
+    assert "backend (gateway) mode" in e.value.response["Error"]["Message"]
+    assert [b["Name"] for b in c.list_buckets()["Buckets"]] == ["bkt"]
+    assert c.get_object(Bucket="bkt", Key="k")["Body"].read() == b"v"
+    assert "TagCount" not in c.head_object(Bucket="bkt", Key="k")
+
+
+def test_a_backend_that_is_down_gives_slowdown_never_a_partial_object(tmp_path):
+    backend = gateway.start_minio(tmp_path / "minio")
+    try:
+        (one, _), _, c = two_gateways(tmp_path, backend)
+        c.create_bucket(Bucket="bkt")
+        body = pattern(3 * 1024 * 1024, 1)
+        c.put_object(Bucket="bkt", Key="k", Body=body)
+        backend.halt()
+        for call in (
+            lambda: c.get_object(Bucket="bkt", Key="k"),
+            lambda: c.get_object(Bucket="bkt", Key="k", Range="bytes=100-200"),
+            lambda: c.put_object(Bucket="bkt", Key="k", Body=b"new"),
+            lambda: c.list_objects_v2(Bucket="bkt"),
+            lambda: c.create_multipart_upload(Bucket="bkt", Key="m"),
+        ):
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                call()
+            assert status(e) == 503 and code(e) == "SlowDown", e.value.response
+        # Back: the object is the one written before, whole; the refused PUT changed nothing.
+        assert backend.restart()
+        assert c.get_object(Bucket="bkt", Key="k")["Body"].read() == body
+        assert "backend" not in one.output().lower() or backend.secret not in one.output()
+    finally:
+        backend.stop()
