@@ -13,7 +13,8 @@
 //! - `coffer.dev`: `tenants`, `kms`: get, list, watch; `tenants/status`, `kms/status`: patch.
 //! - core: `secrets`, `configmaps`, `services`: get, list, watch, create, patch;
 //!   `apps`: `statefulsets`, `policy`: `poddisruptionbudgets`: get, list, watch, create, patch
-//!   (server-side apply of a missing object needs `create`).
+//!   (server-side apply of a missing object needs `create`); `apps`: `controllerrevisions`:
+//!   get (the image a StatefulSet's pods run during a rollout).
 //! - `coordination.k8s.io`: `leases`: get, create, update (leader election).
 //! - `events.k8s.io`: `events`: create, patch.
 //!
