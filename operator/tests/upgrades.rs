@@ -103,9 +103,7 @@ impl Cluster {
         eventually(
             &format!("Tenant {name} UpToDate {why}"),
             Duration::from_secs(30),
-            || async {
-                (self.standing(name).await.0 == why).then_some(())
-            },
+            || async { (self.standing(name).await.0 == why).then_some(()) },
         )
         .await;
     }
@@ -174,10 +172,7 @@ async fn a_new_default_image_moves_one_tenant_at_a_time_and_never_the_paused_one
         let (_, _, current, target) = cluster.standing(name).await;
         assert_eq!((current.as_deref(), target), (Some(OLD), None), "{name}");
         let t = cluster.tenants.get(name).await.unwrap();
-        assert_eq!(
-            t.status.unwrap().current_version.as_deref(),
-            Some("0.1.0")
-        );
+        assert_eq!(t.status.unwrap().current_version.as_deref(), Some("0.1.0"));
     }
 
     // The operator is upgraded: a new process (nothing in memory) whose default is NEW.
@@ -200,7 +195,9 @@ async fn a_new_default_image_moves_one_tenant_at_a_time_and_never_the_paused_one
         "the moved StatefulSet holds the slot"
     );
     cluster.wait_for(first, reason::UPGRADING).await;
-    cluster.wait_for(second, reason::WAITING_FOR_UPGRADE_SLOT).await;
+    cluster
+        .wait_for(second, reason::WAITING_FOR_UPGRADE_SLOT)
+        .await;
     cluster.wait_for("c", reason::UPGRADE_PAUSED).await;
     let (_, message, current, target) = cluster.standing(second).await;
     assert!(
@@ -235,9 +232,11 @@ async fn a_new_default_image_moves_one_tenant_at_a_time_and_never_the_paused_one
     // first is Ready on NEW: it says so, and second moves (woken at once, not by a resync).
     cluster.settle(first).await;
     let started = tokio::time::Instant::now();
-    eventually("the second Tenant moved", Duration::from_secs(20), || async {
-        (cluster.image(second).await == NEW).then_some(())
-    })
+    eventually(
+        "the second Tenant moved",
+        Duration::from_secs(20),
+        || async { (cluster.image(second).await == NEW).then_some(()) },
+    )
     .await;
     let woken_after = started.elapsed();
     cluster.wait_for(first, reason::UPGRADED).await;

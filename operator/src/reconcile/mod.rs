@@ -140,7 +140,6 @@ impl Context {
             .collect()
     }
 
-
     /// Every Tenant the controller has seen, from its cache; `None` before the controller runs.
     pub fn cached_tenants(&self) -> Option<Vec<Arc<Tenant>>> {
         let stores = self.tenants.lock().expect("not poisoned");
@@ -344,7 +343,10 @@ pub async fn run_controllers(
         .owns(api::<Secret>(&client, &namespace), owned.clone())
         .owns(api::<Service>(&client, &namespace), owned.clone())
         .owns(api::<ConfigMap>(&client, &namespace), owned.clone())
-        .owns(api::<PodDisruptionBudget>(&client, &namespace), owned.clone())
+        .owns(
+            api::<PodDisruptionBudget>(&client, &namespace),
+            owned.clone(),
+        )
         .watches(
             api::<Secret>(&client, &namespace),
             watcher::Config::default(),

@@ -30,9 +30,9 @@ pub mod kms;
 pub mod leaves;
 pub mod status;
 pub mod storage;
-pub mod upgrade;
 #[cfg(test)]
 mod tests;
+pub mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;

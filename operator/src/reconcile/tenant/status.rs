@@ -10,11 +10,11 @@ use kube::runtime::events::EventType;
 use super::apply::Applied;
 use super::conditions::{Blocker, ConditionState, reason};
 use super::leaves::Leaves;
+use super::upgrade::{self, rolled_out, version_of};
 use super::{Error, Run};
+use crate::build::workload::object_server_image;
 use crate::build::{Certs, Names};
 use crate::crd::{Tenant, TenantStatus};
-use super::upgrade::{self, rolled_out, version_of};
-use crate::build::workload::object_server_image;
 use crate::reconcile::status::{
     self, CERTIFICATES_READY, DEGRADED, KMS_READY, PROGRESSING, READY, UP_TO_DATE, USERS_READY,
     set, set_state,

@@ -404,7 +404,10 @@ impl<'a> Run<'a> {
     /// The object-server image the pods of `applied` run: its template's once rolled out or
     /// when the current revision is the update one, else the image of its current revision's
     /// `ControllerRevision`, else what the status recorded.
-    pub(super) async fn running_image(&self, applied: &StatefulSet) -> Result<Option<String>, Error> {
+    pub(super) async fn running_image(
+        &self,
+        applied: &StatefulSet,
+    ) -> Result<Option<String>, Error> {
         let recorded = || {
             self.tenant
                 .status
