@@ -15,7 +15,7 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Condition type: something needs a human (the reason says what).
 pub const DEGRADED: &str = "Degraded";
-/// Condition type: the pods run, ready, the image the Tenant should run (`spec.image`, else the
+/// Condition type: the pods run the image the Tenant should run (`spec.image`, else the
 /// operator's default); its reasons say why not (paused, waiting for an upgrade slot…).
 pub const UP_TO_DATE: &str = "UpToDate";
 /// Condition type (KMS): the auth Secret exists with the expected keys.

@@ -83,7 +83,8 @@ pub mod reason {
     pub const REPLICAS_NOT_READY: &str = "ReplicasNotReady";
 
     // --- Upgrades (`UpToDate`, and an event when the reason changes) ---
-    /// `UpToDate=True`: every replica is ready on the image the Tenant should run.
+    /// `UpToDate=True`: the pods run the image the Tenant should run (whether they are ready is
+    /// `Ready`'s business).
     pub const IMAGE_CURRENT: &str = "ImageCurrent";
     /// `UpToDate=True` and an event: the rollout of the operator's default image moved the
     /// Tenant and every replica is ready on it.

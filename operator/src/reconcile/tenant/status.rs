@@ -276,7 +276,7 @@ impl Run<'_> {
         let up_to_date = upgrade::up_to_date(
             &applied.image.standing,
             &applied.image.image,
-            rolled_out(sts),
+            current.as_deref(),
             previous_reason,
         );
         Ok(ImageReport {

@@ -239,27 +239,23 @@ pub fn plan(tenant: &Tenant, default: &str, live: Option<&Live>, recorded: Optio
     }
 }
 
-/// The `UpToDate` condition for `standing` on `image`, the applied StatefulSet having
-/// `rolled_out` or not; `previous` is the condition's reason before this reconcile.
+/// The `UpToDate` condition for `standing` on `image` while the pods run `running` (a
+/// rollout of another change on the same image is `Progressing`'s business, not this one's);
+/// `previous` is the condition's reason before this reconcile.
 pub fn up_to_date(
     standing: &Standing,
     image: &str,
-    rolled_out: bool,
+    running: Option<&str>,
     previous: Option<&str>,
 ) -> ConditionState {
     match standing {
-        Standing::Current if rolled_out => {
-            if previous == Some(reason::UPGRADED) {
-                ConditionState::holds(
-                    reason::UPGRADED,
-                    format!("every replica is ready on {image}"),
-                )
+        Standing::Current if running == Some(image) => {
+            let why = if previous == Some(reason::UPGRADED) {
+                reason::UPGRADED
             } else {
-                ConditionState::holds(
-                    reason::IMAGE_CURRENT,
-                    format!("every replica is ready on {image}"),
-                )
-            }
+                reason::IMAGE_CURRENT
+            };
+            ConditionState::holds(why, format!("the pods run {image}"))
         }
         Standing::Current => {
             ConditionState::fails(reason::UPGRADING, format!("rolling out {image}"))
@@ -603,7 +599,7 @@ mod tests {
             holders: vec!["shop/a".into()],
             max: 1,
         };
-        let c = up_to_date(&waiting, OLD, true, None);
+        let c = up_to_date(&waiting, OLD, Some(OLD), None);
         assert_eq!(
             (c.status, c.reason, c.message.as_str()),
             (
@@ -618,26 +614,30 @@ mod tests {
             max: 0,
         };
         assert!(
-            up_to_date(&off, OLD, true, None)
+            up_to_date(&off, OLD, Some(OLD), None)
                 .message
                 .contains("--max-concurrent-upgrades=0")
         );
         let finished = Standing::Finished { from: OLD.into() };
         assert_eq!(
-            up_to_date(&finished, NEW, true, None).reason,
+            up_to_date(&finished, NEW, Some(NEW), None).reason,
             reason::UPGRADED
         );
         // The next reconcile (the mark gone) keeps saying it was upgraded.
         assert_eq!(
-            up_to_date(&Standing::Current, NEW, true, Some(reason::UPGRADED)).reason,
+            up_to_date(&Standing::Current, NEW, Some(NEW), Some(reason::UPGRADED)).reason,
             reason::UPGRADED
         );
         assert_eq!(
-            up_to_date(&Standing::Current, NEW, true, None).reason,
+            up_to_date(&Standing::Current, NEW, Some(NEW), None).reason,
             reason::IMAGE_CURRENT
         );
         assert_eq!(
-            up_to_date(&Standing::Current, NEW, false, None).reason,
+            up_to_date(&Standing::Current, NEW, Some(OLD), None).reason,
+            reason::UPGRADING
+        );
+        assert_eq!(
+            up_to_date(&Standing::Current, NEW, None, None).reason,
             reason::UPGRADING
         );
     }
