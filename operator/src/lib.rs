@@ -17,7 +17,8 @@
 //!   `networking.k8s.io`: `networkpolicies`: get, list, watch, create, patch
 //!   (server-side apply of a missing object needs `create`); `networkpolicies`: delete (when
 //!   turned off); `statefulsets`: delete (recreated with larger claims);
-//!   `persistentvolumeclaims`: get, patch (expansion), list, delete (`deletionPolicy: Delete`).
+//!   `persistentvolumeclaims`: get, patch (expansion), list, delete (`deletionPolicy: Delete`);
+//!   `apps`: `controllerrevisions`: get (the image a StatefulSet's pods run during a rollout).
 //! - `coordination.k8s.io`: `leases`: get, create, update (leader election).
 //! - `events.k8s.io`: `events`: create, patch.
 //!

@@ -40,6 +40,10 @@ pub struct RunArgs {
     /// image, so that upgrading the operator rolls those Tenants onto the same build.
     #[arg(long, env = DEFAULT_IMAGE_ENV, default_value = DEFAULT_IMAGE)]
     pub default_image: String,
+    /// When the default image changes, how many Tenants without `spec.image` move to it at a
+    /// time, each next one once a moved one is Ready on it (0: none moves).
+    #[arg(long, env = "COFFER_MAX_CONCURRENT_UPGRADES", default_value_t = reconcile::DEFAULT_MAX_CONCURRENT_UPGRADES)]
+    pub max_concurrent_upgrades: usize,
 }
 
 /// The environment variable that tells the operator its own image.
@@ -130,6 +134,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         default_image.clone(),
     );
+    ctx.set_max_concurrent_upgrades(args.max_concurrent_upgrades);
     let metrics = tokio::spawn(reconcile::metrics::serve(args.metrics_addr, ctx.clone()));
 
     let elector = leader::Elector::new(
@@ -144,7 +149,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         _ = shutdown_signal() => { metrics.abort(); return Ok(()); }
     }
     if namespaces.is_empty() {
-        tracing::info!(%identity, %default_image, "became leader; starting controllers for all namespaces");
+        tracing::info!(%identity, %default_image, max_concurrent_upgrades = args.max_concurrent_upgrades, "became leader; starting controllers for all namespaces");
     } else {
         tracing::info!(%identity, %default_image, namespaces = %namespaces.join(","), "became leader; starting controllers for these namespaces only");
     }
@@ -186,6 +191,7 @@ mod tests {
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
             log_json: false,
             default_image: DEFAULT_IMAGE.into(),
+            max_concurrent_upgrades: 1,
         };
         assert!(args(None, &[]).watched_namespaces().unwrap().is_empty());
         assert!(args(None, &[""]).watched_namespaces().unwrap().is_empty());

@@ -355,11 +355,16 @@ fn helm_install_runs_the_operator_with_exactly_the_rbac_it_needs() {
             // read back to add `DeletionBlocked` (tests/deletion.rs proves that path).
             let deletion_held = (group.as_str(), resource.as_str(), verb.as_str())
                 == ("coffer.dev", "tenants", "get");
+            // Used only while a StatefulSet rolls from one revision to another (upgrades.rs
+            // proves that path): the running image is read from the current revision.
+            let rollout = (group.as_str(), resource.as_str(), verb.as_str())
+                == ("apps", "controllerrevisions", "get");
             !created_by_apply
                 && !repeated_event
                 && !volume_expansion
                 && !claims_deleted
                 && !deletion_held
+                && !rollout
         })
         .cloned()
         .collect();

@@ -305,7 +305,9 @@ async fn the_status_says_progressing_without_secrets() {
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "READY", "REPLICAS", "ENDPOINT", "USERS", "AGE"],
+        [
+            "NAME", "READY", "REPLICAS", "ENDPOINT", "USERS", "VERSION", "AGE"
+        ],
         "{table}"
     );
     assert!(table.contains("https://photos.shop.svc:9000"), "{table}");

@@ -526,6 +526,20 @@ fn topology_spread(tenant: &Tenant) -> Option<Vec<TopologySpreadConstraint>> {
     })
 }
 
+/// The object-server image of `sts`'s pod template (what [`stateful_set`] put there).
+pub fn object_server_image(sts: &StatefulSet) -> Option<String> {
+    sts.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == OBJECT_SERVER)?
+        .image
+        .clone()
+}
+
 /// Service `<t>`: the S3 endpoint.
 pub fn service(tenant: &Tenant) -> Service {
     let names = Names::of(tenant);

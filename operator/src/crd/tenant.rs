@@ -45,6 +45,7 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired replicas"),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", description = "The S3 endpoint inside the cluster"),
     printcolumn(name = "Users", type_ = "integer", json_path = ".status.users", description = "S3 users in effect (besides the root user)"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.currentVersion", description = "The version of the image the pods run"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp", description = "Time since creation"),
     validation = kube::core::Rule::new("size(self.metadata.name) <= 47").message("metadata.name must be at most 47 characters (names of owned objects and pods derive from it)"),
     validation = kube::core::Rule::new("!self.metadata.name.contains('.')").message("metadata.name must not contain '.' (it names pods and KES keys)"),
@@ -431,9 +432,22 @@ pub struct TenantStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<i32>,
     /// The image the object-server containers run: set when every replica runs the current pod
-    /// template, so during a rollout it still names the image being replaced.
+    /// template, so during a rollout it still names the image being replaced. The older name
+    /// of `currentImage`, kept until `v1beta1` (see the operator README).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+
+    // --- Upgrades (see `reconcile::tenant::upgrade`) ---
+    /// The object-server image the pods run, from the StatefulSet's current revision (during a
+    /// rollout, the image being replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_image: Option<String>,
+    /// The version of `currentImage`: its tag, or its digest when it is pinned by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+    /// While the pods roll to another image: that image (absent once every replica runs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_image: Option<String>,
 }
 
 impl Tenant {
@@ -507,5 +521,22 @@ impl Tenant {
             .unwrap_or_else(|| {
                 format!("{}-root", self.metadata.name.as_deref().unwrap_or_default())
             })
+    }
+}
+
+// --- Upgrades (see `reconcile::tenant::upgrade`) ---
+
+/// Tenant annotation: `"true"` keeps a Tenant without `spec.image` on the image it runs when
+/// the operator's default image changes (an explicit `spec.image` still applies at once).
+pub const UPGRADE_PAUSED_ANNOTATION: &str = "coffer.dev/upgrade-paused";
+
+impl Tenant {
+    /// Whether [`UPGRADE_PAUSED_ANNOTATION`] is `"true"`.
+    pub fn upgrade_paused(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(UPGRADE_PAUSED_ANNOTATION))
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 }

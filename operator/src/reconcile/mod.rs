@@ -14,7 +14,7 @@ pub mod tenant;
 pub mod users;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,6 +77,14 @@ pub struct Context {
     vault_sessions: kms::session::Sessions,
     /// How often a healthy KMS is probed, in milliseconds.
     kms_probe_interval_ms: AtomicU64,
+
+    // --- Upgrades (see `tenant::upgrade`) ---
+    /// How many Tenants the rollout of the default image moves at a time.
+    max_concurrent_upgrades: AtomicUsize,
+    /// Held while a Tenant counts the upgrade slots and applies the StatefulSet that takes one.
+    upgrade_slots: tokio::sync::Mutex<()>,
+    /// The namespaces the controllers watch (`None`: all), where the slots are counted.
+    scopes: Mutex<Vec<Option<String>>>,
 }
 
 impl Context {
@@ -101,7 +109,37 @@ impl Context {
             tenants: Default::default(),
             vault_sessions: Default::default(),
             kms_probe_interval_ms: AtomicU64::new(kms::PROBE_INTERVAL.as_millis() as u64),
+            max_concurrent_upgrades: AtomicUsize::new(DEFAULT_MAX_CONCURRENT_UPGRADES),
+            upgrade_slots: Default::default(),
+            scopes: Default::default(),
         })
+    }
+
+    /// How many Tenants the rollout of the default image moves at a time
+    /// ([`DEFAULT_MAX_CONCURRENT_UPGRADES`] unless set; 0: none).
+    pub fn max_concurrent_upgrades(&self) -> usize {
+        self.max_concurrent_upgrades.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Context::max_concurrent_upgrades`] (`operator run --max-concurrent-upgrades`).
+    pub fn set_max_concurrent_upgrades(&self, n: usize) {
+        self.max_concurrent_upgrades.store(n, Ordering::Relaxed);
+    }
+
+    /// A StatefulSet API per watched namespace (one for all namespaces when the controllers
+    /// watch all); `fallback`'s alone before any controller runs (unit tests).
+    fn stateful_set_apis(&self, fallback: &str) -> Vec<Api<StatefulSet>> {
+        let scopes = self.scopes.lock().expect("not poisoned").clone();
+        if scopes.is_empty() {
+            return vec![Api::namespaced(self.client.clone(), fallback)];
+        }
+        scopes
+            .into_iter()
+            .map(|ns| match ns {
+                Some(ns) => Api::namespaced(self.client.clone(), &ns),
+                None => Api::all(self.client.clone()),
+            })
+            .collect()
     }
 
     /// Every Tenant the controller has seen, from its cache; `None` before the controller runs.
@@ -137,6 +175,9 @@ impl Context {
         self.failures.lock().expect("not poisoned").remove(key);
     }
 }
+
+/// How many Tenants the rollout of a new default image moves at a time unless told.
+pub const DEFAULT_MAX_CONCURRENT_UPGRADES: usize = 1;
 
 /// The delay after `n` consecutive failures: 2s, 4s, 8s … capped at 5 minutes.
 pub fn backoff_delay(n: u32) -> Duration {
@@ -282,6 +323,26 @@ pub async fn run_controllers(
         .lock()
         .expect("not poisoned")
         .push(store.clone());
+    ctx.scopes
+        .lock()
+        .expect("not poisoned")
+        .push(namespace.clone());
+    // A moving StatefulSet that rolled out frees its upgrade slot: the Tenants that wait for
+    // one are reconciled now, not at their next retry.
+    let slot_freed = {
+        let store = store.clone();
+        move |sts: StatefulSet| {
+            if !tenant::upgrade::frees_slot(&sts) {
+                return Vec::new();
+            }
+            store
+                .state()
+                .into_iter()
+                .filter(|t| tenant::upgrade::waits_for_slot(t))
+                .map(|t| ObjectRef::from_obj(t.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
     let tenant_ctl = tenants
         .owns(api::<StatefulSet>(&client, &namespace), owned.clone())
         .owns(api::<Secret>(&client, &namespace), owned.clone())
@@ -291,7 +352,7 @@ pub async fn run_controllers(
             api::<PodDisruptionBudget>(&client, &namespace),
             owned.clone(),
         )
-        .owns(api::<NetworkPolicy>(&client, &namespace), owned)
+        .owns(api::<NetworkPolicy>(&client, &namespace), owned.clone())
         .watches(
             api::<Secret>(&client, &namespace),
             watcher::Config::default(),
@@ -326,6 +387,7 @@ pub async fn run_controllers(
                     .collect::<Vec<_>>()
             },
         )
+        .watches(api::<StatefulSet>(&client, &namespace), owned, slot_freed)
         .graceful_shutdown_on(signal(rx.clone()))
         .run(reconcile_tenant, tenant_error, ctx.clone())
         .for_each(|_| futures::future::ready(()));

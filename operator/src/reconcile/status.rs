@@ -18,6 +18,9 @@ pub const DEGRADED: &str = "Degraded";
 /// Condition type (Tenant, KMS): the object was deleted but stays; the reason says why
 /// (`deletionProtection`, Tenants that still use a KMS).
 pub const DELETION_BLOCKED: &str = "DeletionBlocked";
+/// Condition type: the pods run the image the Tenant should run (`spec.image`, else the
+/// operator's default); its reasons say why not (paused, waiting for an upgrade slot…).
+pub const UP_TO_DATE: &str = "UpToDate";
 /// Condition type (KMS): the auth Secret exists with the expected keys.
 pub const SECRET_FOUND: &str = "SecretFound";
 

@@ -45,13 +45,33 @@ pub fn start_operator(
     ns: &str,
     instance: &str,
 ) -> tokio::sync::oneshot::Sender<()> {
-    let ctx = Context::new(
+    start_operator_with(
+        client,
+        ns,
+        instance,
+        operator::crd::tenant::DEFAULT_IMAGE,
+        reconcile::DEFAULT_MAX_CONCURRENT_UPGRADES,
+    )
+}
+
+/// [`start_operator`] with `default_image` for Tenants without `spec.image`, moving at most
+/// `max_concurrent_upgrades` of them at a time when that is not the image they run.
+pub fn start_operator_with(
+    client: Client,
+    ns: &str,
+    instance: &str,
+    default_image: &str,
+    max_concurrent_upgrades: usize,
+) -> tokio::sync::oneshot::Sender<()> {
+    let ctx = Context::with_default_image(
         client,
         Reporter {
             controller: "coffer-operator".into(),
             instance: Some(instance.into()),
         },
+        default_image.into(),
     );
+    ctx.set_max_concurrent_upgrades(max_concurrent_upgrades);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(reconcile::run_controllers(
         ctx,

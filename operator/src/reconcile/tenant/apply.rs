@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use super::conditions::{Blocker, ConditionState, reason};
 use super::storage::VolumePlan;
+use super::upgrade::{ImageChoice, UPGRADED_FROM_ANNOTATION};
 use super::{Run, Stop, apply};
 use crate::build::{self, Certs};
 use crate::crd::KMS;
@@ -30,6 +31,8 @@ const REFUSED_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What step 5 leaves for the status.
 pub(super) struct Applied {
+    /// The image chosen (see [`super::upgrade`]).
+    pub image: ImageChoice,
     /// The StatefulSet as the API server returned it (its status says how the rollout goes);
     /// `None` while it is being recreated with larger claims.
     pub stateful_set: Option<StatefulSet>,
@@ -42,7 +45,8 @@ pub(super) struct Applied {
 }
 
 impl Run<'_> {
-    /// Applies the users Secret and every object of [`build::owned`].
+    /// Applies the users Secret and every object of [`build::owned`], with the image
+    /// [`super::upgrade`] chooses.
     pub(super) async fn apply(&self, kms: &KMS, certs: &Certs) -> Result<Applied, Stop> {
         let users = users::gather(self.tenant, &self.secrets).await?;
         let users_ready = users::condition(self.tenant, &users);
@@ -55,7 +59,19 @@ impl Run<'_> {
             &build::users::secret(self.tenant, &users.users),
         )
         .await?;
-        let mut owned = build::owned(self.tenant, kms, certs, &self.ctx.default_image)?;
+        let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), ns);
+        let live = stateful_sets.get_opt(&self.names.tenant).await?;
+        // A slot taken is held until the StatefulSet below is applied (the end of this call).
+        let (image, _slot) = self.choose_image(live.as_ref()).await?;
+        let mut owned = build::owned(self.tenant, kms, certs, &image.image)?;
+        if let Some(from) = image.upgraded_from() {
+            owned
+                .stateful_set
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(UPGRADED_FROM_ANNOTATION.into(), from.into());
+        }
         for s in &owned.secrets {
             self.apply_owned(&self.secrets, s).await?;
         }
@@ -80,9 +96,8 @@ impl Run<'_> {
             }
             None => self.remove_network_policy(&policies).await?,
         }
-        let stateful_sets = Api::<StatefulSet>::namespaced(client.clone(), ns);
         let plan = self
-            .plan_volumes(&stateful_sets, &mut owned.stateful_set)
+            .plan_volumes(&stateful_sets, live, &mut owned.stateful_set)
             .await?;
         let (stateful_set, storage_problem) = match plan {
             VolumePlan::Recreating => (None, None),
@@ -102,6 +117,7 @@ impl Run<'_> {
             ),
         };
         Ok(Applied {
+            image,
             stateful_set,
             storage_problem,
             users_in_effect: users.users.len() as i32,

@@ -88,6 +88,23 @@ pub mod reason {
     /// Event: `deletionPolicy: Delete` deleted the claims of the Tenant's pods.
     pub const CLAIMS_DELETED: &str = "ClaimsDeleted";
 
+    // --- Upgrades (`UpToDate`, and an event when the reason changes) ---
+    /// `UpToDate=True`: the pods run the image the Tenant should run (whether they are ready is
+    /// `Ready`'s business).
+    pub const IMAGE_CURRENT: &str = "ImageCurrent";
+    /// `UpToDate=True` and an event: the rollout of the operator's default image moved the
+    /// Tenant and every replica is ready on it.
+    pub const UPGRADED: &str = "Upgraded";
+    /// `UpToDate=False` and an event: the pods roll to another image.
+    pub const UPGRADING: &str = "Upgrading";
+    /// `UpToDate=False` and an event: the Tenant waits for an upgrade slot
+    /// (`--max-concurrent-upgrades` Tenants are moving).
+    pub const WAITING_FOR_UPGRADE_SLOT: &str = "WaitingForUpgradeSlot";
+    /// `UpToDate=False` and an event: `coffer.dev/upgrade-paused: "true"` keeps its image.
+    pub const UPGRADE_PAUSED: &str = "UpgradePaused";
+    /// `UpToDate=False` and an event: not Ready, so the rollout leaves it on its image.
+    pub const NOT_READY_FOR_UPGRADE: &str = "NotReadyForUpgrade";
+
     /// Event: the root credentials Secret was generated.
     pub const ROOT_CREDENTIALS_GENERATED: &str = "RootCredentialsGenerated";
     /// Event: a new CA was issued (none stored, or unreadable).

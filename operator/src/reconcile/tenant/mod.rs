@@ -9,7 +9,8 @@
 //! 4. [`leaves`]: the leaf certificates, re-issued at 2/3 of their lifetime or when names/CA
 //!    change;
 //! 5. [`apply`]: the user Secrets of `spec.users`, checked (see [`super::users`]), and every
-//!    owned object (`<t>-users` first), applied server-side with one field manager; the
+//!    owned object (`<t>-users` first), applied server-side with one field manager; the image
+//!    comes from [`upgrade`] (the gradual rollout of the operator's default image), the
 //!    StatefulSet's volumes follow a larger `storage.size` through [`storage`];
 //! 6. [`status`]: the status, and a requeue for the next renewal.
 //!
@@ -35,6 +36,7 @@ pub mod status;
 pub mod storage;
 #[cfg(test)]
 mod tests;
+pub mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,6 +162,10 @@ impl<'a> Run<'a> {
         let (certs, leaves) = self.certs(&ca, kms, leaves).await?;
         let applied = self.apply(kms, &certs).await?;
         let recreating = applied.stateful_set.is_none();
+        let waiting = matches!(
+            applied.image.standing,
+            upgrade::Standing::WaitingForSlot { .. }
+        );
         self.report_deployed(kms_ready.clone(), &certs, &leaves, applied)
             .await?;
         if recreating {
@@ -168,7 +174,12 @@ impl<'a> Run<'a> {
         let until = (leaves.next_renewal - OffsetDateTime::now_utc())
             .whole_seconds()
             .max(1) as u64;
-        Ok(Action::requeue(Duration::from_secs(until).min(RESYNC)))
+        let next = Duration::from_secs(until).min(RESYNC);
+        Ok(Action::requeue(if waiting {
+            next.min(upgrade::SLOT_RETRY)
+        } else {
+            next
+        }))
     }
 
     /// Reports `blocker` (and the KMS as `kms_ready`) and retries after its delay.

@@ -10,11 +10,14 @@ use kube::runtime::events::EventType;
 use super::apply::Applied;
 use super::conditions::{Blocker, ConditionState, reason};
 use super::leaves::Leaves;
+use super::upgrade::{self, rolled_out, version_of};
 use super::{Error, Run};
+use crate::build::workload::object_server_image;
 use crate::build::{Certs, Names};
 use crate::crd::{Tenant, TenantStatus};
 use crate::reconcile::status::{
-    self, CERTIFICATES_READY, DEGRADED, KMS_READY, PROGRESSING, READY, USERS_READY, set, set_state,
+    self, CERTIFICATES_READY, DEGRADED, KMS_READY, PROGRESSING, READY, UP_TO_DATE, USERS_READY,
+    set, set_state,
 };
 
 /// How a reconcile ended, as the status reports it.
@@ -52,6 +55,19 @@ pub struct Deployed {
     /// The StatefulSet is being recreated with larger claims: `Ready` keeps its value (the
     /// pods keep serving), `Progressing` says so.
     pub recreating: bool,
+    /// The images and the `UpToDate` condition.
+    pub upgrade: ImageReport,
+}
+
+/// What the status says of the images (see [`super::upgrade`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageReport {
+    /// The `UpToDate` condition; `None` keeps it (while the StatefulSet is recreated).
+    pub up_to_date: Option<ConditionState>,
+    /// The image the pods run (`status.currentImage`).
+    pub current: Option<String>,
+    /// The image they roll to, when another (`status.targetImage`).
+    pub target: Option<String>,
 }
 
 /// The status after `report`, from the Tenant's current one; `now` stamps changed conditions.
@@ -150,6 +166,12 @@ pub fn next_status(
                 set_state(conds, READY, &ready, generation, now);
                 st.ready_replicas = Some(x.ready_replicas);
             }
+            if let Some(up_to_date) = &x.upgrade.up_to_date {
+                set_state(conds, UP_TO_DATE, up_to_date, generation, now);
+            }
+            st.current_version = x.upgrade.current.as_deref().map(version_of);
+            st.current_image = x.upgrade.current.clone();
+            st.target_image = x.upgrade.target.clone();
             st.kes_identity = Some(x.identity.clone());
             st.certificate_expiry = x.expiry.and_then(|e| {
                 e.format(&time::format_description::well_known::Rfc3339)
@@ -185,21 +207,22 @@ impl Run<'_> {
     ) -> Result<(), Error> {
         let sts = applied.stateful_set.as_ref();
         let sts_status = sts.and_then(|s| s.status.as_ref());
-        let want = self.tenant.spec.replicas;
+        let upgrade = self.image_report(&applied).await?;
+        if let Some(up_to_date) = &upgrade.up_to_date {
+            self.announce_upgrade(up_to_date, &applied.image.standing)
+                .await;
+        }
         let deployed = Deployed {
             identity: crate::pki::identity_of_pem(&certs.kes_client.cert)?,
             expiry: leaves.first_expiry,
             ready_replicas: sts_status.and_then(|s| s.ready_replicas).unwrap_or(0),
-            updated: sts_status.is_some_and(|s| {
-                s.observed_generation == sts.and_then(|sts| sts.metadata.generation)
-                    && s.updated_replicas.unwrap_or(0) == want
-                    && s.ready_replicas.unwrap_or(0) == want
-            }),
-            image: self.tenant.image(&self.ctx.default_image),
+            updated: sts.is_some_and(rolled_out),
+            image: applied.image.image.clone(),
             users_in_effect: applied.users_in_effect,
             users_ready: applied.users_ready,
             storage_problem: applied.storage_problem,
             recreating: applied.stateful_set.is_none(),
+            upgrade,
         };
         let was_ready = self
             .tenant
@@ -234,6 +257,35 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The images the pods run and roll to, and the `UpToDate` condition.
+    async fn image_report(&self, applied: &Applied) -> Result<ImageReport, Error> {
+        let previous = self.tenant.status.as_ref();
+        let Some(sts) = applied.stateful_set.as_ref() else {
+            // Being recreated: the pods run on, as the status said.
+            return Ok(ImageReport {
+                up_to_date: None,
+                current: previous.and_then(|s| s.current_image.clone()),
+                target: previous.and_then(|s| s.target_image.clone()),
+            });
+        };
+        let current = self.running_image(sts).await?;
+        let target = object_server_image(sts).filter(|t| Some(t) != current.as_ref());
+        let previous_reason = previous
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == UP_TO_DATE))
+            .map(|c| c.reason.as_str());
+        let up_to_date = upgrade::up_to_date(
+            &applied.image.standing,
+            &applied.image.image,
+            current.as_deref(),
+            previous_reason,
+        );
+        Ok(ImageReport {
+            up_to_date: Some(up_to_date),
+            current,
+            target,
+        })
+    }
+
     /// Writes `.status` when [`next_status`] differs from the stored one.
     async fn write_status(&self, report: &Report) -> Result<(), Error> {
         let st = next_status(self.tenant, &self.names, report, Timestamp::now());
@@ -241,10 +293,17 @@ impl Run<'_> {
             return Ok(());
         }
         let api: Api<Tenant> = Api::namespaced(self.ctx.client.clone(), &self.names.namespace);
+        let mut patch = serde_json::json!({ "status": st });
+        // A merge patch keeps what it does not name: these fields go when they no longer apply.
+        for cleared in ["targetImage", "currentImage", "currentVersion"] {
+            if patch["status"].get(cleared).is_none() {
+                patch["status"][cleared] = serde_json::Value::Null;
+            }
+        }
         api.patch_status(
             &self.names.tenant,
             &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "status": st })),
+            &Patch::Merge(patch),
         )
         .await?;
         Ok(())

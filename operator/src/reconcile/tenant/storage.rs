@@ -84,14 +84,15 @@ pub fn quantity_bytes(q: &str) -> Option<f64> {
 }
 
 impl Run<'_> {
-    /// Compares the live StatefulSet's claim template with `built`'s and acts as the module
+    /// Compares the `live` StatefulSet's claim template with `built`'s and acts as the module
     /// doc says; `built` gets the live templates back when they must stay.
     pub(super) async fn plan_volumes(
         &self,
         api: &Api<StatefulSet>,
+        live: Option<StatefulSet>,
         built: &mut StatefulSet,
     ) -> Result<VolumePlan, Error> {
-        let Some(live) = api.get_opt(&self.names.tenant).await? else {
+        let Some(live) = live else {
             return Ok(VolumePlan::Apply);
         };
         if live.metadata.deletion_timestamp.is_some() {

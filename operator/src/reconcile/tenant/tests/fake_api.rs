@@ -1,6 +1,8 @@
 //! A scripted API server for reconcile tests: a [`kube::Client`] whose requests are answered
 //! in-process from a map of stored objects, so that a test states what the cluster holds,
 //! runs one reconcile, and reads back what it wrote, without a kube-apiserver.
+//! As the API server does, a write that changes an object's `spec` increments its
+//! `metadata.generation` (a controller's `status.observedGeneration` then lags behind).
 //!
 //! It speaks the subset of the API the Tenant reconcile uses: GET of an object or of a
 //! namespaced collection, POST (create, 409 when present), PATCH (server-side apply replaces
@@ -211,6 +213,14 @@ impl FakeApi {
                     merge(&mut v, &patch);
                     v
                 };
+                let old = state.objects.get(&object_path);
+                let old_generation = old.map(|o| o["metadata"]["generation"].clone());
+                let generation = match (old, old_generation) {
+                    (Some(old), Some(g)) if old.get("spec") == value.get("spec") => g,
+                    (Some(_), Some(g)) => json!(g.as_i64().unwrap_or(0) + 1),
+                    _ => Value::Null,
+                };
+                value["metadata"]["generation"] = generation;
                 stamp(&mut state, &mut value);
                 state.objects.insert(object_path, value.clone());
                 respond(200, &value)

@@ -2,6 +2,7 @@
 //! holds goes in, the status, the applied objects and the events come out.
 
 mod fake_api;
+mod upgrades;
 
 use std::sync::Arc;
 
