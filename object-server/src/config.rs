@@ -129,6 +129,8 @@ pub struct Config {
     /// `COFFER_METRICS_USAGE_MAX_AGE` (seconds, default 60; `0` counts on every scrape): how
     /// old the bucket usage a scrape shows may be ([`crate::metrics::usage`]).
     pub usage_max_age: std::time::Duration,
+    /// The web console (`--console-address`, default `:9001`); `None` with `MINIO_BROWSER=off`.
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -327,7 +329,9 @@ impl Config {
             Some(list) => crate::s3::cors::parse_global_origins(list.expose())
                 .map_err(ConfigError::Invalid)?,
         };
+        let console = crate::console::ConsoleConfig::from_env(env)?;
         Ok(Config {
+            console,
             prometheus_auth,
             usage_max_age,
             domains,

@@ -18,6 +18,10 @@ enum Command {
         /// Address to listen on (MinIO's forms: `:9000`, `HOST:PORT`).
         #[arg(long, default_value = ":9000")]
         address: String,
+        /// Address of the web console (MinIO's flag; default `:9001`; `MINIO_BROWSER=off` turns
+        /// the console off).
+        #[arg(long = "console-address")]
+        console_address: Option<String>,
         /// Directory holding public.crt, private.key and CAs/ for TLS.
         #[arg(long = "certs-dir", short = 'S')]
         certs_dir: Option<PathBuf>,
@@ -50,17 +54,21 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server {
             address,
+            console_address,
             certs_dir,
             dirs,
         } => {
             object_server::server::init_logging();
             raise_open_file_limit();
-            let cfg = object_server::config::Config::from_parts(
+            let mut cfg = object_server::config::Config::from_parts(
                 &address,
                 certs_dir,
                 &dirs,
                 &object_server::config::ProcessEnv,
             )?;
+            if let (Some(a), Some(console)) = (console_address, cfg.console.as_mut()) {
+                console.set_address(&a)?;
+            }
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(object_server::server::run(cfg))
         }

@@ -319,6 +319,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.usage_max_age,
         cert_expiry,
     ));
+    let console_store = store.clone();
     let s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(Auth(iam.clone()));
@@ -337,6 +338,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     ))));
     let service = builder.build();
     let acceptor = tls.map(TlsAcceptor::from);
+    if let Some(console) = &cfg.console
+        && let Some(listener) = crate::console::bind(console).await?
+    {
+        print_console(listener.local_addr()?, acceptor.is_some());
+        tokio::spawn(crate::console::serve(
+            listener,
+            crate::console::ConsoleDeps {
+                service: service.clone(),
+                s3_address: local,
+                store: console_store,
+                kms: kms.clone(),
+                tls: acceptor.clone(),
+                session_lifetime: console.session_lifetime,
+            },
+        ));
+    }
 
     let mut http = ConnBuilder::new(TokioExecutor::new());
     // Without a timer hyper enforces no header timeout at all: a client could hold a
@@ -455,6 +472,27 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         () = tokio::time::sleep(Duration::from_secs(30)) => tracing::warn!("connections still open after 30 s; exiting"),
     }
     Ok(())
+}
+
+fn print_console(local: SocketAddr, tls: bool) {
+    let scheme = if tls { "https" } else { "http" };
+    println!("Console: {scheme}://{}", display_host(local));
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// `HOST:PORT` to print: loopback for an unspecified address, brackets for IPv6.
+fn display_host(local: SocketAddr) -> String {
+    let host = if local.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        local.ip().to_string()
+    };
+    if local.is_ipv6() && !local.ip().is_unspecified() {
+        format!("[{host}]:{}", local.port())
+    } else {
+        format!("{host}:{}", local.port())
+    }
 }
 
 fn print_banner(cfg: &Config, local: SocketAddr, tls: bool, kms: &dyn Kms) {
