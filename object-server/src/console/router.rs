@@ -146,7 +146,7 @@ async fn handle(console: Arc<Console>, req: http::Request<Incoming>, peer: Socke
     };
     let get = req.method == Method::GET || req.method == Method::HEAD;
     match (get, req.path.as_str()) {
-        (true, p) if p.starts_with("/static/") => return assets::serve(p),
+        (true, p) if p.starts_with("/static/") || p == "/favicon.ico" => return assets::serve(p),
         (true, "/login") => return pages::login::form(&console, &req, None),
         (false, "/login") if req.method == Method::POST => {
             return pages::login::submit(&console, req).await;

@@ -174,6 +174,11 @@ impl S3Caller {
             Method::DELETE => rusty_s3::Method::Delete,
             ref m => anyhow::bail!("method {m} is not an S3 method"),
         };
+        // rusty-s3 merges these with its own parameters and headers as sorted lists.
+        let mut query = call.query;
+        query.sort();
+        let mut signed_headers = call.headers.clone();
+        signed_headers.sort();
         let signed = rusty_s3::signing::sign(
             &jiff::Timestamp::now(),
             method,
@@ -183,8 +188,8 @@ impl S3Caller {
             None,
             REGION,
             SIGNED_FOR.as_secs(),
-            call.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            signed_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         );
         let path_and_query = match signed.query() {
             Some(q) => format!("{}?{q}", signed.path()),

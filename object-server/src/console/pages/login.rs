@@ -30,8 +30,15 @@ struct LoginPage {
     error: Option<String>,
 }
 
-fn page(console: &Console, status: StatusCode, access_key: &str, notice: Option<String>, error: Option<String>) -> Response {
-    let token = random_token();
+/// The browser's sign-in token if it has one (a second tab, or a favicon request sent here,
+/// must not invalidate the form already shown), else a new one.
+fn login_token(req: &Req) -> String {
+    session::cookie(&req.headers, csrf::LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map_or_else(random_token, str::to_owned)
+}
+
+fn page(console: &Console, token: String, status: StatusCode, access_key: &str, notice: Option<String>, error: Option<String>) -> Response {
     let resp = render(
         status,
         &LoginPage {
@@ -52,7 +59,7 @@ pub fn form(console: &Console, req: &Req, error: Option<String>) -> Response {
     let notice = req
         .param("expired")
         .map(|_| "Your session has ended. Sign in again.".to_owned());
-    page(console, StatusCode::OK, "", notice, error)
+    page(console, login_token(req), StatusCode::OK, "", notice, error)
 }
 
 /// `POST /login`.
@@ -66,6 +73,7 @@ pub async fn submit(console: &Console, req: Req) -> Response {
     if !csrf::matches(expected.as_deref().unwrap_or(""), http_util::field(&form, "token")) {
         return page(
             console,
+            random_token(),
             StatusCode::FORBIDDEN,
             "",
             None,
@@ -74,8 +82,9 @@ pub async fn submit(console: &Console, req: Req) -> Response {
     }
     let access = http_util::field(&form, "access_key").unwrap_or("").trim().to_owned();
     let secret = http_util::field(&form, "secret_key").unwrap_or("").to_owned();
+    let token = expected.unwrap_or_default();
     let refused = |console: &Console, access: &str, msg: &str| {
-        page(console, StatusCode::UNAUTHORIZED, access, None, Some(msg.to_owned()))
+        page(console, token.clone(), StatusCode::UNAUTHORIZED, access, None, Some(msg.to_owned()))
     };
     if access.is_empty() || secret.is_empty() {
         return refused(console, &access, "Enter an access key and a secret key.");
