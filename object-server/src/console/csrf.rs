@@ -16,7 +16,8 @@ pub const LOGIN_COOKIE: &str = "coffer_login";
 /// Whether `given` is `expected` (constant time; an empty or missing token never matches).
 pub fn matches(expected: &str, given: Option<&str>) -> bool {
     match given {
-        Some(g) if !expected.is_empty() => {
+        Some(g) if !expected.is_empty() =>
+        {
             #[allow(deprecated)]
             aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), g.as_bytes())
                 .is_ok()

@@ -21,15 +21,25 @@ fn secure(resp: &mut Response) {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
 
 /// Any response, with the security headers.
-pub fn respond(status: StatusCode, content_type: &'static str, body: impl Into<s3s::Body>) -> Response {
+pub fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<s3s::Body>,
+) -> Response {
     let mut resp = http::Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
@@ -51,7 +61,11 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response {
 
 /// `303 See Other` to a path of the console.
 pub fn redirect(to: &str) -> Response {
-    let mut resp = respond(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", String::new());
+    let mut resp = respond(
+        StatusCode::SEE_OTHER,
+        "text/plain; charset=utf-8",
+        String::new(),
+    );
     if let Ok(v) = HeaderValue::from_str(to) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -78,7 +92,10 @@ pub fn pairs(raw: &[u8]) -> Vec<(String, String)> {
 
 /// The first value of `name` in `pairs`.
 pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Reads a body of at most `limit` bytes (`None`: larger, or the client went away).

@@ -102,7 +102,7 @@ pub async fn bind(cfg: &ConsoleConfig) -> anyhow::Result<Option<tokio::net::TcpL
     match tokio::net::TcpListener::bind(cfg.address).await {
         Ok(l) => Ok(Some(l)),
         Err(e) if !cfg.explicit => {
-            tracing::warn!(address = %cfg.address, error = %e, "the console's default address is not free; the console is off (set --console-address)");
+            tracing::warn!(address = %cfg.address, error = ?e.kind(), "the console's default address is not free; the console is off (set --console-address)");
             Ok(None)
         }
         Err(e) => Err(anyhow::anyhow!("console: listen on {}: {e}", cfg.address)),
@@ -123,7 +123,9 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let c = ConsoleConfig::from_env(&Map(HashMap::new())).unwrap().unwrap();
+        let c = ConsoleConfig::from_env(&Map(HashMap::new()))
+            .unwrap()
+            .unwrap();
         assert_eq!(c.address.port(), 9001);
         assert!(!c.explicit);
         assert_eq!(c.session_lifetime, DEFAULT_SESSION_LIFETIME);

@@ -154,7 +154,12 @@ impl S3Caller {
 
     /// Signs `call` with `creds` and serves it. An error is the service failing, not an S3
     /// refusal (those are answers with their status).
-    pub async fn send(&self, creds: &Creds, client: SocketAddr, call: Call) -> anyhow::Result<Answer> {
+    pub async fn send(
+        &self,
+        creds: &Creds,
+        client: SocketAddr,
+        call: Call,
+    ) -> anyhow::Result<Answer> {
         let url = match &call.bucket {
             None => self.endpoint.clone(),
             Some(b) => {

@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn ids_are_random_and_sessions_expire() {
-        let s = Sessions::new(Duration::from_millis(50));
+        let s = Sessions::new(Duration::from_secs(1));
         let a = s.create(creds());
         let b = s.create(creds());
         assert_ne!(a, b);
@@ -143,7 +143,7 @@ mod tests {
         let sa = s.get(&a).unwrap();
         assert_eq!(sa.user(), "user");
         assert_ne!(sa.csrf, s.get(&b).unwrap().csrf);
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(1100));
         assert!(s.get(&a).is_none());
         assert!(s.get("nonsense").is_none());
     }

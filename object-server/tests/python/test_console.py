@@ -17,7 +17,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from conftest import ACCESS, SECRET, Server, free_port, peer
+from conftest import ACCESS, SECRET, Server, free_port, make_certs, peer
 
 KEY_NAME = "console-test-key"
 KMS_SECRET = base64.b64encode(hashlib.sha256(b"console test master key").digest()).decode()
@@ -47,14 +47,14 @@ class ConsoleServer(Server):
 
     @property
     def console(self):
-        return f"http://127.0.0.1:{self.console_port}"
+        return f"{self.scheme}://127.0.0.1:{self.console_port}"
 
     def start(self, **kw):
         super().start(**kw)
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(self.console + "/login", timeout=5).status_code == 200:
+                if requests.get(self.console + "/login", timeout=5, verify=self.ca or True).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
@@ -266,10 +266,11 @@ def test_an_expired_session_is_sent_to_sign_in(tmp_path, browser):
 
 def signed_in_session(server, access=ACCESS, secret=SECRET):
     s = requests.Session()
-    page = s.get(server.console + "/login")
+    page = s.get(server.console + "/login", verify=server.ca or True)
     token = re.search(r'name="token" value="([0-9a-f]+)"', page.text).group(1)
-    r = s.post(server.console + "/login", data={"token": token, "access_key": access, "secret_key": secret}, allow_redirects=False)
+    r = s.post(server.console + "/login", data={"token": token, "access_key": access, "secret_key": secret}, allow_redirects=False, verify=server.ca or True)
     assert r.status_code == 303 and r.headers["location"] == "/buckets", r.text
+    s.set_cookie_header = r.headers["set-cookie"]
     return s
 
 
@@ -307,3 +308,21 @@ def test_a_forged_post_changes_nothing(tmp_path):
     r = s.post(server.console + "/buckets", data={"name": "made", "csrf": token}, allow_redirects=False)
     assert r.status_code == 303, r.text
     assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == ["keep", "made"]
+
+
+def test_under_tls_the_cookies_are_secure(tmp_path):
+    certs = tmp_path / "certs"
+    make_certs(certs)
+    server = ConsoleServer(tmp_path / "data", certs_dir=certs).start()
+    assert server.console.startswith("https://")
+    login = requests.get(server.console + "/login", verify=server.ca)
+    assert re.search(r"coffer_login=[0-9a-f]{64}; Path=/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure", login.headers["set-cookie"])
+    s = signed_in_session(server)
+    assert re.search(r"coffer_session=[0-9a-f]{64}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200; Secure", s.set_cookie_header)
+    page = s.get(server.console + "/buckets", verify=server.ca)
+    assert page.status_code == 200 and ACCESS in page.text and SECRET not in page.text
+    for h, v in (("content-security-policy", "frame-ancestors 'none'"), ("x-frame-options", "DENY"), ("cache-control", "no-store")):
+        assert v in page.headers[h], (h, page.headers)
+    # Plain HTTP to the TLS console gets no page.
+    with pytest.raises(requests.RequestException):
+        requests.get(server.console.replace("https://", "http://") + "/login", timeout=5)

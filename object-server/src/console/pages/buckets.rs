@@ -19,8 +19,22 @@ struct BucketsPage {
     buckets: Vec<BucketEntry>,
 }
 
-async fn list_page(console: &Console, signed: &Signed, peer: SocketAddr, mut frame: Frame, status: StatusCode) -> Response {
-    let buckets = match ok_xml::<ListBuckets>(console, signed, peer, "list the buckets", Call::service(Method::GET)).await {
+async fn list_page(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    mut frame: Frame,
+    status: StatusCode,
+) -> Response {
+    let buckets = match ok_xml::<ListBuckets>(
+        console,
+        signed,
+        peer,
+        "list the buckets",
+        Call::service(Method::GET),
+    )
+    .await
+    {
         Ok(l) => l.buckets.bucket,
         Err(r) => {
             frame.error.get_or_insert(r.message);
@@ -48,7 +62,12 @@ async fn refused(console: &Console, signed: &Signed, peer: SocketAddr, r: Refusa
 }
 
 /// `POST /buckets`: `name`, `versioning`, `lock`.
-pub async fn create(console: &Console, signed: &Signed, peer: SocketAddr, form: &[(String, String)]) -> Response {
+pub async fn create(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    form: &[(String, String)],
+) -> Response {
     let name = field(form, "name").unwrap_or("").trim().to_owned();
     let lock = field(form, "lock").is_some();
     let versioning = lock || field(form, "versioning").is_some();
@@ -58,7 +77,16 @@ pub async fn create(console: &Console, signed: &Signed, peer: SocketAddr, form: 
         call = call.header("x-amz-bucket-object-lock-enabled", "true");
     }
     if name.is_empty() {
-        return refused(console, signed, peer, Refusal { status: StatusCode::BAD_REQUEST, message: "Could not create the bucket: enter a name.".into() }).await;
+        return refused(
+            console,
+            signed,
+            peer,
+            Refusal {
+                status: StatusCode::BAD_REQUEST,
+                message: "Could not create the bucket: enter a name.".into(),
+            },
+        )
+        .await;
     }
     if let Err(r) = ok(console, signed, peer, &doing, call).await {
         return refused(console, signed, peer, r).await;
@@ -67,8 +95,18 @@ pub async fn create(console: &Console, signed: &Signed, peer: SocketAddr, form: 
         let body = Bytes::from_static(
             b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
         );
-        let call = Call::bucket(Method::PUT, &name).query("versioning", "").body(body);
-        if let Err(r) = ok(console, signed, peer, &format!("turn on versioning of {name}"), call).await {
+        let call = Call::bucket(Method::PUT, &name)
+            .query("versioning", "")
+            .body(body);
+        if let Err(r) = ok(
+            console,
+            signed,
+            peer,
+            &format!("turn on versioning of {name}"),
+            call,
+        )
+        .await
+        {
             return refused(console, signed, peer, r).await;
         }
     }
@@ -76,9 +114,22 @@ pub async fn create(console: &Console, signed: &Signed, peer: SocketAddr, form: 
 }
 
 /// `POST /buckets/delete`: `name`.
-pub async fn delete(console: &Console, signed: &Signed, peer: SocketAddr, form: &[(String, String)]) -> Response {
+pub async fn delete(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    form: &[(String, String)],
+) -> Response {
     let name = field(form, "name").unwrap_or("").to_owned();
-    match ok(console, signed, peer, &format!("delete bucket {name}"), Call::bucket(Method::DELETE, &name)).await {
+    match ok(
+        console,
+        signed,
+        peer,
+        &format!("delete bucket {name}"),
+        Call::bucket(Method::DELETE, &name),
+    )
+    .await
+    {
         Ok(_) => redirect(&format!("/buckets?deleted={}", query_escape(&name))),
         Err(r) => refused(console, signed, peer, r).await,
     }

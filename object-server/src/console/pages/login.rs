@@ -8,12 +8,12 @@ use askama::Template;
 use http::{Method, StatusCode};
 
 use super::render;
+use crate::console::csrf;
 use crate::console::http_util::{self, Response, redirect, with_cookie};
 use crate::console::router::{Console, Req};
 use crate::console::s3call::{Call, Creds, read_body};
 use crate::console::session::{self, random_token};
 use crate::console::xml::{self, S3ErrorDoc};
-use crate::console::csrf;
 
 /// How long the sign-in form's token lasts.
 const LOGIN_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
@@ -38,7 +38,14 @@ fn login_token(req: &Req) -> String {
         .map_or_else(random_token, str::to_owned)
 }
 
-fn page(console: &Console, token: String, status: StatusCode, access_key: &str, notice: Option<String>, error: Option<String>) -> Response {
+fn page(
+    console: &Console,
+    token: String,
+    status: StatusCode,
+    access_key: &str,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
     let resp = render(
         status,
         &LoginPage {
@@ -50,7 +57,12 @@ fn page(console: &Console, token: String, status: StatusCode, access_key: &str, 
     );
     with_cookie(
         resp,
-        &session::set_cookie(csrf::LOGIN_COOKIE, &token, LOGIN_TOKEN_LIFETIME, console.tls),
+        &session::set_cookie(
+            csrf::LOGIN_COOKIE,
+            &token,
+            LOGIN_TOKEN_LIFETIME,
+            console.tls,
+        ),
     )
 }
 
@@ -70,7 +82,10 @@ pub async fn submit(console: &Console, req: Req) -> Response {
         return http_util::text(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large.");
     };
     let form = http_util::pairs(&body);
-    if !csrf::matches(expected.as_deref().unwrap_or(""), http_util::field(&form, "token")) {
+    if !csrf::matches(
+        expected.as_deref().unwrap_or(""),
+        http_util::field(&form, "token"),
+    ) {
         return page(
             console,
             random_token(),
@@ -80,21 +95,40 @@ pub async fn submit(console: &Console, req: Req) -> Response {
             Some("The sign-in form expired. Please try again.".to_owned()),
         );
     }
-    let access = http_util::field(&form, "access_key").unwrap_or("").trim().to_owned();
-    let secret = http_util::field(&form, "secret_key").unwrap_or("").to_owned();
+    let access = http_util::field(&form, "access_key")
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let secret = http_util::field(&form, "secret_key")
+        .unwrap_or("")
+        .to_owned();
     let token = expected.unwrap_or_default();
     let refused = |console: &Console, access: &str, msg: &str| {
-        page(console, token.clone(), StatusCode::UNAUTHORIZED, access, None, Some(msg.to_owned()))
+        page(
+            console,
+            token.clone(),
+            StatusCode::UNAUTHORIZED,
+            access,
+            None,
+            Some(msg.to_owned()),
+        )
     };
     if access.is_empty() || secret.is_empty() {
         return refused(console, &access, "Enter an access key and a secret key.");
     }
     let creds = Creds::new(access.clone(), secret);
-    let answer = match console.s3.send(&creds, peer, Call::service(Method::GET)).await {
+    let answer = match console
+        .s3
+        .send(&creds, peer, Call::service(Method::GET))
+        .await
+    {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "console sign-in");
-            return http_util::text(StatusCode::INTERNAL_SERVER_ERROR, "The server could not check the keys; see its log.");
+            return http_util::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The server could not check the keys; see its log.",
+            );
         }
     };
     let status = answer.status();
@@ -107,14 +141,26 @@ pub async fn submit(console: &Console, req: Req) -> Response {
             // The access key typed is not logged: a secret key pasted in its place would be.
             tracing::info!(%code, "console sign-in refused");
             tokio::time::sleep(REFUSAL_DELAY).await;
-            return refused(console, &access, "Wrong access key or secret key, or the user is disabled.");
+            return refused(
+                console,
+                &access,
+                "Wrong access key or secret key, or the user is disabled.",
+            );
         }
     }
     tracing::info!(user = %access, "console sign-in");
     let id = console.sessions.create(creds);
     let resp = with_cookie(
         redirect("/buckets"),
-        &session::set_cookie(session::COOKIE, &id, console.sessions.lifetime(), console.tls),
+        &session::set_cookie(
+            session::COOKIE,
+            &id,
+            console.sessions.lifetime(),
+            console.tls,
+        ),
     );
-    with_cookie(resp, &session::set_cookie(csrf::LOGIN_COOKIE, "", Duration::ZERO, console.tls))
+    with_cookie(
+        resp,
+        &session::set_cookie(csrf::LOGIN_COOKIE, "", Duration::ZERO, console.tls),
+    )
 }

@@ -46,6 +46,21 @@ impl Frame {
     }
 }
 
+/// A size for people: `512 B`, `20.0 MiB`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 /// A refused or failed S3 call, as the page says it.
 #[derive(Debug)]
 pub struct Refusal {
@@ -77,15 +92,29 @@ fn refusal(doing: &str, status: StatusCode, e: &S3ErrorDoc) -> Refusal {
         _ if !e.message.is_empty() => e.message.clone(),
         _ => format!("the server answered {status}"),
     };
-    let code = if e.code.is_empty() { status.as_str().to_owned() } else { e.code.clone() };
+    let code = if e.code.is_empty() {
+        status.as_str().to_owned()
+    } else {
+        e.code.clone()
+    };
     Refusal {
-        status: if status.is_client_error() || status.is_server_error() { status } else { StatusCode::BAD_GATEWAY },
+        status: if status.is_client_error() || status.is_server_error() {
+            status
+        } else {
+            StatusCode::BAD_GATEWAY
+        },
         message: format!("Could not {doing}: {why} ({code})."),
     }
 }
 
 /// Sends `call` and returns the answer when it succeeded; a refusal otherwise.
-pub async fn ok(console: &Console, signed: &Signed, peer: std::net::SocketAddr, doing: &str, call: Call) -> Result<Answer, Refusal> {
+pub async fn ok(
+    console: &Console,
+    signed: &Signed,
+    peer: std::net::SocketAddr,
+    doing: &str,
+    call: Call,
+) -> Result<Answer, Refusal> {
     let answer = console
         .s3
         .send(&signed.session.creds, peer, call)
@@ -94,15 +123,25 @@ pub async fn ok(console: &Console, signed: &Signed, peer: std::net::SocketAddr, 
     if answer.status().is_success() {
         return Ok(answer);
     }
-    let (status, body) = read_body(answer, 64 * 1024).await.map_err(Refusal::internal)?;
+    let (status, body) = read_body(answer, 64 * 1024)
+        .await
+        .map_err(Refusal::internal)?;
     let doc = xml::parse::<S3ErrorDoc>(&body).unwrap_or_default();
     Err(refusal(doing, status, &doc))
 }
 
 /// Sends `call` and parses its XML answer as `T`.
-pub async fn ok_xml<T: for<'de> serde::Deserialize<'de>>(console: &Console, signed: &Signed, peer: std::net::SocketAddr, doing: &str, call: Call) -> Result<T, Refusal> {
+pub async fn ok_xml<T: for<'de> serde::Deserialize<'de>>(
+    console: &Console,
+    signed: &Signed,
+    peer: std::net::SocketAddr,
+    doing: &str,
+    call: Call,
+) -> Result<T, Refusal> {
     let answer = ok(console, signed, peer, doing, call).await?;
-    let (_, body) = read_body(answer, 16 << 20).await.map_err(Refusal::internal)?;
+    let (_, body) = read_body(answer, 16 << 20)
+        .await
+        .map_err(Refusal::internal)?;
     xml::parse(&body).map_err(Refusal::internal)
 }
 
@@ -112,7 +151,10 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
         Ok(html) => http_util::html(status, html),
         Err(e) => {
             tracing::error!(error = %e, "console template");
-            http_util::text(StatusCode::INTERNAL_SERVER_ERROR, "The page could not be rendered.")
+            http_util::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be rendered.",
+            )
         }
     }
 }
@@ -131,10 +173,16 @@ fn error_page(signed: &Signed, r: Refusal) -> Response {
 }
 
 /// Reads a urlencoded form and checks its `csrf` field; `Err` is the answer to send.
-pub async fn form(signed: &Signed, req: Req) -> Result<(Vec<(String, String)>, std::net::SocketAddr), Response> {
+pub async fn form(
+    signed: &Signed,
+    req: Req,
+) -> Result<(Vec<(String, String)>, std::net::SocketAddr), Response> {
     let peer = req.peer;
     let Some(body) = http_util::read_limited(req.body, http_util::FORM_LIMIT).await else {
-        return Err(http_util::text(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."));
+        return Err(http_util::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The form is too large.",
+        ));
     };
     let pairs = http_util::pairs(&body);
     if !csrf::matches(&signed.session.csrf, http_util::field(&pairs, "csrf")) {
@@ -208,4 +256,40 @@ pub async fn route(console: &Console, signed: Signed, req: Req) -> Response {
         }
     }
     http_util::text(StatusCode::NOT_FOUND, "No such page.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(20 << 20), "20.0 MiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn refusals_say_what_and_why() {
+        let e = S3ErrorDoc {
+            code: "AccessDenied".into(),
+            message: "Access Denied.".into(),
+        };
+        let r = refusal("create bucket x", StatusCode::FORBIDDEN, &e);
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            r.message,
+            "Could not create bucket x: your policies do not allow it (AccessDenied)."
+        );
+        let r = refusal(
+            "list",
+            StatusCode::SERVICE_UNAVAILABLE,
+            &S3ErrorDoc::default(),
+        );
+        assert!(r.message.contains("503"), "{}", r.message);
+        assert_eq!(bucket_of("/b/photos", "/b/"), Some("photos"));
+        assert_eq!(bucket_of("/b/", "/b/"), None);
+        assert_eq!(bucket_of("/b/a/b", "/b/"), None);
+    }
 }

@@ -39,7 +39,13 @@ fn header_str<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The encryption from a HEAD's headers; the KMS key name of an SSE-S3 object (which S3 does
 /// not send) from the object's metadata, read only after the HEAD was allowed.
-async fn encryption(console: &Console, headers: &http::HeaderMap, bucket: &str, key: &str, version: Option<&str>) -> Encryption {
+async fn encryption(
+    console: &Console,
+    headers: &http::HeaderMap,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Encryption {
     let mode = match header_str(headers, "x-amz-server-side-encryption") {
         Some("AES256") => "SSE-S3",
         Some("aws:kms") => "SSE-KMS",
@@ -53,16 +59,39 @@ async fn encryption(console: &Console, headers: &http::HeaderMap, bucket: &str, 
             Some(v) => console.store.open_version(bucket, key, v).await,
             None => console.store.open_latest(bucket, key).await,
         };
-        key_name = opened.ok().and_then(|o| o.meta.encryption.and_then(|e| e.kms_key));
+        key_name = opened
+            .ok()
+            .and_then(|o| o.meta.encryption.and_then(|e| e.kms_key));
     }
-    Encryption { mode: mode.to_owned(), key: key_name }
+    Encryption {
+        mode: mode.to_owned(),
+        key: key_name,
+    }
 }
 
 /// The encryption of one object as the signed-in user may see it.
-pub async fn encryption_of(console: &Console, signed: &Signed, peer: SocketAddr, bucket: &str, key: &str, version: Option<&str>) -> Encryption {
-    match ok(console, signed, peer, "read the object", head_call(bucket, key, version)).await {
+pub async fn encryption_of(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Encryption {
+    match ok(
+        console,
+        signed,
+        peer,
+        "read the object",
+        head_call(bucket, key, version),
+    )
+    .await
+    {
         Ok(a) => encryption(console, a.headers(), bucket, key, version).await,
-        Err(_) => Encryption { mode: "unknown".into(), key: None },
+        Err(_) => Encryption {
+            mode: "unknown".into(),
+            key: None,
+        },
     }
 }
 
@@ -87,9 +116,20 @@ struct ObjectPage {
 /// `GET /object/{bucket}?key=&version=`.
 pub async fn details(console: &Console, signed: &Signed, req: &Req, bucket: &str) -> Response {
     let key = req.param("key").unwrap_or("").to_owned();
-    let version = req.param("version").filter(|v| !v.is_empty()).map(str::to_owned);
+    let version = req
+        .param("version")
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
     let doing = format!("read {key}");
-    let answer = match ok(console, signed, req.peer, &doing, head_call(bucket, &key, version.as_deref())).await {
+    let answer = match ok(
+        console,
+        signed,
+        req.peer,
+        &doing,
+        head_call(bucket, &key, version.as_deref()),
+    )
+    .await
+    {
         Ok(a) => a,
         Err(r) => return error_page(signed, r),
     };
@@ -97,13 +137,21 @@ pub async fn details(console: &Console, signed: &Signed, req: &Req, bucket: &str
     let get = |n: &str| header_str(h, n).unwrap_or("").to_owned();
     let metadata = h
         .iter()
-        .filter_map(|(k, v)| Some((k.as_str().strip_prefix("x-amz-meta-")?.to_owned(), v.to_str().ok()?.to_owned())))
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().strip_prefix("x-amz-meta-")?.to_owned(),
+                v.to_str().ok()?.to_owned(),
+            ))
+        })
         .collect();
     let q = match &version {
         Some(v) => format!("key={}&version={}", query_escape(&key), query_escape(v)),
         None => format!("key={}", query_escape(&key)),
     };
-    let folder = key.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default();
+    let folder = key
+        .rsplit_once('/')
+        .map(|(p, _)| format!("{p}/"))
+        .unwrap_or_default();
     let page = ObjectPage {
         size: get("content-length"),
         etag: get("etag"),
@@ -134,7 +182,11 @@ pub async fn download(console: &Console, signed: &Signed, req: &Req, bucket: &st
     };
     let length = answer.headers().get(header::CONTENT_LENGTH).cloned();
     let name = key.rsplit('/').next().unwrap_or(&key);
-    let mut resp = crate::console::http_util::respond(StatusCode::OK, "application/octet-stream", answer.into_body());
+    let mut resp = crate::console::http_util::respond(
+        StatusCode::OK,
+        "application/octet-stream",
+        answer.into_body(),
+    );
     let h = resp.headers_mut();
     if let Some(l) = length {
         h.insert(header::CONTENT_LENGTH, l);
@@ -151,7 +203,13 @@ pub async fn download(console: &Console, signed: &Signed, req: &Req, bucket: &st
 
 /// `POST /delete/{bucket}`: `key`, `version` (a version removed for good; without it, a
 /// versioned bucket gets a delete marker).
-pub async fn delete(console: &Console, signed: &Signed, peer: SocketAddr, form: &[(String, String)], bucket: &str) -> Response {
+pub async fn delete(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    form: &[(String, String)],
+    bucket: &str,
+) -> Response {
     let key = field(form, "key").unwrap_or("").to_owned();
     let version = field(form, "version").filter(|v| !v.is_empty());
     let call = Call::object(Method::DELETE, bucket, &key).query_opt("versionId", version);
@@ -161,8 +219,15 @@ pub async fn delete(console: &Console, signed: &Signed, peer: SocketAddr, form: 
     match version {
         Some(_) => redirect(&format!("/versions/{bucket}?prefix={}", query_escape(&key))),
         None => {
-            let folder = key.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default();
-            redirect(&format!("/b/{bucket}?prefix={}&deleted={}", query_escape(&folder), query_escape(&key)))
+            let folder = key
+                .rsplit_once('/')
+                .map(|(p, _)| format!("{p}/"))
+                .unwrap_or_default();
+            redirect(&format!(
+                "/b/{bucket}?prefix={}&deleted={}",
+                query_escape(&folder),
+                query_escape(&key)
+            ))
         }
     }
 }

@@ -24,7 +24,7 @@ struct Folder {
 /// An object row.
 struct Row {
     name: String,
-    size: u64,
+    size: String,
     modified: String,
     encryption: Encryption,
     details: String,
@@ -69,7 +69,10 @@ fn crumbs(bucket: &str, prefix: &str) -> Vec<(String, String)> {
     for part in prefix.split_terminator('/') {
         acc.push_str(part);
         acc.push('/');
-        out.push((part.to_owned(), format!("/b/{bucket}?prefix={}", query_escape(&acc))));
+        out.push((
+            part.to_owned(),
+            format!("/b/{bucket}?prefix={}", query_escape(&acc)),
+        ));
     }
     out
 }
@@ -91,12 +94,18 @@ pub async fn browse(console: &Console, signed: &Signed, req: &Req, bucket: &str)
         .query("max-keys", max.to_string())
         .query_opt("continuation-token", req.param("token"));
     let doing = format!("list bucket {bucket}");
-    let (list, status) = match ok_xml::<ListObjects>(console, signed, req.peer, &doing, call).await {
+    let (list, status) = match ok_xml::<ListObjects>(console, signed, req.peer, &doing, call).await
+    {
         Ok(l) => (l, StatusCode::OK),
         Err(r) => {
             frame.error = Some(r.message);
             (
-                ListObjects { contents: vec![], common_prefixes: vec![], is_truncated: false, next_continuation_token: None },
+                ListObjects {
+                    contents: vec![],
+                    common_prefixes: vec![],
+                    is_truncated: false,
+                    next_continuation_token: None,
+                },
                 r.status,
             )
         }
@@ -105,7 +114,11 @@ pub async fn browse(console: &Console, signed: &Signed, req: &Req, bucket: &str)
         .common_prefixes
         .iter()
         .map(|p| Folder {
-            name: p.prefix.strip_prefix(&prefix).unwrap_or(&p.prefix).to_owned(),
+            name: p
+                .prefix
+                .strip_prefix(&prefix)
+                .unwrap_or(&p.prefix)
+                .to_owned(),
             href: format!("/b/{bucket}?prefix={}", query_escape(&p.prefix)),
         })
         .collect();
@@ -125,7 +138,7 @@ pub async fn browse(console: &Console, signed: &Signed, req: &Req, bucket: &str)
             let q = format!("key={}", query_escape(&o.key));
             Row {
                 name: o.key.strip_prefix(&prefix).unwrap_or(&o.key).to_owned(),
-                size: o.size,
+                size: super::human_size(o.size),
                 modified: o.last_modified,
                 encryption,
                 details: format!("/object/{bucket}?{q}"),
@@ -137,7 +150,13 @@ pub async fn browse(console: &Console, signed: &Signed, req: &Req, bucket: &str)
     let next = list
         .next_continuation_token
         .filter(|_| list.is_truncated)
-        .map(|t| format!("/b/{bucket}?prefix={}&token={}&max={max}", query_escape(&prefix), query_escape(&t)));
+        .map(|t| {
+            format!(
+                "/b/{bucket}?prefix={}&token={}&max={max}",
+                query_escape(&prefix),
+                query_escape(&t)
+            )
+        });
     let page = ObjectsPage {
         versioning: versioning(console, signed, req, bucket).await,
         versions_href: format!("/versions/{bucket}?prefix={}", query_escape(&prefix)),
@@ -158,7 +177,7 @@ struct VersionRow {
     version_id: String,
     latest: bool,
     delete_marker: bool,
-    size: u64,
+    size: String,
     modified: String,
     details: String,
     download: String,
@@ -187,7 +206,8 @@ pub async fn versions(console: &Console, signed: &Signed, req: &Req, bucket: &st
         .query_opt("key-marker", req.param("key-marker"))
         .query_opt("version-id-marker", req.param("version-marker"));
     let doing = format!("list the versions in {bucket}");
-    let (list, status) = match ok_xml::<ListVersions>(console, signed, req.peer, &doing, call).await {
+    let (list, status) = match ok_xml::<ListVersions>(console, signed, req.peer, &doing, call).await
+    {
         Ok(l) => (Some(l), StatusCode::OK),
         Err(r) => {
             frame.error = Some(r.message);
@@ -203,7 +223,11 @@ pub async fn versions(console: &Console, signed: &Signed, req: &Req, bucket: &st
             .map(|v| (v, false))
             .chain(list.delete_marker.into_iter().map(|m| (m, true)));
         for (v, delete_marker) in entries {
-            let q = format!("key={}&version={}", query_escape(&v.key), query_escape(&v.version_id));
+            let q = format!(
+                "key={}&version={}",
+                query_escape(&v.key),
+                query_escape(&v.version_id)
+            );
             rows.push(VersionRow {
                 details: format!("/object/{bucket}?{q}"),
                 download: format!("/download/{bucket}?{q}"),
@@ -211,12 +235,17 @@ pub async fn versions(console: &Console, signed: &Signed, req: &Req, bucket: &st
                 version_id: v.version_id,
                 latest: v.is_latest,
                 delete_marker,
-                size: v.size,
+                size: super::human_size(v.size),
                 modified: v.last_modified,
             });
         }
         // S3 lists a key's versions newest first; the two element kinds come apart in parsing.
-        rows.sort_by(|a, b| a.key.cmp(&b.key).then(b.modified.cmp(&a.modified)).then(b.latest.cmp(&a.latest)));
+        rows.sort_by(|a, b| {
+            a.key
+                .cmp(&b.key)
+                .then(b.modified.cmp(&a.modified))
+                .then(b.latest.cmp(&a.latest))
+        });
         if list.is_truncated {
             next = Some(format!(
                 "/versions/{bucket}?prefix={}&key-marker={}&version-marker={}&max={max}",

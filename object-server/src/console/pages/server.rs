@@ -22,7 +22,13 @@ struct ServerPage {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    format!("{}d {}h {}m {}s", s / 86400, s / 3600 % 24, s / 60 % 60, s % 60)
+    format!(
+        "{}d {}h {}m {}s",
+        s / 86400,
+        s / 3600 % 24,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 /// `GET /server`.

@@ -11,14 +11,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Refusal, error_page, ok};
+use crate::console::csrf;
 use crate::console::http_util::{self, Response, json, query_escape, redirect};
 use crate::console::router::{Console, Req, Signed};
 use crate::console::s3call::{Call, read_body};
 use crate::console::xml::{self, InitiateMultipart};
-use crate::console::csrf;
 
 /// The largest file the plain form takes (the script has no limit but S3's).
-pub const FORM_UPLOAD_LIMIT: usize = 256 << 20;
+pub const FORM_UPLOAD_LIMIT: usize = 64 << 20;
 
 fn refused(r: Refusal) -> Response {
     json(r.status, &json!({ "error": r.message }))
@@ -53,8 +53,18 @@ struct Abort {
 async fn json_body<T: for<'de> Deserialize<'de>>(req: Req) -> Result<T, Response> {
     let body = http_util::read_limited(req.body, 1 << 20)
         .await
-        .ok_or_else(|| json(StatusCode::PAYLOAD_TOO_LARGE, &json!({"error": "The request is too large."})))?;
-    serde_json::from_slice(&body).map_err(|e| json(StatusCode::BAD_REQUEST, &json!({"error": format!("Bad request: {e}")})))
+        .ok_or_else(|| {
+            json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": "The request is too large."}),
+            )
+        })?;
+    serde_json::from_slice(&body).map_err(|e| {
+        json(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": format!("Bad request: {e}")}),
+        )
+    })
 }
 
 /// `POST|PUT /api/upload/{start,part,complete,abort}/{bucket}` (the CSRF header was checked).
@@ -81,8 +91,13 @@ pub async fn api(console: &Console, signed: &Signed, req: Req, rest: &str) -> Re
             }
         }
         "part" => {
-            let (Some(key), Some(upload), Some(part)) = (req.param("key"), req.param("upload"), req.param("part")) else {
-                return json(StatusCode::BAD_REQUEST, &json!({"error": "key, upload and part are needed."}));
+            let (Some(key), Some(upload), Some(part)) =
+                (req.param("key"), req.param("upload"), req.param("part"))
+            else {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": "key, upload and part are needed."}),
+                );
             };
             let (key, upload, part) = (key.to_owned(), upload.to_owned(), part.to_owned());
             let Some(len) = req
@@ -91,7 +106,10 @@ pub async fn api(console: &Console, signed: &Signed, req: Req, rest: &str) -> Re
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
             else {
-                return json(StatusCode::LENGTH_REQUIRED, &json!({"error": "A part needs its length."}));
+                return json(
+                    StatusCode::LENGTH_REQUIRED,
+                    &json!({"error": "A part needs its length."}),
+                );
             };
             let call = Call::object(Method::PUT, &bucket, &key)
                 .query("partNumber", part)
@@ -99,7 +117,12 @@ pub async fn api(console: &Console, signed: &Signed, req: Req, rest: &str) -> Re
                 .stream(s3s::Body::from(req.body), len);
             match ok(console, signed, peer, &format!("upload {key}"), call).await {
                 Ok(a) => {
-                    let etag = a.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let etag = a
+                        .headers()
+                        .get(header::ETAG)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
                     json(StatusCode::OK, &json!({"etag": etag}))
                 }
                 Err(r) => refused(r),
@@ -110,7 +133,8 @@ pub async fn api(console: &Console, signed: &Signed, req: Req, rest: &str) -> Re
                 Ok(c) => c,
                 Err(r) => return r,
             };
-            let parts: Vec<(u32, String)> = c.parts.into_iter().map(|p| (p.number, p.etag)).collect();
+            let parts: Vec<(u32, String)> =
+                c.parts.into_iter().map(|p| (p.number, p.etag)).collect();
             let call = Call::object(Method::POST, &bucket, &c.key)
                 .query("uploadId", c.upload_id)
                 .body(Bytes::from(xml::complete_multipart(&parts)));
@@ -122,13 +146,24 @@ pub async fn api(console: &Console, signed: &Signed, req: Req, rest: &str) -> Re
             // CompleteMultipartUpload may fail after its 200 (an error document in the body).
             match read_body(answer, 64 * 1024).await {
                 Ok((_, body)) if !String::from_utf8_lossy(&body).contains("<Error>") => {
-                    let folder = c.key.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default();
-                    let href = format!("/b/{bucket}?prefix={}&uploaded={}", query_escape(&folder), query_escape(&c.key));
+                    let folder = c
+                        .key
+                        .rsplit_once('/')
+                        .map(|(p, _)| format!("{p}/"))
+                        .unwrap_or_default();
+                    let href = format!(
+                        "/b/{bucket}?prefix={}&uploaded={}",
+                        query_escape(&folder),
+                        query_escape(&c.key)
+                    );
                     json(StatusCode::OK, &json!({"href": href}))
                 }
                 Ok((_, body)) => {
                     let e = xml::parse::<xml::S3ErrorDoc>(&body).unwrap_or_default();
-                    json(StatusCode::BAD_REQUEST, &json!({"error": format!("Could not upload {}: {} ({}).", c.key, e.message, e.code)}))
+                    json(
+                        StatusCode::BAD_REQUEST,
+                        &json!({"error": format!("Could not upload {}: {} ({}).", c.key, e.message, e.code)}),
+                    )
                 }
                 Err(e) => refused(Refusal::internal(e)),
             }
@@ -139,7 +174,15 @@ pub async fn api(console: &Console, signed: &Signed, req: Req, rest: &str) -> Re
                 Err(r) => return r,
             };
             let call = Call::object(Method::DELETE, &bucket, &a.key).query("uploadId", a.upload_id);
-            match ok(console, signed, peer, &format!("abort the upload of {}", a.key), call).await {
+            match ok(
+                console,
+                signed,
+                peer,
+                &format!("abort the upload of {}", a.key),
+                call,
+            )
+            .await
+            {
                 Ok(_) => json(StatusCode::OK, &json!({})),
                 Err(r) => refused(r),
             }
@@ -157,7 +200,10 @@ pub async fn form_upload(console: &Console, signed: &Signed, req: Req, bucket: &
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| multer::parse_boundary(ct).ok());
     let Some(boundary) = boundary else {
-        return http_util::text(StatusCode::BAD_REQUEST, "Expected a multipart/form-data upload.");
+        return http_util::text(
+            StatusCode::BAD_REQUEST,
+            "Expected a multipart/form-data upload.",
+        );
     };
     let mut form = multer::Multipart::new(req.body.into_data_stream(), boundary);
     let mut token_ok = false;
@@ -166,7 +212,12 @@ pub async fn form_upload(console: &Console, signed: &Signed, req: Req, bucket: &
         let mut fieldv = match form.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return http_util::text(StatusCode::BAD_REQUEST, &format!("The upload form is malformed: {e}")),
+            Err(e) => {
+                return http_util::text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The upload form is malformed: {e}"),
+                );
+            }
         };
         match fieldv.name() {
             Some("csrf") => {
@@ -188,12 +239,20 @@ pub async fn form_upload(console: &Console, signed: &Signed, req: Req, bucket: &
                     match fieldv.chunk().await {
                         Ok(Some(c)) => {
                             if data.len() + c.len() > FORM_UPLOAD_LIMIT {
-                                return http_util::text(StatusCode::PAYLOAD_TOO_LARGE, "The file is too large for the plain form; use a browser with JavaScript on (it uploads in parts).");
+                                return http_util::text(
+                                    StatusCode::PAYLOAD_TOO_LARGE,
+                                    "The file is too large for the plain form; use a browser with JavaScript on (it uploads in parts).",
+                                );
                             }
                             data.extend_from_slice(&c);
                         }
                         Ok(None) => break,
-                        Err(e) => return http_util::text(StatusCode::BAD_REQUEST, &format!("The upload was cut short: {e}")),
+                        Err(e) => {
+                            return http_util::text(
+                                StatusCode::BAD_REQUEST,
+                                &format!("The upload was cut short: {e}"),
+                            );
+                        }
                     }
                 }
                 let key = format!("{prefix}{name}");
@@ -202,7 +261,11 @@ pub async fn form_upload(console: &Console, signed: &Signed, req: Req, bucket: &
                     call = call.header("content-type", ct);
                 }
                 return match ok(console, signed, peer, &format!("upload {key}"), call).await {
-                    Ok(_) => redirect(&format!("/b/{bucket}?prefix={}&uploaded={}", query_escape(&prefix), query_escape(&key))),
+                    Ok(_) => redirect(&format!(
+                        "/b/{bucket}?prefix={}&uploaded={}",
+                        query_escape(&prefix),
+                        query_escape(&key)
+                    )),
                     Err(r) => error_page(signed, r),
                 };
             }
@@ -210,7 +273,10 @@ pub async fn form_upload(console: &Console, signed: &Signed, req: Req, bucket: &
         }
     }
     if !token_ok {
-        return http_util::text(StatusCode::FORBIDDEN, "The form has no valid CSRF token; nothing was changed. Reload the page and try again.");
+        return http_util::text(
+            StatusCode::FORBIDDEN,
+            "The form has no valid CSRF token; nothing was changed. Reload the page and try again.",
+        );
     }
     http_util::text(StatusCode::BAD_REQUEST, "Choose a file to upload.")
 }
