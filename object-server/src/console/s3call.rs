@@ -42,6 +42,11 @@ impl Creds {
     pub fn access_key(&self) -> &str {
         &self.access_key
     }
+
+    /// The secret key: it signs, and opens the admin API's encrypted answers.
+    pub(crate) fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
 }
 
 impl std::fmt::Debug for Creds {
@@ -55,6 +60,8 @@ impl std::fmt::Debug for Creds {
 /// One S3 request: the target, its query and headers (all signed), its body.
 pub struct Call {
     method: Method,
+    /// A path outside the bucket namespace (the admin API's).
+    raw_path: Option<String>,
     bucket: Option<String>,
     key: Option<String>,
     query: Vec<(String, String)>,
@@ -68,12 +75,22 @@ impl Call {
     pub fn service(method: Method) -> Self {
         Call {
             method,
+            raw_path: None,
             bucket: None,
             key: None,
             query: Vec::new(),
             headers: Vec::new(),
             body: s3s::Body::empty(),
             content_length: None,
+        }
+    }
+
+    /// A request to a path of the server's own APIs (`/minio/admin/v3/...`), which the S3
+    /// service routes and authorizes as for any client.
+    pub fn admin(method: Method, path: &str) -> Self {
+        Call {
+            raw_path: Some(path.to_owned()),
+            ..Call::service(method)
         }
     }
 
@@ -160,9 +177,10 @@ impl S3Caller {
         client: SocketAddr,
         call: Call,
     ) -> anyhow::Result<Answer> {
-        let url = match &call.bucket {
-            None => self.endpoint.clone(),
-            Some(b) => {
+        let url = match (&call.raw_path, &call.bucket) {
+            (Some(p), _) => self.endpoint.join(p)?,
+            (None, None) => self.endpoint.clone(),
+            (None, Some(b)) => {
                 let bucket = Bucket::new(self.endpoint.clone(), UrlStyle::Path, b.clone(), REGION)
                     .map_err(|e| anyhow::anyhow!("bucket name: {e}"))?;
                 match &call.key {

@@ -6,7 +6,7 @@
 //! (`prefix`, `token`) · `GET /versions/{bucket}` (`prefix`, `key-marker`, `version-marker`) ·
 //! `GET /object/{bucket}` (`key`, `version`) · `GET /download/{bucket}` · `POST /delete/{bucket}`
 //! · `POST /upload/{bucket}` (the form) · `POST /api/upload/{start,part,complete,abort}/{bucket}`
-//! (the script) · `GET /server` · `POST /logout`.
+//! (the script) · `GET /users` · `GET /server` · `POST /logout`.
 use askama::Template;
 use http::{Method, StatusCode};
 
@@ -22,6 +22,7 @@ pub mod object;
 pub mod objects;
 pub mod server;
 pub mod upload;
+pub mod users;
 
 /// What every signed-in page shows around its content.
 pub struct Frame {
@@ -211,6 +212,9 @@ pub async fn route(console: &Console, signed: Signed, req: Req) -> Response {
         }
         if path == "/buckets" {
             return buckets::list(console, &signed, &req, Frame::new(&signed)).await;
+        }
+        if path == "/users" {
+            return users::page(console, &signed, &req).await;
         }
         if path == "/server" {
             return server::page(console, &signed, Frame::new(&signed)).await;
