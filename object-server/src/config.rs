@@ -135,6 +135,8 @@ pub struct Config {
     /// `--backend URL` / `COFFER_BACKEND`: the S3 service whose bucket holds every bucket and
     /// object (the gateway, see [`crate::storage::engine::s3`]); `None`: the data directory does.
     pub backend: Option<crate::storage::engine::s3::BackendConfig>,
+    /// The web console (`--console-address`, default `:9001`); `None` with `MINIO_BROWSER=off`.
+    pub console: Option<crate::console::ConsoleConfig>,
 }
 
 /// Reads environment variables; tests pass a map instead of the process environment.
@@ -342,8 +344,10 @@ impl Config {
                 .map_err(ConfigError::Invalid)?,
         };
         let backend = crate::storage::engine::s3::BackendConfig::from_env(None, env)?;
+        let console = crate::console::ConsoleConfig::from_env(env)?;
         Ok(Config {
             backend,
+            console,
             prometheus_auth,
             usage_max_age,
             rewrap_rate,

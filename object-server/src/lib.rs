@@ -35,6 +35,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod console;
 pub mod iam;
 pub mod import;
 pub mod kms;

@@ -1,5 +1,5 @@
-//! `object-server server [--address HOST:PORT] [--certs-dir DIR] [--backend URL] DIR`: MinIO's
-//! command line (`--backend`: a bucket of another S3 service holds the objects);
+//! `object-server server [--address HOST:PORT] [--console-address HOST:PORT] [--certs-dir DIR] [--backend URL] DIR`:
+//! MinIO's command line (`--backend`: a bucket of another S3 service holds the objects);
 //! `object-server import-minio [--dry-run] [--json FILE] --drives DIR… DATA_DIR`: the offline import;
 //! `object-server migrate --from URL|ALIAS [--dry-run] [--json FILE] DATA_DIR`: the online one.
 use clap::{Parser, Subcommand};
@@ -20,6 +20,10 @@ enum Command {
         /// Address to listen on (MinIO's forms: `:9000`, `HOST:PORT`).
         #[arg(long, default_value = ":9000")]
         address: String,
+        /// Address of the web console (MinIO's flag; default `:9001`; `MINIO_BROWSER=off` turns
+        /// the console off).
+        #[arg(long = "console-address")]
+        console_address: Option<String>,
         /// Directory holding public.crt, private.key and CAs/ for TLS.
         #[arg(long = "certs-dir", short = 'S')]
         certs_dir: Option<PathBuf>,
@@ -99,6 +103,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server {
             address,
+            console_address,
             certs_dir,
             backend,
             dirs,
@@ -116,6 +121,9 @@ fn main() -> anyhow::Result<()> {
                     backend.as_deref(),
                     &object_server::config::ProcessEnv,
                 )?;
+            }
+            if let (Some(a), Some(console)) = (console_address, cfg.console.as_mut()) {
+                console.set_address(&a)?;
             }
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(object_server::server::run(cfg))

@@ -354,6 +354,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     metrics.register(|| rewrap.collector());
     let metrics = Arc::new(metrics);
+    let console_store = store.clone();
     let mut s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let gateway_mode = gateway.is_some();
     if let Some(engine) = gateway {
@@ -377,6 +378,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     ))));
     let service = builder.build();
     let acceptor = tls.map(TlsAcceptor::from);
+    if let Some(console) = &cfg.console
+        && let Some(listener) = crate::console::bind(console).await?
+    {
+        print_console(listener.local_addr()?, acceptor.is_some());
+        tokio::spawn(crate::console::serve(
+            listener,
+            crate::console::ConsoleDeps {
+                service: service.clone(),
+                s3_address: local,
+                store: console_store,
+                kms: kms.clone(),
+                tls: acceptor.clone(),
+                session_lifetime: console.session_lifetime,
+            },
+        ));
+    }
 
     let mut http = ConnBuilder::new(TokioExecutor::new());
     // Without a timer hyper enforces no header timeout at all: a client could hold a
@@ -495,6 +512,27 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         () = tokio::time::sleep(Duration::from_secs(30)) => tracing::warn!("connections still open after 30 s; exiting"),
     }
     Ok(())
+}
+
+fn print_console(local: SocketAddr, tls: bool) {
+    let scheme = if tls { "https" } else { "http" };
+    println!("Console: {scheme}://{}", display_host(local));
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// `HOST:PORT` to print: loopback for an unspecified address, brackets for IPv6.
+fn display_host(local: SocketAddr) -> String {
+    let host = if local.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        local.ip().to_string()
+    };
+    if local.is_ipv6() && !local.ip().is_unspecified() {
+        format!("[{host}]:{}", local.port())
+    } else {
+        format!("{host}:{}", local.port())
+    }
 }
 
 fn print_banner(cfg: &Config, local: SocketAddr, tls: bool, kms: &dyn Kms) {

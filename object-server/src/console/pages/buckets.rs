@@ -1,0 +1,136 @@
+//! The bucket list, creating a bucket (with versioning, or object lock which implies it) and
+//! deleting an empty one.
+use std::net::SocketAddr;
+
+use askama::Template;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+use super::{Frame, Refusal, ok, ok_xml, render};
+use crate::console::http_util::{Response, field, query_escape, redirect};
+use crate::console::router::{Console, Req, Signed};
+use crate::console::s3call::Call;
+use crate::console::xml::{BucketEntry, ListBuckets};
+
+#[derive(Template)]
+#[template(path = "console/buckets.html")]
+struct BucketsPage {
+    frame: Frame,
+    buckets: Vec<BucketEntry>,
+}
+
+async fn list_page(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    mut frame: Frame,
+    status: StatusCode,
+) -> Response {
+    let buckets = match ok_xml::<ListBuckets>(
+        console,
+        signed,
+        peer,
+        "list the buckets",
+        Call::service(Method::GET),
+    )
+    .await
+    {
+        Ok(l) => l.buckets.bucket,
+        Err(r) => {
+            frame.error.get_or_insert(r.message);
+            Vec::new()
+        }
+    };
+    render(status, &BucketsPage { frame, buckets })
+}
+
+/// `GET /buckets`.
+pub async fn list(console: &Console, signed: &Signed, req: &Req, mut frame: Frame) -> Response {
+    if let Some(b) = req.param("created") {
+        frame.notice = Some(format!("Bucket {b} created."));
+    } else if let Some(b) = req.param("deleted") {
+        frame.notice = Some(format!("Bucket {b} deleted."));
+    }
+    list_page(console, signed, req.peer, frame, StatusCode::OK).await
+}
+
+async fn refused(console: &Console, signed: &Signed, peer: SocketAddr, r: Refusal) -> Response {
+    let mut frame = Frame::new(signed);
+    let status = r.status;
+    frame.error = Some(r.message);
+    list_page(console, signed, peer, frame, status).await
+}
+
+/// `POST /buckets`: `name`, `versioning`, `lock`.
+pub async fn create(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    form: &[(String, String)],
+) -> Response {
+    let name = field(form, "name").unwrap_or("").trim().to_owned();
+    let lock = field(form, "lock").is_some();
+    let versioning = lock || field(form, "versioning").is_some();
+    let doing = format!("create bucket {name}");
+    let mut call = Call::bucket(Method::PUT, &name);
+    if lock {
+        call = call.header("x-amz-bucket-object-lock-enabled", "true");
+    }
+    if name.is_empty() {
+        return refused(
+            console,
+            signed,
+            peer,
+            Refusal {
+                status: StatusCode::BAD_REQUEST,
+                message: "Could not create the bucket: enter a name.".into(),
+            },
+        )
+        .await;
+    }
+    if let Err(r) = ok(console, signed, peer, &doing, call).await {
+        return refused(console, signed, peer, r).await;
+    }
+    if versioning && !lock {
+        let body = Bytes::from_static(
+            b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+        );
+        let call = Call::bucket(Method::PUT, &name)
+            .query("versioning", "")
+            .body(body);
+        if let Err(r) = ok(
+            console,
+            signed,
+            peer,
+            &format!("turn on versioning of {name}"),
+            call,
+        )
+        .await
+        {
+            return refused(console, signed, peer, r).await;
+        }
+    }
+    redirect(&format!("/buckets?created={}", query_escape(&name)))
+}
+
+/// `POST /buckets/delete`: `name`.
+pub async fn delete(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    form: &[(String, String)],
+) -> Response {
+    let name = field(form, "name").unwrap_or("").to_owned();
+    match ok(
+        console,
+        signed,
+        peer,
+        &format!("delete bucket {name}"),
+        Call::bucket(Method::DELETE, &name),
+    )
+    .await
+    {
+        Ok(_) => redirect(&format!("/buckets?deleted={}", query_escape(&name))),
+        Err(r) => refused(console, signed, peer, r).await,
+    }
+}

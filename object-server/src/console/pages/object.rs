@@ -1,0 +1,233 @@
+//! One object: its details (HeadObject), its bytes (GetObject, streamed through), deleting it
+//! or one of its versions. Encryption shows the mode and the KMS key's name; the sealed key and
+//! the KMS ciphertext stay on the server.
+use std::net::SocketAddr;
+
+use askama::Template;
+use http::{HeaderValue, Method, StatusCode, header};
+
+use super::{Frame, error_page, ok, render};
+use crate::console::http_util::{Response, field, query_escape, redirect};
+use crate::console::router::{Console, Req, Signed};
+use crate::console::s3call::Call;
+
+/// An object's encryption as the console shows it.
+#[derive(Debug, Clone, Default)]
+pub struct Encryption {
+    /// `SSE-S3`, `SSE-KMS`, `SSE-C`, `none`, or `unknown` when the object could not be read.
+    pub mode: String,
+    /// The KMS key's name (SSE-S3, SSE-KMS).
+    pub key: Option<String>,
+}
+
+impl std::fmt::Display for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.key {
+            Some(k) => write!(f, "{} (key {k})", self.mode),
+            None => f.write_str(&self.mode),
+        }
+    }
+}
+
+fn head_call(bucket: &str, key: &str, version: Option<&str>) -> Call {
+    Call::object(Method::HEAD, bucket, key).query_opt("versionId", version)
+}
+
+fn header_str<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The encryption from a HEAD's headers; the KMS key name of an SSE-S3 object (which S3 does
+/// not send) from the object's metadata, read only after the HEAD was allowed.
+async fn encryption(
+    console: &Console,
+    headers: &http::HeaderMap,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Encryption {
+    let mode = match header_str(headers, "x-amz-server-side-encryption") {
+        Some("AES256") => "SSE-S3",
+        Some("aws:kms") => "SSE-KMS",
+        _ if headers.contains_key("x-amz-server-side-encryption-customer-algorithm") => "SSE-C",
+        _ => "none",
+    };
+    let mut key_name = header_str(headers, "x-amz-server-side-encryption-aws-kms-key-id")
+        .map(|k| crate::sse::headers::kms_key_name(k).to_owned());
+    if mode == "SSE-S3" && key_name.is_none() {
+        let opened = match version {
+            Some(v) => console.store.open_version(bucket, key, v).await,
+            None => console.store.open_latest(bucket, key).await,
+        };
+        key_name = opened
+            .ok()
+            .and_then(|o| o.meta.encryption.and_then(|e| e.kms_key));
+    }
+    Encryption {
+        mode: mode.to_owned(),
+        key: key_name,
+    }
+}
+
+/// The encryption of one object as the signed-in user may see it.
+pub async fn encryption_of(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Encryption {
+    match ok(
+        console,
+        signed,
+        peer,
+        "read the object",
+        head_call(bucket, key, version),
+    )
+    .await
+    {
+        Ok(a) => encryption(console, a.headers(), bucket, key, version).await,
+        Err(_) => Encryption {
+            mode: "unknown".into(),
+            key: None,
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/object.html")]
+struct ObjectPage {
+    frame: Frame,
+    bucket: String,
+    key: String,
+    version: String,
+    size: String,
+    etag: String,
+    content_type: String,
+    modified: String,
+    encryption: Encryption,
+    metadata: Vec<(String, String)>,
+    download: String,
+    versions_href: String,
+    folder_href: String,
+}
+
+/// `GET /object/{bucket}?key=&version=`.
+pub async fn details(console: &Console, signed: &Signed, req: &Req, bucket: &str) -> Response {
+    let key = req.param("key").unwrap_or("").to_owned();
+    let version = req
+        .param("version")
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let doing = format!("read {key}");
+    let answer = match ok(
+        console,
+        signed,
+        req.peer,
+        &doing,
+        head_call(bucket, &key, version.as_deref()),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(r) => return error_page(signed, r),
+    };
+    let h = answer.headers();
+    let get = |n: &str| header_str(h, n).unwrap_or("").to_owned();
+    let metadata = h
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().strip_prefix("x-amz-meta-")?.to_owned(),
+                v.to_str().ok()?.to_owned(),
+            ))
+        })
+        .collect();
+    let q = match &version {
+        Some(v) => format!("key={}&version={}", query_escape(&key), query_escape(v)),
+        None => format!("key={}", query_escape(&key)),
+    };
+    let folder = key
+        .rsplit_once('/')
+        .map(|(p, _)| format!("{p}/"))
+        .unwrap_or_default();
+    let page = ObjectPage {
+        size: get("content-length"),
+        etag: get("etag"),
+        content_type: get("content-type"),
+        modified: get("last-modified"),
+        version: get("x-amz-version-id"),
+        metadata,
+        encryption: encryption(console, h, bucket, &key, version.as_deref()).await,
+        download: format!("/download/{bucket}?{q}"),
+        versions_href: format!("/versions/{bucket}?prefix={}", query_escape(&key)),
+        folder_href: format!("/b/{bucket}?prefix={}", query_escape(&folder)),
+        frame: Frame::new(signed),
+        bucket: bucket.to_owned(),
+        key,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `GET /download/{bucket}?key=&version=`: the bytes, streamed, as an attachment (never rendered
+/// on the console's origin).
+pub async fn download(console: &Console, signed: &Signed, req: &Req, bucket: &str) -> Response {
+    let key = req.param("key").unwrap_or("").to_owned();
+    let version = req.param("version").filter(|v| !v.is_empty());
+    let call = Call::object(Method::GET, bucket, &key).query_opt("versionId", version);
+    let answer = match ok(console, signed, req.peer, &format!("download {key}"), call).await {
+        Ok(a) => a,
+        Err(r) => return error_page(signed, r),
+    };
+    let length = answer.headers().get(header::CONTENT_LENGTH).cloned();
+    let name = key.rsplit('/').next().unwrap_or(&key);
+    let mut resp = crate::console::http_util::respond(
+        StatusCode::OK,
+        "application/octet-stream",
+        answer.into_body(),
+    );
+    let h = resp.headers_mut();
+    if let Some(l) = length {
+        h.insert(header::CONTENT_LENGTH, l);
+    }
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+/// `POST /delete/{bucket}`: `key`, `version` (a version removed for good; without it, a
+/// versioned bucket gets a delete marker).
+pub async fn delete(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    form: &[(String, String)],
+    bucket: &str,
+) -> Response {
+    let key = field(form, "key").unwrap_or("").to_owned();
+    let version = field(form, "version").filter(|v| !v.is_empty());
+    let call = Call::object(Method::DELETE, bucket, &key).query_opt("versionId", version);
+    if let Err(r) = ok(console, signed, peer, &format!("delete {key}"), call).await {
+        return error_page(signed, r);
+    }
+    match version {
+        Some(_) => redirect(&format!("/versions/{bucket}?prefix={}", query_escape(&key))),
+        None => {
+            let folder = key
+                .rsplit_once('/')
+                .map(|(p, _)| format!("{p}/"))
+                .unwrap_or_default();
+            redirect(&format!(
+                "/b/{bucket}?prefix={}&deleted={}",
+                query_escape(&folder),
+                query_escape(&key)
+            ))
+        }
+    }
+}

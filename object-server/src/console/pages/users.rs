@@ -1,0 +1,119 @@
+//! Users and policies, as `mc admin user list` and `mc admin policy list` show them: the
+//! admin API called in-process with the signed-in user's keys (so `admin:ListUsers` and
+//! `admin:ListUserPolicies` decide), its encrypted answer opened with the same secret key, as
+//! madmin does. Secret keys are never part of the answer.
+use std::collections::BTreeMap;
+
+use askama::Template;
+use http::{Method, StatusCode};
+
+use super::{Frame, Refusal, ok, render};
+use crate::console::http_util::Response;
+use crate::console::router::{Console, Req, Signed};
+use crate::console::s3call::{Call, read_body};
+
+struct UserRow {
+    name: String,
+    status: String,
+    policies: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/users.html")]
+struct UsersPage {
+    frame: Frame,
+    users: Vec<UserRow>,
+    policies: Vec<(String, String)>,
+}
+
+async fn admin_json(
+    console: &Console,
+    signed: &Signed,
+    req: &Req,
+    doing: &str,
+    path: &str,
+    encrypted: bool,
+) -> Result<serde_json::Value, Refusal> {
+    let answer = ok(
+        console,
+        signed,
+        req.peer,
+        doing,
+        Call::admin(Method::GET, path),
+    )
+    .await?;
+    let (_, body) = read_body(answer, 8 << 20)
+        .await
+        .map_err(Refusal::internal)?;
+    let plain = if encrypted {
+        crate::admin::crypt::decrypt(signed.session.creds.secret_key(), &body)
+            .map_err(|e| Refusal::internal(anyhow::anyhow!("admin answer: {e}")))?
+            .to_vec()
+    } else {
+        body.to_vec()
+    };
+    serde_json::from_slice(&plain).map_err(|e| Refusal::internal(e.into()))
+}
+
+/// `GET /users`.
+pub async fn page(console: &Console, signed: &Signed, req: &Req) -> Response {
+    let mut frame = Frame::new(signed);
+    let mut status = StatusCode::OK;
+    let mut users = Vec::new();
+    match admin_json(
+        console,
+        signed,
+        req,
+        "list the users",
+        "/minio/admin/v3/list-users",
+        true,
+    )
+    .await
+    {
+        Ok(serde_json::Value::Object(map)) => {
+            for (name, info) in map {
+                users.push(UserRow {
+                    name,
+                    status: info["status"].as_str().unwrap_or("").to_owned(),
+                    policies: info["policyName"].as_str().unwrap_or("").to_owned(),
+                });
+            }
+        }
+        Ok(_) => {}
+        Err(r) => {
+            status = r.status;
+            frame.error = Some(r.message);
+        }
+    }
+    let mut policies = Vec::new();
+    match admin_json(
+        console,
+        signed,
+        req,
+        "list the policies",
+        "/minio/admin/v3/list-canned-policies",
+        false,
+    )
+    .await
+    {
+        Ok(serde_json::Value::Object(map)) => {
+            let sorted: BTreeMap<_, _> = map.into_iter().collect();
+            for (name, doc) in sorted {
+                policies.push((name, serde_json::to_string_pretty(&doc).unwrap_or_default()));
+            }
+        }
+        Ok(_) => {}
+        Err(r) => {
+            status = r.status;
+            frame.error.get_or_insert(r.message);
+        }
+    }
+    render(
+        status,
+        &UsersPage {
+            frame,
+            users,
+            policies,
+        },
+    )
+}
