@@ -330,6 +330,12 @@ fn no_secret_in_a_trace_level_log() {
     pytest("test_log_secrets.py");
 }
 
+/// The web console in headless Chromium (Debian's, `e2e/peers/install chromium`).
+#[test]
+fn console_in_a_real_browser() {
+    pytest("test_console.py");
+}
+
 #[test]
 fn migrate_online_from_a_running_minio() {
     pytest("test_migrate_minio.py");
