@@ -3,9 +3,11 @@
 //!
 //! The policy `object-server` admits only the Tenant's object-server identity, and only to the
 //! routes the object-server calls, each limited to the Tenant's key prefix:
-//! `/v1/key/{create,generate,decrypt,describe}/<prefix>*`. `/v1/status` is allowed as well: it
+//! `/v1/key/{create,generate,decrypt,encrypt,describe}/<prefix>*` (`encrypt`: the re-wrap job
+//! seals a data key it already holds under a key's newest version, `object-server/src/rewrap/`;
+//! an identity that may decrypt every object gains nothing by it). `/v1/status` is allowed as well: it
 //! reveals no key material, and MinIO's KMS status/health reporting calls it. `/v1/ready` is not
-//! needed (the kubelet probes KES over TCP) and so not allowed. The admin identity is
+//! needed (the sidecar is probed with `kes status` inside its pod) and so not allowed. The admin identity is
 //! `disabled`: nobody can manage keys or policies through a Tenant's sidecar, and nothing here
 //! can delete a key, so deleting a Tenant never deletes its keys in Vault.
 //!
@@ -198,7 +200,7 @@ pub struct VaultTls {
 
 /// The API routes the object-server may call, each with the Tenant's key prefix.
 pub fn allowed_routes(key_prefix: &str) -> Vec<String> {
-    let mut routes: Vec<String> = ["create", "generate", "decrypt", "describe"]
+    let mut routes: Vec<String> = ["create", "generate", "decrypt", "encrypt", "describe"]
         .iter()
         .map(|op| format!("/v1/key/{op}/{key_prefix}*"))
         .collect();

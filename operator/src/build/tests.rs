@@ -231,6 +231,7 @@ fn kes_config_policy_is_tenant_only() {
             "/v1/key/create/photos_*",
             "/v1/key/generate/photos_*",
             "/v1/key/decrypt/photos_*",
+            "/v1/key/encrypt/photos_*",
             "/v1/key/describe/photos_*",
             "/v1/status"
         ]
