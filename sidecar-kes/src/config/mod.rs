@@ -136,7 +136,9 @@ struct Raw {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RawLog {
-    /// KES's `log.error` (errors always go to standard error here): checked, not used.
+    /// KES's `log.error` (errors always go to standard error here): `on`/`off`, or a level
+    /// (`debug`, `info`, `warn`, `error`: what the operator writes and MinIO's KES accepts);
+    /// checked, not used.
     error: Option<serde_json::Value>,
     audit: Option<serde_json::Value>,
 }
@@ -438,7 +440,15 @@ fn build(raw: Raw) -> Result<ServerConfig, ConfigError> {
         Some(_) => return Err(field("keystore", "more than one keystore configured")),
     };
     if let Some(v) = &raw.log.error {
-        on_off("log.error", v)?;
+        let level = v.as_str().map(str::to_ascii_lowercase);
+        if !matches!(level.as_deref(), Some("debug" | "info" | "warn" | "error")) {
+            on_off("log.error", v).map_err(|_| {
+                field(
+                    "log.error",
+                    "expected 'on', 'off' or a level (debug, info, warn, error)",
+                )
+            })?;
+        }
     }
     let audit_log = match &raw.log.audit {
         None => AuditTarget::Off,
@@ -592,6 +602,9 @@ mod tests {
         assert!(err.contains("log.audit"), "{err}");
         let err = audit("log:\n  error: maybe\n").unwrap_err().to_string();
         assert!(err.contains("log.error"), "{err}");
+        for ok in ["on", "off", "info", "DEBUG"] {
+            audit(&format!("log:\n  error: {ok}\n")).unwrap();
+        }
     }
 
     #[test]
