@@ -169,38 +169,47 @@ fn every_mode_through_our_kes() {
     );
 }
 
-/// The same suite through our KES with the Vault Transit keystore (real OpenBao, the documented
-/// policy): the object server works unchanged with Transit's ciphertexts, and Vault's audit log
-/// shows that our KES asked only for Transit and auth paths.
-#[test]
-fn every_mode_through_our_kes_over_vault_transit() {
+/// Our KES's Transit keystore on `transit/` of the Vault at `addr`, logged in with an AppRole.
+fn transit_keys(
+    rt: &tokio::runtime::Runtime,
+    addr: &str,
+    role_id: &str,
+    secret_id: &str,
+) -> sidecar_kes::keystore::vault::TransitKeys {
     use sidecar_kes::keystore::vault::{
         TransitEngine, TransitKeys, VaultAuth, VaultConfig, VaultEngine,
     };
     use std::time::Duration;
 
+    rt.block_on(TransitKeys::connect(VaultConfig {
+        endpoint: addr.to_owned(),
+        engine: VaultEngine::Transit(TransitEngine {
+            mount: "transit".into(),
+        }),
+        namespace: String::new(),
+        auth: VaultAuth::AppRole {
+            engine: "approle".into(),
+            role_id: role_id.to_owned(),
+            secret_id: secret_id.to_owned().into(),
+            retry: Duration::from_secs(1),
+        },
+        tls_key: None,
+        tls_cert: None,
+        tls_ca: None,
+        ping: Duration::from_secs(1),
+    }))
+    .unwrap()
+}
+
+/// The same suite through our KES with the Vault Transit keystore (real OpenBao, the documented
+/// policy): the object server works unchanged with Transit's ciphertexts, and Vault's audit log
+/// shows that our KES asked only for Transit and auth paths.
+#[test]
+fn every_mode_through_our_kes_over_vault_transit() {
     let vault = coffer_e2e::vault::Vault::dev_audited();
     let role = vault.transit_with_approle("transit", "kes-transit");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let transit = rt
-        .block_on(TransitKeys::connect(VaultConfig {
-            endpoint: vault.addr.clone(),
-            engine: VaultEngine::Transit(TransitEngine {
-                mount: "transit".into(),
-            }),
-            namespace: String::new(),
-            auth: VaultAuth::AppRole {
-                engine: "approle".into(),
-                role_id: role.role_id.clone(),
-                secret_id: role.secret_id.clone().into(),
-                retry: Duration::from_secs(1),
-            },
-            tls_key: None,
-            tls_cert: None,
-            tls_ca: None,
-            ping: Duration::from_secs(1),
-        }))
-        .unwrap();
+    let transit = transit_keys(&rt, &vault.addr, &role.role_id, &role.secret_id);
     every_mode_through_our_kes_over(&rt, transit.into());
     let paths = vault.audited_requests("kes-transit");
     for path in &paths {
@@ -371,35 +380,13 @@ fn every_python_suite_is_run() {
 fn rewrap_after_rotation_and_crypto_shredding_over_vault_transit() {
     use sidecar_kes::api::{AuthState, Shared};
     use sidecar_kes::auth::{Identity, Policy};
-    use sidecar_kes::keystore::vault::{
-        TransitEngine, TransitKeys, VaultAuth, VaultConfig, VaultEngine,
-    };
     use sidecar_kes::server::{TlsSettings, server_config, start};
     use std::sync::Arc;
-    use std::time::Duration;
 
     let vault = coffer_e2e::vault::Vault::dev();
     let role = vault.transit_with_approle("transit", "kes-transit");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let transit = rt
-        .block_on(TransitKeys::connect(VaultConfig {
-            endpoint: vault.addr.clone(),
-            engine: VaultEngine::Transit(TransitEngine {
-                mount: "transit".into(),
-            }),
-            namespace: String::new(),
-            auth: VaultAuth::AppRole {
-                engine: "approle".into(),
-                role_id: role.role_id.clone(),
-                secret_id: role.secret_id.clone().into(),
-                retry: Duration::from_secs(1),
-            },
-            tls_key: None,
-            tls_cert: None,
-            tls_ca: None,
-            ping: Duration::from_secs(1),
-        }))
-        .unwrap();
+    let transit = transit_keys(&rt, &vault.addr, &role.role_id, &role.secret_id);
 
     let dir = tempfile::tempdir().unwrap();
     let server_key = rcgen::KeyPair::generate().unwrap();

@@ -75,18 +75,14 @@ impl Source {
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host().is_none() {
             anyhow::bail!("the source must be an http(s) URL");
         }
-        let mut trusted = Vec::new();
-        if let Some(ca) = ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| anyhow::anyhow!("reading the CA file {}: {e}", ca.display()))?;
-            trusted = tls::certs_from_pem(&pem)?;
-        }
-        let verifier = tls::TrustedCertVerifier::new(trusted)?;
-        let config = rustls::ClientConfig::builder_with_provider(tls::provider())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
-            .with_no_client_auth();
+        let ca_pem = match ca_file {
+            Some(ca) => Some(
+                std::fs::read(ca)
+                    .map_err(|e| anyhow::anyhow!("reading the CA file {}: {e}", ca.display()))?,
+            ),
+            None => None,
+        };
+        let config = tls::server_trust_config(ca_pem.as_deref())?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(120))

@@ -101,6 +101,23 @@ pub fn rustls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ClientE
     Ok(config)
 }
 
+/// A rustls client config without a client certificate that trusts the CA certificates of
+/// `ca_pem` (the system roots when `None`) the way [`TrustedCertVerifier`] does: for the HTTP
+/// clients of other services (an S3 backend, a MinIO to migrate from, Vault's health).
+pub fn server_trust_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, ClientError> {
+    let trusted = match ca_pem {
+        Some(pem) => certs_from_pem(pem)?,
+        None => Vec::new(),
+    };
+    let verifier = TrustedCertVerifier::new(trusted)?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Config(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
 /// Verifies a server's certificate chain against the configured CA certificates (the system
 /// roots when none are configured), and also accepts a server whose certificate *is* one of the
 /// configured CA certificates, if its name and validity period match.

@@ -67,14 +67,8 @@ fn vault_client(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Health> {
         if trusted.is_empty() {
             return Err(invalid());
         }
-        let verifier = tls::TrustedCertVerifier::new(trusted)
+        let config = tls::server_trust_config(Some(pem))
             .map_err(|e| Health::Unreachable(format!("the CA Secret's ca.crt: {e}")))?;
-        let config = rustls::ClientConfig::builder_with_provider(tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Health::Unreachable(format!("TLS: {e}")))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
         builder = builder.tls_backend_preconfigured(config);
     }
     builder

@@ -56,18 +56,14 @@ impl Client {
             cfg.region.clone(),
         )?;
         let creds = Credentials::new(cfg.access_key.clone(), cfg.secret_key.expose().to_owned());
-        let mut trusted = Vec::new();
-        if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| anyhow::anyhow!("COFFER_BACKEND_CA_FILE {}: {e}", ca.display()))?;
-            trusted = sidecar_kes::client::tls::certs_from_pem(&pem)?;
-        }
-        let verifier = sidecar_kes::client::tls::TrustedCertVerifier::new(trusted)?;
-        let tls = rustls::ClientConfig::builder_with_provider(sidecar_kes::client::tls::provider())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
-            .with_no_client_auth();
+        let ca_pem = match &cfg.ca_file {
+            Some(ca) => Some(
+                std::fs::read(ca)
+                    .map_err(|e| anyhow::anyhow!("COFFER_BACKEND_CA_FILE {}: {e}", ca.display()))?,
+            ),
+            None => None,
+        };
+        let tls = sidecar_kes::client::tls::server_trust_config(ca_pem.as_deref())?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             // A backend that stops answering mid-request is down, not slow: the client gets
