@@ -228,75 +228,99 @@ fn every_mode_through_our_kes_over_vault_transit() {
     }
 }
 
+/// Our KES on `rt` over `keys`: TLS with a self-signed certificate (`kes.crt` in `dir`), the
+/// client certificates `object-server` and `kes-admin` (`<name>.crt`/`.key` in `dir`), a policy
+/// allowing the object server `ops` on `coffer-*` keys and listing, `kes-admin` its admin.
+struct OurKes {
+    dir: tempfile::TempDir,
+    endpoint: String,
+    _running: sidecar_kes::server::Running,
+}
+
+impl OurKes {
+    fn start(rt: &tokio::runtime::Runtime, keys: sidecar_kes::keys::Keys, ops: &[&str]) -> Self {
+        use sidecar_kes::api::{AuthState, Shared};
+        use sidecar_kes::auth::{Identity, Policy};
+        use sidecar_kes::server::{TlsSettings, server_config, start};
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let server_cert = params.self_signed(&server_key).unwrap();
+        std::fs::write(dir.path().join("kes.crt"), server_cert.pem()).unwrap();
+        let client = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            let cert = params.self_signed(&key).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.crt")), cert.pem()).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
+            Identity::from_cert_der(cert.der()).unwrap()
+        };
+        let (server_id, admin_id) = (client("object-server"), client("kes-admin"));
+        let running = rt.block_on(async {
+            let mut auth = AuthState {
+                admin: admin_id,
+                ..Default::default()
+            };
+            let policy = Policy {
+                allow: ops
+                    .iter()
+                    .map(|a| format!("/v1/key/{a}/coffer-*"))
+                    .chain(["/v1/key/list/*".to_owned()])
+                    .collect(),
+                deny: vec![],
+            };
+            auth.policies.insert("coffer".into(), policy);
+            auth.identities.insert(server_id, "coffer".into());
+            let shared = Arc::new(Shared::new(auth, keys));
+            let tls = server_config(&TlsSettings {
+                cert_pem: server_cert.pem().into_bytes(),
+                key_pem: server_key.serialize_pem().into_bytes(),
+                client_cas: vec![],
+            })
+            .unwrap();
+            start("127.0.0.1:0", tls, shared, &[]).await.unwrap()
+        });
+        let endpoint = format!("https://127.0.0.1:{}", running.addr.port());
+        OurKes {
+            dir,
+            endpoint,
+            _running: running,
+        }
+    }
+
+    /// A file of `dir` as an environment value.
+    fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// What the object server's tests need to reach this KES as `object-server`.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("COFFER_KES_ENDPOINT", self.endpoint.clone()),
+            ("COFFER_KES_CA", self.file("kes.crt")),
+            ("COFFER_KES_CERT", self.file("object-server.crt")),
+            ("COFFER_KES_KEY", self.file("object-server.key")),
+        ]
+    }
+}
+
 /// Runs `test_kes.py` against our KES over `keys`, started on `rt` with a policy for the object
 /// server's identity (create, generate, decrypt and describe `coffer-*`, list).
 fn every_mode_through_our_kes_over(rt: &tokio::runtime::Runtime, keys: sidecar_kes::keys::Keys) {
-    use sidecar_kes::api::{AuthState, Shared};
-    use sidecar_kes::auth::{ApiKey, Identity, Policy};
-    use sidecar_kes::server::{TlsSettings, server_config, start};
-    use std::sync::Arc;
-
-    let dir = tempfile::tempdir().unwrap();
-    let server_key = rcgen::KeyPair::generate().unwrap();
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let server_cert = params.self_signed(&server_key).unwrap();
-    let client_key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "object-server");
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let client_cert = params.self_signed(&client_key).unwrap();
-    let identity = Identity::from_cert_der(client_cert.der()).unwrap();
-    let (ca, cert, key) = (
-        dir.path().join("kes.crt"),
-        dir.path().join("client.crt"),
-        dir.path().join("client.key"),
-    );
-    std::fs::write(&ca, server_cert.pem()).unwrap();
-    std::fs::write(&cert, client_cert.pem()).unwrap();
-    std::fs::write(&key, client_key.serialize_pem()).unwrap();
-
-    let running = rt.block_on(async {
-        let mut auth = AuthState {
-            admin: ApiKey::generate().identity(),
-            ..Default::default()
-        };
-        let policy = Policy {
-            allow: ["create", "generate", "decrypt", "describe"]
-                .iter()
-                .map(|a| format!("/v1/key/{a}/coffer-*"))
-                .chain(["/v1/key/list/*".to_owned()])
-                .collect(),
-            deny: vec![],
-        };
-        auth.policies.insert("coffer".into(), policy);
-        auth.identities.insert(identity, "coffer".into());
-        let shared = Arc::new(Shared::new(auth, keys));
-        let tls = server_config(&TlsSettings {
-            cert_pem: server_cert.pem().into_bytes(),
-            key_pem: server_key.serialize_pem().into_bytes(),
-            client_cas: vec![],
-        })
-        .unwrap();
-        start("127.0.0.1:0", tls, shared, &[]).await.unwrap()
-    });
-    let endpoint = format!("https://127.0.0.1:{}", running.addr.port());
-    pytest_with(
-        "test_kes.py",
-        &[
-            ("COFFER_TEST_KES", "ours".to_owned()),
-            ("COFFER_KES_ENDPOINT", endpoint),
-            ("COFFER_KES_CA", ca.display().to_string()),
-            ("COFFER_KES_CERT", cert.display().to_string()),
-            ("COFFER_KES_KEY", key.display().to_string()),
-        ],
-    );
-    drop(running);
+    let kes = OurKes::start(rt, keys, &["create", "generate", "decrypt", "describe"]);
+    let mut env = kes.env();
+    env.push(("COFFER_TEST_KES", "ours".to_owned()));
+    pytest_with("test_kes.py", &env);
 }
 
 #[test]
@@ -378,82 +402,17 @@ fn every_python_suite_is_run() {
 /// holds KES's admin identity to rotate, retire and delete keys.
 #[test]
 fn rewrap_after_rotation_and_crypto_shredding_over_vault_transit() {
-    use sidecar_kes::api::{AuthState, Shared};
-    use sidecar_kes::auth::{Identity, Policy};
-    use sidecar_kes::server::{TlsSettings, server_config, start};
-    use std::sync::Arc;
-
     let vault = coffer_e2e::vault::Vault::dev();
     let role = vault.transit_with_approle("transit", "kes-transit");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let transit = transit_keys(&rt, &vault.addr, &role.role_id, &role.secret_id);
-
-    let dir = tempfile::tempdir().unwrap();
-    let server_key = rcgen::KeyPair::generate().unwrap();
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let server_cert = params.self_signed(&server_key).unwrap();
-    let client = |name: &str| {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.self_signed(&key).unwrap();
-        let identity = Identity::from_cert_der(cert.der()).unwrap();
-        let (c, k) = (
-            dir.path().join(format!("{name}.crt")),
-            dir.path().join(format!("{name}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (identity, c, k)
-    };
-    let (server_id, cert, key) = client("object-server");
-    let (admin_id, admin_cert, admin_key) = client("kes-admin");
-    let ca = dir.path().join("kes.crt");
-    std::fs::write(&ca, server_cert.pem()).unwrap();
-
-    let running = rt.block_on(async {
-        let mut auth = AuthState {
-            admin: admin_id,
-            ..Default::default()
-        };
-        let policy = Policy {
-            allow: ["create", "generate", "decrypt", "encrypt", "describe"]
-                .iter()
-                .map(|a| format!("/v1/key/{a}/coffer-*"))
-                .chain(["/v1/key/list/*".to_owned()])
-                .collect(),
-            deny: vec![],
-        };
-        auth.policies.insert("coffer".into(), policy);
-        auth.identities.insert(server_id, "coffer".into());
-        let shared = Arc::new(Shared::new(auth, transit));
-        let tls = server_config(&TlsSettings {
-            cert_pem: server_cert.pem().into_bytes(),
-            key_pem: server_key.serialize_pem().into_bytes(),
-            client_cas: vec![],
-        })
-        .unwrap();
-        start("127.0.0.1:0", tls, shared, &[]).await.unwrap()
-    });
-    let endpoint = format!("https://127.0.0.1:{}", running.addr.port());
-    let path = |p: &std::path::Path| p.display().to_string();
-    pytest_with(
-        "test_rewrap.py",
-        &[
-            ("COFFER_KES_ENDPOINT", endpoint),
-            ("COFFER_KES_CA", path(&ca)),
-            ("COFFER_KES_CERT", path(&cert)),
-            ("COFFER_KES_KEY", path(&key)),
-            ("COFFER_KES_ADMIN_CERT", path(&admin_cert)),
-            ("COFFER_KES_ADMIN_KEY", path(&admin_key)),
-        ],
+    let kes = OurKes::start(
+        &rt,
+        transit.into(),
+        &["create", "generate", "decrypt", "encrypt", "describe"],
     );
-    drop(running);
+    let mut env = kes.env();
+    env.push(("COFFER_KES_ADMIN_CERT", kes.file("kes-admin.crt")));
+    env.push(("COFFER_KES_ADMIN_KEY", kes.file("kes-admin.key")));
+    pytest_with("test_rewrap.py", &env);
 }
