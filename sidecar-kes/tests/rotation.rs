@@ -560,30 +560,15 @@ fn fs_rotation_and_what_minio_kes_still_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kv_v1_concurrent_rotations_and_creates_from_two_kes_lose_no_data_key() {
     use sidecar_kes::cache::CacheConfig;
-    use sidecar_kes::keystore::vault::{KvEngine, VaultStore};
+    use sidecar_kes::keystore::vault::VaultStore;
     use std::sync::Arc;
 
     let vault = tokio::task::block_in_place(Vault::dev);
     let role = tokio::task::block_in_place(|| vault.kv_with_approle("kv", 1, "kes-kv"));
     let kes = || async {
         let store = VaultStore::connect(VaultConfig {
-            endpoint: vault.addr.clone(),
-            engine: VaultEngine::Kv(KvEngine {
-                mount: "kv".into(),
-                v2: false,
-                prefix: "minio".into(),
-            }),
-            namespace: String::new(),
-            auth: VaultAuth::AppRole {
-                engine: "approle".into(),
-                role_id: role.role_id.clone(),
-                secret_id: Zeroizing::new(role.secret_id.clone()),
-                retry: Duration::from_millis(500),
-            },
-            tls_key: None,
-            tls_cert: None,
-            tls_ca: None,
             ping: Duration::from_secs(10),
+            ..common::kv_config(&vault, "kv", false, &role.role_id, &role.secret_id)
         })
         .await
         .unwrap();

@@ -7,36 +7,20 @@ mod common;
 
 use coffer_e2e::vault::Vault;
 use common::ours::{kes_bin, output};
-use common::{TestServer, start_server};
+use common::{TestServer, kv_config, start_server};
 use sidecar_kes::cache::CacheConfig;
 use sidecar_kes::client::ClientError;
-use sidecar_kes::keystore::vault::{KvEngine, VaultAuth, VaultConfig, VaultEngine, VaultStore};
+use sidecar_kes::keystore::vault::{VaultConfig, VaultStore};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zeroize::Zeroizing;
 
 const ANY: Duration = Duration::from_secs(3);
 
 async fn kes(vault: &Vault, role_id: &str, secret_id: &str) -> TestServer {
     let store = VaultStore::connect(VaultConfig {
-        endpoint: vault.addr.clone(),
-        engine: VaultEngine::Kv(KvEngine {
-            mount: "kv".into(),
-            v2: false,
-            prefix: "minio".into(),
-        }),
-        namespace: String::new(),
-        auth: VaultAuth::AppRole {
-            engine: "approle".into(),
-            role_id: role_id.into(),
-            secret_id: Zeroizing::new(secret_id.into()),
-            retry: Duration::from_millis(500),
-        },
-        tls_key: None,
-        tls_cert: None,
-        tls_ca: None,
         ping: Duration::from_secs(10),
+        ..kv_config(vault, "kv", false, role_id, secret_id)
     })
     .await
     .unwrap();

@@ -5,38 +5,16 @@
 mod common;
 
 use coffer_e2e::vault::Vault;
-use common::start_server;
+use common::{kv_config, start_server};
 use sidecar_kes::cache::CacheConfig;
 use sidecar_kes::client::ClientError;
 use sidecar_kes::keystore::Keystore;
 use sidecar_kes::keystore::vault::{
-    KvEngine, TransitEngine, TransitKeys, VaultAuth, VaultConfig, VaultEngine, VaultStore,
+    TransitEngine, TransitKeys, VaultAuth, VaultEngine, VaultStore,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
-
-fn config(vault: &Vault, engine: &str, v2: bool, role_id: &str, secret_id: &str) -> VaultConfig {
-    VaultConfig {
-        endpoint: vault.addr.clone(),
-        engine: VaultEngine::Kv(KvEngine {
-            mount: engine.into(),
-            v2,
-            prefix: "minio".into(),
-        }),
-        namespace: String::new(),
-        auth: VaultAuth::AppRole {
-            engine: "approle".into(),
-            role_id: role_id.into(),
-            secret_id: Zeroizing::new(secret_id.into()),
-            retry: Duration::from_millis(500),
-        },
-        tls_key: None,
-        tls_cert: None,
-        tls_ca: vault.ca_cert.clone(),
-        ping: Duration::from_millis(300),
-    }
-}
 
 async fn wait_for<F: std::future::Future<Output = bool>>(
     what: &str,
@@ -57,7 +35,7 @@ async fn kv_v1_and_v2_with_approle_and_token_renewal() {
         let role = tokio::task::block_in_place(|| {
             vault.kv_with_approle(engine, version, &format!("kes-{engine}"))
         });
-        let store = VaultStore::connect(config(
+        let store = VaultStore::connect(kv_config(
             &vault,
             engine,
             version == 2,
@@ -122,7 +100,7 @@ async fn kv_v1_and_v2_with_approle_and_token_renewal() {
             "policies=kes-short",
         ])
     });
-    let store = VaultStore::connect(config(
+    let store = VaultStore::connect(kv_config(
         &vault,
         "kvshort",
         false,
@@ -180,7 +158,7 @@ async fn kv_v1_and_v2_with_approle_and_token_renewal() {
                 .to_string(),
         )
     });
-    let store = VaultStore::connect(config(&vault, "kvmax", false, &role_id, &secret_id))
+    let store = VaultStore::connect(kv_config(&vault, "kvmax", false, &role_id, &secret_id))
         .await
         .unwrap();
     store.create("k", b"v").await.unwrap();
@@ -205,9 +183,15 @@ async fn kv_v1_and_v2_with_approle_and_token_renewal() {
 async fn vault_stopped_and_sealed_then_recovers() {
     let mut vault = tokio::task::block_in_place(Vault::production);
     let role = tokio::task::block_in_place(|| vault.kv_with_approle("kv", 2, "kes"));
-    let store = VaultStore::connect(config(&vault, "kv", true, &role.role_id, &role.secret_id))
-        .await
-        .unwrap();
+    let store = VaultStore::connect(kv_config(
+        &vault,
+        "kv",
+        true,
+        &role.role_id,
+        &role.secret_id,
+    ))
+    .await
+    .unwrap();
     let cache = CacheConfig {
         any: Some(Duration::from_millis(500)),
         unused: None,
@@ -321,7 +305,7 @@ async fn sealing_vault_stops_cached_keys_within_the_ping_interval() {
     const PING: Duration = Duration::from_secs(2);
     let mut vault = tokio::task::block_in_place(Vault::production);
     let role = tokio::task::block_in_place(|| vault.kv_with_approle("kv", 2, "kes"));
-    let mut cfg = config(&vault, "kv", true, &role.role_id, &role.secret_id);
+    let mut cfg = kv_config(&vault, "kv", true, &role.role_id, &role.secret_id);
     cfg.ping = PING;
     let store = VaultStore::connect(cfg).await.unwrap();
     // KES's default cache with the guide's offline expiry: without the seal rule, a cached key
@@ -433,7 +417,7 @@ async fn vault_namespace() {
             ]),
         )
     });
-    let mut cfg = config(&vault, "kv", false, &role_id, &secret_id);
+    let mut cfg = kv_config(&vault, "kv", false, &role_id, &secret_id);
     cfg.namespace = "team".into();
     let store = VaultStore::connect(cfg).await.unwrap();
     store.create("in-team", b"v").await.unwrap();
@@ -499,7 +483,7 @@ async fn kubernetes_auth_against_a_real_api_server() {
             "token_ttl=1h",
         ]);
     });
-    let mut cfg = config(&vault, "kvk8s", false, "", "");
+    let mut cfg = kv_config(&vault, "kvk8s", false, "", "");
     cfg.auth = VaultAuth::Kubernetes {
         engine: "kubernetes".into(),
         role: "kes".into(),

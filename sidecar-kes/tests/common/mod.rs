@@ -153,3 +153,35 @@ pub fn raw_client_trusting(cert: &ServerCert, identity: Option<ClientIdentity>) 
         .build()
         .unwrap()
 }
+
+/// Our Vault keystore's configuration for the K/V engine `engine` (v1 or v2, prefix `minio`) of
+/// `vault`, logging in with an AppRole; it checks health every 300 ms.
+pub fn kv_config(
+    vault: &coffer_e2e::vault::Vault,
+    engine: &str,
+    v2: bool,
+    role_id: &str,
+    secret_id: &str,
+) -> sidecar_kes::keystore::vault::VaultConfig {
+    use sidecar_kes::keystore::vault::{KvEngine, VaultAuth, VaultConfig, VaultEngine};
+    use std::time::Duration;
+    VaultConfig {
+        endpoint: vault.addr.clone(),
+        engine: VaultEngine::Kv(KvEngine {
+            mount: engine.into(),
+            v2,
+            prefix: "minio".into(),
+        }),
+        namespace: String::new(),
+        auth: VaultAuth::AppRole {
+            engine: "approle".into(),
+            role_id: role_id.into(),
+            secret_id: zeroize::Zeroizing::new(secret_id.into()),
+            retry: Duration::from_millis(500),
+        },
+        tls_key: None,
+        tls_cert: None,
+        tls_ca: vault.ca_cert.clone(),
+        ping: Duration::from_millis(300),
+    }
+}
