@@ -307,64 +307,6 @@ impl Run {
         .collect()
     }
 
-    /// The names of Tenant `tenant`'s pods.
-    pub fn pod_names(&self, tenant: &str) -> Vec<String> {
-        self.kubectl(&[
-            "-n",
-            self.ns(),
-            "get",
-            "pods",
-            "-l",
-            &format!("app.kubernetes.io/instance={tenant}"),
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
-        ])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.trim().to_string())
-        .collect()
-    }
-
-    /// Calls `f` with a local `host:port` that `kubectl port-forward` carries to `port` on the
-    /// loopback of pod `pod`: the KES sidecar listens there only, as a user reaches it.
-    pub fn through_port_forward<T>(
-        &self,
-        pod: &str,
-        port: u16,
-        f: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<T, String> {
-        use std::io::BufRead;
-        let mut child = self
-            .node
-            .api
-            .kubectl()
-            .args(["-n", self.ns(), "port-forward", &format!("pod/{pod}")])
-            .arg(format!(":{port}"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("kubectl port-forward: {e}"))?;
-        // "Forwarding from 127.0.0.1:PORT -> 7373"
-        let mut line = String::new();
-        let read = std::io::BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .map_err(|e| e.to_string());
-        let local = line
-            .split_whitespace()
-            .nth(2)
-            .filter(|a| a.starts_with("127.0.0.1:"))
-            .map(str::to_string);
-        let out = match (read, local) {
-            (Ok(_), Some(local)) => f(&local),
-            _ => Err(format!(
-                "kubectl port-forward to {pod}:{port} said {line:?}"
-            )),
-        };
-        let _ = child.kill();
-        let _ = child.wait();
-        out
-    }
-
     /// Waits until StatefulSet `tenant` has rolled out its current template to every replica,
     /// and the Tenant is Ready.
     pub fn wait_rolled_out(&self, tenant: &str) {
