@@ -153,5 +153,10 @@ def test_a_backend_that_is_down_gives_slowdown_never_a_partial_object(tmp_path):
         assert backend.restart()
         assert c.get_object(Bucket="bkt", Key="k")["Body"].read() == body
         assert "backend" not in one.output().lower() or backend.secret not in one.output()
+        # The outage is logged, without the presigned URL of the failed request (its signature
+        # would let a reader of the log send that request).
+        out = one.output()
+        assert "storage backend unavailable" in out, out[-3000:]
+        assert "X-Amz-Signature" not in out and "X-Amz-Credential" not in out, out[-3000:]
     finally:
         backend.stop()

@@ -536,7 +536,9 @@ impl KesClient {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes, `: `-separated (reqwest hides the reason, e.g. a refused
+/// certificate, in its sources).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(cause) = src {

@@ -115,10 +115,12 @@ impl Client {
                     .body(reqwest::Body::wrap_stream(file_stream(file, offset, len)))
             }
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| unavailable(&self.name, error_chain(&e)))?;
+        let resp = req.send().await.map_err(|e| {
+            unavailable(
+                &self.name,
+                sidecar_kes::client::error_chain(&e.without_url()),
+            )
+        })?;
         let status = resp.status();
         let etag = resp
             .headers()
@@ -131,10 +133,12 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit_once('/'))
             .and_then(|(_, t)| t.parse().ok());
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| unavailable(&self.name, error_chain(&e)))?;
+        let body = resp.bytes().await.map_err(|e| {
+            unavailable(
+                &self.name,
+                sidecar_kes::client::error_chain(&e.without_url()),
+            )
+        })?;
         // The backend bucket itself missing is a broken backend, never a missing Coffer object.
         let backend_bucket_gone =
             status == StatusCode::NOT_FOUND && error_code(&body) == "NoSuchBucket";
@@ -165,17 +169,6 @@ pub(crate) fn error_code(body: &[u8]) -> String {
         .and_then(|(_, r)| r.split_once("</Code>"))
         .map(|(c, _)| c.to_owned())
         .unwrap_or_default()
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn action_method<'a, A: S3Action<'a>>(_: &A) -> rusty_s3::Method {
