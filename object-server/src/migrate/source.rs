@@ -151,12 +151,13 @@ impl Source {
             status,
             code,
         };
-        let resp = self
-            .http
-            .request(method, url)
-            .send()
-            .await
-            .map_err(|e| fail(error_chain(&e.without_url()), None, String::new()))?;
+        let resp = self.http.request(method, url).send().await.map_err(|e| {
+            fail(
+                sidecar_kes::client::error_chain(&e.without_url()),
+                None,
+                String::new(),
+            )
+        })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -179,7 +180,7 @@ impl Source {
         let resp = self.send(Method::GET, what, path, query).await?;
         resp.bytes().await.map_err(|e| SourceError {
             what: what.to_owned(),
-            detail: error_chain(&e.without_url()),
+            detail: sidecar_kes::client::error_chain(&e.without_url()),
             status: None,
             code: String::new(),
         })
@@ -404,17 +405,6 @@ fn error_of(body: &[u8]) -> (String, String) {
             .unwrap_or_default()
     };
     (field("Code"), field("Message"))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 /// A path segment (a bucket or a key, its `/` kept) percent-encoded as S3 signs it.

@@ -17,7 +17,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{AppRoleLogin, Health, error_chain, refused};
+use super::{AppRoleLogin, Health, refused};
+use sidecar_kes::client::error_chain;
 
 /// A token and what it was made from.
 struct Session {
