@@ -106,6 +106,7 @@ pub fn rustls_config(cfg: &ClientConfig) -> Result<rustls::ClientConfig, ClientE
 /// clients of other services (an S3 backend, a MinIO to migrate from, Vault's health).
 pub fn server_trust_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, ClientError> {
     let trusted = match ca_pem {
+        // A CA file without a certificate is an error (certs_from_pem), never the system roots.
         Some(pem) => certs_from_pem(pem)?,
         None => Vec::new(),
     };
@@ -330,5 +331,12 @@ mod tests {
         let other = self_signed_ca("localhost");
         let verifier = TrustedCertVerifier::new(vec![trusted]).unwrap();
         assert!(!verify(&verifier, &other, "localhost"));
+    }
+
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused() {
+        let err = server_trust_config(Some(b"not a certificate\n")).unwrap_err();
+        assert!(err.to_string().contains("no certificate in PEM"), "{err}");
+        assert!(server_trust_config(None).is_ok());
     }
 }
