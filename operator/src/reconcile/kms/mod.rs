@@ -76,6 +76,16 @@ fn vault_client(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Health> {
         .map_err(|e| Health::Unreachable(format!("HTTP client: {e}")))
 }
 
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
 /// Probes `endpoint`'s health, trusting only `ca_pem` when given (else the platform roots).
 pub async fn probe(endpoint: &str, namespace: Option<&str>, ca_pem: Option<&[u8]>) -> Health {
     let client = match vault_client(ca_pem) {
@@ -92,7 +102,7 @@ pub async fn probe(endpoint: &str, namespace: Option<&str>, ca_pem: Option<&[u8]
     }
     match req.send().await {
         Ok(resp) => health_of_status(resp.status().as_u16()),
-        Err(e) => Health::Unreachable(sidecar_kes::client::error_chain(&e)),
+        Err(e) => Health::Unreachable(error_chain(&e)),
     }
 }
 

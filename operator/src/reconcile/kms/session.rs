@@ -17,8 +17,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{AppRoleLogin, Health, refused};
-use sidecar_kes::client::error_chain;
+use super::{AppRoleLogin, Health, error_chain, refused};
 
 /// A token and what it was made from.
 struct Session {
