@@ -77,7 +77,13 @@ impl Vault {
                 if let Some((_, config)) = &audit_log {
                     command.arg(format!("-config={}", config.display()));
                 }
-                command.env_remove("VAULT_ADDR").env_remove("VAULT_TOKEN");
+                // A dev server writes its root token to `$HOME/.vault-token` through one fixed
+                // temporary name: two tests starting one at the same time raced on that rename
+                // and the loser exited ("rename /root/.vault-token.tmp: no such file").
+                command
+                    .env_remove("VAULT_ADDR")
+                    .env_remove("VAULT_TOKEN")
+                    .env("HOME", dir.path());
                 Process::spawn("vault (dev)", command, &dir.path().join("vault.log"))
             },
             |_, _| Some(()),
