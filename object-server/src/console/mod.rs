@@ -88,7 +88,8 @@ impl ConsoleConfig {
                     ))
                 }),
         };
-        let session_lifetime = duration("COFFER_CONSOLE_SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME)?;
+        let session_lifetime =
+            duration("COFFER_CONSOLE_SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME)?;
         let defaults = SignInLimits::default();
         let sign_in_limits = SignInLimits {
             lockout: duration("COFFER_CONSOLE_SIGNIN_LOCKOUT", defaults.lockout)?,

@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::http_util::{self, Response, redirect};
-use super::s3call::S3Caller;
 use super::rates::Rates;
+use super::s3call::S3Caller;
 use super::session::{self, Session, Sessions};
 use super::throttle::{SignInLimits, SignInThrottle};
 use super::{assets, csrf, pages};

@@ -64,6 +64,20 @@ def fill(driver, field_id, text):
     el.send_keys(text)
 
 
+def wait_for_next_page(driver, old):
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(driver, 20).until(EC.staleness_of(old))
+
+
+def press(driver, kind, value):
+    """Clicks a button that submits a form and waits for the page it leads to (the old page's
+    notice or error must not be read for the new one's)."""
+    old = driver.find_element(*by("TAG_NAME", "html"))
+    driver.find_element(*by(kind, value)).click()
+    wait_for_next_page(driver, old)
+
+
 def error_text(driver):
     return find(driver, "ID", "error").text
 
@@ -90,7 +104,9 @@ def test_object_tags_retention_and_legal_hold(tmp_path, browser):
     area.send_keys("team=ops", Keys.ENTER, "env=prod")
     area.send_keys(Keys.TAB)
     assert d.switch_to.active_element.get_attribute("id") == "save-tags"
+    old = d.find_element(*by("TAG_NAME", "html"))
     d.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_for_next_page(d, old)
     assert find(d, "ID", "notice").text == "Tags saved."
     tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket="vault", Key="docs/report.txt")["TagSet"]}
     assert tags == {"team": "ops", "env": "prod"}, tags
@@ -98,17 +114,17 @@ def test_object_tags_retention_and_legal_hold(tmp_path, browser):
 
     # A line that is not key=value is refused before S3 is asked; S3 refuses an 11th tag.
     fill(d, "tags-text", "team=ops\nnonsense")
-    d.find_element(*by("ID", "save-tags")).click()
+    press(d, "ID", "save-tags")
     assert error_text(d) == 'Could not save the tags: "nonsense" is not key=value; nothing was changed.'
     fill(d, "tags-text", "\n".join(f"k{i}=v" for i in range(11)))
-    d.find_element(*by("ID", "save-tags")).click()
+    press(d, "ID", "save-tags")
     assert error_text(d) == "Could not save the tags: Object tags cannot be greater than 10 (BadRequest)."
     assert len(s3.get_object_tagging(Bucket="vault", Key="docs/report.txt")["TagSet"]) == 2
 
     # COMPLIANCE for 2 days; shortening it to 1 is refused with S3's reason and changes nothing.
     choose(d, "retention-mode", "COMPLIANCE")
     fill(d, "retention-days", "2")
-    d.find_element(*by("ID", "set-retention")).click()
+    press(d, "ID", "set-retention")
     assert find(d, "ID", "notice").text == "Retention saved."
     kept = s3.get_object_retention(Bucket="vault", Key="docs/report.txt")["Retention"]
     assert kept["Mode"] == "COMPLIANCE"
@@ -116,12 +132,12 @@ def test_object_tags_retention_and_legal_hold(tmp_path, browser):
     choose(d, "retention-mode", "COMPLIANCE")
     fill(d, "retention-days", "1")
     d.find_element(*by("ID", "retention-bypass")).click()
-    d.find_element(*by("ID", "set-retention")).click()
+    press(d, "ID", "set-retention")
     assert error_text(d) == "Could not set the retention: Object is WORM protected and cannot be overwritten (AccessDenied)."
     assert s3.get_object_retention(Bucket="vault", Key="docs/report.txt")["Retention"] == kept
     record(d, "11-object-tags-retention")
 
-    d.find_element(*by("ID", "toggle-legal-hold")).click()
+    press(d, "ID", "toggle-legal-hold")
     assert find(d, "ID", "notice").text == "Legal hold saved."
     assert s3.get_object_legal_hold(Bucket="vault", Key="docs/report.txt")["LegalHold"]["Status"] == "ON"
     assert d.find_element(*by("ID", "legal-hold")).text == "ON"
@@ -133,9 +149,9 @@ def test_object_tags_retention_and_legal_hold(tmp_path, browser):
     d.get(page)
     assert d.find_element(*by("CSS_SELECTOR", '#tags li[data-tag="env"]')).text == "env = prod"
     fill(d, "tags-text", "team=intruder")
-    d.find_element(*by("ID", "save-tags")).click()
+    press(d, "ID", "save-tags")
     assert error_text(d) == "Could not save the tags: your policies do not allow it (AccessDenied)."
-    d.find_element(*by("ID", "toggle-legal-hold")).click()
+    press(d, "ID", "toggle-legal-hold")
     assert error_text(d) == "Could not set the legal hold: your policies do not allow it (AccessDenied)."
     tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket="vault", Key="docs/report.txt")["TagSet"]}
     assert tags == {"team": "ops", "env": "prod"}
@@ -159,11 +175,11 @@ def test_bucket_settings(tmp_path, browser):
 
     # Versioning on, then suspended.
     d.find_element(*by("ID", "versioning-enabled")).click()
-    d.find_element(*by("ID", "save-versioning")).click()
+    press(d, "ID", "save-versioning")
     assert find(d, "ID", "notice").text == "Versioning saved."
     assert s3.get_bucket_versioning(Bucket="site")["Status"] == "Enabled"
     d.find_element(*by("ID", "versioning-suspended")).click()
-    d.find_element(*by("ID", "save-versioning")).click()
+    press(d, "ID", "save-versioning")
     assert find(d, "ID", "versioning-status").text == "Suspended"
     assert s3.get_bucket_versioning(Bucket="site")["Status"] == "Suspended"
 
@@ -171,7 +187,7 @@ def test_bucket_settings(tmp_path, browser):
     for prefix, days in (("tmp/", "7"), ("", "365")):
         fill(d, "rule-prefix", prefix)
         fill(d, "rule-days", days)
-        d.find_element(*by("ID", "add-rule")).click()
+        press(d, "ID", "add-rule")
         assert find(d, "ID", "notice").text == "Lifecycle rule added."
     rules = s3.get_bucket_lifecycle_configuration(Bucket="site")["Rules"]
     assert [(r["ID"], r["Filter"].get("Prefix"), r["Expiration"]["Days"]) for r in rules] == [("expire-7d-1", "tmp/", 7), ("expire-365d-1", "", 365)], rules
@@ -180,9 +196,9 @@ def test_bucket_settings(tmp_path, browser):
     # The browser would not send 0 (min=1); without that check, the server refuses it too.
     d.execute_script("document.getElementById('rule-days').removeAttribute('min')")
     fill(d, "rule-days", "0")
-    d.find_element(*by("ID", "add-rule")).click()
+    press(d, "ID", "add-rule")
     assert "the days must be a whole number of at least 1" in error_text(d)
-    d.find_element(*by("CSS_SELECTOR", 'button[aria-label="Delete rule expire-7d-1"]')).click()
+    press(d, "CSS_SELECTOR", 'button[aria-label="Delete rule expire-7d-1"]')
     assert find(d, "ID", "notice").text == "Lifecycle rule deleted."
     assert "expire-7d-1" not in mc(server, tmp_path, "ilm", "rule", "ls", "c/site")
     assert [r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket="site")["Rules"]] == ["expire-365d-1"]
@@ -190,19 +206,19 @@ def test_bucket_settings(tmp_path, browser):
     # Default encryption: SSE-KMS with the key's name, then SSE-S3.
     choose(d, "encryption-mode", "SSE-KMS")
     fill(d, "encryption-key", KEY_NAME)
-    d.find_element(*by("ID", "save-encryption")).click()
+    press(d, "ID", "save-encryption")
     assert find(d, "ID", "encryption-status").text == f"SSE-KMS (key {KEY_NAME})"
     rule = s3.get_bucket_encryption(Bucket="site")["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"].endswith(KEY_NAME)
     choose(d, "encryption-mode", "SSE-S3")
-    d.find_element(*by("ID", "save-encryption")).click()
+    press(d, "ID", "save-encryption")
     assert find(d, "ID", "encryption-status").text == "SSE-S3"
 
     # Anonymous download, as `mc anonymous get` reads it; anyone can then read, not write.
     s3.put_object(Bucket="site", Key="index.html", Body=b"<h1>hi</h1>")
     choose(d, "anonymous-preset", "download")
-    d.find_element(*by("ID", "save-anonymous")).click()
+    press(d, "ID", "save-anonymous")
     assert find(d, "ID", "anonymous-status").text == "download"
     assert "`download`" in mc(server, tmp_path, "anonymous", "get", "c/site")
     assert requests.get(server.endpoint + "/site/index.html").content == b"<h1>hi</h1>"
@@ -212,14 +228,14 @@ def test_bucket_settings(tmp_path, browser):
     before = s3.get_bucket_policy(Bucket="site")["Policy"]
     bad = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"'
     fill(d, "policy-text", bad)
-    d.find_element(*by("ID", "save-policy")).click()
+    press(d, "ID", "save-policy")
     err = error_text(d)
     assert err.startswith("Could not save the bucket policy: ") and err.endswith("(MalformedPolicy)."), err
     assert d.find_element(*by("ID", "policy-text")).get_attribute("value") == bad
     assert s3.get_bucket_policy(Bucket="site")["Policy"] == before
     record(d, "13-bucket-settings-policy-refused")
     choose(d, "anonymous-preset", "none")
-    d.find_element(*by("ID", "save-anonymous")).click()
+    press(d, "ID", "save-anonymous")
     assert find(d, "ID", "anonymous-status").text == "none"
     assert requests.get(server.endpoint + "/site/index.html").status_code == 403
 
@@ -227,7 +243,7 @@ def test_bucket_settings(tmp_path, browser):
     d.get(server.console + "/settings/logs")
     choose(d, "lock-mode", "GOVERNANCE")
     fill(d, "lock-days", "30")
-    d.find_element(*by("ID", "save-lock")).click()
+    press(d, "ID", "save-lock")
     assert find(d, "ID", "lock-default").text == "GOVERNANCE 30 days"
     rule = s3.get_object_lock_configuration(Bucket="logs")["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
     assert (rule["Mode"], rule["Days"]) == ("GOVERNANCE", 30)
@@ -240,10 +256,10 @@ def test_bucket_settings(tmp_path, browser):
     d.get(server.console + "/settings/site")
     assert find(d, "ID", "versioning-status").text == "Suspended"
     d.find_element(*by("ID", "versioning-enabled")).click()
-    d.find_element(*by("ID", "save-versioning")).click()
+    press(d, "ID", "save-versioning")
     assert error_text(d) == "Could not change versioning: your policies do not allow it (AccessDenied)."
     choose(d, "anonymous-preset", "public")
-    d.find_element(*by("ID", "save-anonymous")).click()
+    press(d, "ID", "save-anonymous")
     assert error_text(d) == "Could not set anonymous access: your policies do not allow it (AccessDenied)."
     assert s3.get_bucket_versioning(Bucket="site")["Status"] == "Suspended"
     assert requests.get(server.endpoint + "/site/index.html").status_code == 403
@@ -264,17 +280,17 @@ def test_users_and_policies(tmp_path, browser):
     fill(d, "new-policy-name", "shared-read")
     fill(d, "new-policy-document", json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["arn:aws:s3:::shared", "arn:aws:s3:::shared/*"]}]}))
-    d.find_element(*by("ID", "create-policy")).click()
+    press(d, "ID", "create-policy")
     assert find(d, "ID", "notice").text == "Policy shared-read saved."
     fill(d, "new-policy-name", "broken")
     fill(d, "new-policy-document", '{"Statement": [')
-    d.find_element(*by("ID", "create-policy")).click()
+    press(d, "ID", "create-policy")
     assert "Could not create policy broken" in error_text(d)
     assert "broken" not in mc(server, tmp_path, "admin", "policy", "ls", "c")
     fill(d, "new-access-key", "app1")
     fill(d, "new-secret-key", "app1-secret-key-xyz")
     choose(d, "new-user-policy", "shared-read")
-    d.find_element(*by("ID", "create-user")).click()
+    press(d, "ID", "create-user")
     assert find(d, "ID", "notice").text == "User app1 created with policy shared-read."
     assert "app1-secret-key-xyz" not in d.page_source
     app = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id="app1",
@@ -285,18 +301,18 @@ def test_users_and_policies(tmp_path, browser):
 
     # Attach readwrite, detach shared-read, disable, enable: mc sees each.
     choose(d, "attach-app1", "readwrite")
-    d.find_element(*by("CSS_SELECTOR", 'button[aria-label="Attach the chosen policy to app1"]')).click()
+    press(d, "CSS_SELECTOR", 'button[aria-label="Attach the chosen policy to app1"]')
     assert find(d, "ID", "notice").text == "Policy readwrite attached to app1."
-    d.find_element(*by("CSS_SELECTOR", 'button[aria-label="Detach shared-read from app1"]')).click()
+    press(d, "CSS_SELECTOR", 'button[aria-label="Detach shared-read from app1"]')
     assert find(d, "ID", "notice").text == "Policy shared-read detached from app1."
     info = json.loads(mc(server, tmp_path, "admin", "user", "info", "c", "app1", "--json"))
     assert info["policyName"] == "readwrite", info
-    d.find_element(*by("CSS_SELECTOR", 'button[aria-label="Disable app1"]')).click()
+    press(d, "CSS_SELECTOR", 'button[aria-label="Disable app1"]')
     assert find(d, "CSS_SELECTOR", 'tr[data-user="app1"] .status').text == "disabled"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         app.list_buckets()
     assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId", e.value.response
-    d.find_element(*by("CSS_SELECTOR", 'button[aria-label="Enable app1"]')).click()
+    press(d, "CSS_SELECTOR", 'button[aria-label="Enable app1"]')
     assert find(d, "CSS_SELECTOR", 'tr[data-user="app1"] .status').text == "enabled"
     assert [b["Name"] for b in app.list_buckets()["Buckets"]] == ["shared"]
     record(d, "16-users")
@@ -309,9 +325,9 @@ def test_users_and_policies(tmp_path, browser):
     assert find(d, "CSS_SELECTOR", 'tr[data-user="app1"] .status').text == "enabled"
     fill(d, "new-access-key", "sneaky")
     fill(d, "new-secret-key", "sneaky-secret-key")
-    d.find_element(*by("ID", "create-user")).click()
+    press(d, "ID", "create-user")
     assert error_text(d) == "Could not create user sneaky: your policies do not allow it (AccessDenied)."
-    d.find_element(*by("CSS_SELECTOR", 'button[aria-label="Delete user app1"]')).click()
+    press(d, "CSS_SELECTOR", 'button[aria-label="Delete user app1"]')
     assert error_text(d) == "Could not delete user app1: your policies do not allow it (AccessDenied)."
     users = mc(server, tmp_path, "admin", "user", "ls", "c")
     assert "app1" in users and "sneaky" not in users
@@ -322,10 +338,10 @@ def test_users_and_policies(tmp_path, browser):
     sign_in(d, server.console, ACCESS, SECRET)
     find(d, "ID", "create-bucket")
     d.get(server.console + "/users")
-    d.find_element(*by("CSS_SELECTOR", 'button[aria-label="Delete user app1"]')).click()
+    press(d, "CSS_SELECTOR", 'button[aria-label="Delete user app1"]')
     assert find(d, "ID", "notice").text == "User app1 deleted."
     d.find_element(*by("CSS_SELECTOR", "#policy-shared-read summary")).click()
-    d.find_element(*by("CSS_SELECTOR", 'button[aria-label="Delete policy shared-read"]')).click()
+    press(d, "CSS_SELECTOR", 'button[aria-label="Delete policy shared-read"]')
     assert find(d, "ID", "notice").text == "Policy shared-read deleted."
     assert "app1" not in mc(server, tmp_path, "admin", "user", "ls", "c")
     assert "shared-read" not in mc(server, tmp_path, "admin", "policy", "ls", "c")
@@ -350,12 +366,12 @@ def test_kms_keys_and_request_rates(tmp_path, browser, kes):  # noqa: F811
     assert d.find_element(*by("ID", "kms-reachable")).text == "reachable"
     made = "coffer-made-" + os.urandom(3).hex()
     fill(d, "new-key-name", made)
-    d.find_element(*by("ID", "create-key")).click()
+    press(d, "ID", "create-key")
     assert find(d, "ID", "notice").text == f"Key {made} created."
     assert d.find_element(*by("CSS_SELECTOR", f'tr[data-key-name="{made}"] .key-status')).text == "OK"
     assert made in mc(server, tmp_path, "admin", "kms", "key", "list", "c")
     fill(d, "new-key-name", made)
-    d.find_element(*by("ID", "create-key")).click()
+    press(d, "ID", "create-key")
     assert error_text(d).startswith(f"Could not create key {made}: ") and error_text(d).endswith("(XMinioKMSKeyExists)."), error_text(d)
     record(d, "18-kms")
 
@@ -372,7 +388,7 @@ def test_kms_keys_and_request_rates(tmp_path, browser, kes):  # noqa: F811
     d.get(server.console + "/kms")
     assert find(d, "CSS_SELECTOR", f'tr[data-key-name="{made}"] .key-status').text == "OK"
     fill(d, "new-key-name", "coffer-sneaky")
-    d.find_element(*by("ID", "create-key")).click()
+    press(d, "ID", "create-key")
     assert error_text(d) == "Could not create key coffer-sneaky: your policies do not allow it (AccessDenied)."
     assert "coffer-sneaky" not in mc(server, tmp_path, "admin", "kms", "key", "list", "c")
 

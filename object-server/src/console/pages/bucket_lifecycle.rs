@@ -51,7 +51,11 @@ fn action_of(r: &LifecycleRule) -> String {
             parts.push("remove expired delete markers".to_owned());
         }
     }
-    if let Some(n) = r.noncurrent_version_expiration.as_ref().and_then(|n| n.noncurrent_days) {
+    if let Some(n) = r
+        .noncurrent_version_expiration
+        .as_ref()
+        .and_then(|n| n.noncurrent_days)
+    {
         parts.push(format!("expire noncurrent versions after {n} days"));
     }
     if let Some(a) = r
@@ -125,7 +129,10 @@ async fn write(
 }
 
 /// A new expiration rule from the form: `id` (optional), `prefix`, `days`.
-fn rule_of(form: &[(String, String)], existing: &[LifecycleRule]) -> Result<LifecycleRule, Refusal> {
+fn rule_of(
+    form: &[(String, String)],
+    existing: &[LifecycleRule],
+) -> Result<LifecycleRule, Refusal> {
     let days = field(form, "days")
         .and_then(|d| d.trim().parse::<i32>().ok())
         .filter(|d| *d >= 1)
@@ -173,7 +180,15 @@ pub async fn add(
     let mut rules = read(console, signed, peer, bucket).await?;
     let rule = rule_of(form, &rules)?;
     rules.push(rule);
-    write(console, signed, peer, bucket, rules, "add the lifecycle rule").await
+    write(
+        console,
+        signed,
+        peer,
+        bucket,
+        rules,
+        "add the lifecycle rule",
+    )
+    .await
 }
 
 /// Deletes the rule with the form's `id`.
@@ -193,7 +208,15 @@ pub async fn delete(
             "Could not delete lifecycle rule {id}: the bucket has no such rule."
         )));
     }
-    write(console, signed, peer, bucket, rules, "delete the lifecycle rule").await
+    write(
+        console,
+        signed,
+        peer,
+        bucket,
+        rules,
+        "delete the lifecycle rule",
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -96,7 +96,15 @@ pub async fn save(
     bucket: &str,
 ) -> Result<(), Refusal> {
     let policy = field(form, "policy").unwrap_or("");
-    write(console, signed, peer, bucket, policy, "save the bucket policy").await
+    write(
+        console,
+        signed,
+        peer,
+        bucket,
+        policy,
+        "save the bucket policy",
+    )
+    .await
 }
 
 fn is_everyone(principal: &Value) -> bool {
@@ -114,7 +122,10 @@ fn is_everyone(principal: &Value) -> bool {
 fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -128,7 +139,11 @@ fn statements(doc: &Value) -> Vec<Value> {
     }
 }
 
-fn preset_pairs(bucket: &str, on_bucket: &[&str], on_objects: &[&str]) -> BTreeSet<(String, String)> {
+fn preset_pairs(
+    bucket: &str,
+    on_bucket: &[&str],
+    on_objects: &[&str],
+) -> BTreeSet<(String, String)> {
     let b = format!("arn:aws:s3:::{bucket}");
     let o = format!("arn:aws:s3:::{bucket}/*");
     on_bucket
@@ -142,10 +157,17 @@ fn preset_pairs(bucket: &str, on_bucket: &[&str], on_objects: &[&str]) -> BTreeS
 /// `custom` (anything else: other actions, conditions, denials).
 pub fn anonymous_preset(bucket: &str, policy: &str) -> &'static str {
     let Ok(doc) = serde_json::from_str::<Value>(policy) else {
-        return if policy.trim().is_empty() { "none" } else { "custom" };
+        return if policy.trim().is_empty() {
+            "none"
+        } else {
+            "custom"
+        };
     };
     let mut pairs = BTreeSet::new();
-    for s in statements(&doc).iter().filter(|s| s.get("Principal").is_some_and(is_everyone)) {
+    for s in statements(&doc)
+        .iter()
+        .filter(|s| s.get("Principal").is_some_and(is_everyone))
+    {
         if s.get("Effect") != Some(&json!("Allow")) || s.get("Condition").is_some() {
             return "custom";
         }
@@ -169,8 +191,9 @@ fn with_preset(bucket: &str, policy: &str, preset: &str) -> Result<String, Refus
     let mut doc = if policy.trim().is_empty() {
         json!({"Version": "2012-10-17"})
     } else {
-        serde_json::from_str::<Value>(policy)
-            .map_err(|_| Refusal::input("The bucket policy could not be read; edit it below instead."))?
+        serde_json::from_str::<Value>(policy).map_err(|_| {
+            Refusal::input("The bucket policy could not be read; edit it below instead.")
+        })?
     };
     let mut kept: Vec<Value> = statements(&doc)
         .into_iter()
@@ -203,7 +226,15 @@ pub async fn set_anonymous(
     let preset = field(form, "preset").unwrap_or("");
     let current = read(console, signed, peer, bucket).await?;
     let policy = with_preset(bucket, &current, preset)?;
-    write(console, signed, peer, bucket, &policy, "set anonymous access").await
+    write(
+        console,
+        signed,
+        peer,
+        bucket,
+        &policy,
+        "set anonymous access",
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -225,7 +256,10 @@ mod tests {
         let back = with_preset("b", &p, "none").unwrap();
         assert_eq!(anonymous_preset("b", &back), "none");
         assert_eq!(statements(&serde_json::from_str(&back).unwrap()).len(), 1);
-        assert_eq!(with_preset("b", &with_preset("b", "", "public").unwrap(), "none").unwrap(), "");
+        assert_eq!(
+            with_preset("b", &with_preset("b", "", "public").unwrap(), "none").unwrap(),
+            ""
+        );
         assert!(with_preset("b", "", "everything").is_err());
         let conditional = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#;
         assert_eq!(anonymous_preset("b", conditional), "custom");

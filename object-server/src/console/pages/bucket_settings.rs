@@ -66,7 +66,16 @@ fn done_message(done: &str) -> Option<&'static str> {
 pub async fn page(console: &Console, signed: &Signed, req: &Req, bucket: &str) -> Response {
     let mut frame = Frame::new(signed);
     frame.notice = req.param("done").and_then(done_message).map(str::to_owned);
-    show(console, signed, req.peer, bucket, frame, StatusCode::OK, None).await
+    show(
+        console,
+        signed,
+        req.peer,
+        bucket,
+        frame,
+        StatusCode::OK,
+        None,
+    )
+    .await
 }
 
 /// Keeps a section's value, or notes why it could not be read.
@@ -132,7 +141,10 @@ async fn show(
     )
     .await;
     let encryption = section(
-        absent_as_none(encryption, &["ServerSideEncryptionConfigurationNotFoundError"]),
+        absent_as_none(
+            encryption,
+            &["ServerSideEncryptionConfigurationNotFoundError"],
+        ),
         &mut unreadable,
     )
     .map(|c| {

@@ -58,7 +58,14 @@ fn key_status(v: &Value) -> String {
 
 /// `GET /kms`.
 pub async fn page(console: &Console, signed: &Signed, req: &Req) -> Response {
-    show(console, signed, req.peer, Frame::new(signed), StatusCode::OK).await
+    show(
+        console,
+        signed,
+        req.peer,
+        Frame::new(signed),
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn show(

@@ -175,7 +175,14 @@ pub async fn show(
     status: StatusCode,
 ) -> Response {
     let doing = format!("read {key}");
-    let answer = match ok(console, signed, peer, &doing, head_call(bucket, key, version)).await
+    let answer = match ok(
+        console,
+        signed,
+        peer,
+        &doing,
+        head_call(bucket, key, version),
+    )
+    .await
     {
         Ok(a) => a,
         Err(r) => return error_page(signed, r),
@@ -225,7 +232,10 @@ pub async fn show(
         versions_href: format!("/versions/{bucket}?prefix={}", query_escape(key)),
         folder_href: format!("/b/{bucket}?prefix={}", query_escape(&folder)),
         asked_version: version.unwrap_or("").to_owned(),
-        tags_text: tags.as_deref().map(object_tags::as_text).unwrap_or_default(),
+        tags_text: tags
+            .as_deref()
+            .map(object_tags::as_text)
+            .unwrap_or_default(),
         tags,
         lock,
         frame,

@@ -77,8 +77,8 @@ pub async fn change(
         }
         "delete-user" => {
             let user = required(form, "user", "a user")?;
-            let call =
-                Call::admin(Method::DELETE, &format!("{ADMIN}/remove-user")).query("accessKey", user);
+            let call = Call::admin(Method::DELETE, &format!("{ADMIN}/remove-user"))
+                .query("accessKey", user);
             ok(console, signed, peer, &format!("delete user {user}"), call).await?;
             Ok(format!("User {user} deleted."))
         }
@@ -88,7 +88,11 @@ pub async fn change(
                 Some(s @ ("enabled" | "disabled")) => s,
                 _ => return Err(Refusal::input("Choose enabled or disabled.")),
             };
-            let verb = if status == "enabled" { "enable" } else { "disable" };
+            let verb = if status == "enabled" {
+                "enable"
+            } else {
+                "disable"
+            };
             let call = Call::admin(Method::PUT, &format!("{ADMIN}/set-user-status"))
                 .query("accessKey", user)
                 .query("status", status);
@@ -102,7 +106,11 @@ pub async fn change(
             policy_association(console, signed, peer, user, policy, attach).await?;
             Ok(format!(
                 "Policy {policy} {} {user}.",
-                if attach { "attached to" } else { "detached from" }
+                if attach {
+                    "attached to"
+                } else {
+                    "detached from"
+                }
             ))
         }
         "create-policy" => {
@@ -111,14 +119,28 @@ pub async fn change(
             let call = Call::admin(Method::PUT, &format!("{ADMIN}/add-canned-policy"))
                 .query("name", name)
                 .body(Bytes::from(doc.to_owned()));
-            ok(console, signed, peer, &format!("create policy {name}"), call).await?;
+            ok(
+                console,
+                signed,
+                peer,
+                &format!("create policy {name}"),
+                call,
+            )
+            .await?;
             Ok(format!("Policy {name} saved."))
         }
         "delete-policy" => {
             let name = required(form, "name", "a policy name")?;
             let call = Call::admin(Method::DELETE, &format!("{ADMIN}/remove-canned-policy"))
                 .query("name", name);
-            ok(console, signed, peer, &format!("delete policy {name}"), call).await?;
+            ok(
+                console,
+                signed,
+                peer,
+                &format!("delete policy {name}"),
+                call,
+            )
+            .await?;
             Ok(format!("Policy {name} deleted."))
         }
         _ => Err(Refusal::input("Unknown change.")),

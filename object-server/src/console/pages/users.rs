@@ -35,14 +35,7 @@ async fn admin_json(
     path: &str,
     encrypted: bool,
 ) -> Result<serde_json::Value, Refusal> {
-    let answer = ok(
-        console,
-        signed,
-        peer,
-        doing,
-        Call::admin(Method::GET, path),
-    )
-    .await?;
+    let answer = ok(console, signed, peer, doing, Call::admin(Method::GET, path)).await?;
     let (_, body) = read_body(answer, 8 << 20)
         .await
         .map_err(Refusal::internal)?;
@@ -58,7 +51,14 @@ async fn admin_json(
 
 /// `GET /users`.
 pub async fn page(console: &Console, signed: &Signed, req: &Req) -> Response {
-    show(console, signed, req.peer, Frame::new(signed), StatusCode::OK).await
+    show(
+        console,
+        signed,
+        req.peer,
+        Frame::new(signed),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// `POST /users`: a change ([`user_changes`]), then the page with its outcome.
