@@ -343,12 +343,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.domains.clone(),
     ));
     let access_store = store.clone();
+    let s3_stats = Arc::new(crate::metrics::s3::S3Stats::default());
     let mut metrics = Metrics::new(
         local.to_string(),
         store.clone(),
         kms.clone(),
         kms_stats,
-        Default::default(),
+        s3_stats.clone(),
         cfg.usage_max_age,
         cert_expiry,
     );
@@ -391,6 +392,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 kms: kms.clone(),
                 tls: acceptor.clone(),
                 session_lifetime: console.session_lifetime,
+                s3_stats,
+                sign_in_limits: console.sign_in_limits,
             },
         ));
     }

@@ -369,6 +369,16 @@ fn console_in_a_real_browser() {
     pytest("test_console.py");
 }
 
+/// The console's management pages (tags, retention, bucket settings, users, KMS keys, sign-in
+/// throttling, phone width) in headless Chromium; the KMS page against MinIO's `kes`.
+#[test]
+fn console_management_in_a_real_browser() {
+    pytest_with(
+        "test_console_manage.py",
+        &[("COFFER_TEST_KES", "minio".to_owned())],
+    );
+}
+
 #[test]
 fn migrate_online_from_a_running_minio() {
     pytest("test_migrate_minio.py");

@@ -31,12 +31,15 @@ mod assets;
 mod csrf;
 mod http_util;
 mod pages;
+mod rates;
 mod router;
 pub mod s3call;
 mod session;
+mod throttle;
 mod xml;
 
 pub use router::{ConsoleDeps, serve};
+pub use throttle::SignInLimits;
 
 /// The console's address when `--console-address` is not given (MinIO's).
 pub const DEFAULT_ADDRESS: &str = ":9001";
@@ -55,11 +58,15 @@ pub struct ConsoleConfig {
     pub explicit: bool,
     /// How long a session lasts from sign-in.
     pub session_lifetime: Duration,
+    /// When failed sign-ins lock an address out.
+    pub sign_in_limits: SignInLimits,
 }
 
 impl ConsoleConfig {
     /// The console from the environment: off with MinIO's `MINIO_BROWSER=off`; the session
-    /// lifetime from `COFFER_CONSOLE_SESSION_LIFETIME` (a duration such as `30m` or `12h`).
+    /// lifetime from `COFFER_CONSOLE_SESSION_LIFETIME` (a duration such as `30m` or `12h`); how
+    /// long an address that failed to sign in too often is refused from
+    /// `COFFER_CONSOLE_SIGNIN_LOCKOUT` (default 15m).
     pub fn from_env(env: &dyn Env) -> Result<Option<Self>, ConfigError> {
         match env.get("MINIO_BROWSER").as_deref() {
             None | Some("on") => {}
@@ -70,21 +77,29 @@ impl ConsoleConfig {
                 )));
             }
         }
-        let session_lifetime = match env.get("COFFER_CONSOLE_SESSION_LIFETIME") {
-            None => DEFAULT_SESSION_LIFETIME,
+        let duration = |name: &str, default: Duration| match env.get(name) {
+            None => Ok(default),
             Some(v) => sidecar_kes::config::duration::parse(&v)
                 .ok()
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     ConfigError::Invalid(format!(
-                        "COFFER_CONSOLE_SESSION_LIFETIME must be a duration above zero such as 30m or 12h, not '{v}'"
+                        "{name} must be a duration above zero such as 30m or 12h, not '{v}'"
                     ))
-                })?,
+                }),
+        };
+        let session_lifetime =
+            duration("COFFER_CONSOLE_SESSION_LIFETIME", DEFAULT_SESSION_LIFETIME)?;
+        let defaults = SignInLimits::default();
+        let sign_in_limits = SignInLimits {
+            lockout: duration("COFFER_CONSOLE_SIGNIN_LOCKOUT", defaults.lockout)?,
+            ..defaults
         };
         Ok(Some(ConsoleConfig {
             address: parse_address(DEFAULT_ADDRESS)?,
             explicit: false,
             session_lifetime,
+            sign_in_limits,
         }))
     }
 
@@ -150,6 +165,7 @@ mod tests {
             ("MINIO_BROWSER", "maybe"),
             ("COFFER_CONSOLE_SESSION_LIFETIME", "0s"),
             ("COFFER_CONSOLE_SESSION_LIFETIME", "soon"),
+            ("COFFER_CONSOLE_SIGNIN_LOCKOUT", "0s"),
         ] {
             assert!(ConsoleConfig::from_env(&Map(HashMap::from([(k, v)]))).is_err());
         }

@@ -14,8 +14,10 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::http_util::{self, Response, redirect};
+use super::rates::Rates;
 use super::s3call::S3Caller;
 use super::session::{self, Session, Sessions};
+use super::throttle::{SignInLimits, SignInThrottle};
 use super::{assets, csrf, pages};
 use crate::kms::Kms;
 use crate::storage::Store;
@@ -34,6 +36,10 @@ pub struct ConsoleDeps {
     pub tls: Option<TlsAcceptor>,
     /// How long sessions last.
     pub session_lifetime: Duration,
+    /// The S3 port's request counters (the server page's rates).
+    pub s3_stats: Arc<crate::metrics::s3::S3Stats>,
+    /// When failed sign-ins lock an address out.
+    pub sign_in_limits: SignInLimits,
 }
 
 /// The console's state.
@@ -50,6 +56,10 @@ pub struct Console {
     pub tls: bool,
     /// When the server started (the server page's uptime).
     pub started: Instant,
+    /// Request rates (the server page).
+    pub rates: Rates,
+    /// Failed sign-ins per address.
+    pub throttle: SignInThrottle,
 }
 
 /// One request as the pages see it.
@@ -92,6 +102,20 @@ pub async fn serve(listener: TcpListener, deps: ConsoleDeps) {
         kms: deps.kms,
         tls: deps.tls.is_some(),
         started: Instant::now(),
+        rates: Rates::new(deps.s3_stats),
+        throttle: SignInThrottle::new(deps.sign_in_limits),
+    });
+    let sampled = Arc::downgrade(&console);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(super::rates::SAMPLE_EVERY);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            match sampled.upgrade() {
+                Some(c) => c.rates.sample(),
+                None => return,
+            }
+        }
     });
     let mut http = ConnBuilder::new(TokioExecutor::new());
     http.http1()

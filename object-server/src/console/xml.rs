@@ -117,6 +117,21 @@ pub fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> anyhow::Result<T> {
     Ok(quick_xml::de::from_str(text)?)
 }
 
+/// Parses `body` as the S3 document `T` with s3s's XML reader.
+pub fn dto<T: for<'x> s3s::xml::Deserialize<'x>>(body: &[u8]) -> anyhow::Result<T> {
+    let mut d = s3s::xml::Deserializer::new(body);
+    T::deserialize(&mut d).map_err(|e| anyhow::anyhow!("S3 answer: {e:?}"))
+}
+
+/// `doc` as the body of an S3 request, with s3s's XML writer.
+pub fn body_of<T: s3s::xml::Serialize>(doc: &T) -> bytes::Bytes {
+    let mut out = Vec::new();
+    let mut ser = s3s::xml::Serializer::new(&mut out);
+    doc.serialize(&mut ser)
+        .expect("writing XML into memory does not fail");
+    bytes::Bytes::from(out)
+}
+
 /// `<CompleteMultipartUpload>` for these parts (number, ETag as the part's answer gave it).
 pub fn complete_multipart(parts: &[(u32, String)]) -> String {
     let mut out = String::from("<CompleteMultipartUpload>");

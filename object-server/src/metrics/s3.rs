@@ -73,6 +73,23 @@ impl S3Stats {
         &self.rows[index.min(api::OTHER)]
     }
 
+    /// Requests and unsuccessful answers so far, per operation that had any: (MinIO's `api`
+    /// label, requests, errors). The console's server page reads it.
+    pub fn per_api(&self) -> Vec<(&'static str, u64, u64)> {
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                (
+                    api::label(i),
+                    r.requests.load(Ordering::Relaxed),
+                    r.errors.load(Ordering::Relaxed),
+                )
+            })
+            .filter(|(_, n, _)| *n > 0)
+            .collect()
+    }
+
     /// All requests counted, whatever their operation (the legacy `coffer_s3_requests_total`).
     fn total(&self, f: impl Fn(&ApiRow) -> u64) -> u64 {
         self.rows.iter().map(f).sum()

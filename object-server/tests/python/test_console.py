@@ -227,7 +227,7 @@ def test_console_in_a_browser(tmp_path, browser):
     assert d.find_element(*by("ID", "kms-status")).text == "ready"
     record(d, "08-server")
     d.get(server.console + "/users")
-    assert find(d, "CSS_SELECTOR", f'tr[data-user="{READER}"] td.policies').text == "readonly"
+    assert find(d, "CSS_SELECTOR", f'tr[data-user="{READER}"] td.policies .policy').text == "readonly"
     assert d.find_element(*by("ID", "policy-readonly"))
     record(d, "08b-users")
     sign_out(d)

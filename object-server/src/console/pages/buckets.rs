@@ -81,10 +81,7 @@ pub async fn create(
             console,
             signed,
             peer,
-            Refusal {
-                status: StatusCode::BAD_REQUEST,
-                message: "Could not create the bucket: enter a name.".into(),
-            },
+            Refusal::input("Could not create the bucket: enter a name."),
         )
         .await;
     }

@@ -1,7 +1,9 @@
 //! Sign-in and its form. The keys are checked by the S3 service itself: a ListBuckets signed
 //! with them either passes the signature check (the keys are right, whatever the user may list)
 //! or is refused as `InvalidAccessKeyId` / `SignatureDoesNotMatch`. A refusal waits a moment,
-//! so guessing is slow, and never says which of the two keys was wrong.
+//! so guessing is slow, and never says which of the two keys was wrong; too many from one
+//! address lock it out for a while ([`crate::console::throttle`]), refused with 429 before the
+//! keys are even checked.
 use std::time::Duration;
 
 use askama::Template;
@@ -116,6 +118,21 @@ pub async fn submit(console: &Console, req: Req) -> Response {
     if access.is_empty() || secret.is_empty() {
         return refused(console, &access, "Enter an access key and a secret key.");
     }
+    if let Err(left) = console.throttle.begin(peer.ip()) {
+        tracing::warn!(address = %peer.ip(), "console sign-in refused: too many failures from this address");
+        let minutes = left.as_secs().div_ceil(60).max(1);
+        return page(
+            console,
+            token.clone(),
+            StatusCode::TOO_MANY_REQUESTS,
+            &access,
+            None,
+            Some(format!(
+                "Too many failed sign-ins from your address. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+        );
+    }
     let creds = Creds::new(access.clone(), secret);
     let answer = match console
         .s3
@@ -148,6 +165,7 @@ pub async fn submit(console: &Console, req: Req) -> Response {
             );
         }
     }
+    console.throttle.succeeded(peer.ip());
     tracing::info!(user = %access, "console sign-in");
     let id = console.sessions.create(creds);
     let resp = with_cookie(

@@ -5,8 +5,10 @@
 //! `GET /buckets` · `POST /buckets` (create) · `POST /buckets/delete` · `GET /b/{bucket}`
 //! (`prefix`, `token`) · `GET /versions/{bucket}` (`prefix`, `key-marker`, `version-marker`) ·
 //! `GET /object/{bucket}` (`key`, `version`) · `GET /download/{bucket}` · `POST /delete/{bucket}`
+//! · `GET /settings/{bucket}` · `POST /settings/{bucket}` (`do`: the change)
+//! · `POST /object-tags/{bucket}` · `POST /object-lock/{bucket}`
 //! · `POST /upload/{bucket}` (the form) · `POST /api/upload/{start,part,complete,abort}/{bucket}`
-//! (the script) · `GET /users` · `GET /server` · `POST /logout`.
+//! (the script) · `GET /users` · `POST /users` (`do`: the change) · `GET /kms` · `POST /kms` · `GET /server` · `POST /logout`.
 use askama::Template;
 use http::{Method, StatusCode};
 
@@ -16,12 +18,19 @@ use super::s3call::{Answer, Call, read_body};
 use super::xml::{self, S3ErrorDoc};
 use super::{csrf, session};
 
+pub mod bucket_lifecycle;
+pub mod bucket_policy;
+pub mod bucket_settings;
 pub mod buckets;
+pub mod kms;
 pub mod login;
 pub mod object;
+pub mod object_lock;
+pub mod object_tags;
 pub mod objects;
 pub mod server;
 pub mod upload;
+pub mod user_changes;
 pub mod users;
 
 /// What every signed-in page shows around its content.
@@ -69,6 +78,8 @@ pub struct Refusal {
     pub status: StatusCode,
     /// The message.
     pub message: String,
+    /// The S3 error code (empty when the refusal is the console's own).
+    pub code: String,
 }
 
 impl Refusal {
@@ -77,14 +88,38 @@ impl Refusal {
         Refusal {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: "The server could not complete the request; see its log.".to_owned(),
+            code: String::new(),
         }
+    }
+
+    /// Bad input caught before anything was sent: a 400 saying what to fix.
+    pub fn input(message: impl Into<String>) -> Self {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            code: String::new(),
+        }
+    }
+}
+
+/// A setting the bucket may not have: `None` when S3 answers with the code `absent` (such as
+/// `NoSuchLifecycleConfiguration`), the refusal for any other failure.
+pub fn absent_as_none<T>(r: Result<T, Refusal>, absent: &[&str]) -> Result<Option<T>, Refusal> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if absent.contains(&e.code.as_str()) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
 /// The message for an S3 refusal of `doing` (e.g. "create bucket x").
 fn refusal(doing: &str, status: StatusCode, e: &S3ErrorDoc) -> Refusal {
     let why = match e.code.as_str() {
-        "AccessDenied" => "your policies do not allow it".to_owned(),
+        // An IAM or bucket-policy refusal says only "Access Denied."; any other (object lock's
+        // "WORM protected") is S3's own reason, shown as it is.
+        "AccessDenied" if matches!(e.message.as_str(), "" | "Access Denied.") => {
+            "your policies do not allow it".to_owned()
+        }
         "NoSuchBucket" => "the bucket does not exist".to_owned(),
         "NoSuchKey" | "NoSuchVersion" => "the object does not exist".to_owned(),
         "BucketAlreadyOwnedByYou" | "BucketAlreadyExists" => "the bucket already exists".to_owned(),
@@ -105,6 +140,7 @@ fn refusal(doing: &str, status: StatusCode, e: &S3ErrorDoc) -> Refusal {
             StatusCode::BAD_GATEWAY
         },
         message: format!("Could not {doing}: {why} ({code})."),
+        code: e.code.clone(),
     }
 }
 
@@ -146,6 +182,34 @@ pub async fn ok_xml<T: for<'de> serde::Deserialize<'de>>(
     xml::parse(&body).map_err(Refusal::internal)
 }
 
+/// Sends `call` and reads its (small) answer body.
+pub async fn ok_bytes(
+    console: &Console,
+    signed: &Signed,
+    peer: std::net::SocketAddr,
+    doing: &str,
+    call: Call,
+) -> Result<bytes::Bytes, Refusal> {
+    let answer = ok(console, signed, peer, doing, call).await?;
+    let (_, body) = read_body(answer, 4 << 20)
+        .await
+        .map_err(Refusal::internal)?;
+    Ok(body)
+}
+
+/// Sends `call` and parses its answer as the S3 document `T` (s3s's own types, so a
+/// configuration read here is written back whole).
+pub async fn ok_dto<T: for<'x> s3s::xml::Deserialize<'x>>(
+    console: &Console,
+    signed: &Signed,
+    peer: std::net::SocketAddr,
+    doing: &str,
+    call: Call,
+) -> Result<T, Refusal> {
+    let body = ok_bytes(console, signed, peer, doing, call).await?;
+    xml::dto(&body).map_err(Refusal::internal)
+}
+
 /// Renders a template, or a plain 500 if it fails.
 pub fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
@@ -167,7 +231,7 @@ struct ErrorPage {
     frame: Frame,
 }
 
-fn error_page(signed: &Signed, r: Refusal) -> Response {
+pub fn error_page(signed: &Signed, r: Refusal) -> Response {
     let mut frame = Frame::new(signed);
     frame.error = Some(r.message);
     render(r.status, &ErrorPage { frame })
@@ -216,11 +280,17 @@ pub async fn route(console: &Console, signed: Signed, req: Req) -> Response {
         if path == "/users" {
             return users::page(console, &signed, &req).await;
         }
+        if path == "/kms" {
+            return kms::page(console, &signed, &req).await;
+        }
         if path == "/server" {
             return server::page(console, &signed, Frame::new(&signed)).await;
         }
         if let Some(b) = bucket_of(&path, "/b/") {
             return objects::browse(console, &signed, &req, b).await;
+        }
+        if let Some(b) = bucket_of(&path, "/settings/") {
+            return bucket_settings::page(console, &signed, &req, b).await;
         }
         if let Some(b) = bucket_of(&path, "/versions/") {
             return objects::versions(console, &signed, &req, b).await;
@@ -252,11 +322,26 @@ pub async fn route(console: &Console, signed: Signed, req: Req) -> Response {
         if path == "/buckets" {
             return buckets::create(console, &signed, peer, &form).await;
         }
+        if path == "/kms" {
+            return kms::create(console, &signed, peer, &form).await;
+        }
+        if path == "/users" {
+            return users::submit(console, &signed, peer, &form).await;
+        }
         if path == "/buckets/delete" {
             return buckets::delete(console, &signed, peer, &form).await;
         }
         if let Some(b) = bucket_of(&path, "/delete/") {
             return object::delete(console, &signed, peer, &form, b).await;
+        }
+        if let Some(b) = bucket_of(&path, "/settings/") {
+            return bucket_settings::change(console, &signed, peer, &form, b).await;
+        }
+        if let Some(b) = bucket_of(&path, "/object-tags/") {
+            return object_tags::save(console, &signed, peer, &form, b).await;
+        }
+        if let Some(b) = bucket_of(&path, "/object-lock/") {
+            return object_lock::save(console, &signed, peer, &form, b).await;
         }
     }
     http_util::text(StatusCode::NOT_FOUND, "No such page.")

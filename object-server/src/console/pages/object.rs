@@ -1,11 +1,14 @@
 //! One object: its details (HeadObject), its bytes (GetObject, streamed through), deleting it
 //! or one of its versions. Encryption shows the mode and the KMS key's name; the sealed key and
-//! the KMS ciphertext stay on the server.
+//! the KMS ciphertext stay on the server. Its tags ([`super::object_tags`]) and its retention and
+//! legal hold ([`super::object_lock`]) are shown and changed on the same page.
 use std::net::SocketAddr;
 
 use askama::Template;
 use http::{HeaderValue, Method, StatusCode, header};
 
+use super::object_lock::{self, LockState};
+use super::object_tags;
 use super::{Frame, error_page, ok, render};
 use crate::console::http_util::{Response, field, query_escape, redirect};
 use crate::console::router::{Console, Req, Signed};
@@ -111,22 +114,73 @@ struct ObjectPage {
     download: String,
     versions_href: String,
     folder_href: String,
+    /// The version the page was asked for (empty: the latest), for its forms.
+    asked_version: String,
+    /// The tags, `None` when the user may not read them.
+    tags: Option<Vec<(String, String)>>,
+    tags_text: String,
+    /// Retention and legal hold, `None` when the bucket has no object lock.
+    lock: Option<LockState>,
+}
+
+/// What a change on the object page reports when it is done (`done=`).
+fn done_message(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "tags" => "Tags saved.",
+        "retention" => "Retention saved.",
+        "legal-hold" => "Legal hold saved.",
+        _ => return None,
+    })
+}
+
+/// The object page's address after a change.
+pub fn page_href(bucket: &str, key: &str, version: Option<&str>, done: &str) -> String {
+    let mut href = format!("/object/{bucket}?key={}", query_escape(key));
+    if let Some(v) = version {
+        href.push_str(&format!("&version={}", query_escape(v)));
+    }
+    href.push_str(&format!("&done={done}"));
+    href
 }
 
 /// `GET /object/{bucket}?key=&version=`.
 pub async fn details(console: &Console, signed: &Signed, req: &Req, bucket: &str) -> Response {
-    let key = req.param("key").unwrap_or("").to_owned();
-    let version = req
-        .param("version")
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned);
+    let key = req.param("key").unwrap_or("");
+    let version = req.param("version").filter(|v| !v.is_empty());
+    let mut frame = Frame::new(signed);
+    frame.notice = req.param("done").and_then(done_message).map(str::to_owned);
+    show(
+        console,
+        signed,
+        req.peer,
+        bucket,
+        key,
+        version,
+        frame,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// The object page, with `frame`'s message (a refused change answers with its `status`).
+#[allow(clippy::too_many_arguments)]
+pub async fn show(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+    mut frame: Frame,
+    status: StatusCode,
+) -> Response {
     let doing = format!("read {key}");
     let answer = match ok(
         console,
         signed,
-        req.peer,
+        peer,
         &doing,
-        head_call(bucket, &key, version.as_deref()),
+        head_call(bucket, key, version),
     )
     .await
     {
@@ -144,14 +198,28 @@ pub async fn details(console: &Console, signed: &Signed, req: &Req, bucket: &str
             ))
         })
         .collect();
-    let q = match &version {
-        Some(v) => format!("key={}&version={}", query_escape(&key), query_escape(v)),
-        None => format!("key={}", query_escape(&key)),
+    let q = match version {
+        Some(v) => format!("key={}&version={}", query_escape(key), query_escape(v)),
+        None => format!("key={}", query_escape(key)),
     };
     let folder = key
         .rsplit_once('/')
         .map(|(p, _)| format!("{p}/"))
         .unwrap_or_default();
+    let tags = match object_tags::read(console, signed, peer, bucket, key, version).await {
+        Ok(t) => Some(t),
+        Err(r) => {
+            frame.error.get_or_insert(r.message);
+            None
+        }
+    };
+    let lock = match object_lock::read(console, signed, peer, bucket, key, version).await {
+        Ok(l) => l,
+        Err(r) => {
+            frame.error.get_or_insert(r.message);
+            None
+        }
+    };
     let page = ObjectPage {
         size: get("content-length"),
         etag: get("etag"),
@@ -159,15 +227,22 @@ pub async fn details(console: &Console, signed: &Signed, req: &Req, bucket: &str
         modified: get("last-modified"),
         version: get("x-amz-version-id"),
         metadata,
-        encryption: encryption(console, h, bucket, &key, version.as_deref()).await,
+        encryption: encryption(console, h, bucket, key, version).await,
         download: format!("/download/{bucket}?{q}"),
-        versions_href: format!("/versions/{bucket}?prefix={}", query_escape(&key)),
+        versions_href: format!("/versions/{bucket}?prefix={}", query_escape(key)),
         folder_href: format!("/b/{bucket}?prefix={}", query_escape(&folder)),
-        frame: Frame::new(signed),
+        asked_version: version.unwrap_or("").to_owned(),
+        tags_text: tags
+            .as_deref()
+            .map(object_tags::as_text)
+            .unwrap_or_default(),
+        tags,
+        lock,
+        frame,
         bucket: bucket.to_owned(),
-        key,
+        key: key.to_owned(),
     };
-    render(StatusCode::OK, &page)
+    render(status, &page)
 }
 
 /// `GET /download/{bucket}?key=&version=`: the bytes, streamed, as an attachment (never rendered

@@ -1,5 +1,6 @@
-//! Server information: version, uptime, the KMS and its default key's status. Names and states
-//! only, never key material or credentials.
+//! Server information: version, uptime, the KMS and its default key's status, and the S3 port's
+//! request rates ([`crate::console::rates`]). Names, states and counts only, never key material
+//! or credentials.
 use std::time::Duration;
 
 use askama::Template;
@@ -18,6 +19,12 @@ struct ServerPage {
     kms: String,
     default_key: String,
     kms_status: String,
+    requests: u64,
+    errors: u64,
+    overall_rate: String,
+    recent_rate: String,
+    recent_errors: String,
+    busiest: Vec<(&'static str, u64, u64)>,
 }
 
 fn human(d: Duration) -> String {
@@ -38,7 +45,14 @@ pub async fn page(console: &Console, _signed: &Signed, frame: Frame) -> Response
         Ok(Err(e)) => format!("not ready: {e}"),
         Err(_) => "not answering within 3 s".to_owned(),
     };
+    let rates = console.rates.view();
     let page = ServerPage {
+        requests: rates.requests,
+        errors: rates.errors,
+        overall_rate: format!("{:.2}", rates.overall),
+        recent_rate: format!("{:.2}", rates.recent),
+        recent_errors: format!("{:.2}", rates.recent_errors),
+        busiest: rates.busiest,
         frame,
         version: env!("CARGO_PKG_VERSION"),
         uptime: human(console.started.elapsed()),

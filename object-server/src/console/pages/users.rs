@@ -1,13 +1,13 @@
 //! Users and policies, as `mc admin user list` and `mc admin policy list` show them: the
 //! admin API called in-process with the signed-in user's keys (so `admin:ListUsers` and
 //! `admin:ListUserPolicies` decide), its encrypted answer opened with the same secret key, as
-//! madmin does. Secret keys are never part of the answer.
+//! madmin does. Secret keys are never part of the answer. Changes: [`super::user_changes`].
 use std::collections::BTreeMap;
 
 use askama::Template;
 use http::{Method, StatusCode};
 
-use super::{Frame, Refusal, ok, render};
+use super::{Frame, Refusal, ok, render, user_changes};
 use crate::console::http_util::Response;
 use crate::console::router::{Console, Req, Signed};
 use crate::console::s3call::{Call, read_body};
@@ -15,7 +15,7 @@ use crate::console::s3call::{Call, read_body};
 struct UserRow {
     name: String,
     status: String,
-    policies: String,
+    policies: Vec<String>,
 }
 
 #[derive(Template)]
@@ -23,25 +23,19 @@ struct UserRow {
 struct UsersPage {
     frame: Frame,
     users: Vec<UserRow>,
-    policies: Vec<(String, String)>,
+    /// (name, document, whether it is one of the server's own, which cannot be deleted).
+    policies: Vec<(String, String, bool)>,
 }
 
 async fn admin_json(
     console: &Console,
     signed: &Signed,
-    req: &Req,
+    peer: std::net::SocketAddr,
     doing: &str,
     path: &str,
     encrypted: bool,
 ) -> Result<serde_json::Value, Refusal> {
-    let answer = ok(
-        console,
-        signed,
-        req.peer,
-        doing,
-        Call::admin(Method::GET, path),
-    )
-    .await?;
+    let answer = ok(console, signed, peer, doing, Call::admin(Method::GET, path)).await?;
     let (_, body) = read_body(answer, 8 << 20)
         .await
         .map_err(Refusal::internal)?;
@@ -57,13 +51,49 @@ async fn admin_json(
 
 /// `GET /users`.
 pub async fn page(console: &Console, signed: &Signed, req: &Req) -> Response {
+    show(
+        console,
+        signed,
+        req.peer,
+        Frame::new(signed),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `POST /users`: a change ([`user_changes`]), then the page with its outcome.
+pub async fn submit(
+    console: &Console,
+    signed: &Signed,
+    peer: std::net::SocketAddr,
+    form: &[(String, String)],
+) -> Response {
     let mut frame = Frame::new(signed);
-    let mut status = StatusCode::OK;
+    let status = match user_changes::change(console, signed, peer, form).await {
+        Ok(notice) => {
+            frame.notice = Some(notice);
+            StatusCode::OK
+        }
+        Err(r) => {
+            frame.error = Some(r.message);
+            r.status
+        }
+    };
+    show(console, signed, peer, frame, status).await
+}
+
+async fn show(
+    console: &Console,
+    signed: &Signed,
+    peer: std::net::SocketAddr,
+    mut frame: Frame,
+    mut status: StatusCode,
+) -> Response {
     let mut users = Vec::new();
     match admin_json(
         console,
         signed,
-        req,
+        peer,
         "list the users",
         "/minio/admin/v3/list-users",
         true,
@@ -75,21 +105,29 @@ pub async fn page(console: &Console, signed: &Signed, req: &Req) -> Response {
                 users.push(UserRow {
                     name,
                     status: info["status"].as_str().unwrap_or("").to_owned(),
-                    policies: info["policyName"].as_str().unwrap_or("").to_owned(),
+                    policies: info["policyName"]
+                        .as_str()
+                        .unwrap_or("")
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                 });
             }
         }
         Ok(_) => {}
         Err(r) => {
-            status = r.status;
-            frame.error = Some(r.message);
+            if status.is_success() {
+                status = r.status;
+            }
+            frame.error.get_or_insert(r.message);
         }
     }
     let mut policies = Vec::new();
     match admin_json(
         console,
         signed,
-        req,
+        peer,
         "list the policies",
         "/minio/admin/v3/list-canned-policies",
         false,
@@ -99,12 +137,19 @@ pub async fn page(console: &Console, signed: &Signed, req: &Req) -> Response {
         Ok(serde_json::Value::Object(map)) => {
             let sorted: BTreeMap<_, _> = map.into_iter().collect();
             for (name, doc) in sorted {
-                policies.push((name, serde_json::to_string_pretty(&doc).unwrap_or_default()));
+                let builtin = crate::iam::builtin::document(&name).is_some();
+                policies.push((
+                    name,
+                    serde_json::to_string_pretty(&doc).unwrap_or_default(),
+                    builtin,
+                ));
             }
         }
         Ok(_) => {}
         Err(r) => {
-            status = r.status;
+            if status.is_success() {
+                status = r.status;
+            }
             frame.error.get_or_insert(r.message);
         }
     }
