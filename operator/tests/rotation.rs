@@ -210,3 +210,201 @@ async fn transit_keys_rotate_once_per_period_and_the_status_says_so() {
         "status follows Vault: {reported:?}, Vault has {newest}"
     );
 }
+
+/// A signed S3 call to `endpoint` (`path` starting with `/`) as `user`/`password`.
+async fn s3(
+    endpoint: &str,
+    method: rusty_s3::Method,
+    path: &str,
+    body: &'static str,
+    (user, password): (&str, &str),
+) -> (u16, String) {
+    let url = reqwest::Url::parse(&format!("{endpoint}{path}")).unwrap();
+    let signed = rusty_s3::signing::sign(
+        &k8s_openapi::jiff::Timestamp::now(),
+        method,
+        url,
+        user,
+        password,
+        None,
+        "us-east-1",
+        60,
+        std::iter::empty(),
+        std::iter::empty(),
+    );
+    let http = reqwest::Client::new();
+    let req = match method {
+        rusty_s3::Method::Put => http.put(signed).body(body),
+        _ => http.get(signed),
+    };
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The whole path but the pods: the operator rotates the Tenant's Transit key and starts the
+/// object-server's re-wrap through its admin API (SigV4 as the root user of the Tenant's root
+/// Secret), follows it to the end and reports it; the object written before reads back.
+/// The object-server runs as a process with our kes in front of the same OpenBao, from the
+/// KES config the operator generates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rotations_rewrap_runs_in_the_object_server_and_is_reported() {
+    use operator::build::kes_config;
+    use operator::pki::{Ca, LeafRequest, Usage, ca::CA_LIFETIME};
+    use std::process::Command;
+    use time::OffsetDateTime;
+
+    let ns = "media";
+    let (api, client) = api_with_crds(ns).await;
+    let vault = coffer_e2e::vault::Vault::production();
+    let approle = vault.transit_with_approle("transit", "coffer");
+    let ca_pem = std::fs::read_to_string(vault.ca_cert.as_ref().unwrap()).unwrap();
+    let password: String = (0..32)
+        .map(|_| char::from(b'a' + rand::random_range(0..26u8)))
+        .collect();
+    let root = ("photos-admin", password.as_str());
+    for yaml in [
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-approle, namespace: {ns}}}\n\
+             stringData: {{roleId: {}, secretId: {}}}\n",
+            approle.role_id, approle.secret_id
+        ),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: vault-ca, namespace: {ns}}}\n\
+             stringData:\n  ca.crt: {}\n",
+            serde_json::to_string(&ca_pem).unwrap()
+        ),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: photos-root, namespace: {ns}}}\n\
+             stringData: {{rootUser: {}, rootPassword: {}}}\n",
+            root.0, root.1
+        ),
+        format!(
+            "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: {ns}}}\n\
+             spec:\n  vault:\n    endpoint: {}\n    transit: {{}}\n    auth:\n      appRole: {{secretName: vault-approle}}\n    tls: {{caSecretName: vault-ca}}\n",
+            vault.addr
+        ),
+    ] {
+        let (ok, out) = api.try_apply(&yaml);
+        assert!(ok, "{out}");
+    }
+    let tenant_text = tenant_yaml(ns, "photos", "  encryption: {rotation: 2160h}\n");
+    let tenant: Tenant = serde_saphyr::from_str(&tenant_text).unwrap();
+    let kms: KMS = serde_saphyr::from_str(&format!(
+        "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: {ns}}}\n\
+         spec:\n  vault:\n    endpoint: {}\n    transit: {{}}\n    auth:\n      appRole: {{secretName: vault-approle}}\n    tls: {{caSecretName: vault-ca}}\n",
+        vault.addr
+    ))
+    .unwrap();
+
+    // Our kes from the generated config, and an object-server using it.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |name: &str, text: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let now = OffsetDateTime::now_utc();
+    let ca = Ca::generate("coffer media/photos CA", now, CA_LIFETIME).unwrap();
+    let leaf = |cn: &str, sans: &[&str], usage| {
+        ca.issue(
+            &LeafRequest {
+                common_name: cn.into(),
+                sans: sans.iter().map(|s| s.to_string()).collect(),
+                usage,
+                lifetime: Duration::from_secs(3600),
+            },
+            now,
+        )
+        .unwrap()
+    };
+    let server = leaf("kes", &["localhost", "127.0.0.1"], Usage::Server);
+    let client_cert = leaf("object-server", &[], Usage::Client);
+    let identity = operator::pki::identity_of_pem(&client_cert.cert).unwrap();
+    let mut cfg = kes_config::build(&tenant, &kms, &identity);
+    cfg.address = "127.0.0.1:0".into();
+    cfg.tls.key = write("server.key", &server.key);
+    cfg.tls.cert = write("server.crt", &server.cert);
+    cfg.tls.ca = write("ca.crt", &ca.trust_bundle());
+    cfg.keystore.vault.tls.as_mut().unwrap().ca =
+        Some(vault.ca_cert.as_ref().unwrap().display().to_string());
+    let env = |k: &str| match k {
+        "VAULT_APPROLE_ID" => Some(approle.role_id.clone()),
+        "VAULT_APPROLE_SECRET" => Some(approle.secret_id.clone()),
+        _ => None,
+    };
+    let parsed = sidecar_kes::config::parse(&kes_config::to_yaml(&cfg), &env).unwrap();
+    let kes = common::start_our_kes(&parsed).await;
+    let (cc, ck) = (
+        write("client.crt", &client_cert.cert),
+        write("client.key", &client_cert.key),
+    );
+    let bin = coffer_e2e::process::workspace_bin_dir(&["object-server"]).join("object-server");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (_server, ports, ()) = coffer_e2e::start_on_free_ports(
+        "object-server",
+        1,
+        Duration::from_secs(60),
+        |ports| {
+            let mut c = Command::new(&bin);
+            c.args(["server", "--address", &format!("127.0.0.1:{}", ports[0])])
+                .arg(&data)
+                .env("MINIO_ROOT_USER", root.0)
+                .env("MINIO_ROOT_PASSWORD", root.1)
+                .env("MINIO_BROWSER", "off")
+                .env(
+                    "MINIO_KMS_KES_ENDPOINT",
+                    format!("https://127.0.0.1:{}", kes.addr.port()),
+                )
+                .env("MINIO_KMS_KES_CAPATH", d.join("ca.crt"))
+                .env("MINIO_KMS_KES_CERT_FILE", &cc)
+                .env("MINIO_KMS_KES_KEY_FILE", &ck)
+                .env("MINIO_KMS_KES_KEY_NAME", "photos_default")
+                .env("MINIO_KMS_AUTO_ENCRYPTION", "on")
+                .env("COFFER_REWRAP_RATE", "0");
+            coffer_e2e::Process::spawn("object-server", c, &d.join("server.log"))
+        },
+        |_, ports| {
+            std::net::TcpStream::connect(("127.0.0.1", ports[0]))
+                .ok()
+                .map(|_| ())
+        },
+    );
+    let endpoint = format!("http://127.0.0.1:{}", ports[0]);
+    let (code, out) = s3(&endpoint, rusty_s3::Method::Put, "/pics", "", root).await;
+    assert_eq!(code, 200, "{out}");
+    let (code, out) = s3(&endpoint, rusty_s3::Method::Put, "/pics/cat", "meow", root).await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(version_times(&vault, "photos_default").len(), 1);
+
+    // The operator: the key is due after 5 s.
+    let stop = start(&client, ns, Duration::from_secs(5), &endpoint);
+    let (ok, out) = api.try_apply(&tenant_text);
+    assert!(ok, "{out}");
+    let tenants: Api<Tenant> = Api::namespaced(client.clone(), ns);
+    let r = eventually("the re-wrap done", Duration::from_secs(90), || async {
+        let r = tenants.get("photos").await.ok()?.status?.rotation?;
+        r.rewrap
+            .clone()
+            .filter(|j| j.state == "done")
+            .map(|j| (r, j))
+    })
+    .await;
+    let _ = stop.send(());
+    let (st, job) = r;
+    assert!(job.rewrapped >= 1 && job.failed == 0, "{st:?}");
+    assert!(
+        st.keys
+            .iter()
+            .any(|k| k.name == "photos_default" && k.version >= 2),
+        "{st:?}"
+    );
+    let reasons = event_reasons(&api, ns);
+    for reason in ["KeyRotated", "RewrapStarted", "RewrapDone"] {
+        assert!(reasons.contains(reason), "{reason}: {reasons}");
+    }
+    let (code, body) = s3(&endpoint, rusty_s3::Method::Get, "/pics/cat", "", root).await;
+    assert_eq!((code, body.as_str()), (200, "meow"));
+    drop(kes);
+}
