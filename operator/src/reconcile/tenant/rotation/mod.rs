@@ -53,10 +53,7 @@ impl Run<'_> {
             (None, Ok(p)) if p >= MIN_ROTATION => p,
             _ => {
                 return self
-                    .not_rotating(
-                        previous,
-                        format!("{}", crate::crd::tenant::ROTATION_MESSAGE),
-                    )
+                    .not_rotating(previous, crate::crd::tenant::ROTATION_MESSAGE.to_string())
                     .await;
             }
         };
@@ -140,17 +137,14 @@ impl Run<'_> {
 
     async fn write_rotation(&self, st: Option<&RotationStatus>) -> Result<(), Error> {
         let api: Api<Tenant> = Api::namespaced(self.ctx.client.clone(), &self.names.namespace);
-        // `null` first: a merge patch would keep the old keys' entries and an old message.
-        let clear = serde_json::json!({ "status": { "rotation": null } });
-        if st.is_some() {
-            api.patch_status(
-                &self.names.tenant,
-                &PatchParams::default(),
-                &Patch::Merge(clear),
-            )
-            .await?;
+        let mut rotation = serde_json::to_value(st).expect("serializes");
+        // A merge patch keeps what it does not name: fields that no longer apply go as nulls.
+        if let Some(fields) = rotation.as_object_mut() {
+            for cleared in ["lastRotation", "nextRotation", "keys", "rewrap", "message"] {
+                fields.entry(cleared).or_insert(serde_json::Value::Null);
+            }
         }
-        let patch = serde_json::json!({ "status": { "rotation": st } });
+        let patch = serde_json::json!({ "status": { "rotation": rotation } });
         api.patch_status(
             &self.names.tenant,
             &PatchParams::default(),
