@@ -11,6 +11,9 @@
 # path here exports or backs one up (`transit/export/*`, `transit/backup/*`). Without `create`
 # on `transit/encrypt/*`, Transit refuses an encrypt that would create a missing key.
 # To make keys undeletable through kes, drop "delete" below (kes then answers 502 on a delete).
+# The Coffer operator uses the same policy for a KMS with `vault.transit`: its KMS probe checks
+# the mount (`sys/internal/ui/mounts/transit`, allowed by any capability under it) and
+# `Tenant.spec.encryption.rotation` lists, reads and rotates keys (`transit/keys/*`).
 
 # Create (POST, an update to Vault), describe, list, `keys/<name>/config`, which a delete needs
 # first (`deletion_allowed`) and `kes key rotate --min-version` sets (`min_decryption_version`),

@@ -265,3 +265,77 @@ fn run_kes_probe(
     let out = Command::new(bin).args(&args).output().unwrap();
     (out.status.success(), common::printed(&out))
 }
+
+/// A KMS with `vault.transit`: the generated config runs our kes on OpenBao's Transit engine
+/// with the documented policy (`manifests/vault/kes-transit-policy.hcl`); the Tenant's keys
+/// are non-exportable Transit keys named by its prefix, and the policy still confines it.
+#[test]
+fn generated_transit_config_runs_our_kes_on_transit_and_confines_the_tenant() {
+    let vault = Vault::production();
+    let approle = vault.transit_with_approle("kms-transit", "coffer");
+    let kms: KMS = serde_saphyr::from_str(&format!(
+        "apiVersion: coffer.dev/v1alpha1\nkind: KMS\nmetadata: {{name: vault, namespace: shop}}\n\
+         spec:\n  vault:\n    endpoint: {}\n    transit: {{engine: kms-transit}}\n    auth:\n      appRole: {{secretName: vault-approle}}\n    tls: {{caSecretName: vault-ca}}\n",
+        vault.addr
+    ))
+    .unwrap();
+    let tenant: Tenant = serde_saphyr::from_str(
+        "apiVersion: coffer.dev/v1alpha1\nkind: Tenant\nmetadata: {name: photos, namespace: shop, uid: u1}\nspec:\n  kms: {name: vault}\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let now = OffsetDateTime::now_utc();
+    let ca = Ca::generate("coffer shop/photos CA", now, CA_LIFETIME).unwrap();
+    let leaf = |cn: &str, sans: &[&str], usage| {
+        ca.issue(
+            &LeafRequest {
+                common_name: cn.into(),
+                sans: sans.iter().map(|s| s.to_string()).collect(),
+                usage,
+                lifetime: Duration::from_secs(3600),
+            },
+            now,
+        )
+        .unwrap()
+    };
+    let server = leaf("kes", &["localhost", "127.0.0.1"], Usage::Server);
+    let client = leaf("object-server", &[], Usage::Client);
+    let identity = operator::pki::identity_of_pem(&client.cert).unwrap();
+    let mut cfg = kes_config::build(&tenant, &kms, &identity);
+    cfg.tls.key = write(d, "server.key", &server.key);
+    cfg.tls.cert = write(d, "server.crt", &server.cert);
+    cfg.tls.ca = write(d, "ca.crt", &ca.trust_bundle());
+    cfg.keystore.vault.tls.as_mut().unwrap().ca =
+        Some(vault.ca_cert.as_ref().unwrap().display().to_string());
+    let text = config_text(&cfg, 0);
+    assert!(
+        text.contains("transit:") && !text.contains("prefix:"),
+        "{text}"
+    );
+    let env = |k: &str| match k {
+        "VAULT_APPROLE_ID" => Some(approle.role_id.clone()),
+        "VAULT_APPROLE_SECRET" => Some(approle.secret_id.clone()),
+        _ => None,
+    };
+    let parsed = sidecar_kes::config::parse(&text, &env).expect("our kes reads it");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = rt.block_on(common::start_our_kes(&parsed));
+    let endpoint = format!("https://127.0.0.1:{}", running.addr.port());
+    let (cc, ck) = (
+        write(d, "client.crt", &client.cert),
+        write(d, "client.key", &client.key),
+    );
+    let (ok, out) = key_create(&endpoint, &cc, &ck, "photos_default");
+    assert!(ok, "the Tenant creates its key through kes: {out}");
+    let key = vault.run(&["read", "-format=json", "kms-transit/keys/photos_default"]);
+    let key: serde_json::Value = serde_json::from_str(&key).unwrap();
+    assert_eq!(key["data"]["exportable"], false, "{key}");
+    assert_eq!(key["data"]["latest_version"], 1, "{key}");
+    let (ok, out) = key_create(&endpoint, &cc, &ck, "videos_default");
+    assert!(
+        !ok && out.contains("not authorized"),
+        "another prefix is refused: {out}"
+    );
+    drop(running);
+}

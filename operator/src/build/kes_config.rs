@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crd::kms::{CacheSpec, KMS};
+use crate::crd::kms::{CacheSpec, Engine, KMS};
 use crate::crd::tenant::Tenant;
 
 /// Where the sidecar listens: loopback only. Its one client is the object-server in the same
@@ -142,15 +142,21 @@ pub struct Keystore {
 pub struct Vault {
     /// Vault address.
     pub endpoint: String,
-    /// K/V mount.
-    pub engine: String,
-    /// `v1` or `v2`.
-    pub version: String,
+    /// K/V mount (absent with `transit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// `v1` or `v2` (absent with `transit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Vault namespace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Path prefix inside the engine.
-    pub prefix: String,
+    /// Path prefix inside the K/V engine (absent with `transit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The Transit engine: the keys are Transit keys (sidecar-kes's `keystore.vault.transit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transit: Option<Transit>,
     /// AppRole login.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approle: Option<AppRole>,
@@ -160,6 +166,13 @@ pub struct Vault {
     /// TLS towards Vault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<VaultTls>,
+}
+
+/// `keystore.vault.transit:`
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Transit {
+    /// Transit mount.
+    pub engine: String,
 }
 
 /// `keystore.vault.approle:`
@@ -208,8 +221,10 @@ pub fn allowed_routes(key_prefix: &str) -> Vec<String> {
     routes
 }
 
-/// The Vault path prefix of a Tenant: `<kms prefix>/<namespace>` (keys are named
-/// `<tenant key prefix>…`, so Tenants never share a Vault path).
+/// The K/V path prefix of a Tenant: `<kms prefix>/<namespace>` (keys are named
+/// `<tenant key prefix>…`, so Tenants never share a Vault path). Transit keys have no path
+/// prefix: a Transit key is named as the KES key, so two namespaces whose Tenants have the
+/// same key prefix must not share a Transit mount (see the operator README).
 pub fn vault_prefix(kms: &KMS, namespace: &str) -> String {
     match kms.spec.vault.prefix.as_deref().filter(|p| !p.is_empty()) {
         Some(p) => format!("{p}/{namespace}"),
@@ -222,6 +237,10 @@ pub fn vault_prefix(kms: &KMS, namespace: &str) -> String {
 pub fn build(tenant: &Tenant, kms: &KMS, client_identity: &str) -> KesConfig {
     let ns = tenant.metadata.namespace.as_deref().unwrap_or("default");
     let v = &kms.spec.vault;
+    let kv = match v.engine() {
+        Engine::Kv(_, version) => Some(version),
+        Engine::Transit(_) => None,
+    };
     let cache = merge_cache(kms.spec.cache.as_ref(), tenant.spec.kes.cache.as_ref());
     let tls = v.tls.as_ref().and_then(|t| {
         let out = VaultTls {
@@ -272,10 +291,16 @@ pub fn build(tenant: &Tenant, kms: &KMS, client_identity: &str) -> KesConfig {
         keystore: Keystore {
             vault: Vault {
                 endpoint: v.endpoint.clone(),
-                engine: v.engine.clone(),
-                version: v.version.as_str().into(),
+                engine: kv.map(|_| v.engine.clone()),
+                version: kv.map(|version| version.as_str().into()),
                 namespace: v.namespace.clone(),
-                prefix: vault_prefix(kms, ns),
+                prefix: kv.map(|_| vault_prefix(kms, ns)),
+                transit: match v.engine() {
+                    Engine::Transit(mount) => Some(Transit {
+                        engine: mount.into(),
+                    }),
+                    Engine::Kv(..) => None,
+                },
                 approle: v.auth.app_role.as_ref().map(|a| AppRole {
                     engine: a.engine.clone(),
                     id: format!("${{{ENV_APPROLE_ID}}}"),

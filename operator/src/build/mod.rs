@@ -57,6 +57,8 @@ pub const FIELD_MANAGER: &str = "coffer-operator";
 pub const MANAGED_BY: &str = "coffer-operator";
 /// Port of the S3 API.
 pub const S3_PORT: i32 = 9000;
+/// Port of the web console (MinIO's default `--console-address :9001`).
+pub const CONSOLE_PORT: i32 = 9001;
 /// Pod template annotation: hash of the credentials the pods read only when they start (see
 /// [`Certs::restart_hash`]). Certificates, keys and CAs are not in it: `object-server` and
 /// `kes` read those files again when the kubelet renews them, so a renewal rolls no pod.

@@ -12,11 +12,8 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Names, S3_PORT, labels, meta};
+use super::{CONSOLE_PORT, Names, S3_PORT, labels, meta};
 use crate::crd::Tenant;
-
-/// The console port (MinIO's default `--console-address :9001`).
-pub const CONSOLE_PORT: i32 = 9001;
 
 fn rule(port: i32, from: &[NetworkPolicyPeer]) -> NetworkPolicyIngressRule {
     NetworkPolicyIngressRule {

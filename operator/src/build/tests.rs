@@ -198,6 +198,20 @@ fn services_and_owner_refs() {
         .map(|s| s.metadata.name.clone().unwrap())
         .collect();
     assert_eq!(names, ["photos", "photos-hl"]);
+    let ports = |s: &k8s_openapi::api::core::v1::Service| -> Vec<(String, i32)> {
+        let spec = s.spec.as_ref().unwrap();
+        spec.ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone().unwrap(), p.port))
+            .collect()
+    };
+    assert_eq!(
+        ports(&o.services[0]),
+        [("https".to_string(), 9000), ("console".to_string(), 9001)]
+    );
+    // The headless Service names pods for S3; the console is reached through the Service.
+    assert_eq!(ports(&o.services[1]), [("https".to_string(), 9000)]);
     assert_eq!(
         o.services[1].spec.as_ref().unwrap().cluster_ip.as_deref(),
         Some("None")
@@ -238,8 +252,9 @@ fn kes_config_policy_is_tenant_only() {
     );
     assert_eq!(cfg.admin.identity, "disabled");
     assert_eq!(cfg.tls.auth, "on");
-    assert_eq!(cfg.keystore.vault.prefix, "coffer/shop");
-    assert_eq!(cfg.keystore.vault.version, "v2");
+    assert_eq!(cfg.keystore.vault.prefix.as_deref(), Some("coffer/shop"));
+    assert_eq!(cfg.keystore.vault.version.as_deref(), Some("v2"));
+    assert_eq!(cfg.keystore.vault.transit, None);
     let expiry = &cfg.cache.as_ref().unwrap().expiry;
     assert_eq!(
         (
@@ -642,4 +657,65 @@ fn a_tenants_own_images_win_over_the_operators() {
         images(&owned(&t, &k, &c, "operator/coffer:2").unwrap()),
         ("mine/kes:3".to_string(), "operator/coffer:2".to_string())
     );
+}
+
+#[test]
+fn the_console_is_on_by_default_and_can_be_turned_off() {
+    let (mut t, k) = fixtures();
+    let on = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
+    let server = |o: &Owned| pod(o).containers[0].clone();
+    let browser = |c: &Container| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "MINIO_BROWSER")
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(browser(&server(&on)), None);
+    t.spec.console.enabled = false;
+    let off = owned(&t, &k, &certs(&t), DEFAULT_IMAGE).unwrap();
+    assert_eq!(browser(&server(&off)).as_deref(), Some("off"));
+    let names: Vec<_> = off.services[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| p.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["https"]);
+    // Turning it off changes the pod template (the pods restart without the console).
+    assert_ne!(
+        on.stateful_set.spec.as_ref().unwrap().template,
+        off.stateful_set.spec.as_ref().unwrap().template
+    );
+}
+
+#[test]
+fn transit_kms_renders_the_transit_keystore_without_kv_settings() {
+    let (t, mut k) = fixtures();
+    k.spec.vault.prefix = None;
+    k.spec.vault.transit = Some(crate::crd::kms::TransitSpec {
+        engine: "kms-transit".into(),
+    });
+    let id = crate::pki::identity_of_pem(&certs(&t).kes_client.cert).unwrap();
+    let yaml = kes_config::to_yaml(&kes_config::build(&t, &k, &id));
+    let env = |k: &str| Some(format!("<{k}>"));
+    let parsed = sidecar_kes::config::parse(&yaml, &env).expect("sidecar-kes reads it");
+    let sidecar_kes::config::KeystoreConfig::Vault(v) = &parsed.keystore else {
+        panic!("a Vault keystore: {yaml}");
+    };
+    assert_eq!(
+        v.engine,
+        sidecar_kes::keystore::vault::VaultEngine::Transit(
+            sidecar_kes::keystore::vault::TransitEngine {
+                mount: "kms-transit".into()
+            }
+        ),
+        "{yaml}"
+    );
+    for kv in ["engine: kv", "version:", "prefix:"] {
+        assert!(!yaml.contains(kv), "no K/V setting ({kv}): {yaml}");
+    }
 }

@@ -19,7 +19,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::kes_config::{self, ENV_APPROLE_ID, ENV_APPROLE_SECRET};
 use super::secrets::{ROOT_PASSWORD, ROOT_USER};
 use super::users;
-use super::{CERTS_HASH_ANNOTATION, CONFIG_HASH_ANNOTATION, Names, S3_PORT, labels, meta};
+use super::{
+    CERTS_HASH_ANNOTATION, CONFIG_HASH_ANNOTATION, CONSOLE_PORT, Names, S3_PORT, labels, meta,
+};
 use crate::crd::tenant::ProbeTiming;
 use crate::crd::{KMS, Tenant};
 
@@ -283,6 +285,9 @@ fn object_server_container(tenant: &Tenant, default_image: &str) -> Container {
             },
         ),
     ];
+    if !spec.console.enabled {
+        env_vars.push(env("MINIO_BROWSER", "off"));
+    }
     env_vars.extend(spec.env.iter().cloned());
     Container {
         name: OBJECT_SERVER.into(),
@@ -559,10 +564,27 @@ pub fn service(tenant: &Tenant) -> Service {
                     .unwrap_or_else(|| "ClusterIP".into()),
             ),
             selector: Some(labels(&names)),
-            ports: Some(vec![s3_port()]),
+            ports: Some(
+                std::iter::once(s3_port())
+                    .chain(tenant.spec.console.enabled.then(console_port))
+                    .collect(),
+            ),
             ..Default::default()
         }),
         status: None,
+    }
+}
+
+/// The console's port. The container does not declare it: the object-server listens on it by
+/// default, a Service reaches an undeclared port by number, and declaring it would change the
+/// pod template and so roll every existing Tenant's pods on an operator upgrade.
+fn console_port() -> ServicePort {
+    ServicePort {
+        name: Some("console".into()),
+        port: CONSOLE_PORT,
+        target_port: Some(IntOrString::Int(CONSOLE_PORT)),
+        protocol: Some("TCP".into()),
+        ..Default::default()
     }
 }
 

@@ -1,6 +1,7 @@
-//! `KMS`: one shared Vault (K/V engine) that Tenants keep their master keys in. Every Tenant
-//! reaches it through its own KES sidecar; the Vault credentials stay in the Secret named here
-//! and reach the sidecar by reference only.
+//! `KMS`: one shared Vault that Tenants keep their master keys in, in its K/V engine (the MinIO
+//! KMS guide's, the default) or its Transit engine (`vault.transit`: the keys never leave
+//! Vault). Every Tenant reaches it through its own KES sidecar; the Vault credentials stay in
+//! the Secret named here and reach the sidecar by reference only.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
@@ -47,14 +48,21 @@ pub struct KmsSpec {
     pub cache: Option<CacheSpec>,
 }
 
-/// A Vault server and its K/V engine.
+/// A Vault server and the engine that keeps the keys: K/V (default) or Transit.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!has(self.transit) || !has(self.prefix)").message("vault.prefix is a K/V path: with vault.transit the keys are Transit keys named by each Tenant's key prefix"))]
 pub struct VaultSpec {
     /// The Vault address, e.g. `https://vault.vault.svc:8200`. Must be https.
     #[x_kube(validation = kube::core::Rule::new("self.startsWith('https://')").message("vault.endpoint must be an https:// URL"))]
     #[schemars(length(min = 9, max = 2048))]
     pub endpoint: String,
+    /// Keep the keys in Vault's Transit engine instead of K/V: every key operation is a
+    /// Transit call and no master key leaves Vault. `engine`, `version` and `prefix` (K/V
+    /// settings) then do not apply. The Vault policy it needs is in the operator README and
+    /// `manifests/vault/kes-transit-policy.hcl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transit: Option<TransitSpec>,
     /// The mount path of the K/V secrets engine (default `kv`).
     #[serde(default = "default_engine")]
     #[schemars(length(min = 1, max = 256))]
@@ -79,6 +87,39 @@ pub struct VaultSpec {
 
 fn default_engine() -> String {
     "kv".into()
+}
+
+/// Vault's Transit engine.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TransitSpec {
+    /// The mount path of the Transit secrets engine (default `transit`).
+    #[serde(default = "default_transit_engine")]
+    #[schemars(length(min = 1, max = 256))]
+    pub engine: String,
+}
+
+fn default_transit_engine() -> String {
+    "transit".into()
+}
+
+/// The engine a KMS keeps its keys in, with its mount path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine<'a> {
+    /// K/V at this mount, of this version.
+    Kv(&'a str, KvVersion),
+    /// Transit at this mount.
+    Transit(&'a str),
+}
+
+impl VaultSpec {
+    /// The configured engine.
+    pub fn engine(&self) -> Engine<'_> {
+        match &self.transit {
+            Some(t) => Engine::Transit(&t.engine),
+            None => Engine::Kv(&self.engine, self.version),
+        }
+    }
 }
 
 /// The K/V secrets engine version.

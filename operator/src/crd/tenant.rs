@@ -92,6 +92,9 @@ pub struct TenantSpec {
     /// The Service in front of the pods.
     #[serde(default)]
     pub service: ServiceSpec,
+    /// The object-server's web console (port 9001, on the Service as `console`).
+    #[serde(default, skip_serializing_if = "ConsoleSpec::is_default")]
+    pub console: ConsoleSpec,
     /// Where the pods may run.
     #[serde(default)]
     pub scheduling: SchedulingSpec,
@@ -224,7 +227,25 @@ pub struct EncryptionSpec {
     /// Encrypt every object even when the request asks for no encryption (default true).
     #[serde(default = "default_true")]
     pub auto_encryption: bool,
+    /// Rotate the Tenant's keys (every key under its prefix) this long after each one's newest
+    /// version was made, e.g. `2160h` (90 days), at least `1h`; then re-wrap every object's key
+    /// onto the new version (the object-server's online re-wrap). Needs a KMS with
+    /// `vault.transit` and AppRole auth. Absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = kube::core::Rule::new(ROTATION_RULE).message(ROTATION_MESSAGE))]
+    #[schemars(length(max = 16))]
+    pub rotation: Option<String>,
 }
+
+/// CEL rule of `encryption.rotation`: a Go duration of whole `h`/`m`/`s` parts, at least an
+/// hour (CEL's `duration()` reads Go durations).
+pub const ROTATION_RULE: &str =
+    "self.matches('^([0-9]+(h|m|s))+$') && duration(self) >= duration('1h')";
+/// What the API server answers to a `rotation` that [`ROTATION_RULE`] refuses.
+pub const ROTATION_MESSAGE: &str = "encryption.rotation must be a duration of at least 1h made of h, m and s parts, such as 720h or 2160h (90 days)";
+/// The shortest rotation period the operator acts on (the CEL rule's floor, checked again for
+/// objects that predate the rule).
+pub const MIN_ROTATION: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Default for EncryptionSpec {
     fn default() -> Self {
@@ -232,6 +253,7 @@ impl Default for EncryptionSpec {
             key_prefix: None,
             key_name: None,
             auto_encryption: true,
+            rotation: None,
         }
     }
 }
@@ -380,6 +402,28 @@ pub struct ServiceSpec {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// `spec.console`: the object-server's web console on port 9001 (MinIO's `--console-address`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleSpec {
+    /// Serve the console (default true). `false` sets `MINIO_BROWSER=off` in the object-server
+    /// and leaves the port off the Service.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for ConsoleSpec {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+impl ConsoleSpec {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Pod placement.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -448,6 +492,80 @@ pub struct TenantStatus {
     /// While the pods roll to another image: that image (absent once every replica runs it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_image: Option<String>,
+
+    // --- Key rotation (see `reconcile::tenant::rotation`) ---
+    /// The Tenant's keys, their versions and the re-wrap onto the newest (with
+    /// `spec.encryption.rotation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationStatus>,
+}
+
+/// `status.rotation`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationStatus {
+    /// When the operator last rotated one of the keys (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation: Option<String>,
+    /// When the next key is due (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation: Option<String>,
+    /// Every key under the Tenant's prefix, as Vault last said.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyVersionStatus>,
+    /// The object-server's re-wrap job, as it last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrap: Option<RewrapStatus>,
+    /// Why rotation does not run or the last attempt failed (absent when all is well).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One key's versions.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyVersionStatus {
+    /// The key's name.
+    pub name: String,
+    /// The newest version (new data keys use it).
+    pub version: u32,
+    /// The oldest version that still decrypts.
+    pub min_version: u32,
+    /// When the newest version was made (RFC 3339).
+    pub created: String,
+}
+
+/// The re-wrap job (`GET /minio/admin/v3/coffer/rewrap`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RewrapStatus {
+    /// The job's id.
+    #[serde(default)]
+    pub id: String,
+    /// `running` or `done`.
+    #[serde(default)]
+    pub state: String,
+    /// When it started (RFC 3339).
+    #[serde(default)]
+    pub started: String,
+    /// Keys looked at.
+    #[serde(default)]
+    pub scanned: u64,
+    /// Keys moved onto the newest version.
+    #[serde(default)]
+    pub rewrapped: u64,
+    /// Keys already current, or changed by a writer meanwhile.
+    #[serde(default)]
+    pub skipped: u64,
+    /// Keys that could not be re-wrapped.
+    #[serde(default)]
+    pub failed: u64,
+    /// Units (buckets, and the system unit) finished.
+    #[serde(default)]
+    pub units_done: u64,
+    /// Units in all.
+    #[serde(default)]
+    pub units_total: u64,
 }
 
 impl Tenant {

@@ -77,6 +77,11 @@ pub struct Context {
     vault_sessions: kms::session::Sessions,
     /// How often a healthy KMS is probed, in milliseconds.
     kms_probe_interval_ms: AtomicU64,
+    /// Tests: the key rotation period of every Tenant that sets one, in milliseconds (0: the
+    /// Tenant's own).
+    rotation_period_ms: AtomicU64,
+    /// Tests: where the Tenants' object-servers answer, instead of their Services.
+    s3_endpoint: Mutex<Option<(String, Option<Vec<u8>>)>>,
 
     // --- Upgrades (see `tenant::upgrade`) ---
     /// How many Tenants the rollout of the default image moves at a time.
@@ -109,6 +114,8 @@ impl Context {
             tenants: Default::default(),
             vault_sessions: Default::default(),
             kms_probe_interval_ms: AtomicU64::new(kms::PROBE_INTERVAL.as_millis() as u64),
+            rotation_period_ms: AtomicU64::new(0),
+            s3_endpoint: Default::default(),
             max_concurrent_upgrades: AtomicUsize::new(DEFAULT_MAX_CONCURRENT_UPGRADES),
             upgrade_slots: Default::default(),
             scopes: Default::default(),
@@ -157,6 +164,32 @@ impl Context {
     pub fn set_kms_probe_interval(&self, interval: Duration) {
         let ms = interval.as_millis().max(100) as u64;
         self.kms_probe_interval_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Rotates the keys of every Tenant with `encryption.rotation` every `period` instead of the
+    /// Tenant's (tests: the CRD refuses less than an hour; at least a second).
+    pub fn set_rotation_period(&self, period: Duration) {
+        let ms = period.as_millis().max(1000) as u64;
+        self.rotation_period_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The rotation period set by [`Context::set_rotation_period`].
+    pub fn rotation_period(&self) -> Option<Duration> {
+        match self.rotation_period_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// Calls every Tenant's object-server admin API at `endpoint`, trusting `ca_pem` (tests: an
+    /// object-server run outside the cluster).
+    pub fn set_s3_endpoint(&self, endpoint: String, ca_pem: Option<Vec<u8>>) {
+        *self.s3_endpoint.lock().expect("not poisoned") = Some((endpoint, ca_pem));
+    }
+
+    /// The endpoint set by [`Context::set_s3_endpoint`].
+    pub fn s3_endpoint(&self) -> Option<(String, Option<Vec<u8>>)> {
+        self.s3_endpoint.lock().expect("not poisoned").clone()
     }
 
     /// An event recorder.

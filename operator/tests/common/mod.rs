@@ -148,19 +148,17 @@ pub fn printed(out: &std::process::Output) -> String {
 pub async fn start_our_kes(
     parsed: &sidecar_kes::config::ServerConfig,
 ) -> sidecar_kes::server::Running {
-    use sidecar_kes::server::{TlsSettings, auth_state, open_keystore, server_config, start};
+    use sidecar_kes::server::{TlsSettings, auth_state, open_keys, server_config, start};
     let tls = TlsSettings {
         cert_pem: std::fs::read(&parsed.tls.cert).unwrap(),
         key_pem: std::fs::read(&parsed.tls.key).unwrap(),
         client_cas: vec![std::fs::read(parsed.tls.ca.as_ref().unwrap()).unwrap()],
     };
-    let store = open_keystore(&parsed.keystore)
+    // K/V behind the cache, or Transit, as the binary opens them.
+    let keys = open_keys(&parsed.keystore, parsed.cache)
         .await
         .expect("our kes logs in to Vault");
-    let shared = Arc::new(sidecar_kes::api::Shared::new(
-        auth_state(parsed),
-        sidecar_kes::cache::KeyCache::new(store, parsed.cache),
-    ));
+    let shared = Arc::new(sidecar_kes::api::Shared::new(auth_state(parsed), keys));
     start(
         &parsed.address,
         server_config(&tls).unwrap(),

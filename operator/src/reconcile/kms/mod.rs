@@ -21,6 +21,7 @@ use super::status::{self, DELETION_BLOCKED, READY, SECRET_FOUND};
 use super::{Context, Error};
 use crate::crd::{KMS, KmsStatus};
 
+pub mod engine;
 pub mod in_use;
 pub mod session;
 
@@ -40,6 +41,9 @@ pub enum Health {
     Unreachable(String),
     /// Healthy, but refused the AppRole login; the text says with which Secret (never its values).
     LoginRefused(String),
+    /// Logged in, but the configured engine is not mounted, of another kind, or not usable
+    /// with the AppRole's policy ([`engine`]).
+    EngineUnusable(String),
 }
 
 /// Maps the status code of `GET /v1/sys/health` to [`Health`].
@@ -59,24 +63,52 @@ pub fn health_of_status(code: u16) -> Health {
 /// (`openssl req -x509`, self-signed, `CA:TRUE`) and given as its own CA is accepted, as KES and
 /// Go clients accept it, where webpki alone refuses it (`CaUsedAsEndEntity`).
 fn vault_client(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, Health> {
+    https_client(ca_pem).map_err(Health::Unreachable)
+}
+
+/// An HTTPS client (5 s timeout) trusting only `ca_pem` when given (else the platform roots):
+/// Vault's, and the Tenants' object-servers' (the rotation's re-wrap calls).
+pub(crate) fn https_client(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
     if let Some(pem) = ca_pem {
-        let invalid = || Health::Unreachable("the CA Secret's ca.crt is not valid PEM".into());
+        let invalid = || "the CA Secret's ca.crt is not valid PEM".to_string();
         let trusted = tls::certs_from_pem(pem).map_err(|_| invalid())?;
         if trusted.is_empty() {
             return Err(invalid());
         }
         let config = tls::server_trust_config(Some(pem))
-            .map_err(|e| Health::Unreachable(format!("the CA Secret's ca.crt: {e}")))?;
+            .map_err(|e| format!("the CA Secret's ca.crt: {e}"))?;
         builder = builder.tls_backend_preconfigured(config);
     }
-    builder
-        .build()
-        .map_err(|e| Health::Unreachable(format!("HTTP client: {e}")))
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
 }
 
-fn error_chain(e: &reqwest::Error) -> String {
+/// The KMS's Vault CA (`ca.crt` of `vault.tls.caSecretName`), `None` for the platform roots,
+/// or what is wrong with its Secret.
+pub(crate) async fn vault_ca(
+    kms: &KMS,
+    secrets_api: &Api<Secret>,
+) -> Result<Result<Option<Vec<u8>>, String>, kube::Error> {
+    let Some(name) = kms
+        .spec
+        .vault
+        .tls
+        .as_ref()
+        .and_then(|t| t.ca_secret_name.as_ref())
+    else {
+        return Ok(Ok(None));
+    };
+    Ok(match secrets_api.get_opt(name).await? {
+        Some(s) => match s.data.as_ref().and_then(|d| d.get("ca.crt")) {
+            Some(v) => Ok(Some(v.0.clone())),
+            None => Err(format!("CA Secret {name:?} has no key \"ca.crt\"")),
+        },
+        None => Err(format!("CA Secret {name:?} does not exist")),
+    })
+}
+
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -179,22 +211,7 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
         ),
     }
 
-    let ca = match kms
-        .spec
-        .vault
-        .tls
-        .as_ref()
-        .and_then(|t| t.ca_secret_name.as_ref())
-    {
-        None => Ok(None),
-        Some(name) => match secrets_api.get_opt(name).await? {
-            Some(s) => match s.data.as_ref().and_then(|d| d.get("ca.crt")) {
-                Some(v) => Ok(Some(v.0.clone())),
-                None => Err(format!("CA Secret {name:?} has no key \"ca.crt\"")),
-            },
-            None => Err(format!("CA Secret {name:?} does not exist")),
-        },
-    };
+    let ca = vault_ca(&kms, &secrets_api).await?;
     let health = match &ca {
         Ok(ca) => {
             probe(
@@ -246,15 +263,17 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
                             base: kms.spec.vault.endpoint.trim_end_matches('/'),
                             namespace: kms.spec.vault.namespace.as_deref(),
                         };
-                        ctx.vault_sessions
-                            .check(
-                                &format!("{ns}/{}", kms.name_any()),
-                                origin,
-                                &target,
-                                &login,
-                                ctx.kms_probe_interval(),
-                            )
-                            .await
+                        let key = format!("{ns}/{}", kms.name_any());
+                        let health = ctx
+                            .vault_sessions
+                            .check(&key, origin, &target, &login, ctx.kms_probe_interval())
+                            .await;
+                        match (&health, ctx.vault_sessions.token(&key)) {
+                            (Health::Healthy, Some(token)) => {
+                                engine::check(&target, &token, kms.spec.vault.engine()).await
+                            }
+                            _ => health,
+                        }
                     }
                     Err(h) => h,
                 }
@@ -297,6 +316,15 @@ pub async fn reconcile(kms: Arc<KMS>, ctx: Arc<Context>) -> Result<Action, Error
             READY,
             false,
             "VaultLoginFailed",
+            m.clone(),
+            generation,
+            now,
+        ),
+        Health::EngineUnusable(m) => status::set(
+            &mut st.conditions,
+            READY,
+            false,
+            "VaultEngineUnusable",
             m.clone(),
             generation,
             now,

@@ -80,7 +80,8 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// A request to `/v1/<path>`, in the KMS's Vault namespace.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let req = self
             .http
             .request(method, format!("{}/v1/{path}", self.base));
@@ -131,6 +132,16 @@ impl Sessions {
             }
             Err(health) => health,
         }
+    }
+
+    /// The kept token of `kms`, for calls made right after a [`Sessions::check`] that said
+    /// `Healthy` (the engine check, a key rotation); never logged or stored elsewhere.
+    pub fn token(&self, kms: &str) -> Option<String> {
+        self.by_kms
+            .lock()
+            .expect("not poisoned")
+            .get(kms)
+            .map(|s| s.token.clone())
     }
 
     fn take(&self, kms: &str) -> Option<Session> {

@@ -32,6 +32,7 @@ pub mod credentials;
 pub mod deletion;
 pub mod kms;
 pub mod leaves;
+pub mod rotation;
 pub mod status;
 pub mod storage;
 #[cfg(test)]
@@ -174,7 +175,10 @@ impl<'a> Run<'a> {
         let until = (leaves.next_renewal - OffsetDateTime::now_utc())
             .whole_seconds()
             .max(1) as u64;
-        let next = Duration::from_secs(until).min(RESYNC);
+        let mut next = Duration::from_secs(until).min(RESYNC);
+        if let Some(rotation) = self.rotation(kms).await? {
+            next = next.min(rotation);
+        }
         Ok(Action::requeue(if waiting {
             next.min(upgrade::SLOT_RETRY)
         } else {
