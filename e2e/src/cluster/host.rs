@@ -3,7 +3,7 @@
 //! containerd, the kubelet and the CNI plugins use fixed host paths whatever their configuration
 //! says (`/run/containerd`, `/run/netns/cni-*`, `/var/lib/cni`, `/var/lib/kubelet`,
 //! `/var/log/containers`), create cgroups at the root of every v1 hierarchy (`kubepods`) and
-//! iptables chains (`KUBE-*`), and rewrite machine-wide sysctls (`kernel.panic`,
+//! iptables chains and ipsets (`KUBE-*`), and rewrite machine-wide sysctls (`kernel.panic`,
 //! `vm.overcommit_memory`, `net.ipv4.ip_forward`, …). So one node runs on a machine at a time
 //! (a lock under [`STATE_DIR`]), and what a node did is written down there before it does it:
 //! the original sysctl values (once: a crashed run's originals are kept), the node's directory
@@ -341,6 +341,18 @@ pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
         }
     }
 
+    // 5b. kube-router's ipsets (the rules that used them went with the chains above).
+    if let Some(ipset) = which("ipset") {
+        let sets = output(Command::new(&ipset).args(["list", "-n"]));
+        for set in sets.lines().filter(|s| is_kube_router_set(s)) {
+            let _ = Command::new(&ipset).args(["destroy", set]).output();
+        }
+        let after = output(Command::new(&ipset).args(["list", "-n"]));
+        if after.lines().any(is_kube_router_set) {
+            left.push("ipset: kube-router's sets remain".into());
+        }
+    }
+
     // 6. The sysctls as they were before the first node.
     if let Ok(saved) = std::fs::read_to_string(state("sysctl")) {
         let mut restored = true;
@@ -375,6 +387,13 @@ pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
         left.push(format!("bridge {}", net.bridge));
     }
     left
+}
+
+/// Whether an ipset is one kube-router's firewall creates: `KUBE-SRC-…`/`KUBE-DST-…` for
+/// policies, `inet6:` ones for IPv6, `TMP-…` while it swaps a set.
+fn is_kube_router_set(name: &str) -> bool {
+    let name = name.strip_prefix("inet6:").unwrap_or(name);
+    name.starts_with("KUBE-") || name.starts_with("TMP-")
 }
 
 /// The words of a rule as `iptables -S` prints it: double-quoted words (comments) are one word,

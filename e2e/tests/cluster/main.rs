@@ -25,12 +25,16 @@
 //!    failed read (`CertificateRenewed` events);
 //! 8. `helm upgrade` to a new image tag rolls the operator and every Tenant without
 //!    `spec.image` onto it (`status.image` says so), and no object is lost;
-//! 9. the Tenant deleted: what it owns goes, its volume and its key in Vault stay.
+//! 9. the Tenant's NetworkPolicy (`networkPolicy.s3From`), enforced by the node's kube-router:
+//!    a pod it admits reaches S3 on the pod and through the Service, another pod is refused on
+//!    both, KES's port answers neither, the host's client still reads;
+//! 10. the Tenant deleted: what it owns goes, its volume and its key in Vault stay.
 //!
 //! The clients run on the host: it reaches the bridge's pods and ClusterIPs directly, and gets
 //! the cluster's DNS for `store.coffer-demo.svc`. A failure prints the pods' states, the events
 //! and the containers' logs (the node does, when it is dropped while panicking).
 
+mod policy;
 mod roll;
 mod run;
 
@@ -742,7 +746,16 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         total,
     );
 
-    // --- 9. The Tenant deleted: what it owns goes; its volume, its CA and root credentials
+    // --- 9. The NetworkPolicy enforced: admitted pod in, other pod and KES's port out.
+    policy::enforced(&run);
+    run.client_step("get", &client);
+    step(
+        "9. NetworkPolicy: s3From admitted, outsider refused, KES closed",
+        &mut t,
+        total,
+    );
+
+    // --- 10. The Tenant deleted: what it owns goes; its volume, its CA and root credentials
     // Secrets and its key in Vault stay.
     run.kubectl(&["-n", &ns, "delete", &tenant_ref, "--timeout=180s"]);
     wait_until(
@@ -775,7 +788,7 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         "deleting a Tenant must never delete its key in Vault"
     );
     step(
-        "9. Tenant deleted: owned objects gone, PVC, CA, root credentials and Vault key kept",
+        "10. Tenant deleted: owned objects gone, PVC, CA, root credentials and Vault key kept",
         &mut t,
         total,
     );
