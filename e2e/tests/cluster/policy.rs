@@ -26,14 +26,15 @@ fn client_pod(run: &Run, name: &str, label: &str) {
     run.wait_condition(run.ns(), &format!("pod/{name}"), "Ready", POD_TIMEOUT);
 }
 
-/// Whether pod `from` opens a TCP connection to `address` `port` within 3 s.
+/// Whether pod `from` opens a TCP connection to `address` `port` within 3 s (busybox's `nc`
+/// has no `-z`: with its input at end of file it closes right after connecting, status 0;
+/// refused or timed out, status 1).
 fn connects(run: &Run, from: &str, address: &str, port: u16) -> bool {
     run.node
         .api
         .kubectl()
-        .args(["exec", "-n", run.ns(), from, "--", "nc", "-z", "-w", "3"])
-        .arg(address)
-        .arg(port.to_string())
+        .args(["exec", "-n", run.ns(), from, "--", "sh", "-c"])
+        .arg(format!("nc -w 3 {address} {port} </dev/null"))
         .output()
         .expect("run kubectl exec")
         .status
