@@ -199,6 +199,28 @@ pub fn create_bridge(net: &Network) {
     run(Command::new("ip").args(["link", "set", dev, "up"]));
 }
 
+/// The policy routing rule that refuses, at once, a pod's connection to a ClusterIP that was
+/// not translated to an endpoint. kube-proxy REJECTs those in the filter table, but
+/// kube-router's firewall jumps first and ACCEPTs pod traffic its policies allow: the packet
+/// would then leave by the host's default route and the connection hang until its timeout
+/// (seen: Vault scaled to 0, KES blocked on connects, the Tenant's probes timed out).
+/// Translated connections carry a pod's address by the time they are routed: untouched.
+fn unserved_services_rule(net: &Network) -> Vec<String> {
+    vec![
+        "iif".into(),
+        net.bridge.into(),
+        "to".into(),
+        net.service_cidr(),
+        "unreachable".into(),
+    ]
+}
+
+/// Adds [`unserved_services_rule`].
+pub fn refuse_unserved_services(net: &Network) {
+    let rule = unserved_services_rule(net);
+    run(Command::new("ip").args(["rule", "add"]).args(&rule));
+}
+
 /// Undoes everything a node (running or crashed) did to the host, as far as it can, and says
 /// what it could not undo. `shim` is the containerd shim binary, `runc` the runtime.
 pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
@@ -279,6 +301,13 @@ pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
             let _ = Command::new("ip").args(["netns", "delete", &name]).status();
         }
     }
+    let rule = unserved_services_rule(net);
+    while Command::new("ip")
+        .args(["rule", "del"])
+        .args(&rule)
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {}
     if Path::new("/sys/class/net").join(net.bridge).exists() {
         let _ = Command::new("ip")
             .args(["link", "delete", net.bridge])
@@ -385,6 +414,9 @@ pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
     let _ = std::fs::remove_file(state("base"));
     if Path::new("/sys/class/net").join(net.bridge).exists() {
         left.push(format!("bridge {}", net.bridge));
+    }
+    if output(Command::new("ip").args(["rule", "show"])).contains(&format!("iif {}", net.bridge)) {
+        left.push(format!("ip rule for {}", net.bridge));
     }
     left
 }

@@ -156,6 +156,7 @@ impl Node {
             std::fs::create_dir_all(base.join(dir)).expect("node dir");
         }
         host::create_bridge(&NETWORK);
+        host::refuse_unserved_services(&NETWORK);
         let memory = memory::Sampler::start(shim);
         let mut node = Node {
             api: KubeApi::start_with(&ApiOptions::for_node(
