@@ -18,7 +18,8 @@
 //!    Tenant, and no status, event or operator log line holds either secret ID; the right one
 //!    back rolls the pod, which serves the old object;
 //! 6. a certificate rotation (lifetime changed) while a client keeps reading: the pod serves
-//!    the new S3 and KES certificates without a restart (same pod UID, no container restart)
+//!    the new S3 and KES certificates (KES's read through `kubectl port-forward` to its
+//!    loopback port) without a restart (same pod UID, no container restart)
 //!    and no read fails;
 //! 7. a Tenant of 2 replicas on a shared volume, with 3-minute certificates: renewed by time
 //!    alone, then by a lifetime change, each under reads: no restart, no replica not Ready, no
@@ -322,15 +323,9 @@ fn reader_of(run: &Run, tenant: &str, writer: &Client) -> Client {
 
 /// Waits until the operator re-issues Tenant `tenant`'s S3 certificate (its Secret's
 /// `tls.crt` moves from `before`), then until every pod serves the new S3 certificate on 9000
-/// (the kubelet renews the Secret volumes, the binary reads them again), and checks that KES
-/// answers nobody outside the pod on 7373; returns the new `tls.crt`.
-///
-/// KES's own reload of a renewed certificate is proven by `sidecar-kes/tests/tls_reload.rs`.
-/// Its served certificate is not read here through `kubectl port-forward`: to the Tenant pod's
-/// KES the forwarded connection is reset before containerd runs the forward (no "Executing
-/// port forwarding" in its log, kubectl says nothing), while on the same node port-forward
-/// carries plain TCP and TLS to a loopback-only `minio-kes --dev` (also as a native sidecar)
-/// in other pods (2026-12-07): the cause lies with the Tenant's pod, not found yet.
+/// and the new KES certificate on its loopback port 7373, reached as a user reaches it, through
+/// `kubectl port-forward` (the kubelet renews the Secret volumes, the binaries read them
+/// again); checks that KES answers nobody outside the pod on 7373; returns the new `tls.crt`.
 fn wait_certificates_served(run: &Run, tenant: &str, before: &str, timeout: Duration) -> String {
     let ns = run.ns();
     let now = wait_until(
@@ -342,6 +337,7 @@ fn wait_certificates_served(run: &Run, tenant: &str, before: &str, timeout: Dura
     let kes_tls = format!("{tenant}-kes-tls");
     let served = || -> Result<(), String> {
         let s3 = tls_probe::cert_der(&run.secret(ns, &format!("{tenant}-tls"), "tls.crt"));
+        let kes = tls_probe::cert_der(&run.secret(ns, &kes_tls, "server.crt"));
         let (cert, key) = (
             run.secret(ns, &kes_tls, "client.crt"),
             run.secret(ns, &kes_tls, "client.key"),
@@ -358,6 +354,14 @@ fn wait_certificates_served(run: &Run, tenant: &str, before: &str, timeout: Dura
             // KES listens on the pod's loopback only: nothing reaches it from outside.
             if TlsConn::open(&format!("{ip}:7373"), Some((&cert, &key))).is_ok() {
                 panic!("{ip}:7373 answered from outside the pod: KES must listen on loopback only");
+            }
+        }
+        for pod in run.pod_names(tenant) {
+            let on_kes = run.through_port_forward(&pod, 7373, |local| {
+                Ok(TlsConn::open(local, Some((&cert, &key)))?.server_cert())
+            })?;
+            if on_kes != kes {
+                return Err(format!("{pod}: the new KES certificate is not served yet"));
             }
         }
         Ok(())
