@@ -14,12 +14,15 @@ const CLIENT_LABEL: &str = "coffer.dev/e2e-s3-client";
 /// How long kube-router may take to turn a policy into rules (it reacts to the watch).
 const ENFORCED_WITHIN: Duration = Duration::from_secs(120);
 
-/// A pod of the kubectl image (busybox's `nc`) that sleeps, labelled `CLIENT_LABEL=label`.
+/// A pod of the kubectl image (busybox's `nc`) that sleeps, labelled `CLIENT_LABEL=label`, as
+/// the namespace's `restricted` Pod Security level requires.
 fn client_pod(run: &Run, name: &str, label: &str) {
     run.node.api.apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}, labels: {{{CLIENT_LABEL}: {label}}}}}\n\
-         spec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: nc\n    image: {image}\n    \
-         imagePullPolicy: Never\n    command: [sleep, '3600']\n",
+         spec:\n  terminationGracePeriodSeconds: 1\n  \
+         securityContext: {{runAsNonRoot: true, runAsUser: 65534, seccompProfile: {{type: RuntimeDefault}}}}\n  \
+         containers:\n  - name: nc\n    image: {image}\n    imagePullPolicy: Never\n    command: [sleep, '3600']\n    \
+         securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}\n",
         ns = run.ns(),
         image = image::KUBECTL_TAG,
     ));
