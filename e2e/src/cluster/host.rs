@@ -3,7 +3,7 @@
 //! containerd, the kubelet and the CNI plugins use fixed host paths whatever their configuration
 //! says (`/run/containerd`, `/run/netns/cni-*`, `/var/lib/cni`, `/var/lib/kubelet`,
 //! `/var/log/containers`), create cgroups at the root of every v1 hierarchy (`kubepods`) and
-//! iptables chains (`KUBE-*`), and rewrite machine-wide sysctls (`kernel.panic`,
+//! iptables chains and ipsets (`KUBE-*`), and rewrite machine-wide sysctls (`kernel.panic`,
 //! `vm.overcommit_memory`, `net.ipv4.ip_forward`, …). So one node runs on a machine at a time
 //! (a lock under [`STATE_DIR`]), and what a node did is written down there before it does it:
 //! the original sysctl values (once: a crashed run's originals are kept), the node's directory
@@ -199,6 +199,28 @@ pub fn create_bridge(net: &Network) {
     run(Command::new("ip").args(["link", "set", dev, "up"]));
 }
 
+/// The policy routing rule that refuses, at once, a pod's connection to a ClusterIP that was
+/// not translated to an endpoint. kube-proxy REJECTs those in the filter table, but
+/// kube-router's firewall jumps first and ACCEPTs pod traffic its policies allow: the packet
+/// would then leave by the host's default route and the connection hang until its timeout
+/// (seen: Vault scaled to 0, KES blocked on connects, the Tenant's probes timed out).
+/// Translated connections carry a pod's address by the time they are routed: untouched.
+fn unserved_services_rule(net: &Network) -> Vec<String> {
+    vec![
+        "iif".into(),
+        net.bridge.into(),
+        "to".into(),
+        net.service_cidr(),
+        "unreachable".into(),
+    ]
+}
+
+/// Adds [`unserved_services_rule`].
+pub fn refuse_unserved_services(net: &Network) {
+    let rule = unserved_services_rule(net);
+    run(Command::new("ip").args(["rule", "add"]).args(&rule));
+}
+
 /// Undoes everything a node (running or crashed) did to the host, as far as it can, and says
 /// what it could not undo. `shim` is the containerd shim binary, `runc` the runtime.
 pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
@@ -279,6 +301,13 @@ pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
             let _ = Command::new("ip").args(["netns", "delete", &name]).status();
         }
     }
+    let rule = unserved_services_rule(net);
+    while Command::new("ip")
+        .args(["rule", "del"])
+        .args(&rule)
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {}
     if Path::new("/sys/class/net").join(net.bridge).exists() {
         let _ = Command::new("ip")
             .args(["link", "delete", net.bridge])
@@ -341,6 +370,18 @@ pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
         }
     }
 
+    // 5b. kube-router's ipsets (the rules that used them went with the chains above).
+    if let Some(ipset) = which("ipset") {
+        let sets = output(Command::new(&ipset).args(["list", "-n"]));
+        for set in sets.lines().filter(|s| is_kube_router_set(s)) {
+            let _ = Command::new(&ipset).args(["destroy", set]).output();
+        }
+        let after = output(Command::new(&ipset).args(["list", "-n"]));
+        if after.lines().any(is_kube_router_set) {
+            left.push("ipset: kube-router's sets remain".into());
+        }
+    }
+
     // 6. The sysctls as they were before the first node.
     if let Ok(saved) = std::fs::read_to_string(state("sysctl")) {
         let mut restored = true;
@@ -374,7 +415,17 @@ pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
     if Path::new("/sys/class/net").join(net.bridge).exists() {
         left.push(format!("bridge {}", net.bridge));
     }
+    if output(Command::new("ip").args(["rule", "show"])).contains(&format!("iif {}", net.bridge)) {
+        left.push(format!("ip rule for {}", net.bridge));
+    }
     left
+}
+
+/// Whether an ipset is one kube-router's firewall creates: `KUBE-SRC-…`/`KUBE-DST-…` for
+/// policies, `inet6:` ones for IPv6, `TMP-…` while it swaps a set.
+fn is_kube_router_set(name: &str) -> bool {
+    let name = name.strip_prefix("inet6:").unwrap_or(name);
+    name.starts_with("KUBE-") || name.starts_with("TMP-")
 }
 
 /// The words of a rule as `iptables -S` prints it: double-quoted words (comments) are one word,

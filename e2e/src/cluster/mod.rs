@@ -1,13 +1,15 @@
 //! A real single-node Kubernetes cluster for tests: etcd and kube-apiserver ([`KubeApi`], the
 //! same control plane as the envtest-style tests, opened to pods), kube-controller-manager,
-//! kube-scheduler, containerd 2 with runc, the kubelet, kube-proxy and CoreDNS, all started from
-//! the pinned peers in a temporary directory.
+//! kube-scheduler, containerd 2 with runc, the kubelet, kube-proxy, kube-router's network policy
+//! firewall and CoreDNS, all started from the pinned peers in a temporary directory.
 //!
 //! - Network: a bridge the node creates on a private /24 ([`config::NETWORK`]) is the pods'
 //!   network (the CNI bridge plugin, host-local addresses); Services live in the next /24,
 //!   served by kube-proxy's iptables rules. Nothing is masqueraded out and no route leaves the
 //!   bridge: no traffic leaves the machine. The host reaches pod IPs and ClusterIPs directly,
 //!   so test clients run on the host; [`Node::with_cluster_dns`] gives them the cluster's DNS.
+//!   NetworkPolicies are enforced (kube-router's firewall); traffic from the node itself to a
+//!   pod is always admitted, as kube-router does for the kubelet's probes.
 //! - Storage: a default StorageClass `local` and static local PersistentVolumes, one directory
 //!   each in the node's directory ([`config::storage`]).
 //! - Images: no registry is reached. The sandbox (pause) image and every image a test needs are
@@ -78,6 +80,8 @@ impl Peers {
             "ctr",
             "runc",
             "coredns",
+            "kube-router",
+            "ipset",
         ]
         .iter()
         .map(|b| self.bin(b))
@@ -152,6 +156,7 @@ impl Node {
             std::fs::create_dir_all(base.join(dir)).expect("node dir");
         }
         host::create_bridge(&NETWORK);
+        host::refuse_unserved_services(&NETWORK);
         let memory = memory::Sampler::start(shim);
         let mut node = Node {
             api: KubeApi::start_with(&ApiOptions::for_node(
@@ -181,6 +186,7 @@ impl Node {
         let t = phase("kubelet registered and Ready, controllers", t);
 
         node.start_kube_proxy();
+        node.start_network_policies();
         node.start_coredns();
         node.add_storage();
         node.wait_pods_admitted();
@@ -442,6 +448,49 @@ impl Node {
         let mut proxy = Command::new(self.peers.bin("kube-proxy"));
         proxy.arg(format!("--config={}", config.display()));
         self.spawn("kube-proxy", proxy);
+    }
+
+    /// kube-router's network policy firewall: NetworkPolicies are enforced on the bridge (its
+    /// router and service proxy stay off: the bridge and kube-proxy do that). Its iptables
+    /// chains and ipsets are `KUBE-` ones, removed by [`host::cleanup`]; it binds no port.
+    /// Returns once its chains are in place, so that a policy applied next is enforced.
+    fn start_network_policies(&mut self) {
+        let mut router = Command::new(self.peers.bin("kube-router"));
+        router
+            .arg(format!("--kubeconfig={}", self.api.kubeconfig.display()))
+            .arg(format!("--hostname-override={NODE_NAME}"))
+            .arg(format!(
+                "--service-cluster-ip-range={}",
+                NETWORK.service_cidr()
+            ))
+            .args([
+                "--run-firewall=true",
+                "--run-router=false",
+                "--run-service-proxy=false",
+                "--health-port=0",
+                "--metrics-port=0",
+            ]);
+        // It runs `iptables`, `iptables-save`, `iptables-restore` and `ipset` from PATH.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![self.peers.bin.clone()];
+        dirs.extend(std::env::split_paths(&path));
+        router.env("PATH", std::env::join_paths(dirs).expect("PATH"));
+        self.spawn("kube-router", router);
+        wait_until(
+            "kube-router's firewall chains",
+            Duration::from_secs(120),
+            || {
+                self.assert_running();
+                let rules = Command::new("iptables")
+                    .args(["-w", "-t", "filter", "-S", "FORWARD"])
+                    .output()
+                    .ok()?;
+                String::from_utf8_lossy(&rules.stdout)
+                    .contains("-j KUBE-ROUTER-FORWARD")
+                    .then_some(())
+            },
+            || self.log_tail("kube-router"),
+        );
     }
 
     fn start_coredns(&mut self) {

@@ -18,19 +18,24 @@
 //!    Tenant, and no status, event or operator log line holds either secret ID; the right one
 //!    back rolls the pod, which serves the old object;
 //! 6. a certificate rotation (lifetime changed) while a client keeps reading: the pod serves
-//!    the new S3 and KES certificates without a restart (same pod UID, no container restart)
+//!    the new S3 and KES certificates (KES's read through `kubectl port-forward` to its
+//!    loopback port) without a restart (same pod UID, no container restart)
 //!    and no read fails;
 //! 7. a Tenant of 2 replicas on a shared volume, with 3-minute certificates: renewed by time
 //!    alone, then by a lifetime change, each under reads: no restart, no replica not Ready, no
 //!    failed read (`CertificateRenewed` events);
 //! 8. `helm upgrade` to a new image tag rolls the operator and every Tenant without
 //!    `spec.image` onto it (`status.image` says so), and no object is lost;
-//! 9. the Tenant deleted: what it owns goes, its volume and its key in Vault stay.
+//! 9. the Tenant's NetworkPolicy (`networkPolicy.s3From`), enforced by the node's kube-router:
+//!    a pod it admits reaches S3 on the pod and through the Service, another pod is refused on
+//!    both, KES's port answers neither, the host's client still reads;
+//! 10. the Tenant deleted: what it owns goes, its volume and its key in Vault stay.
 //!
 //! The clients run on the host: it reaches the bridge's pods and ClusterIPs directly, and gets
 //! the cluster's DNS for `store.coffer-demo.svc`. A failure prints the pods' states, the events
 //! and the containers' logs (the node does, when it is dropped while panicking).
 
+mod policy;
 mod roll;
 mod run;
 
@@ -318,12 +323,9 @@ fn reader_of(run: &Run, tenant: &str, writer: &Client) -> Client {
 
 /// Waits until the operator re-issues Tenant `tenant`'s S3 certificate (its Secret's
 /// `tls.crt` moves from `before`), then until every pod serves the new S3 certificate on 9000
-/// (the kubelet renews the Secret volumes, the binary reads them again), and checks that KES
-/// answers nobody outside the pod on 7373; returns the new `tls.crt`.
-///
-/// KES's own reload of a renewed certificate is proven by `sidecar-kes/tests/tls_reload.rs`:
-/// here it listens on the pod's loopback, and `kubectl port-forward` to it was reset on this
-/// node (2026-12-07), so the served KES certificate is not read from outside.
+/// and the new KES certificate on its loopback port 7373, reached as a user reaches it, through
+/// `kubectl port-forward` (the kubelet renews the Secret volumes, the binaries read them
+/// again); checks that KES answers nobody outside the pod on 7373; returns the new `tls.crt`.
 fn wait_certificates_served(run: &Run, tenant: &str, before: &str, timeout: Duration) -> String {
     let ns = run.ns();
     let now = wait_until(
@@ -335,6 +337,7 @@ fn wait_certificates_served(run: &Run, tenant: &str, before: &str, timeout: Dura
     let kes_tls = format!("{tenant}-kes-tls");
     let served = || -> Result<(), String> {
         let s3 = tls_probe::cert_der(&run.secret(ns, &format!("{tenant}-tls"), "tls.crt"));
+        let kes = tls_probe::cert_der(&run.secret(ns, &kes_tls, "server.crt"));
         let (cert, key) = (
             run.secret(ns, &kes_tls, "client.crt"),
             run.secret(ns, &kes_tls, "client.key"),
@@ -351,6 +354,14 @@ fn wait_certificates_served(run: &Run, tenant: &str, before: &str, timeout: Dura
             // KES listens on the pod's loopback only: nothing reaches it from outside.
             if TlsConn::open(&format!("{ip}:7373"), Some((&cert, &key))).is_ok() {
                 panic!("{ip}:7373 answered from outside the pod: KES must listen on loopback only");
+            }
+        }
+        for pod in run.pod_names(tenant) {
+            let on_kes = run.through_port_forward(&pod, 7373, |local| {
+                Ok(TlsConn::open(local, Some((&cert, &key)))?.server_cert())
+            })?;
+            if on_kes != kes {
+                return Err(format!("{pod}: the new KES certificate is not served yet"));
             }
         }
         Ok(())
@@ -742,7 +753,16 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         total,
     );
 
-    // --- 9. The Tenant deleted: what it owns goes; its volume, its CA and root credentials
+    // --- 9. The NetworkPolicy enforced: admitted pod in, other pod and KES's port out.
+    policy::enforced(&run);
+    run.client_step("get", &client);
+    step(
+        "9. NetworkPolicy: s3From admitted, outsider refused, KES closed",
+        &mut t,
+        total,
+    );
+
+    // --- 10. The Tenant deleted: what it owns goes; its volume, its CA and root credentials
     // Secrets and its key in Vault stay.
     run.kubectl(&["-n", &ns, "delete", &tenant_ref, "--timeout=180s"]);
     wait_until(
@@ -775,7 +795,7 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         "deleting a Tenant must never delete its key in Vault"
     );
     step(
-        "9. Tenant deleted: owned objects gone, PVC, CA, root credentials and Vault key kept",
+        "10. Tenant deleted: owned objects gone, PVC, CA, root credentials and Vault key kept",
         &mut t,
         total,
     );

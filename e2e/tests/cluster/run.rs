@@ -307,6 +307,78 @@ impl Run {
         .collect()
     }
 
+    /// The names of Tenant `tenant`'s pods.
+    pub fn pod_names(&self, tenant: &str) -> Vec<String> {
+        self.kubectl(&[
+            "-n",
+            self.ns(),
+            "get",
+            "pods",
+            "-l",
+            &format!("app.kubernetes.io/instance={tenant}"),
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
+        ])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+    }
+
+    /// Calls `f` with a local `host:port` that `kubectl port-forward` carries to `port` on the
+    /// loopback of pod `pod`, as a user reaches a port the pod does not expose. A failure says
+    /// what `kubectl port-forward` said.
+    pub fn through_port_forward<T>(
+        &self,
+        pod: &str,
+        port: u16,
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, String> {
+        use std::io::BufRead;
+        let errors = self
+            .work
+            .path()
+            .join(format!("port-forward-{pod}-{port}.err"));
+        let mut child = self
+            .node
+            .api
+            .kubectl()
+            .args(["-n", self.ns(), "port-forward", &format!("pod/{pod}")])
+            .arg(format!(":{port}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&errors).expect("kubectl's error file"))
+            .spawn()
+            .map_err(|e| format!("kubectl port-forward: {e}"))?;
+        // "Forwarding from 127.0.0.1:PORT -> 7373". Its stdout stays open until it is killed:
+        // kubectl writes "Handling connection for PORT" there for each connection, and a closed
+        // pipe kills it with SIGPIPE just as the connection comes (the client sees it reset).
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line).map_err(|e| e.to_string());
+        let local = line
+            .split_whitespace()
+            .nth(2)
+            .filter(|a| a.starts_with("127.0.0.1:"))
+            .map(str::to_string);
+        let out = match (read, local) {
+            (Ok(_), Some(local)) => f(&local),
+            _ => Err(format!(
+                "kubectl port-forward to {pod}:{port} said {line:?}"
+            )),
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(stdout);
+        let said = std::fs::read_to_string(&errors).unwrap_or_default();
+        let _ = std::fs::remove_file(&errors);
+        out.map_err(|e| {
+            format!(
+                "{e} (kubectl port-forward to {pod}:{port}: {})",
+                said.trim()
+            )
+        })
+    }
+
     /// Waits until StatefulSet `tenant` has rolled out its current template to every replica,
     /// and the Tenant is Ready.
     pub fn wait_rolled_out(&self, tenant: &str) {
