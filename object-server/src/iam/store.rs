@@ -1,11 +1,20 @@
-//! Users and policies on disk, in `DIR/.coffer/iam/`: `users.json` (each secret key sealed
-//! under a KMS data key, never plain) and `policies.json` (the documents made with the admin
-//! API). Every change takes `lock` (an exclusive file lock), re-reads the file, changes it and
-//! renames a new file into place, so any number of processes serving `DIR` can change it and
-//! each one notices a change by the file's identity (inode, size, mtime).
+//! Users and policies: `users.json` (each secret key sealed under a KMS data key, never plain)
+//! and `policies.json` (the documents made with the admin API), kept where the objects are
+//! ([`Backing`]):
+//!
+//! - on disk, in `DIR/.coffer/iam/` ([`Dir`]): every change takes `lock` (an exclusive file
+//!   lock), re-reads the file, changes it and renames a new file into place, so any number of
+//!   processes serving `DIR` can change it and each one notices a change by the file's identity
+//!   (inode, size, mtime);
+//! - in the S3 backend of the gateway, as the state documents `iam/users.json` and
+//!   `iam/policies.json` ([`StateDocs`]): a change reads the document, changes it and writes it
+//!   back conditionally on the version it read; a writer that lost the race reads and changes
+//!   again, so two gateways adding users at once lose neither. Processes notice a change by
+//!   the document's version (ETag), checked at most every [`SHARED_REFRESH`].
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use base64::Engine as _;
@@ -15,6 +24,8 @@ use zeroize::Zeroizing;
 
 use crate::config::Secret;
 use crate::kms::{Kms, KmsError};
+use crate::storage::StorageError;
+use crate::storage::engine::state::{DocRead, StateDocs};
 
 /// Where a user came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -100,6 +111,9 @@ pub enum StoreError {
     /// A sealed secret does not open.
     #[error("IAM store: the secret key of '{0}' cannot be unsealed")]
     Unseal(String),
+    /// The S3 backend holding the state failed or is away.
+    #[error("IAM store: {0}")]
+    Backend(#[from] StorageError),
 }
 
 /// The `.coffer/iam` directory.
@@ -209,6 +223,207 @@ impl Dir {
             }
             Ok(out)
         })
+    }
+}
+
+/// How long a gateway trusts the users and policies it loaded before asking the backend whether
+/// they changed (one conditional GET per document; `304` when they did not). A user added or a
+/// policy attached on one gateway is in effect on every other within this bound; a request
+/// signed with an access key this process does not know yet looks again at once
+/// ([`MISS_REFRESH`]).
+pub const SHARED_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// At most this often an unknown access key makes a gateway look at the backend before
+/// [`SHARED_REFRESH`] is over (a client guessing keys cannot make it ask more often).
+pub const MISS_REFRESH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How often a conditional write of a state document that keeps losing races is tried again.
+const SHARED_ROUNDS: usize = 16;
+
+/// The state document of the users.
+const USERS_DOC: &str = "iam/users.json";
+/// The state document of the policies.
+const POLICIES_DOC: &str = "iam/policies.json";
+
+/// Where the users and policies are kept.
+#[derive(Debug, Clone)]
+pub enum Backing {
+    /// `DIR/.coffer/iam/`.
+    Local(Dir),
+    /// The state documents of the storage engine (the gateway's backend bucket).
+    Shared(Arc<dyn StateDocs>),
+}
+
+/// Which version of `users.json` and `policies.json` was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Versions {
+    /// Nothing loaded yet.
+    #[default]
+    None,
+    /// File identities.
+    Local {
+        /// `users.json`'s.
+        users: Stamp,
+        /// `policies.json`'s.
+        policies: Stamp,
+    },
+    /// Document versions (`None`: absent).
+    Shared {
+        /// `iam/users.json`'s.
+        users: Option<String>,
+        /// `iam/policies.json`'s.
+        policies: Option<String>,
+    },
+}
+
+/// The files as loaded, and their versions.
+pub struct Loaded {
+    /// `users.json`.
+    pub users: UsersFile,
+    /// `policies.json`.
+    pub policies: PoliciesFile,
+    /// What was loaded.
+    pub versions: Versions,
+}
+
+fn parse_doc<T: Default + for<'de> Deserialize<'de>>(
+    name: &str,
+    data: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(data).map_err(|e| StoreError::Damaged(PathBuf::from(name), e.to_string()))
+}
+
+/// Reads a state document: the parsed file and its version (`None`: absent).
+async fn read_shared<T: Default + for<'de> Deserialize<'de>>(
+    docs: &dyn StateDocs,
+    name: &str,
+) -> Result<(T, Option<String>), StoreError> {
+    match docs.read_doc(name, None).await? {
+        DocRead::Present(d) => Ok((parse_doc(name, &d.data)?, Some(d.version))),
+        DocRead::Absent | DocRead::Unchanged => Ok((T::default(), None)),
+    }
+}
+
+/// Read, change, write conditionally on the version read; again on a lost race.
+async fn update_shared<F, T>(
+    docs: &dyn StateDocs,
+    name: &str,
+    mut change: impl FnMut(&mut F) -> (T, bool),
+) -> Result<T, StoreError>
+where
+    F: Default + Serialize + for<'de> Deserialize<'de>,
+{
+    for _ in 0..SHARED_ROUNDS {
+        let (mut file, version) = read_shared::<F>(docs, name).await?;
+        let (out, write) = change(&mut file);
+        if !write {
+            return Ok(out);
+        }
+        let data = serde_json::to_vec_pretty(&file).expect("serializes");
+        if docs
+            .write_doc(name, data.into(), version.as_deref())
+            .await?
+        {
+            return Ok(out);
+        }
+    }
+    Err(StoreError::Backend(StorageError::Unavailable(format!(
+        "{name}: {SHARED_ROUNDS} conditional writes in a row lost a race"
+    ))))
+}
+
+impl Backing {
+    /// The files, unless they are still at `known`.
+    pub async fn load_if_changed(&self, known: &Versions) -> Result<Option<Loaded>, StoreError> {
+        match self {
+            Backing::Local(dir) => {
+                let versions = Versions::Local {
+                    users: stamp(&dir.users_path()),
+                    policies: stamp(&dir.policies_path()),
+                };
+                if versions == *known {
+                    return Ok(None);
+                }
+                Ok(Some(Loaded {
+                    users: dir.read_users()?,
+                    policies: dir.read_policies()?,
+                    versions,
+                }))
+            }
+            Backing::Shared(docs) => {
+                if let Versions::Shared { users, policies } = known {
+                    let (u, p) = tokio::join!(
+                        docs.read_doc(USERS_DOC, users.as_deref()),
+                        docs.read_doc(POLICIES_DOC, policies.as_deref())
+                    );
+                    let unchanged = |r: &DocRead, v: &Option<String>| match r {
+                        DocRead::Unchanged => true,
+                        DocRead::Absent => v.is_none(),
+                        DocRead::Present(_) => false,
+                    };
+                    if unchanged(&u?, users) && unchanged(&p?, policies) {
+                        return Ok(None);
+                    }
+                }
+                let ((users, uv), (policies, pv)) = tokio::try_join!(
+                    read_shared::<UsersFile>(docs.as_ref(), USERS_DOC),
+                    read_shared::<PoliciesFile>(docs.as_ref(), POLICIES_DOC)
+                )?;
+                Ok(Some(Loaded {
+                    users,
+                    policies,
+                    versions: Versions::Shared {
+                        users: uv,
+                        policies: pv,
+                    },
+                }))
+            }
+        }
+    }
+
+    /// Whether changes made elsewhere are noticed only every [`SHARED_REFRESH`].
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Backing::Shared(_))
+    }
+
+    /// The users as stored now.
+    pub async fn read_users(&self) -> Result<UsersFile, StoreError> {
+        match self {
+            Backing::Local(dir) => dir.read_users(),
+            Backing::Shared(docs) => Ok(read_shared(docs.as_ref(), USERS_DOC).await?.0),
+        }
+    }
+
+    /// Changes the users atomically (see the module doc); `change` may run more than once.
+    pub async fn update_users<T: Send + 'static>(
+        &self,
+        change: impl FnMut(&mut UsersFile) -> (T, bool) + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match self {
+            Backing::Local(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || dir.update_users(change))
+                    .await
+                    .expect("blocking task")
+            }
+            Backing::Shared(docs) => update_shared(docs.as_ref(), USERS_DOC, change).await,
+        }
+    }
+
+    /// Changes the policies atomically; `change` may run more than once.
+    pub async fn update_policies<T: Send + 'static>(
+        &self,
+        change: impl FnMut(&mut PoliciesFile) -> (T, bool) + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match self {
+            Backing::Local(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || dir.update_policies(change))
+                    .await
+                    .expect("blocking task")
+            }
+            Backing::Shared(docs) => update_shared(docs.as_ref(), POLICIES_DOC, change).await,
+        }
     }
 }
 
