@@ -228,6 +228,12 @@ impl Iam {
         self.snapshot_fresh(false).await
     }
 
+    /// What the store holds now, even on a gateway whose snapshot is not due for a look yet:
+    /// for admin calls (rare; a listing or a policy check on any gateway sees every change).
+    pub async fn snapshot_current(&self) -> Result<Arc<Snapshot>, IamError> {
+        self.snapshot_fresh(true).await
+    }
+
     /// What is in effect now, after looking at the shared state at once (within
     /// [`store::MISS_REFRESH`]) when an access key is not known: a user just added on another
     /// gateway signs in on this one without waiting for [`store::SHARED_REFRESH`].
@@ -253,7 +259,7 @@ impl Iam {
             && self.checked.lock().expect("lock").0.elapsed() < store::SHARED_REFRESH
     }
 
-    pub(crate) async fn snapshot_fresh(&self, now: bool) -> Result<Arc<Snapshot>, IamError> {
+    async fn snapshot_fresh(&self, now: bool) -> Result<Arc<Snapshot>, IamError> {
         let cur = self.current.read().expect("lock").clone();
         if self.trusted(&cur, now) {
             return Ok(cur);
@@ -392,7 +398,7 @@ impl Iam {
         detach: &[String],
     ) -> Result<Vec<String>, IamError> {
         self.refuse_root(access_key)?;
-        let snap = self.snapshot().await?;
+        let snap = self.snapshot_current().await?;
         if let Some(missing) = attach.iter().find(|p| !snap.has_policy(p)) {
             return Err(IamError::NoSuchPolicy(missing.clone()));
         }
@@ -424,7 +430,7 @@ impl Iam {
     /// Replaces the policies of a user (the older `set-user-or-group-policy`).
     pub async fn set_policies(&self, access_key: &str, names: &[String]) -> Result<(), IamError> {
         self.refuse_root(access_key)?;
-        let snap = self.snapshot().await?;
+        let snap = self.snapshot_current().await?;
         if let Some(missing) = names.iter().find(|p| !snap.has_policy(p)) {
             return Err(IamError::NoSuchPolicy(missing.clone()));
         }
@@ -478,7 +484,7 @@ impl Iam {
                 "'{name}' is a built-in policy and cannot be removed"
             )));
         }
-        let snap = self.snapshot().await?;
+        let snap = self.snapshot_current().await?;
         if let Some((u, _)) = snap
             .users
             .iter()

@@ -177,7 +177,7 @@ impl Iam {
                 (c, write)
             })
             .await?;
-        self.snapshot_fresh(true).await?;
+        self.snapshot_current().await?;
         Ok(changes)
     }
 }

@@ -70,7 +70,7 @@ def eventually(check, bound=REFRESH_BOUND):
         try:
             check()
             return time.monotonic() - start
-        except (AssertionError, botocore.exceptions.ClientError):
+        except (AssertionError, botocore.exceptions.ClientError, pytest.fail.Exception):
             if time.monotonic() - start > bound:
                 raise
             time.sleep(0.1)
@@ -79,6 +79,7 @@ def eventually(check, bound=REFRESH_BOUND):
 def two_stateless_gateways(tmp_path, backend):
     bucket = backend.new_bucket()
     gateway.use(backend, bucket)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     unused = tmp_path / "a-never-created"
     a = Stateless(unused, env=KMS_ENV, backend=(backend, bucket), log_dir=tmp_path).start()
     b = Server(tmp_path / "b-state", env=KMS_ENV, backend=(backend, bucket)).start()
