@@ -656,7 +656,7 @@ fn print_banner(cfg: &Config, local: SocketAddr, tls: bool, kms: &dyn Kms) {
     match &cfg.backend {
         // Endpoint and bucket only: the credentials are never printed.
         Some(b) => println!(
-            "Backend: {} bucket {} (state: {})",
+            "Backend: {} bucket {} (uploads staged in {})",
             b.endpoint,
             b.bucket,
             cfg.data_dir.display()

@@ -546,4 +546,106 @@ mod tests {
         dir.update_users(|_| ((), false)).unwrap();
         assert_eq!(after, stamp(&dir.users_path()));
     }
+
+    /// State documents in memory, each write bumping a version, with a pause between the read
+    /// and the write of a change (so concurrent changes really race).
+    #[derive(Debug, Default)]
+    struct RacyDocs(std::sync::Mutex<std::collections::HashMap<String, (Bytes, u64)>>);
+
+    use bytes::Bytes;
+    use crate::storage::engine::state::Doc;
+
+    #[async_trait::async_trait]
+    impl StateDocs for RacyDocs {
+        async fn read_doc(&self, name: &str, known: Option<&str>) -> Result<DocRead, StorageError> {
+            let got = self.0.lock().unwrap().get(name).cloned();
+            tokio::task::yield_now().await;
+            Ok(match got {
+                None => DocRead::Absent,
+                Some((_, v)) if known == Some(v.to_string().as_str()) => DocRead::Unchanged,
+                Some((data, v)) => DocRead::Present(Doc {
+                    data,
+                    version: v.to_string(),
+                }),
+            })
+        }
+
+        async fn write_doc(
+            &self,
+            name: &str,
+            data: Bytes,
+            expected: Option<&str>,
+        ) -> Result<bool, StorageError> {
+            let mut docs = self.0.lock().unwrap();
+            let current = docs.get(name).map(|(_, v)| v.to_string());
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            let next = docs.get(name).map_or(1, |(_, v)| v + 1);
+            docs.insert(name.to_owned(), (data, next));
+            Ok(true)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_shared_updates_lose_nothing() {
+        let docs: Arc<dyn StateDocs> = Arc::new(RacyDocs::default());
+        let backing = Backing::Shared(docs);
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let backing = backing.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    let name = format!("user-{w}-{i}");
+                    backing
+                        .update_users(move |f| {
+                            f.users.insert(
+                                name.clone(),
+                                StoredUser {
+                                    secret: SealedSecret {
+                                        kms_key: "k".into(),
+                                        kms_ciphertext: String::new(),
+                                        sealed: String::new(),
+                                    },
+                                    enabled: true,
+                                    policies: Vec::new(),
+                                    source: Source::Admin,
+                                    updated_ms: 0,
+                                },
+                            );
+                            ((), true)
+                        })
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(backing.read_users().await.unwrap().users.len(), 40);
+        // Unchanged since loaded: nothing to load; changed: loaded again.
+        let loaded = backing
+            .load_if_changed(&Versions::None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(backing.load_if_changed(&loaded.versions).await.unwrap().is_none());
+        backing
+            .update_policies(|f| {
+                f.policies.insert(
+                    "p".into(),
+                    StoredPolicy {
+                        document: "{}".into(),
+                        created_ms: 0,
+                        updated_ms: 0,
+                    },
+                );
+                ((), true)
+            })
+            .await
+            .unwrap();
+        let again = backing.load_if_changed(&loaded.versions).await.unwrap().unwrap();
+        assert_eq!((again.users.users.len(), again.policies.policies.len()), (40, 1));
+    }
 }
