@@ -301,7 +301,9 @@ fn stateless_gateway_scratch(cfg: &mut Config) -> anyhow::Result<Option<tempfile
         return Ok(None);
     }
     if cfg.backend.is_none() {
-        anyhow::bail!("a data directory is needed (only the gateway, --backend URL, runs without one)");
+        anyhow::bail!(
+            "a data directory is needed (only the gateway, --backend URL, runs without one)"
+        );
     }
     if matches!(cfg.kms, KmsConfig::Embedded) {
         anyhow::bail!(
@@ -326,7 +328,8 @@ async fn open_gateway(
     b: &crate::storage::engine::s3::BackendConfig,
     staging: &Path,
 ) -> anyhow::Result<Arc<crate::storage::engine::s3::S3Store>> {
-    let engine = crate::storage::engine::s3::S3Store::new(b.clone(), staging).context("S3 backend")?;
+    let engine =
+        crate::storage::engine::s3::S3Store::new(b.clone(), staging).context("S3 backend")?;
     if let Err(e) = engine.check().await {
         tracing::warn!(error = %e, "the S3 backend does not answer yet");
         return Ok(Arc::new(engine));
@@ -339,7 +342,9 @@ async fn open_gateway(
              honours them (MinIO since 2024, Ceph RGW Squid, AWS S3)",
             b.endpoint
         ),
-        Err(e) => tracing::warn!(error = %e, "the S3 backend's conditional writes could not be checked"),
+        Err(e) => {
+            tracing::warn!(error = %e, "the S3 backend's conditional writes could not be checked")
+        }
     }
     Ok(Arc::new(engine))
 }

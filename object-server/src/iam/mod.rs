@@ -99,7 +99,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     fn retry_due(&self) -> bool {
-        self.retry_at.is_some_and(|t| std::time::Instant::now() >= t)
+        self.retry_at
+            .is_some_and(|t| std::time::Instant::now() >= t)
     }
 }
 
@@ -249,14 +250,17 @@ impl Iam {
         self.snapshot_fresh(look).await
     }
 
-    /// Whether the snapshot loaded from `versions` may be used without looking at the store.
+    /// Whether `snap` may be used without reading the store: on disk, when both files' identities
+    /// (one `stat` each) are those it was loaded from; in the backend, for [`store::SHARED_REFRESH`]
+    /// after the last look unless `now`.
     fn trusted(&self, snap: &Snapshot, now: bool) -> bool {
         if snap.retry_due() || snap.versions == Versions::None {
             return false;
         }
-        self.backing.is_shared()
-            && !now
-            && self.checked.lock().expect("lock").0.elapsed() < store::SHARED_REFRESH
+        match self.backing.local_versions() {
+            Some(v) => v == snap.versions,
+            None => !now && self.checked.lock().expect("lock").0.elapsed() < store::SHARED_REFRESH,
+        }
     }
 
     async fn snapshot_fresh(&self, now: bool) -> Result<Arc<Snapshot>, IamError> {
@@ -264,16 +268,27 @@ impl Iam {
         if self.trusted(&cur, now) {
             return Ok(cur);
         }
+        let asked = std::time::Instant::now();
         let _g = self.reload.lock().await;
         let cur = self.current.read().expect("lock").clone();
+        // Another request began a look after this one asked: what it found is fresh enough.
+        if self.backing.is_shared()
+            && !cur.retry_due()
+            && cur.versions != Versions::None
+            && self.checked.lock().expect("lock").0 >= asked
+        {
+            return Ok(cur);
+        }
         let known = if cur.retry_due() {
             Versions::None
         } else {
             cur.versions.clone()
         };
+        // When the look began: all written before then is in what it finds.
+        let looked = std::time::Instant::now();
         let loaded = self.backing.load_if_changed(&known).await?;
         if self.backing.is_shared() {
-            self.checked.lock().expect("lock").0 = std::time::Instant::now();
+            self.checked.lock().expect("lock").0 = looked;
         }
         let Some(loaded) = loaded else {
             return Ok(cur);
@@ -519,9 +534,7 @@ impl Iam {
     async fn blocking_users<T: Send + 'static>(
         &self,
         access_key: &str,
-        mut change: impl FnMut(&mut store::UsersFile) -> (Result<T, IamError>, bool)
-        + Send
-        + 'static,
+        mut change: impl FnMut(&mut store::UsersFile) -> (Result<T, IamError>, bool) + Send + 'static,
     ) -> Result<T, IamError> {
         let ak = access_key.to_owned();
         let out = self

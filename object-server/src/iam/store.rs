@@ -290,7 +290,8 @@ fn parse_doc<T: Default + for<'de> Deserialize<'de>>(
     name: &str,
     data: &[u8],
 ) -> Result<T, StoreError> {
-    serde_json::from_slice(data).map_err(|e| StoreError::Damaged(PathBuf::from(name), e.to_string()))
+    serde_json::from_slice(data)
+        .map_err(|e| StoreError::Damaged(PathBuf::from(name), e.to_string()))
 }
 
 /// Reads a state document: the parsed file and its version (`None`: absent).
@@ -337,10 +338,7 @@ impl Backing {
     pub async fn load_if_changed(&self, known: &Versions) -> Result<Option<Loaded>, StoreError> {
         match self {
             Backing::Local(dir) => {
-                let versions = Versions::Local {
-                    users: stamp(&dir.users_path()),
-                    policies: stamp(&dir.policies_path()),
-                };
+                let versions = self.local_versions().expect("on disk");
                 if versions == *known {
                     return Ok(None);
                 }
@@ -378,6 +376,17 @@ impl Backing {
                     },
                 }))
             }
+        }
+    }
+
+    /// The files' identities now, on disk (`None` in the backend: asking costs a request).
+    pub fn local_versions(&self) -> Option<Versions> {
+        match self {
+            Backing::Local(dir) => Some(Versions::Local {
+                users: stamp(&dir.users_path()),
+                policies: stamp(&dir.policies_path()),
+            }),
+            Backing::Shared(_) => None,
         }
     }
 
@@ -552,8 +561,8 @@ mod tests {
     #[derive(Debug, Default)]
     struct RacyDocs(std::sync::Mutex<std::collections::HashMap<String, (Bytes, u64)>>);
 
-    use bytes::Bytes;
     use crate::storage::engine::state::Doc;
+    use bytes::Bytes;
 
     #[async_trait::async_trait]
     impl StateDocs for RacyDocs {
@@ -630,7 +639,13 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert!(backing.load_if_changed(&loaded.versions).await.unwrap().is_none());
+        assert!(
+            backing
+                .load_if_changed(&loaded.versions)
+                .await
+                .unwrap()
+                .is_none()
+        );
         backing
             .update_policies(|f| {
                 f.policies.insert(
@@ -645,7 +660,14 @@ mod tests {
             })
             .await
             .unwrap();
-        let again = backing.load_if_changed(&loaded.versions).await.unwrap().unwrap();
-        assert_eq!((again.users.users.len(), again.policies.policies.len()), (40, 1));
+        let again = backing
+            .load_if_changed(&loaded.versions)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (again.users.users.len(), again.policies.policies.len()),
+            (40, 1)
+        );
     }
 }

@@ -58,8 +58,18 @@ async fn encryption(
         let meta = match (&console.engine, version) {
             // The gateway's engine has no versions: a HEAD naming one was refused already.
             (Some(engine), _) => engine.open_object(bucket, key).await.ok().map(|o| o.meta),
-            (None, Some(v)) => console.store.open_version(bucket, key, v).await.ok().map(|o| o.meta),
-            (None, None) => console.store.open_latest(bucket, key).await.ok().map(|o| o.meta),
+            (None, Some(v)) => console
+                .store
+                .open_version(bucket, key, v)
+                .await
+                .ok()
+                .map(|o| o.meta),
+            (None, None) => console
+                .store
+                .open_latest(bucket, key)
+                .await
+                .ok()
+                .map(|o| o.meta),
         };
         key_name = meta.and_then(|m| m.encryption.and_then(|e| e.kms_key));
     }
