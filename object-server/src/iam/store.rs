@@ -314,7 +314,16 @@ async fn update_shared<F, T>(
 where
     F: Default + Serialize + for<'de> Deserialize<'de>,
 {
-    for _ in 0..SHARED_ROUNDS {
+    for round in 0..SHARED_ROUNDS {
+        if round > 0 {
+            // Writers that collided try again at random moments, spreading out more each round,
+            // so one of them gets through instead of all of them colliding again.
+            let most = 2u64 << round.min(7);
+            tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
+                0..most,
+            )))
+            .await;
+        }
         let (mut file, version) = read_shared::<F>(docs, name).await?;
         let (out, write) = change(&mut file);
         if !write {
