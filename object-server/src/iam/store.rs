@@ -330,11 +330,15 @@ where
             return Ok(out);
         }
         let data = serde_json::to_vec_pretty(&file).expect("serializes");
-        if docs
-            .write_doc(name, data.into(), version.as_deref())
-            .await?
-        {
-            return Ok(out);
+        match docs.write_doc(name, data.into(), version.as_deref()).await {
+            Ok(true) => return Ok(out),
+            Ok(false) => {}
+            // RGW answers a conditional PUT that raced another write of the object with `500`
+            // (ECANCELED) instead of `412`: tried again like a lost race, within the same bound.
+            Err(StorageError::Unavailable(e)) => {
+                tracing::debug!(doc = name, error = %e, "state document write failed; trying again")
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     Err(StoreError::Backend(StorageError::Unavailable(format!(
