@@ -94,7 +94,8 @@ pub struct Config {
     pub address: SocketAddr,
     /// `public.crt`, `private.key`, `CAs/`.
     pub certs_dir: Option<PathBuf>,
-    /// The data directory.
+    /// The data directory (with `backend`: the state directory; empty when none was given,
+    /// which only the gateway accepts: see `server::run`).
     pub data_dir: PathBuf,
     /// Root access key.
     pub root_user: String,
@@ -223,7 +224,8 @@ impl Config {
         env: &dyn Env,
     ) -> Result<Self, ConfigError> {
         let address = parse_address(address)?;
-        if dirs.len() != 1 {
+        // None: only the gateway runs without one (checked when it starts, server.rs).
+        if dirs.len() > 1 {
             return Err(ConfigError::DataDirs(dirs.len()));
         }
         let user = env_or_file(env, "MINIO_ROOT_USER")?.or(env_or_file(env, "MINIO_ACCESS_KEY")?);
@@ -359,7 +361,7 @@ impl Config {
             users_reload: std::time::Duration::from_secs(users_reload),
             address,
             certs_dir,
-            data_dir: dirs[0].clone(),
+            data_dir: dirs.first().cloned().unwrap_or_default(),
             root_user,
             root_password,
             default_credentials,

@@ -1,8 +1,10 @@
 //! `object-server server [--address HOST:PORT] [--console-address HOST:PORT] [--certs-dir DIR] [--backend URL] DIR`:
-//! MinIO's command line (`--backend`: a bucket of another S3 service holds the objects);
+//! MinIO's command line (`--backend`: a bucket of another S3 service holds the objects, and DIR
+//! may be left out); `object-server gateway s3 URL [DIR]`: the same gateway, spelled as
+//! `minio gateway s3` was;
 //! `object-server import-minio [--dry-run] [--json FILE] --drives DIR… DATA_DIR`: the offline import;
 //! `object-server migrate --from URL|ALIAS [--dry-run] [--json FILE] DATA_DIR`: the online one.
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// An S3 server that encrypts every object with its own key, protected by a KMS.
@@ -13,30 +15,43 @@ struct Cli {
     command: Command,
 }
 
+/// The listening flags `server` and `gateway s3` share (MinIO's).
+#[derive(Args)]
+struct Listen {
+    /// Address to listen on (MinIO's forms: `:9000`, `HOST:PORT`).
+    #[arg(long, default_value = ":9000")]
+    address: String,
+    /// Address of the web console (MinIO's flag; default `:9001`; `MINIO_BROWSER=off` turns
+    /// the console off).
+    #[arg(long = "console-address")]
+    console_address: Option<String>,
+    /// Directory holding public.crt, private.key and CAs/ for TLS.
+    #[arg(long = "certs-dir", short = 'S')]
+    certs_dir: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the S3 API from a data directory (MinIO's flags and MINIO_* environment).
     Server {
-        /// Address to listen on (MinIO's forms: `:9000`, `HOST:PORT`).
-        #[arg(long, default_value = ":9000")]
-        address: String,
-        /// Address of the web console (MinIO's flag; default `:9001`; `MINIO_BROWSER=off` turns
-        /// the console off).
-        #[arg(long = "console-address")]
-        console_address: Option<String>,
-        /// Directory holding public.crt, private.key and CAs/ for TLS.
-        #[arg(long = "certs-dir", short = 'S')]
-        certs_dir: Option<PathBuf>,
+        #[command(flatten)]
+        listen: Listen,
         /// Store buckets and objects in a bucket of another S3 service (the gateway):
         /// `s3://HOST[:PORT]/BUCKET` (HTTPS) or `s3+http://…`; also `COFFER_BACKEND`. Its
         /// credentials come from COFFER_BACKEND_ACCESS_KEY / COFFER_BACKEND_SECRET_KEY (or
         /// their `_FILE` forms), never from the command line; COFFER_BACKEND_CA_FILE names
-        /// the CA to trust. DIR then keeps only this process's state (IAM, staged uploads).
+        /// the CA to trust. Users, policies and bucket settings live in the backend too: DIR
+        /// is optional (staged uploads only; a temp directory without it).
         #[arg(long)]
         backend: Option<String>,
-        /// Data directory (with --backend: the state directory).
-        #[arg(required = true)]
+        /// Data directory (with --backend: where uploads are staged; optional).
         dirs: Vec<PathBuf>,
+    },
+    /// Serve the S3 API from a bucket of another S3 service: `gateway s3 URL [DIR]` is
+    /// `server --backend URL [DIR]` (MinIO's old `minio gateway s3` spelling).
+    Gateway {
+        #[command(subcommand)]
+        kind: GatewayKind,
     },
     /// Import a stopped MinIO's drives into a data directory (the drives are only read). The
     /// KMS comes from the same MINIO_KMS_* environment as `server`'s: it unseals MinIO's keys
@@ -98,36 +113,53 @@ enum Command {
     },
 }
 
+/// The services `gateway` serves from.
+#[derive(Subcommand)]
+enum GatewayKind {
+    /// A bucket of an S3 service (RGW, MinIO, AWS): see `server --backend`.
+    S3 {
+        #[command(flatten)]
+        listen: Listen,
+        /// `s3://HOST[:PORT]/BUCKET` (HTTPS) or `s3+http://…`.
+        url: String,
+        /// Where uploads are staged (optional: a temp directory).
+        dirs: Vec<PathBuf>,
+    },
+}
+
+fn serve(listen: Listen, backend: Option<String>, dirs: Vec<PathBuf>) -> anyhow::Result<()> {
+    object_server::server::init_logging();
+    raise_open_file_limit();
+    let mut cfg = object_server::config::Config::from_parts(
+        &listen.address,
+        listen.certs_dir,
+        &dirs,
+        &object_server::config::ProcessEnv,
+    )?;
+    if backend.is_some() {
+        cfg.backend = object_server::storage::engine::s3::BackendConfig::from_env(
+            backend.as_deref(),
+            &object_server::config::ProcessEnv,
+        )?;
+    }
+    if let (Some(a), Some(console)) = (listen.console_address, cfg.console.as_mut()) {
+        console.set_address(&a)?;
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(object_server::server::run(cfg))
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Server {
-            address,
-            console_address,
-            certs_dir,
+            listen,
             backend,
             dirs,
-        } => {
-            object_server::server::init_logging();
-            raise_open_file_limit();
-            let mut cfg = object_server::config::Config::from_parts(
-                &address,
-                certs_dir,
-                &dirs,
-                &object_server::config::ProcessEnv,
-            )?;
-            if backend.is_some() {
-                cfg.backend = object_server::storage::engine::s3::BackendConfig::from_env(
-                    backend.as_deref(),
-                    &object_server::config::ProcessEnv,
-                )?;
-            }
-            if let (Some(a), Some(console)) = (console_address, cfg.console.as_mut()) {
-                console.set_address(&a)?;
-            }
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(object_server::server::run(cfg))
-        }
+        } => serve(listen, backend, dirs),
+        Command::Gateway {
+            kind: GatewayKind::S3 { listen, url, dirs },
+        } => serve(listen, Some(url), dirs),
         Command::ImportMinio {
             drives,
             dry_run,

@@ -36,6 +36,7 @@ use crate::s3::CofferS3;
 use crate::sse::metadata_key;
 use crate::stall_guard::StallGuard;
 use crate::storage::Store;
+use crate::storage::engine::state::StateDocs;
 
 /// The log filter when `RUST_LOG` is not set. s3s logs every refused request (a 404 HEAD, an
 /// AccessDenied, a bad signature) at ERROR, which buries real errors under client mistakes;
@@ -82,6 +83,17 @@ pub async fn build_kms(
     extra_cas: Vec<PathBuf>,
     stats: Arc<KmsStats>,
 ) -> anyhow::Result<Arc<dyn Kms>> {
+    build_kms_for(cfg, store, None, extra_cas, stats).await
+}
+
+/// [`build_kms`], the metadata key kept in `shared` (the gateway's backend) when given.
+async fn build_kms_for(
+    cfg: &Config,
+    store: &Store,
+    shared: Option<Arc<dyn StateDocs>>,
+    extra_cas: Vec<PathBuf>,
+    stats: Arc<KmsStats>,
+) -> anyhow::Result<Arc<dyn Kms>> {
     let kms = connect_kms(cfg, store, extra_cas, stats)?;
     let mut tries = 0;
     loop {
@@ -99,7 +111,21 @@ pub async fn build_kms(
         }
     }
     let system_dir = store.system_dir();
-    if let Err(e) = metadata_key::load_or_create(&system_dir, kms.as_ref()).await {
+    let load = {
+        let kms = kms.clone();
+        move || {
+            let (kms, shared, system_dir) = (kms.clone(), shared.clone(), system_dir.clone());
+            async move {
+                match &shared {
+                    Some(docs) => {
+                        metadata_key::load_or_create_shared(docs.as_ref(), kms.as_ref()).await
+                    }
+                    None => metadata_key::load_or_create(&system_dir, kms.as_ref()).await,
+                }
+            }
+        }
+    };
+    if let Err(e) = load().await {
         tracing::error!(error = %e, "the metadata key is not available; encrypted objects cannot be read or written until it is (retrying)");
         let kms = kms.clone();
         tokio::spawn(async move {
@@ -107,7 +133,7 @@ pub async fn build_kms(
             loop {
                 tokio::time::sleep(wait).await;
                 let _ = ensure_default_key(kms.as_ref()).await;
-                match metadata_key::load_or_create(&system_dir, kms.as_ref()).await {
+                match load().await {
                     Ok(()) => {
                         tracing::info!("metadata key loaded");
                         return;
@@ -266,9 +292,68 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// A gateway started without a state directory (`object-server gateway s3 URL`, pods without
+/// volumes) stages uploads in a new temp directory, removed when the server stops; nothing else
+/// is kept there. The embedded KMS keeps its master key in the state directory, which every
+/// process would have its own of: it is refused, a KMS they share is needed.
+fn stateless_gateway_scratch(cfg: &mut Config) -> anyhow::Result<Option<tempfile::TempDir>> {
+    if !cfg.data_dir.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    if cfg.backend.is_none() {
+        anyhow::bail!(
+            "a data directory is needed (only the gateway, --backend URL, runs without one)"
+        );
+    }
+    if matches!(cfg.kms, KmsConfig::Embedded) {
+        anyhow::bail!(
+            "a gateway without a state directory needs a KMS every gateway shares: set MINIO_KMS_KES_ENDPOINT \
+             (with MINIO_KMS_KES_CERT_FILE, _KEY_FILE, _KEY_NAME) or MINIO_KMS_SECRET_KEY=name:base64; the embedded \
+             master key is kept in the state directory and would differ in every process"
+        );
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("coffer-gateway-")
+        .tempdir()
+        .context("a temp directory for staged uploads")?;
+    tracing::info!(dir = %scratch.path().display(), "no state directory: staging uploads in a temp directory");
+    cfg.data_dir = scratch.path().to_owned();
+    Ok(Some(scratch))
+}
+
+/// The gateway's engine over backend `b`. A backend away at start is not fatal (requests answer
+/// 503 until it is back); one that answers but ignores conditional writes is refused, since the
+/// IAM state and the metadata key kept in it would lose concurrent changes.
+async fn open_gateway(
+    b: &crate::storage::engine::s3::BackendConfig,
+    staging: &Path,
+) -> anyhow::Result<Arc<crate::storage::engine::s3::S3Store>> {
+    let engine =
+        crate::storage::engine::s3::S3Store::new(b.clone(), staging).context("S3 backend")?;
+    if let Err(e) = engine.check().await {
+        tracing::warn!(error = %e, "the S3 backend does not answer yet");
+        return Ok(Arc::new(engine));
+    }
+    match engine.conditional_writes_hold().await {
+        Ok(true) => {}
+        Ok(false) => anyhow::bail!(
+            "the S3 backend {} ignores conditional writes (If-None-Match: * / If-Match on PUT): \
+             gateways would lose each other's changes to users and policies; use a backend that \
+             honours them (MinIO since 2024, Ceph RGW Squid, AWS S3)",
+            b.endpoint
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "the S3 backend's conditional writes could not be checked")
+        }
+    }
+    Ok(Arc::new(engine))
+}
+
 /// Starts the server and runs until SIGTERM or Ctrl-C.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Removed when the server stops; holds staged uploads only.
+    let _scratch = stateless_gateway_scratch(&mut cfg)?;
     let store = Store::open(&cfg.data_dir)
         .with_context(|| format!("data directory {}", cfg.data_dir.display()))?;
     store.clean_temp(Duration::from_secs(3600));
@@ -288,33 +373,34 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(d) if tls.is_some() => crate::metrics::certificate_expiry(&d.join("public.crt")),
         _ => None,
     };
+    // The gateway's engine comes first: its backend keeps the metadata key and the IAM state.
+    let gateway = match &cfg.backend {
+        Some(b) => Some(open_gateway(b, &cfg.data_dir).await?),
+        None => None,
+    };
+    let shared_state = gateway.clone().map(|g| g as Arc<dyn StateDocs>);
     let kms_stats = Arc::new(KmsStats::default());
-    let kms = build_kms(&cfg, &store, cas, kms_stats.clone()).await?;
+    let kms = build_kms_for(&cfg, &store, shared_state.clone(), cas, kms_stats.clone()).await?;
     let listener = TcpListener::bind(cfg.address)
         .await
         .with_context(|| format!("listen on {}", cfg.address))?;
     let local = listener.local_addr()?;
     print_banner(&cfg, local, tls.is_some(), kms.as_ref());
 
-    let gateway = match &cfg.backend {
-        Some(b) => {
-            let engine = crate::storage::engine::s3::S3Store::new(b.clone(), &cfg.data_dir)
-                .context("S3 backend")?;
-            // A backend away at start is not fatal: requests answer 503 until it is back.
-            if let Err(e) = engine.check().await {
-                tracing::warn!(error = %e, "the S3 backend does not answer yet");
-            }
-            Some(Arc::new(engine) as Arc<dyn crate::storage::engine::Storage>)
-        }
-        None => {
-            // Lifecycle rules are kept in the data directory (not served in gateway mode).
-            crate::lifecycle::scanner::spawn(store.clone());
-            None
-        }
+    let gateway = gateway.map(|g| g as Arc<dyn crate::storage::engine::Storage>);
+    if gateway.is_none() {
+        // Lifecycle rules are kept in the data directory (not served in gateway mode).
+        crate::lifecycle::scanner::spawn(store.clone());
+    }
+    let iam_backing = match shared_state {
+        Some(docs) => crate::iam::store::Backing::Shared(docs),
+        None => crate::iam::store::Backing::Local(
+            crate::iam::store::Dir::open(&store.system_dir()).context("IAM state")?,
+        ),
     };
-    let iam = Iam::open(
+    let iam = Iam::open_backing(
         cfg.data_dir.clone(),
-        &store.system_dir(),
+        iam_backing,
         kms.clone(),
         cfg.root_user.clone(),
         cfg.root_password.clone(),
@@ -328,11 +414,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             cfg.users_reload,
         ));
     }
-    let rewrap = crate::rewrap::Rewrapper::new(store.clone(), kms.clone(), cfg.rewrap_rate)
-        .context("re-wrap state")?;
-    tokio::spawn(rewrap.clone().run());
-    let admin =
-        AdminRoute::new(iam.clone(), store.clone(), tls.is_some()).with_rewrap(rewrap.clone());
+    // The re-wrap job walks the local store and its state lives there: in gateway mode it is
+    // not run, and its admin call answers 501 (admin/rewrap.rs).
+    let rewrap = match &gateway {
+        None => {
+            let job = crate::rewrap::Rewrapper::new(store.clone(), kms.clone(), cfg.rewrap_rate)
+                .context("re-wrap state")?;
+            tokio::spawn(job.clone().run());
+            Some(job)
+        }
+        Some(_) => None,
+    };
+    let mut admin = AdminRoute::new(iam.clone(), store.clone(), tls.is_some());
+    if let Some(job) = &rewrap {
+        admin = admin.with_rewrap(job.clone());
+    }
     let cors = crate::s3::cors::CorsGate::new(
         store.clone(),
         cfg.domains.clone(),
@@ -353,9 +449,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.usage_max_age,
         cert_expiry,
     );
-    metrics.register(|| rewrap.collector());
+    if let Some(job) = rewrap {
+        metrics.register(move || job.collector());
+    }
     let metrics = Arc::new(metrics);
     let console_store = store.clone();
+    let console_engine = gateway.clone();
     let mut s3 = CofferS3::new(store, kms.clone(), cfg.auto_encryption, tls.is_some());
     let gateway_mode = gateway.is_some();
     if let Some(engine) = gateway {
@@ -389,6 +488,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 service: service.clone(),
                 s3_address: local,
                 store: console_store,
+                engine: console_engine,
                 kms: kms.clone(),
                 tls: acceptor.clone(),
                 session_lifetime: console.session_lifetime,
@@ -564,7 +664,7 @@ fn print_banner(cfg: &Config, local: SocketAddr, tls: bool, kms: &dyn Kms) {
     match &cfg.backend {
         // Endpoint and bucket only: the credentials are never printed.
         Some(b) => println!(
-            "Backend: {} bucket {} (state: {})",
+            "Backend: {} bucket {} (uploads staged in {})",
             b.endpoint,
             b.bucket,
             cfg.data_dir.display()

@@ -69,6 +69,14 @@ fn gateway_with_boto3() {
     pytest("test_gateway.py");
 }
 
+/// Stateless gateways over a real MinIO: users, policies and bucket settings shared through the
+/// backend by two processes with different (or no) local directories; concurrent user adds; no
+/// plaintext secret in the backend.
+#[test]
+fn gateway_state_in_the_backend() {
+    pytest("test_gateway_state.py");
+}
+
 /// The core boto3 suite again, every test served by two gateway processes over a MinIO bucket.
 #[test]
 fn api_over_the_gateway() {

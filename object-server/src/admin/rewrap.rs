@@ -24,11 +24,13 @@ fn error(code: &str, status: u16, message: String) -> S3Error {
 }
 
 pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body>> {
+    // Only the gateway (S3 backend) mode runs without the job: its objects and state are not in
+    // the local store the job walks.
     let Some(job) = &a.rewrap else {
         return Err(error(
-            "XMinioAdminInternalError",
-            503,
-            "The re-wrap job is not available in this server.".into(),
+            "NotImplemented",
+            501,
+            "The re-wrap job is not implemented in S3 backend (gateway) mode yet: the objects' keys stay wrapped under the KMS key versions they were written with.".into(),
         ));
     };
     if c.method == Method::GET {

@@ -70,7 +70,7 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
                 .map_err(|_| invalid("the add-user request is not valid JSON"))?;
             let enabled = !req.status.eq_ignore_ascii_case("disabled");
             let policies = split_names(&req.policy);
-            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let snap = iam.snapshot_current().await.map_err(iam_err)?;
             if let Some(missing) = policies.iter().find(|p| !snap.has_policy(p)) {
                 return Err(iam_err(IamError::NoSuchPolicy(missing.clone())));
             }
@@ -123,7 +123,7 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
             ok()
         }
         "/list-users" => {
-            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let snap = iam.snapshot_current().await.map_err(iam_err)?;
             let users: serde_json::Map<String, Value> = snap
                 .users
                 .iter()
@@ -133,7 +133,7 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
         }
         "/user-info" => {
             let ak = c.require("accessKey")?;
-            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let snap = iam.snapshot_current().await.map_err(iam_err)?;
             let u = snap
                 .users
                 .get(ak)
@@ -145,7 +145,7 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
             let doc = std::str::from_utf8(&c.body)
                 .map_err(|_| invalid("the policy is not UTF-8 text"))?;
             // Rewriting a policy users have changes what they may do: as much as attaching it.
-            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let snap = iam.snapshot_current().await.map_err(iam_err)?;
             if snap
                 .users
                 .values()
@@ -164,7 +164,7 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
             ok()
         }
         "/list-canned-policies" => {
-            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let snap = iam.snapshot_current().await.map_err(iam_err)?;
             let mut all = serde_json::Map::new();
             for (name, doc) in builtin::BUILTIN {
                 all.insert(
@@ -182,7 +182,7 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
         }
         "/info-canned-policy" => {
             let name = c.require("name")?;
-            let snap = iam.snapshot().await.map_err(iam_err)?;
+            let snap = iam.snapshot_current().await.map_err(iam_err)?;
             let (doc, dates) = match (builtin::document(name), snap.policies.get(name)) {
                 (Some(d), _) => (serde_json::from_str::<Value>(d).expect("valid"), None),
                 (None, Some(p)) => (

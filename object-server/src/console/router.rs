@@ -30,6 +30,8 @@ pub struct ConsoleDeps {
     pub s3_address: SocketAddr,
     /// The store (an object's KMS key name, after S3 allowed reading it).
     pub store: Store,
+    /// In gateway mode the engine that holds the objects: key names are read there instead.
+    pub engine: Option<Arc<dyn crate::storage::engine::Storage>>,
     /// The KMS (its status page).
     pub kms: Arc<dyn Kms>,
     /// TLS, as on the S3 port.
@@ -50,6 +52,8 @@ pub struct Console {
     pub sessions: Sessions,
     /// See [`ConsoleDeps::store`].
     pub store: Store,
+    /// See [`ConsoleDeps::engine`].
+    pub engine: Option<Arc<dyn crate::storage::engine::Storage>>,
     /// See [`ConsoleDeps::kms`].
     pub kms: Arc<dyn Kms>,
     /// Whether the console is served over TLS (Secure cookies).
@@ -99,6 +103,7 @@ pub async fn serve(listener: TcpListener, deps: ConsoleDeps) {
         s3: S3Caller::new(deps.service, deps.s3_address),
         sessions: Sessions::new(deps.session_lifetime),
         store: deps.store,
+        engine: deps.engine,
         kms: deps.kms,
         tls: deps.tls.is_some(),
         started: Instant::now(),

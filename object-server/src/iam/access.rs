@@ -123,10 +123,15 @@ impl S3Auth for Auth {
         if access_key == self.0.root_user() {
             return Ok(SecretKey::from(self.0.root_secret().expose()));
         }
-        let snap = self.0.snapshot().await.map_err(|e| {
+        let unavailable = |e: super::IamError| {
             tracing::error!(error = %e, "IAM state unavailable");
             s3_error!(InternalError, "The IAM state could not be read.")
-        })?;
+        };
+        let mut snap = self.0.snapshot().await.map_err(unavailable)?;
+        if !snap.users.contains_key(access_key) {
+            // Perhaps added on another gateway a moment ago.
+            snap = self.0.snapshot_for_unknown().await.map_err(unavailable)?;
+        }
         match snap.users.get(access_key) {
             Some(u) if u.enabled => Ok(SecretKey::from(u.secret.expose())),
             Some(_) => Err(S3Error::with_message(

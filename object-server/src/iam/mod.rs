@@ -7,13 +7,16 @@
 //! - [`object_tags`]: the object-tag condition keys, and holding a decision made on an
 //!   object's tags against the version the operation opens.
 //! - [`decider`]: one caller's decisions on one bucket, policies captured.
-//! - [`store`]: `DIR/.coffer/iam/` on disk, secret keys sealed by the KMS.
+//! - [`store`]: `DIR/.coffer/iam/` on disk or the gateway's backend bucket, secret keys sealed
+//!   by the KMS.
 //! - [`access`]: s3s's `S3Auth` (secret lookup for SigV4) and `S3Access` (the per-request check).
 //! - [`users_file`]: users provisioned from `COFFER_USERS_FILE`.
 //!
 //! Every process serving a directory sees every change at once: before answering, [`Iam`]
 //! compares the identity of `users.json` and `policies.json` with what it loaded and reloads
-//! on a difference (one `stat` per file per request).
+//! on a difference (one `stat` per file per request). Gateways over one backend bucket see a
+//! change within [`store::SHARED_REFRESH`] (one conditional GET per document per second), and
+//! an unknown access key looks again at once.
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -21,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use crate::config::Secret;
 use crate::kms::Kms;
 use policy::{Decision, Policy, PolicyError, Request};
-use store::{Dir, SealedSecret, Source, Stamp, StoreError, StoredUser};
+use store::{Backing, Dir, SealedSecret, Source, Stamp, StoreError, StoredUser, Versions};
 
 pub mod access;
 pub mod action;
@@ -88,18 +91,16 @@ pub struct Snapshot {
     pub users: HashMap<String, User>,
     /// Policies made with the admin API, by name.
     pub policies: HashMap<String, NamedPolicy>,
-    users_stamp: Stamp,
-    policies_stamp: Stamp,
+    versions: Versions,
     /// Set when a secret key could not be unsealed (the KMS was away): that user is left out
     /// and the files are read again after this instant.
     retry_at: Option<std::time::Instant>,
 }
 
 impl Snapshot {
-    fn current(&self, users: Stamp, policies: Stamp) -> bool {
-        self.users_stamp == users
-            && self.policies_stamp == policies
-            && self.retry_at.is_none_or(|t| std::time::Instant::now() < t)
+    fn retry_due(&self) -> bool {
+        self.retry_at
+            .is_some_and(|t| std::time::Instant::now() >= t)
     }
 }
 
@@ -132,7 +133,10 @@ type CachedBucketPolicy = (Stamp, Option<Arc<Policy>>);
 
 /// Users, policies and bucket policies of one data directory.
 pub struct Iam {
-    dir: Dir,
+    backing: Backing,
+    /// When the shared state was last found unchanged (or loaded), and when an unknown access
+    /// key last made this process look ([`store::MISS_REFRESH`]).
+    checked: std::sync::Mutex<(std::time::Instant, std::time::Instant)>,
     data_dir: PathBuf,
     kms: Arc<dyn Kms>,
     root_user: String,
@@ -172,8 +176,24 @@ impl Iam {
         root_user: String,
         root_secret: Secret,
     ) -> Result<Arc<Self>, IamError> {
+        let dir = Dir::open(system_dir).map_err(StoreError::from)?;
+        Self::open_backing(data_dir, Backing::Local(dir), kms, root_user, root_secret).await
+    }
+
+    /// Opens the IAM state kept in `backing` (bucket policies: under `data_dir`).
+    pub async fn open_backing(
+        data_dir: PathBuf,
+        backing: Backing,
+        kms: Arc<dyn Kms>,
+        root_user: String,
+        root_secret: Secret,
+    ) -> Result<Arc<Self>, IamError> {
+        let long_ago = std::time::Instant::now()
+            .checked_sub(std::time::Duration::from_secs(3600))
+            .unwrap_or_else(std::time::Instant::now);
         let iam = Arc::new(Self {
-            dir: Dir::open(system_dir).map_err(StoreError::from)?,
+            backing,
+            checked: std::sync::Mutex::new((long_ago, long_ago)),
             data_dir,
             kms,
             root_user,
@@ -206,25 +226,74 @@ impl Iam {
 
     /// What is in effect now, reloading whatever another process (or this one) changed.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, IamError> {
-        let (us, ps) = (
-            store::stamp(&self.dir.users_path()),
-            store::stamp(&self.dir.policies_path()),
-        );
+        self.snapshot_fresh(false).await
+    }
+
+    /// What the store holds now, even on a gateway whose snapshot is not due for a look yet:
+    /// for admin calls (rare; a listing or a policy check on any gateway sees every change).
+    pub async fn snapshot_current(&self) -> Result<Arc<Snapshot>, IamError> {
+        self.snapshot_fresh(true).await
+    }
+
+    /// What is in effect now, after looking at the shared state at once (within
+    /// [`store::MISS_REFRESH`]) when an access key is not known: a user just added on another
+    /// gateway signs in on this one without waiting for [`store::SHARED_REFRESH`].
+    pub async fn snapshot_for_unknown(&self) -> Result<Arc<Snapshot>, IamError> {
+        let look = self.backing.is_shared() && {
+            let mut c = self.checked.lock().expect("lock");
+            let due = c.1.elapsed() >= store::MISS_REFRESH;
+            if due {
+                c.1 = std::time::Instant::now();
+            }
+            due
+        };
+        self.snapshot_fresh(look).await
+    }
+
+    /// Whether `snap` may be used without reading the store: on disk, when both files' identities
+    /// (one `stat` each) are those it was loaded from; in the backend, for [`store::SHARED_REFRESH`]
+    /// after the last look unless `now`.
+    fn trusted(&self, snap: &Snapshot, now: bool) -> bool {
+        if snap.retry_due() || snap.versions == Versions::None {
+            return false;
+        }
+        match self.backing.local_versions() {
+            Some(v) => v == snap.versions,
+            None => !now && self.checked.lock().expect("lock").0.elapsed() < store::SHARED_REFRESH,
+        }
+    }
+
+    async fn snapshot_fresh(&self, now: bool) -> Result<Arc<Snapshot>, IamError> {
         let cur = self.current.read().expect("lock").clone();
-        if cur.current(us, ps) {
+        if self.trusted(&cur, now) {
             return Ok(cur);
         }
+        let asked = std::time::Instant::now();
         let _g = self.reload.lock().await;
         let cur = self.current.read().expect("lock").clone();
-        let (us, ps) = (
-            store::stamp(&self.dir.users_path()),
-            store::stamp(&self.dir.policies_path()),
-        );
-        if cur.current(us, ps) {
+        // Another request began a look after this one asked: what it found is fresh enough.
+        if self.backing.is_shared()
+            && !cur.retry_due()
+            && cur.versions != Versions::None
+            && self.checked.lock().expect("lock").0 >= asked
+        {
             return Ok(cur);
         }
-        let users_file = self.dir.read_users()?;
-        let policies_file = self.dir.read_policies()?;
+        let known = if cur.retry_due() {
+            Versions::None
+        } else {
+            cur.versions.clone()
+        };
+        // When the look began: all written before then is in what it finds.
+        let looked = std::time::Instant::now();
+        let loaded = self.backing.load_if_changed(&known).await?;
+        if self.backing.is_shared() {
+            self.checked.lock().expect("lock").0 = looked;
+        }
+        let Some(loaded) = loaded else {
+            return Ok(cur);
+        };
+        let (users_file, policies_file) = (loaded.users, loaded.policies);
         let mut users = HashMap::new();
         let mut retry_at = None;
         for (name, u) in users_file.users {
@@ -274,8 +343,7 @@ impl Iam {
         let snap = Arc::new(Snapshot {
             users,
             policies,
-            users_stamp: us,
-            policies_stamp: ps,
+            versions: loaded.versions,
             retry_at,
         });
         *self.current.write().expect("lock") = snap.clone();
@@ -295,14 +363,14 @@ impl Iam {
         let sealed = store::seal(self.kms.as_ref(), access_key, secret_key).await?;
         let ak = access_key.to_owned();
         self.blocking_users(access_key, move |f| {
-            let e = f.users.entry(ak).or_insert_with(|| StoredUser {
+            let e = f.users.entry(ak.clone()).or_insert_with(|| StoredUser {
                 secret: sealed.clone(),
                 enabled,
                 policies: Vec::new(),
                 source: Source::Admin,
                 updated_ms: 0,
             });
-            e.secret = sealed;
+            e.secret = sealed.clone();
             e.enabled = enabled;
             e.updated_ms = now_ms();
             (Ok(()), true)
@@ -345,7 +413,7 @@ impl Iam {
         detach: &[String],
     ) -> Result<Vec<String>, IamError> {
         self.refuse_root(access_key)?;
-        let snap = self.snapshot().await?;
+        let snap = self.snapshot_current().await?;
         if let Some(missing) = attach.iter().find(|p| !snap.has_policy(p)) {
             return Err(IamError::NoSuchPolicy(missing.clone()));
         }
@@ -361,9 +429,9 @@ impl Iam {
                     );
                 }
                 u.policies.retain(|p| !detach.contains(p));
-                for a in attach {
-                    if !u.policies.contains(&a) {
-                        u.policies.push(a);
+                for a in &attach {
+                    if !u.policies.contains(a) {
+                        u.policies.push(a.clone());
                     }
                 }
                 u.updated_ms = now_ms();
@@ -377,14 +445,14 @@ impl Iam {
     /// Replaces the policies of a user (the older `set-user-or-group-policy`).
     pub async fn set_policies(&self, access_key: &str, names: &[String]) -> Result<(), IamError> {
         self.refuse_root(access_key)?;
-        let snap = self.snapshot().await?;
+        let snap = self.snapshot_current().await?;
         if let Some(missing) = names.iter().find(|p| !snap.has_policy(p)) {
             return Err(IamError::NoSuchPolicy(missing.clone()));
         }
         let (ak, names) = (access_key.to_owned(), names.to_vec());
         self.blocking_users(access_key, move |f| match f.users.get_mut(&ak) {
             Some(u) => {
-                u.policies = names;
+                u.policies = names.clone();
                 u.updated_ms = now_ms();
                 (Ok(()), true)
             }
@@ -405,25 +473,22 @@ impl Iam {
         }
         Policy::parse(document.as_bytes())?;
         let (name, document) = (name.to_owned(), document.to_owned());
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            dir.update_policies(|f| {
+        self.backing
+            .update_policies(move |f| {
                 let now = now_ms();
                 let created = f.policies.get(&name).map_or(now, |p| p.created_ms);
                 f.policies.insert(
-                    name,
+                    name.clone(),
                     store::StoredPolicy {
-                        document,
+                        document: document.clone(),
                         created_ms: created,
                         updated_ms: now,
                     },
                 );
                 ((), true)
             })
-        })
-        .await
-        .expect("blocking task")?;
-        self.snapshot().await?;
+            .await?;
+        self.snapshot_fresh(true).await?;
         Ok(())
     }
 
@@ -434,7 +499,7 @@ impl Iam {
                 "'{name}' is a built-in policy and cannot be removed"
             )));
         }
-        let snap = self.snapshot().await?;
+        let snap = self.snapshot_current().await?;
         if let Some((u, _)) = snap
             .users
             .iter()
@@ -445,16 +510,13 @@ impl Iam {
             )));
         }
         let name = name.to_owned();
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            dir.update_policies(|f| match f.policies.remove(&name) {
+        self.backing
+            .update_policies(move |f| match f.policies.remove(&name) {
                 Some(_) => (Ok(()), true),
                 None => (Err(IamError::NoSuchPolicy(name.clone())), false),
             })
-        })
-        .await
-        .expect("blocking task")??;
-        self.snapshot().await?;
+            .await??;
+        self.snapshot_fresh(true).await?;
         Ok(())
     }
 
@@ -472,12 +534,12 @@ impl Iam {
     async fn blocking_users<T: Send + 'static>(
         &self,
         access_key: &str,
-        change: impl FnOnce(&mut store::UsersFile) -> (Result<T, IamError>, bool) + Send + 'static,
+        mut change: impl FnMut(&mut store::UsersFile) -> (Result<T, IamError>, bool) + Send + 'static,
     ) -> Result<T, IamError> {
-        let dir = self.dir.clone();
         let ak = access_key.to_owned();
-        let out = tokio::task::spawn_blocking(move || {
-            dir.update_users(|f| {
+        let out = self
+            .backing
+            .update_users(move |f| {
                 if f.users.get(&ak).is_some_and(|u| u.source == Source::File) {
                     let msg =
                         format!("user '{ak}' is provisioned by COFFER_USERS_FILE; change it there");
@@ -485,15 +547,14 @@ impl Iam {
                 }
                 change(f)
             })
-        })
-        .await
-        .expect("blocking task")??;
-        self.snapshot().await?;
+            .await??;
+        self.snapshot_fresh(true).await?;
         Ok(out)
     }
 
-    pub(crate) fn dir(&self) -> &Dir {
-        &self.dir
+    /// Where the users and policies are kept.
+    pub(crate) fn backing(&self) -> &Backing {
+        &self.backing
     }
 
     /// The policy of `bucket`, if it has one (re-read when its file changes).

@@ -1,11 +1,20 @@
-//! Users and policies on disk, in `DIR/.coffer/iam/`: `users.json` (each secret key sealed
-//! under a KMS data key, never plain) and `policies.json` (the documents made with the admin
-//! API). Every change takes `lock` (an exclusive file lock), re-reads the file, changes it and
-//! renames a new file into place, so any number of processes serving `DIR` can change it and
-//! each one notices a change by the file's identity (inode, size, mtime).
+//! Users and policies: `users.json` (each secret key sealed under a KMS data key, never plain)
+//! and `policies.json` (the documents made with the admin API), kept where the objects are
+//! ([`Backing`]):
+//!
+//! - on disk, in `DIR/.coffer/iam/` ([`Dir`]): every change takes `lock` (an exclusive file
+//!   lock), re-reads the file, changes it and renames a new file into place, so any number of
+//!   processes serving `DIR` can change it and each one notices a change by the file's identity
+//!   (inode, size, mtime);
+//! - in the S3 backend of the gateway, as the state documents `iam/users.json` and
+//!   `iam/policies.json` ([`StateDocs`]): a change reads the document, changes it and writes it
+//!   back conditionally on the version it read; a writer that lost the race reads and changes
+//!   again, so two gateways adding users at once lose neither. Processes notice a change by
+//!   the document's version (ETag), checked at most every [`SHARED_REFRESH`].
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use base64::Engine as _;
@@ -15,6 +24,8 @@ use zeroize::Zeroizing;
 
 use crate::config::Secret;
 use crate::kms::{Kms, KmsError};
+use crate::storage::StorageError;
+use crate::storage::engine::state::{DocRead, StateDocs};
 
 /// Where a user came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -100,6 +111,9 @@ pub enum StoreError {
     /// A sealed secret does not open.
     #[error("IAM store: the secret key of '{0}' cannot be unsealed")]
     Unseal(String),
+    /// The S3 backend holding the state failed or is away.
+    #[error("IAM store: {0}")]
+    Backend(#[from] StorageError),
 }
 
 /// The `.coffer/iam` directory.
@@ -209,6 +223,229 @@ impl Dir {
             }
             Ok(out)
         })
+    }
+}
+
+/// How long a gateway trusts the users and policies it loaded before asking the backend whether
+/// they changed (one conditional GET per document; `304` when they did not). A user added or a
+/// policy attached on one gateway is in effect on every other within this bound; a request
+/// signed with an access key this process does not know yet looks again at once
+/// ([`MISS_REFRESH`]).
+pub const SHARED_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// At most this often an unknown access key makes a gateway look at the backend before
+/// [`SHARED_REFRESH`] is over (a client guessing keys cannot make it ask more often).
+pub const MISS_REFRESH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How often a conditional write of a state document that keeps losing races is tried again.
+const SHARED_ROUNDS: usize = 16;
+
+/// The state document of the users.
+const USERS_DOC: &str = "iam/users.json";
+/// The state document of the policies.
+const POLICIES_DOC: &str = "iam/policies.json";
+
+/// Where the users and policies are kept.
+#[derive(Debug, Clone)]
+pub enum Backing {
+    /// `DIR/.coffer/iam/`.
+    Local(Dir),
+    /// The state documents of the storage engine (the gateway's backend bucket).
+    Shared(Arc<dyn StateDocs>),
+}
+
+/// Which version of `users.json` and `policies.json` was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Versions {
+    /// Nothing loaded yet.
+    #[default]
+    None,
+    /// File identities.
+    Local {
+        /// `users.json`'s.
+        users: Stamp,
+        /// `policies.json`'s.
+        policies: Stamp,
+    },
+    /// Document versions (`None`: absent).
+    Shared {
+        /// `iam/users.json`'s.
+        users: Option<String>,
+        /// `iam/policies.json`'s.
+        policies: Option<String>,
+    },
+}
+
+/// The files as loaded, and their versions.
+pub struct Loaded {
+    /// `users.json`.
+    pub users: UsersFile,
+    /// `policies.json`.
+    pub policies: PoliciesFile,
+    /// What was loaded.
+    pub versions: Versions,
+}
+
+fn parse_doc<T: Default + for<'de> Deserialize<'de>>(
+    name: &str,
+    data: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(data)
+        .map_err(|e| StoreError::Damaged(PathBuf::from(name), e.to_string()))
+}
+
+/// Reads a state document: the parsed file and its version (`None`: absent).
+async fn read_shared<T: Default + for<'de> Deserialize<'de>>(
+    docs: &dyn StateDocs,
+    name: &str,
+) -> Result<(T, Option<String>), StoreError> {
+    match docs.read_doc(name, None).await? {
+        DocRead::Present(d) => Ok((parse_doc(name, &d.data)?, Some(d.version))),
+        DocRead::Absent | DocRead::Unchanged => Ok((T::default(), None)),
+    }
+}
+
+/// Read, change, write conditionally on the version read; again on a lost race.
+async fn update_shared<F, T>(
+    docs: &dyn StateDocs,
+    name: &str,
+    mut change: impl FnMut(&mut F) -> (T, bool),
+) -> Result<T, StoreError>
+where
+    F: Default + Serialize + for<'de> Deserialize<'de>,
+{
+    for round in 0..SHARED_ROUNDS {
+        if round > 0 {
+            // Writers that collided try again at random moments, spreading out more each round,
+            // so one of them gets through instead of all of them colliding again.
+            let most = 2u64 << round.min(7);
+            tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
+                0..most,
+            )))
+            .await;
+        }
+        let (mut file, version) = read_shared::<F>(docs, name).await?;
+        let (out, write) = change(&mut file);
+        if !write {
+            return Ok(out);
+        }
+        let data = serde_json::to_vec_pretty(&file).expect("serializes");
+        match docs.write_doc(name, data.into(), version.as_deref()).await {
+            Ok(true) => return Ok(out),
+            Ok(false) => {}
+            // RGW answers a conditional PUT that raced another write of the object with `500`
+            // (ECANCELED) instead of `412`: tried again like a lost race, within the same bound.
+            Err(StorageError::Unavailable(e)) => {
+                tracing::debug!(doc = name, error = %e, "state document write failed; trying again")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Backend(StorageError::Unavailable(format!(
+        "{name}: {SHARED_ROUNDS} conditional writes in a row lost a race"
+    ))))
+}
+
+impl Backing {
+    /// The files, unless they are still at `known`.
+    pub async fn load_if_changed(&self, known: &Versions) -> Result<Option<Loaded>, StoreError> {
+        match self {
+            Backing::Local(dir) => {
+                let versions = self.local_versions().expect("on disk");
+                if versions == *known {
+                    return Ok(None);
+                }
+                Ok(Some(Loaded {
+                    users: dir.read_users()?,
+                    policies: dir.read_policies()?,
+                    versions,
+                }))
+            }
+            Backing::Shared(docs) => {
+                if let Versions::Shared { users, policies } = known {
+                    let (u, p) = tokio::join!(
+                        docs.read_doc(USERS_DOC, users.as_deref()),
+                        docs.read_doc(POLICIES_DOC, policies.as_deref())
+                    );
+                    let unchanged = |r: &DocRead, v: &Option<String>| match r {
+                        DocRead::Unchanged => true,
+                        DocRead::Absent => v.is_none(),
+                        DocRead::Present(_) => false,
+                    };
+                    if unchanged(&u?, users) && unchanged(&p?, policies) {
+                        return Ok(None);
+                    }
+                }
+                let ((users, uv), (policies, pv)) = tokio::try_join!(
+                    read_shared::<UsersFile>(docs.as_ref(), USERS_DOC),
+                    read_shared::<PoliciesFile>(docs.as_ref(), POLICIES_DOC)
+                )?;
+                Ok(Some(Loaded {
+                    users,
+                    policies,
+                    versions: Versions::Shared {
+                        users: uv,
+                        policies: pv,
+                    },
+                }))
+            }
+        }
+    }
+
+    /// The files' identities now, on disk (`None` in the backend: asking costs a request).
+    pub fn local_versions(&self) -> Option<Versions> {
+        match self {
+            Backing::Local(dir) => Some(Versions::Local {
+                users: stamp(&dir.users_path()),
+                policies: stamp(&dir.policies_path()),
+            }),
+            Backing::Shared(_) => None,
+        }
+    }
+
+    /// Whether changes made elsewhere are noticed only every [`SHARED_REFRESH`].
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Backing::Shared(_))
+    }
+
+    /// The users as stored now.
+    pub async fn read_users(&self) -> Result<UsersFile, StoreError> {
+        match self {
+            Backing::Local(dir) => dir.read_users(),
+            Backing::Shared(docs) => Ok(read_shared(docs.as_ref(), USERS_DOC).await?.0),
+        }
+    }
+
+    /// Changes the users atomically (see the module doc); `change` may run more than once.
+    pub async fn update_users<T: Send + 'static>(
+        &self,
+        change: impl FnMut(&mut UsersFile) -> (T, bool) + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match self {
+            Backing::Local(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || dir.update_users(change))
+                    .await
+                    .expect("blocking task")
+            }
+            Backing::Shared(docs) => update_shared(docs.as_ref(), USERS_DOC, change).await,
+        }
+    }
+
+    /// Changes the policies atomically; `change` may run more than once.
+    pub async fn update_policies<T: Send + 'static>(
+        &self,
+        change: impl FnMut(&mut PoliciesFile) -> (T, bool) + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match self {
+            Backing::Local(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || dir.update_policies(change))
+                    .await
+                    .expect("blocking task")
+            }
+            Backing::Shared(docs) => update_shared(docs.as_ref(), POLICIES_DOC, change).await,
+        }
     }
 }
 
@@ -330,5 +567,120 @@ mod tests {
         assert_eq!(dir.read_users().unwrap().users["u"].policies, ["readonly"]);
         dir.update_users(|_| ((), false)).unwrap();
         assert_eq!(after, stamp(&dir.users_path()));
+    }
+
+    /// State documents in memory, each write bumping a version, with a pause between the read
+    /// and the write of a change (so concurrent changes really race).
+    #[derive(Debug, Default)]
+    struct RacyDocs(std::sync::Mutex<std::collections::HashMap<String, (Bytes, u64)>>);
+
+    use crate::storage::engine::state::Doc;
+    use bytes::Bytes;
+
+    #[async_trait::async_trait]
+    impl StateDocs for RacyDocs {
+        async fn read_doc(&self, name: &str, known: Option<&str>) -> Result<DocRead, StorageError> {
+            let got = self.0.lock().unwrap().get(name).cloned();
+            tokio::task::yield_now().await;
+            Ok(match got {
+                None => DocRead::Absent,
+                Some((_, v)) if known == Some(v.to_string().as_str()) => DocRead::Unchanged,
+                Some((data, v)) => DocRead::Present(Doc {
+                    data,
+                    version: v.to_string(),
+                }),
+            })
+        }
+
+        async fn write_doc(
+            &self,
+            name: &str,
+            data: Bytes,
+            expected: Option<&str>,
+        ) -> Result<bool, StorageError> {
+            let mut docs = self.0.lock().unwrap();
+            let current = docs.get(name).map(|(_, v)| v.to_string());
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            let next = docs.get(name).map_or(1, |(_, v)| v + 1);
+            docs.insert(name.to_owned(), (data, next));
+            Ok(true)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_shared_updates_lose_nothing() {
+        let docs: Arc<dyn StateDocs> = Arc::new(RacyDocs::default());
+        let backing = Backing::Shared(docs);
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let backing = backing.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    let name = format!("user-{w}-{i}");
+                    backing
+                        .update_users(move |f| {
+                            f.users.insert(
+                                name.clone(),
+                                StoredUser {
+                                    secret: SealedSecret {
+                                        kms_key: "k".into(),
+                                        kms_ciphertext: String::new(),
+                                        sealed: String::new(),
+                                    },
+                                    enabled: true,
+                                    policies: Vec::new(),
+                                    source: Source::Admin,
+                                    updated_ms: 0,
+                                },
+                            );
+                            ((), true)
+                        })
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(backing.read_users().await.unwrap().users.len(), 40);
+        // Unchanged since loaded: nothing to load; changed: loaded again.
+        let loaded = backing
+            .load_if_changed(&Versions::None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            backing
+                .load_if_changed(&loaded.versions)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        backing
+            .update_policies(|f| {
+                f.policies.insert(
+                    "p".into(),
+                    StoredPolicy {
+                        document: "{}".into(),
+                        created_ms: 0,
+                        updated_ms: 0,
+                    },
+                );
+                ((), true)
+            })
+            .await
+            .unwrap();
+        let again = backing
+            .load_if_changed(&loaded.versions)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (again.users.users.len(), again.policies.policies.len()),
+            (40, 1)
+        );
     }
 }

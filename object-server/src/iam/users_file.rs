@@ -128,15 +128,17 @@ impl Iam {
             .iter()
             .map(|w| (w.access_key.clone(), w.policies.clone()))
             .collect();
-        let dir = self.dir().clone();
-        let changes = tokio::task::spawn_blocking(move || {
-            dir.update_users(|f| {
+        let changes = self
+            .backing()
+            .update_users(move |f| {
+                // A lost race runs this again on what won: start from the whole plan each time.
+                let mut sealed = sealed.clone();
                 let mut c = Changes::default();
                 let before = f.users.len();
                 f.users
                     .retain(|name, u| u.source != Source::File || wanted.contains_key(name));
                 c.removed = before - f.users.len();
-                for (name, policies) in wanted {
+                for (name, policies) in wanted.clone() {
                     let new_secret = sealed.remove(&name);
                     match f.users.get_mut(&name) {
                         Some(u) => {
@@ -174,10 +176,8 @@ impl Iam {
                 let write = c != Changes::default();
                 (c, write)
             })
-        })
-        .await
-        .expect("blocking task")?;
-        self.snapshot().await?;
+            .await?;
+        self.snapshot_current().await?;
         Ok(changes)
     }
 }

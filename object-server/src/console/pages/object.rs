@@ -58,13 +58,23 @@ async fn encryption(
     let mut key_name = header_str(headers, "x-amz-server-side-encryption-aws-kms-key-id")
         .map(|k| crate::sse::headers::kms_key_name(k).to_owned());
     if mode == "SSE-S3" && key_name.is_none() {
-        let opened = match version {
-            Some(v) => console.store.open_version(bucket, key, v).await,
-            None => console.store.open_latest(bucket, key).await,
+        let meta = match (&console.engine, version) {
+            // The gateway's engine has no versions: a HEAD naming one was refused already.
+            (Some(engine), _) => engine.open_object(bucket, key).await.ok().map(|o| o.meta),
+            (None, Some(v)) => console
+                .store
+                .open_version(bucket, key, v)
+                .await
+                .ok()
+                .map(|o| o.meta),
+            (None, None) => console
+                .store
+                .open_latest(bucket, key)
+                .await
+                .ok()
+                .map(|o| o.meta),
         };
-        key_name = opened
-            .ok()
-            .and_then(|o| o.meta.encryption.and_then(|e| e.kms_key));
+        key_name = meta.and_then(|m| m.encryption.and_then(|e| e.kms_key));
     }
     Encryption {
         mode: mode.to_owned(),

@@ -59,6 +59,7 @@ use super::{ObjectMeta, ObjectWriter, StorageError, Store, WriteCondition};
 
 pub mod local;
 pub mod s3;
+pub mod state;
 
 /// What an engine can do beyond plain objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

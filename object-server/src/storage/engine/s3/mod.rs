@@ -15,7 +15,11 @@
 //! .coffer/uploads/<bucket>/<id>/<hex upload id>/part.<n>   part n's metadata and backend ETag
 //! .coffer/uploads/<bucket>/<id>/<hex upload id>/body.<n>   part n's ciphertext, when it is too
 //!                                            small to be a backend part that is not the last
+//! .coffer/system/iam/users.json              the users, secret keys sealed by the KMS
+//! .coffer/system/iam/policies.json           the policies made with the admin API
+//! .coffer/system/metadata.key                the metadata key's KMS ciphertext
 //! ```
+//! (`.coffer/system/`: the server's own state, see `state.rs`.)
 //! Bucket names never start with `.`, so no object name meets `.coffer/`. The random `id` makes
 //! a bucket deleted and created again a new namespace: an object whose PUT raced the delete
 //! lands under the dead id and never shows in the new bucket.
@@ -56,6 +60,7 @@ mod client;
 pub mod config;
 mod multipart;
 mod names;
+mod state;
 
 pub use config::BackendConfig;
 
