@@ -331,8 +331,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let rewrap = crate::rewrap::Rewrapper::new(store.clone(), kms.clone(), cfg.rewrap_rate)
         .context("re-wrap state")?;
     tokio::spawn(rewrap.clone().run());
-    let admin =
-        AdminRoute::new(iam.clone(), store.clone(), tls.is_some()).with_rewrap(rewrap.clone());
+    let admin = AdminRoute::new(iam.clone(), store.clone(), tls.is_some())
+        .with_rewrap(rewrap.clone())
+        .with_buckets(cfg.auto_encryption, cfg.backend.is_some());
     let cors = crate::s3::cors::CorsGate::new(
         store.clone(),
         cfg.domains.clone(),
