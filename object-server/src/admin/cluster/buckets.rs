@@ -2,8 +2,10 @@
 //! zip with one file per configuration of each bucket, as MinIO's `ExportBucketMetadataHandler`
 //! writes it (facts from MinIO's public `cmd/admin-bucket-handlers.go`): `B/versioning.xml`,
 //! `B/object-lock.xml`, `B/policy.json`, `B/lifecycle.xml`, `B/bucket-encryption.xml`,
-//! `B/tagging.xml` (the XML the S3 GET answers), and from MinIO also `B/notification.xml`,
-//! `B/quota.json`, `B/replication.xml`, `B/bucket-targets.json`, which Coffer does not have.
+//! `B/tagging.xml` (the XML the S3 GET answers), and an empty `B/notification.xml` for every
+//! bucket (as MinIO: so a bucket without settings is in the archive too). MinIO's archives
+//! may also hold notification rules, `B/quota.json`, `B/replication.xml` and
+//! `B/bucket-targets.json`, which Coffer does not have.
 //!
 //! `PUT /import-bucket-metadata` reads the archive into the same
 //! [`BucketSettings`] the offline import reads from MinIO's drives, checks every one as the S3
@@ -69,6 +71,12 @@ async fn bucket_files(s3: &CofferS3, b: &str) -> S3Result<Vec<(String, Vec<u8>)>
     let bucket = || b.to_owned();
     let mut files = Vec::new();
     let mut add = |name: &str, data: Vec<u8>| files.push((format!("{b}/{name}"), data));
+    // Coffer has no notifications; MinIO writes this empty file for every bucket, and it
+    // names a bucket that has no settings at all (the import creates it).
+    add(
+        NOTIFICATION,
+        xml_of("NotificationConfiguration", &NotificationConfiguration::default()),
+    );
     let v = s3
         .do_get_bucket_versioning(request(GetBucketVersioningInput {
             bucket: bucket(),
@@ -267,24 +275,36 @@ async fn read_archive(
                     && c.lambda_function_configurations.is_none_or(|l| l.is_empty())
                     && c.queue_configurations.is_none_or(|l| l.is_empty())
                     && c.topic_configurations.is_none_or(|l| l.is_empty());
-                if !empty {
-                    b.not_imported.push((
-                        "notification",
-                        "Coffer has no bucket notifications: not imported".into(),
-                    ));
+                // MinIO exports an empty one for every bucket: nothing to import.
+                if empty {
+                    continue;
                 }
-                "notification"
+                b.not_imported.push((
+                    "notification",
+                    "Coffer has no bucket notifications: not imported".into(),
+                ));
+                continue;
             }
             QUOTA => {
-                serde_json::from_slice::<Value>(data)
+                let q: Value = serde_json::from_slice(data)
                     .map_err(|e| at(format!("not JSON: {e}")))?;
+                let limit = |k: &str| q.get(k).and_then(Value::as_u64).unwrap_or(0);
+                if limit("quota") == 0 && limit("size") == 0 {
+                    continue;
+                }
                 b.not_imported.push((
                     "quota",
                     "Coffer has no bucket quotas: not imported".into(),
                 ));
-                "quota"
+                continue;
             }
             REPLICATION | TARGETS => {
+                let text = String::from_utf8_lossy(data);
+                let text = text.trim();
+                let empty = ["", "{}", "[]", "null", "<BucketTargets></BucketTargets>"];
+                if file == TARGETS && empty.contains(&text) {
+                    continue;
+                }
                 b.not_imported.push((
                     "error",
                     format!("{file}: Coffer has no bucket replication: not imported"),
