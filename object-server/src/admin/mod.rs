@@ -357,12 +357,13 @@ impl S3Route for AdminRoute {
         let body = req
             .input
             .store_all_limited(body_limit(req.uri.path()))
-            .await.map_err(|_| {
-            s3_error!(
-                InvalidRequest,
-                "The request body could not be read or is too large."
-            )
-        })?;
+            .await
+            .map_err(|_| {
+                s3_error!(
+                    InvalidRequest,
+                    "The request body could not be read or is too large."
+                )
+            })?;
         let call = Call {
             method: req.method.clone(),
             route: route.trim_end_matches('/').to_owned(),

@@ -242,7 +242,6 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,10 +16,16 @@ pub(crate) struct Limits {
     pub total_bytes: u64,
 }
 
-/// One file of an archive.
+/// One file of an archive (an IAM archive's hold secret keys: zeroized, never printed).
 pub(crate) struct Entry {
     pub name: String,
     pub data: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} bytes)", self.name, self.data.len())
+    }
 }
 
 /// Reads every file of `zip` within `limits` (directory entries are passed over).
@@ -73,7 +79,9 @@ fn check_name(name: &str) -> Result<(), String> {
         || name.starts_with('/')
         || name.contains('\\')
         || name.contains('\0')
-        || name.split('/').any(|p| p.is_empty() || p == "." || p == "..");
+        || name
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..");
     match bad {
         true => Err(format!("the archive holds a bad file name: {name:?}")),
         false => Ok(()),
@@ -108,7 +116,10 @@ mod tests {
         let zip = write([("b/versioning.xml".to_owned(), &b"<x/>"[..])]);
         let e = read(&zip, &SMALL).unwrap();
         assert_eq!(e.len(), 1);
-        assert_eq!((e[0].name.as_str(), &e[0].data[..]), ("b/versioning.xml", &b"<x/>"[..]));
+        assert_eq!(
+            (e[0].name.as_str(), &e[0].data[..]),
+            ("b/versioning.xml", &b"<x/>"[..])
+        );
     }
 
     #[test]
@@ -116,7 +127,11 @@ mod tests {
         let zeros = vec![0u8; 1001];
         let bomb = write([("a/b".to_owned(), &zeros[..])]);
         assert!(bomb.len() < 100, "compresses well: {}", bomb.len());
-        assert!(read(&bomb, &SMALL).unwrap_err().contains("inflates to more than"));
+        assert!(
+            read(&bomb, &SMALL)
+                .unwrap_err()
+                .contains("inflates to more than")
+        );
         let k = vec![0u8; 800];
         let two = write([("a/b".to_owned(), &k[..]), ("a/c".to_owned(), &k[..])]);
         assert!(read(&two, &SMALL).unwrap_err().contains("1500 in all"));
@@ -124,9 +139,16 @@ mod tests {
         assert!(read(&many, &SMALL).unwrap_err().contains("5 entries"));
         for name in ["../etc/passwd", "/abs", "a//b", "a/./b", "a\\b"] {
             let z = write([(name.to_owned(), &b"x"[..])]);
-            assert!(read(&z, &SMALL).unwrap_err().contains("bad file name"), "{name}");
+            assert!(
+                read(&z, &SMALL).unwrap_err().contains("bad file name"),
+                "{name}"
+            );
         }
-        assert!(read(b"PK\x03\x04 not a zip", &SMALL).unwrap_err().starts_with("not a zip"));
+        assert!(
+            read(b"PK\x03\x04 not a zip", &SMALL)
+                .unwrap_err()
+                .starts_with("not a zip")
+        );
         // A flipped byte in the compressed data: the CRC (or inflate) fails, nothing is taken.
         let mut z = write([("a/b".to_owned(), &b"hello hello hello hello"[..])]);
         let extra = u16::from_le_bytes([z[28], z[29]]) as usize;

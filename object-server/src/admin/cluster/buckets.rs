@@ -75,7 +75,10 @@ async fn bucket_files(s3: &CofferS3, b: &str) -> S3Result<Vec<(String, Vec<u8>)>
     // names a bucket that has no settings at all (the import creates it).
     add(
         NOTIFICATION,
-        xml_of("NotificationConfiguration", &NotificationConfiguration::default()),
+        xml_of(
+            "NotificationConfiguration",
+            &NotificationConfiguration::default(),
+        ),
     );
     let v = s3
         .do_get_bucket_versioning(request(GetBucketVersioningInput {
@@ -119,10 +122,7 @@ async fn bucket_files(s3: &CofferS3, b: &str) -> S3Result<Vec<(String, Vec<u8>)>
         .await;
     if let Some(rules) = absent(lifecycle, &["NoSuchLifecycleConfiguration"])?.and_then(|o| o.rules)
     {
-        let c = BucketLifecycleConfiguration {
-            rules,
-            ..Default::default()
-        };
+        let c = BucketLifecycleConfiguration { rules };
         add(LIFECYCLE, xml_of("LifecycleConfiguration", &c));
     }
     let enc = s3
@@ -152,9 +152,7 @@ async fn bucket_files(s3: &CofferS3, b: &str) -> S3Result<Vec<(String, Vec<u8>)>
 pub(super) async fn export(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body>> {
     let buckets = match c.param("bucket") {
         Some(b) => {
-            a.store
-                .require_bucket(b)
-                .map_err(crate::s3::storage_err)?;
+            a.store.require_bucket(b).map_err(crate::s3::storage_err)?;
             vec![b.to_owned()]
         }
         None => a
@@ -258,12 +256,10 @@ async fn read_archive(
             }
             TAGGING => {
                 let c: Tagging = xml(data, "tagging").map_err(at)?;
-                let pairs = c.tag_set.into_iter().map(|t| {
-                    (
-                        t.key.unwrap_or_default(),
-                        t.value.unwrap_or_default(),
-                    )
-                });
+                let pairs = c
+                    .tag_set
+                    .into_iter()
+                    .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()));
                 crate::s3::tagging::validate(pairs.collect(), 50)
                     .map_err(|e| at(e.message().unwrap_or("invalid").to_owned()))?;
                 s.tagging = Some(data.to_vec());
@@ -272,7 +268,8 @@ async fn read_archive(
             NOTIFICATION => {
                 let c: NotificationConfiguration = xml(data, "notification").map_err(at)?;
                 let empty = c.event_bridge_configuration.is_none()
-                    && c.lambda_function_configurations.is_none_or(|l| l.is_empty())
+                    && c.lambda_function_configurations
+                        .is_none_or(|l| l.is_empty())
                     && c.queue_configurations.is_none_or(|l| l.is_empty())
                     && c.topic_configurations.is_none_or(|l| l.is_empty());
                 // MinIO exports an empty one for every bucket: nothing to import.
@@ -286,16 +283,14 @@ async fn read_archive(
                 continue;
             }
             QUOTA => {
-                let q: Value = serde_json::from_slice(data)
-                    .map_err(|e| at(format!("not JSON: {e}")))?;
+                let q: Value =
+                    serde_json::from_slice(data).map_err(|e| at(format!("not JSON: {e}")))?;
                 let limit = |k: &str| q.get(k).and_then(Value::as_u64).unwrap_or(0);
                 if limit("quota") == 0 && limit("size") == 0 {
                     continue;
                 }
-                b.not_imported.push((
-                    "quota",
-                    "Coffer has no bucket quotas: not imported".into(),
-                ));
+                b.not_imported
+                    .push(("quota", "Coffer has no bucket quotas: not imported".into()));
                 continue;
             }
             REPLICATION | TARGETS => {

@@ -54,7 +54,10 @@ pub(super) async fn export(a: &AdminRoute) -> S3Result<S3Response<Body>> {
     let snap = a.iam.snapshot().await.map_err(iam_err)?;
     let mut policies = serde_json::Map::new();
     for (name, doc) in builtin::BUILTIN {
-        policies.insert((*name).to_owned(), serde_json::from_str(doc).expect("valid"));
+        policies.insert(
+            (*name).to_owned(),
+            serde_json::from_str(doc).expect("valid"),
+        );
     }
     for (name, p) in &snap.policies {
         let doc = serde_json::from_str(&p.document).unwrap_or(Value::Null);
@@ -319,4 +322,75 @@ pub(super) async fn import(a: &AdminRoute, c: &Call, v2: bool) -> S3Result<S3Res
             "serviceAccounts": skipped("service account "),
         },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zip(files: &[(&str, &str)]) -> Vec<u8> {
+        archive::write(
+            files
+                .iter()
+                .map(|(n, d)| (format!("{DIR}/{n}"), d.as_bytes())),
+        )
+    }
+
+    /// MinIO's export (its shape as `mc admin cluster iam export` writes it) reads into the
+    /// offline import's MinIO state: users with own and mapped policies, groups, left-out items.
+    #[test]
+    fn minio_export_reads() {
+        let z = zip(&[
+            (
+                POLICIES,
+                r#"{"readonly":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject"]}]},"getb1":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::bkt1/*"]}]},"void":{}}"#,
+            ),
+            (
+                USERS,
+                r#"{"alice":{"secretKey":"alice-secret-key","status":"enabled"},"carol":{"secretKey":"carol-secret-key","status":"disabled"}}"#,
+            ),
+            (
+                GROUPS,
+                r#"{"team":{"version":1,"status":"enabled","members":["alice"],"updatedAt":"2026-12-07T17:28:52Z"}}"#,
+            ),
+            (
+                SERVICE_ACCOUNTS,
+                r#"{"svc1":{"parent":"alice","accessKey":"svc1","secretKey":"svc-secret-key","sessionPolicy":null}}"#,
+            ),
+            (USER_MAPPINGS, r#"{"alice":{"version":0,"policy":"getb1"}}"#),
+            (GROUP_MAPPINGS, r#"{"team":{"policy":"readonly"}}"#),
+            (STS_MAPPINGS, "{}"),
+        ]);
+        let m = read_archive(&z).unwrap();
+        assert_eq!(m.users["alice"].secret.expose(), "alice-secret-key");
+        assert_eq!(m.users["alice"].policies, ["getb1"]);
+        assert!(!m.users["carol"].enabled);
+        assert_eq!(m.groups["team"].members, ["alice"]);
+        assert_eq!(m.groups["team"].policies, ["readonly"]);
+        assert_eq!(m.policies.keys().collect::<Vec<_>>(), ["getb1", "readonly"]);
+        let left: Vec<&str> = m.left_out.iter().map(|(w, _)| w.as_str()).collect();
+        assert_eq!(left, ["policy void", "service account svc1"]);
+    }
+
+    #[test]
+    fn malformed_exports_are_errors() {
+        for (files, want) in [
+            (vec![(USERS, "{not json")], "users.json is not valid"),
+            (vec![("other.json", "{}")], "not a file of an IAM export"),
+            (
+                vec![(USER_MAPPINGS, r#"{"ghost":{"policy":"readonly"}}"#)],
+                "not a user of the archive",
+            ),
+            (
+                vec![(
+                    USERS,
+                    r#"{"u1x":{"secretKey":"abcdefgh1","status":"maybe"}}"#,
+                )],
+                "unknown status",
+            ),
+        ] {
+            let e = read_archive(&zip(&files)).err().expect("refused");
+            assert!(e.contains(want), "{e}");
+        }
+    }
 }

@@ -37,6 +37,8 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
         )),
         "/export-bucket-metadata" => buckets::export(a, c).await,
         "/import-bucket-metadata" => buckets::import(a, c).await,
-        other => Err(super::not_implemented(&format!("{other} is not implemented"))),
+        other => Err(super::not_implemented(&format!(
+            "{other} is not implemented"
+        ))),
     }
 }
