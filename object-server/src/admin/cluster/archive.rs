@@ -126,7 +126,7 @@ mod tests {
     fn hostile_archives_are_refused() {
         let zeros = vec![0u8; 1001];
         let bomb = write([("a/b".to_owned(), &zeros[..])]);
-        assert!(bomb.len() < 100, "compresses well: {}", bomb.len());
+        assert!(bomb.len() < 200, "compresses well: {}", bomb.len());
         assert!(
             read(&bomb, &SMALL)
                 .unwrap_err()
