@@ -425,7 +425,8 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         }
         Some(_) => None,
     };
-    let mut admin = AdminRoute::new(iam.clone(), store.clone(), tls.is_some());
+    let mut admin = AdminRoute::new(iam.clone(), store.clone(), tls.is_some())
+        .with_buckets(cfg.auto_encryption, cfg.backend.is_some());
     if let Some(job) = &rewrap {
         admin = admin.with_rewrap(job.clone());
     }

@@ -392,6 +392,11 @@ fn migrate_online_from_a_running_minio() {
     pytest("test_migrate_minio.py");
 }
 
+#[test]
+fn mc_admin_cluster_bucket_and_iam_export_import() {
+    pytest("test_cluster_export.py");
+}
+
 /// A suite in `tests/python/` that no test here names never runs in CI (three did not, until
 /// this test): every `test_*.py` must be named in this file.
 #[test]

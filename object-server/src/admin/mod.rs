@@ -16,6 +16,7 @@ use crate::iam::action::decode_query;
 use crate::iam::{Iam, IamError};
 use crate::storage::Store;
 
+mod cluster;
 pub mod crypt;
 mod info;
 mod kms;
@@ -33,6 +34,10 @@ pub struct AdminRoute {
     pub(crate) tls: bool,
     /// The re-wrap job of this process, if it runs one.
     pub(crate) rewrap: Option<Arc<crate::rewrap::Rewrapper>>,
+    /// The server's auto-encryption (what an imported bucket's objects get).
+    pub(crate) auto_encryption: bool,
+    /// Buckets live on an S3 backend: bucket metadata is not imported or exported here.
+    pub(crate) gateway: bool,
 }
 
 impl AdminRoute {
@@ -44,7 +49,28 @@ impl AdminRoute {
             started: Instant::now(),
             tls,
             rewrap: None,
+            auto_encryption: false,
+            gateway: false,
         }
+    }
+
+    /// The server's auto-encryption and mode, for `mc admin cluster bucket import|export`.
+    pub fn with_buckets(mut self, auto_encryption: bool, gateway: bool) -> Self {
+        self.auto_encryption = auto_encryption;
+        self.gateway = gateway;
+        self
+    }
+
+    /// The offline import's writer over this server's store and IAM (`cluster`'s imports
+    /// go through it).
+    pub(crate) fn importer(&self) -> crate::import::Importer {
+        crate::import::Importer::new(
+            self.store.clone(),
+            self.iam.clone(),
+            self.iam.kms().clone(),
+            self.auto_encryption,
+            false,
+        )
     }
 
     /// Serves the re-wrap job's admin call ([`rewrap`]) too.
@@ -131,6 +157,12 @@ impl AdminRoute {
     }
 }
 
+pub(crate) fn not_implemented(msg: &str) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::NotImplemented, msg.to_owned());
+    e.set_status_code(StatusCode::NOT_IMPLEMENTED);
+    e
+}
+
 /// An empty 200.
 pub(crate) fn ok() -> S3Result<S3Response<Body>> {
     Ok(bytes_response(Vec::new(), "application/json"))
@@ -176,8 +208,9 @@ pub async fn with_known_length(req: http::Request<Body>) -> Result<http::Request
     {
         return Ok(req);
     }
+    let limit = body_limit(req.uri().path());
     let (mut parts, body) = req.into_parts();
-    let bytes = http_body_util::Limited::new(body, MAX_BODY)
+    let bytes = http_body_util::Limited::new(body, limit)
         .collect()
         .await
         .map_err(|_| 413u16)?
@@ -188,6 +221,14 @@ pub async fn with_known_length(req: http::Request<Body>) -> Result<http::Request
         http::HeaderValue::from(bytes.len()),
     );
     Ok(http::Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// The largest body of an admin request to `path`: an import's archive, or [`MAX_BODY`].
+fn body_limit(path: &str) -> usize {
+    match split_path(path) {
+        Some((route, false)) if cluster::is_import(route) => cluster::MAX_IMPORT_BODY,
+        _ => MAX_BODY,
+    }
 }
 
 /// `(route, kms_prefix)` of an admin path, or `None` when it is not an admin path.
@@ -242,6 +283,10 @@ fn action(
         | ("POST", "/idp/builtin/policy/detach")
         | ("PUT", "/set-user-or-group-policy") => "admin:AttachUserOrGroupPolicy",
         ("GET", "/info") => "admin:ServerInfo",
+        ("GET", "/export-bucket-metadata") => "admin:ExportBucketMetadata",
+        ("PUT", "/import-bucket-metadata") => "admin:ImportBucketMetadata",
+        ("GET", "/export-iam") => "admin:ExportIAM",
+        ("PUT", "/import-iam") | ("PUT", "/import-iam-v2") => "admin:ImportIAM",
         ("POST", "/coffer/rewrap") => "admin:CofferRewrap",
         ("GET", "/coffer/rewrap") => "admin:CofferRewrapStatus",
         _ => return None,
@@ -309,12 +354,16 @@ impl S3Route for AdminRoute {
                 .authorize(caller, "", action, "", "", &conditions)
                 .await?;
         }
-        let body = req.input.store_all_limited(MAX_BODY).await.map_err(|_| {
-            s3_error!(
-                InvalidRequest,
-                "The request body could not be read or is too large."
-            )
-        })?;
+        let body = req
+            .input
+            .store_all_limited(body_limit(req.uri.path()))
+            .await
+            .map_err(|_| {
+                s3_error!(
+                    InvalidRequest,
+                    "The request body could not be read or is too large."
+                )
+            })?;
         let call = Call {
             method: req.method.clone(),
             route: route.trim_end_matches('/').to_owned(),
@@ -331,6 +380,9 @@ impl S3Route for AdminRoute {
         match call.route.as_str() {
             "/info" => info::server_info(self).await,
             "/coffer/rewrap" => rewrap::handle(self, &call).await,
+            r if r.starts_with("/export-") || r.starts_with("/import-") => {
+                cluster::handle(self, &call).await
+            }
             _ => users::handle(self, &call).await,
         }
     }

@@ -1,9 +1,9 @@
 //! Users and policies: `mc admin user …` and `mc admin policy …`.
-use s3s::{Body, S3Error, S3ErrorCode, S3Response, S3Result};
+use s3s::{Body, S3Error, S3Response, S3Result};
 use serde::Deserialize;
 use serde_json::{Value, json as j};
 
-use super::{AdminRoute, Call, iam_err, json, ok};
+use super::{AdminRoute, Call, iam_err, json, not_implemented, ok};
 use crate::iam::{IamError, User, builtin};
 
 fn rfc3339(ms: i64) -> String {
@@ -240,12 +240,6 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call) -> S3Result<S3Response<Body
         }
         other => Err(not_implemented(&format!("{other} is not implemented"))),
     }
-}
-
-fn not_implemented(msg: &str) -> S3Error {
-    let mut e = S3Error::with_message(S3ErrorCode::NotImplemented, msg.to_owned());
-    e.set_status_code(http::StatusCode::NOT_IMPLEMENTED);
-    e
 }
 
 #[cfg(test)]

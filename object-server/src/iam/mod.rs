@@ -167,6 +167,21 @@ pub fn check_credentials(access_key: &str, secret_key: &str) -> Result<(), IamEr
     Ok(())
 }
 
+/// Refuses a policy [`Iam::put_policy`] would refuse: a bad name, a built-in's name, a document
+/// that does not parse.
+pub fn check_policy(name: &str, document: &str) -> Result<(), IamError> {
+    if name.is_empty() || name.contains([',', '/', ' ']) {
+        return Err(IamError::Invalid(format!("invalid policy name '{name}'")));
+    }
+    if builtin::document(name).is_some() {
+        return Err(IamError::Invalid(format!(
+            "'{name}' is a built-in policy and cannot be changed"
+        )));
+    }
+    Policy::parse(document.as_bytes())?;
+    Ok(())
+}
+
 impl Iam {
     /// Opens the IAM state of the data directory `data_dir` (system directory `system_dir`).
     pub async fn open(
@@ -463,15 +478,7 @@ impl Iam {
 
     /// Creates or replaces policy `name`.
     pub async fn put_policy(&self, name: &str, document: &str) -> Result<(), IamError> {
-        if name.is_empty() || name.contains([',', '/', ' ']) {
-            return Err(IamError::Invalid(format!("invalid policy name '{name}'")));
-        }
-        if builtin::document(name).is_some() {
-            return Err(IamError::Invalid(format!(
-                "'{name}' is a built-in policy and cannot be changed"
-            )));
-        }
-        Policy::parse(document.as_bytes())?;
+        check_policy(name, document)?;
         let (name, document) = (name.to_owned(), document.to_owned());
         self.backing
             .update_policies(move |f| {

@@ -5,6 +5,22 @@
 use super::{Importer, bucket_meta};
 use crate::storage::{StorageError, Versioning};
 
+/// A request to Coffer's own S3 operations from inside the server (no client, no credentials:
+/// the caller has checked the right to make it).
+pub(crate) fn request<T>(input: T) -> s3s::S3Request<T> {
+    s3s::S3Request {
+        input,
+        method: http::Method::PUT,
+        uri: http::Uri::from_static("/"),
+        headers: http::HeaderMap::new(),
+        extensions: http::Extensions::new(),
+        credentials: None,
+        region: None,
+        service: None,
+        trailing_headers: None,
+    }
+}
+
 impl Importer {
     /// Creates the bucket and applies its settings, reporting what was applied and what was
     /// not; false when the bucket could not be created (its objects are then left out).
@@ -90,19 +106,6 @@ impl Importer {
     ) -> (Vec<String>, Vec<(&'static str, String)>) {
         use bucket_meta::xml;
         use s3s::dto::*;
-        fn request<T>(input: T) -> s3s::S3Request<T> {
-            s3s::S3Request {
-                input,
-                method: http::Method::PUT,
-                uri: http::Uri::from_static("/"),
-                headers: http::HeaderMap::new(),
-                extensions: http::Extensions::new(),
-                credentials: None,
-                region: None,
-                service: None,
-                trailing_headers: None,
-            }
-        }
         fn msg(e: s3s::S3Error) -> String {
             format!("{}: {}", e.code().as_str(), e.message().unwrap_or(""))
         }

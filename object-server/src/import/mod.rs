@@ -58,7 +58,7 @@ pub(crate) mod bucket;
 pub mod bucket_meta;
 pub mod dare;
 pub mod erasure;
-mod iam;
+pub(crate) mod iam;
 pub(crate) mod metadata;
 pub mod minio_iam;
 pub mod minio_sse;
@@ -158,6 +158,11 @@ impl Importer {
                 ..Default::default()
             },
         }
+    }
+
+    /// Coffer's S3 operations over the destination.
+    pub(crate) fn s3(&self) -> &CofferS3 {
+        &self.s3
     }
 
     /// What was done so far (the online migration fills it as the import does).

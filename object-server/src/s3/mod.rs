@@ -21,7 +21,7 @@ pub(crate) mod cors;
 mod delete_objects;
 mod encryption;
 mod get;
-mod lifecycle;
+pub(crate) mod lifecycle;
 pub(crate) mod list;
 pub(crate) mod lock;
 mod multipart;
