@@ -79,10 +79,10 @@ def test_bucket_keys_cut_transit_calls_by_orders_of_magnitude(tmp_path):
     a = server(data, tmp_path, default_key, 0).start()
     c = a.client()
     c.create_bucket(Bucket="own")
-    c.create_bucket(Bucket="bk")
+    c.create_bucket(Bucket="bkt")
     c.put_bucket_encryption(Bucket="own", ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": own}}]})
-    c.put_bucket_encryption(Bucket="bk", ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": shared}, "BucketKeyEnabled": True}]})
-    rule = c.get_bucket_encryption(Bucket="bk")["ServerSideEncryptionConfiguration"]["Rules"][0]
+    c.put_bucket_encryption(Bucket="bkt", ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": shared}, "BucketKeyEnabled": True}]})
+    rule = c.get_bucket_encryption(Bucket="bkt")["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["BucketKeyEnabled"] is True and rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == f"arn:aws:kms:{shared}", rule
     rule = c.get_bucket_encryption(Bucket="own")["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["BucketKeyEnabled"] is False, rule
@@ -97,7 +97,7 @@ def test_bucket_keys_cut_transit_calls_by_orders_of_magnitude(tmp_path):
         return puts, time.monotonic() - t0
 
     own_puts, own_s = run("own")
-    bk_puts, bk_s = run("bk")
+    bk_puts, bk_s = run("bkt")
     assert all(p["ServerSideEncryption"] == "aws:kms" and "BucketKeyEnabled" not in p for p in own_puts), own_puts[0]
     assert all(p["ServerSideEncryption"] == "aws:kms" and p["BucketKeyEnabled"] is True and p["SSEKMSKeyId"] == f"arn:aws:kms:{shared}" for p in bk_puts), bk_puts[0]
     calls = {k: {op: n - base[k][op] for op, n in transit_calls(k).items()} for k in (own, shared)}
@@ -107,52 +107,53 @@ def test_bucket_keys_cut_transit_calls_by_orders_of_magnitude(tmp_path):
     assert calls[shared]["datakey"] == 1 and calls[shared]["decrypt"] <= 1 + int((bk_s + 1) // 10), calls
 
     # HEAD and GET say so; on disk the object keeps no KMS ciphertext, only its record's id.
-    h = c.head_object(Bucket="bk", Key="o/1")
+    h = c.head_object(Bucket="bkt", Key="o/1")
     assert h["BucketKeyEnabled"] is True and h["ServerSideEncryption"] == "aws:kms", h
-    assert c.get_object(Bucket="bk", Key="o/1")["BucketKeyEnabled"] is True
+    assert c.get_object(Bucket="bkt", Key="o/1")["BucketKeyEnabled"] is True
     assert "BucketKeyEnabled" not in c.head_object(Bucket="own", Key="o/1")
-    recs = records(data, "bk")
+    recs = records(data, "bkt")
     assert len(recs) == 1, recs
     (rid, rec), = recs.items()
     assert rec["kms_key"] == shared and version_of(rec["ciphertext"]) == 1, rec
-    enc = obj_meta(data, "bk", "o/1")
+    enc = obj_meta(data, "bkt", "o/1")
     assert enc["bucket_key"] == rid and "kms_ciphertext" not in enc and enc["kms_key"] == shared, enc
     assert "bucket_key" not in obj_meta(data, "own", "o/1")
 
     # The request's header wins over the bucket default, both ways; an SSE-S3 PUT takes one too.
     r = c.put_object(Bucket="own", Key="h/on", Body=b"on", ServerSideEncryption="aws:kms", SSEKMSKeyId=own, BucketKeyEnabled=True)
     assert r["BucketKeyEnabled"] is True and obj_meta(data, "own", "h/on").get("bucket_key")
-    r = c.put_object(Bucket="bk", Key="h/off", Body=b"off", BucketKeyEnabled=False)
-    assert "BucketKeyEnabled" not in r and obj_meta(data, "bk", "h/off").get("kms_ciphertext")
-    r = c.put_object(Bucket="bk", Key="h/s3", Body=b"s3", ServerSideEncryption="AES256")
+    r = c.put_object(Bucket="bkt", Key="h/off", Body=b"off", BucketKeyEnabled=False)
+    assert "BucketKeyEnabled" not in r and obj_meta(data, "bkt", "h/off").get("kms_ciphertext")
+    r = c.put_object(Bucket="bkt", Key="h/s3", Body=b"s3", ServerSideEncryption="AES256")
     assert r["ServerSideEncryption"] == "AES256" and r["BucketKeyEnabled"] is True
-    assert obj_meta(data, "bk", "h/s3")["mode"] == "S3"
+    assert obj_meta(data, "bkt", "h/s3")["mode"] == "S3"
     # An SSE-KMS context of the client's own is bound into a data key of the object's own.
     ctx = base64.b64encode(b'{"app":"x"}').decode()
-    r = c.put_object(Bucket="bk", Key="h/ctx", Body=b"ctx", ServerSideEncryption="aws:kms", SSEKMSKeyId=shared, SSEKMSEncryptionContext=ctx)
-    assert "BucketKeyEnabled" not in r and obj_meta(data, "bk", "h/ctx").get("kms_ciphertext")
+    r = c.put_object(Bucket="bkt", Key="h/ctx", Body=b"ctx", ServerSideEncryption="aws:kms", SSEKMSKeyId=shared, SSEKMSEncryptionContext=ctx)
+    assert "BucketKeyEnabled" not in r and obj_meta(data, "bkt", "h/ctx").get("kms_ciphertext")
     # CopyObject and multipart under the bucket key.
-    r = c.copy_object(Bucket="bk", Key="h/copy", CopySource={"Bucket": "own", "Key": "o/2"})
-    assert r["BucketKeyEnabled"] is True and obj_meta(data, "bk", "h/copy")["bucket_key"] == rid
+    r = c.copy_object(Bucket="bkt", Key="h/copy", CopySource={"Bucket": "own", "Key": "o/2"})
+    assert r["BucketKeyEnabled"] is True and obj_meta(data, "bkt", "h/copy")["bucket_key"] == rid
     r = c.copy_object(Bucket="own", Key="h/copy-on", CopySource={"Bucket": "own", "Key": "o/3"}, ServerSideEncryption="aws:kms", SSEKMSKeyId=own, BucketKeyEnabled=True)
     assert r["BucketKeyEnabled"] is True
-    up = c.create_multipart_upload(Bucket="bk", Key="h/mp")
+    up = c.create_multipart_upload(Bucket="bkt", Key="h/mp")
     assert up["BucketKeyEnabled"] is True
     big = os.urandom(5 * 1024 * 1024)
-    p1 = c.upload_part(Bucket="bk", Key="h/mp", UploadId=up["UploadId"], PartNumber=1, Body=big)
+    p1 = c.upload_part(Bucket="bkt", Key="h/mp", UploadId=up["UploadId"], PartNumber=1, Body=big)
     assert p1["BucketKeyEnabled"] is True
-    p2 = c.upload_part(Bucket="bk", Key="h/mp", UploadId=up["UploadId"], PartNumber=2, Body=b"tail")
-    done = c.complete_multipart_upload(Bucket="bk", Key="h/mp", UploadId=up["UploadId"], MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 2, "ETag": p2["ETag"]}]})
+    p2 = c.upload_part(Bucket="bkt", Key="h/mp", UploadId=up["UploadId"], PartNumber=2, Body=b"tail")
+    done = c.complete_multipart_upload(Bucket="bkt", Key="h/mp", UploadId=up["UploadId"], MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 2, "ETag": p2["ETag"]}]})
     assert done["BucketKeyEnabled"] is True
-    assert c.get_object(Bucket="bk", Key="h/mp")["Body"].read() == big + b"tail"
-    assert c.get_object(Bucket="bk", Key="h/copy")["Body"].read() == body(2)
+    assert c.get_object(Bucket="bkt", Key="h/mp")["Body"].read() == big + b"tail"
+    assert c.get_object(Bucket="bkt", Key="h/copy")["Body"].read() == body(2)
     # Past the cache bound one decrypt per record, not per object.
     time.sleep(11)
     before = transit_calls(shared)["decrypt"]
     for i in range(N):
-        assert c.get_object(Bucket="bk", Key=f"o/{i}")["Body"].read() == body(i)
+        assert c.get_object(Bucket="bkt", Key=f"o/{i}")["Body"].read() == body(i)
     assert transit_calls(shared)["decrypt"] - before == 1
-    assert records(data, "bk").keys() == {rid}
+    # ... and no new record for it (the SSE-S3 PUT made one under the default key).
+    assert {i for i, r in records(data, "bkt").items() if r["kms_key"] == shared} == {rid}
     a.stop()
 
 
@@ -165,27 +166,27 @@ def test_two_processes_tampering_rotation_and_shredding(tmp_path):
     a = server(data, tmp_path, default_key, 0).start()
     b = server(data, tmp_path, default_key, 0).start()
     ca, cb = a.client(), b.client()
-    ca.create_bucket(Bucket="bk")
+    ca.create_bucket(Bucket="bkt")
     ca.create_bucket(Bucket="plain")
-    ca.put_bucket_encryption(Bucket="bk", ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": doomed}, "BucketKeyEnabled": True}]})
+    ca.put_bucket_encryption(Bucket="bkt", ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": doomed}, "BucketKeyEnabled": True}]})
     # Both processes write into the empty bucket at once: each may make a record; every object
     # names its own, and all read back through both.
     with concurrent.futures.ThreadPoolExecutor(16) as ex:
-        list(ex.map(lambda i: (ca if i % 2 else cb).put_object(Bucket="bk", Key=f"o/{i}", Body=body(i)), range(80)))
-    recs = records(data, "bk")
+        list(ex.map(lambda i: (ca if i % 2 else cb).put_object(Bucket="bkt", Key=f"o/{i}", Body=body(i)), range(80)))
+    recs = records(data, "bkt")
     assert 1 <= len(recs) <= 2, recs
-    used = {obj_meta(data, "bk", f"o/{i}")["bucket_key"] for i in range(80)}
+    used = {obj_meta(data, "bkt", f"o/{i}")["bucket_key"] for i in range(80)}
     assert used <= recs.keys(), (used, recs)
     for cl in (ca, cb):
         for i in range(80):
-            assert cl.get_object(Bucket="bk", Key=f"o/{i}")["Body"].read() == body(i)
+            assert cl.get_object(Bucket="bkt", Key=f"o/{i}")["Body"].read() == body(i)
     # Objects without bucket keys, and under a bucket key of another KMS key, beside them.
     cb.put_object(Bucket="plain", Key="own", Body=b"own key", ServerSideEncryption="aws:kms", SSEKMSKeyId=kept)
     cb.put_object(Bucket="plain", Key="bk", Body=b"kept bk", ServerSideEncryption="aws:kms", SSEKMSKeyId=kept, BucketKeyEnabled=True)
 
     # A tampered record is a clear error on a process that has not cached it, never garbage.
-    rid = obj_meta(data, "bk", "o/0")["bucket_key"]
-    path = data / "bk" / f".bucketkey-{rid}.json"
+    rid = obj_meta(data, "bkt", "o/0")["bucket_key"]
+    path = data / "bkt" / f".bucketkey-{rid}.json"
     good = path.read_bytes()
     rec = json.loads(good)
     ct = base64.b64decode(rec["ciphertext"]).decode()  # vault:v1:<base64>
@@ -201,18 +202,18 @@ def test_two_processes_tampering_rotation_and_shredding(tmp_path):
     ]:
         path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
         fresh = server(data, tmp_path, default_key, 0).start()
-        assert code_of(lambda: fresh.client().get_object(Bucket="bk", Key="o/0")) == (500, "InternalError", f"The object's bucket key {msg}."), bad
+        assert code_of(lambda: fresh.client().get_object(Bucket="bkt", Key="o/0")) == (500, "InternalError", f"The object's bucket key {msg}."), bad
         fresh.stop()
     path.unlink()
     fresh = server(data, tmp_path, default_key, 0).start()
-    assert code_of(lambda: fresh.client().get_object(Bucket="bk", Key="o/0")) == (500, "InternalError", "The object's bucket key is missing.")
+    assert code_of(lambda: fresh.client().get_object(Bucket="bkt", Key="o/0")) == (500, "InternalError", "The object's bucket key is missing.")
     path.write_bytes(good)
-    assert fresh.client().get_object(Bucket="bk", Key="o/0")["Body"].read() == body(0)
+    assert fresh.client().get_object(Bucket="bkt", Key="o/0")["Body"].read() == body(0)
     fresh.stop()
 
     # Rotation: the re-wrap job moves each record's ciphertext to the newest version, the
     # objects stay as they are, and with version 1 retired everything reads on a fresh process.
-    objs_before = {i: (data / "bk" / "_o" / f"_{i}" / "obj").read_bytes() for i in range(80)}
+    objs_before = {i: (data / "bkt" / "_o" / f"_{i}" / "obj").read_bytes() for i in range(80)}
     calls0 = transit_calls(doomed)
     assert rotate(doomed)["newest"] == 2 and rotate(kept)["newest"] == 2
     status, st = admin(a, "POST")
@@ -223,28 +224,30 @@ def test_two_processes_tampering_rotation_and_shredding(tmp_path):
         time.sleep(0.3)
         _, st = admin(b, "GET")
     assert st["failed"] == 0, st
-    assert {version_of(r["ciphertext"]) for r in records(data, "bk").values()} == {2}
+    assert {version_of(r["ciphertext"]) for r in records(data, "bkt").values()} == {2}
     assert {version_of(r["ciphertext"]) for r in records(data, "plain").values()} == {2}
     assert version_of(obj_meta(data, "plain", "own")["kms_ciphertext"]) == 2
-    assert all((data / "bk" / "_o" / f"_{i}" / "obj").read_bytes() == objs_before[i] for i in range(80))
+    assert all((data / "bkt" / "_o" / f"_{i}" / "obj").read_bytes() == objs_before[i] for i in range(80))
     moved = transit_calls(doomed)
-    assert moved["decrypt"] - calls0["decrypt"] == len(recs), (calls0, moved)
+    # One decrypt per record at most (the decrypt cache may answer one a process read lately),
+    # none per object.
+    assert 1 <= moved["decrypt"] - calls0["decrypt"] <= len(recs), (calls0, moved, recs)
     for k in (doomed, kept):
         rotate(k, min_version=2, add=False)
     fresh = server(data, tmp_path, default_key, 0).start()
     for i in range(80):
-        assert fresh.client().get_object(Bucket="bk", Key=f"o/{i}")["Body"].read() == body(i)
+        assert fresh.client().get_object(Bucket="bkt", Key=f"o/{i}")["Body"].read() == body(i)
     fresh.stop()
 
     # Crypto-shredding: once the key is deleted, every object under its bucket keys fails to
     # read (and new writes fail) on both processes within the cache bound; the others read.
-    assert ca.get_object(Bucket="bk", Key="o/1")["Body"].read() == body(1)
+    assert ca.get_object(Bucket="bkt", Key="o/1")["Body"].read() == body(1)
     kes_admin("DELETE", f"/v1/key/delete/{doomed}")
     time.sleep(11)
     for cl in (ca, cb):
         for i in (0, 1, 79):
-            assert code_of(lambda: cl.get_object(Bucket="bk", Key=f"o/{i}"))[:2] == (400, "KMS.NotFoundException")
-        assert code_of(lambda: cl.put_object(Bucket="bk", Key="new", Body=b"x"))[:2] == (400, "KMS.NotFoundException")
+            assert code_of(lambda: cl.get_object(Bucket="bkt", Key=f"o/{i}"))[:2] == (400, "KMS.NotFoundException")
+        assert code_of(lambda: cl.put_object(Bucket="bkt", Key="new", Body=b"x"))[:2] == (400, "KMS.NotFoundException")
         assert cl.get_object(Bucket="plain", Key="own")["Body"].read() == b"own key"
         assert cl.get_object(Bucket="plain", Key="bk")["Body"].read() == b"kept bk"
     a.stop()
