@@ -246,11 +246,11 @@ impl BucketKeys {
         kms_key: &str,
     ) -> Result<Arc<BucketKey>, BucketKeyError> {
         let ck = (bucket.to_owned(), kms_key.to_owned());
-        if let Some(k) = fresh(&self.current, &ck) {
+        if let Some(k) = self.fresh_current(store, &ck).await? {
             return Ok(k);
         }
         let _flight = self.flight(&ck).lock().await;
-        if let Some(k) = fresh(&self.current, &ck) {
+        if let Some(k) = self.fresh_current(store, &ck).await? {
             return Ok(k);
         }
         let key = match self.reuse(kms, store, bucket, kms_key).await? {
@@ -267,6 +267,31 @@ impl BucketKeys {
             at,
         );
         Ok(key)
+    }
+
+    /// The cached current key of `ck`, if its record is still stored: a bucket deleted and made
+    /// again (by any process) took its records with it, and no object may name a record that
+    /// is gone. (One `stat`: configuration files are cached by their stamp.)
+    async fn fresh_current(
+        &self,
+        store: &dyn Storage,
+        ck: &(String, String),
+    ) -> Result<Option<Arc<BucketKey>>, BucketKeyError> {
+        let Some(k) = fresh(&self.current, ck) else {
+            return Ok(None);
+        };
+        if store
+            .read_bucket_config(&ck.0, &record_name(&k.id))
+            .await?
+            .is_some()
+        {
+            return Ok(Some(k));
+        }
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(ck);
+        Ok(None)
     }
 
     /// The current record's key, if there is one that new objects may still use. A pointer or
@@ -483,6 +508,24 @@ mod tests {
         assert!(
             matches!(d, Err(BucketKeyError::Kms(KmsError::KeyNotFound))),
             "{d:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bucket_made_again_gets_a_new_record() {
+        let (_d, s) = store().await;
+        let kms = counting();
+        let keys = BucketKeys::default();
+        let a = keys.current(&kms, &s, "b", "k").await.unwrap();
+        s.delete_bucket("b").await.unwrap();
+        s.create_bucket("b").await.unwrap();
+        let b = keys.current(&kms, &s, "b", "k").await.unwrap();
+        assert_ne!(a.id(), b.id());
+        assert!(
+            s.read_bucket_config("b", &record_name(b.id()))
+                .await
+                .unwrap()
+                .is_some()
         );
     }
 
