@@ -374,7 +374,6 @@ impl CofferS3 {
                 sse_algorithm: ServerSideEncryption::from_static(alg),
             }),
             bucket_key_enabled: Some(conf.bucket_key),
-            ..Default::default()
         };
         let conf = ServerSideEncryptionConfiguration { rules: vec![rule] };
         Ok(S3Response::new(GetBucketEncryptionOutput {
