@@ -43,6 +43,7 @@ fn seal_object(kek: &[u8; 32], bucket: &str, key: &str, plaintext: &[u8], etag: 
             kms_key: None,
             kms_ciphertext: None,
             kms_context: BTreeMap::new(),
+            bucket_key: None,
         }),
         ..Default::default()
     };

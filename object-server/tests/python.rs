@@ -439,3 +439,32 @@ fn rewrap_after_rotation_and_crypto_shredding_over_vault_transit() {
     env.push(("COFFER_KES_ADMIN_KEY", kes.file("kes-admin.key")));
     pytest_with("test_rewrap.py", &env);
 }
+
+/// S3 Bucket Keys (`test_bucket_keys.py`) through our KES over real OpenBao Transit with a file
+/// audit device: the suite counts the Transit calls in Vault's audit log with and without
+/// bucket keys, and holds KES's admin identity to rotate and delete keys.
+#[test]
+fn bucket_keys_over_vault_transit() {
+    let vault = coffer_e2e::vault::Vault::dev_audited();
+    let role = vault.transit_with_approle("transit", "kes-transit");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let transit = transit_keys(&rt, &vault.addr, &role.role_id, &role.secret_id);
+    let kes = OurKes::start(
+        &rt,
+        transit.into(),
+        &["create", "generate", "decrypt", "encrypt", "describe"],
+    );
+    let mut env = kes.env();
+    env.push(("COFFER_KES_ADMIN_CERT", kes.file("kes-admin.crt")));
+    env.push(("COFFER_KES_ADMIN_KEY", kes.file("kes-admin.key")));
+    env.push((
+        "COFFER_VAULT_AUDIT_LOG",
+        vault
+            .audit_log
+            .as_ref()
+            .expect("an audited Vault")
+            .display()
+            .to_string(),
+    ));
+    pytest_with("test_bucket_keys.py", &env);
+}

@@ -62,8 +62,8 @@ impl Importer {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(crate::sse::ObjectKey, EncryptionMeta)>, String> {
-        let request = match request {
-            Some(r) => r,
+        let (request, bucket_key) = match request {
+            Some(r) => (r, false),
             None => self
                 .s3
                 .write_mode(bucket, &WriteHeaders::default())
@@ -71,7 +71,7 @@ impl Importer {
                 .map_err(|e| format!("Coffer's encryption for the bucket: {e}"))?,
         };
         self.s3
-            .new_object_key(&request, bucket, key)
+            .new_object_key(&request, bucket_key, bucket, key)
             .await
             .map_err(|e| format!("a Coffer object key: {e}"))
     }

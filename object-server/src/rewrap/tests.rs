@@ -119,6 +119,7 @@ async fn put(store: &Store, kms: &VersionedKms, bucket: &str, key: &str, body: &
             kms_key: Some("k".into()),
             kms_ciphertext: Some(B64.encode(&dk.ciphertext)),
             kms_context: BTreeMap::new(),
+            bucket_key: None,
         }),
         ..Default::default()
     };

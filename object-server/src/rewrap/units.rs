@@ -117,7 +117,75 @@ impl<'a> UnitRun<'a> {
             self.key_done(&key)?;
         }
         // (Done again after a crash in them: each upload is then current, and skipped.)
-        self.uploads(bucket).await
+        self.uploads(bucket).await?;
+        self.bucket_keys(bucket).await
+    }
+
+    /// The bucket's S3 Bucket Key records ([`crate::sse::bucket_key`]): each one's KMS
+    /// ciphertext, re-wrapped and written back under the same id (the key does not change, so
+    /// the objects sealed under it are not touched). Nobody else changes a record once it is
+    /// written, and this unit's lease keeps other re-wrappers out, so a record is replaced
+    /// without a check; a reader meanwhile reads the old or the new file, both the same key.
+    async fn bucket_keys(&mut self, bucket: &str) -> Result<(), UnitError> {
+        use crate::sse::bucket_key::{self, RECORD_PREFIX};
+        let dir = crate::storage::layout::bucket_dir(self.store.root(), bucket);
+        let mut ids = Vec::new();
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(UnitError::State(e)),
+        };
+        while let Some(e) = entries.next_entry().await? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_prefix(RECORD_PREFIX))
+                .and_then(|n| n.strip_suffix(".json"))
+                .filter(|id| bucket_key::valid_id(id))
+            {
+                ids.push(id.to_owned());
+            }
+        }
+        ids.sort();
+        for id in ids {
+            self.count(|c| c.scanned += 1);
+            match self.bucket_key(bucket, &id).await {
+                Ok(true) => self.count(|c| c.rewrapped += 1),
+                Ok(false) => self.count(|c| c.skipped += 1),
+                Err(e) => {
+                    tracing::warn!(bucket, id, error = %e, "re-wrap of a bucket key failed");
+                    self.count(|c| c.failed += 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn bucket_key(
+        &self,
+        bucket: &str,
+        id: &str,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        use crate::sse::bucket_key;
+        let name = bucket_key::record_name(id);
+        let Some(raw) = self.store.read_bucket_config(bucket, &name).await? else {
+            return Ok(false);
+        };
+        let record = bucket_key::parse_record(&raw)?;
+        let ct = B64.decode(&record.ciphertext)?;
+        let Some((key, ct)) = self
+            .rewrap_raw(&record.kms_key, &ct, &bucket_key::kms_context(bucket, id))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let new = bucket_key::Record {
+            kms_key: key,
+            ciphertext: B64.encode(ct),
+            ..record
+        };
+        self.store.write_bucket_json(bucket, &name, &new).await?;
+        Ok(true)
     }
 
     /// Whether a ciphertext of key `key` must move: onto the job's other target key, or onto
@@ -138,6 +206,17 @@ impl<'a> UnitRun<'a> {
         key: &str,
         enc: &EncryptionMeta,
     ) -> Result<Option<EncryptionMeta>, KmsError> {
+        if enc.bucket_key.is_some() {
+            // Its ciphertext is the bucket key's record's ([`Self::bucket_keys`]); moved onto
+            // another key, the object says so (what HEAD shows).
+            return Ok(match &self.job.target_key {
+                Some(t) if enc.kms_key.as_ref() != Some(t) => Some(EncryptionMeta {
+                    kms_key: Some(t.clone()),
+                    ..enc.clone()
+                }),
+                _ => None,
+            });
+        }
         let (Some(name), Some(ct)) = (&enc.kms_key, &enc.kms_ciphertext) else {
             return Ok(None);
         };

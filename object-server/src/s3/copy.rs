@@ -133,9 +133,10 @@ impl CofferS3 {
             c_algorithm: input.sse_customer_algorithm.as_deref(),
             c_key: input.sse_customer_key.as_deref(),
             c_key_md5: input.sse_customer_key_md5.as_deref(),
+            bucket_key: input.bucket_key_enabled,
         };
         let explicit_sse = h.sse.is_some() || h.c_algorithm.is_some();
-        let mode = self.write_mode(bucket, &h).await?;
+        let (mode, bucket_key) = self.write_mode(bucket, &h).await?;
         let replace = input
             .metadata_directive
             .as_ref()
@@ -173,7 +174,7 @@ impl CofferS3 {
             SseRequest::C(c) => Some(c.clone()),
             _ => None,
         };
-        let enc = self.new_object_key(&mode, bucket, key).await?;
+        let enc = self.new_object_key(&mode, bucket_key, bucket, key).await?;
         let reader = src
             .reader(src_ok.as_ref(), 0, src.meta().size)
             .map_err(|_| storage_err(StorageError::Damaged))?;
@@ -264,6 +265,7 @@ impl CofferS3 {
             }),
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             sse_customer_algorithm: sse.c_algorithm,
             sse_customer_key_md5: sse.c_key_md5,
             version_id,

@@ -8,8 +8,12 @@ use s3s::dto::*;
 use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::{CofferS3, kms_err, sse_err, storage_err};
+use crate::kms::KmsError;
 use crate::kms::object_context;
-use crate::sse::headers::{BucketDefault, CustomerKey, WriteHeaders, customer_key, for_write};
+use crate::sse::bucket_key::{self, BucketKeyError};
+use crate::sse::headers::{
+    BucketDefault, BucketEncryption, CustomerKey, WriteHeaders, customer_key, for_write,
+};
 use crate::sse::{ObjectKey, SseRequest, seal};
 use crate::storage::{EncryptionMeta, SseMode, StorageError};
 
@@ -20,6 +24,9 @@ pub(crate) struct SseResponse {
     pub kms_key_id: Option<String>,
     pub c_algorithm: Option<String>,
     pub c_key_md5: Option<String>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`: `true` for an object under a bucket
+    /// key, absent otherwise.
+    pub bucket_key: Option<bool>,
 }
 
 impl SseResponse {
@@ -30,6 +37,7 @@ impl SseResponse {
                 sse: Some(ServerSideEncryption::from_static(
                     ServerSideEncryption::AES256,
                 )),
+                bucket_key: bucket_key_flag(enc),
                 ..Default::default()
             },
             Some(SseMode::Kms) => Self {
@@ -39,6 +47,7 @@ impl SseResponse {
                 kms_key_id: enc
                     .and_then(|e| e.kms_key.as_ref())
                     .map(|k| format!("arn:aws:kms:{k}")),
+                bucket_key: bucket_key_flag(enc),
                 ..Default::default()
             },
             Some(SseMode::C) => Self {
@@ -47,6 +56,34 @@ impl SseResponse {
                 ..Default::default()
             },
         }
+    }
+}
+
+fn bucket_key_flag(enc: Option<&EncryptionMeta>) -> Option<bool> {
+    enc.is_some_and(|e| e.bucket_key.is_some()).then_some(true)
+}
+
+/// A bucket key that could not be had, as the S3 error (logged: it names the bucket key's
+/// trouble, never key material).
+fn bucket_key_err(bucket: &str, e: BucketKeyError) -> S3Error {
+    match e {
+        BucketKeyError::Kms(KmsError::DecryptionFailed) => {
+            tracing::error!(%bucket, "a bucket key record does not decrypt: changed, moved or not this KMS's");
+            s3_error!(
+                InternalError,
+                "The object's bucket key could not be decrypted."
+            )
+        }
+        BucketKeyError::Kms(k) => kms_err(k),
+        BucketKeyError::Missing => {
+            tracing::error!(%bucket, "an object names a bucket key record that is not there");
+            s3_error!(InternalError, "The object's bucket key is missing.")
+        }
+        BucketKeyError::Damaged => {
+            tracing::error!(%bucket, "a bucket key record is damaged");
+            s3_error!(InternalError, "The object's bucket key is damaged.")
+        }
+        BucketKeyError::Storage(e) => storage_err(e),
     }
 }
 
@@ -69,7 +106,7 @@ impl CofferS3 {
     /// The bucket's default encryption, if set. A file that is there but does not parse fails
     /// the request (500, logged): taking it for "no default" would store plaintext in a bucket
     /// whose owner asked for encryption.
-    pub(crate) async fn bucket_default(&self, bucket: &str) -> S3Result<Option<BucketDefault>> {
+    pub(crate) async fn bucket_default(&self, bucket: &str) -> S3Result<Option<BucketEncryption>> {
         let raw = self
             .engine()
             .read_bucket_config(bucket, ENCRYPTION_CONFIG)
@@ -80,20 +117,37 @@ impl CofferS3 {
             .map_err(|_| default_read_err(bucket, StorageError::Damaged))
     }
 
-    /// Decides a write's encryption from its headers, the bucket default and auto-encryption.
+    /// Decides a write's encryption from its headers, the bucket default and auto-encryption,
+    /// and whether it asks for a bucket key: the request's
+    /// `x-amz-server-side-encryption-bucket-key-enabled`, else the bucket default's
+    /// `BucketKeyEnabled` (as AWS decides).
     pub(crate) async fn write_mode(
         &self,
         bucket: &str,
         h: &WriteHeaders<'_>,
-    ) -> S3Result<SseRequest> {
-        let default = self.bucket_default(bucket).await?;
-        for_write(h, self.tls, default.as_ref(), self.auto_encryption).map_err(sse_err)
+    ) -> S3Result<(SseRequest, bool)> {
+        let conf = self.bucket_default(bucket).await?;
+        let mode = for_write(
+            h,
+            self.tls,
+            conf.as_ref().map(|c| &c.default),
+            self.auto_encryption,
+        )
+        .map_err(sse_err)?;
+        let bucket_key = h
+            .bucket_key
+            .unwrap_or_else(|| conf.is_some_and(|c| c.bucket_key));
+        Ok((mode, bucket_key))
     }
 
-    /// A fresh object key for `bucket/key`, sealed as `mode` asks (`None` for plaintext).
+    /// A fresh object key for `bucket/key`, sealed as `mode` asks (`None` for plaintext). With
+    /// `bucket_key`, an SSE-S3 or SSE-KMS object key is sealed under the bucket key
+    /// ([`bucket_key`]) instead of a data key of its own; not when the client gave an SSE-KMS
+    /// context of its own, which is bound into the object's own data key.
     pub(crate) async fn new_object_key(
         &self,
         mode: &SseRequest,
+        bucket_key: bool,
         bucket: &str,
         key: &str,
     ) -> S3Result<Option<(ObjectKey, EncryptionMeta)>> {
@@ -108,6 +162,7 @@ impl CofferS3 {
                     kms_key: None,
                     kms_ciphertext: None,
                     kms_context: BTreeMap::new(),
+                    bucket_key: None,
                 };
                 return Ok(Some((ok, meta)));
             }
@@ -124,6 +179,23 @@ impl CofferS3 {
                 context.clone(),
             ),
         };
+        if bucket_key && context.is_empty() {
+            let bk = self
+                .bucket_keys
+                .current(self.kms.as_ref(), self.engine(), bucket, &kms_name)
+                .await
+                .map_err(|e| bucket_key_err(bucket, e))?;
+            let sealed = seal::seal(bk.kek(), &bucket_key::domain(sse_mode), bucket, key, &ok);
+            let meta = EncryptionMeta {
+                mode: sse_mode,
+                sealed_key: sealed,
+                kms_key: Some(kms_name),
+                kms_ciphertext: None,
+                kms_context: context,
+                bucket_key: Some(bk.id().to_owned()),
+            };
+            return Ok(Some((ok, meta)));
+        }
         let ctx = object_context(bucket, key, &context);
         let dk = self
             .kms
@@ -137,6 +209,7 @@ impl CofferS3 {
             kms_key: Some(kms_name),
             kms_ciphertext: Some(B64.encode(&dk.ciphertext)),
             kms_context: context,
+            bucket_key: None,
         };
         Ok(Some((ok, meta)))
     }
@@ -179,6 +252,21 @@ impl CofferS3 {
                 ));
             }
             _ => {}
+        }
+        if let Some(id) = &enc.bucket_key {
+            let bk = self
+                .bucket_keys
+                .open(self.kms.as_ref(), self.engine(), bucket, id)
+                .await
+                .map_err(|e| bucket_key_err(bucket, e))?;
+            return seal::unseal(
+                bk.kek(),
+                &bucket_key::domain(enc.mode),
+                bucket,
+                key,
+                &enc.sealed_key,
+            )
+            .map_err(|_| s3_error!(InternalError, "The object key could not be unsealed."));
         }
         let (Some(name), Some(ct)) = (&enc.kms_key, &enc.kms_ciphertext) else {
             return Err(s3_error!(
@@ -246,7 +334,16 @@ impl CofferS3 {
                 return Err(kms_err(e));
             }
         }
-        let doc = serde_json::to_vec(&d).expect("configuration values serialize");
+        let conf = BucketEncryption {
+            default: d,
+            bucket_key: input
+                .server_side_encryption_configuration
+                .rules
+                .first()
+                .and_then(|r| r.bucket_key_enabled)
+                .unwrap_or(false),
+        };
+        let doc = serde_json::to_vec(&conf).expect("configuration values serialize");
         self.engine()
             .write_bucket_config(&input.bucket, ENCRYPTION_CONFIG, Some(doc))
             .await
@@ -258,13 +355,13 @@ impl CofferS3 {
         &self,
         req: S3Request<GetBucketEncryptionInput>,
     ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-        let Some(d) = self.bucket_default(&req.input.bucket).await? else {
+        let Some(conf) = self.bucket_default(&req.input.bucket).await? else {
             return Err(s3_error!(
                 ServerSideEncryptionConfigurationNotFoundError,
                 "The server side encryption configuration was not found"
             ));
         };
-        let (alg, key) = match d {
+        let (alg, key) = match conf.default {
             BucketDefault::S3 => (ServerSideEncryption::AES256, None),
             BucketDefault::Kms { key_id } => (
                 ServerSideEncryption::AWS_KMS,
@@ -276,7 +373,7 @@ impl CofferS3 {
                 kms_master_key_id: key,
                 sse_algorithm: ServerSideEncryption::from_static(alg),
             }),
-            ..Default::default()
+            bucket_key_enabled: Some(conf.bucket_key),
         };
         let conf = ServerSideEncryptionConfiguration { rules: vec![rule] };
         Ok(S3Response::new(GetBucketEncryptionOutput {

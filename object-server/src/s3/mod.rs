@@ -64,6 +64,8 @@ pub struct CofferS3 {
     pub(crate) kms: Arc<dyn Kms>,
     pub(crate) auto_encryption: bool,
     pub(crate) tls: bool,
+    /// This process's S3 Bucket Keys.
+    pub(crate) bucket_keys: crate::sse::bucket_key::BucketKeys,
 }
 
 impl CofferS3 {
@@ -76,6 +78,7 @@ impl CofferS3 {
             kms,
             auto_encryption,
             tls,
+            bucket_keys: Default::default(),
         }
     }
 

@@ -231,14 +231,15 @@ impl CofferS3 {
             c_algorithm: input.sse_customer_algorithm.as_deref(),
             c_key: input.sse_customer_key.as_deref(),
             c_key_md5: input.sse_customer_key_md5.as_deref(),
+            bucket_key: input.bucket_key_enabled,
         };
-        let mode = self.write_mode(bucket, &h).await?;
+        let (mode, bucket_key) = self.write_mode(bucket, &h).await?;
         let customer = match &mode {
             SseRequest::C(c) => Some(c.clone()),
             _ => None,
         };
         let enc = self
-            .new_object_key(&mode, bucket, key)
+            .new_object_key(&mode, bucket_key, bucket, key)
             .await?
             .map(|(_, m)| m);
         let info = UploadInfo {
@@ -290,6 +291,7 @@ impl CofferS3 {
             upload_id: Some(id),
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             sse_customer_algorithm: sse.c_algorithm,
             sse_customer_key_md5: sse.c_key_md5,
             checksum_algorithm: checksum.map(|c| c.algorithm.dto()),
@@ -392,6 +394,7 @@ impl CofferS3 {
             e_tag: Some(etag(&meta.etag)),
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             sse_customer_algorithm: sse.c_algorithm,
             sse_customer_key_md5: sse.c_key_md5,
             checksum_crc32: checksums.get("CRC32").cloned(),
@@ -507,6 +510,7 @@ impl CofferS3 {
             }),
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             sse_customer_algorithm: sse.c_algorithm,
             sse_customer_key_md5: sse.c_key_md5,
             ..Default::default()
@@ -735,6 +739,7 @@ impl CofferS3 {
             version_id,
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             ..Default::default()
         }))
     }

@@ -252,15 +252,16 @@ impl CofferS3 {
             c_algorithm: input.sse_customer_algorithm.as_deref(),
             c_key: input.sse_customer_key.as_deref(),
             c_key_md5: input.sse_customer_key_md5.as_deref(),
+            bucket_key: input.bucket_key_enabled,
         };
-        let mode = self.write_mode(bucket, &h).await?;
+        let (mode, bucket_key) = self.write_mode(bucket, &h).await?;
         let customer = match &mode {
             crate::sse::SseRequest::C(c) => Some(c.clone()),
             _ => None,
         };
         let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref());
         check_write_conditions(self, bucket, key, &condition).await?;
-        let enc = self.new_object_key(&mode, bucket, key).await?;
+        let enc = self.new_object_key(&mode, bucket_key, bucket, key).await?;
         let given = checksum_map(&Checksum {
             checksum_crc32: input.checksum_crc32.clone(),
             checksum_crc32c: input.checksum_crc32c.clone(),
@@ -337,6 +338,7 @@ impl CofferS3 {
             e_tag: Some(etag(&meta.etag)),
             server_side_encryption: sse.sse,
             ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             sse_customer_algorithm: sse.c_algorithm,
             sse_customer_key_md5: sse.c_key_md5,
             checksum_crc32: checksums.get("CRC32").cloned(),

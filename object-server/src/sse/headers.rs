@@ -97,6 +97,18 @@ pub enum BucketDefault {
     },
 }
 
+/// A bucket's default encryption as stored: the default and AWS's `BucketKeyEnabled`
+/// ([`super::bucket_key`]; absent in files written before it existed: off).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketEncryption {
+    /// The default mode.
+    #[serde(flatten)]
+    pub default: BucketDefault,
+    /// Whether objects take a bucket key unless their request says otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bucket_key: bool,
+}
+
 /// The SSE header values of a write request.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WriteHeaders<'a> {
@@ -112,6 +124,8 @@ pub struct WriteHeaders<'a> {
     pub c_key: Option<&'a str>,
     /// `x-amz-server-side-encryption-customer-key-MD5`.
     pub c_key_md5: Option<&'a str>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`.
+    pub bucket_key: Option<bool>,
 }
 
 /// Strips the `arn:aws:kms:` prefix clients put in front of key names.

@@ -3,7 +3,9 @@
 //! headers into an encryption mode ([`headers`]). Why no two package streams ever share a key and
 //! nonce, for every way a stream comes to exist, is in [`package`]'s module doc. What the metadata
 //! says about the plaintext (ETags, checksums) is sealed under the data directory's
-//! [`metadata_key`].
+//! [`metadata_key`]. S3 Bucket Keys, a KMS data key per bucket under which object keys are sealed
+//! instead of under one data key each, are in [`bucket_key`].
+pub mod bucket_key;
 pub mod headers;
 pub mod metadata_key;
 pub mod package;

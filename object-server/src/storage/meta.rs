@@ -53,6 +53,11 @@ pub struct EncryptionMeta {
     /// The client's extra SSE-KMS context.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kms_context: BTreeMap<String, String>,
+    /// The id of the bucket key the object key is sealed under (SSE-S3, SSE-KMS with S3 Bucket
+    /// Keys, [`crate::sse::bucket_key`]); then there is no `kms_ciphertext`, and `kms_key` says
+    /// which KMS key the bucket key was made under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_key: Option<String>,
 }
 
 /// One part of a multipart object, in order.
@@ -527,6 +532,7 @@ mod tests {
                 kms_key: Some("k".into()),
                 kms_ciphertext: Some("Y3Q=".into()),
                 kms_context: BTreeMap::new(),
+                bucket_key: None,
             }),
             parts: vec![PartMeta {
                 number: 1,
