@@ -328,8 +328,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             cfg.users_reload,
         ));
     }
-    let rewrap = crate::rewrap::Rewrapper::new(store.clone(), kms.clone(), cfg.rewrap_rate)
-        .context("re-wrap state")?;
+    let rewrap = crate::rewrap::Rewrapper::new(
+        store.clone(),
+        kms.clone(),
+        cfg.rewrap_rate,
+        cfg.rewrap_parallelism,
+    )
+    .context("re-wrap state")?;
     tokio::spawn(rewrap.clone().run());
     let admin =
         AdminRoute::new(iam.clone(), store.clone(), tls.is_some()).with_rewrap(rewrap.clone());
