@@ -425,7 +425,7 @@ def test_a_deleted_key_fails_clearly_on_every_process(tmp_path):
     enc = b.client().get_bucket_encryption(Bucket="shred")["ServerSideEncryptionConfiguration"]
     assert enc["Rules"][0]["ApplyServerSideEncryptionByDefault"] == shred_default["Rules"][0]["ApplyServerSideEncryptionByDefault"], enc
     r = subprocess.run([peer("mc"), "--config-dir", str(cfg), "--json", "encrypt", "info", "c/shred"], capture_output=True, text=True, timeout=60)
-    assert json.loads(r.stdout)["encryption"]["keyId"].endswith(doomed), r.stdout
+    assert r.returncode == 0 and doomed in r.stdout, r.stdout + r.stderr
     # Hostile or wrong input is refused and starts nothing.
     for query, want in [("bucket=a%2F..%2Fshred", (404, "NoSuchBucket")), ("bucket=nope", (404, "NoSuchBucket")), ("key=bad%2Fname", (400, "XMinioAdminInvalidArgument"))]:
         status, err = admin(a, "POST", query)
