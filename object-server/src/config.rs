@@ -133,6 +133,9 @@ pub struct Config {
     /// `COFFER_REWRAP_RATE` (default [`crate::rewrap::DEFAULT_RATE`]; `0`: unpaced): KMS
     /// re-wraps a second and process of the re-wrap job ([`crate::rewrap`]).
     pub rewrap_rate: u32,
+    /// `COFFER_REWRAP_PARALLELISM` (default [`crate::rewrap::DEFAULT_PARALLELISM`], at least 1):
+    /// keys of a bucket the re-wrap job works on at once.
+    pub rewrap_parallelism: usize,
     /// `--backend URL` / `COFFER_BACKEND`: the S3 service whose bucket holds every bucket and
     /// object (the gateway, see [`crate::storage::engine::s3`]); `None`: the data directory does.
     pub backend: Option<crate::storage::engine::s3::BackendConfig>,
@@ -319,6 +322,18 @@ impl Config {
                 )
             })?,
         };
+        let rewrap_parallelism = match env.get("COFFER_REWRAP_PARALLELISM") {
+            None => crate::rewrap::DEFAULT_PARALLELISM,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "COFFER_REWRAP_PARALLELISM must be a whole number from 1 to 256".into(),
+                    )
+                })?,
+        };
         let domains = match env.get("MINIO_DOMAIN") {
             None => None,
             Some(list) => Some(crate::vhost::Domains::parse(&list).map_err(ConfigError::Invalid)?),
@@ -353,6 +368,7 @@ impl Config {
             prometheus_auth,
             usage_max_age,
             rewrap_rate,
+            rewrap_parallelism,
             domains,
             cors_allow_origin,
             read_header_timeout,

@@ -418,8 +418,13 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     // not run, and its admin call answers 501 (admin/rewrap.rs).
     let rewrap = match &gateway {
         None => {
-            let job = crate::rewrap::Rewrapper::new(store.clone(), kms.clone(), cfg.rewrap_rate)
-                .context("re-wrap state")?;
+            let job = crate::rewrap::Rewrapper::new(
+                store.clone(),
+                kms.clone(),
+                cfg.rewrap_rate,
+                cfg.rewrap_parallelism,
+            )
+            .context("re-wrap state")?;
             tokio::spawn(job.clone().run());
             Some(job)
         }

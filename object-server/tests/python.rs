@@ -468,3 +468,67 @@ fn bucket_keys_over_vault_transit() {
     ));
     pytest_with("test_bucket_keys.py", &env);
 }
+
+/// Re-wrap throughput (`test_rewrap_bench.py`), one run on one machine, through our KES over
+/// real OpenBao Transit, our KES over OpenBao's K/V, and MinIO's KES (fs keystore, which has no
+/// key versions: a re-wrap onto another key only). Each prints (and appends to the file
+/// `COFFER_REWRAP_REPORT` names, if set) its objects/s.
+/// A benchmark, not a check: ~5 minutes, so CI does not run it (`cargo test -p object-server
+/// --test python rewrap_throughput -- --ignored`).
+#[test]
+#[ignore = "benchmark (~5 min): run with --ignored"]
+fn rewrap_throughput_over_transit_kv_and_minio_kes() {
+    use sidecar_kes::cache::{CacheConfig, KeyCache};
+    use sidecar_kes::keystore::vault::{KvEngine, VaultAuth, VaultConfig, VaultEngine, VaultStore};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let vault = coffer_e2e::vault::Vault::dev();
+    let transit_role = vault.transit_with_approle("transit", "kes-transit");
+    let kv_role = vault.kv_with_approle("kv", 1, "kes-kv");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ops = &["create", "generate", "decrypt", "encrypt", "describe"];
+    let transit = transit_keys(
+        &rt,
+        &vault.addr,
+        &transit_role.role_id,
+        &transit_role.secret_id,
+    );
+    let kv = rt
+        .block_on(VaultStore::connect(VaultConfig {
+            endpoint: vault.addr.clone(),
+            engine: VaultEngine::Kv(KvEngine {
+                mount: "kv".into(),
+                v2: false,
+                prefix: "minio".into(),
+            }),
+            namespace: String::new(),
+            auth: VaultAuth::AppRole {
+                engine: "approle".into(),
+                role_id: kv_role.role_id.clone(),
+                secret_id: kv_role.secret_id.clone().into(),
+                retry: Duration::from_secs(1),
+            },
+            tls_key: None,
+            tls_cert: None,
+            tls_ca: None,
+            ping: Duration::from_secs(1),
+        }))
+        .unwrap();
+    let kv: sidecar_kes::keys::Keys = KeyCache::new(Arc::new(kv), CacheConfig::default()).into();
+    for (keys, label) in [
+        (transit.into(), "our KES over OpenBao Transit"),
+        (kv, "our KES over OpenBao K/V"),
+    ] {
+        let kes = OurKes::start(&rt, keys, ops);
+        let mut env = kes.env();
+        env.push(("COFFER_KES_ADMIN_CERT", kes.file("kes-admin.crt")));
+        env.push(("COFFER_KES_ADMIN_KEY", kes.file("kes-admin.key")));
+        env.push(("COFFER_REWRAP_BENCH_LABEL", label.to_owned()));
+        pytest_with("test_rewrap_bench.py", &env);
+    }
+    pytest_with(
+        "test_rewrap_bench.py",
+        &[("COFFER_REWRAP_BENCH_KES", "minio".to_owned())],
+    );
+}

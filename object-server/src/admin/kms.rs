@@ -47,6 +47,14 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call, action: &str) -> S3Result<S
             let context = br#"{"coffer":"key-status"}"#;
             let mut status = json!({"key-id": id});
             match kms.generate_key(&id, context).await {
+                // Deleted (crypto-shredded) or never made: nothing under it decrypts either,
+                // which `mc` would otherwise show as a working decryption.
+                Err(KmsError::KeyNotFound) => {
+                    status["encryption-error"] = json!(KmsError::KeyNotFound.to_string());
+                    status["decryption-error"] = json!(
+                        "key does not exist: objects encrypted under it can no longer be read"
+                    );
+                }
                 Err(e) => status["encryption-error"] = json!(e.to_string()),
                 Ok(dk) => match kms.decrypt_key(&id, &dk.ciphertext, context).await {
                     Ok(p) if p[..] == dk.plaintext[..] => {}

@@ -27,9 +27,17 @@
 //! process at a time, and after a `kill -9` the next process (or the restarted one) resumes it
 //! from the last saved cursor; the keys done since are current and skipped.
 //!
-//! **Rate.** Re-wraps (KMS calls and file writes) are paced to at most
-//! `COFFER_REWRAP_RATE` per second and process (default [`DEFAULT_RATE`]; `0`: unpaced), so the
-//! job does not crowd out the clients' own KMS calls.
+//! **Rate and parallelism.** Re-wraps (KMS calls and file writes) are paced to at most
+//! `COFFER_REWRAP_RATE` per second and process (default [`DEFAULT_RATE`]; `0`: unpaced), one
+//! limiter shared by every unit and task of the process, so the job does not crowd out the
+//! clients' own KMS calls. Within a bucket, up to `COFFER_REWRAP_PARALLELISM` keys (default
+//! [`DEFAULT_PARALLELISM`]) are in flight at once: each re-wrap waits on two KMS round trips and
+//! two fsyncs, so one at a time leaves the KMS and the disk idle most of the time. The saved
+//! cursor moves only past keys that are all done ([`cursor`]), so a crash skips none.
+//!
+//! **Deleted keys.** A ciphertext whose key the KMS says does not exist (crypto-shredded) is
+//! counted as failed and its key named in the status (`missingKeys`), so the admin sees why.
+pub mod cursor;
 pub mod state;
 pub mod units;
 pub mod wrap;
@@ -48,6 +56,11 @@ use state::{Counts, Job, JobDir, SYSTEM_UNIT};
 
 /// Re-wraps per second and process unless `COFFER_REWRAP_RATE` says otherwise.
 pub const DEFAULT_RATE: u32 = 200;
+
+/// Keys of a bucket in flight at once unless `COFFER_REWRAP_PARALLELISM` says otherwise: enough
+/// to keep a KMS's round trips and the disk's fsyncs overlapping, few enough that a KMS serving
+/// the clients too (Vault's default request limits, KES's) never sees a burst from the job.
+pub const DEFAULT_PARALLELISM: usize = 8;
 
 /// How often an idle process looks for a job (a start in the same process wakes it at once).
 const POLL: Duration = Duration::from_secs(2);
@@ -123,6 +136,10 @@ pub struct JobStatus {
     /// Counts summed over the units.
     #[serde(flatten)]
     pub counts: Counts,
+    /// Keys the KMS says do not exist (deleted: what is under them is unreadable), each with
+    /// the number of stored ciphertexts under it (counted in `failed`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing_keys: BTreeMap<String, u64>,
     /// Units finished, and in all.
     pub units_done: usize,
     pub units_total: usize,
@@ -134,6 +151,7 @@ pub struct Rewrapper {
     kms: Arc<dyn Kms>,
     dir: JobDir,
     limiter: Limiter,
+    parallelism: usize,
     wake: tokio::sync::Notify,
     /// The status as last read (for the metrics, which are encoded without I/O).
     last: Mutex<Option<JobStatus>>,
@@ -155,14 +173,20 @@ fn rfc3339(ms: i64) -> String {
 
 impl Rewrapper {
     /// The re-wrap of the data directory of `store` through `kms`, pacing re-wraps to `rate`
-    /// a second (0: unpaced).
-    pub fn new(store: Store, kms: Arc<dyn Kms>, rate: u32) -> std::io::Result<Arc<Self>> {
+    /// a second (0: unpaced), with up to `parallelism` keys of a bucket in flight.
+    pub fn new(
+        store: Store,
+        kms: Arc<dyn Kms>,
+        rate: u32,
+        parallelism: usize,
+    ) -> std::io::Result<Arc<Self>> {
         let dir = JobDir::open(&store.system_dir())?;
         Ok(Arc::new(Self {
             store,
             kms,
             dir,
             limiter: Limiter::new(rate),
+            parallelism: parallelism.max(1),
             wake: tokio::sync::Notify::new(),
             last: Mutex::new(None),
         }))
@@ -240,10 +264,12 @@ impl Rewrapper {
                 return Ok(None);
             };
             let mut counts = Counts::default();
+            let mut missing_keys = BTreeMap::new();
             let mut done = 0;
             for u in &job.units {
                 let s = dir.unit(&job, u)?;
                 counts.add(&s.counts);
+                state::add_missing(&mut missing_keys, &s.missing_keys);
                 done += usize::from(s.done);
             }
             Ok(Some(JobStatus {
@@ -257,6 +283,7 @@ impl Rewrapper {
                 target_key: job.target_key.clone(),
                 bucket: job.bucket.clone(),
                 counts,
+                missing_keys,
                 units_done: done,
                 units_total: job.units.len(),
             }))
@@ -309,15 +336,13 @@ impl Rewrapper {
             }
             let started = Instant::now();
             let before = progress.counts;
-            let mut run = units::UnitRun::new(
-                &self.store,
-                &wrapper,
-                &job,
-                &self.dir,
-                &self.limiter,
-                unit,
-                progress,
-            );
+            let ctx = units::Ctx {
+                store: &self.store,
+                wrapper: &wrapper,
+                job: &job,
+                limiter: &self.limiter,
+            };
+            let mut run = units::UnitRun::new(ctx, &self.dir, unit, progress, self.parallelism);
             match unit.strip_prefix("bucket-") {
                 Some(bucket) => run.run_bucket(bucket).await?,
                 None => run.run_system(&self.store.system_dir()).await?,

@@ -10,6 +10,7 @@
 //!
 //! A crash loses at most the progress since the unit's last write; the keys done since are
 //! looked at again and, being on the newest version already, counted as skipped.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,35 @@ impl Counts {
     }
 }
 
+/// What a piece of work found: its counts, and the keys the KMS says do not exist (deleted:
+/// crypto-shredded), each with the number of ciphertexts under it that failed for that.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub counts: Counts,
+    pub missing_keys: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Adds `other`.
+    pub fn add(&mut self, other: &Tally) {
+        self.counts.add(&other.counts);
+        add_missing(&mut self.missing_keys, &other.missing_keys);
+    }
+
+    /// One ciphertext failed because its key `name` does not exist.
+    pub fn key_missing(&mut self, name: &str) {
+        self.counts.failed += 1;
+        *self.missing_keys.entry(name.to_owned()).or_default() += 1;
+    }
+}
+
+/// Adds the missing-key counts of `from` to `to`.
+pub fn add_missing(to: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, n) in from {
+        *to.entry(k.clone()).or_default() += n;
+    }
+}
+
 /// The progress of one unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitState {
@@ -72,6 +102,9 @@ pub struct UnitState {
     /// Counts so far.
     #[serde(default)]
     pub counts: Counts,
+    /// Keys found missing so far (their ciphertexts are among the failed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing_keys: BTreeMap<String, u64>,
     /// Whether the unit is finished.
     #[serde(default)]
     pub done: bool,
@@ -90,6 +123,14 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> std::io::Result<Optio
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+impl UnitState {
+    /// Adds what the keys up to the cursor found.
+    pub fn add(&mut self, t: &Tally) {
+        self.counts.add(&t.counts);
+        add_missing(&mut self.missing_keys, &t.missing_keys);
     }
 }
 

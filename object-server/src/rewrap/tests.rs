@@ -107,6 +107,19 @@ impl Kms for VersionedKms {
 
 /// Writes `bucket/key` encrypted under a fresh data key of `k`, body `body`.
 async fn put(store: &Store, kms: &VersionedKms, bucket: &str, key: &str, body: &[u8]) {
+    put_under(store, kms, "k", bucket, key, body).await
+}
+
+/// Writes `bucket/key` encrypted under a fresh data key of `k`, naming key `name` (a name the
+/// KMS does not know stands for a deleted key).
+async fn put_under(
+    store: &Store,
+    kms: &VersionedKms,
+    name: &str,
+    bucket: &str,
+    key: &str,
+    body: &[u8],
+) {
     let ctx = object_context(bucket, key, &BTreeMap::new());
     let dk = kms.generate_key("k", &ctx).await.unwrap();
     let ok = ObjectKey::generate();
@@ -116,7 +129,7 @@ async fn put(store: &Store, kms: &VersionedKms, bucket: &str, key: &str, body: &
         encryption: Some(EncryptionMeta {
             mode: SseMode::S3,
             sealed_key: seal::seal(&dk.plaintext, "SSE-S3", bucket, key, &ok),
-            kms_key: Some("k".into()),
+            kms_key: Some(name.into()),
             kms_ciphertext: Some(B64.encode(&dk.ciphertext)),
             kms_context: BTreeMap::new(),
             bucket_key: None,
@@ -175,7 +188,7 @@ async fn moves_every_object_to_the_newest_version_and_then_to_another_key() {
     };
     assert!(before.iter().all(|(_, v, _)| *v == 1));
     kms.rotate();
-    let r = Rewrapper::new(store.clone(), kms.clone(), 0).unwrap();
+    let r = Rewrapper::new(store.clone(), kms.clone(), 0, 4).unwrap();
     let s = r.start(None, None).await.unwrap();
     assert_eq!((s.state, s.units_total), ("running", 2));
     // A second start while it runs is refused.
@@ -228,7 +241,7 @@ async fn a_unit_leased_by_another_process_is_left_to_it() {
     let kms = Arc::new(VersionedKms::new());
     put(&store, &kms, "b", "o", b"x").await;
     kms.rotate();
-    let r = Rewrapper::new(store.clone(), kms.clone(), 0).unwrap();
+    let r = Rewrapper::new(store.clone(), kms.clone(), 0, 4).unwrap();
     r.start(None, Some("b".into())).await.unwrap();
     let lease = crate::storage::try_lock_named(store.root(), "rewrap-bucket-b")
         .unwrap()
@@ -239,4 +252,68 @@ async fn a_unit_leased_by_another_process_is_left_to_it() {
     let s = run_to_end(&r).await;
     assert_eq!(s.counts.rewrapped, 1);
     assert_eq!(stored(&store, &kms, "b", "o").await.1, 2);
+}
+
+#[tokio::test]
+async fn many_keys_in_flight_each_once_and_a_deleted_key_named() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::open(d.path()).unwrap();
+    store.create_bucket("b").await.unwrap();
+    let kms = Arc::new(VersionedKms::new());
+    for i in 0..150 {
+        put(&store, &kms, "b", &format!("o{i:03}"), b"body").await;
+    }
+    put_under(&store, &kms, "gone", "b", "shredded-1", b"x").await;
+    put_under(&store, &kms, "gone", "b", "shredded-2", b"x").await;
+    kms.rotate();
+    let r = Rewrapper::new(store.clone(), kms.clone(), 0, 16).unwrap();
+    r.start(None, Some("b".into())).await.unwrap();
+    let s = run_to_end(&r).await;
+    assert_eq!(
+        (s.counts.scanned, s.counts.rewrapped, s.counts.failed),
+        (152, 150, 2),
+        "{s:?}"
+    );
+    assert_eq!(s.missing_keys, BTreeMap::from([("gone".to_owned(), 2)]));
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["missingKeys"], serde_json::json!({"gone": 2}));
+    for i in 0..150 {
+        assert_eq!(stored(&store, &kms, "b", &format!("o{i:03}")).await.1, 2);
+    }
+    // The saved cursor is the last key, and the saved counts are the whole unit's.
+    let job = r.dir.job().unwrap().unwrap();
+    let unit = r.dir.unit(&job, "bucket-b").unwrap();
+    assert_eq!(unit.cursor.as_deref(), Some("shredded-2"));
+    assert_eq!(unit.counts, s.counts);
+}
+
+#[tokio::test]
+async fn a_run_resumes_after_its_saved_cursor() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::open(d.path()).unwrap();
+    store.create_bucket("b").await.unwrap();
+    let kms = Arc::new(VersionedKms::new());
+    for i in 0..20 {
+        put(&store, &kms, "b", &format!("o{i:02}"), b"body").await;
+    }
+    kms.rotate();
+    let r = Rewrapper::new(store.clone(), kms.clone(), 0, 4).unwrap();
+    r.start(None, Some("b".into())).await.unwrap();
+    // As a process killed after saving the cursor at o09 would leave it: o00..=o09 counted.
+    let job = r.dir.job().unwrap().unwrap();
+    let mut unit = r.dir.unit(&job, "bucket-b").unwrap();
+    unit.cursor = Some("o09".into());
+    unit.counts.scanned = 10;
+    unit.counts.rewrapped = 10;
+    r.dir.write_unit("bucket-b", &unit).unwrap();
+    let s = run_to_end(&r).await;
+    assert_eq!((s.counts.scanned, s.counts.rewrapped), (20, 20), "{s:?}");
+    for i in 0..20 {
+        let v = stored(&store, &kms, "b", &format!("o{i:02}")).await.1;
+        assert_eq!(
+            v,
+            if i < 10 { 1 } else { 2 },
+            "o{i:02}: only keys after the cursor"
+        );
+    }
 }

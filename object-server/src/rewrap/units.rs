@@ -1,12 +1,16 @@
-//! The work of one unit: a bucket (every object file of every key, in key order, then the
-//! bucket's multipart uploads) or the system unit (the metadata key, the users' secret keys).
+//! The work of one unit: a bucket (every object file of every key, in key order, several keys
+//! in flight at once, then the bucket's multipart uploads) or the system unit (the metadata key,
+//! the users' secret keys). Keys in flight are different keys, so no two tasks ever touch the
+//! same object file; the lock each replacement takes ([`crate::storage::replace`]) orders them
+//! against the clients' writes as before.
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::Limiter;
-use super::state::{Counts, Job, JobDir, UnitState};
+use super::cursor::{Advance, Window};
+use super::state::{Counts, Job, JobDir, Tally, UnitState};
 use super::wrap::{Outcome, Wrapper};
 use crate::kms::{KmsError, object_context};
 use crate::storage::replace::StoredFile;
@@ -27,37 +31,61 @@ pub enum UnitError {
     Storage(#[from] StorageError),
 }
 
-/// What a unit works with.
-pub(super) struct UnitRun<'a> {
+/// What the work on one key or one ciphertext needs; copied into each task in flight.
+#[derive(Clone, Copy)]
+pub(super) struct Ctx<'a> {
     pub store: &'a Store,
     pub wrapper: &'a Wrapper<'a>,
     pub job: &'a Job,
-    pub dir: &'a JobDir,
     pub limiter: &'a Limiter,
-    pub name: &'a str,
-    pub state: UnitState,
+}
+
+/// One unit's run: its progress, saved as it moves.
+pub(super) struct UnitRun<'a> {
+    ctx: Ctx<'a>,
+    dir: &'a JobDir,
+    name: &'a str,
+    state: UnitState,
+    /// Keys of a bucket in flight at once.
+    parallelism: usize,
     saved_at: Instant,
     unsaved: u64,
 }
 
+/// What became of one key of a bucket.
+enum KeyDone {
+    Done(Tally),
+    /// The bucket was deleted meanwhile: the unit has nothing left to do.
+    BucketGone,
+}
+
+/// The KMS refused the ciphertext of an upload under key `.0`.
+#[derive(Debug, thiserror::Error)]
+#[error("{1}")]
+struct UploadKmsError(String, KmsError);
+
+/// Counts `e`, a KMS refusal of a ciphertext under key `name`.
+fn kms_failed(t: &mut Tally, name: &str, e: &KmsError) {
+    match e {
+        KmsError::KeyNotFound => t.key_missing(name),
+        _ => t.counts.failed += 1,
+    }
+}
+
 impl<'a> UnitRun<'a> {
     pub fn new(
-        store: &'a Store,
-        wrapper: &'a Wrapper<'a>,
-        job: &'a Job,
+        ctx: Ctx<'a>,
         dir: &'a JobDir,
-        limiter: &'a Limiter,
         name: &'a str,
         state: UnitState,
+        parallelism: usize,
     ) -> Self {
         Self {
-            store,
-            wrapper,
-            job,
+            ctx,
             dir,
-            limiter,
             name,
             state,
+            parallelism: parallelism.max(1),
             saved_at: Instant::now(),
             unsaved: 0,
         }
@@ -70,9 +98,11 @@ impl<'a> UnitRun<'a> {
         Ok(())
     }
 
-    fn key_done(&mut self, key: &str) -> std::io::Result<()> {
-        self.state.cursor = Some(key.to_owned());
-        self.unsaved += 1;
+    /// The keys up to `a.cursor` are done (all of them: see [`Window`]).
+    fn advance(&mut self, a: Advance, keys: u64) -> std::io::Result<()> {
+        self.state.cursor = Some(a.cursor);
+        self.state.add(&a.tally);
+        self.unsaved += keys;
         if self.unsaved >= SAVE_EVERY_KEYS || self.saved_at.elapsed() >= SAVE_EVERY {
             self.save()?;
         }
@@ -90,31 +120,42 @@ impl<'a> UnitRun<'a> {
         f(&mut self.state.counts);
     }
 
-    /// Every key of `bucket` after the cursor, then its uploads.
+    /// Every key of `bucket` after the cursor, up to [`Self::parallelism`] at once, then its
+    /// uploads.
     pub async fn run_bucket(&mut self, bucket: &str) -> Result<(), UnitError> {
-        let keys = match self.store.list_version_keys(bucket, "", false).await {
+        use futures::StreamExt;
+        let keys = match self.ctx.store.list_version_keys(bucket, "", false).await {
             Ok(k) => k,
             // Deleted since the job started: nothing left to do.
             Err(StorageError::NoSuchBucket) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        for key in keys {
-            if self.state.cursor.as_ref().is_some_and(|c| key <= *c) {
-                continue;
+        let after = self.state.cursor.clone();
+        let mut keys = keys
+            .into_iter()
+            .filter(|k| after.as_ref().is_none_or(|c| k > c));
+        let ctx = self.ctx;
+        let mut window = Window::default();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        loop {
+            while window.in_flight() < self.parallelism {
+                let Some(key) = keys.next() else { break };
+                window.start(key.clone());
+                in_flight.push(async move {
+                    let done = ctx.key(bucket, &key).await;
+                    (key, done)
+                });
             }
-            let files = match self.store.stored_files(bucket, &key).await {
-                Ok(f) => f,
-                Err(StorageError::NoSuchBucket) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(bucket, key, error = %e, "re-wrap: key not readable");
-                    self.count(|c| c.failed += 1);
-                    Vec::new()
-                }
+            let Some((key, done)) = in_flight.next().await else {
+                break;
             };
-            for file in files {
-                self.object_file(bucket, &key, file).await;
+            let tally = match done {
+                KeyDone::Done(t) => t,
+                KeyDone::BucketGone => return Ok(()),
+            };
+            if let Some(a) = window.finish(&key, tally) {
+                self.advance(a, 1)?;
             }
-            self.key_done(&key)?;
         }
         // (Done again after a crash in them: each upload is then current, and skipped.)
         self.uploads(bucket).await?;
@@ -128,7 +169,7 @@ impl<'a> UnitRun<'a> {
     /// without a check; a reader meanwhile reads the old or the new file, both the same key.
     async fn bucket_keys(&mut self, bucket: &str) -> Result<(), UnitError> {
         use crate::sse::bucket_key::{self, RECORD_PREFIX};
-        let dir = crate::storage::layout::bucket_dir(self.store.root(), bucket);
+        let dir = crate::storage::layout::bucket_dir(self.ctx.store.root(), bucket);
         let mut ids = Vec::new();
         let mut entries = match tokio::fs::read_dir(&dir).await {
             Ok(rd) => rd,
@@ -168,12 +209,13 @@ impl<'a> UnitRun<'a> {
     ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
         use crate::sse::bucket_key;
         let name = bucket_key::record_name(id);
-        let Some(raw) = self.store.read_bucket_config(bucket, &name).await? else {
+        let Some(raw) = self.ctx.store.read_bucket_config(bucket, &name).await? else {
             return Ok(false);
         };
         let record = bucket_key::parse_record(&raw)?;
         let ct = B64.decode(&record.ciphertext)?;
         let Some((key, ct)) = self
+            .ctx
             .rewrap_raw(&record.kms_key, &ct, &bucket_key::kms_context(bucket, id))
             .await?
         else {
@@ -184,112 +226,22 @@ impl<'a> UnitRun<'a> {
             ciphertext: B64.encode(ct),
             ..record
         };
-        self.store.write_bucket_json(bucket, &name, &new).await?;
+        self.ctx.store.write_bucket_json(bucket, &name, &new).await?;
         Ok(true)
     }
 
-    /// Whether a ciphertext of key `key` must move: onto the job's other target key, or onto
-    /// its key's newest version.
-    async fn needs_rewrap(&self, key: &str, ciphertext: &[u8]) -> Result<bool, KmsError> {
-        match &self.job.target_key {
-            Some(t) if t != key => Ok(true),
-            _ => Ok(crate::kms::ciphertext_version(ciphertext)
-                < self.wrapper.newest_version(key).await?),
-        }
-    }
-
-    /// Re-wraps `enc`'s ciphertext (context of `bucket/key`) if it needs it: `Ok(None)` when
-    /// it is current.
-    async fn rewrap_meta(
-        &self,
-        bucket: &str,
-        key: &str,
-        enc: &EncryptionMeta,
-    ) -> Result<Option<EncryptionMeta>, KmsError> {
-        if enc.bucket_key.is_some() {
-            // Its ciphertext is the bucket key's record's ([`Self::bucket_keys`]); moved onto
-            // another key, the object says so (what HEAD shows).
-            return Ok(match &self.job.target_key {
-                Some(t) if enc.kms_key.as_ref() != Some(t) => Some(EncryptionMeta {
-                    kms_key: Some(t.clone()),
-                    ..enc.clone()
-                }),
-                _ => None,
-            });
-        }
-        let (Some(name), Some(ct)) = (&enc.kms_key, &enc.kms_ciphertext) else {
-            return Ok(None);
-        };
-        let ct = B64.decode(ct).map_err(|_| KmsError::DecryptionFailed)?;
-        if !self.needs_rewrap(name, &ct).await? {
-            return Ok(None);
-        }
-        self.limiter.wait().await;
-        let ctx = object_context(bucket, key, &enc.kms_context);
-        match self
-            .wrapper
-            .rewrap(name, &ct, &ctx, self.job.target_key.as_deref(), true)
-            .await?
-        {
-            Outcome::Current => Ok(None),
-            Outcome::Rewrapped { key, ciphertext } => Ok(Some(EncryptionMeta {
-                kms_key: Some(key),
-                kms_ciphertext: Some(B64.encode(ciphertext)),
-                ..enc.clone()
-            })),
-        }
-    }
-
-    async fn object_file(&mut self, bucket: &str, key: &str, file: StoredFile) {
-        self.count(|c| c.scanned += 1);
-        let Some(enc) = &file.meta.encryption else {
-            self.count(|c| c.skipped += 1);
-            return;
-        };
-        let rewrapped = if enc.mode == SseMode::C {
-            Ok(None)
-        } else {
-            self.rewrap_meta(bucket, key, enc).await
-        };
-        let meta = match rewrapped {
-            Ok(Some(enc)) => {
-                let mut m = file.meta.clone();
-                m.encryption = Some(enc);
-                m
-            }
-            // Current, but its digests are still plain (written before they were sealed):
-            // the rewrite seals them.
-            Ok(None) if !file.digests_sealed => file.meta.clone(),
-            Ok(None) => {
-                self.count(|c| c.skipped += 1);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(bucket, key, error = %e, "re-wrap: the KMS refused");
-                self.count(|c| c.failed += 1);
-                return;
-            }
-        };
-        match self
-            .store
-            .replace_meta_if_unchanged(bucket, key, &file, &meta)
-            .await
-        {
-            Ok(true) => self.count(|c| c.rewrapped += 1),
-            // A writer replaced or removed it meanwhile: what it wrote is new.
-            Ok(false) => self.count(|c| c.skipped += 1),
-            Err(e) => {
-                tracing::warn!(bucket, key, error = %e, "re-wrap: the object file was not replaced");
-                self.count(|c| c.failed += 1);
-            }
-        }
+    /// Counts `e`, a KMS refusal of a ciphertext under key `name`.
+    fn kms_failed(&mut self, name: &str, e: &KmsError) {
+        let mut t = Tally::default();
+        kms_failed(&mut t, name, e);
+        self.state.add(&t);
     }
 
     /// The bucket's multipart uploads: the `encryption` of each `upload.json` (its parts carry
     /// no KMS ciphertext). An upload is never changed after it is created, so a file that is
     /// no longer there (completed, aborted) is all a race can leave.
     async fn uploads(&mut self, bucket: &str) -> Result<(), UnitError> {
-        let dir = self.store.uploads_dir(bucket);
+        let dir = self.ctx.store.uploads_dir(bucket);
         let mut entries = match tokio::fs::read_dir(&dir).await {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -301,54 +253,19 @@ impl<'a> UnitRun<'a> {
                 continue;
             };
             self.count(|c| c.scanned += 1);
-            match self.upload(bucket, &raw, &path).await {
+            match self.ctx.upload(bucket, &raw, &path).await {
                 Ok(true) => self.count(|c| c.rewrapped += 1),
                 Ok(false) => self.count(|c| c.skipped += 1),
                 Err(err) => {
                     tracing::warn!(bucket, upload = %e.file_name().to_string_lossy(), error = %err, "re-wrap of an upload failed");
-                    self.count(|c| c.failed += 1);
+                    match err.downcast_ref::<UploadKmsError>() {
+                        Some(UploadKmsError(name, kms)) => self.kms_failed(name, kms),
+                        None => self.count(|c| c.failed += 1),
+                    }
                 }
             }
         }
         Ok(())
-    }
-
-    async fn upload(
-        &self,
-        bucket: &str,
-        raw: &[u8],
-        path: &std::path::Path,
-    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-        let mut doc: serde_json::Value = serde_json::from_slice(raw)?;
-        let Some(enc) = doc.get("encryption").filter(|v| !v.is_null()) else {
-            return Ok(false);
-        };
-        let enc: EncryptionMeta = serde_json::from_value(enc.clone())?;
-        let key = doc["key"].as_str().ok_or("upload without key")?.to_owned();
-        let Some(new) = self.rewrap_meta(bucket, &key, &enc).await? else {
-            return Ok(false);
-        };
-        doc["encryption"] = serde_json::to_value(&new)?;
-        let data = serde_json::to_vec(&doc)?;
-        let tmp = self.store.tmp_dir().join(crate::storage::random_name());
-        let path = path.to_owned();
-        let before = crate::storage::stamp::stamp(&path);
-        crate::storage::blocking(move || -> std::io::Result<bool> {
-            std::fs::write(&tmp, &data)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            // Still the upload that was read (a rename into a directory moved or removed
-            // meanwhile fails, and the temp file goes).
-            if crate::storage::stamp::stamp(&path) != before {
-                let _ = std::fs::remove_file(&tmp);
-                return Ok(false);
-            }
-            std::fs::rename(&tmp, &path).inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })?;
-            Ok(true)
-        })
-        .await
-        .map_err(Into::into)
     }
 
     /// The metadata key and every user's secret key.
@@ -358,7 +275,10 @@ impl<'a> UnitRun<'a> {
         match metadata_key::stored_ciphertext(system_dir) {
             Ok(None) => self.count(|c| c.skipped += 1),
             Ok(Some((name, ct))) => {
-                let r = self.rewrap_raw(&name, &ct, metadata_key::KMS_CONTEXT).await;
+                let r = self
+                    .ctx
+                    .rewrap_raw(&name, &ct, metadata_key::KMS_CONTEXT)
+                    .await;
                 match r {
                     Ok(None) => self.count(|c| c.skipped += 1),
                     Ok(Some((key, ct))) => {
@@ -372,7 +292,7 @@ impl<'a> UnitRun<'a> {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "re-wrap of the metadata key failed");
-                        self.count(|c| c.failed += 1);
+                        self.kms_failed(&name, &e);
                     }
                 }
             }
@@ -383,26 +303,6 @@ impl<'a> UnitRun<'a> {
         }
         self.users(system_dir).await;
         Ok(())
-    }
-
-    async fn rewrap_raw(
-        &self,
-        name: &str,
-        ct: &[u8],
-        context: &[u8],
-    ) -> Result<Option<(String, Vec<u8>)>, KmsError> {
-        if !self.needs_rewrap(name, ct).await? {
-            return Ok(None);
-        }
-        self.limiter.wait().await;
-        match self
-            .wrapper
-            .rewrap(name, ct, context, self.job.target_key.as_deref(), true)
-            .await?
-        {
-            Outcome::Current => Ok(None),
-            Outcome::Rewrapped { key, ciphertext } => Ok(Some((key, ciphertext))),
-        }
     }
 
     /// Each user's sealed secret key, replaced under the IAM store's lock if it is still the
@@ -433,6 +333,7 @@ impl<'a> UnitRun<'a> {
                 continue;
             };
             let r = self
+                .ctx
                 .rewrap_raw(&user.secret.kms_key, &ct, &kms_context(&access_key))
                 .await;
             let (key, ct) = match r {
@@ -443,7 +344,7 @@ impl<'a> UnitRun<'a> {
                 Ok(Some(new)) => new,
                 Err(e) => {
                     tracing::warn!(user = %access_key, error = %e, "re-wrap of a user's secret key failed");
-                    self.count(|c| c.failed += 1);
+                    self.kms_failed(&user.secret.kms_key, &e);
                     continue;
                 }
             };
@@ -465,5 +366,178 @@ impl<'a> UnitRun<'a> {
                 }
             }
         }
+    }
+}
+
+impl Ctx<'_> {
+    /// Every object file of `bucket/key`.
+    async fn key(self, bucket: &str, key: &str) -> KeyDone {
+        let mut t = Tally::default();
+        match self.store.stored_files(bucket, key).await {
+            Ok(files) => {
+                for file in files {
+                    self.object_file(bucket, key, file, &mut t).await;
+                }
+            }
+            Err(StorageError::NoSuchBucket) => return KeyDone::BucketGone,
+            Err(e) => {
+                tracing::warn!(bucket, key, error = %e, "re-wrap: key not readable");
+                t.counts.failed += 1;
+            }
+        }
+        KeyDone::Done(t)
+    }
+
+    /// Whether a ciphertext of key `key` must move: onto the job's other target key, or onto
+    /// its key's newest version.
+    async fn needs_rewrap(self, key: &str, ciphertext: &[u8]) -> Result<bool, KmsError> {
+        match &self.job.target_key {
+            Some(t) if t != key => Ok(true),
+            _ => Ok(crate::kms::ciphertext_version(ciphertext)
+                < self.wrapper.newest_version(key).await?),
+        }
+    }
+
+    /// Re-wraps `enc`'s ciphertext (context of `bucket/key`) if it needs it: `Ok(None)` when
+    /// it is current.
+    async fn rewrap_meta(
+        self,
+        bucket: &str,
+        key: &str,
+        enc: &EncryptionMeta,
+    ) -> Result<Option<EncryptionMeta>, KmsError> {
+        if enc.bucket_key.is_some() {
+            // Its ciphertext is the bucket key's record's ([`UnitRun::bucket_keys`]); moved
+            // onto another key, the object says so (what HEAD shows).
+            return Ok(match &self.job.target_key {
+                Some(t) if enc.kms_key.as_ref() != Some(t) => Some(EncryptionMeta {
+                    kms_key: Some(t.clone()),
+                    ..enc.clone()
+                }),
+                _ => None,
+            });
+        }
+        let (Some(name), Some(ct)) = (&enc.kms_key, &enc.kms_ciphertext) else {
+            return Ok(None);
+        };
+        let ct = B64.decode(ct).map_err(|_| KmsError::DecryptionFailed)?;
+        let ctx = object_context(bucket, key, &enc.kms_context);
+        Ok(self
+            .rewrap_raw(name, &ct, &ctx)
+            .await?
+            .map(|(key, ciphertext)| EncryptionMeta {
+                kms_key: Some(key),
+                kms_ciphertext: Some(B64.encode(ciphertext)),
+                ..enc.clone()
+            }))
+    }
+
+    async fn object_file(self, bucket: &str, key: &str, file: StoredFile, t: &mut Tally) {
+        t.counts.scanned += 1;
+        let Some(enc) = &file.meta.encryption else {
+            t.counts.skipped += 1;
+            return;
+        };
+        let rewrapped = if enc.mode == SseMode::C {
+            Ok(None)
+        } else {
+            self.rewrap_meta(bucket, key, enc).await
+        };
+        let meta = match rewrapped {
+            Ok(Some(enc)) => {
+                let mut m = file.meta.clone();
+                m.encryption = Some(enc);
+                m
+            }
+            // Current, but its digests are still plain (written before they were sealed):
+            // the rewrite seals them.
+            Ok(None) if !file.digests_sealed => file.meta.clone(),
+            Ok(None) => {
+                t.counts.skipped += 1;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(bucket, key, error = %e, "re-wrap: the KMS refused");
+                kms_failed(t, enc.kms_key.as_deref().unwrap_or_default(), &e);
+                return;
+            }
+        };
+        match self
+            .store
+            .replace_meta_if_unchanged(bucket, key, &file, &meta)
+            .await
+        {
+            Ok(true) => t.counts.rewrapped += 1,
+            // A writer replaced or removed it meanwhile: what it wrote is new.
+            Ok(false) => t.counts.skipped += 1,
+            Err(e) => {
+                tracing::warn!(bucket, key, error = %e, "re-wrap: the object file was not replaced");
+                t.counts.failed += 1;
+            }
+        }
+    }
+
+    /// Moves ciphertext `ct` of key `name` (bound to `context`) if it needs it, paced by the
+    /// process's limiter: the new key and ciphertext, `None` when it is current.
+    async fn rewrap_raw(
+        self,
+        name: &str,
+        ct: &[u8],
+        context: &[u8],
+    ) -> Result<Option<(String, Vec<u8>)>, KmsError> {
+        if !self.needs_rewrap(name, ct).await? {
+            return Ok(None);
+        }
+        self.limiter.wait().await;
+        match self
+            .wrapper
+            .rewrap(name, ct, context, self.job.target_key.as_deref(), true)
+            .await?
+        {
+            Outcome::Current => Ok(None),
+            Outcome::Rewrapped { key, ciphertext } => Ok(Some((key, ciphertext))),
+        }
+    }
+
+    async fn upload(
+        self,
+        bucket: &str,
+        raw: &[u8],
+        path: &std::path::Path,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        let mut doc: serde_json::Value = serde_json::from_slice(raw)?;
+        let Some(enc) = doc.get("encryption").filter(|v| !v.is_null()) else {
+            return Ok(false);
+        };
+        let enc: EncryptionMeta = serde_json::from_value(enc.clone())?;
+        let key = doc["key"].as_str().ok_or("upload without key")?.to_owned();
+        let Some(new) = self
+            .rewrap_meta(bucket, &key, &enc)
+            .await
+            .map_err(|e| UploadKmsError(enc.kms_key.clone().unwrap_or_default(), e))?
+        else {
+            return Ok(false);
+        };
+        doc["encryption"] = serde_json::to_value(&new)?;
+        let data = serde_json::to_vec(&doc)?;
+        let tmp = self.store.tmp_dir().join(crate::storage::random_name());
+        let path = path.to_owned();
+        let before = crate::storage::stamp::stamp(&path);
+        crate::storage::blocking(move || -> std::io::Result<bool> {
+            std::fs::write(&tmp, &data)?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            // Still the upload that was read (a rename into a directory moved or removed
+            // meanwhile fails, and the temp file goes).
+            if crate::storage::stamp::stamp(&path) != before {
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(false);
+            }
+            std::fs::rename(&tmp, &path).inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })?;
+            Ok(true)
+        })
+        .await
+        .map_err(Into::into)
     }
 }

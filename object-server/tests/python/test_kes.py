@@ -3,6 +3,7 @@ by tests/python.rs, which passes its endpoint and files in COFFER_KES_*).
 
 COFFER_TEST_KES selects which: `minio` or `ours`.
 """
+import contextlib
 import datetime
 import hashlib
 import os
@@ -75,8 +76,16 @@ def kes(tmp_path_factory):
         return
     if which != "minio":
         pytest.fail("set COFFER_TEST_KES=minio or ours (tests/python.rs does)")
-    d = tmp_path_factory.mktemp("minio-kes")
+    with minio_kes(tmp_path_factory.mktemp("minio-kes")) as env:
+        yield env
+
+
+@contextlib.contextmanager
+def minio_kes(d, allow=("create", "generate", "decrypt", "describe")):
+    """MinIO's KES on an fs keystore in `d`, allowing the object server's identity `allow` on
+    `coffer-*` keys and listing; yields the object server's MINIO_KMS_KES_* settings."""
     identity = pki(d)
+    allowed = "".join(f"    - /v1/key/{a}/coffer-*\n" for a in allow)
     # The port is picked before KES binds it: another process may take it in between, and then
     # KES is started again on another one.
     for attempt in range(5):
@@ -91,11 +100,7 @@ tls:
 policy:
   coffer:
     allow:
-    - /v1/key/create/coffer-*
-    - /v1/key/generate/coffer-*
-    - /v1/key/decrypt/coffer-*
-    - /v1/key/describe/coffer-*
-    - /v1/key/list/*
+{allowed}    - /v1/key/list/*
     identities:
     - {identity}
 keystore:
@@ -120,14 +125,16 @@ keystore:
             pytest.fail("minio-kes did not start:\n" + out)
     else:
         pytest.fail("minio-kes found its port taken 5 times:\n" + out)
-    yield {
-        "MINIO_KMS_KES_ENDPOINT": f"https://127.0.0.1:{port}",
-        "MINIO_KMS_KES_CA_PATH": str(d / "ca.crt"),
-        "MINIO_KMS_KES_CERT_FILE": str(d / "client.crt"),
-        "MINIO_KMS_KES_KEY_FILE": str(d / "client.key"),
-    }
-    proc.terminate()
-    proc.wait(60)
+    try:
+        yield {
+            "MINIO_KMS_KES_ENDPOINT": f"https://127.0.0.1:{port}",
+            "MINIO_KMS_KES_CA_PATH": str(d / "ca.crt"),
+            "MINIO_KMS_KES_CERT_FILE": str(d / "client.crt"),
+            "MINIO_KMS_KES_KEY_FILE": str(d / "client.key"),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(60)
 
 
 def start(tmp_path, kes, auto="on", key_name=None, tls=False):
