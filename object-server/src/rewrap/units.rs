@@ -226,7 +226,10 @@ impl<'a> UnitRun<'a> {
             ciphertext: B64.encode(ct),
             ..record
         };
-        self.ctx.store.write_bucket_json(bucket, &name, &new).await?;
+        self.ctx
+            .store
+            .write_bucket_json(bucket, &name, &new)
+            .await?;
         Ok(true)
     }
 

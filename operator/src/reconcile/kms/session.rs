@@ -10,6 +10,13 @@
 //! mount, the credentials Secret's `resourceVersion`), so a rotated secret ID is checked at
 //! once. A replaced token is revoked.
 //!
+//! A refused login is not tried again with the same credentials before [`REFUSED_RETRY`]:
+//! Vault and OpenBao lock an AppRole's role ID out for 15 minutes after 5 failed logins (user
+//! lockout, on by default), which would also lock out every KES sidecar using that role — so a
+//! wrong secret ID, probed every 10 s and at every Tenant change, locked the role out within a
+//! minute and a fixed Secret was then refused too. A changed Secret (a new `resourceVersion`)
+//! is tried at once.
+//!
 //! Tokens live only in this process's memory: never in a status, an event or a log line. The
 //! token of a deleted KMS is no longer renewed and expires with its TTL.
 
@@ -63,10 +70,22 @@ impl Session {
     }
 }
 
+/// How long a login refused with unchanged credentials is not tried again: 3 tries per 15
+/// minutes stay under Vault's default lockout threshold of 5.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(300);
+
+/// A refused login: what it was made from, when, and what Vault said.
+struct Refusal {
+    origin: String,
+    at: Instant,
+    health: Health,
+}
+
 /// Every KMS's token, by `namespace/name`.
 #[derive(Default)]
 pub struct Sessions {
     by_kms: Mutex<HashMap<String, Session>>,
+    refused: Mutex<HashMap<String, Refusal>>,
 }
 
 /// What a probe needs to reach Vault.
@@ -125,12 +144,42 @@ impl Sessions {
                 }
             }
         }
+        if let Some(health) = self.still_refused(kms, &origin, now) {
+            return health;
+        }
         match log_in(target, login).await {
             Ok((token, auth)) => {
                 self.put(kms, Session::new(origin, token, &auth, now));
                 Health::Healthy
             }
-            Err(health) => health,
+            Err(health) => {
+                if matches!(health, Health::LoginRefused(_)) {
+                    self.refused.lock().expect("not poisoned").insert(
+                        kms.to_string(),
+                        Refusal {
+                            origin,
+                            at: now,
+                            health: health.clone(),
+                        },
+                    );
+                }
+                health
+            }
+        }
+    }
+
+    /// What Vault said to the last login from `origin`, while it is too recent to try again.
+    fn still_refused(&self, kms: &str, origin: &str, now: Instant) -> Option<Health> {
+        let mut refused = self.refused.lock().expect("not poisoned");
+        match refused.get(kms) {
+            Some(r) if r.origin == origin && now.duration_since(r.at) < REFUSED_RETRY => {
+                Some(r.health.clone())
+            }
+            Some(_) => {
+                refused.remove(kms);
+                None
+            }
+            None => None,
         }
     }
 
