@@ -420,7 +420,10 @@ def test_a_deleted_key_fails_clearly_on_every_process(tmp_path):
     assert "Encryption ✗ (key does not exist)" in r.stdout and "Decryption ✔" not in r.stdout, r.stdout
     # The bucket's default still names the key, as AWS's and MinIO's do (and `mc encrypt info`).
     enc = b.client().get_bucket_encryption(Bucket="shred")["ServerSideEncryptionConfiguration"]
-    assert enc["Rules"][0]["ApplyServerSideEncryptionByDefault"] == shred_default["Rules"][0]["ApplyServerSideEncryptionByDefault"], enc
+    rule = enc["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    # Answered as an ARN (as before the shredding): the same key.
+    assert rule["SSEAlgorithm"] == "aws:kms", enc
+    assert rule["KMSMasterKeyID"].removeprefix("arn:aws:kms:") == doomed, enc
     r = subprocess.run([peer("mc"), "--config-dir", str(cfg), "--json", "encrypt", "info", "c/shred"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and doomed in r.stdout, r.stdout + r.stderr
     # Hostile or wrong input is refused and starts nothing.
