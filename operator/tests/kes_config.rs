@@ -15,14 +15,10 @@ use coffer_e2e::vault::Vault;
 use coffer_e2e::{Process, peer_bin, start_on_free_ports};
 use operator::build::kes_config;
 use operator::crd::{KMS, Tenant};
-use operator::pki::{Ca, LeafRequest, Pem, Usage, ca::CA_LIFETIME};
+use operator::pki::{Ca, Pem, Usage, ca::CA_LIFETIME};
 use time::OffsetDateTime;
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
-}
+use common::write_file as write;
 
 /// Runs `minio-kes key create NAME` as the client with `cert`/`key`; returns (success, output).
 fn key_create(endpoint: &str, cert: &str, key: &str, name: &str) -> (bool, String) {
@@ -53,31 +49,10 @@ fn generated_config_runs_minio_kes_and_ours_against_vault_and_confines_the_tenan
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let now = OffsetDateTime::now_utc();
-    let ca = Ca::generate("coffer shop/photos CA", now, CA_LIFETIME).unwrap();
-    let leaf = |cn: &str, sans: &[&str], usage| {
-        ca.issue(
-            &LeafRequest {
-                common_name: cn.into(),
-                sans: sans.iter().map(|s| s.to_string()).collect(),
-                usage,
-                lifetime: Duration::from_secs(3600),
-            },
-            now,
-        )
-        .unwrap()
-    };
-    let server = leaf("kes", &["localhost", "127.0.0.1"], Usage::Server);
-    let client = leaf("object-server", &[], Usage::Client);
-    let intruder = leaf("intruder", &[], Usage::Client);
+    let common::KesSetup { cfg, ca, client } =
+        common::kes_setup(&tenant, &kms, vault.ca_cert.as_ref().unwrap(), d);
+    let intruder = common::leaf(&ca, "intruder", &[], Usage::Client);
     let identity = operator::pki::identity_of_pem(&client.cert).unwrap();
-
-    let mut cfg = kes_config::build(&tenant, &kms, &identity);
-    cfg.tls.key = write(d, "server.key", &server.key);
-    cfg.tls.cert = write(d, "server.crt", &server.cert);
-    cfg.tls.ca = write(d, "ca.crt", &ca.trust_bundle());
-    cfg.keystore.vault.tls.as_mut().unwrap().ca =
-        Some(vault.ca_cert.as_ref().unwrap().display().to_string());
 
     let (kes, ports, ()) = start_on_free_ports(
         "minio-kes (generated config)",
@@ -197,19 +172,8 @@ fn confines_the_tenant(
     );
 
     // A certificate from another CA is refused at the TLS handshake (tls.auth: on).
-    let now = OffsetDateTime::now_utc();
-    let other_ca = Ca::generate("someone else", now, CA_LIFETIME).unwrap();
-    let foreign = other_ca
-        .issue(
-            &LeafRequest {
-                common_name: "x".into(),
-                sans: vec![],
-                usage: Usage::Client,
-                lifetime: Duration::from_secs(3600),
-            },
-            now,
-        )
-        .unwrap();
+    let other_ca = Ca::generate("someone else", OffsetDateTime::now_utc(), CA_LIFETIME).unwrap();
+    let foreign = common::leaf(&other_ca, "x", &[], Usage::Client);
     let (fc, fk) = (
         write(d, "foreign.crt", &foreign.cert),
         write(d, "foreign.key", &foreign.key),
@@ -285,29 +249,8 @@ fn generated_transit_config_runs_our_kes_on_transit_and_confines_the_tenant() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let now = OffsetDateTime::now_utc();
-    let ca = Ca::generate("coffer shop/photos CA", now, CA_LIFETIME).unwrap();
-    let leaf = |cn: &str, sans: &[&str], usage| {
-        ca.issue(
-            &LeafRequest {
-                common_name: cn.into(),
-                sans: sans.iter().map(|s| s.to_string()).collect(),
-                usage,
-                lifetime: Duration::from_secs(3600),
-            },
-            now,
-        )
-        .unwrap()
-    };
-    let server = leaf("kes", &["localhost", "127.0.0.1"], Usage::Server);
-    let client = leaf("object-server", &[], Usage::Client);
-    let identity = operator::pki::identity_of_pem(&client.cert).unwrap();
-    let mut cfg = kes_config::build(&tenant, &kms, &identity);
-    cfg.tls.key = write(d, "server.key", &server.key);
-    cfg.tls.cert = write(d, "server.crt", &server.cert);
-    cfg.tls.ca = write(d, "ca.crt", &ca.trust_bundle());
-    cfg.keystore.vault.tls.as_mut().unwrap().ca =
-        Some(vault.ca_cert.as_ref().unwrap().display().to_string());
+    let common::KesSetup { cfg, client, .. } =
+        common::kes_setup(&tenant, &kms, vault.ca_cert.as_ref().unwrap(), d);
     let text = config_text(&cfg, 0);
     assert!(
         text.contains("transit:") && !text.contains("prefix:"),

@@ -249,9 +249,7 @@ async fn s3(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rotations_rewrap_runs_in_the_object_server_and_is_reported() {
     use operator::build::kes_config;
-    use operator::pki::{Ca, LeafRequest, Usage, ca::CA_LIFETIME};
     use std::process::Command;
-    use time::OffsetDateTime;
 
     let ns = "media";
     let (api, client) = api_with_crds(ns).await;
@@ -299,35 +297,13 @@ async fn the_rotations_rewrap_runs_in_the_object_server_and_is_reported() {
     // Our kes from the generated config, and an object-server using it.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let write = |name: &str, text: &str| {
-        let p = d.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    };
-    let now = OffsetDateTime::now_utc();
-    let ca = Ca::generate("coffer media/photos CA", now, CA_LIFETIME).unwrap();
-    let leaf = |cn: &str, sans: &[&str], usage| {
-        ca.issue(
-            &LeafRequest {
-                common_name: cn.into(),
-                sans: sans.iter().map(|s| s.to_string()).collect(),
-                usage,
-                lifetime: Duration::from_secs(3600),
-            },
-            now,
-        )
-        .unwrap()
-    };
-    let server = leaf("kes", &["localhost", "127.0.0.1"], Usage::Server);
-    let client_cert = leaf("object-server", &[], Usage::Client);
-    let identity = operator::pki::identity_of_pem(&client_cert.cert).unwrap();
-    let mut cfg = kes_config::build(&tenant, &kms, &identity);
+    let write = |name: &str, text: &str| common::write_file(d, name, text);
+    let common::KesSetup {
+        mut cfg,
+        client: client_cert,
+        ..
+    } = common::kes_setup(&tenant, &kms, vault.ca_cert.as_ref().unwrap(), d);
     cfg.address = "127.0.0.1:0".into();
-    cfg.tls.key = write("server.key", &server.key);
-    cfg.tls.cert = write("server.crt", &server.cert);
-    cfg.tls.ca = write("ca.crt", &ca.trust_bundle());
-    cfg.keystore.vault.tls.as_mut().unwrap().ca =
-        Some(vault.ca_cert.as_ref().unwrap().display().to_string());
     let env = |k: &str| match k {
         "VAULT_APPROLE_ID" => Some(approle.role_id.clone()),
         "VAULT_APPROLE_SECRET" => Some(approle.secret_id.clone()),

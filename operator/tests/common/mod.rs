@@ -168,3 +168,63 @@ pub async fn start_our_kes(
     .await
     .expect("our kes starts")
 }
+
+/// Writes `text` to `dir/name`; its path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// A leaf certificate of `ca` for an hour.
+pub fn leaf(
+    ca: &operator::pki::Ca,
+    cn: &str,
+    sans: &[&str],
+    usage: operator::pki::Usage,
+) -> operator::pki::Pem {
+    ca.issue(
+        &operator::pki::LeafRequest {
+            common_name: cn.into(),
+            sans: sans.iter().map(|s| s.to_string()).collect(),
+            usage,
+            lifetime: Duration::from_secs(3600),
+        },
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap()
+}
+
+/// A Tenant's KES as the operator sets it up, its files in a directory: a fresh CA, the KES
+/// server certificate (`localhost`, `127.0.0.1`), the object-server's client certificate, and the
+/// config `kes_config::build` makes for `tenant`/`kms`, pointed at those files and trusting
+/// `vault_ca`.
+pub struct KesSetup {
+    pub cfg: operator::build::kes_config::KesConfig,
+    pub ca: operator::pki::Ca,
+    pub client: operator::pki::Pem,
+}
+
+pub fn kes_setup(
+    tenant: &operator::crd::Tenant,
+    kms: &operator::crd::KMS,
+    vault_ca: &Path,
+    dir: &Path,
+) -> KesSetup {
+    use operator::pki::{Ca, Usage, ca::CA_LIFETIME};
+    let name = format!(
+        "coffer {}/{} CA",
+        tenant.metadata.namespace.as_deref().unwrap_or_default(),
+        tenant.metadata.name.as_deref().unwrap_or_default()
+    );
+    let ca = Ca::generate(&name, time::OffsetDateTime::now_utc(), CA_LIFETIME).unwrap();
+    let server = leaf(&ca, "kes", &["localhost", "127.0.0.1"], Usage::Server);
+    let client = leaf(&ca, "object-server", &[], Usage::Client);
+    let identity = operator::pki::identity_of_pem(&client.cert).unwrap();
+    let mut cfg = operator::build::kes_config::build(tenant, kms, &identity);
+    cfg.tls.key = write_file(dir, "server.key", &server.key);
+    cfg.tls.cert = write_file(dir, "server.crt", &server.cert);
+    cfg.tls.ca = write_file(dir, "ca.crt", &ca.trust_bundle());
+    cfg.keystore.vault.tls.as_mut().unwrap().ca = Some(vault_ca.display().to_string());
+    KesSetup { cfg, ca, client }
+}
