@@ -120,50 +120,18 @@ impl<K: Kms> Kms for DecryptCache<K> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
+    use crate::kms::counting::CountingKms;
     use crate::kms::static_key::StaticKms;
-
-    /// Counts the decryptions that reach the KMS.
-    struct Counting(StaticKms, AtomicUsize);
-
-    #[async_trait::async_trait]
-    impl Kms for Counting {
-        fn default_key(&self) -> &str {
-            self.0.default_key()
-        }
-        fn describe(&self) -> String {
-            self.0.describe()
-        }
-        async fn create_key(&self, name: &str) -> Result<(), KmsError> {
-            self.0.create_key(name).await
-        }
-        async fn generate_key(&self, name: &str, context: &[u8]) -> Result<DataKey, KmsError> {
-            self.0.generate_key(name, context).await
-        }
-        async fn decrypt_key(
-            &self,
-            name: &str,
-            ciphertext: &[u8],
-            context: &[u8],
-        ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
-            self.1.fetch_add(1, Ordering::Relaxed);
-            self.0.decrypt_key(name, ciphertext, context).await
-        }
-        async fn ready(&self) -> Result<(), KmsError> {
-            Ok(())
-        }
-    }
 
     #[tokio::test]
     async fn only_the_identical_successful_request_is_answered_from_the_cache() {
         let kms =
             StaticKms::from_secret_key("k:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
-        let cache = DecryptCache::new(Counting(kms, AtomicUsize::new(0)));
+        let cache = DecryptCache::new(CountingKms::new(kms));
         let name = cache.default_key().to_owned();
         let dk = cache.generate_key(&name, b"ctx").await.unwrap();
-        let calls = || cache.inner.1.load(Ordering::Relaxed);
+        let calls = || cache.inner.decrypted();
         let first = cache
             .decrypt_key(&name, &dk.ciphertext, b"ctx")
             .await

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroizing;
 
+#[cfg(test)]
+pub mod counting;
 pub mod decrypt_cache;
 pub mod kes;
 pub mod metered;

@@ -414,52 +414,14 @@ impl BucketKeys {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
-    use crate::kms::DataKey;
+    use crate::kms::counting::CountingKms;
     use crate::kms::static_key::StaticKms;
     use crate::sse::{ObjectKey, seal};
     use crate::storage::Store;
 
-    /// Counts the calls that reach the KMS.
-    struct Counting(StaticKms, AtomicUsize, AtomicUsize);
-
-    #[async_trait::async_trait]
-    impl Kms for Counting {
-        fn default_key(&self) -> &str {
-            self.0.default_key()
-        }
-        fn describe(&self) -> String {
-            self.0.describe()
-        }
-        async fn create_key(&self, name: &str) -> Result<(), KmsError> {
-            self.0.create_key(name).await
-        }
-        async fn generate_key(&self, name: &str, context: &[u8]) -> Result<DataKey, KmsError> {
-            self.1.fetch_add(1, Ordering::Relaxed);
-            self.0.generate_key(name, context).await
-        }
-        async fn decrypt_key(
-            &self,
-            name: &str,
-            ciphertext: &[u8],
-            context: &[u8],
-        ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
-            self.2.fetch_add(1, Ordering::Relaxed);
-            self.0.decrypt_key(name, ciphertext, context).await
-        }
-        async fn ready(&self) -> Result<(), KmsError> {
-            Ok(())
-        }
-    }
-
-    fn counting() -> Counting {
-        Counting(
-            StaticKms::generate("k").0,
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-        )
+    fn counting() -> CountingKms {
+        CountingKms::new(StaticKms::generate("k").0)
     }
 
     async fn store() -> (tempfile::TempDir, Store) {
@@ -486,19 +448,13 @@ mod tests {
             assert_eq!(b.id(), a.id());
             keys.open(&kms, &s, "b", a.id()).await.unwrap();
         }
-        assert_eq!(
-            (kms.1.load(Ordering::Relaxed), kms.2.load(Ordering::Relaxed)),
-            (1, 0)
-        );
+        assert_eq!((kms.generated(), kms.decrypted()), (1, 0));
         // Past the TTL the record is read again: one decrypt, the same key.
         expire(&keys.current);
         expire(&keys.opened);
         let b = keys.current(&kms, &s, "b", "k").await.unwrap();
         assert_eq!((b.id(), b.kek()), (a.id(), a.kek()));
-        assert_eq!(
-            (kms.1.load(Ordering::Relaxed), kms.2.load(Ordering::Relaxed)),
-            (1, 1)
-        );
+        assert_eq!((kms.generated(), kms.decrypted()), (1, 1));
         // A process starting afresh reads the same record.
         let other = BucketKeys::default();
         let c = other.open(&kms, &s, "b", a.id()).await.unwrap();
@@ -541,7 +497,7 @@ mod tests {
             .map(|k| k.unwrap().id().to_owned())
             .collect();
         assert_eq!(ids.len(), 1);
-        assert_eq!(kms.1.load(Ordering::Relaxed), 1);
+        assert_eq!(kms.generated(), 1);
     }
 
     #[tokio::test]
