@@ -10,7 +10,7 @@
 //! mount, the credentials Secret's `resourceVersion`), so a rotated secret ID is checked at
 //! once. A replaced token is revoked.
 //!
-//! A refused login is not tried again with the same credentials before [`REFUSED_RETRY`]:
+//! A login refused for its credentials (a 4xx) is not tried again with them before [`REFUSED_RETRY`]:
 //! Vault and OpenBao lock an AppRole's role ID out for 15 minutes after 5 failed logins (user
 //! lockout, on by default), which would also lock out every KES sidecar using that role — so a
 //! wrong secret ID, probed every 10 s and at every Tenant change, locked the role out within a
@@ -152,8 +152,11 @@ impl Sessions {
                 self.put(kms, Session::new(origin, token, &auth, now));
                 Health::Healthy
             }
-            Err(health) => {
-                if matches!(health, Health::LoginRefused(_)) {
+            Err(Refused {
+                health,
+                credentials,
+            }) => {
+                if credentials {
                     self.refused.lock().expect("not poisoned").insert(
                         kms.to_string(),
                         Refusal {
@@ -244,11 +247,19 @@ async fn keep(target: &Target<'_>, s: &mut Session, renew: bool, now: Instant) -
     }
 }
 
+/// Why a login gave no token.
+struct Refused {
+    health: Health,
+    /// Vault judged the credentials (a 4xx but 429): what Vault's user lockout counts, so not
+    /// to be tried again as they are. A 5xx, a 429 or no answer may pass on the next try.
+    credentials: bool,
+}
+
 /// `PUT auth/<engine>/login`: the token and the answer's `auth`, or why not.
 async fn log_in(
     target: &Target<'_>,
     login: &AppRoleLogin<'_>,
-) -> Result<(String, serde_json::Value), Health> {
+) -> Result<(String, serde_json::Value), Refused> {
     let resp = target
         .request(
             reqwest::Method::PUT,
@@ -257,12 +268,18 @@ async fn log_in(
         .json(&serde_json::json!({ "role_id": login.role_id, "secret_id": login.secret_id }))
         .send()
         .await
-        .map_err(|e| Health::Unreachable(error_chain(&e)))?;
+        .map_err(|e| Refused {
+            health: Health::Unreachable(error_chain(&e)),
+            credentials: false,
+        })?;
     let code = resp.status().as_u16();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     match body["auth"]["client_token"].as_str() {
         Some(token) if code == 200 => Ok((token.to_string(), body["auth"].clone())),
-        _ => Err(refused(login, code, &body)),
+        _ => Err(Refused {
+            health: refused(login, code, &body),
+            credentials: (400..500).contains(&code) && code != 429,
+        }),
     }
 }
 
