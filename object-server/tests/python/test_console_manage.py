@@ -65,9 +65,32 @@ def fill(driver, field_id, text):
 
 
 def wait_for_next_page(driver, old):
-    from selenium.webdriver.support import expected_conditions as EC
+    """Waits until `old` (the previous page's root) has left the document and the next page has
+    loaded. While Chrome swaps documents, asking about the old node can fail with "Node with given
+    id does not belong to the document" instead of a stale-element error (seen in CI with Chrome
+    156); both mean the old page is gone."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
-    WebDriverWait(driver, 20).until(EC.staleness_of(old))
+
+    def old_page_gone(_):
+        try:
+            old.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in (e.msg or ""):
+                return True
+            raise
+
+    def next_page_loaded(d):
+        try:
+            return d.execute_script("return document.readyState") == "complete"
+        except WebDriverException:  # the document is still being replaced
+            return False
+
+    WebDriverWait(driver, 20).until(old_page_gone)
+    WebDriverWait(driver, 20).until(next_page_loaded)
 
 
 def press(driver, kind, value):
