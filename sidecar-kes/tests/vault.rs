@@ -1,6 +1,7 @@
 //! The Vault K/V keystore against real OpenBao: K/V v1 and v2 with AppRole, token renewal,
 //! Vault stopped (offline cache, `/v1/ready`), Vault sealed (502 `key store is sealed`, cached
-//! keys stop within the health-check interval), recovery.
+//! keys stop within the health-check interval), recovery; a refused AppRole login not retried
+//! into Vault's user lockout.
 
 mod common;
 
@@ -177,6 +178,45 @@ async fn kv_v1_and_v2_with_approle_and_token_renewal() {
         b"v",
         "still authorized after the first token's max TTL"
     );
+}
+
+/// A wrong AppRole secret ID is not tried again every `retry` (500 ms here): Vault locks a role
+/// ID out after 5 failed logins, for every client using it, the right secret ID included. Before
+/// the fix this client made ~20 logins in the 10 s and the right secret ID was then refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_approle_login_is_not_retried_into_a_lockout() {
+    let vault = tokio::task::block_in_place(Vault::production_audited);
+    let role = tokio::task::block_in_place(|| vault.kv_with_approle("kv", 1, "kes-lockout"));
+    let approle_logins = || {
+        vault
+            .audited_requests("kes-lockout")
+            .iter()
+            .filter(|p| *p == "auth/approle/login")
+            .count()
+    };
+    let wrong_secret = "00000000-0000-4000-8000-000000000000";
+    let wrong = VaultStore::connect(kv_config(&vault, "kv", false, &role.role_id, wrong_secret))
+        .await
+        .expect("a refused login is retried in the background, not an error at start");
+    assert_eq!(wrong.logins(), 0);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(wrong.logins(), 0);
+    assert_eq!(approle_logins(), 1, "the refused login was tried again");
+
+    let right = VaultStore::connect(kv_config(
+        &vault,
+        "kv",
+        false,
+        &role.role_id,
+        &role.secret_id,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(right.logins(), 1, "the role ID was locked out");
+    right.status().await.unwrap();
+    right.create("after-a-refusal", b"v").await.unwrap();
+    assert_eq!(approle_logins(), 2);
+    drop(wrong);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,12 +10,14 @@
 //! mount, the credentials Secret's `resourceVersion`), so a rotated secret ID is checked at
 //! once. A replaced token is revoked.
 //!
-//! A login refused for its credentials (a 4xx) is not tried again with them before [`REFUSED_RETRY`]:
-//! Vault and OpenBao lock an AppRole's role ID out for 15 minutes after 5 failed logins (user
-//! lockout, on by default), which would also lock out every KES sidecar using that role — so a
-//! wrong secret ID, probed every 10 s and at every Tenant change, locked the role out within a
-//! minute and a fixed Secret was then refused too. A changed Secret (a new `resourceVersion`)
-//! is tried at once.
+//! A login refused for its credentials (a 4xx but 429) is not tried again with them before
+//! [`REFUSED_LOGIN_RETRY`] (16 minutes): Vault and OpenBao lock an AppRole's role ID out for 15
+//! minutes after 5 failed logins (user lockout, on by default), which would also lock out every
+//! KES sidecar using that role, and the failure count only resets after 15 minutes without a
+//! login attempt (see [`sidecar_kes::keystore::vault::lockout`], the rule our `kes` follows
+//! too). A wrong secret ID probed every 10 s and at every Tenant change locked the role out
+//! within a minute, and a fixed Secret was then refused too. A changed Secret (a new
+//! `resourceVersion`) is tried at once.
 //!
 //! Tokens live only in this process's memory: never in a status, an event or a log line. The
 //! token of a deleted KMS is no longer renewed and expires with its TTL.
@@ -23,6 +25,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use sidecar_kes::keystore::vault::lockout::{REFUSED_LOGIN_RETRY, refused_for_credentials};
 
 use super::{AppRoleLogin, Health, error_chain, refused};
 
@@ -69,10 +73,6 @@ impl Session {
         self.renewable = auth["renewable"].as_bool().unwrap_or(self.renewable);
     }
 }
-
-/// How long a login refused with unchanged credentials is not tried again: 3 tries per 15
-/// minutes stay under Vault's default lockout threshold of 5.
-pub const REFUSED_RETRY: Duration = Duration::from_secs(300);
 
 /// A refused login: what it was made from, when, and what Vault said.
 struct Refusal {
@@ -175,7 +175,7 @@ impl Sessions {
     fn still_refused(&self, kms: &str, origin: &str, now: Instant) -> Option<Health> {
         let mut refused = self.refused.lock().expect("not poisoned");
         match refused.get(kms) {
-            Some(r) if r.origin == origin && now.duration_since(r.at) < REFUSED_RETRY => {
+            Some(r) if r.origin == origin && now.duration_since(r.at) < REFUSED_LOGIN_RETRY => {
                 Some(r.health.clone())
             }
             Some(_) => {
@@ -278,7 +278,7 @@ async fn log_in(
         Some(token) if code == 200 => Ok((token.to_string(), body["auth"].clone())),
         _ => Err(Refused {
             health: refused(login, code, &body),
-            credentials: (400..500).contains(&code) && code != 429,
+            credentials: refused_for_credentials(code),
         }),
     }
 }

@@ -2,11 +2,17 @@
 //! namespace header, AppRole or Kubernetes login, token renewal at 80% of its TTL with
 //! re-login as fallback, a periodic health check (every `ping`), and the sealed state.
 //!
+//! A failed login is tried again every `retry`, except an AppRole login Vault refused for its
+//! credentials: that one waits [`REFUSED_LOGIN_RETRY`], so that this process alone never
+//! locks the role ID out for every other client (see [`super::lockout`]). The credentials come
+//! from the configuration, so new ones mean a restart, which tries at once.
+//!
 //! The sealed state is set by a health check or by any answer that says sealed (503 "Vault is
 //! sealed"), and cleared only by a health check that says unsealed: an unknown state after a
 //! stop stays stopped (see [`crate::cache`]). Key operations ask [`VaultClient::check_sealed`]
 //! first, so a seal stops key use within one `ping` on every KES.
 
+use super::lockout::{REFUSED_LOGIN_RETRY, refused_for_credentials};
 use super::{VaultAuth, VaultConfig};
 use crate::keystore::StoreError;
 use serde_json::{Value, json};
@@ -28,6 +34,8 @@ struct Inner {
     sealed: AtomicBool,
     renewals: AtomicU64,
     logins: AtomicU64,
+    /// Whether the last login was an AppRole login refused for its credentials.
+    credentials_refused: AtomicBool,
 }
 
 /// A logged-in connection to Vault. Its background tasks (renewal, health) stop when the last
@@ -110,6 +118,7 @@ impl VaultClient {
                 sealed: AtomicBool::new(false),
                 renewals: AtomicU64::new(0),
                 logins: AtomicU64::new(0),
+                credentials_refused: AtomicBool::new(false),
             }),
         })
     }
@@ -220,6 +229,7 @@ async fn renew_loop(inner: std::sync::Weak<Inner>, mut token: Option<Token>) {
             VaultAuth::AppRole { retry, .. } | VaultAuth::Kubernetes { retry, .. } => *retry,
         };
         let wait = match &token {
+            None if this.credentials_refused.load(Ordering::Relaxed) => REFUSED_LOGIN_RETRY,
             None => retry,
             Some(t) if t.ttl.is_zero() => Duration::from_secs(60), // a token that never expires
             Some(t) => t.ttl.mul_f64(0.8).max(Duration::from_millis(200)),
@@ -339,7 +349,19 @@ impl Inner {
             req = req.header("X-Vault-Namespace", &self.cfg.namespace);
         }
         let resp = req.json(&body).send().await.map_err(unreachable)?;
-        let token = parse_auth(resp).await?;
+        let approle = matches!(self.cfg.auth, VaultAuth::AppRole { .. });
+        let refused = approle && refused_for_credentials(resp.status().as_u16());
+        self.credentials_refused.store(refused, Ordering::Relaxed);
+        let token = parse_auth(resp).await.inspect_err(|_| {
+            if refused {
+                tracing::warn!(
+                    "vault: the AppRole login was refused for its credentials; not trying them \
+                     again for {} min, since Vault locks a role ID out (for every client using \
+                     it) after 5 failed logins. Restart kes with the right secret ID to try at once",
+                    REFUSED_LOGIN_RETRY.as_secs() / 60
+                );
+            }
+        })?;
         *self.token.write().expect("lock") = Some(token.value.clone());
         self.logins.fetch_add(1, Ordering::Relaxed);
         tracing::info!("vault: logged in (token TTL {:?})", token.ttl);

@@ -8,6 +8,7 @@
 
 mod client;
 pub mod kv;
+pub mod lockout;
 pub mod transit;
 
 pub use kv::VaultStore;
