@@ -135,6 +135,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         default_image.clone(),
     );
     ctx.set_max_concurrent_upgrades(args.max_concurrent_upgrades);
+    if let Ok(ns) = std::env::var("POD_NAMESPACE") {
+        ctx.set_operator_namespace(ns);
+    }
     let metrics = tokio::spawn(reconcile::metrics::serve(args.metrics_addr, ctx.clone()));
 
     let elector = leader::Elector::new(

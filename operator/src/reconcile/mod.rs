@@ -82,6 +82,9 @@ pub struct Context {
     rotation_period_ms: AtomicU64,
     /// Tests: where the Tenants' object-servers answer, instead of their Services.
     s3_endpoint: Mutex<Option<(String, Option<Vec<u8>>)>>,
+    /// The namespace the operator's pod runs in (`None` outside a pod): a Tenant's
+    /// NetworkPolicy admits it to S3, which the key rotation's re-wrap call needs.
+    operator_namespace: Mutex<Option<String>>,
 
     // --- Upgrades (see `tenant::upgrade`) ---
     /// How many Tenants the rollout of the default image moves at a time.
@@ -116,6 +119,7 @@ impl Context {
             kms_probe_interval_ms: AtomicU64::new(kms::PROBE_INTERVAL.as_millis() as u64),
             rotation_period_ms: AtomicU64::new(0),
             s3_endpoint: Default::default(),
+            operator_namespace: Default::default(),
             max_concurrent_upgrades: AtomicUsize::new(DEFAULT_MAX_CONCURRENT_UPGRADES),
             upgrade_slots: Default::default(),
             scopes: Default::default(),
@@ -185,6 +189,19 @@ impl Context {
     /// object-server run outside the cluster).
     pub fn set_s3_endpoint(&self, endpoint: String, ca_pem: Option<Vec<u8>>) {
         *self.s3_endpoint.lock().expect("not poisoned") = Some((endpoint, ca_pem));
+    }
+
+    /// Sets [`Context::operator_namespace`] (`operator run` in a pod: `$POD_NAMESPACE`).
+    pub fn set_operator_namespace(&self, namespace: String) {
+        *self.operator_namespace.lock().expect("not poisoned") = Some(namespace);
+    }
+
+    /// The namespace of the operator's pod, when it runs in one.
+    pub fn operator_namespace(&self) -> Option<String> {
+        self.operator_namespace
+            .lock()
+            .expect("not poisoned")
+            .clone()
     }
 
     /// The endpoint set by [`Context::set_s3_endpoint`].

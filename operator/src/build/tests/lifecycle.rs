@@ -334,4 +334,21 @@ fn network_policy_is_opt_in_and_admits_s3_only() {
     );
     // No rule names the KES port: it is not reachable from outside the pod at all.
     assert!(rules.iter().all(|r| r.0 != 7373));
+
+    // The operator's namespace is admitted to S3 (its re-wrap call) where S3 is restricted...
+    let mut restricted = o.network_policy.clone().unwrap();
+    crate::build::network_policy::admit_operator(&mut restricted, "coffer-system");
+    let with_operator = restricted.spec.as_ref().unwrap().ingress.clone().unwrap();
+    assert_eq!(with_operator.len(), 4);
+    let last = &with_operator[3];
+    assert_eq!(
+        last.ports.as_ref().unwrap()[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(9000))
+    );
+    assert_eq!(ns_of(&last.from).as_deref(), Some("coffer-system"));
+    assert!(last.from.as_ref().unwrap()[0].pod_selector.is_none());
+    // ...and nothing is added where S3 is open to every source.
+    let mut open_policy = open.network_policy.clone().unwrap();
+    crate::build::network_policy::admit_operator(&mut open_policy, "coffer-system");
+    assert_eq!(open_policy, open.network_policy.unwrap());
 }

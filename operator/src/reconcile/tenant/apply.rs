@@ -90,8 +90,11 @@ impl Run<'_> {
         )
         .await?;
         let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
-        match &owned.network_policy {
+        match &mut owned.network_policy {
             Some(policy) => {
+                if let Some(operator_ns) = self.ctx.operator_namespace() {
+                    crate::build::network_policy::admit_operator(policy, &operator_ns);
+                }
                 self.apply_owned(&policies, policy).await?;
             }
             None => self.remove_network_policy(&policies).await?,
