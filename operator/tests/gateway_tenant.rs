@@ -101,6 +101,39 @@ async fn volumes_and_s3_exclude_each_other_and_the_bucket_is_fixed() {
     // A volume Tenant cannot move onto s3 either.
     let (ok, out) = api.try_apply(&tenant_yaml(ns, "vol", ""));
     assert!(ok, "{out}");
+    // The scale subresource (kubectl scale, an HPA) goes through the same rules.
+    let scale = |name: &str, n: u32| {
+        api.kubectl()
+            .args([
+                "-n",
+                ns,
+                "scale",
+                "tenant",
+                name,
+                &format!("--replicas={n}"),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = scale("vol", 3);
+    assert!(!out.status.success(), "{}", common::printed(&out));
+    assert!(
+        common::printed(&out).contains("replicas > 1 needs storage.sharedClaimName"),
+        "{}",
+        common::printed(&out)
+    );
+    let out = scale("photos", 12);
+    assert!(out.status.success(), "{}", common::printed(&out));
+    let replicas = api.run(&[
+        "-n",
+        ns,
+        "get",
+        "tenant",
+        "photos",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "12");
     refused(
         &api,
         &tenant_yaml(ns, "vol", &format!("  storage:\n{S3}")),
@@ -265,4 +298,42 @@ async fn a_gateway_tenant_waits_for_its_backend_secret_then_runs_stateless_pods(
         (s.spec?.replicas == Some(5)).then_some(())
     })
     .await;
+    // `kubectl scale tenant` (what an HPA aimed at the Tenant does) reaches the StatefulSet,
+    // and the status names the pods' selector for the autoscaler.
+    let out = api
+        .kubectl()
+        .args(["-n", ns, "scale", "tenant", "photos", "--replicas=2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::printed(&out));
+    eventually("2 replicas", Duration::from_secs(30), || async {
+        let s = stss.get("photos").await.ok()?;
+        (s.spec?.replicas == Some(2)).then_some(())
+    })
+    .await;
+    let selector = tenants
+        .get("photos")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .selector
+        .unwrap();
+    let labels = stss
+        .get("photos")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .selector
+        .match_labels
+        .unwrap();
+    assert_eq!(
+        selector,
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
 }

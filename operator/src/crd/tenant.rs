@@ -42,6 +42,13 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
     namespaced,
     shortname = "tenant",
     status = "TenantStatus",
+    // `kubectl scale tenant` and a HorizontalPodAutoscaler aimed at the Tenant (the operator
+    // owns the StatefulSet's replicas, so the Tenant is what is scaled).
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.readyReplicas",
+        label_selector_path = ".status.selector"
+    ),
     doc = "An encrypted S3 object-storage cluster: object-server pods, each with a KES sidecar that reaches the KMS's Vault.",
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#, description = "Whether every replica serves S3"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired replicas"),
@@ -471,6 +478,10 @@ pub struct TenantStatus {
     /// Pods of the StatefulSet that are ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
+    /// The label selector of the Tenant's pods (`k=v,…`): the scale subresource's, so that a
+    /// HorizontalPodAutoscaler aimed at the Tenant finds their metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     /// The S3 endpoint inside the cluster (`https://<tenant>.<namespace>.svc:9000`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
