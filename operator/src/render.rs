@@ -113,6 +113,7 @@ pub fn render(
         kes_server: issued.remove(&Leaf::KesServer).expect("always requested"),
         kes_client: issued.remove(&Leaf::KesClient).expect("always requested"),
         kms_secrets_version: None,
+        backend_secret_version: None,
     };
     let owned = build::owned(&tenant, kms, &certs, default_image)?;
     let mut all_secrets = vec![

@@ -153,3 +153,136 @@ fn example_tenant_renders_into_a_statefulset_with_the_kes_sidecar() {
         "the credentials are referenced, never copied: {text}"
     );
 }
+
+/// The documents of `manifests/examples/rook/<file>`, parsed.
+fn rook_example(file: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(root().join("manifests/examples/rook").join(file)).unwrap();
+    text.split("\n---\n")
+        .map(|doc| serde_saphyr::from_str::<serde_json::Value>(doc).unwrap())
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+/// The Rook examples: their Coffer and Kubernetes objects are accepted by a real API server
+/// with this build's CRDs (Rook's own kinds are not installed there, so they are checked
+/// against what Rook makes of them: the Secret's name and keys, the pool's name), and each
+/// Tenant names what the Rook objects next to it make.
+#[test]
+fn rook_examples_are_accepted_and_name_what_rook_makes() {
+    let api = KubeApi::start();
+    let dir = |p: &str| root().join(p).display().to_string();
+    apply(&api, &["-f", &dir("crds")]);
+    api.wait_crds_established();
+    apply(&api, &["-f", &dir("manifests/examples/namespace.yaml")]);
+    for file in ["cephfs-tenant.yaml", "rgw-tenant.yaml"] {
+        let docs = rook_example(file);
+        for doc in &docs {
+            if doc["apiVersion"]
+                .as_str()
+                .unwrap()
+                .starts_with("ceph.rook.io/")
+            {
+                continue;
+            }
+            let (ok, out) = api.try_apply(&serde_json::to_string(doc).unwrap());
+            assert!(ok, "{file}: {} refused: {out}", doc["kind"]);
+        }
+    }
+
+    // CephFS: the Tenant mounts the RWX claim of the class on the CephFilesystem's data pool.
+    let docs = rook_example("cephfs-tenant.yaml");
+    let (fs, class, claim) = (
+        of_kind(&docs, "CephFilesystem"),
+        of_kind(&docs, "StorageClass"),
+        of_kind(&docs, "PersistentVolumeClaim"),
+    );
+    let tenant: operator::crd::Tenant =
+        serde_json::from_value(of_kind(&docs, "Tenant").clone()).unwrap();
+    assert_eq!(
+        tenant.spec.storage.shared_claim_name.as_deref(),
+        claim["metadata"]["name"].as_str()
+    );
+    assert!(tenant.spec.replicas > 1);
+    assert_eq!(claim["spec"]["accessModes"][0], "ReadWriteMany");
+    assert_eq!(claim["spec"]["storageClassName"], class["metadata"]["name"]);
+    assert_eq!(class["parameters"]["fsName"], fs["metadata"]["name"]);
+    assert_eq!(
+        class["parameters"]["pool"].as_str().unwrap(),
+        format!(
+            "{}-{}",
+            fs["metadata"]["name"].as_str().unwrap(),
+            fs["spec"]["dataPools"][0]["name"].as_str().unwrap()
+        ),
+        "Rook names a data pool <filesystem>-<pool>"
+    );
+
+    // RGW: the Tenant names the Secret Rook makes for the user, with Rook's key names, and the
+    // store lets the user live in the Tenant's namespace.
+    let docs = rook_example("rgw-tenant.yaml");
+    let (store, user) = (
+        of_kind(&docs, "CephObjectStore"),
+        of_kind(&docs, "CephObjectStoreUser"),
+    );
+    let tenant: operator::crd::Tenant =
+        serde_json::from_value(of_kind(&docs, "Tenant").clone()).unwrap();
+    let s3 = tenant.spec.storage.s3.as_ref().expect("storage.s3");
+    let ns = tenant.metadata.namespace.as_deref().unwrap();
+    assert_eq!(user["metadata"]["namespace"], ns);
+    assert_eq!(user["spec"]["store"], store["metadata"]["name"]);
+    assert_eq!(
+        user["spec"]["clusterNamespace"],
+        store["metadata"]["namespace"]
+    );
+    assert!(
+        store["spec"]["allowUsersInNamespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == ns)
+    );
+    assert_eq!(
+        s3.credentials_secret.name,
+        format!(
+            "rook-ceph-object-user-{}-{}",
+            store["metadata"]["name"].as_str().unwrap(),
+            user["metadata"]["name"].as_str().unwrap()
+        )
+    );
+    assert_eq!(
+        (
+            s3.credentials_secret.access_key_key.as_str(),
+            s3.credentials_secret.secret_key_key.as_str()
+        ),
+        ("AccessKey", "SecretKey")
+    );
+    assert_eq!(
+        s3.endpoint,
+        format!(
+            "http://rook-ceph-rgw-{}.{}.svc",
+            store["metadata"]["name"].as_str().unwrap(),
+            store["metadata"]["namespace"].as_str().unwrap()
+        ),
+        "Rook's RGW Service, on the gateway port {}",
+        store["spec"]["gateway"]["port"]
+    );
+    assert!(tenant.spec.replicas > 1);
+    // As stored by the API server, with the defaults applied.
+    let stored = api.run(&[
+        "-n",
+        ns,
+        "get",
+        "tenant",
+        "rgw-store",
+        "-o",
+        "jsonpath={.spec.storage}",
+    ]);
+    assert!(
+        stored.contains("\"accessKeyKey\":\"AccessKey\""),
+        "{stored}"
+    );
+}

@@ -36,6 +36,7 @@
 //! fails otherwise). The root credentials Secret a Tenant names itself
 //! (`spec.rootCredentials.secretName`) is never written over: it is created only when absent.
 
+pub mod backend;
 pub mod kes_config;
 pub mod network_policy;
 pub mod secrets;
@@ -214,15 +215,24 @@ pub struct Certs {
     /// A version, never values or hashes of values. The Vault CA and client certificate
     /// Secrets are not in it: they are mounted files that KES reads again when they change.
     pub kms_secrets_version: Option<String>,
+    /// `name=resourceVersion` of the `storage.s3` credentials Secret (the object-server takes
+    /// the backend's keys from its environment, read only at start): a change rolls the pods.
+    pub backend_secret_version: Option<String>,
 }
 
 impl Certs {
     /// Hash of what the pods read only at start, so that a change of it rolls them: the KMS
-    /// credentials version. The certificates, keys and CA bundle are left out on purpose:
+    /// credentials version, and the backend credentials' (absent without `storage.s3`, so the
+    /// hash of a volume Tenant is what it always was). The certificates, keys and CA bundle are left out on purpose:
     /// both binaries reload them from their mounted Secrets (`sidecar_kes::tls_files`), and
     /// the KES client identity survives a renewal because its key is kept (`Ca::renew`).
     pub fn restart_hash(&self) -> String {
-        hash(self.kms_secrets_version.iter().map(|v| v.as_bytes()))
+        hash(
+            self.kms_secrets_version
+                .iter()
+                .chain(&self.backend_secret_version)
+                .map(|v| v.as_bytes()),
+        )
     }
 }
 

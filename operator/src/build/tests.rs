@@ -7,6 +7,7 @@ use crate::reconcile::tenant::Leaf;
 use k8s_openapi::api::core::v1::Container;
 use time::OffsetDateTime;
 
+mod backend;
 mod lifecycle;
 
 pub(crate) const KMS_YAML: &str = r#"
@@ -41,7 +42,7 @@ pub(crate) fn fixtures() -> (Tenant, KMS) {
     )
 }
 
-fn certs(tenant: &Tenant) -> Certs {
+pub(super) fn certs(tenant: &Tenant) -> Certs {
     let now = OffsetDateTime::now_utc();
     let ca = Ca::generate("test", now, CA_LIFETIME).unwrap();
     let mut issued: std::collections::BTreeMap<_, _> =
@@ -55,10 +56,11 @@ fn certs(tenant: &Tenant) -> Certs {
         kes_server: issued.remove(&Leaf::KesServer).unwrap(),
         kes_client: issued.remove(&Leaf::KesClient).unwrap(),
         kms_secrets_version: None,
+        backend_secret_version: None,
     }
 }
 
-fn pod(o: &Owned) -> &k8s_openapi::api::core::v1::PodSpec {
+pub(super) fn pod(o: &Owned) -> &k8s_openapi::api::core::v1::PodSpec {
     o.stateful_set
         .spec
         .as_ref()
@@ -69,7 +71,7 @@ fn pod(o: &Owned) -> &k8s_openapi::api::core::v1::PodSpec {
         .unwrap()
 }
 
-fn env_of<'a>(c: &'a Container, name: &str) -> &'a k8s_openapi::api::core::v1::EnvVar {
+pub(super) fn env_of<'a>(c: &'a Container, name: &str) -> &'a k8s_openapi::api::core::v1::EnvVar {
     c.env
         .as_ref()
         .unwrap()

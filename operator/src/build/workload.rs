@@ -1,4 +1,5 @@
-//! The StatefulSet (object-server + KES native sidecar), the Services and the PDB.
+//! The StatefulSet (object-server + KES native sidecar), the Services and the PDB. A Tenant on
+//! `storage.s3` gets pods without a data volume (see [`super::backend`]).
 
 use std::collections::BTreeMap;
 
@@ -18,10 +19,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::kes_config::{self, ENV_APPROLE_ID, ENV_APPROLE_SECRET};
 use super::secrets::{ROOT_PASSWORD, ROOT_USER};
-use super::users;
 use super::{
     CERTS_HASH_ANNOTATION, CONFIG_HASH_ANNOTATION, CONSOLE_PORT, Names, S3_PORT, labels, meta,
 };
+use super::{backend, users};
 use crate::crd::tenant::ProbeTiming;
 use crate::crd::{KMS, Tenant};
 
@@ -42,7 +43,7 @@ pub const USERS_FILE_ENV: &str = "COFFER_USERS_FILE";
 /// The UID/GID the containers run as by default.
 pub const RUN_AS: i64 = 1000;
 
-fn env(name: &str, value: impl Into<String>) -> EnvVar {
+pub(super) fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: Some(value.into()),
@@ -50,7 +51,7 @@ fn env(name: &str, value: impl Into<String>) -> EnvVar {
     }
 }
 
-fn env_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+pub(super) fn env_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
@@ -65,7 +66,7 @@ fn env_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
-fn mount(name: &str, path: &str) -> VolumeMount {
+pub(super) fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount {
         name: name.into(),
         mount_path: path.into(),
@@ -74,7 +75,7 @@ fn mount(name: &str, path: &str) -> VolumeMount {
     }
 }
 
-fn secret_volume(name: &str, secret: &str, items: &[(&str, &str)]) -> Volume {
+pub(super) fn secret_volume(name: &str, secret: &str, items: &[(&str, &str)]) -> Volume {
     Volume {
         name: name.into(),
         secret: Some(SecretVolumeSource {
@@ -288,19 +289,41 @@ fn object_server_container(tenant: &Tenant, default_image: &str) -> Container {
     if !spec.console.enabled {
         env_vars.push(env("MINIO_BROWSER", "off"));
     }
+    let s3 = spec.storage.s3.as_ref();
+    env_vars.extend(s3.map(backend::env_vars).unwrap_or_default());
     env_vars.extend(spec.env.iter().cloned());
+    let mut args: Vec<String> = vec![
+        "server".into(),
+        "--address".into(),
+        format!(":{S3_PORT}"),
+        "--certs-dir".into(),
+        CERTS_DIR.into(),
+    ];
+    let mut mounts = vec![];
+    if s3.is_none() {
+        args.push(DATA_DIR.into());
+        mounts.push(VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            ..Default::default()
+        });
+    }
+    mounts.extend([
+        mount("s3-tls", CERTS_DIR),
+        mount("kes-client", KES_CLIENT_DIR),
+        mount("users", USERS_DIR),
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ]);
+    mounts.extend(s3.and_then(backend::volume_mount));
     Container {
         name: OBJECT_SERVER.into(),
         image: Some(tenant.image(default_image)),
         command: Some(vec!["object-server".into()]),
-        args: Some(vec![
-            "server".into(),
-            "--address".into(),
-            format!(":{S3_PORT}"),
-            "--certs-dir".into(),
-            CERTS_DIR.into(),
-            DATA_DIR.into(),
-        ]),
+        args: Some(args),
         env: Some(env_vars),
         ports: Some(vec![ContainerPort {
             name: Some("https".into()),
@@ -325,21 +348,7 @@ fn object_server_container(tenant: &Tenant, default_image: &str) -> Container {
                 .clone()
                 .unwrap_or_else(default_container_security_context),
         ),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_DIR.into(),
-                ..Default::default()
-            },
-            mount("s3-tls", CERTS_DIR),
-            mount("kes-client", KES_CLIENT_DIR),
-            mount("users", USERS_DIR),
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(mounts),
         ..Default::default()
     }
 }
@@ -417,11 +426,12 @@ fn volumes(tenant: &Tenant, kms: &KMS) -> Vec<Volume> {
             ..Default::default()
         });
     }
+    v.extend(tenant.spec.storage.s3.as_ref().and_then(backend::volume));
     v
 }
 
 /// StatefulSet `<t>`: `replicas` pods of object-server with the KES native sidecar, a claim
-/// per pod (or the shared claim), and the certificate/config hashes on the pod template. The
+/// per pod (or the shared claim, or none on `storage.s3`), and the certificate/config hashes on the pod template. The
 /// containers run the Tenant's image, else `default_image` (the operator's own).
 pub fn stateful_set(
     tenant: &Tenant,
@@ -432,7 +442,8 @@ pub fn stateful_set(
 ) -> StatefulSet {
     let names = Names::of(tenant);
     let spec = &tenant.spec;
-    let claim_templates = spec.storage.shared_claim_name.is_none().then(|| {
+    let per_pod_claims = spec.storage.shared_claim_name.is_none() && spec.storage.s3.is_none();
+    let claim_templates = per_pod_claims.then(|| {
         vec![PersistentVolumeClaim {
             metadata: ObjectMeta {
                 name: Some("data".into()),

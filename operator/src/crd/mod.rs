@@ -5,7 +5,7 @@ pub mod kms;
 pub mod tenant;
 
 pub use kms::{KMS, KmsSpec, KmsStatus};
-pub use tenant::{Tenant, TenantSpec, TenantStatus};
+pub use tenant::{S3StorageSpec, Tenant, TenantSpec, TenantStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

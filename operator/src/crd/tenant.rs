@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::kms::{CacheSpec, DURATION_MESSAGE, DURATION_RULE};
 
+pub mod backend;
 pub mod lifecycle;
 
+pub use backend::{BackendCa, BackendCredentials, S3StorageSpec};
 pub use lifecycle::{DeletionPolicy, NetworkPolicySpec, ProbeTiming, ProbesSpec};
 
 /// CEL rule refusing the Tenant names of [`crate::build::RESERVED_NAME_SUFFIXES`]: their owned
@@ -40,6 +42,13 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
     namespaced,
     shortname = "tenant",
     status = "TenantStatus",
+    // `kubectl scale tenant` and a HorizontalPodAutoscaler aimed at the Tenant (the operator
+    // owns the StatefulSet's replicas, so the Tenant is what is scaled).
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.readyReplicas",
+        label_selector_path = ".status.selector"
+    ),
     doc = "An encrypted S3 object-storage cluster: object-server pods, each with a KES sidecar that reaches the KMS's Vault.",
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#, description = "Whether every replica serves S3"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired replicas"),
@@ -53,12 +62,13 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
     validation = kube::core::Rule::new("!has(self.spec.encryption) || !has(self.spec.encryption.keyName) || has(self.spec.encryption.keyPrefix) || self.spec.encryption.keyName.startsWith(self.metadata.name + '_')").message("encryption.keyName must start with the Tenant's key prefix: '<tenant name>_' unless encryption.keyPrefix says otherwise (the KES policy allows no other key)")
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("self.replicas <= 1 || has(self.storage.sharedClaimName)").message("replicas > 1 needs storage.sharedClaimName (a ReadWriteMany claim shared by every replica)"))]
+#[x_kube(validation = kube::core::Rule::new("self.replicas <= 1 || has(self.storage.sharedClaimName) || has(self.storage.s3)").message("replicas > 1 needs storage.sharedClaimName (a ReadWriteMany claim shared by every replica) or storage.s3 (a backend bucket)"))]
 #[x_kube(validation = kube::core::Rule::new("!has(self.encryption.keyPrefix) || !has(self.encryption.keyName) || self.encryption.keyName.startsWith(self.encryption.keyPrefix)").message("encryption.keyName must start with encryption.keyPrefix"))]
 pub struct TenantSpec {
     /// The KMS (same namespace) whose Vault keeps this Tenant's master keys.
     pub kms: KmsRef,
-    /// Number of object-server pods (default 1). More than 1 needs a shared volume.
+    /// Number of object-server pods (default 1). More than 1 needs a shared volume or
+    /// `storage.s3`.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 64))]
     pub replicas: i32,
@@ -288,6 +298,8 @@ pub const SIZE_MESSAGE: &str = "storage.size cannot shrink: a PersistentVolumeCl
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new(STORAGE_CLASS_RULE).message(STORAGE_CLASS_MESSAGE))]
 #[x_kube(validation = kube::core::Rule::new(SHARED_CLAIM_RULE).message(SHARED_CLAIM_MESSAGE))]
+#[x_kube(validation = kube::core::Rule::new(backend::S3_NO_VOLUME_RULE).message(backend::S3_NO_VOLUME_MESSAGE))]
+#[x_kube(validation = kube::core::Rule::new(backend::S3_FIXED_RULE).message(backend::S3_FIXED_MESSAGE))]
 pub struct StorageSpec {
     /// Size of each pod's claim (default `10Gi`); ignored with `sharedClaimName`. It may grow
     /// (the claims are expanded where their StorageClass allows it), never shrink.
@@ -304,6 +316,12 @@ pub struct StorageSpec {
     /// claim per pod. Required for replicas > 1. Fixed at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_claim_name: Option<String>,
+    /// A bucket of another S3 service (Ceph's RGW, MinIO, AWS) that holds every object, user
+    /// and setting (encrypted and sealed), instead of volumes: the pods are stateless and
+    /// `replicas` may be anything. Excludes `size`, `storageClassName` and `sharedClaimName`;
+    /// cannot be added or removed later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3StorageSpec>,
 }
 
 impl Default for StorageSpec {
@@ -312,6 +330,7 @@ impl Default for StorageSpec {
             size: default_size(),
             storage_class_name: None,
             shared_claim_name: None,
+            s3: None,
         }
     }
 }
@@ -459,6 +478,10 @@ pub struct TenantStatus {
     /// Pods of the StatefulSet that are ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
+    /// The label selector of the Tenant's pods (`k=v,…`): the scale subresource's, so that a
+    /// HorizontalPodAutoscaler aimed at the Tenant finds their metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
     /// The S3 endpoint inside the cluster (`https://<tenant>.<namespace>.svc:9000`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,

@@ -28,7 +28,8 @@ pub fn kmses_using<'a>(
 
 /// The Tenants among `tenants` that `secret` concerns: those that list it in `spec.users`, use
 /// it as their root credentials (a user may not take the root user's access key) or as their
-/// S3 certificate (`tls.externalSecretName`, cert-manager's: its absence is reported), whose
+/// S3 certificate (`tls.externalSecretName`, cert-manager's: its absence is reported) or for
+/// their backend (`storage.s3`'s credentials and CA: the same), whose
 /// CA it is (`<t>-ca` has no owner reference, so the owner watch does not see it), and
 /// those whose KMS (among `kmses`) refers to it (their pods read it, and its resource version
 /// rolls them).
@@ -52,6 +53,7 @@ pub fn tenants_using<'a>(
                 // Not owned (it outlives the Tenant), so not mapped by the owner reference.
                 || crate::build::Names::of(t).ca() == name
                 || t.spec.tls.external_secret_name.as_deref() == Some(name.as_str())
+                || t.spec.storage.s3.as_ref().is_some_and(|s3| s3.secret_names().any(|s| s == name))
                 || kms_names.contains(&t.spec.kms.name)
         })
         .map(ObjectRef::from_obj)

@@ -58,6 +58,9 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// `Degraded`: `spec.tls.externalSecretName` is missing or incomplete.
     pub const TLS_SECRET_MISSING: &str = "TLSSecretMissing";
+    /// `Degraded` and a Warning event: a Secret of `storage.s3` (credentials or CA) is missing
+    /// or lacks a key it names.
+    pub const BACKEND_SECRET_MISSING: &str = "BackendSecretMissing";
     /// `Degraded` and a Warning event: the API server refused an owned object (the message
     /// names the object and repeats the API server's words, except for Secrets).
     pub const APPLY_FAILED: &str = "ApplyFailed";

@@ -184,6 +184,7 @@ impl Run<'_> {
             self.check_external_secret(name).await?;
         }
         let kms_secrets_version = kms_secrets_version(kms, &self.secrets).await?;
+        let backend_secret_version = self.check_backend_secrets().await?;
         let missing = |leaf: Leaf| Error::Spec(format!("no {leaf} certificate"));
         let certs = Certs {
             ca_bundle: ca.trust_bundle(),
@@ -197,6 +198,7 @@ impl Run<'_> {
                 .remove(&Leaf::KesClient)
                 .ok_or_else(|| missing(Leaf::KesClient))?,
             kms_secrets_version,
+            backend_secret_version,
         };
         Ok((certs, leaves))
     }

@@ -7,7 +7,7 @@
 //! 2. [`credentials`]: the root credentials Secret, generated once when absent;
 //! 3. [`ca`]: the CA (`<t>-ca`), rotated at 2/3 of its lifetime (see [`crate::pki::ca`]);
 //! 4. [`leaves`]: the leaf certificates, re-issued at 2/3 of their lifetime or when names/CA
-//!    change;
+//!    change; the Secrets of `storage.s3` checked ([`backend`]);
 //! 5. [`apply`]: the user Secrets of `spec.users`, checked (see [`super::users`]), and every
 //!    owned object (`<t>-users` first), applied server-side with one field manager; the image
 //!    comes from [`upgrade`] (the gradual rollout of the operator's default image), the
@@ -26,6 +26,7 @@
 //! Tenant recreated under the same name, and its master keys stay where they are.
 
 pub mod apply;
+pub mod backend;
 pub mod ca;
 pub mod conditions;
 pub mod credentials;

@@ -182,6 +182,13 @@ pub fn next_status(
             st.users = Some(x.users_in_effect);
         }
     }
+    st.selector = Some(
+        crate::build::labels(names)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     st.observed_generation = generation;
     st
 }
