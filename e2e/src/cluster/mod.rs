@@ -25,6 +25,7 @@
 pub mod config;
 pub mod host;
 pub mod memory;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
