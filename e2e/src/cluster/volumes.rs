@@ -180,7 +180,9 @@ impl LoopVolumes {
         );
         let device = run(
             "losetup",
-            Command::new("losetup").args(["--find", "--show"]).arg(&image),
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(&image),
         )
         .trim()
         .to_string();
@@ -282,7 +284,10 @@ fn resize_pass(
         let wants_more = quantity_bytes(&claim.requested) > quantity_bytes(&claim.capacity);
         // "" (never started) or a controller expansion interrupted; the node's part and a
         // finished one are the kubelet's business.
-        let controller_part = matches!(claim.resize_status.as_str(), "" | "ControllerResizeInProgress");
+        let controller_part = matches!(
+            claim.resize_status.as_str(),
+            "" | "ControllerResizeInProgress"
+        );
         if wants_more && controller_part {
             expand(kubectl, &claim, &backing)?;
         }
@@ -355,9 +360,7 @@ fn expand(kubectl: &Kubectl, claim: &Claim, backing: &Backing) -> Result<(), Str
 fn quantity_bytes(q: &str) -> u64 {
     let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
     let (number, suffix) = q.split_at(split);
-    let number: u64 = number
-        .parse()
-        .unwrap_or_else(|_| panic!("quantity {q:?}"));
+    let number: u64 = number.parse().unwrap_or_else(|_| panic!("quantity {q:?}"));
     let shift = match suffix {
         "" => 0,
         "Ki" => 10,

@@ -38,11 +38,7 @@ fn served_capacity(run: &Run, client: &Client) -> f64 {
     curl.args(["--silent", "--show-error", "--fail", "--cacert"])
         .arg(&client.ca_file)
         .arg(format!("{}/minio/v2/metrics/cluster", client.endpoint));
-    let out = run
-        .node
-        .with_cluster_dns(&curl)
-        .output()
-        .expect("run curl");
+    let out = run.node.with_cluster_dns(&curl).output().expect("run curl");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -137,14 +133,23 @@ pub fn grows_in_place(run: &Run, volumes: &LoopVolumes) {
         format!(
             "{}\n{}",
             run.kubectl(&["-n", ns, "get", &format!("pvc/{claim}"), "-o", "yaml"]),
-            run.kubectl(&["-n", ns, "get", "events", "--field-selector", &format!("involvedObject.name={claim}")])
+            run.kubectl(&[
+                "-n",
+                ns,
+                "get",
+                "events",
+                "--field-selector",
+                &format!("involvedObject.name={claim}")
+            ])
         )
     };
     wait_until(
         &format!("claim {claim}'s capacity to be {LARGE}"),
         POD_TIMEOUT,
-        || (run.jsonpath(ns, &format!("pvc/{claim}"), "{.status.capacity.storage}") == LARGE)
-            .then_some(()),
+        || {
+            (run.jsonpath(ns, &format!("pvc/{claim}"), "{.status.capacity.storage}") == LARGE)
+                .then_some(())
+        },
         pvc_yaml,
     );
     assert_eq!(
@@ -167,7 +172,10 @@ pub fn grows_in_place(run: &Run, volumes: &LoopVolumes) {
     run.wait_status(&tenant_ref, "Progressing", "False", POD_TIMEOUT);
     run.wait_status(&tenant_ref, "Ready", "True", POD_TIMEOUT);
     let (degraded, reason, message) = run.condition(&tenant_ref, "Degraded");
-    assert_eq!(degraded, "False", "Degraded after the expansion: {reason} {message}");
+    assert_eq!(
+        degraded, "False",
+        "Degraded after the expansion: {reason} {message}"
+    );
     assert_eq!(
         run.pods_state(GROW),
         pods,
@@ -196,10 +204,7 @@ pub fn grows_in_place(run: &Run, volumes: &LoopVolumes) {
         out.contains("storage.size cannot shrink"),
         "the refusal does not say why: {out}"
     );
-    assert_eq!(
-        run.jsonpath(ns, &tenant_ref, "{.spec.storage.size}"),
-        LARGE
-    );
+    assert_eq!(run.jsonpath(ns, &tenant_ref, "{.spec.storage.size}"), LARGE);
 
     run.kubectl(&["-n", ns, "delete", &tenant_ref, "--timeout=180s"]);
 }
@@ -233,6 +238,13 @@ pub fn refused_by_the_class(run: &Run) {
     );
     assert_eq!(template_size(run, tenant), LOCAL_SIZE);
     let (ready, _, _) = run.condition(&tenant_ref, "Ready");
-    assert_eq!(ready, "True", "a size the class cannot give took the Tenant down");
-    assert_eq!(run.pods_state(tenant), pods, "the refused expansion touched the pod");
+    assert_eq!(
+        ready, "True",
+        "a size the class cannot give took the Tenant down"
+    );
+    assert_eq!(
+        run.pods_state(tenant),
+        pods,
+        "the refused expansion touched the pod"
+    );
 }

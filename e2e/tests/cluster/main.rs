@@ -608,13 +608,6 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         "the KES config the operator wrote has no offline cache:\n{config}"
     );
     step("KMS and Tenant Ready", &mut t, total);
-    if std::env::var_os("DEV_EXPAND_ONLY").is_some() {
-        expand::grows_in_place(&run, &volumes);
-        step("8a", &mut t, total);
-        expand::refused_by_the_class(&run);
-        step("8b", &mut t, total);
-        return;
-    }
 
     // --- The client: AWS CLI put + get (SSE AES256 checked by client.sh), then mc; the key in
     // Vault, the object on the volume encrypted under it.
