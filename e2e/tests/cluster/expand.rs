@@ -12,7 +12,8 @@
 //! - The scenario's Tenant, on the `local` class (no `allowVolumeExpansion`), asked for more:
 //!   `Degraded` with `VolumeExpansionNotSupported` and a Warning event, the claim and the
 //!   StatefulSet's claim template unchanged, the Tenant still Ready. It stays so through step
-//!   9, whose roll proves its StatefulSet is still applied (nothing wedged).
+//!   9, whose roll proves its StatefulSet is still applied (nothing wedged); then the size set
+//!   back to `status.claimSize` is accepted by the CRD (below it is not) and clears `Degraded`.
 
 use std::time::Duration;
 
@@ -247,4 +248,24 @@ pub fn refused_by_the_class(run: &Run) {
         pods,
         "the refused expansion touched the pod"
     );
+}
+
+/// After step 9: the scenario's Tenant's size set back to the claims' size (`status.claimSize`)
+/// is accepted and clears `Degraded`; below it, the CRD refuses.
+pub fn set_back(run: &Run) {
+    let tenant = run.tenant();
+    let tenant_ref = format!("tenant/{tenant}");
+    assert_eq!(
+        run.jsonpath(run.ns(), &tenant_ref, "{.status.claimSize}"),
+        LOCAL_SIZE
+    );
+    let (ok, out) = patch_size(run, tenant, "5Gi");
+    assert!(
+        !ok && out.contains("storage.size cannot shrink"),
+        "a size below the claims' was not refused: {out}"
+    );
+    let (ok, out) = patch_size(run, tenant, LOCAL_SIZE);
+    assert!(ok, "setting the size back to status.claimSize: {out}");
+    run.wait_status(&tenant_ref, "Degraded", "False", Duration::from_secs(120));
+    run.wait_status(&tenant_ref, "Ready", "True", POD_TIMEOUT);
 }

@@ -31,7 +31,8 @@
 //!    and stays Ready;
 //! 9. `helm upgrade` to a new image tag rolls the operator and every Tenant without
 //!    `spec.image` onto it (`status.image` says so), and no object is lost (the Tenant still
-//!    `Degraded` by step 8 rolls too: nothing is wedged);
+//!    `Degraded` by step 8 rolls too: nothing is wedged); its size set back to the claims'
+//!    (`status.claimSize`) then clears `Degraded`;
 //! 10. the Tenant's NetworkPolicy (`networkPolicy.s3From`), enforced by the node's kube-router:
 //!    a pod it admits reaches S3 on the pod and through the Service, another pod is refused on
 //!    both, KES's port answers neither, the host's client still reads;
@@ -772,6 +773,12 @@ fn cluster_runs_the_scenario_as_a_user_would() {
     run.client_step("get", &ha_client);
     step(
         "9. helm upgrade: operator and both Tenants rolled, objects kept",
+        &mut t,
+        total,
+    );
+    expand::set_back(&run);
+    step(
+        "9b. storage.size set back to status.claimSize: Degraded cleared",
         &mut t,
         total,
     );
