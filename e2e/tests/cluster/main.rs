@@ -34,8 +34,8 @@
 //!    `Degraded` by step 8 rolls too: nothing is wedged); its size set back to the claims'
 //!    (`status.claimSize`) then clears `Degraded`;
 //! 10. the Tenant's NetworkPolicy (`networkPolicy.s3From`), enforced by the node's kube-router:
-//!    a pod it admits reaches S3 on the pod and through the Service, another pod is refused on
-//!    both, KES's port answers neither, the host's client still reads;
+//!     a pod it admits reaches S3 on the pod and through the Service, another pod is refused on
+//!     both, KES's port answers neither, the host's client still reads;
 //! 11. the Tenant deleted: what it owns goes, its volume and its key in Vault stay.
 //!
 //! The clients run on the host: it reaches the bridge's pods and ClusterIPs directly, and gets
