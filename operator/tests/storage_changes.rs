@@ -71,6 +71,21 @@ async fn storage_edits_that_cannot_be_applied_are_refused_with_what_to_do() {
     // Growing is accepted (the operator expands the claims), and the same value stays valid.
     apply_photos(&api, ns, "  storage: {size: 3Gi}\n").unwrap();
     apply_photos(&api, ns, "  storage: {size: 3072Mi}\n").unwrap();
+    // After an expansion the class refused, the size may go back down to the claims' size
+    // (`status.claimSize`, which the operator writes), never below it.
+    api.run(&[
+        "-n",
+        ns,
+        "patch",
+        "tenant/photos",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"claimSize":"2Gi"}}"#,
+    ]);
+    let out = apply_photos(&api, ns, "  storage: {size: 1Gi}\n").expect_err("below claimSize");
+    assert!(out.contains(SIZE_MESSAGE), "{out}");
+    apply_photos(&api, ns, "  storage: {size: 2Gi}\n").unwrap();
 
     // A Tenant made with a class and a shared claim keeps them, and cannot drop them.
     let (ok, out) = api.try_apply(&tenant_yaml(
@@ -302,6 +317,24 @@ async fn a_class_without_expansion_is_degraded_and_other_changes_still_apply() {
         warnings.contains("VolumeExpansionNotSupported"),
         "{warnings}"
     );
+    // The way out: the size set back to the claims' size, which the status names.
+    let tenant = d.api::<Tenant>(ns).get("disk").await.unwrap();
+    let claim_size = tenant.status.and_then(|s| s.claim_size);
+    assert_eq!(claim_size.as_deref(), Some("1Gi"));
+    assert!(degraded.2.contains("back to 1Gi"), "{degraded:?}");
+    d.api::<Tenant>(ns)
+        .patch(
+            "disk",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"storage": {"size": "1Gi"}}})),
+        )
+        .await
+        .expect("the size set back to status.claimSize");
+    eventually("Degraded cleared", Duration::from_secs(30), || async {
+        let t = d.api::<Tenant>(ns).get("disk").await.ok()?;
+        condition(&t, "Degraded").filter(|c| c.0 == "False")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

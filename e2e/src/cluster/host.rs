@@ -291,6 +291,23 @@ pub fn cleanup(net: &Network, shim: &Path, runc: &Path) -> Vec<String> {
     for m in mounts {
         let _ = Command::new("umount").args(["-l", m]).status();
     }
+    // The loop devices of `volumes::LoopVolumes` (backed by image files in the node's
+    // directory): one still mounted is freed when its last (lazy) unmount completes.
+    if let Some(base) = &base {
+        let devices = output(Command::new("losetup").args([
+            "--list",
+            "--noheadings",
+            "--output",
+            "NAME,BACK-FILE",
+        ]));
+        for line in devices.lines() {
+            if let Some((device, file)) = line.trim().split_once(' ')
+                && Path::new(file.trim()).starts_with(base)
+            {
+                let _ = Command::new("losetup").args(["--detach", device]).status();
+            }
+        }
+    }
     for entry in std::fs::read_dir("/run/netns")
         .into_iter()
         .flatten()

@@ -11,7 +11,9 @@
 //!   NetworkPolicies are enforced (kube-router's firewall); traffic from the node itself to a
 //!   pod is always admitted, as kube-router does for the kubelet's probes.
 //! - Storage: a default StorageClass `local` and static local PersistentVolumes, one directory
-//!   each in the node's directory ([`config::storage`]).
+//!   each in the node's directory ([`config::storage`]); for a test that needs expandable
+//!   volumes, [`volumes::LoopVolumes`] (XFS images on loop devices and their external
+//!   resizer).
 //! - Images: no registry is reached. The sandbox (pause) image and every image a test needs are
 //!   imported from docker archives ([`Node::import`]); pods use them as they are tagged.
 //! - Teardown ([`Drop`]): the pods are deleted through the kubelet first (CNI frees their
@@ -25,6 +27,7 @@
 pub mod config;
 pub mod host;
 pub mod memory;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -24,17 +24,25 @@
 //! 7. a Tenant of 2 replicas on a shared volume, with 3-minute certificates: renewed by time
 //!    alone, then by a lifetime change, each under reads: no restart, no replica not Ready, no
 //!    failed read (`CertificateRenewed` events);
-//! 8. `helm upgrade` to a new image tag rolls the operator and every Tenant without
-//!    `spec.image` onto it (`status.image` says so), and no object is lost;
-//! 9. the Tenant's NetworkPolicy (`networkPolicy.s3From`), enforced by the node's kube-router:
-//!    a pod it admits reaches S3 on the pod and through the Service, another pod is refused on
-//!    both, KES's port answers neither, the host's client still reads;
-//! 10. the Tenant deleted: what it owns goes, its volume and its key in Vault stay.
+//! 8. `spec.storage.size` raised ([`expand`]): on a class that allows it (the node's
+//!    loop-device volumes, `coffer_e2e::cluster::volumes`), the claim and the file system the
+//!    pod serves from grow with no pod restarted, the data still reads, a shrink is refused by
+//!    the CRD; on the `local` class, the Tenant is `Degraded` (`VolumeExpansionNotSupported`)
+//!    and stays Ready;
+//! 9. `helm upgrade` to a new image tag rolls the operator and every Tenant without
+//!    `spec.image` onto it (`status.image` says so), and no object is lost (the Tenant still
+//!    `Degraded` by step 8 rolls too: nothing is wedged); its size set back to the claims'
+//!    (`status.claimSize`) then clears `Degraded`;
+//! 10. the Tenant's NetworkPolicy (`networkPolicy.s3From`), enforced by the node's kube-router:
+//!     a pod it admits reaches S3 on the pod and through the Service, another pod is refused on
+//!     both, KES's port answers neither, the host's client still reads;
+//! 11. the Tenant deleted: what it owns goes, its volume and its key in Vault stay.
 //!
 //! The clients run on the host: it reaches the bridge's pods and ClusterIPs directly, and gets
 //! the cluster's DNS for `store.coffer-demo.svc`. A failure prints the pods' states, the events
 //! and the containers' logs (the node does, when it is dropped while panicking).
 
+mod expand;
 mod policy;
 mod roll;
 mod run;
@@ -44,6 +52,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use coffer_e2e::cluster::config::NODE_NAME;
+use coffer_e2e::cluster::volumes::LoopVolumes;
 use coffer_e2e::cluster::{Image, Node};
 use coffer_e2e::image;
 use coffer_e2e::process::{run, workspace_bin_dir};
@@ -475,7 +484,7 @@ fn two_replica_rotations(run: &Run, t: &mut Instant, total: Instant) -> Client {
     writer
 }
 
-/// Step 8, `helm upgrade` to a new image tag: the operator and every Tenant run it.
+/// Step 9, `helm upgrade` to a new image tag: the operator and every Tenant run it.
 fn helm_upgrade(run: &Run, tenants: &[&str]) {
     run.helm_run(&[
         "upgrade",
@@ -559,6 +568,7 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         scenario: Scenario::load(),
         work,
     };
+    let volumes = LoopVolumes::start(&run.node);
     let ns = run.ns().to_string();
     let tenant = run.tenant().to_string();
 
@@ -742,27 +752,47 @@ fn cluster_runs_the_scenario_as_a_user_would() {
     // --- 7. Two replicas: renewals served in place under reads.
     let ha_client = two_replica_rotations(&run, &mut t, total);
 
-    // --- 8. helm upgrade to a new image tag rolls the operator and every Tenant; no object lost.
+    // --- 8. Volumes expanded where the class allows it, refused where it does not.
+    expand::grows_in_place(&run, &volumes);
+    step(
+        "8a. storage.size raised: claim and file system grown in place, shrink refused",
+        &mut t,
+        total,
+    );
+    expand::refused_by_the_class(&run);
+    step(
+        "8b. storage.size raised on the local class: Degraded, still Ready",
+        &mut t,
+        total,
+    );
+
+    // --- 9. helm upgrade to a new image tag rolls the operator and every Tenant; no object lost.
     helm_upgrade(&run, &[&tenant, HA_TENANT]);
     run.client_step("get", &client);
     run.client_step("mc", &client);
     run.client_step("get", &ha_client);
     step(
-        "8. helm upgrade: operator and both Tenants rolled, objects kept",
+        "9. helm upgrade: operator and both Tenants rolled, objects kept",
+        &mut t,
+        total,
+    );
+    expand::set_back(&run);
+    step(
+        "9b. storage.size set back to status.claimSize: Degraded cleared",
         &mut t,
         total,
     );
 
-    // --- 9. The NetworkPolicy enforced: admitted pod in, other pod and KES's port out.
+    // --- 10. The NetworkPolicy enforced: admitted pod in, other pod and KES's port out.
     policy::enforced(&run);
     run.client_step("get", &client);
     step(
-        "9. NetworkPolicy: s3From admitted, outsider refused, KES closed",
+        "10. NetworkPolicy: s3From admitted, outsider refused, KES closed",
         &mut t,
         total,
     );
 
-    // --- 10. The Tenant deleted: what it owns goes; its volume, its CA and root credentials
+    // --- 11. The Tenant deleted: what it owns goes; its volume, its CA and root credentials
     // Secrets and its key in Vault stay.
     run.kubectl(&["-n", &ns, "delete", &tenant_ref, "--timeout=180s"]);
     wait_until(
@@ -795,7 +825,7 @@ fn cluster_runs_the_scenario_as_a_user_would() {
         "deleting a Tenant must never delete its key in Vault"
     );
     step(
-        "10. Tenant deleted: owned objects gone, PVC, CA, root credentials and Vault key kept",
+        "11. Tenant deleted: owned objects gone, PVC, CA, root credentials and Vault key kept",
         &mut t,
         total,
     );

@@ -44,7 +44,7 @@ fn connects(run: &Run, from: &str, address: &str, port: u16) -> bool {
         .success()
 }
 
-/// Step 9: before the policy, every pod reaches S3 (the network works); with
+/// Step 10: before the policy, every pod reaches S3 (the network works); with
 /// `networkPolicy.s3From` naming one pod's label, that pod still reaches S3 on the pod and
 /// through the Service, the other is refused on both, and KES's port answers neither.
 pub fn enforced(run: &Run) {

@@ -59,6 +59,7 @@ pub const DEFAULT_IMAGE: &str = "ghcr.io/coffer-dev/coffer:0.1.0";
     validation = kube::core::Rule::new("size(self.metadata.name) <= 47").message("metadata.name must be at most 47 characters (names of owned objects and pods derive from it)"),
     validation = kube::core::Rule::new("!self.metadata.name.contains('.')").message("metadata.name must not contain '.' (it names pods and KES keys)"),
     validation = kube::core::Rule::new(NAME_SUFFIX_RULE).message(NAME_SUFFIX_MESSAGE),
+    validation = kube::core::Rule::new(SIZE_RULE).message(SIZE_MESSAGE),
     validation = kube::core::Rule::new("!has(self.spec.encryption) || !has(self.spec.encryption.keyName) || has(self.spec.encryption.keyPrefix) || self.spec.encryption.keyName.startsWith(self.metadata.name + '_')").message("encryption.keyName must start with the Tenant's key prefix: '<tenant name>_' unless encryption.keyPrefix says otherwise (the KES policy allows no other key)")
 )]
 #[serde(rename_all = "camelCase")]
@@ -286,11 +287,17 @@ pub const STORAGE_CLASS_MESSAGE: &str = "storage.storageClassName cannot change:
 pub const SHARED_CLAIM_RULE: &str = "has(self.sharedClaimName) == has(oldSelf.sharedClaimName) && (!has(self.sharedClaimName) || self.sharedClaimName == oldSelf.sharedClaimName)";
 /// What the API server answers to a change of `storage.sharedClaimName`.
 pub const SHARED_CLAIM_MESSAGE: &str = "storage.sharedClaimName cannot be added, changed or removed: the pods' volumes are fixed when the StatefulSet is made. Keep it, or create a new Tenant with the other volume and copy the objects over (mc mirror)";
-/// CEL transition rule: `storage.size` never shrinks.
-pub const SIZE_RULE: &str =
-    "!isQuantity(self) || !isQuantity(oldSelf) || quantity(self).compareTo(quantity(oldSelf)) >= 0";
+/// CEL transition rule on the whole Tenant: `storage.size` never shrinks below the claims'
+/// size. It may go back down to `status.claimSize` (what the claims have, written by the
+/// operator): the way out of an expansion the StorageClass refused. A rule on the whole
+/// object, since a rule on the field cannot see the status.
+pub const SIZE_RULE: &str = "!has(self.spec.storage) || !has(oldSelf.spec.storage) \
+    || !isQuantity(self.spec.storage.size) || !isQuantity(oldSelf.spec.storage.size) \
+    || quantity(self.spec.storage.size).compareTo(quantity(oldSelf.spec.storage.size)) >= 0 \
+    || (has(self.status) && has(self.status.claimSize) && isQuantity(self.status.claimSize) \
+    && quantity(self.spec.storage.size).compareTo(quantity(self.status.claimSize)) >= 0)";
 /// What the API server answers to a smaller `storage.size`.
-pub const SIZE_MESSAGE: &str = "storage.size cannot shrink: a PersistentVolumeClaim never gets smaller. Keep the size (a larger one expands the claims where the StorageClass allows it), or create a new Tenant with the smaller size and copy the objects over (mc mirror)";
+pub const SIZE_MESSAGE: &str = "storage.size cannot shrink: a PersistentVolumeClaim never gets smaller. Keep the size (a larger one expands the claims where the StorageClass allows it; after a refused expansion, it may go back to status.claimSize), or create a new Tenant with the smaller size and copy the objects over (mc mirror)";
 
 /// Storage of the objects. The class and the shared claim cannot change, the size cannot
 /// shrink (see the rules above): the StatefulSet's volume claims cannot follow such changes.
@@ -305,7 +312,6 @@ pub struct StorageSpec {
     /// (the claims are expanded where their StorageClass allows it), never shrink.
     #[serde(default = "default_size")]
     #[x_kube(validation = kube::core::Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$')").message("storage.size must be a quantity such as 10Gi"))]
-    #[x_kube(validation = kube::core::Rule::new(SIZE_RULE).message(SIZE_MESSAGE))]
     #[schemars(length(max = 32))]
     pub size: String,
     /// The StorageClass of each pod's claim (default: the cluster's default class). Fixed at
@@ -503,6 +509,10 @@ pub struct TenantStatus {
     /// of `currentImage`, kept until `v1beta1` (see the operator README).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The size of the pods' claims (the StatefulSet's claim template): `spec.storage.size`
+    /// may go back down to it, never below (absent with `storage.sharedClaimName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_size: Option<String>,
 
     // --- Upgrades (see `reconcile::tenant::upgrade`) ---
     /// The object-server image the pods run, from the StatefulSet's current revision (during a

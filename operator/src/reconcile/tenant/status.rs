@@ -55,6 +55,8 @@ pub struct Deployed {
     /// The StatefulSet is being recreated with larger claims: `Ready` keeps its value (the
     /// pods keep serving), `Progressing` says so.
     pub recreating: bool,
+    /// The size of the StatefulSet's claim template (`status.claimSize`); `None` keeps it.
+    pub claim_size: Option<String>,
     /// The images and the `UpToDate` condition.
     pub upgrade: ImageReport,
 }
@@ -177,6 +179,9 @@ pub fn next_status(
                 e.format(&time::format_description::well_known::Rfc3339)
                     .ok()
             });
+            if let Some(size) = &x.claim_size {
+                st.claim_size = Some(size.clone());
+            }
             st.endpoint = Some(names.endpoint());
             st.key_name = Some(tenant.key_name());
             st.users = Some(x.users_in_effect);
@@ -229,6 +234,7 @@ impl Run<'_> {
             users_ready: applied.users_ready,
             storage_problem: applied.storage_problem,
             recreating: applied.stateful_set.is_none(),
+            claim_size: sts.and_then(super::storage::claim_template_size),
             upgrade,
         };
         let was_ready = self

@@ -17,6 +17,8 @@
 //! When a claim cannot be expanded, the StatefulSet is applied with the claim template it has
 //! (so that every other change still rolls out) and the Tenant is `Degraded` with reason
 //! [`reason::VOLUME_EXPANSION_NOT_SUPPORTED`] until the size is set back or the class allows it.
+//! Setting it back is allowed by the CRD down to `status.claimSize` (the template's size,
+//! written by every reconcile that applied the StatefulSet), never below.
 //! A crash between 1 and 2 leaves claims larger than the template: the next reconcile finds the
 //! template still smaller, patches nothing more (each claim is already as large) and deletes.
 
@@ -41,6 +43,29 @@ pub(super) enum VolumePlan {
     ApplyKeepingVolumes(ConditionState),
     /// Do not apply it now: it is being recreated with larger claims; look again soon.
     Recreating,
+}
+
+/// The claim template of `sts` the pods' claims are made from, if it has one.
+fn claim_template(sts: &StatefulSet) -> Option<&PersistentVolumeClaim> {
+    sts.spec
+        .as_ref()?
+        .volume_claim_templates
+        .as_ref()?
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(CLAIM_TEMPLATE))
+}
+
+/// The size `sts`'s claim template asks for (`status.claimSize`), as written there.
+pub(super) fn claim_template_size(sts: &StatefulSet) -> Option<String> {
+    let q = claim_template(sts)?
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")?;
+    Some(q.0.clone())
 }
 
 /// The requested storage of a claim spec, in bytes.
@@ -98,16 +123,10 @@ impl Run<'_> {
         if live.metadata.deletion_timestamp.is_some() {
             return Ok(VolumePlan::Recreating);
         }
-        let template = |s: &StatefulSet| {
-            s.spec
-                .as_ref()?
-                .volume_claim_templates
-                .as_ref()?
-                .iter()
-                .find(|c| c.metadata.name.as_deref() == Some(CLAIM_TEMPLATE))
-                .cloned()
-        };
-        let (Some(had), Some(wanted)) = (template(&live), template(built)) else {
+        let (Some(had), Some(wanted)) = (
+            claim_template(&live).cloned(),
+            claim_template(built).cloned(),
+        ) else {
             // A change between a shared claim and claims per pod: refused by the CRD; a Tenant
             // stored before that rule fails its apply, reported as `ApplyFailed`.
             return Ok(VolumePlan::Apply);
@@ -136,7 +155,11 @@ impl Run<'_> {
                 ),
             )));
         }
-        if let Err(problem) = self.expand_claims(&live, size, wanted_bytes).await? {
+        let had_size = claim_template_size(&live).unwrap_or_default();
+        if let Err(problem) = self
+            .expand_claims(&live, size, wanted_bytes, &had_size)
+            .await?
+        {
             keep_live(built);
             self.publish(EventType::Warning, problem.reason, problem.message.clone())
                 .await;
@@ -163,6 +186,7 @@ impl Run<'_> {
         live: &StatefulSet,
         size: &str,
         wanted_bytes: f64,
+        had_size: &str,
     ) -> Result<Result<(), ConditionState>, Error> {
         let claims: Api<PersistentVolumeClaim> =
             Api::namespaced(self.ctx.client.clone(), &self.names.namespace);
@@ -195,7 +219,7 @@ impl Run<'_> {
                     return Ok(Err(ConditionState::holds(
                         reason::VOLUME_EXPANSION_NOT_SUPPORTED,
                         format!(
-                            "cannot expand PersistentVolumeClaim {name:?} (StorageClass {class}) to {size}: {}; set storage.size back, or allow volume expansion on the class",
+                            "cannot expand PersistentVolumeClaim {name:?} (StorageClass {class}) to {size}: {}; set storage.size back to {had_size} (status.claimSize), or allow volume expansion on the class",
                             s.message
                         ),
                     )));
