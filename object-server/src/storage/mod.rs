@@ -27,6 +27,7 @@ pub mod versions;
 pub use condition::{EtagMatch, WriteCondition};
 pub use layout::KeyError;
 pub(crate) use locks::{BucketGuard, KeyStripeLock, lock_dir, try_lock_named};
+pub use locks::{DEFAULT_LOCK_WAIT, LockBusy, lock_wait, set_lock_wait};
 pub use meta::{
     ChecksumKind, EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode,
 };
@@ -93,13 +94,15 @@ impl From<io::Error> for StorageError {
     /// it carries (the metadata key not loaded) comes back out as itself.
     fn from(e: io::Error) -> Self {
         use crate::sse::metadata_key::KeyUnavailable;
-        match e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<KeyUnavailable>())
-        {
-            Some(k) => StorageError::MetadataKeyUnavailable(*k),
-            None => StorageError::Io(e),
+        let inner = e.get_ref();
+        if let Some(k) = inner.and_then(|i| i.downcast_ref::<KeyUnavailable>()) {
+            return StorageError::MetadataKeyUnavailable(*k);
         }
+        // A lock that stayed taken: nothing was changed, the client may retry (503 SlowDown).
+        if let Some(busy) = inner.and_then(|i| i.downcast_ref::<LockBusy>()) {
+            return StorageError::Unavailable(busy.to_string());
+        }
+        StorageError::Io(e)
     }
 }
 
