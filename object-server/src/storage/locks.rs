@@ -93,8 +93,12 @@ pub struct LockBusy {
 /// Takes `lock` (exclusive, or shared if `shared`) without ever blocking in `flock` (see the
 /// module doc): tries, pauses, tries again until [`lock_wait`] has passed.
 fn acquire(lock: &File, name: &str, shared: bool) -> io::Result<()> {
+    acquire_within(lock, name, shared, lock_wait())
+}
+
+/// [`acquire`], giving up after `wait`.
+fn acquire_within(lock: &File, name: &str, shared: bool, wait: Duration) -> io::Result<()> {
     let start = Instant::now();
-    let wait = lock_wait();
     let mut pause = FIRST_PAUSE;
     loop {
         let tried = if shared {
@@ -352,6 +356,46 @@ mod tests {
             Err(std::fs::TryLockError::WouldBlock)
         ));
         drop(guard);
+    }
+
+    /// A lock held elsewhere is waited for, without a blocking `flock`, and given up after the
+    /// wait with [`LockBusy`], which the S3 layer answers `503 SlowDown`; a lock released while
+    /// waiting is taken.
+    #[test]
+    fn a_lock_is_polled_until_free_or_the_wait_has_passed() {
+        let d = tempfile::tempdir().unwrap();
+        let name = "key-abc";
+        let held = open_lock_file(d.path(), name).unwrap();
+        held.lock().unwrap();
+        let mine = open_lock_file(d.path(), name).unwrap();
+        let t0 = Instant::now();
+        let e = acquire_within(&mine, name, true, Duration::from_millis(300)).unwrap_err();
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let busy = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<LockBusy>())
+            .unwrap();
+        assert_eq!(busy.file, name);
+        match StorageError::from(e) {
+            StorageError::Unavailable(detail) => assert!(detail.contains(name), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            drop(held);
+        });
+        let t0 = Instant::now();
+        acquire_within(&mine, name, false, Duration::from_secs(10)).unwrap();
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        release.join().unwrap();
+        // Taken now: another open file of it cannot have it.
+        let other = open_lock_file(d.path(), name).unwrap();
+        assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
     }
 
     /// A writer's guard of a bucket deleted (or deleted and made again) meanwhile fails; a
