@@ -84,7 +84,7 @@ pub fn lock_wait() -> Duration {
 #[derive(Debug, thiserror::Error)]
 #[error("the lock file {file} stayed taken for {waited:?}")]
 pub struct LockBusy {
-    /// The lock file's name (in `.coffer/locks/`).
+    /// The lock file: its name in `.coffer/locks/`, or its path.
     pub file: String,
     /// How long the request waited.
     pub waited: Duration,
@@ -92,12 +92,12 @@ pub struct LockBusy {
 
 /// Takes `lock` (exclusive, or shared if `shared`) without ever blocking in `flock` (see the
 /// module doc): tries, pauses, tries again until [`lock_wait`] has passed.
-fn acquire(lock: &File, name: &str, shared: bool) -> io::Result<()> {
-    acquire_within(lock, name, shared, lock_wait())
+pub(crate) fn take_lock(lock: &File, name: &str, shared: bool) -> io::Result<()> {
+    take_lock_within(lock, name, shared, lock_wait())
 }
 
-/// [`acquire`], giving up after `wait`.
-fn acquire_within(lock: &File, name: &str, shared: bool, wait: Duration) -> io::Result<()> {
+/// [`take_lock`], giving up after `wait`.
+fn take_lock_within(lock: &File, name: &str, shared: bool, wait: Duration) -> io::Result<()> {
     let start = Instant::now();
     let mut pause = FIRST_PAUSE;
     loop {
@@ -176,7 +176,7 @@ impl BucketGuard {
         };
         let lock_name = format!("bucket-{name}");
         let lock = open_lock_file(root, &lock_name)?;
-        acquire(&lock, &lock_name, shared)?;
+        take_lock(&lock, &lock_name, shared)?;
         let held = f.metadata()?;
         match std::fs::metadata(dir) {
             Ok(now) if now.is_dir() && now.ino() == held.ino() && now.dev() == held.dev() => {
@@ -206,7 +206,7 @@ impl KeyStripeLock {
             stripe_of(&[bucket.as_bytes(), b"/", key.as_bytes()])
         );
         let f = open_lock_file(root, &name)?;
-        acquire(&f, &name, false)?;
+        take_lock(&f, &name, false)?;
         Ok(Self { _file: f })
     }
 }
@@ -223,7 +223,7 @@ pub(crate) fn lock_dir(dir: &Path, create: bool) -> io::Result<Option<File>> {
         )
     })?;
     let lock = open_lock_file(root, &name)?;
-    acquire(&lock, &name, false)?;
+    take_lock(&lock, &name, false)?;
     if create {
         create_dirs_durably(dir)?;
     } else if !dir.is_dir() {
@@ -242,7 +242,7 @@ pub(crate) fn lock_dir_name(dir: &Path) -> io::Result<File> {
         )
     })?;
     let lock = open_lock_file(root, &name)?;
-    acquire(&lock, &name, false)?;
+    take_lock(&lock, &name, false)?;
     Ok(lock)
 }
 
@@ -369,7 +369,7 @@ mod tests {
         held.lock().unwrap();
         let mine = open_lock_file(d.path(), name).unwrap();
         let t0 = Instant::now();
-        let e = acquire_within(&mine, name, true, Duration::from_millis(300)).unwrap_err();
+        let e = take_lock_within(&mine, name, true, Duration::from_millis(300)).unwrap_err();
         assert!(t0.elapsed() >= Duration::from_millis(300));
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         let busy = e
@@ -386,7 +386,7 @@ mod tests {
             drop(held);
         });
         let t0 = Instant::now();
-        acquire_within(&mine, name, false, Duration::from_secs(10)).unwrap();
+        take_lock_within(&mine, name, false, Duration::from_secs(10)).unwrap();
         let took = t0.elapsed();
         assert!(
             took >= Duration::from_millis(150) && took < Duration::from_secs(2),

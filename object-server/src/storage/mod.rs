@@ -26,7 +26,7 @@ pub mod versions;
 
 pub use condition::{EtagMatch, WriteCondition};
 pub use layout::KeyError;
-pub(crate) use locks::{BucketGuard, KeyStripeLock, lock_dir, try_lock_named};
+pub(crate) use locks::{BucketGuard, KeyStripeLock, lock_dir, take_lock, try_lock_named};
 pub use locks::{DEFAULT_LOCK_WAIT, LockBusy, lock_wait, set_lock_wait};
 pub use meta::{
     ChecksumKind, EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode,
@@ -179,15 +179,15 @@ pub(crate) fn create_dirs_durably(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Opens (creating) `path` and takes an exclusive `flock` of it, held until the file is
-/// dropped (or its process dies).
+/// Opens (creating) `path` and takes an exclusive `flock` of it (polled and bounded, see
+/// [`locks`]), held until the file is dropped (or its process dies).
 fn lock_file(path: &Path) -> io::Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)?;
-    f.lock()?;
+    take_lock(&f, &path.to_string_lossy(), false)?;
     Ok(f)
 }
 
