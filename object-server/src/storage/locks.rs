@@ -29,12 +29,15 @@
 //! the MDS keeps the lock for that client (the mount, alive) as long as its session lives, and
 //! every process on every mount then waits for it forever (seen with Ceph 16.2.15: a commit
 //! after `kill -9` hung; the MDS named the killed process's mount as the holder of a lock file
-//! no process had open). A non-blocking request is never interrupted that way: the kernel waits
-//! for its answer, `ceph-fuse` records the lock, and the close releases it. What a shared
-//! filesystem must give us: `flock` of a regular file across clients, released when its holder's
-//! file is closed (also by the death of its process), and non-blocking requests; the bound
-//! turns any other stuck lock (a node that died holding one, until the MDS evicts its session)
-//! into `503 SlowDown` instead of a request that never ends.
+//! no process had open, and `ceph-fuse`'s log showed the interrupt and cancel 4 ms after the
+//! grant, `_flock … result=-4`, then the file's release without an unlock). A non-blocking
+//! request is never interrupted that way: the kernel waits for its answer, `ceph-fuse` records
+//! the lock, and the close releases it. What a shared filesystem must give us: `flock` of a
+//! regular file across clients, released when its holder's file is closed (also by the death of
+//! its process), and non-blocking requests; the bound turns any other stuck lock (a node that
+//! died holding one, until the MDS evicts its session) into `503 SlowDown` instead of a request
+//! that never ends. [`take_lock`] also takes the data
+//! directory's other locks (bucket creation's, the IAM store's).
 //!
 //! Stripes (4096 files per kind, by a digest of the bucket and key, or of the directory's path
 //! in the data directory) keep the number of files bounded; two keys share one only by chance,
