@@ -192,7 +192,7 @@ def test_kill9_while_writers_wait_for_one_keys_lock_never_strands_it(data_dirs):
     and one unversioned key: each time a process on the other node commits both keys at once.
     Over ceph-fuse a blocking flock that the kill interrupted just as the MDS granted it was
     kept by the mount for the dead process for good, and every later commit of the key hung
-    (in about one run in ten of the test of versioned writes); the locks are now polled
+    (in 4 of 89 runs of the test of versioned writes); the locks are now polled
     (storage/locks.rs). A lock still held makes the survivor answer 503 SlowDown after its 10 s
     wait, which fails here as clearly."""
     cycles = 10
