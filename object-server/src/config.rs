@@ -111,6 +111,10 @@ pub struct Config {
     pub users_file: Option<PathBuf>,
     /// `COFFER_USERS_RELOAD_SECONDS` (default 5): how often the users file is checked.
     pub users_reload: std::time::Duration,
+    /// `COFFER_LOCK_WAIT_SECONDS` (default [`crate::storage::DEFAULT_LOCK_WAIT`], above 0): how
+    /// long a request waits for a lock of the data directory before it fails with `503
+    /// SlowDown` (see `storage::locks`).
+    pub lock_wait: std::time::Duration,
     /// `MINIO_DOMAIN`: the domains of virtual-host-style requests (`bucket.DOMAIN`), if any.
     pub domains: Option<crate::vhost::Domains>,
     /// `MINIO_API_CORS_ALLOW_ORIGIN`: origins allowed on buckets without CORS rules (`s3::cors`).
@@ -306,6 +310,19 @@ impl Config {
                 )
             })?,
         };
+        let lock_wait = match env.get("COFFER_LOCK_WAIT_SECONDS") {
+            None => crate::storage::DEFAULT_LOCK_WAIT,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "COFFER_LOCK_WAIT_SECONDS must be a whole number of seconds above 0".into(),
+                    )
+                })?,
+        };
         let usage_max_age = match env.get("COFFER_METRICS_USAGE_MAX_AGE") {
             None => crate::metrics::usage::DEFAULT_MAX_AGE,
             Some(v) => std::time::Duration::from_secs(v.parse::<u64>().map_err(|_| {
@@ -375,6 +392,7 @@ impl Config {
             idle_timeout,
             users_file: env.get("COFFER_USERS_FILE").map(PathBuf::from),
             users_reload: std::time::Duration::from_secs(users_reload),
+            lock_wait,
             address,
             certs_dir,
             data_dir: dirs.first().cloned().unwrap_or_default(),
@@ -476,6 +494,15 @@ mod tests {
             )
             .is_err()
         );
+        assert_eq!(c.lock_wait, crate::storage::DEFAULT_LOCK_WAIT);
+        let w = Config::from_parts(":9000", None, &dirs(), &[("COFFER_LOCK_WAIT_SECONDS", "3")]);
+        assert_eq!(w.unwrap().lock_wait.as_secs(), 3);
+        for bad in ["0", "-1", "2.5", "soon"] {
+            let e =
+                Config::from_parts(":9000", None, &dirs(), &[("COFFER_LOCK_WAIT_SECONDS", bad)])
+                    .unwrap_err();
+            assert!(e.to_string().contains("COFFER_LOCK_WAIT_SECONDS"), "{e}");
+        }
     }
 
     #[test]

@@ -354,6 +354,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     // Removed when the server stops; holds staged uploads only.
     let _scratch = stateless_gateway_scratch(&mut cfg)?;
+    crate::storage::set_lock_wait(cfg.lock_wait);
     let store = Store::open(&cfg.data_dir)
         .with_context(|| format!("data directory {}", cfg.data_dir.display()))?;
     store.clean_temp(Duration::from_secs(3600));

@@ -178,12 +178,14 @@ impl Dir {
     }
 
     fn locked<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let path = self.path.join("lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(self.path.join("lock"))?;
-        lock.lock()?;
+            .open(&path)?;
+        // Polled and bounded: a blocking flock can outlive a killed process on ceph-fuse.
+        crate::storage::take_lock(&lock, &path.to_string_lossy(), false)?;
         let r = f();
         let _ = lock.unlock();
         r

@@ -19,21 +19,115 @@
 //! | key stripe ([`KeyStripeLock`]) | `key-<stripe>` | every commit and delete of an unversioned key |
 //! | a key's `versions/` or `parts/` ([`lock_dir`]) | `versions-<stripe>`, `parts-<stripe>` | see `versions` and `parts` |
 //!
+//! **Never a blocking `flock`: polled, and bounded.** A lock is taken with `LOCK_NB` and tried
+//! again after a short pause that grows to [`MAX_PAUSE`], until [`lock_wait`] has passed; then
+//! the request fails with [`LockBusy`] (`503 SlowDown`, nothing changed). A blocking `flock`
+//! on `ceph-fuse` leaks: when a process is killed (`kill -9`, the OOM killer) while one of its
+//! threads waits in `flock`, the kernel interrupts the wait, `ceph-fuse` cancels it at the MDS,
+//! and if the MDS granted the lock at that very moment the cancel is too late, `ceph-fuse`
+//! answers `EINTR` without recording the lock, and its release at the file's close skips it:
+//! the MDS keeps the lock for that client (the mount, alive) as long as its session lives, and
+//! every process on every mount then waits for it forever (seen with Ceph 16.2.15: a commit
+//! after `kill -9` hung; the MDS named the killed process's mount as the holder of a lock file
+//! no process had open, and `ceph-fuse`'s log showed the interrupt and cancel 4 ms after the
+//! grant, `_flock … result=-4`, then the file's release without an unlock). A non-blocking
+//! request is never interrupted that way: the kernel waits for its answer, `ceph-fuse` records
+//! the lock, and the close releases it. What a shared filesystem must give us: `flock` of a
+//! regular file across clients, released when its holder's file is closed (also by the death of
+//! its process), and non-blocking requests; the bound turns any other stuck lock (a node that
+//! died holding one, until the MDS evicts its session) into `503 SlowDown` instead of a request
+//! that never ends. [`take_lock`] also takes the data
+//! directory's other locks (bucket creation's, the IAM store's).
+//!
 //! Stripes (4096 files per kind, by a digest of the bucket and key, or of the directory's path
 //! in the data directory) keep the number of files bounded; two keys share one only by chance,
 //! and their commits then take turns. No thread ever holds two locks of one kind, and every
 //! thread takes the kinds in one order (bucket guard, then a key's lock, then its `parts/`), so
 //! sharing a stripe never deadlocks.
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::layout::{self, SYSTEM_DIR};
 use super::{StorageError, create_dirs_durably, not_found};
 
 /// Lock files per striped kind.
 const STRIPES: u32 = 4096;
+
+/// How long a request waits for a lock by default (`COFFER_LOCK_WAIT_SECONDS`): far longer
+/// than any holder keeps one (a commit's renames and fsyncs), shorter than a client's timeout.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
+/// The longest pause between two tries of a lock: a waiter notices a released lock this late
+/// at most (a blocking `flock` would be woken at once, see the module doc for why not).
+const MAX_PAUSE: Duration = Duration::from_millis(20);
+/// The first pause: about one round trip to the MDS, so an uncontended lock costs nothing more.
+const FIRST_PAUSE: Duration = Duration::from_micros(250);
+
+/// [`lock_wait`] in milliseconds (0: the default).
+static LOCK_WAIT_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets how long a request waits for a lock in this process (from the configuration).
+pub fn set_lock_wait(wait: Duration) {
+    LOCK_WAIT_MS.store(wait.as_millis().max(1) as u64, Ordering::Relaxed);
+}
+
+/// How long a request waits for a lock before it fails with [`LockBusy`].
+pub fn lock_wait() -> Duration {
+    match LOCK_WAIT_MS.load(Ordering::Relaxed) {
+        0 => DEFAULT_LOCK_WAIT,
+        ms => Duration::from_millis(ms),
+    }
+}
+
+/// A lock stayed taken for [`lock_wait`]: the request changed nothing and may be retried
+/// (`503 SlowDown`).
+#[derive(Debug, thiserror::Error)]
+#[error("the lock file {file} stayed taken for {waited:?}")]
+pub struct LockBusy {
+    /// The lock file: its name in `.coffer/locks/`, or its path.
+    pub file: String,
+    /// How long the request waited.
+    pub waited: Duration,
+}
+
+/// Takes `lock` (exclusive, or shared if `shared`) without ever blocking in `flock` (see the
+/// module doc): tries, pauses, tries again until [`lock_wait`] has passed.
+pub(crate) fn take_lock(lock: &File, name: &str, shared: bool) -> io::Result<()> {
+    take_lock_within(lock, name, shared, lock_wait())
+}
+
+/// [`take_lock`], giving up after `wait`.
+fn take_lock_within(lock: &File, name: &str, shared: bool, wait: Duration) -> io::Result<()> {
+    let start = Instant::now();
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let tried = if shared {
+            lock.try_lock_shared()
+        } else {
+            lock.try_lock()
+        };
+        match tried {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::Error(e)) => return Err(e),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        let waited = start.elapsed();
+        if waited >= wait {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                LockBusy {
+                    file: name.to_owned(),
+                    waited,
+                },
+            ));
+        }
+        std::thread::sleep(pause.min(wait - waited));
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
 
 /// The locks directory of the data directory `root`.
 pub(crate) fn locks_dir(root: &Path) -> PathBuf {
@@ -83,12 +177,9 @@ impl BucketGuard {
             Err(e) if not_found(&e) => return Err(StorageError::NoSuchBucket),
             Err(e) => return Err(e.into()),
         };
-        let lock = open_lock_file(root, &format!("bucket-{name}"))?;
-        if shared {
-            lock.lock_shared()?;
-        } else {
-            lock.lock()?;
-        }
+        let lock_name = format!("bucket-{name}");
+        let lock = open_lock_file(root, &lock_name)?;
+        take_lock(&lock, &lock_name, shared)?;
         let held = f.metadata()?;
         match std::fs::metadata(dir) {
             Ok(now) if now.is_dir() && now.ino() == held.ino() && now.dev() == held.dev() => {
@@ -118,7 +209,7 @@ impl KeyStripeLock {
             stripe_of(&[bucket.as_bytes(), b"/", key.as_bytes()])
         );
         let f = open_lock_file(root, &name)?;
-        f.lock()?;
+        take_lock(&f, &name, false)?;
         Ok(Self { _file: f })
     }
 }
@@ -135,7 +226,7 @@ pub(crate) fn lock_dir(dir: &Path, create: bool) -> io::Result<Option<File>> {
         )
     })?;
     let lock = open_lock_file(root, &name)?;
-    lock.lock()?;
+    take_lock(&lock, &name, false)?;
     if create {
         create_dirs_durably(dir)?;
     } else if !dir.is_dir() {
@@ -154,7 +245,7 @@ pub(crate) fn lock_dir_name(dir: &Path) -> io::Result<File> {
         )
     })?;
     let lock = open_lock_file(root, &name)?;
-    lock.lock()?;
+    take_lock(&lock, &name, false)?;
     Ok(lock)
 }
 
@@ -268,6 +359,46 @@ mod tests {
             Err(std::fs::TryLockError::WouldBlock)
         ));
         drop(guard);
+    }
+
+    /// A lock held elsewhere is waited for, without a blocking `flock`, and given up after the
+    /// wait with [`LockBusy`], which the S3 layer answers `503 SlowDown`; a lock released while
+    /// waiting is taken.
+    #[test]
+    fn a_lock_is_polled_until_free_or_the_wait_has_passed() {
+        let d = tempfile::tempdir().unwrap();
+        let name = "key-abc";
+        let held = open_lock_file(d.path(), name).unwrap();
+        held.lock().unwrap();
+        let mine = open_lock_file(d.path(), name).unwrap();
+        let t0 = Instant::now();
+        let e = take_lock_within(&mine, name, true, Duration::from_millis(300)).unwrap_err();
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let busy = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<LockBusy>())
+            .unwrap();
+        assert_eq!(busy.file, name);
+        match StorageError::from(e) {
+            StorageError::Unavailable(detail) => assert!(detail.contains(name), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            drop(held);
+        });
+        let t0 = Instant::now();
+        take_lock_within(&mine, name, false, Duration::from_secs(10)).unwrap();
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        release.join().unwrap();
+        // Taken now: another open file of it cannot have it.
+        let other = open_lock_file(d.path(), name).unwrap();
+        assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
     }
 
     /// A writer's guard of a bucket deleted (or deleted and made again) meanwhile fails; a

@@ -26,7 +26,8 @@ pub mod versions;
 
 pub use condition::{EtagMatch, WriteCondition};
 pub use layout::KeyError;
-pub(crate) use locks::{BucketGuard, KeyStripeLock, lock_dir, try_lock_named};
+pub(crate) use locks::{BucketGuard, KeyStripeLock, lock_dir, take_lock, try_lock_named};
+pub use locks::{DEFAULT_LOCK_WAIT, LockBusy, lock_wait, set_lock_wait};
 pub use meta::{
     ChecksumKind, EncryptionMeta, LockMode, MetaError, ObjectMeta, PartMeta, Retention, SseMode,
 };
@@ -93,13 +94,15 @@ impl From<io::Error> for StorageError {
     /// it carries (the metadata key not loaded) comes back out as itself.
     fn from(e: io::Error) -> Self {
         use crate::sse::metadata_key::KeyUnavailable;
-        match e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<KeyUnavailable>())
-        {
-            Some(k) => StorageError::MetadataKeyUnavailable(*k),
-            None => StorageError::Io(e),
+        let inner = e.get_ref();
+        if let Some(k) = inner.and_then(|i| i.downcast_ref::<KeyUnavailable>()) {
+            return StorageError::MetadataKeyUnavailable(*k);
         }
+        // A lock that stayed taken: nothing was changed, the client may retry (503 SlowDown).
+        if let Some(busy) = inner.and_then(|i| i.downcast_ref::<LockBusy>()) {
+            return StorageError::Unavailable(busy.to_string());
+        }
+        StorageError::Io(e)
     }
 }
 
@@ -176,15 +179,15 @@ pub(crate) fn create_dirs_durably(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Opens (creating) `path` and takes an exclusive `flock` of it, held until the file is
-/// dropped (or its process dies).
+/// Opens (creating) `path` and takes an exclusive `flock` of it (polled and bounded, see
+/// [`locks`]), held until the file is dropped (or its process dies).
 fn lock_file(path: &Path) -> io::Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)?;
-    f.lock()?;
+    take_lock(&f, &path.to_string_lossy(), false)?;
     Ok(f)
 }
 
