@@ -108,6 +108,25 @@ where
     limited.collect().await.ok().map(|c| c.to_bytes())
 }
 
+/// How much of a refused request's body [`drain`] reads, and for how long.
+pub const DRAIN_LIMIT: usize = 1 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards what is left of a body that is answered without being read (a refusal),
+/// up to [`DRAIN_LIMIT`] bytes and a few seconds. A connection closed with request bytes still
+/// unread is reset by the kernel (RST), and the client may then see "connection reset" instead
+/// of the refusal it was sent; draining lets the answer arrive. A larger body is left to that
+/// reset: reading it all would let anyone make the server read without limit.
+pub async fn drain<B>(body: B)
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut body = http_body_util::Limited::new(body, DRAIN_LIMIT);
+    let read_all = async { while let Some(Ok(_)) = body.frame().await {} };
+    let _ = tokio::time::timeout(DRAIN_TIME, read_all).await;
+}
+
 /// `s` for an HTML attribute or a URL query value.
 pub fn query_escape(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()

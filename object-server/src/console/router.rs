@@ -184,10 +184,14 @@ async fn handle(console: Arc<Console>, req: http::Request<Incoming>, peer: Socke
     }
     let Some(signed) = signed_in(&console, &req.headers) else {
         if req.path.starts_with("/api/") {
+            http_util::drain(req.body).await;
             return http_util::json(
                 StatusCode::UNAUTHORIZED,
                 &serde_json::json!({"error": "Your session has ended; sign in again."}),
             );
+        }
+        if !get {
+            http_util::drain(req.body).await;
         }
         return redirect("/login?expired=1");
     };
@@ -196,6 +200,7 @@ async fn handle(console: Arc<Console>, req: http::Request<Incoming>, peer: Socke
     if !get && req.path.starts_with("/api/") {
         let given = req.headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
         if !csrf::matches(&signed.session.csrf, given) {
+            http_util::drain(req.body).await;
             return http_util::json(
                 StatusCode::FORBIDDEN,
                 &serde_json::json!({"error": "The request has no valid CSRF token."}),

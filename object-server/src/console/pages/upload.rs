@@ -205,7 +205,12 @@ pub async fn form_upload(console: &Console, signed: &Signed, req: Req, bucket: &
             "Expected a multipart/form-data upload.",
         );
     };
-    let mut form = multer::Multipart::new(req.body.into_data_stream(), boundary);
+    // Bounded, so that a refused form's rest is not read without limit.
+    let whole = (FORM_UPLOAD_LIMIT + http_util::DRAIN_LIMIT) as u64;
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(whole));
+    let mut form =
+        multer::Multipart::with_constraints(req.body.into_data_stream(), boundary, constraints);
     let mut token_ok = false;
     let mut prefix = String::new();
     loop {
@@ -227,6 +232,9 @@ pub async fn form_upload(console: &Console, signed: &Signed, req: Req, bucket: &
             Some("prefix") => prefix = fieldv.text().await.unwrap_or_default(),
             Some("file") => {
                 if !token_ok {
+                    // The refusal is sent once the rest is read (see `http_util::drain`).
+                    drop(fieldv);
+                    while let Ok(Some(_)) = form.next_field().await {}
                     break;
                 }
                 let name = fieldv.file_name().unwrap_or("").to_owned();
