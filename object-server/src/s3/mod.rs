@@ -130,6 +130,7 @@ pub const GATEWAY_OPERATIONS: &[&str] = &[
     "DeleteBucket",
     "GetBucketLocation",
     "GetBucketVersioning",
+    "PutBucketVersioning",
     "PutBucketEncryption",
     "GetBucketEncryption",
     "DeleteBucketEncryption",

@@ -36,6 +36,21 @@ fn delete_marker_error(version_id: Option<&str>, named: bool) -> S3Error {
     e
 }
 
+/// Why a gateway does not turn versioning on: `409 InvalidBucketState` (AWS's answer to a
+/// request the bucket's state does not allow) when the backend bucket keeps no versions, which
+/// the operator can change; `501` while passing versions through is not built (the design is in
+/// `storage::engine::s3`).
+async fn gateway_versioning_refused(g: &dyn Storage) -> S3Error {
+    match g.keeps_versions().await {
+        Ok(false) => s3_error!(
+            InvalidBucketState,
+            "Versioning needs the S3 backend's bucket to be versioned, and it is not: enable versioning on the backend bucket first."
+        ),
+        Ok(true) => super::gateway_refuses("Versioning"),
+        Err(e) => storage_err(e),
+    }
+}
+
 /// Maps a version-level storage error.
 pub(crate) fn version_err(e: StorageError) -> S3Error {
     match e {
@@ -307,7 +322,10 @@ impl CofferS3 {
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
         let input = req.input;
         let bucket = input.bucket.as_str();
-        self.store.require_bucket(bucket).map_err(storage_err)?;
+        self.engine()
+            .head_bucket(bucket)
+            .await
+            .map_err(storage_err)?;
         if input.versioning_configuration.mfa_delete.is_some() {
             return Err(s3_error!(
                 NotImplemented,
@@ -328,6 +346,9 @@ impl CofferS3 {
                 ));
             }
         };
+        if let Some(g) = &self.gateway {
+            return Err(gateway_versioning_refused(g.as_ref()).await);
+        }
         if status == BucketVersioningStatus::SUSPENDED && self.object_lock_enabled(bucket).await? {
             return Err(s3_error!(
                 InvalidBucketState,

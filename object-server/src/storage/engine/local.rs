@@ -75,6 +75,10 @@ impl Storage for Store {
         }
     }
 
+    async fn keeps_versions(&self) -> Result<bool, StorageError> {
+        Ok(true)
+    }
+
     async fn create_bucket(&self, bucket: &str) -> Result<(), StorageError> {
         Store::create_bucket(self, bucket).await
     }

@@ -118,6 +118,9 @@ pub struct ListQuery<'a> {
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
+    /// Whether what it stores can have versions now: a local directory always; an S3 backend
+    /// when its bucket is versioned (the backend's setting, which the operator may change).
+    async fn keeps_versions(&self) -> Result<bool, StorageError>;
 
     /// Creates a bucket ([`StorageError::BucketExists`] if it exists).
     async fn create_bucket(&self, bucket: &str) -> Result<(), StorageError>;

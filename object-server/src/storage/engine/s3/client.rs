@@ -40,6 +40,8 @@ pub(crate) struct Answer {
     pub status: StatusCode,
     pub etag: Option<String>,
     pub content_range_total: Option<u64>,
+    /// `x-amz-version-id`: the version a write made, on a versioned backend bucket.
+    pub version_id: Option<String>,
     pub body: Bytes,
 }
 
@@ -133,6 +135,12 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit_once('/'))
             .and_then(|(_, t)| t.parse().ok());
+        let version_id = resp
+            .headers()
+            .get("x-amz-version-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && *v != "null")
+            .map(str::to_owned);
         let body = resp.bytes().await.map_err(|e| {
             unavailable(
                 &self.name,
@@ -157,6 +165,7 @@ impl Client {
             status,
             etag,
             content_range_total,
+            version_id,
             body,
         })
     }

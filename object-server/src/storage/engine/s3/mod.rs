@@ -33,8 +33,70 @@
 //! concurrent creators wins). Reads are pinned to the backend ETag seen at open ([`S3Body`]).
 //! Conditional writes: see [`S3Store::put_object`].
 //!
+//! # A versioned backend bucket
+//!
+//! The backend bucket may keep versions (an RGW or MinIO bucket with versioning enabled, the
+//! only kind that can hold object lock). Every write and delete of the gateway then leaves a
+//! noncurrent version or a delete marker behind, and an unversioned Coffer bucket must not leak
+//! them (an overwritten object's old ciphertext, a deleted user's sealed secret). So the store
+//! asks the backend once, at start, whether its bucket is versioned ([`S3Store::check`]), and
+//! on a versioned one every write **purges**: after a PUT that the backend answered with version
+//! `v`, the versions of that backend key listed after `v` (older ones: ListObjectVersions lists a
+//! key's versions newest first) are deleted by version id, and a DELETE removes every version
+//! and marker of the key by id instead of writing a marker. Only versions older than one's own
+//! are ever purged, so two writers racing never delete each other's newer version. A purge that
+//! fails (backend down) leaves an old version, never a missing current one; the next write of the
+//! key purges it. A backend whose versioning is enabled after the gateway started is seen at the
+//! next start.
+//!
+//! # Versioning passed through (design; not implemented yet, see below)
+//!
+//! Every Coffer bucket shares the one backend bucket, so Coffer's per-bucket state cannot be the
+//! backend's (which is per backend bucket). The design:
+//! - **State.** A Coffer bucket's versioning state (never, Enabled, Suspended) is a bucket
+//!   configuration document `.coffer/config/<bucket>/<id>/versioning.json` holding its history:
+//!   `[(state, since)]`, `since` the backend's `Last-Modified` of the document write (the
+//!   backend's clock, the one its versions are stamped with). PutBucketVersioning needs a
+//!   versioned backend bucket; otherwise it is refused with `409 InvalidBucketState` (AWS's code
+//!   for a request the bucket's state does not allow, as for object lock without versioning).
+//! - **Versions are the backend's.** A Coffer version of `<bucket>/<key>` is a backend version of
+//!   its backend key `<bucket>/<id>/<key>\x01`; its Coffer version id is the backend's, checked
+//!   for form (`[A-Za-z0-9._-]`, at most 1024 bytes) and always sent as the `versionId` of a
+//!   request on that one backend key. A backend version id only addresses versions of the key it
+//!   is sent with, so an id a client makes up or copies from another bucket's listing can only
+//!   name a version of the key the request names, in the bucket it names, or nothing
+//!   (`404 NoSuchVersion`); the bucket's random `id` in the backend key keeps a deleted and
+//!   recreated bucket's versions out of the new one.
+//! - **Null versions.** A backend version written while its Coffer bucket was never versioned or
+//!   Suspended (its `Last-Modified` falls in such a period of the history) is Coffer's null
+//!   version: listed and answered as `null`, found by `versionId=null` among the key's versions.
+//!   Writes in those periods purge the key's older null versions only (as above), so there is
+//!   at most one; an unversioned DELETE there is a backend delete marker (Suspended: the null
+//!   marker) after the older null versions are purged.
+//! - **Delete markers** are the backend's: DELETE without a version id on an Enabled bucket is a
+//!   backend DELETE (a marker, whose version id is answered); DELETE with one is a backend DELETE
+//!   of that version; GET/HEAD of a key whose latest is a marker is `404` with
+//!   `x-amz-delete-marker`, as the backend answers for that key.
+//! - **ListObjectVersions** maps to the backend's with the prefix `<bucket>/<id>/` + prefix, the
+//!   delimiter, `key-marker` (encoded like keys, without `\x01`, as [`S3Store::list_objects`]
+//!   does) and `version-id-marker` passed through; `\x01` is stripped from keys, ETags and sizes
+//!   are the trailer's (a HEAD per listed version that is no marker, as ListObjects does today
+//!   through the handlers), null versions renamed `null`.
+//! - **GET/HEAD by version id** open the backend version (`versionId` on the tail GET and on every
+//!   ranged body GET, which stay pinned by `If-Match` too).
+//!
+//! # Object lock passed through (design)
+//! A retention or legal hold on a Coffer version is the backend's on that backend version
+//! (`PutObjectRetention` / `PutObjectLegalHold` with its version id), so the backend itself
+//! enforces WORM: not even a gateway with the backend's credentials can remove a COMPLIANCE
+//! version early. It needs a backend bucket created with object lock; otherwise refused with
+//! `409 InvalidBucketState`. A Coffer bucket's default retention stays a Coffer document applied
+//! by the handlers on each PUT (the backend's default would apply to every Coffer bucket).
+//!
 //! # What it does not do yet
-//! Versioning and object lock ([`Capabilities`] says no; the handlers refuse), server-side copy
+//! Versioning and object lock as designed above ([`Capabilities`] says no; the handlers refuse:
+//! PutBucketVersioning with `409 InvalidBucketState` over an unversioned backend bucket, `501`
+//! over a versioned one), server-side copy
 //! of the stored bytes (a Coffer copy re-encrypts, so it is a GET and a PUT anyway), a cache of
 //! bucket ids (every request reads the bucket record), and reclaiming objects orphaned by a
 //! bucket deleted during their PUT.
@@ -61,6 +123,7 @@ pub mod config;
 mod multipart;
 mod names;
 mod state;
+mod versions;
 
 pub use config::BackendConfig;
 
@@ -82,6 +145,8 @@ pub struct S3Store {
     client: Arc<Client>,
     /// The local directory that stages bodies before they are uploaded (nothing else of it is used).
     staging: Store,
+    /// Whether the backend bucket keeps versions (see [`S3Store::backend_versioned`]).
+    versioned: tokio::sync::OnceCell<bool>,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -124,6 +189,7 @@ impl S3Store {
         Ok(S3Store {
             client: Arc::new(Client::new(&cfg)?),
             staging: Store::open(staging_dir)?,
+            versioned: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -134,9 +200,12 @@ impl S3Store {
             .send(c.bucket.head_bucket(Some(&c.creds)), &[], Body::Empty)
             .await?;
         match a.status {
-            s if s.is_success() => Ok(()),
-            _ => Err(unexpected("the backend bucket", &a)),
+            s if s.is_success() => {}
+            _ => return Err(unexpected("the backend bucket", &a)),
         }
+        let versioned = self.backend_versioned().await?;
+        tracing::info!(versioned, "the S3 backend bucket answers");
+        Ok(())
     }
 
     async fn get(
@@ -175,7 +244,10 @@ impl S3Store {
             .send(c.bucket.put_object(Some(&c.creds), key), headers, body)
             .await?;
         match a.status {
-            s if s.is_success() => Ok(true),
+            s if s.is_success() => {
+                self.purge_older(key, a.version_id.as_deref()).await;
+                Ok(true)
+            }
             StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT if !headers.is_empty() => {
                 Ok(false)
             }
@@ -184,6 +256,9 @@ impl S3Store {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        if self.backend_versioned().await? {
+            return self.remove_all_versions(key).await;
+        }
         let c = &self.client;
         let a = c
             .send(
@@ -447,6 +522,10 @@ impl Storage for S3Store {
             versioning: false,
             object_lock: false,
         }
+    }
+
+    async fn keeps_versions(&self) -> Result<bool, StorageError> {
+        self.backend_versioned().await
     }
 
     async fn create_bucket(&self, bucket: &str) -> Result<(), StorageError> {

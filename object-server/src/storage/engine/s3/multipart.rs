@@ -337,6 +337,7 @@ impl S3Store {
             let code = client_code(&a.body);
             match (a.status, code.as_str()) {
                 (StatusCode::OK, "") => {
+                    self.purge_older(&k, a.version_id.as_deref()).await;
                     for doc in self.list_all(&prefix).await? {
                         self.delete(&doc).await?;
                     }
