@@ -112,47 +112,52 @@ def backend_versions(backend, bucket):
     return versions, markers
 
 
+def conditional_puts_hold(backend, bucket):
+    """Whether the backend refuses a PUT with `If-None-Match: *` over an existing key and one
+    with `If-Match` on another ETag, in `bucket`; asked directly, then the probe is removed."""
+    c = backend.client()
+    key = "probe-" + os.urandom(4).hex()
+
+    def put(**headers):
+        def add(request, **_):
+            for k, v in headers.items():
+                request.headers[k] = v
+
+        c.meta.events.register_first("before-sign.s3.PutObject", add)
+        try:
+            c.put_object(Bucket=bucket, Key=key, Body=b"probe")
+            return True
+        except botocore.exceptions.ClientError as e:
+            assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 412, e.response
+            return False
+        finally:
+            c.meta.events.unregister("before-sign.s3.PutObject", add)
+
+    put()
+    held = not put(**{"If-None-Match": "*"}) and not put(**{"If-Match": "0123456789abcdef0123456789abcdef"})
+    for v in c.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", []):
+        c.delete_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])
+    return held
+
+
 def test_a_versioned_backend_bucket_keeps_no_old_version_of_an_unversioned_bucket(tmp_path, request):
     """Over a backend bucket that keeps versions, overwrites, deletes, multipart uploads and the
     gateway's own documents leave no noncurrent version and no delete marker behind: no old
     ciphertext stays readable in the backend. Turning versioning on for a Coffer bucket is
     refused clearly: 501 while it is not passed through, 409 InvalidBucketState when the backend
-    bucket keeps no versions."""
+    bucket keeps no versions. A backend that ignores conditional PUTs in a versioned bucket (Ceph
+    RGW 16, the pinned one: `If-None-Match: *` is ignored there) is refused at start."""
     for backend in backends(request):
         where = tmp_path / backend.host_port.replace(":", "-")
-        (one, two), backend_bucket, c = two_gateways(where / "versioned", backend, versioned=True)
+        backend_bucket = backend.new_bucket(versioned=True)
         assert backend.client().get_bucket_versioning(Bucket=backend_bucket)["Status"] == "Enabled"
-        c.create_bucket(Bucket="data")
-        bodies = [pattern(200_000, 40 + i) for i in range(3)]
-        for b in bodies:
-            c.put_object(Bucket="data", Key="k", Body=b)
-        c.put_object(Bucket="data", Key="gone", Body=bodies[0])
-        c.delete_object(Bucket="data", Key="gone")
-        p1, p2 = pattern(5 * 1024 * 1024, 50), pattern(1000, 51)
-        uid = c.create_multipart_upload(Bucket="data", Key="mp")["UploadId"]
-        e1 = c.upload_part(Bucket="data", Key="mp", UploadId=uid, PartNumber=1, Body=p1)["ETag"]
-        e2 = c.upload_part(Bucket="data", Key="mp", UploadId=uid, PartNumber=2, Body=p2)["ETag"]
-        parts = [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]
-        c.complete_multipart_upload(Bucket="data", Key="mp", UploadId=uid, MultipartUpload={"Parts": parts})
-        c.put_object(Bucket="data", Key="mp", Body=b"small now")
-        assert c.get_object(Bucket="data", Key="k")["Body"].read() == bodies[2]
-        assert c.get_object(Bucket="data", Key="mp")["Body"].read() == b"small now"
-        with pytest.raises(botocore.exceptions.ClientError) as e:
-            c.put_bucket_versioning(Bucket="data", VersioningConfiguration={"Status": "Enabled"})
-        assert status(e) == 501 and code(e) == "NotImplemented"
-        assert "Status" not in c.get_bucket_versioning(Bucket="data")
-        versions, markers = backend_versions(backend, backend_bucket)
-        assert markers == []
-        assert {k: len(v) for k, v in versions.items() if len(v) != 1} == {}
-        objects = sorted(k for k in versions if k.startswith("data/"))
-        assert [k.rsplit("/", 1)[1] for k in objects] == ["k\x01", "mp\x01"]
-        assert not any(k.startswith(".coffer/uploads/") for k in versions)
-        # No old body is left in any version: none of the first two bodies' bytes appear.
-        stored = b"".join(data for _, data in backend.objects(backend_bucket))
-        for b in bodies[:2] + [p1]:
-            assert b[1000:1016] not in stored
-        for s in (one, two):
-            s.stop()
+        if not conditional_puts_hold(backend, backend_bucket):
+            s = Server(where / "refused", env=KMS_ENV, backend=(backend, backend_bucket), log_dir=tmp_path)
+            s._spawn()
+            assert s.proc.wait(60) != 0
+            assert "ignores conditional writes" in s.output(), s.output()
+        else:
+            check_versioned_backend_keeps_no_old_version(where, backend)
         # A backend bucket without versions: versioning cannot be turned on, and says why.
         (one, two), _, c = two_gateways(where / "plain", backend)
         c.create_bucket(Bucket="data")
@@ -166,6 +171,42 @@ def test_a_versioned_backend_bucket_keeps_no_old_version_of_an_unversioned_bucke
         assert code(e) == "NoSuchBucket"
         for s in (one, two):
             s.stop()
+
+
+def check_versioned_backend_keeps_no_old_version(where, backend):
+    (one, two), backend_bucket, c = two_gateways(where / "versioned", backend, versioned=True)
+    assert backend.client().get_bucket_versioning(Bucket=backend_bucket)["Status"] == "Enabled"
+    c.create_bucket(Bucket="data")
+    bodies = [pattern(200_000, 40 + i) for i in range(3)]
+    for b in bodies:
+        c.put_object(Bucket="data", Key="k", Body=b)
+    c.put_object(Bucket="data", Key="gone", Body=bodies[0])
+    c.delete_object(Bucket="data", Key="gone")
+    p1, p2 = pattern(5 * 1024 * 1024, 50), pattern(1000, 51)
+    uid = c.create_multipart_upload(Bucket="data", Key="mp")["UploadId"]
+    e1 = c.upload_part(Bucket="data", Key="mp", UploadId=uid, PartNumber=1, Body=p1)["ETag"]
+    e2 = c.upload_part(Bucket="data", Key="mp", UploadId=uid, PartNumber=2, Body=p2)["ETag"]
+    parts = [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]
+    c.complete_multipart_upload(Bucket="data", Key="mp", UploadId=uid, MultipartUpload={"Parts": parts})
+    c.put_object(Bucket="data", Key="mp", Body=b"small now")
+    assert c.get_object(Bucket="data", Key="k")["Body"].read() == bodies[2]
+    assert c.get_object(Bucket="data", Key="mp")["Body"].read() == b"small now"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.put_bucket_versioning(Bucket="data", VersioningConfiguration={"Status": "Enabled"})
+    assert status(e) == 501 and code(e) == "NotImplemented"
+    assert "Status" not in c.get_bucket_versioning(Bucket="data")
+    versions, markers = backend_versions(backend, backend_bucket)
+    assert markers == []
+    assert {k: len(v) for k, v in versions.items() if len(v) != 1} == {}
+    objects = sorted(k for k in versions if k.startswith("data/"))
+    assert [k.rsplit("/", 1)[1] for k in objects] == ["k\x01", "mp\x01"]
+    assert not any(k.startswith(".coffer/uploads/") for k in versions)
+    # No old body is left in any version: none of the first two bodies' bytes appear.
+    stored = b"".join(data for _, data in backend.objects(backend_bucket))
+    for b in bodies[:2] + [p1]:
+        assert b[1000:1016] not in stored
+    for s in (one, two):
+        s.stop()
 
 
 @pytest.mark.parametrize(
