@@ -85,6 +85,17 @@
 //! - **GET/HEAD by version id** open the backend version (`versionId` on the tail GET and on every
 //!   ranged body GET, which stay pinned by `If-Match` too).
 //!
+//! - **Conditional writes in a versioned backend bucket.** The gateway's atomicity (conditional
+//!   PUTs, bucket creation, the state documents) needs `If-None-Match: *` and `If-Match` to hold
+//!   there too. Ceph RGW 16 (pacific, the pinned peer) ignores `If-None-Match: *` and refuses
+//!   every `If-Match` in a versioned bucket (it honours both in an unversioned one), so the
+//!   gateway refuses to start over a versioned RGW 16 bucket (`conditional_writes_hold`); MinIO
+//!   honours both. Passing versions through to RGW needs a release that honours them there.
+//!   The alternative that works over any backend, RGW 16 included: Coffer's own versions as
+//!   distinct backend objects (`<bucket>/<id>/<key>\x01<version id>`, Coffer-made ids, the
+//!   latest one named by a conditional write) in an unversioned backend bucket; it gives up only
+//!   the backend's own enforcement of object lock.
+//!
 //! # Object lock passed through (design)
 //! A retention or legal hold on a Coffer version is the backend's on that backend version
 //! (`PutObjectRetention` / `PutObjectLegalHold` with its version id), so the backend itself
