@@ -131,6 +131,7 @@ pub const GATEWAY_OPERATIONS: &[&str] = &[
     "GetBucketLocation",
     "GetBucketVersioning",
     "PutBucketVersioning",
+    "ListObjectVersions",
     "PutBucketEncryption",
     "GetBucketEncryption",
     "DeleteBucketEncryption",

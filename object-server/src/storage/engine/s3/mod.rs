@@ -137,6 +137,7 @@ mod state;
 mod versions;
 
 pub use config::BackendConfig;
+pub use versions::{BACKEND_VERSION, VERSIONING_DOC};
 
 /// How much of an object's end an open fetches, hoping the trailer is inside (it usually is:
 /// a trailer is a few hundred bytes; a multipart object's grows with its parts).
@@ -243,24 +244,39 @@ impl S3Store {
         }
     }
 
-    /// Puts `body` at `key`; `false` if `headers`' condition failed (412).
+    /// Puts `body` at `key`, purging the versions it replaces (see the module doc); `false` if
+    /// `headers`' condition failed (412).
     async fn put(
         &self,
         key: &str,
         headers: &[(&str, String)],
         body: Body<'_>,
     ) -> Result<bool, StorageError> {
+        match self.put_keeping(key, headers, body).await? {
+            Some(version) => {
+                self.purge_older(key, version.as_deref()).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Puts `body` at `key`, keeping older versions: the backend's version id of the write
+    /// (inner `None` on an unversioned backend bucket), `None` if `headers`' condition failed.
+    async fn put_keeping(
+        &self,
+        key: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<Option<Option<String>>, StorageError> {
         let c = &self.client;
         let a = c
             .send(c.bucket.put_object(Some(&c.creds), key), headers, body)
             .await?;
         match a.status {
-            s if s.is_success() => {
-                self.purge_older(key, a.version_id.as_deref()).await;
-                Ok(true)
-            }
+            s if s.is_success() => Ok(Some(a.version_id)),
             StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT if !headers.is_empty() => {
-                Ok(false)
+                Ok(None)
             }
             _ => Err(unexpected(key, &a)),
         }
@@ -377,20 +393,51 @@ impl S3Store {
         format!(".coffer/config/{bucket}/{id}/{name}.json")
     }
 
-    /// Opens the object file at backend key `k`: its metadata, body length and backend ETag.
+    /// Opens the object file at backend key `k`: its metadata, body length and backend ETag (a
+    /// latest version that is a delete marker is [`StorageError::NoSuchKey`]).
     async fn open_at(&self, k: &str) -> Result<(ObjectMeta, u64, String), StorageError> {
+        match self.open_version_at(k, None).await? {
+            OpenedAt::Object {
+                meta,
+                body_len,
+                etag,
+                ..
+            } => Ok((meta, body_len, etag)),
+            OpenedAt::DeleteMarker { .. } => Err(StorageError::NoSuchKey),
+        }
+    }
+
+    /// Opens backend version `version` (else the latest) of the object file at backend key `k`.
+    async fn open_version_at(
+        &self,
+        k: &str,
+        version: Option<&str>,
+    ) -> Result<OpenedAt, StorageError> {
         let a = self
-            .get(k, &[("range", format!("bytes=-{TAIL_GUESS}"))])
+            .get_version(k, version, &[("range", format!("bytes=-{TAIL_GUESS}"))])
             .await?;
         let total = match a.status {
             StatusCode::PARTIAL_CONTENT => a.content_range_total.ok_or(StorageError::Damaged)?,
             StatusCode::OK => a.body.len() as u64,
+            StatusCode::NOT_FOUND if a.delete_marker => {
+                return Ok(OpenedAt::DeleteMarker {
+                    version: a.version_id,
+                });
+            }
+            StatusCode::METHOD_NOT_ALLOWED if version.is_some() => {
+                return Err(StorageError::MethodNotAllowed);
+            }
+            // A version id the backend never made (it checks their form).
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST if version.is_some() => {
+                return Err(StorageError::NoSuchVersion);
+            }
             StatusCode::NOT_FOUND => return Err(StorageError::NoSuchKey),
             // An empty backend object has no range to give: it is no object file.
             StatusCode::RANGE_NOT_SATISFIABLE => return Err(StorageError::Damaged),
             _ => return Err(unexpected(k, &a)),
         };
         let etag = a.etag.clone().ok_or(StorageError::Damaged)?;
+        let backend_version = a.version_id.clone();
         let mut tail = a.body;
         let tail_len = tail.len() as u64;
         if tail_len < TRAILER as u64 {
@@ -402,8 +449,9 @@ impl S3Store {
         if needed > tail_len {
             // A long trailer (many parts): fetch exactly it, from the same stored version.
             let a = self
-                .get(
+                .get_version(
                     k,
+                    version,
                     &[
                         ("range", format!("bytes=-{needed}")),
                         ("if-match", etag.clone()),
@@ -431,8 +479,52 @@ impl S3Store {
             Ok(())
         })
         .map_err(|_| StorageError::Damaged)?;
-        Ok((meta, body_len, etag))
+        Ok(OpenedAt::Object {
+            meta,
+            body_len,
+            etag,
+            version: backend_version,
+        })
     }
+
+    async fn get_version(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        headers: &[(&str, String)],
+    ) -> Result<client::Answer, StorageError> {
+        let c = &self.client;
+        let mut action = c.bucket.get_object(Some(&c.creds), key);
+        if let Some(v) = version {
+            action.query_mut().insert("versionId", v.to_owned());
+        }
+        c.send(action, headers, Body::Empty).await
+    }
+
+    /// A reader of `k`'s body as opened.
+    fn body_of(&self, k: String, etag: String, version: Option<String>, body_len: u64) -> S3Body {
+        S3Body {
+            client: self.client.clone(),
+            key: k,
+            etag,
+            version,
+            body_len,
+        }
+    }
+}
+
+/// What [`S3Store::open_version_at`] found.
+enum OpenedAt {
+    Object {
+        meta: ObjectMeta,
+        body_len: u64,
+        etag: String,
+        /// The backend's version id (none on an unversioned backend bucket).
+        version: Option<String>,
+    },
+    DeleteMarker {
+        version: Option<String>,
+    },
 }
 
 /// The `If-Match` value of a conditional write on the backend ETag `etag`: unquoted, because
@@ -489,6 +581,8 @@ struct S3Body {
     client: Arc<Client>,
     key: String,
     etag: String,
+    /// The backend version opened, when the backend bucket keeps versions.
+    version: Option<String>,
     body_len: u64,
 }
 
@@ -508,9 +602,13 @@ impl BodySource for S3Body {
                 ))
             })?;
         let c = &self.client;
+        let mut action = c.bucket.get_object(Some(&c.creds), &self.key);
+        if let Some(v) = &self.version {
+            action.query_mut().insert("versionId", v.clone());
+        }
         let a = c
             .send(
-                c.bucket.get_object(Some(&c.creds), &self.key),
+                action,
                 &[
                     ("range", format!("bytes={offset}-{}", end - 1)),
                     ("if-match", self.etag.clone()),
@@ -645,10 +743,11 @@ impl Storage for S3Store {
         body: ObjectWriter,
         meta: &ObjectMeta,
         condition: &WriteCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         layout::key_dir(key)?;
         let id = self.bucket_id(bucket).await?;
         let k = Self::object_key(bucket, &id, key);
+        let keep = self.keeps_versions_of(bucket, &id).await?;
         let staged = body.into_staged(Some(meta)).await?;
         for _ in 0..CONDITION_ROUNDS {
             let mut headers = Vec::new();
@@ -671,8 +770,12 @@ impl Storage for S3Store {
                 offset: 0,
                 len: staged.len,
             };
-            if self.put(&k, &headers, file).await? {
-                return Ok(());
+            if let Some(version) = self.put_keeping(&k, &headers, file).await? {
+                if keep {
+                    return Ok(version);
+                }
+                self.purge_older(&k, version.as_deref()).await;
+                return Ok(None);
             }
         }
         Err(StorageError::Unavailable(format!(
@@ -688,12 +791,7 @@ impl Storage for S3Store {
         Ok(StoredObject {
             meta,
             body_len,
-            body: Arc::new(S3Body {
-                client: self.client.clone(),
-                key: k,
-                etag,
-                body_len,
-            }),
+            body: Arc::new(self.body_of(k, etag, None, body_len)),
         })
     }
 
@@ -795,8 +893,38 @@ impl Storage for S3Store {
         upload: &str,
         meta: &ObjectMeta,
         condition: &WriteCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         self.mp_complete(bucket, key, upload, meta, condition).await
+    }
+
+    async fn open_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<StoredObject, StorageError> {
+        self.open_backend_version(bucket, key, version).await
+    }
+
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<crate::storage::DeleteOutcome, StorageError> {
+        self.delete_backend_version(bucket, key, version).await
+    }
+
+    async fn key_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<crate::storage::VersionInfo>, StorageError> {
+        self.backend_key_versions(bucket, key).await
+    }
+
+    async fn version_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.backend_version_keys(bucket, prefix).await
     }
 
     async fn abort_upload(
