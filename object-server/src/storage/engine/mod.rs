@@ -28,7 +28,8 @@
 //! | `If-Match` / `If-None-Match` | decided under the key's lock | the plaintext ETag is compared, then the PUT carries `If-Match` on the backend ETag it was compared on (or `If-None-Match: *` for "absent"): the backend decides the race, and a lost race is checked again |
 //! | several processes | one directory, `flock`s | one backend bucket; no state in the process but staged temp files |
 //! | engine unreachable | I/O error | [`StorageError::Unavailable`]: `503 SlowDown`, nothing committed |
-//! | versioning, object lock | yes | not yet: [`Capabilities`] says so and the handlers refuse with `NotImplemented` |
+//! | versioning | yes | Enabled, as the backend's versions (its bucket must be versioned), see [`s3`]; Suspended `501` |
+//! | object lock | yes | not yet: [`Capabilities`] says so and the handlers refuse with `NotImplemented` |
 //!
 //! # No key and nonce are ever used twice
 //!
@@ -45,9 +46,10 @@
 //! directory; MinIO and Ceph's RGW as backends, two gateway engines over one backend bucket).
 //! `object-server server --backend URL` ([`s3::config`]) serves S3 from the backend: the object,
 //! listing, multipart and bucket handlers reach it through this trait (`CofferS3::engine`); the
-//! operations it does not pass through yet (versioning, object lock, tags, bucket settings other
-//! than default encryption) are refused with `501` (`crate::s3::GATEWAY_OPERATIONS`). Over the
-//! local directory the handlers still call most [`Store`] methods directly (versions, locks).
+//! operations it does not pass through yet (suspended versioning, object lock, tags, bucket
+//! settings other than default encryption and versioning) are refused with `501`
+//! (`crate::s3::GATEWAY_OPERATIONS`). Over the local directory the handlers still call most
+//! [`Store`] methods directly (versions, locks).
 use std::io;
 use std::sync::Arc;
 use std::time::SystemTime;

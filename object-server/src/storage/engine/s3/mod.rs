@@ -49,42 +49,40 @@
 //! key purges it. A backend whose versioning is enabled after the gateway started is seen at the
 //! next start.
 //!
-//! # Versioning passed through (design; not implemented yet, see below)
+//! # Versioning passed through
 //!
 //! Every Coffer bucket shares the one backend bucket, so Coffer's per-bucket state cannot be the
-//! backend's (which is per backend bucket). The design:
-//! - **State.** A Coffer bucket's versioning state (never, Enabled, Suspended) is a bucket
-//!   configuration document `.coffer/config/<bucket>/<id>/versioning.json` holding its history:
-//!   `[(state, since)]`, `since` the backend's `Last-Modified` of the document write (the
-//!   backend's clock, the one its versions are stamped with). PutBucketVersioning needs a
-//!   versioned backend bucket; otherwise it is refused with `409 InvalidBucketState` (AWS's code
-//!   for a request the bucket's state does not allow, as for object lock without versioning).
+//! backend's (which is per backend bucket):
+//! - **State.** A Coffer bucket's versioning state is the bucket configuration document
+//!   `.coffer/config/<bucket>/<id>/versioning.json` ([`VERSIONING_DOC`], content `Enabled`).
+//!   PutBucketVersioning needs a versioned backend bucket; otherwise it is refused with `409
+//!   InvalidBucketState` (AWS's code for a request the bucket's state does not allow, as for
+//!   object lock without versioning). Only a Coffer bucket without the document purges (above).
 //! - **Versions are the backend's.** A Coffer version of `<bucket>/<key>` is a backend version of
-//!   its backend key `<bucket>/<id>/<key>\x01`; its Coffer version id is the backend's, checked
-//!   for form (`[A-Za-z0-9._-]`, at most 1024 bytes) and always sent as the `versionId` of a
-//!   request on that one backend key. A backend version id only addresses versions of the key it
-//!   is sent with, so an id a client makes up or copies from another bucket's listing can only
-//!   name a version of the key the request names, in the bucket it names, or nothing
-//!   (`404 NoSuchVersion`); the bucket's random `id` in the backend key keeps a deleted and
-//!   recreated bucket's versions out of the new one.
-//! - **Null versions.** A backend version written while its Coffer bucket was never versioned or
-//!   Suspended (its `Last-Modified` falls in such a period of the history) is Coffer's null
-//!   version: listed and answered as `null`, found by `versionId=null` among the key's versions.
-//!   Writes in those periods purge the key's older null versions only (as above), so there is
-//!   at most one; an unversioned DELETE there is a backend delete marker (Suspended: the null
-//!   marker) after the older null versions are purged.
-//! - **Delete markers** are the backend's: DELETE without a version id on an Enabled bucket is a
-//!   backend DELETE (a marker, whose version id is answered); DELETE with one is a backend DELETE
-//!   of that version; GET/HEAD of a key whose latest is a marker is `404` with
-//!   `x-amz-delete-marker`, as the backend answers for that key.
-//! - **ListObjectVersions** maps to the backend's with the prefix `<bucket>/<id>/` + prefix, the
-//!   delimiter, `key-marker` (encoded like keys, without `\x01`, as [`S3Store::list_objects`]
-//!   does) and `version-id-marker` passed through; `\x01` is stripped from keys, ETags and sizes
-//!   are the trailer's (a HEAD per listed version that is no marker, as ListObjects does today
-//!   through the handlers), null versions renamed `null`.
+//!   its backend key `<bucket>/<id>/<key>\x01`, and its Coffer version id is the backend's. A
+//!   client's id is checked for form (`[A-Za-z0-9._-]`, at most 1024 bytes: never a path, never a
+//!   query) and only ever sent as the `versionId` of a request on the backend key the request
+//!   names. A backend version id addresses versions of the key it is sent with only, so an id a
+//!   client makes up or copies from another bucket's listing names a version of that key in that
+//!   bucket, or nothing (`404 NoSuchVersion`); the bucket's random `id` in the backend key keeps a
+//!   deleted and recreated bucket's versions out of the new one.
+//! - **Null versions.** A version written into a versioned Coffer bucket carries
+//!   `version_id: "backend"` ([`BACKEND_VERSION`]) in its trailer, replaced by the backend's id
+//!   when it is opened; a trailer without one was written while the bucket kept no versions (an
+//!   unversioned bucket keeps one version per key, see the purge above): it is the null version,
+//!   listed and answered as `null`, found by `versionId=null` as the key's oldest version.
+//! - **Delete markers** are the backend's: DELETE without a version id is a backend DELETE (a
+//!   marker, whose id is answered); DELETE with one deletes that backend version; GET/HEAD of a
+//!   key whose latest is a marker is `404` with `x-amz-delete-marker`, of a marker by id `405`.
+//! - **ListObjectVersions**: the backend's listing under `<bucket>/<id>/` + prefix gives the keys;
+//!   the handlers page, group by delimiter and apply the markers over them as over a local
+//!   directory, with each key's versions (newest first across versions and markers) opened for
+//!   their trailer's size, ETag and checksums.
 //! - **GET/HEAD by version id** open the backend version (`versionId` on the tail GET and on every
 //!   ranged body GET, which stay pinned by `If-Match` too).
-//!
+//! - **Not yet:** Suspended (`501`): it needs null versions written into a versioned backend
+//!   bucket, told apart by the times of the bucket's versioning history; listing cost (one GET
+//!   per listed version, and every version under the prefix listed to find the keys).
 //! - **Conditional writes in a versioned backend bucket.** The gateway's atomicity (conditional
 //!   PUTs, bucket creation, the state documents) needs `If-None-Match: *` and `If-Match` to hold
 //!   there too. Ceph RGW 16 (pacific, the pinned peer) ignores `If-None-Match: *` and refuses
@@ -105,9 +103,8 @@
 //! by the handlers on each PUT (the backend's default would apply to every Coffer bucket).
 //!
 //! # What it does not do yet
-//! Versioning and object lock as designed above ([`Capabilities`] says no; the handlers refuse:
-//! PutBucketVersioning with `409 InvalidBucketState` over an unversioned backend bucket, `501`
-//! over a versioned one), server-side copy
+//! Suspended versioning and object lock as designed above ([`Capabilities`] says no object
+//! lock; the handlers refuse it), server-side copy
 //! of the stored bytes (a Coffer copy re-encrypts, so it is a GET and a PUT anyway), a cache of
 //! bucket ids (every request reads the bucket record), and reclaiming objects orphaned by a
 //! bucket deleted during their PUT.
@@ -402,7 +399,7 @@ impl S3Store {
                 body_len,
                 etag,
                 ..
-            } => Ok((meta, body_len, etag)),
+            } => Ok((*meta, body_len, etag)),
             OpenedAt::DeleteMarker { .. } => Err(StorageError::NoSuchKey),
         }
     }
@@ -480,7 +477,7 @@ impl S3Store {
         })
         .map_err(|_| StorageError::Damaged)?;
         Ok(OpenedAt::Object {
-            meta,
+            meta: Box::new(meta),
             body_len,
             etag,
             version: backend_version,
@@ -516,7 +513,8 @@ impl S3Store {
 /// What [`S3Store::open_version_at`] found.
 enum OpenedAt {
     Object {
-        meta: ObjectMeta,
+        /// Boxed: a delete marker has none.
+        meta: Box<ObjectMeta>,
         body_len: u64,
         etag: String,
         /// The backend's version id (none on an unversioned backend bucket).
@@ -628,7 +626,8 @@ impl BodySource for S3Body {
 impl Storage for S3Store {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            versioning: false,
+            // When the backend bucket is versioned (`keeps_versions`); Enabled only.
+            versioning: true,
             object_lock: false,
         }
     }
@@ -666,6 +665,13 @@ impl Storage for S3Store {
             .list_raw(&format!("{bucket}/{id}/"), None, None, None, 1)
             .await?;
         if !keys.is_empty() || !prefixes.is_empty() {
+            return Err(StorageError::BucketNotEmpty);
+        }
+        // A versioned bucket with only noncurrent versions or delete markers is not empty
+        // either (an unversioned one never keeps any: see the purge).
+        if self.backend_versioned().await?
+            && self.any_version_under(&format!("{bucket}/{id}/")).await?
+        {
             return Err(StorageError::BucketNotEmpty);
         }
         // The record goes first: from then on the bucket is gone for every process, and what

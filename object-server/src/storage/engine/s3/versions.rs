@@ -68,7 +68,7 @@ impl S3Store {
     /// Every version and delete marker of backend key `k`; the versions newest first, then
     /// the markers newest first.
     async fn versions_of(&self, k: &str) -> Result<Vec<BackendVersion>, StorageError> {
-        let mut out = self.versions_under(k, Some(k)).await?;
+        let mut out = self.versions_under(k, Some(k), None).await?;
         out.sort_by_key(|v| v.marker);
         Ok(out)
     }
@@ -79,6 +79,7 @@ impl S3Store {
         &self,
         prefix: &str,
         only: Option<&str>,
+        first_page_of: Option<usize>,
     ) -> Result<Vec<BackendVersion>, StorageError> {
         let c = &self.client;
         let mut out = Vec::new();
@@ -89,6 +90,9 @@ impl S3Store {
             q.insert("versions", "");
             q.insert("prefix", prefix.to_owned());
             q.insert("encoding-type", "url");
+            if let Some(n) = first_page_of {
+                q.insert("max-keys", n.to_string());
+            }
             if let Some((key, version)) = &next {
                 q.insert("key-marker", key.clone());
                 q.insert("version-id-marker", version.clone());
@@ -127,6 +131,9 @@ impl S3Store {
             else {
                 break;
             };
+            if first_page_of.is_some() {
+                break;
+            }
             let key: String =
                 decode(key.as_str()).ok_or_else(|| unreadable("list versions", &key))?;
             if !page.is_truncated || only.is_some_and(|k| k != key) {
@@ -135,6 +142,11 @@ impl S3Store {
             next = Some((key, version));
         }
         Ok(out)
+    }
+
+    /// Whether any version or delete marker is stored under `prefix`.
+    pub(super) async fn any_version_under(&self, prefix: &str) -> Result<bool, StorageError> {
+        Ok(!self.versions_under(prefix, None, Some(1)).await?.is_empty())
     }
 
     /// Whether Coffer bucket `bucket` (id `id`) keeps versions: its versioning document says
@@ -206,7 +218,7 @@ impl S3Store {
                     meta.version_id = stored.clone();
                 }
                 Ok(StoredObject {
-                    meta,
+                    meta: *meta,
                     body_len,
                     body: Arc::new(self.body_of(k, etag, stored, body_len)),
                 })
@@ -294,7 +306,7 @@ impl S3Store {
                 continue;
             }
             let mut meta = match self.open_version_at(&k, Some(&v.id)).await {
-                Ok(OpenedAt::Object { meta, .. }) => meta,
+                Ok(OpenedAt::Object { meta, .. }) => *meta,
                 // Deleted since it was listed.
                 Ok(OpenedAt::DeleteMarker { .. }) | Err(StorageError::NoSuchVersion) => continue,
                 Err(e) => return Err(e),
@@ -321,7 +333,7 @@ impl S3Store {
         let id = self.bucket_id(bucket).await?;
         let base = format!("{bucket}/{id}/");
         let all = self
-            .versions_under(&format!("{base}{}", names::encode(prefix)), None)
+            .versions_under(&format!("{base}{}", names::encode(prefix)), None, None)
             .await?;
         let mut keys: Vec<String> = all
             .into_iter()
