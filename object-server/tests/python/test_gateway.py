@@ -169,6 +169,15 @@ def test_a_versioned_backend_bucket_keeps_no_old_version_of_an_unversioned_bucke
         with pytest.raises(botocore.exceptions.ClientError) as e:
             c.put_bucket_versioning(Bucket="nope", VersioningConfiguration={"Status": "Enabled"})
         assert code(e) == "NoSuchBucket"
+        # ListObjectVersions of a bucket that never kept versions: one null version per key.
+        c.put_object(Bucket="data", Key="d/k", Body=b"one")
+        c.put_object(Bucket="data", Key="d/k", Body=b"two!")
+        vs, dms = versions_of(c, "data")
+        assert [(v["Key"], v["VersionId"], v["IsLatest"], v["Size"]) for v in vs] == [("d/k", "null", True, 4)]
+        assert dms == []
+        r = c.list_object_versions(Bucket="data", Delimiter="/")
+        assert [p["Prefix"] for p in r["CommonPrefixes"]] == ["d/"] and not r.get("Versions")
+        assert c.get_object(Bucket="data", Key="d/k", VersionId="null")["Body"].read() == b"two!"
         for s in (one, two):
             s.stop()
 
