@@ -64,7 +64,7 @@ async fn put(
 ) -> Result<(), StorageError> {
     let mut w = s.writer().await.unwrap();
     w.write(body).await.unwrap();
-    s.put_object(bucket, key, w, meta, cond).await
+    s.put_object(bucket, key, w, meta, cond).await.map(drop)
 }
 
 fn plain(etag: &str, size: usize) -> ObjectMeta {

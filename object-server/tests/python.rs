@@ -86,6 +86,16 @@ fn api_over_the_gateway() {
     );
 }
 
+/// The core boto3 suite over a second engine: MinIO in erasure-coded mode, four `minio`
+/// processes on loopback (gateway.py's `minio-ec`).
+#[test]
+fn api_over_the_gateway_on_erasure_coded_minio() {
+    pytest_with(
+        "test_api.py",
+        &[("COFFER_TEST_BACKEND", "minio-ec".to_owned())],
+    );
+}
+
 #[test]
 fn tls_and_sse_c() {
     pytest("test_tls.py");

@@ -36,7 +36,7 @@ mod router;
 pub mod s3call;
 mod session;
 mod throttle;
-mod xml;
+pub(crate) mod xml;
 
 pub use router::{ConsoleDeps, serve};
 pub use throttle::SignInLimits;

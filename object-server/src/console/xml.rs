@@ -69,6 +69,9 @@ pub struct ListVersions {
     pub next_key_marker: Option<String>,
     #[serde(default)]
     pub next_version_id_marker: Option<String>,
+    /// `url` when keys are url-encoded (asked for with `encoding-type=url`).
+    #[serde(default)]
+    pub encoding_type: Option<String>,
 }
 
 /// A `<Version>` or a `<DeleteMarker>` (which has no size nor ETag).

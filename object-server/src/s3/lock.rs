@@ -180,6 +180,10 @@ pub fn validate_lock_configuration(
 impl CofferS3 {
     /// The bucket's object lock configuration, `None` if it was not created with object lock.
     pub(crate) async fn lock_config(&self, bucket: &str) -> S3Result<Option<LockConfig>> {
+        if self.gateway.is_some() {
+            // No gateway bucket has object lock yet (`Capabilities`; creating one is refused).
+            return Ok(None);
+        }
         self.store
             .read_bucket_json(bucket, CONFIG)
             .await

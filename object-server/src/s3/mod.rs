@@ -120,9 +120,8 @@ impl CofferS3 {
 /// The operations `object-server` serves over a gateway backend (`--backend`). The access hook
 /// refuses every other one with [`gateway_refuses`] (`501 NotImplemented`) before its handler
 /// runs, so no handler that still reads the local data directory answers for a backend: the
-/// bucket settings other than default encryption (policy, CORS, lifecycle, tagging, versioning,
-/// object lock), object tags, retention and legal holds, ListObjectVersions, ACLs and browser
-/// POST uploads.
+/// bucket settings other than default encryption and versioning (policy, CORS, lifecycle,
+/// tagging, object lock), object tags, retention and legal holds, ACLs and browser POST uploads.
 pub const GATEWAY_OPERATIONS: &[&str] = &[
     "ListBuckets",
     "CreateBucket",
@@ -130,6 +129,8 @@ pub const GATEWAY_OPERATIONS: &[&str] = &[
     "DeleteBucket",
     "GetBucketLocation",
     "GetBucketVersioning",
+    "PutBucketVersioning",
+    "ListObjectVersions",
     "PutBucketEncryption",
     "GetBucketEncryption",
     "DeleteBucketEncryption",

@@ -686,8 +686,12 @@ impl CofferS3 {
             ..Default::default()
         };
         let versioning = self.versioning(bucket).await?;
+        let mut gateway_version = None;
         if let Some(g) = &self.gateway {
-            g.complete_upload(bucket, key, id, &meta, &condition)
+            meta.version_id = (versioning == crate::storage::Versioning::Enabled)
+                .then(|| crate::storage::engine::s3::BACKEND_VERSION.to_owned());
+            gateway_version = g
+                .complete_upload(bucket, key, id, &meta, &condition)
                 .await
                 .map_err(|e| match e {
                     StorageError::NoSuchUpload => no_such_upload(),
@@ -700,7 +704,7 @@ impl CofferS3 {
         }
         let version_id = if self.gateway.is_some() {
             drop(w);
-            None
+            gateway_version
         } else {
             self
             .store

@@ -7,6 +7,7 @@ use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 use super::list::url_encode;
 use super::opened::Opened;
 use super::{CofferS3, etag, storage_err, timestamp};
+use crate::storage::engine::s3 as gateway;
 use crate::storage::engine::{Storage, StoredObject};
 use crate::storage::{
     DeleteOutcome, ObjectMeta, ObjectWriter, OpenObject, StorageError, UploadParts, VersionInfo,
@@ -36,6 +37,41 @@ fn delete_marker_error(version_id: Option<&str>, named: bool) -> S3Error {
     e
 }
 
+/// PutBucketVersioning on a gateway: Enabled is passed through to the backend's versions (see
+/// `storage::engine::s3`); refused with `409 InvalidBucketState` (AWS's answer to a request the
+/// bucket's state does not allow) when the backend bucket keeps no versions, which the operator
+/// can change; Suspended is `501` (not passed through yet).
+async fn gateway_set_versioning(g: &dyn Storage, bucket: &str, status: &str) -> S3Result<()> {
+    if !g.keeps_versions().await.map_err(storage_err)? {
+        return Err(s3_error!(
+            InvalidBucketState,
+            "Versioning needs the S3 backend's bucket to be versioned, and it is not: enable versioning on the backend bucket first."
+        ));
+    }
+    if status != BucketVersioningStatus::ENABLED {
+        return Err(super::gateway_refuses("Suspending versioning"));
+    }
+    g.write_bucket_config(bucket, gateway::VERSIONING_DOC, Some(b"Enabled".to_vec()))
+        .await
+        .map_err(storage_err)
+}
+
+/// Checks the form of a `versionId` on a gateway: `null` or one of the backend's ids, which
+/// are opaque (MinIO's are UUIDs, RGW's 32 characters) but never more than these characters.
+/// It is only ever sent as the `versionId` of a request on the backend key the request names.
+fn check_gateway_version_id(id: &str) -> S3Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(s3_error!(InvalidArgument, "Invalid version id specified"))
+    }
+}
+
 /// Maps a version-level storage error.
 pub(crate) fn version_err(e: StorageError) -> S3Error {
     match e {
@@ -63,9 +99,16 @@ impl CofferS3 {
     /// The bucket's versioning state (read from disk: every process sees a change at once).
     pub(crate) async fn versioning(&self, bucket: &str) -> S3Result<Versioning> {
         if let Some(g) = &self.gateway {
-            // No backend keeps versions yet (`Capabilities`): every bucket is unversioned.
-            g.head_bucket(bucket).await.map_err(storage_err)?;
-            return Ok(Versioning::Unversioned);
+            // Enabled is the only state a gateway bucket can be given (see
+            // `gateway_set_versioning`).
+            let doc = g
+                .read_bucket_config(bucket, gateway::VERSIONING_DOC)
+                .await
+                .map_err(storage_err)?;
+            return Ok(match doc.as_deref() {
+                Some(b"Enabled") => Versioning::Enabled,
+                _ => Versioning::Unversioned,
+            });
         }
         self.store.versioning(bucket).await.map_err(storage_err)
     }
@@ -93,11 +136,13 @@ impl CofferS3 {
         condition: &WriteCondition,
     ) -> S3Result<Option<String>> {
         if let Some(g) = &self.gateway {
-            debug_assert!(upload.is_none() && versioning == Versioning::Unversioned);
-            g.put_object(bucket, key, writer, meta, condition)
+            debug_assert!(upload.is_none());
+            meta.version_id =
+                (versioning == Versioning::Enabled).then(|| gateway::BACKEND_VERSION.to_owned());
+            return g
+                .put_object(bucket, key, writer, meta, condition)
                 .await
-                .map_err(storage_err)?;
-            return Ok(None);
+                .map_err(storage_err);
         }
         self.store
             .commit_object_if(bucket, key, writer, meta, versioning, upload, condition)
@@ -176,8 +221,9 @@ impl CofferS3 {
         Ok(obj)
     }
 
-    /// Opens `bucket/key` on the gateway backend. The backend keeps no versions, so the only
-    /// version a request may name is `null`, the one every object is.
+    /// Opens `bucket/key` on the gateway backend: in a bucket that never kept versions the only
+    /// version a request may name is `null`, the one every object is; in a versioned one, the
+    /// backend's version (see `storage::engine::s3`).
     async fn open_gateway(
         &self,
         g: &dyn Storage,
@@ -186,12 +232,28 @@ impl CofferS3 {
         version_id: Option<&str>,
     ) -> S3Result<StoredObject> {
         if let Some(v) = version_id {
-            check_version_id(v)?;
-            if v != crate::storage::layout::NULL_VERSION {
+            check_gateway_version_id(v)?;
+        }
+        if self.versioning(bucket).await? == Versioning::Unversioned {
+            if version_id.is_some_and(|v| v != crate::storage::layout::NULL_VERSION) {
                 return Err(version_err(StorageError::NoSuchVersion));
             }
+            return g.open_object(bucket, key).await.map_err(storage_err);
         }
-        g.open_object(bucket, key).await.map_err(storage_err)
+        let mut obj = g
+            .open_version(bucket, key, version_id)
+            .await
+            .map_err(version_err)?;
+        if obj.meta.delete_marker {
+            return Err(delete_marker_error(
+                obj.meta.version_id.as_deref(),
+                version_id.is_some(),
+            ));
+        }
+        if obj.meta.version_id.is_none() {
+            obj.meta.version_id = Some(crate::storage::layout::NULL_VERSION.to_owned());
+        }
+        Ok(obj)
     }
 
     /// The metadata of the version a HEAD (or a write's condition) names.
@@ -227,15 +289,21 @@ impl CofferS3 {
         if let Some(g) = &self.gateway {
             // The condition is decided on what is there just before the delete; the backend
             // has no conditional DELETE, so a PUT racing with it may be deleted.
-            g.head_bucket(bucket).await.map_err(storage_err)?;
+            let versioned = self.versioning(bucket).await? != Versioning::Unversioned;
             if let Some(v) = version_id {
-                check_version_id(v)?;
-                if v != crate::storage::layout::NULL_VERSION {
+                check_gateway_version_id(v)?;
+                if !versioned && v != crate::storage::layout::NULL_VERSION {
                     return Err(version_err(StorageError::NoSuchVersion));
                 }
             }
             crate::storage::layout::key_dir(key).map_err(|e| storage_err(e.into()))?;
             super::put::check_write_conditions(self, bucket, key, condition).await?;
+            if versioned {
+                return g
+                    .delete_version(bucket, key, version_id)
+                    .await
+                    .map_err(version_err);
+            }
             g.delete_object(bucket, key).await.map_err(storage_err)?;
             return Ok(DeleteOutcome {
                 version_id: version_id.map(str::to_owned),
@@ -307,7 +375,10 @@ impl CofferS3 {
     ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
         let input = req.input;
         let bucket = input.bucket.as_str();
-        self.store.require_bucket(bucket).map_err(storage_err)?;
+        self.engine()
+            .head_bucket(bucket)
+            .await
+            .map_err(storage_err)?;
         if input.versioning_configuration.mfa_delete.is_some() {
             return Err(s3_error!(
                 NotImplemented,
@@ -328,6 +399,11 @@ impl CofferS3 {
                 ));
             }
         };
+        if let Some(g) = &self.gateway {
+            return gateway_set_versioning(g.as_ref(), bucket, status)
+                .await
+                .map(|()| S3Response::new(PutBucketVersioningOutput::default()));
+        }
         if status == BucketVersioningStatus::SUSPENDED && self.object_lock_enabled(bucket).await? {
             return Err(s3_error!(
                 InvalidBucketState,
@@ -356,13 +432,20 @@ impl CofferS3 {
             ));
         }
         if let Some(v) = &vid_marker {
-            check_version_id(v)?;
+            match &self.gateway {
+                Some(_) => check_gateway_version_id(v)?,
+                None => check_version_id(v)?,
+            }
         }
-        let keys = self
-            .store
-            .list_version_keys(bucket, &prefix, delimiter.as_deref() == Some("/"))
-            .await
-            .map_err(storage_err)?;
+        let keys = match &self.gateway {
+            Some(g) => g.version_keys(bucket, &prefix).await,
+            None => {
+                self.store
+                    .list_version_keys(bucket, &prefix, delimiter.as_deref() == Some("/"))
+                    .await
+            }
+        }
+        .map_err(storage_err)?;
         let url = input
             .encoding_type
             .as_ref()
@@ -407,7 +490,11 @@ impl CofferS3 {
             {
                 continue;
             }
-            let list: Vec<VersionInfo> = match self.store.key_versions(bucket, k).await {
+            let list = match &self.gateway {
+                Some(g) => g.key_versions(bucket, k).await,
+                None => self.store.key_versions(bucket, k).await,
+            };
+            let list: Vec<VersionInfo> = match list {
                 Ok(v) => v,
                 Err(StorageError::NoSuchKey) => continue,
                 Err(e) => return Err(storage_err(e)),

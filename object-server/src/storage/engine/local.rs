@@ -75,6 +75,10 @@ impl Storage for Store {
         }
     }
 
+    async fn keeps_versions(&self) -> Result<bool, StorageError> {
+        Ok(true)
+    }
+
     async fn create_bucket(&self, bucket: &str) -> Result<(), StorageError> {
         Store::create_bucket(self, bucket).await
     }
@@ -119,12 +123,11 @@ impl Storage for Store {
         body: ObjectWriter,
         meta: &ObjectMeta,
         condition: &WriteCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         let mode = self.versioning(bucket).await?;
         let mut meta = meta.clone();
         self.commit_object_if(bucket, key, body, &mut meta, mode, None, condition)
             .await
-            .map(drop)
     }
 
     async fn open_object(&self, bucket: &str, key: &str) -> Result<StoredObject, StorageError> {
@@ -222,7 +225,7 @@ impl Storage for Store {
         upload: &str,
         meta: &ObjectMeta,
         condition: &WriteCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         let id = valid_upload_id(upload)?;
         let dir = self.upload_dir(bucket, id);
         let mut parts = UploadParts::new(dir.clone(), id);
@@ -238,7 +241,6 @@ impl Storage for Store {
         let empty = Store::writer(self).await?;
         self.commit_object_if(bucket, key, empty, &mut meta, mode, Some(parts), condition)
             .await
-            .map(drop)
     }
 
     async fn abort_upload(

@@ -28,7 +28,8 @@
 //! | `If-Match` / `If-None-Match` | decided under the key's lock | the plaintext ETag is compared, then the PUT carries `If-Match` on the backend ETag it was compared on (or `If-None-Match: *` for "absent"): the backend decides the race, and a lost race is checked again |
 //! | several processes | one directory, `flock`s | one backend bucket; no state in the process but staged temp files |
 //! | engine unreachable | I/O error | [`StorageError::Unavailable`]: `503 SlowDown`, nothing committed |
-//! | versioning, object lock | yes | not yet: [`Capabilities`] says so and the handlers refuse with `NotImplemented` |
+//! | versioning | yes | Enabled, as the backend's versions (its bucket must be versioned), see [`s3`]; Suspended `501` |
+//! | object lock | yes | not yet: [`Capabilities`] says so and the handlers refuse with `NotImplemented` |
 //!
 //! # No key and nonce are ever used twice
 //!
@@ -45,9 +46,10 @@
 //! directory; MinIO and Ceph's RGW as backends, two gateway engines over one backend bucket).
 //! `object-server server --backend URL` ([`s3::config`]) serves S3 from the backend: the object,
 //! listing, multipart and bucket handlers reach it through this trait (`CofferS3::engine`); the
-//! operations it does not pass through yet (versioning, object lock, tags, bucket settings other
-//! than default encryption) are refused with `501` (`crate::s3::GATEWAY_OPERATIONS`). Over the
-//! local directory the handlers still call most [`Store`] methods directly (versions, locks).
+//! operations it does not pass through yet (suspended versioning, object lock, tags, bucket
+//! settings other than default encryption and versioning) are refused with `501`
+//! (`crate::s3::GATEWAY_OPERATIONS`). Over the local directory the handlers still call most
+//! [`Store`] methods directly (versions, locks).
 use std::io;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -55,7 +57,17 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectMeta, ObjectWriter, StorageError, Store, WriteCondition};
+use super::{
+    DeleteOutcome, ObjectMeta, ObjectWriter, StorageError, Store, VersionInfo, WriteCondition,
+};
+
+/// What the version methods of an engine that does not keep versions itself answer.
+fn no_versions() -> StorageError {
+    StorageError::Io(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this engine keeps no versions of its own",
+    ))
+}
 
 pub mod local;
 pub mod s3;
@@ -118,6 +130,9 @@ pub struct ListQuery<'a> {
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
+    /// Whether what it stores can have versions now: a local directory always; an S3 backend
+    /// when its bucket is versioned (the backend's setting, which the operator may change).
+    async fn keeps_versions(&self) -> Result<bool, StorageError>;
 
     /// Creates a bucket ([`StorageError::BucketExists`] if it exists).
     async fn create_bucket(&self, bucket: &str) -> Result<(), StorageError>;
@@ -145,7 +160,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn writer(&self) -> io::Result<ObjectWriter>;
     /// Commits the staged body with `meta` as `bucket/key` if `condition` holds for the object
     /// there at the commit (plaintext ETags; else [`StorageError::PreconditionFailed`] or
-    /// [`StorageError::NoSuchKey`]); all or nothing.
+    /// [`StorageError::NoSuchKey`]); all or nothing. The version id it made, when the bucket
+    /// keeps versions.
     async fn put_object(
         &self,
         bucket: &str,
@@ -153,7 +169,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         body: ObjectWriter,
         meta: &ObjectMeta,
         condition: &WriteCondition,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Option<String>, StorageError>;
     /// Opens `bucket/key` ([`StorageError::NoSuchKey`] if absent).
     async fn open_object(&self, bucket: &str, key: &str) -> Result<StoredObject, StorageError>;
     /// Deletes `bucket/key` (absent is fine).
@@ -200,7 +216,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         n: u32,
     ) -> Result<ObjectMeta, StorageError>;
     /// Completes an upload as `bucket/key` with the parts `meta.parts` lists (in order; the
-    /// caller checked them against [`Storage::part_meta`]); the upload is gone afterwards.
+    /// caller checked them against [`Storage::part_meta`]); the upload is gone afterwards. The
+    /// version id it made, when the bucket keeps versions.
     async fn complete_upload(
         &self,
         bucket: &str,
@@ -208,7 +225,46 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         upload: &str,
         meta: &ObjectMeta,
         condition: &WriteCondition,
-    ) -> Result<(), StorageError>;
+    ) -> Result<Option<String>, StorageError>;
+
+    /// Opens version `version` of `bucket/key` (`None`: the latest). `meta.version_id` is the
+    /// engine's id of it (`None`: written while the bucket kept no versions, the null version);
+    /// a delete marker comes back with `meta.delete_marker` set and no body. Only for engines
+    /// that keep versions themselves (the gateway: see [`s3`]); over a local directory the
+    /// handlers use [`Store`]'s versions.
+    async fn open_version(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _version: Option<&str>,
+    ) -> Result<StoredObject, StorageError> {
+        Err(no_versions())
+    }
+    /// Deletes version `version` of `bucket/key` for good, or (`None`) writes a delete marker.
+    async fn delete_version(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _version: Option<&str>,
+    ) -> Result<DeleteOutcome, StorageError> {
+        Err(no_versions())
+    }
+    /// Every version and delete marker of `bucket/key`, newest first.
+    async fn key_versions(
+        &self,
+        _bucket: &str,
+        _key: &str,
+    ) -> Result<Vec<VersionInfo>, StorageError> {
+        Err(no_versions())
+    }
+    /// The keys under `prefix` that have a version or a delete marker, sorted.
+    async fn version_keys(
+        &self,
+        _bucket: &str,
+        _prefix: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        Err(no_versions())
+    }
     /// Aborts an upload ([`StorageError::NoSuchUpload`] if it is gone).
     async fn abort_upload(&self, bucket: &str, key: &str, upload: &str)
     -> Result<(), StorageError>;

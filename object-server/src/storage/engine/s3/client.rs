@@ -40,6 +40,10 @@ pub(crate) struct Answer {
     pub status: StatusCode,
     pub etag: Option<String>,
     pub content_range_total: Option<u64>,
+    /// `x-amz-version-id`: the version a write made, on a versioned backend bucket.
+    pub version_id: Option<String>,
+    /// `x-amz-delete-marker: true`: the version answered for is a delete marker.
+    pub delete_marker: bool,
     pub body: Bytes,
 }
 
@@ -133,6 +137,16 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit_once('/'))
             .and_then(|(_, t)| t.parse().ok());
+        let version_id = resp
+            .headers()
+            .get("x-amz-version-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && *v != "null")
+            .map(str::to_owned);
+        let delete_marker = resp
+            .headers()
+            .get("x-amz-delete-marker")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
         let body = resp.bytes().await.map_err(|e| {
             unavailable(
                 &self.name,
@@ -157,6 +171,8 @@ impl Client {
             status,
             etag,
             content_range_total,
+            version_id,
+            delete_marker,
             body,
         })
     }

@@ -33,8 +33,78 @@
 //! concurrent creators wins). Reads are pinned to the backend ETag seen at open ([`S3Body`]).
 //! Conditional writes: see [`S3Store::put_object`].
 //!
+//! # A versioned backend bucket
+//!
+//! The backend bucket may keep versions (an RGW or MinIO bucket with versioning enabled, the
+//! only kind that can hold object lock). Every write and delete of the gateway then leaves a
+//! noncurrent version or a delete marker behind, and an unversioned Coffer bucket must not leak
+//! them (an overwritten object's old ciphertext, a deleted user's sealed secret). So the store
+//! asks the backend once, at start, whether its bucket is versioned ([`S3Store::check`]), and
+//! on a versioned one every write **purges**: after a PUT that the backend answered with version
+//! `v`, the versions of that backend key listed after `v` (older ones: ListObjectVersions lists a
+//! key's versions newest first) are deleted by version id, and a DELETE removes every version
+//! and marker of the key by id instead of writing a marker. Only versions older than one's own
+//! are ever purged, so two writers racing never delete each other's newer version. A purge that
+//! fails (backend down) leaves an old version, never a missing current one; the next write of the
+//! key purges it. A backend whose versioning is enabled after the gateway started is seen at the
+//! next start.
+//!
+//! # Versioning passed through
+//!
+//! Every Coffer bucket shares the one backend bucket, so Coffer's per-bucket state cannot be the
+//! backend's (which is per backend bucket):
+//! - **State.** A Coffer bucket's versioning state is the bucket configuration document
+//!   `.coffer/config/<bucket>/<id>/versioning.json` ([`VERSIONING_DOC`], content `Enabled`).
+//!   PutBucketVersioning needs a versioned backend bucket; otherwise it is refused with `409
+//!   InvalidBucketState` (AWS's code for a request the bucket's state does not allow, as for
+//!   object lock without versioning). Only a Coffer bucket without the document purges (above).
+//! - **Versions are the backend's.** A Coffer version of `<bucket>/<key>` is a backend version of
+//!   its backend key `<bucket>/<id>/<key>\x01`, and its Coffer version id is the backend's. A
+//!   client's id is checked for form (`[A-Za-z0-9._-]`, at most 1024 bytes: never a path, never a
+//!   query) and only ever sent as the `versionId` of a request on the backend key the request
+//!   names. A backend version id addresses versions of the key it is sent with only, so an id a
+//!   client makes up or copies from another bucket's listing names a version of that key in that
+//!   bucket, or nothing (`404 NoSuchVersion`); the bucket's random `id` in the backend key keeps a
+//!   deleted and recreated bucket's versions out of the new one.
+//! - **Null versions.** A version written into a versioned Coffer bucket carries
+//!   `version_id: "backend"` ([`BACKEND_VERSION`]) in its trailer, replaced by the backend's id
+//!   when it is opened; a trailer without one was written while the bucket kept no versions (an
+//!   unversioned bucket keeps one version per key, see the purge above): it is the null version,
+//!   listed and answered as `null`, found by `versionId=null` as the key's oldest version.
+//! - **Delete markers** are the backend's: DELETE without a version id is a backend DELETE (a
+//!   marker, whose id is answered); DELETE with one deletes that backend version; GET/HEAD of a
+//!   key whose latest is a marker is `404` with `x-amz-delete-marker`, of a marker by id `405`.
+//! - **ListObjectVersions**: the backend's listing under `<bucket>/<id>/` + prefix gives the keys;
+//!   the handlers page, group by delimiter and apply the markers over them as over a local
+//!   directory, with each key's versions (newest first across versions and markers) opened for
+//!   their trailer's size, ETag and checksums.
+//! - **GET/HEAD by version id** open the backend version (`versionId` on the tail GET and on every
+//!   ranged body GET, which stay pinned by `If-Match` too).
+//! - **Not yet:** Suspended (`501`): it needs null versions written into a versioned backend
+//!   bucket, told apart by the times of the bucket's versioning history; listing cost (one GET
+//!   per listed version, and every version under the prefix listed to find the keys).
+//! - **Conditional writes in a versioned backend bucket.** The gateway's atomicity (conditional
+//!   PUTs, bucket creation, the state documents) needs `If-None-Match: *` and `If-Match` to hold
+//!   there too. Ceph RGW 16 (pacific, the pinned peer) ignores `If-None-Match: *` and refuses
+//!   every `If-Match` in a versioned bucket (it honours both in an unversioned one), so the
+//!   gateway refuses to start over a versioned RGW 16 bucket (`conditional_writes_hold`); MinIO
+//!   honours both. Passing versions through to RGW needs a release that honours them there.
+//!   The alternative that works over any backend, RGW 16 included: Coffer's own versions as
+//!   distinct backend objects (`<bucket>/<id>/<key>\x01<version id>`, Coffer-made ids, the
+//!   latest one named by a conditional write) in an unversioned backend bucket; it gives up only
+//!   the backend's own enforcement of object lock.
+//!
+//! # Object lock passed through (design)
+//! A retention or legal hold on a Coffer version is the backend's on that backend version
+//! (`PutObjectRetention` / `PutObjectLegalHold` with its version id), so the backend itself
+//! enforces WORM: not even a gateway with the backend's credentials can remove a COMPLIANCE
+//! version early. It needs a backend bucket created with object lock; otherwise refused with
+//! `409 InvalidBucketState`. A Coffer bucket's default retention stays a Coffer document applied
+//! by the handlers on each PUT (the backend's default would apply to every Coffer bucket).
+//!
 //! # What it does not do yet
-//! Versioning and object lock ([`Capabilities`] says no; the handlers refuse), server-side copy
+//! Suspended versioning and object lock as designed above ([`Capabilities`] says no object
+//! lock; the handlers refuse it), server-side copy
 //! of the stored bytes (a Coffer copy re-encrypts, so it is a GET and a PUT anyway), a cache of
 //! bucket ids (every request reads the bucket record), and reclaiming objects orphaned by a
 //! bucket deleted during their PUT.
@@ -61,8 +131,10 @@ pub mod config;
 mod multipart;
 mod names;
 mod state;
+mod versions;
 
 pub use config::BackendConfig;
+pub use versions::{BACKEND_VERSION, VERSIONING_DOC};
 
 /// How much of an object's end an open fetches, hoping the trailer is inside (it usually is:
 /// a trailer is a few hundred bytes; a multipart object's grows with its parts).
@@ -82,6 +154,8 @@ pub struct S3Store {
     client: Arc<Client>,
     /// The local directory that stages bodies before they are uploaded (nothing else of it is used).
     staging: Store,
+    /// Whether the backend bucket keeps versions (see [`S3Store::backend_versioned`]).
+    versioned: tokio::sync::OnceCell<bool>,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -124,6 +198,7 @@ impl S3Store {
         Ok(S3Store {
             client: Arc::new(Client::new(&cfg)?),
             staging: Store::open(staging_dir)?,
+            versioned: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -134,9 +209,12 @@ impl S3Store {
             .send(c.bucket.head_bucket(Some(&c.creds)), &[], Body::Empty)
             .await?;
         match a.status {
-            s if s.is_success() => Ok(()),
-            _ => Err(unexpected("the backend bucket", &a)),
+            s if s.is_success() => {}
+            _ => return Err(unexpected("the backend bucket", &a)),
         }
+        let versioned = self.backend_versioned().await?;
+        tracing::info!(versioned, "the S3 backend bucket answers");
+        Ok(())
     }
 
     async fn get(
@@ -163,27 +241,48 @@ impl S3Store {
         }
     }
 
-    /// Puts `body` at `key`; `false` if `headers`' condition failed (412).
+    /// Puts `body` at `key`, purging the versions it replaces (see the module doc); `false` if
+    /// `headers`' condition failed (412).
     async fn put(
         &self,
         key: &str,
         headers: &[(&str, String)],
         body: Body<'_>,
     ) -> Result<bool, StorageError> {
+        match self.put_keeping(key, headers, body).await? {
+            Some(version) => {
+                self.purge_older(key, version.as_deref()).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Puts `body` at `key`, keeping older versions: the backend's version id of the write
+    /// (inner `None` on an unversioned backend bucket), `None` if `headers`' condition failed.
+    async fn put_keeping(
+        &self,
+        key: &str,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<Option<Option<String>>, StorageError> {
         let c = &self.client;
         let a = c
             .send(c.bucket.put_object(Some(&c.creds), key), headers, body)
             .await?;
         match a.status {
-            s if s.is_success() => Ok(true),
+            s if s.is_success() => Ok(Some(a.version_id)),
             StatusCode::PRECONDITION_FAILED | StatusCode::CONFLICT if !headers.is_empty() => {
-                Ok(false)
+                Ok(None)
             }
             _ => Err(unexpected(key, &a)),
         }
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        if self.backend_versioned().await? {
+            return self.remove_all_versions(key).await;
+        }
         let c = &self.client;
         let a = c
             .send(
@@ -291,20 +390,51 @@ impl S3Store {
         format!(".coffer/config/{bucket}/{id}/{name}.json")
     }
 
-    /// Opens the object file at backend key `k`: its metadata, body length and backend ETag.
+    /// Opens the object file at backend key `k`: its metadata, body length and backend ETag (a
+    /// latest version that is a delete marker is [`StorageError::NoSuchKey`]).
     async fn open_at(&self, k: &str) -> Result<(ObjectMeta, u64, String), StorageError> {
+        match self.open_version_at(k, None).await? {
+            OpenedAt::Object {
+                meta,
+                body_len,
+                etag,
+                ..
+            } => Ok((*meta, body_len, etag)),
+            OpenedAt::DeleteMarker { .. } => Err(StorageError::NoSuchKey),
+        }
+    }
+
+    /// Opens backend version `version` (else the latest) of the object file at backend key `k`.
+    async fn open_version_at(
+        &self,
+        k: &str,
+        version: Option<&str>,
+    ) -> Result<OpenedAt, StorageError> {
         let a = self
-            .get(k, &[("range", format!("bytes=-{TAIL_GUESS}"))])
+            .get_version(k, version, &[("range", format!("bytes=-{TAIL_GUESS}"))])
             .await?;
         let total = match a.status {
             StatusCode::PARTIAL_CONTENT => a.content_range_total.ok_or(StorageError::Damaged)?,
             StatusCode::OK => a.body.len() as u64,
+            StatusCode::NOT_FOUND if a.delete_marker => {
+                return Ok(OpenedAt::DeleteMarker {
+                    version: a.version_id,
+                });
+            }
+            StatusCode::METHOD_NOT_ALLOWED if version.is_some() => {
+                return Err(StorageError::MethodNotAllowed);
+            }
+            // A version id the backend never made (it checks their form).
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST if version.is_some() => {
+                return Err(StorageError::NoSuchVersion);
+            }
             StatusCode::NOT_FOUND => return Err(StorageError::NoSuchKey),
             // An empty backend object has no range to give: it is no object file.
             StatusCode::RANGE_NOT_SATISFIABLE => return Err(StorageError::Damaged),
             _ => return Err(unexpected(k, &a)),
         };
         let etag = a.etag.clone().ok_or(StorageError::Damaged)?;
+        let backend_version = a.version_id.clone();
         let mut tail = a.body;
         let tail_len = tail.len() as u64;
         if tail_len < TRAILER as u64 {
@@ -316,8 +446,9 @@ impl S3Store {
         if needed > tail_len {
             // A long trailer (many parts): fetch exactly it, from the same stored version.
             let a = self
-                .get(
+                .get_version(
                     k,
+                    version,
                     &[
                         ("range", format!("bytes=-{needed}")),
                         ("if-match", etag.clone()),
@@ -345,8 +476,53 @@ impl S3Store {
             Ok(())
         })
         .map_err(|_| StorageError::Damaged)?;
-        Ok((meta, body_len, etag))
+        Ok(OpenedAt::Object {
+            meta: Box::new(meta),
+            body_len,
+            etag,
+            version: backend_version,
+        })
     }
+
+    async fn get_version(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        headers: &[(&str, String)],
+    ) -> Result<client::Answer, StorageError> {
+        let c = &self.client;
+        let mut action = c.bucket.get_object(Some(&c.creds), key);
+        if let Some(v) = version {
+            action.query_mut().insert("versionId", v.to_owned());
+        }
+        c.send(action, headers, Body::Empty).await
+    }
+
+    /// A reader of `k`'s body as opened.
+    fn body_of(&self, k: String, etag: String, version: Option<String>, body_len: u64) -> S3Body {
+        S3Body {
+            client: self.client.clone(),
+            key: k,
+            etag,
+            version,
+            body_len,
+        }
+    }
+}
+
+/// What [`S3Store::open_version_at`] found.
+enum OpenedAt {
+    Object {
+        /// Boxed: a delete marker has none.
+        meta: Box<ObjectMeta>,
+        body_len: u64,
+        etag: String,
+        /// The backend's version id (none on an unversioned backend bucket).
+        version: Option<String>,
+    },
+    DeleteMarker {
+        version: Option<String>,
+    },
 }
 
 /// The `If-Match` value of a conditional write on the backend ETag `etag`: unquoted, because
@@ -403,6 +579,8 @@ struct S3Body {
     client: Arc<Client>,
     key: String,
     etag: String,
+    /// The backend version opened, when the backend bucket keeps versions.
+    version: Option<String>,
     body_len: u64,
 }
 
@@ -422,9 +600,13 @@ impl BodySource for S3Body {
                 ))
             })?;
         let c = &self.client;
+        let mut action = c.bucket.get_object(Some(&c.creds), &self.key);
+        if let Some(v) = &self.version {
+            action.query_mut().insert("versionId", v.clone());
+        }
         let a = c
             .send(
-                c.bucket.get_object(Some(&c.creds), &self.key),
+                action,
                 &[
                     ("range", format!("bytes={offset}-{}", end - 1)),
                     ("if-match", self.etag.clone()),
@@ -444,9 +626,14 @@ impl BodySource for S3Body {
 impl Storage for S3Store {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            versioning: false,
+            // When the backend bucket is versioned (`keeps_versions`); Enabled only.
+            versioning: true,
             object_lock: false,
         }
+    }
+
+    async fn keeps_versions(&self) -> Result<bool, StorageError> {
+        self.backend_versioned().await
     }
 
     async fn create_bucket(&self, bucket: &str) -> Result<(), StorageError> {
@@ -478,6 +665,13 @@ impl Storage for S3Store {
             .list_raw(&format!("{bucket}/{id}/"), None, None, None, 1)
             .await?;
         if !keys.is_empty() || !prefixes.is_empty() {
+            return Err(StorageError::BucketNotEmpty);
+        }
+        // A versioned bucket with only noncurrent versions or delete markers is not empty
+        // either (an unversioned one never keeps any: see the purge).
+        if self.backend_versioned().await?
+            && self.any_version_under(&format!("{bucket}/{id}/")).await?
+        {
             return Err(StorageError::BucketNotEmpty);
         }
         // The record goes first: from then on the bucket is gone for every process, and what
@@ -555,10 +749,11 @@ impl Storage for S3Store {
         body: ObjectWriter,
         meta: &ObjectMeta,
         condition: &WriteCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         layout::key_dir(key)?;
         let id = self.bucket_id(bucket).await?;
         let k = Self::object_key(bucket, &id, key);
+        let keep = self.keeps_versions_of(bucket, &id).await?;
         let staged = body.into_staged(Some(meta)).await?;
         for _ in 0..CONDITION_ROUNDS {
             let mut headers = Vec::new();
@@ -581,8 +776,12 @@ impl Storage for S3Store {
                 offset: 0,
                 len: staged.len,
             };
-            if self.put(&k, &headers, file).await? {
-                return Ok(());
+            if let Some(version) = self.put_keeping(&k, &headers, file).await? {
+                if keep {
+                    return Ok(version);
+                }
+                self.purge_older(&k, version.as_deref()).await;
+                return Ok(None);
             }
         }
         Err(StorageError::Unavailable(format!(
@@ -598,12 +797,7 @@ impl Storage for S3Store {
         Ok(StoredObject {
             meta,
             body_len,
-            body: Arc::new(S3Body {
-                client: self.client.clone(),
-                key: k,
-                etag,
-                body_len,
-            }),
+            body: Arc::new(self.body_of(k, etag, None, body_len)),
         })
     }
 
@@ -705,8 +899,38 @@ impl Storage for S3Store {
         upload: &str,
         meta: &ObjectMeta,
         condition: &WriteCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         self.mp_complete(bucket, key, upload, meta, condition).await
+    }
+
+    async fn open_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<StoredObject, StorageError> {
+        self.open_backend_version(bucket, key, version).await
+    }
+
+    async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<crate::storage::DeleteOutcome, StorageError> {
+        self.delete_backend_version(bucket, key, version).await
+    }
+
+    async fn key_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<crate::storage::VersionInfo>, StorageError> {
+        self.backend_key_versions(bucket, key).await
+    }
+
+    async fn version_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.backend_version_keys(bucket, prefix).await
     }
 
     async fn abort_upload(

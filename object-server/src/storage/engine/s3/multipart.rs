@@ -248,10 +248,13 @@ impl S3Store {
         upload: &str,
         meta: &ObjectMeta,
         condition: &WriteCondition,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<String>, StorageError> {
         self.mp_state(bucket, key, upload).await?;
         let prefix = self.upload_prefix(bucket, upload).await?;
         let k = self.backend_key(bucket, key).await?;
+        let keep = self
+            .keeps_versions_of(bucket, &self.bucket_id(bucket).await?)
+            .await?;
         let (last, rest) = meta.parts.split_last().ok_or(StorageError::Refused)?;
         let mut listed: Vec<(u32, String)> = Vec::with_capacity(meta.parts.len() + 1);
         for p in rest {
@@ -337,10 +340,13 @@ impl S3Store {
             let code = client_code(&a.body);
             match (a.status, code.as_str()) {
                 (StatusCode::OK, "") => {
+                    if !keep {
+                        self.purge_older(&k, a.version_id.as_deref()).await;
+                    }
                     for doc in self.list_all(&prefix).await? {
                         self.delete(&doc).await?;
                     }
-                    return Ok(());
+                    return Ok(if keep { a.version_id } else { None });
                 }
                 (_, "PreconditionFailed") | (StatusCode::PRECONDITION_FAILED, _)
                     if !headers.is_empty() =>
