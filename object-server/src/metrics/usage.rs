@@ -3,8 +3,9 @@
 //! Counting needs a walk of every key's versions, so it is never done per scrape: a scrape
 //! reuses the last count while it is younger than the cache's maximum age (MinIO's own bucket
 //! usage is a minute old at best: it comes from its scanner), and a stale cache is refreshed
-//! by one walk that concurrent scrapes wait for instead of starting their own. The S3 request
-//! path never touches this module.
+//! by one walk that concurrent scrapes wait for instead of starting their own. The admin API's
+//! `datausageinfo` and `info` (and so the console's bucket usage) read the same cache. The S3
+//! request path never touches this module.
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
