@@ -11,18 +11,6 @@ use serde_json::{Value, json};
 use super::{AdminRoute, json as reply};
 use crate::metrics::usage::{BucketUsage, SIZE_RANGES, Usage};
 
-/// The totals of a count: (objects, versions, delete markers, bytes).
-pub(crate) fn totals(u: &Usage) -> (u64, u64, u64, u64) {
-    u.buckets.iter().fold((0, 0, 0, 0), |t, b| {
-        (
-            t.0 + b.objects,
-            t.1 + b.versions,
-            t.2 + b.delete_markers,
-            t.3 + b.bytes,
-        )
-    })
-}
-
 fn bucket_json(b: &BucketUsage) -> Value {
     let sizes: BTreeMap<&str, u64> = SIZE_RANGES
         .iter()
@@ -47,16 +35,16 @@ fn bucket_json(b: &BucketUsage) -> Value {
 
 /// madmin's `DataUsageInfo` of `u`; the drive's capacity when known (`capacity=true`).
 fn data_usage_json(u: &Usage, drive: Option<crate::metrics::system::Drive>) -> Value {
-    let (objects, versions, markers, bytes) = totals(u);
+    let total = u.total();
     let last_update = jiff::Timestamp::try_from(u.counted_at)
         .map(|t| t.to_string())
         .unwrap_or_default();
     let mut v = json!({
         "lastUpdate": last_update,
-        "objectsCount": objects,
-        "versionsCount": versions,
-        "deleteMarkersCount": markers,
-        "objectsTotalSize": bytes,
+        "objectsCount": total.objects,
+        "versionsCount": total.versions,
+        "deleteMarkersCount": total.delete_markers,
+        "objectsTotalSize": total.bytes,
         "objectsPendingReplicationTotalSize": 0,
         "objectsFailedReplicationTotalSize": 0,
         "objectsReplicatedTotalSize": 0,

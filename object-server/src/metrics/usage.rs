@@ -57,6 +57,23 @@ pub struct Usage {
     pub counted_at: SystemTime,
 }
 
+impl Usage {
+    /// Every bucket's counts added up (with an empty name).
+    pub fn total(&self) -> BucketUsage {
+        let mut t = BucketUsage::default();
+        for b in &self.buckets {
+            t.objects += b.objects;
+            t.versions += b.versions;
+            t.delete_markers += b.delete_markers;
+            t.bytes += b.bytes;
+            for (sum, n) in t.sizes.iter_mut().zip(b.sizes) {
+                *sum += n;
+            }
+        }
+        t
+    }
+}
+
 /// The cache: at most one walk at a time, at most one per `max_age`.
 pub struct UsageCache {
     max_age: Duration,
