@@ -431,8 +431,10 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         }
         Some(_) => None,
     };
+    let usage = Arc::new(crate::metrics::usage::UsageCache::new(cfg.usage_max_age));
     let mut admin = AdminRoute::new(iam.clone(), store.clone(), tls.is_some())
-        .with_buckets(cfg.auto_encryption, cfg.backend.is_some());
+        .with_buckets(cfg.auto_encryption, cfg.backend.is_some())
+        .with_usage(usage.clone());
     if let Some(job) = &rewrap {
         admin = admin.with_rewrap(job.clone());
     }
@@ -453,7 +455,7 @@ pub async fn run(mut cfg: Config) -> anyhow::Result<()> {
         kms.clone(),
         kms_stats,
         s3_stats.clone(),
-        cfg.usage_max_age,
+        usage,
         cert_expiry,
     );
     if let Some(job) = rewrap {

@@ -292,7 +292,11 @@ impl OurKes {
             let policy = Policy {
                 allow: ops
                     .iter()
-                    .map(|a| format!("/v1/key/{a}/coffer-*"))
+                    .map(|a| match *a {
+                        // Coffer's rotation API (the KMS API's and the console's `key/rotate`).
+                        "rotate" => "/v1/coffer/key/rotate/coffer-*".to_owned(),
+                        a => format!("/v1/key/{a}/coffer-*"),
+                    })
                     .chain(["/v1/key/list/*".to_owned()])
                     .collect(),
                 deny: vec![],
@@ -333,9 +337,13 @@ impl OurKes {
 }
 
 /// Runs `test_kes.py` against our KES over `keys`, started on `rt` with a policy for the object
-/// server's identity (create, generate, decrypt and describe `coffer-*`, list).
+/// server's identity (create, generate, decrypt, describe and rotate `coffer-*`, list).
 fn every_mode_through_our_kes_over(rt: &tokio::runtime::Runtime, keys: sidecar_kes::keys::Keys) {
-    let kes = OurKes::start(rt, keys, &["create", "generate", "decrypt", "describe"]);
+    let kes = OurKes::start(
+        rt,
+        keys,
+        &["create", "generate", "decrypt", "describe", "rotate"],
+    );
     let mut env = kes.env();
     env.push(("COFFER_TEST_KES", "ours".to_owned()));
     pytest_with("test_kes.py", &env);
@@ -394,6 +402,28 @@ fn console_management_in_a_real_browser() {
     pytest_with(
         "test_console_manage.py",
         &[("COFFER_TEST_KES", "minio".to_owned())],
+    );
+}
+
+/// The KMS page's key rotation through our KES (which rotates; MinIO's cannot, above).
+#[test]
+fn console_kms_rotation_through_our_kes() {
+    use sidecar_kes::cache::{CacheConfig, KeyCache};
+    use sidecar_kes::keystore::mem::MemStore;
+    use std::sync::Arc;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let keys = KeyCache::new(Arc::new(MemStore::new()), CacheConfig::default()).into();
+    let kes = OurKes::start(
+        &rt,
+        keys,
+        &["create", "generate", "decrypt", "describe", "rotate"],
+    );
+    let mut env = kes.env();
+    env.push(("COFFER_TEST_KES", "ours".to_owned()));
+    pytest_with(
+        "test_console_manage.py::test_kms_keys_and_request_rates",
+        &env,
     );
 }
 

@@ -1,4 +1,6 @@
-//! `mc admin kms key status|create|list` (and the KMS status), through the configured KMS.
+//! `mc admin kms key status|create|list` (and the KMS status), through the configured KMS, and
+//! Coffer's `POST /minio/kms/v1/key/rotate?key-id=` (`kms:RotateKey`, MinIO has none): a new
+//! version of the key, where the KMS can rotate (Coffer's sidecar-kes); 501 where it cannot.
 use s3s::{Body, S3Error, S3ErrorCode, S3Response, S3Result};
 use serde_json::json;
 
@@ -10,6 +12,7 @@ pub(super) fn kms_err(e: KmsError) -> S3Error {
         KmsError::KeyNotFound => ("XMinioKMSKeyNotFound", 404),
         KmsError::KeyExists => ("XMinioKMSKeyExists", 409),
         KmsError::NotAuthorized(_) => ("XMinioKMSNotAuthorized", 403),
+        KmsError::Unsupported(_) => ("NotImplemented", 501),
         _ => ("XMinioKMSUnavailable", 503),
     };
     let mut err = S3Error::with_message(
@@ -28,6 +31,12 @@ pub(super) async fn handle(a: &AdminRoute, c: &Call, action: &str) -> S3Result<S
             kms.create_key(id).await.map_err(kms_err)?;
             tracing::info!(key = %id, by = %c.access_key, "KMS key created");
             ok()
+        }
+        "kms:RotateKey" => {
+            let id = c.require("key-id")?;
+            let version = kms.rotate_key(id).await.map_err(kms_err)?;
+            tracing::info!(key = %id, version, by = %c.access_key, "KMS key rotated");
+            reply(&json!({"key-id": id, "version": version}))
         }
         "kms:ListKeys" => {
             let pattern = c.param("pattern").unwrap_or("*");

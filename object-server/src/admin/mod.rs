@@ -21,6 +21,7 @@ pub mod crypt;
 mod info;
 mod kms;
 mod rewrap;
+mod usage;
 mod users;
 
 /// Largest admin request body we read (policies and user requests are small).
@@ -38,6 +39,8 @@ pub struct AdminRoute {
     pub(crate) auto_encryption: bool,
     /// Buckets live on an S3 backend: bucket metadata is not imported or exported here.
     pub(crate) gateway: bool,
+    /// What the buckets hold (`datausageinfo`, `info`): the metrics' cache when shared.
+    pub(crate) usage: Arc<crate::metrics::usage::UsageCache>,
 }
 
 impl AdminRoute {
@@ -51,7 +54,17 @@ impl AdminRoute {
             rewrap: None,
             auto_encryption: false,
             gateway: false,
+            usage: Arc::new(crate::metrics::usage::UsageCache::new(
+                crate::metrics::usage::DEFAULT_MAX_AGE,
+            )),
         }
+    }
+
+    /// Counts buckets with `cache` (the metrics' own), so the admin API and the metrics walk
+    /// the store at most once per the cache's age between them.
+    pub fn with_usage(mut self, cache: Arc<crate::metrics::usage::UsageCache>) -> Self {
+        self.usage = cache;
+        self
     }
 
     /// The server's auto-encryption and mode, for `mc admin cluster bucket import|export`.
@@ -261,6 +274,7 @@ fn action(
             "/apis" => "kms:API",
             "/version" => "kms:Version",
             "/key/create" => "kms:CreateKey",
+            "/key/rotate" if method == Method::POST => "kms:RotateKey",
             "/key/list" => "kms:ListKeys",
             "/key/status" => "kms:KeyStatus",
             _ => return None,
@@ -283,6 +297,7 @@ fn action(
         | ("POST", "/idp/builtin/policy/detach")
         | ("PUT", "/set-user-or-group-policy") => "admin:AttachUserOrGroupPolicy",
         ("GET", "/info") => "admin:ServerInfo",
+        ("GET", "/datausageinfo") => "admin:DataUsageInfo",
         ("GET", "/export-bucket-metadata") => "admin:ExportBucketMetadata",
         ("PUT", "/import-bucket-metadata") => "admin:ImportBucketMetadata",
         ("GET", "/export-iam") => "admin:ExportIAM",
@@ -379,6 +394,9 @@ impl S3Route for AdminRoute {
         }
         match call.route.as_str() {
             "/info" => info::server_info(self).await,
+            "/datausageinfo" => {
+                usage::data_usage_info(self, call.param("capacity") == Some("true")).await
+            }
             "/coffer/rewrap" => rewrap::handle(self, &call).await,
             r if r.starts_with("/export-") || r.starts_with("/import-") => {
                 cluster::handle(self, &call).await
@@ -412,6 +430,10 @@ mod tests {
         );
         assert_eq!(action(&Method::GET, "/add-user", false, &q), None);
         assert_eq!(
+            action(&Method::GET, "/datausageinfo", false, &q),
+            Some("admin:DataUsageInfo")
+        );
+        assert_eq!(
             action(&Method::POST, "/key/create", true, &q),
             Some("kms:CreateKey")
         );
@@ -419,6 +441,11 @@ mod tests {
             action(&Method::POST, "/kms/key/create", false, &q),
             Some("kms:CreateKey")
         );
+        assert_eq!(
+            action(&Method::POST, "/key/rotate", true, &q),
+            Some("kms:RotateKey")
+        );
+        assert_eq!(action(&Method::GET, "/key/rotate", true, &q), None);
         let dis = HashMap::from([("status".to_owned(), "disabled".to_owned())]);
         assert_eq!(
             action(&Method::PUT, "/set-user-status", false, &dis),

@@ -109,6 +109,10 @@ impl<K: Kms> Kms for DecryptCache<K> {
         self.inner.encrypt_key(name, plaintext, context).await
     }
 
+    async fn rotate_key(&self, name: &str) -> Result<u32, KmsError> {
+        self.inner.rotate_key(name).await
+    }
+
     async fn ready(&self) -> Result<(), KmsError> {
         self.inner.ready().await
     }

@@ -123,6 +123,22 @@ impl Kms for KesKms {
         self.client.list_keys(prefix).await.map_err(map)
     }
 
+    /// Coffer's KES API (`/v1/coffer/key/rotate/<name>`); MinIO's KES has no such route and
+    /// answers 404 (or 405/501): then the KMS cannot rotate, which is said as such.
+    async fn rotate_key(&self, name: &str) -> Result<u32, KmsError> {
+        match self.client.rotate_key(name, true, None).await {
+            Ok(v) => Ok(v.newest),
+            Err(ClientError::Api {
+                status: 404 | 405 | 501,
+                ..
+            }) => Err(KmsError::Unsupported(format!(
+                "the KES server at {} has no key rotation (MinIO's KES has none; Coffer's sidecar-kes has)",
+                self.client.endpoints().join(", ")
+            ))),
+            Err(e) => Err(map(e)),
+        }
+    }
+
     async fn ready(&self) -> Result<(), KmsError> {
         // The object server's identity may be allowed only some key APIs (the MinIO KMS guide's
         // policy allows create, generate and decrypt): a describe of the default key proves KES

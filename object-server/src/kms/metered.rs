@@ -109,6 +109,12 @@ impl<K: Kms> Kms for Metered<K> {
         r
     }
 
+    async fn rotate_key(&self, name: &str) -> Result<u32, KmsError> {
+        let r = self.inner.rotate_key(name).await;
+        self.stats.count(&r);
+        r
+    }
+
     async fn ready(&self) -> Result<(), KmsError> {
         self.inner.ready().await
     }

@@ -30,6 +30,9 @@ pub enum KmsError {
     /// The KMS could not be reached or answered with an unexpected error.
     #[error("KMS unavailable: {0}")]
     Unavailable(String),
+    /// The KMS has no such operation (key rotation on MinIO's KES or a static key).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// A data key from the KMS: the plaintext (wiped on drop) and its ciphertext to store.
@@ -71,6 +74,16 @@ pub trait Kms: Send + Sync {
         Err(KmsError::Unavailable(
             "this KMS cannot encrypt a data key".into(),
         ))
+    }
+    /// Adds a version to key `name`: new data keys are generated under it, older versions
+    /// still decrypt what they encrypted. Returns the newest version. A KMS that cannot
+    /// rotate keys says so ([`KmsError::Unsupported`]).
+    async fn rotate_key(&self, name: &str) -> Result<u32, KmsError> {
+        let _ = name;
+        Err(KmsError::Unsupported(format!(
+            "{} cannot rotate keys",
+            self.describe()
+        )))
     }
     /// Whether the KMS answers.
     async fn ready(&self) -> Result<(), KmsError>;

@@ -85,7 +85,7 @@ pub struct Metrics {
     shared: Arc<Shared>,
     store: Store,
     kms: Arc<dyn Kms>,
-    usage: usage::UsageCache,
+    usage: Arc<usage::UsageCache>,
     cluster: Registry,
     node: Registry,
     bucket: Registry,
@@ -93,14 +93,15 @@ pub struct Metrics {
 
 impl Metrics {
     /// The metrics of a server listening as `server` (MinIO's `server` label: host:port),
-    /// storing into `store`, with `kms` (whose requests `kms_stats` counts).
+    /// storing into `store`, with `kms` (whose requests `kms_stats` counts), counting the
+    /// buckets with `usage` (shared with the admin API).
     pub fn new(
         server: String,
         store: Store,
         kms: Arc<dyn Kms>,
         kms_stats: Arc<KmsStats>,
         s3: Arc<s3::S3Stats>,
-        usage_max_age: Duration,
+        usage: Arc<usage::UsageCache>,
         cert_expiry: Option<i64>,
     ) -> Self {
         let shared = Arc::new(Shared {
@@ -127,7 +128,7 @@ impl Metrics {
             shared,
             store,
             kms,
-            usage: usage::UsageCache::new(usage_max_age),
+            usage,
         }
     }
 

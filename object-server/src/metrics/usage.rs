@@ -3,8 +3,9 @@
 //! Counting needs a walk of every key's versions, so it is never done per scrape: a scrape
 //! reuses the last count while it is younger than the cache's maximum age (MinIO's own bucket
 //! usage is a minute old at best: it comes from its scanner), and a stale cache is refreshed
-//! by one walk that concurrent scrapes wait for instead of starting their own. The S3 request
-//! path never touches this module.
+//! by one walk that concurrent scrapes wait for instead of starting their own. The admin API's
+//! `datausageinfo` and `info` (and so the console's bucket usage) read the same cache. The S3
+//! request path never touches this module.
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -54,6 +55,23 @@ pub struct BucketUsage {
 pub struct Usage {
     pub buckets: Vec<BucketUsage>,
     pub counted_at: SystemTime,
+}
+
+impl Usage {
+    /// Every bucket's counts added up (with an empty name).
+    pub fn total(&self) -> BucketUsage {
+        let mut t = BucketUsage::default();
+        for b in &self.buckets {
+            t.objects += b.objects;
+            t.versions += b.versions;
+            t.delete_markers += b.delete_markers;
+            t.bytes += b.bytes;
+            for (sum, n) in t.sizes.iter_mut().zip(b.sizes) {
+                *sum += n;
+            }
+        }
+        t
+    }
 }
 
 /// The cache: at most one walk at a time, at most one per `max_age`.

@@ -1,6 +1,7 @@
 """The console's management pages in a real browser (Debian's headless Chromium through
 Selenium, as test_console.py): object tags, retention and legal hold; bucket settings; users and
-policies; KMS keys (against MinIO's `kes`) and request rates; sign-in throttling; the pages at a
+policies; KMS keys and their rotation (against MinIO's `kes`, which cannot rotate) and request
+rates; bucket usage (with `mc stat` and `mc admin info`); sign-in throttling; the pages at a
 phone's width. Each change is made as root and checked with boto3 or mc; the same change by an
 auditor (may read everything, change nothing) is refused with S3's reason and changes nothing.
 
@@ -15,13 +16,16 @@ import time
 import urllib.parse
 
 import boto3
+import botocore.auth
+import botocore.awsrequest
 import botocore.config
+import botocore.credentials
 import botocore.exceptions
 import pytest
 import requests
 
 from conftest import ACCESS, SECRET, peer
-from test_console import KEY_NAME, ConsoleServer, browser, by, find, record, screenshots_dir, sign_in, sign_out  # noqa: F401
+from test_console import KEY_NAME, ConsoleServer, browser, by, find, record, screenshots_dir, sign_in, sign_out, signed_in_session  # noqa: F401
 from test_kes import kes  # noqa: F401  (MinIO's kes, for the KMS page)
 
 AUDITOR, AUDITOR_SECRET = "auditor1", "auditor1-secret-key"
@@ -103,6 +107,27 @@ def press(driver, kind, value):
 
 def error_text(driver):
     return find(driver, "ID", "error").text
+
+
+def no_error(driver):
+    return driver.find_elements(*by("ID", "error")) == []
+
+
+def selected(driver, select_id):
+    from selenium.webdriver.support.ui import Select
+    return Select(driver.find_element(*by("ID", select_id))).first_selected_option.get_attribute("value")
+
+
+def csrf_of(session, url):
+    return re.search(r'name="csrf" value="([0-9a-f]+)"', session.get(url).text).group(1)
+
+
+def admin_get(server, path, access, secret):
+    """A signed GET of the admin API, as madmin sends it."""
+    url = f"{server.endpoint}{path}"
+    req = botocore.awsrequest.AWSRequest(method="GET", url=url)
+    botocore.auth.S3SigV4Auth(botocore.credentials.Credentials(access, secret), "s3", "us-east-1").add_auth(req)
+    return requests.get(url, headers=dict(req.headers.items()), timeout=30)
 
 
 def test_object_tags_retention_and_legal_hold(tmp_path, browser):
@@ -231,18 +256,23 @@ def test_bucket_settings(tmp_path, browser):
     fill(d, "encryption-key", KEY_NAME)
     press(d, "ID", "save-encryption")
     assert find(d, "ID", "encryption-status").text == f"SSE-KMS (key {KEY_NAME})"
+    # The form shows what is set (a save without touching it keeps it).
+    assert selected(d, "encryption-mode") == "SSE-KMS"
+    assert d.find_element(*by("ID", "encryption-key")).get_attribute("value") == KEY_NAME
     rule = s3.get_bucket_encryption(Bucket="site")["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"].endswith(KEY_NAME)
     choose(d, "encryption-mode", "SSE-S3")
     press(d, "ID", "save-encryption")
     assert find(d, "ID", "encryption-status").text == "SSE-S3"
+    assert selected(d, "encryption-mode") == "SSE-S3"
 
     # Anonymous download, as `mc anonymous get` reads it; anyone can then read, not write.
     s3.put_object(Bucket="site", Key="index.html", Body=b"<h1>hi</h1>")
     choose(d, "anonymous-preset", "download")
     press(d, "ID", "save-anonymous")
     assert find(d, "ID", "anonymous-status").text == "download"
+    assert selected(d, "anonymous-preset") == "download"
     assert "`download`" in mc(server, tmp_path, "anonymous", "get", "c/site")
     assert requests.get(server.endpoint + "/site/index.html").content == b"<h1>hi</h1>"
     assert requests.put(server.endpoint + "/site/evil.html", data=b"x").status_code == 403
@@ -268,6 +298,9 @@ def test_bucket_settings(tmp_path, browser):
     fill(d, "lock-days", "30")
     press(d, "ID", "save-lock")
     assert find(d, "ID", "lock-default").text == "GOVERNANCE 30 days"
+    d.get(server.console + "/settings/logs")
+    assert selected(d, "lock-mode") == "GOVERNANCE"
+    assert d.find_element(*by("ID", "lock-days")).get_attribute("value") == "30"
     rule = s3.get_object_lock_configuration(Bucket="logs")["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
     assert (rule["Mode"], rule["Days"]) == ("GOVERNANCE", 30)
     record(d, "14-bucket-settings")
@@ -278,6 +311,7 @@ def test_bucket_settings(tmp_path, browser):
     find(d, "ID", "signed-in-user")
     d.get(server.console + "/settings/site")
     assert find(d, "ID", "versioning-status").text == "Suspended"
+    assert selected(d, "anonymous-preset") == "none" and selected(d, "encryption-mode") == "SSE-S3"
     d.find_element(*by("ID", "versioning-enabled")).click()
     press(d, "ID", "save-versioning")
     assert error_text(d) == "Could not change versioning: your policies do not allow it (AccessDenied)."
@@ -305,6 +339,8 @@ def test_users_and_policies(tmp_path, browser):
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["arn:aws:s3:::shared", "arn:aws:s3:::shared/*"]}]}))
     press(d, "ID", "create-policy")
     assert find(d, "ID", "notice").text == "Policy shared-read saved."
+    # Post/Redirect/Get: the change's answer is a redirect, so a reload asks for the page again.
+    assert d.current_url.endswith("/users?done=create-policy&name=shared-read"), d.current_url
     fill(d, "new-policy-name", "broken")
     fill(d, "new-policy-document", '{"Statement": [')
     press(d, "ID", "create-policy")
@@ -321,6 +357,7 @@ def test_users_and_policies(tmp_path, browser):
                        config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
     assert app.list_objects_v2(Bucket="shared")["KeyCount"] == 0
     assert d.find_element(*by("CSS_SELECTOR", 'tr[data-user="app1"] .policy')).text == "shared-read"
+    assert selected(d, "attach-app1") == "shared-read"
 
     # Attach readwrite, detach shared-read, disable, enable: mc sees each.
     choose(d, "attach-app1", "readwrite")
@@ -330,6 +367,7 @@ def test_users_and_policies(tmp_path, browser):
     assert find(d, "ID", "notice").text == "Policy shared-read detached from app1."
     info = json.loads(mc(server, tmp_path, "admin", "user", "info", "c", "app1", "--json"))
     assert info["policyName"] == "readwrite", info
+    assert selected(d, "attach-app1") == "readwrite"
     press(d, "CSS_SELECTOR", 'button[aria-label="Disable app1"]')
     assert find(d, "CSS_SELECTOR", 'tr[data-user="app1"] .status').text == "disabled"
     with pytest.raises(botocore.exceptions.ClientError) as e:
@@ -366,6 +404,25 @@ def test_users_and_policies(tmp_path, browser):
     d.find_element(*by("CSS_SELECTOR", "#policy-shared-read summary")).click()
     press(d, "CSS_SELECTOR", 'button[aria-label="Delete policy shared-read"]')
     assert find(d, "ID", "notice").text == "Policy shared-read deleted."
+    # A reload repeats nothing: a second delete would be refused (XMinioAdminNoSuchPolicy).
+    old = d.find_element(*by("TAG_NAME", "html"))
+    d.refresh()
+    wait_for_next_page(d, old)
+    assert find(d, "ID", "notice").text == "Policy shared-read deleted." and no_error(d)
+    # The form's answer itself: 303 to the page that says what was done; a notice cannot be
+    # made up through the link.
+    s = signed_in_session(server)
+    token = csrf_of(s, server.console + "/users")
+    r = s.post(server.console + "/users", data={"csrf": token, "do": "create-policy", "name": "prg", "document": json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::shared/*"]}]})},
+        allow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/users?done=create-policy&name=prg", (r.status_code, r.headers)
+    r = s.post(server.console + "/users", data={"csrf": token, "do": "delete-policy", "name": "no-such-policy"}, allow_redirects=False)
+    assert r.status_code == 404 and "Could not delete policy no-such-policy" in r.text, (r.status_code, r.text)
+    assert 'id="notice"' not in s.get(server.console + "/users?done=user-status&user=x&status=hacked").text
+    r = s.post(server.console + "/users", data={"do": "delete-policy", "name": "prg"}, allow_redirects=False)
+    assert r.status_code == 403 and "CSRF" in r.text
+    assert "prg" in mc(server, tmp_path, "admin", "policy", "ls", "c")
     assert "app1" not in mc(server, tmp_path, "admin", "user", "ls", "c")
     assert "shared-read" not in mc(server, tmp_path, "admin", "policy", "ls", "c")
     assert "app1-secret-key-xyz" not in server.output()
@@ -392,11 +449,61 @@ def test_kms_keys_and_request_rates(tmp_path, browser, kes):  # noqa: F811
     press(d, "ID", "create-key")
     assert find(d, "ID", "notice").text == f"Key {made} created."
     assert d.find_element(*by("CSS_SELECTOR", f'tr[data-key-name="{made}"] .key-status')).text == "OK"
+    # Post/Redirect/Get: a reload asks for the page again, it does not create the key again
+    # (which KES would refuse: the key exists).
+    assert d.current_url.endswith(f"/kms?done=created&key={made}"), d.current_url
+    old = d.find_element(*by("TAG_NAME", "html"))
+    d.refresh()
+    wait_for_next_page(d, old)
+    assert find(d, "ID", "notice").text == f"Key {made} created." and no_error(d)
     assert made in mc(server, tmp_path, "admin", "kms", "key", "list", "c")
     fill(d, "new-key-name", made)
     press(d, "ID", "create-key")
     assert error_text(d).startswith(f"Could not create key {made}: ") and error_text(d).endswith("(XMinioKMSKeyExists)."), error_text(d)
     record(d, "18-kms")
+
+    # Rotation. Our KES adds a version; MinIO's has none, so the console says the KMS cannot,
+    # with the status the admin API answered (501), and the key is as it was.
+    s3.create_bucket(Bucket="rotated")
+    s3.put_object(Bucket="rotated", Key="before", Body=b"before", ServerSideEncryption="aws:kms", SSEKMSKeyId=made)
+    press(d, "CSS_SELECTOR", f'button[aria-label="Rotate key {made}"]')
+    s = signed_in_session(server)
+    token = csrf_of(s, server.console + "/kms")
+    if os.environ["COFFER_TEST_KES"] == "ours":
+        assert find(d, "ID", "notice").text == (
+            f"Key {made} rotated: new data keys are made under its version 2; objects under older versions still decrypt.")
+        assert d.current_url.endswith(f"/kms?done=rotated&key={made}&version=2"), d.current_url
+        old = d.find_element(*by("TAG_NAME", "html"))
+        d.refresh()
+        wait_for_next_page(d, old)
+        assert no_error(d)
+        record(d, "21-kms-rotated")
+        # The reload rotated nothing: the next rotation is version 3.
+        r = s.post(server.console + "/kms", data={"csrf": token, "do": "rotate", "name": made}, allow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == f"/kms?done=rotated&key={made}&version=3", (r.status_code, r.headers)
+    else:
+        err = error_text(d)
+        assert err.startswith(f"Could not rotate key {made}: the KES server at ") and err.endswith(
+            "has no key rotation (MinIO's KES has none; Coffer's sidecar-kes has) (NotImplemented)."), err
+        record(d, "21-kms-rotation-refused")
+        r = s.post(server.console + "/kms", data={"csrf": token, "do": "rotate", "name": made}, allow_redirects=False)
+        assert r.status_code == 501 and "has no key rotation" in r.text, (r.status_code, r.text)
+    assert d.find_element(*by("CSS_SELECTOR", f'tr[data-key-name="{made}"] .key-status')).text == "OK"
+    s3.put_object(Bucket="rotated", Key="after", Body=b"after", ServerSideEncryption="aws:kms", SSEKMSKeyId=made)
+    assert [s3.get_object(Bucket="rotated", Key=k)["Body"].read() for k in ("before", "after")] == [b"before", b"after"]
+    r = s.post(server.console + "/kms", data={"csrf": token, "do": "rotate", "name": ""}, allow_redirects=False)
+    assert r.status_code == 400 and "Enter a key name; nothing was changed." in r.text
+    # Without the CSRF token nothing reaches the KMS: 403 from the console itself.
+    r = s.post(server.console + "/kms", data={"do": "rotate", "name": made}, allow_redirects=False)
+    assert r.status_code == 403 and "CSRF" in r.text
+    r = s.post(server.console + "/kms", data={"do": "create", "name": "coffer-forged"}, allow_redirects=False)
+    assert r.status_code == 403 and "CSRF" in r.text
+    assert "coffer-forged" not in mc(server, tmp_path, "admin", "kms", "key", "list", "c")
+    # A created key's answer is a redirect to the page that says so.
+    made2 = "coffer-made-" + os.urandom(3).hex()
+    r = s.post(server.console + "/kms", data={"csrf": token, "do": "create", "name": made2}, allow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/kms?done=created&key={made2}", (r.status_code, r.headers)
+    assert made2 in mc(server, tmp_path, "admin", "kms", "key", "list", "c")
 
     d.get(server.console + "/server")
     total = int(find(d, "ID", "requests-total").text)
@@ -414,6 +521,79 @@ def test_kms_keys_and_request_rates(tmp_path, browser, kes):  # noqa: F811
     press(d, "ID", "create-key")
     assert error_text(d) == "Could not create key coffer-sneaky: your policies do not allow it (AccessDenied)."
     assert "coffer-sneaky" not in mc(server, tmp_path, "admin", "kms", "key", "list", "c")
+    # The auditor may not rotate: the IAM refuses before the KMS is asked.
+    press(d, "CSS_SELECTOR", f'button[aria-label="Rotate key {made}"]')
+    assert error_text(d) == f"Could not rotate key {made}: your policies do not allow it (AccessDenied)."
+    assert d.find_element(*by("CSS_SELECTOR", f'tr[data-key-name="{made}"] .key-status')).text == "OK"
+
+
+def test_bucket_usage(tmp_path, browser):
+    """Objects and bytes per bucket on the buckets page, from the admin API's `datausageinfo`,
+    which `mc stat` and `mc admin info` read too; a user without admin:DataUsageInfo is told
+    why the columns are empty."""
+    d = browser
+    server = ConsoleServer(tmp_path / "data", env={"COFFER_METRICS_USAGE_MAX_AGE": "0"}).start()
+    add_auditor(server, tmp_path)
+    s3 = server.client()
+    s3.create_bucket(Bucket="photos")
+    s3.put_bucket_versioning(Bucket="photos", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="photos", Key="a", Body=b"a" * 1000)
+    s3.put_object(Bucket="photos", Key="a", Body=b"A" * 1500)
+    s3.put_object(Bucket="photos", Key="b", Body=b"b" * 2000)
+    s3.put_object(Bucket="photos", Key="c", Body=b"c" * 3000)
+    s3.delete_object(Bucket="photos", Key="c")
+    s3.create_bucket(Bucket="docs")
+    s3.put_object(Bucket="docs", Key="d", Body=b"d" * 5000)
+    s3.create_bucket(Bucket="empty")
+
+    # The admin API: madmin's DataUsageInfo (plaintext bytes of every version, latest objects).
+    r = admin_get(server, "/minio/admin/v3/datausageinfo?capacity=true", ACCESS, SECRET)
+    assert r.status_code == 200, r.text
+    u = r.json()
+    assert (u["objectsCount"], u["objectsTotalSize"], u["bucketsCount"]) == (3, 12500, 3), u
+    p = u["bucketsUsageInfo"]["photos"]
+    assert (p["objectsCount"], p["versionsCount"], p["deleteMarkersCount"], p["size"]) == (2, 4, 1, 7500), p
+    assert p["objectsSizesHistogram"]["BETWEEN_1024B_AND_1_MB"] == 2, p
+    assert u["bucketsUsageInfo"]["empty"]["objectsCount"] == 0 and u["capacity"] > 0 and u["lastUpdate"], u
+    r = admin_get(server, "/minio/admin/v3/datausageinfo", AUDITOR, AUDITOR_SECRET)
+    assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text, (r.status_code, r.text)
+
+    # The real mc reads the same: `mc stat` of a bucket and `mc admin info`.
+    stat = json.loads(mc(server, tmp_path, "stat", "c/photos", "--json"))["Usage"]
+    assert (stat["objectsCount"], stat["versionsCount"], stat["size"]) == (2, 4, 7500), stat
+    info = json.loads(mc(server, tmp_path, "admin", "info", "c", "--json"))["info"]
+    assert (info["objects"]["count"], info["usage"]["size"]) == (3, 12500), info
+
+    sign_in(d, server.console, ACCESS, SECRET)
+    find(d, "ID", "create-bucket")
+
+    def row(bucket):
+        r = d.find_element(*by("CSS_SELECTOR", f'tr[data-bucket="{bucket}"]'))
+        objects, size = r.find_element(*by("CSS_SELECTOR", ".objects")), r.find_element(*by("CSS_SELECTOR", ".size"))
+        return objects.text, size.text, size.get_attribute("data-bytes")
+
+    assert row("photos") == ("2", "7.3 KiB", "7500"), row("photos")
+    assert row("docs") == ("1", "4.9 KiB", "5000"), row("docs")
+    assert row("empty") == ("0", "0 B", "0"), row("empty")
+    assert find(d, "ID", "total-objects").text == "3"
+    assert d.find_element(*by("ID", "total-size")).get_attribute("data-bytes") == "12500"
+    assert d.find_element(*by("ID", "total-buckets")).text == "3"
+    record(d, "22-bucket-usage")
+    # A change shows at the next count (the cache's age is 0 here).
+    s3.delete_object(Bucket="docs", Key="d")
+    d.get(server.console + "/buckets")
+    assert row("docs") == ("0", "0 B", "0"), row("docs")
+    assert find(d, "ID", "total-objects").text == "2"
+    sign_out(d)
+
+    # The auditor lists the buckets but may not read usage: the page says so, shows no counts.
+    sign_in(d, server.console, AUDITOR, AUDITOR_SECRET)
+    find(d, "ID", "signed-in-user")
+    assert find(d, "ID", "usage-unavailable").text == (
+        "Usage is not shown: Could not read the bucket usage: your policies do not allow it (AccessDenied).")
+    assert d.find_elements(*by("ID", "usage-totals")) == []
+    assert row("photos") == ("–", "–", None), row("photos")
+    record(d, "23-bucket-usage-auditor")
 
 
 def sign_in_from(server, source, access, secret):

@@ -49,6 +49,18 @@ struct SettingsPage {
     unreadable: Vec<String>,
 }
 
+impl SettingsPage {
+    /// Whether the bucket's default encryption is `mode` (its dropdown's current value).
+    fn encryption_is(&self, mode: &str) -> bool {
+        self.encryption.as_ref().is_some_and(|e| e.0 == mode)
+    }
+
+    /// Whether the bucket's anonymous access is `preset`.
+    fn anonymous_is(&self, preset: &str) -> bool {
+        self.anonymous == Some(preset)
+    }
+}
+
 fn done_message(done: &str) -> Option<&'static str> {
     Some(match done {
         "versioning" => "Versioning saved.",

@@ -1,12 +1,16 @@
-//! The bucket list, creating a bucket (with versioning, or object lock which implies it) and
-//! deleting an empty one.
+//! The bucket list with each bucket's usage, creating a bucket (with versioning, or object lock
+//! which implies it) and deleting an empty one.
+//!
+//! Usage (objects and bytes per bucket, and the store's totals) is the admin API's
+//! `datausageinfo`, called with the user's keys like every other request, so only a user
+//! allowed `admin:DataUsageInfo` sees it; for others the page says why the column is empty.
 use std::net::SocketAddr;
 
 use askama::Template;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use super::{Frame, Refusal, ok, ok_xml, render};
+use super::{Frame, Refusal, human_size, ok, ok_bytes, ok_xml, render};
 use crate::console::http_util::{Response, field, query_escape, redirect};
 use crate::console::router::{Console, Req, Signed};
 use crate::console::s3call::Call;
@@ -16,7 +20,56 @@ use crate::console::xml::{BucketEntry, ListBuckets};
 #[template(path = "console/buckets.html")]
 struct BucketsPage {
     frame: Frame,
-    buckets: Vec<BucketEntry>,
+    buckets: Vec<BucketRow>,
+    /// The store's totals and when they were counted, or why usage is not shown.
+    usage: Result<UsageTotals, String>,
+}
+
+struct BucketRow {
+    entry: BucketEntry,
+    /// (objects, size for people, bytes), when usage is shown.
+    usage: Option<(u64, String, u64)>,
+}
+
+struct UsageTotals {
+    buckets: u64,
+    objects: u64,
+    size: String,
+    bytes: u64,
+    counted_at: String,
+}
+
+/// madmin's `DataUsageInfo`, the fields the page shows.
+#[derive(serde::Deserialize)]
+struct DataUsage {
+    #[serde(rename = "lastUpdate", default)]
+    last_update: String,
+    #[serde(rename = "bucketsCount", default)]
+    buckets: u64,
+    #[serde(rename = "objectsCount", default)]
+    objects: u64,
+    #[serde(rename = "objectsTotalSize", default)]
+    bytes: u64,
+    #[serde(rename = "bucketsUsageInfo", default)]
+    per_bucket: std::collections::HashMap<String, BucketUsage>,
+}
+
+#[derive(serde::Deserialize)]
+struct BucketUsage {
+    #[serde(default)]
+    size: u64,
+    #[serde(rename = "objectsCount", default)]
+    objects: u64,
+}
+
+async fn data_usage(
+    console: &Console,
+    signed: &Signed,
+    peer: SocketAddr,
+) -> Result<DataUsage, Refusal> {
+    let call = Call::admin(Method::GET, "/minio/admin/v3/datausageinfo");
+    let body = ok_bytes(console, signed, peer, "read the bucket usage", call).await?;
+    serde_json::from_slice(&body).map_err(|e| Refusal::internal(e.into()))
 }
 
 async fn list_page(
@@ -41,7 +94,36 @@ async fn list_page(
             Vec::new()
         }
     };
-    render(status, &BucketsPage { frame, buckets })
+    let (usage, mut per_bucket) = match data_usage(console, signed, peer).await {
+        Ok(u) => (
+            Ok(UsageTotals {
+                buckets: u.buckets,
+                objects: u.objects,
+                size: human_size(u.bytes),
+                bytes: u.bytes,
+                counted_at: u.last_update,
+            }),
+            u.per_bucket,
+        ),
+        Err(r) => (Err(r.message), Default::default()),
+    };
+    let buckets = buckets
+        .into_iter()
+        .map(|entry| BucketRow {
+            usage: per_bucket
+                .remove(&entry.name)
+                .map(|b| (b.objects, human_size(b.size), b.size)),
+            entry,
+        })
+        .collect();
+    render(
+        status,
+        &BucketsPage {
+            frame,
+            buckets,
+            usage,
+        },
+    )
 }
 
 /// `GET /buckets`.

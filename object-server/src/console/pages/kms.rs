@@ -1,8 +1,10 @@
-//! KMS keys, as `mc admin kms key list|status|create` show and make them: MinIO's KMS API
-//! routes (`/minio/kms/v1/...`) called in-process with the signed-in user's keys, so
-//! `kms:ListKeys`, `kms:KeyStatus`, `kms:CreateKey` and `kms:Status` decide. A key's status is
-//! the server's round trip (a data key generated and decrypted again); only names and states
-//! reach the page, never key material.
+//! KMS keys, as `mc admin kms key list|status|create` show and make them, and rotated: MinIO's
+//! KMS API routes (`/minio/kms/v1/...`, and Coffer's `key/rotate`) called in-process with the
+//! signed-in user's keys, so `kms:ListKeys`, `kms:KeyStatus`, `kms:CreateKey`, `kms:RotateKey`
+//! and `kms:Status` decide. A key's status is the server's round trip (a data key generated and
+//! decrypted again); only names, states and version numbers reach the page, never key
+//! material. A change that succeeded is answered with a redirect to the page (Post/Redirect/Get:
+//! a reload does not repeat it); a refusal is shown at once.
 use std::net::SocketAddr;
 
 use askama::Template;
@@ -10,7 +12,7 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use super::{Frame, Refusal, ok, ok_bytes, render};
-use crate::console::http_util::{Response, field};
+use crate::console::http_util::{Response, field, query_escape, redirect};
 use crate::console::router::{Console, Req, Signed};
 use crate::console::s3call::Call;
 
@@ -56,16 +58,18 @@ fn key_status(v: &Value) -> String {
     }
 }
 
-/// `GET /kms`.
+/// `GET /kms`; `done` (with `key`, `version`) names the change the redirect reports.
 pub async fn page(console: &Console, signed: &Signed, req: &Req) -> Response {
-    show(
-        console,
-        signed,
-        req.peer,
-        Frame::new(signed),
-        StatusCode::OK,
-    )
-    .await
+    let mut frame = Frame::new(signed);
+    let key = req.param("key").unwrap_or("");
+    frame.notice = match (req.param("done"), req.param("version")) {
+        (Some("created"), _) if !key.is_empty() => Some(format!("Key {key} created.")),
+        (Some("rotated"), Some(v)) if !key.is_empty() && v.parse::<u32>().is_ok() => Some(format!(
+            "Key {key} rotated: new data keys are made under its version {v}; objects under older versions still decrypt."
+        )),
+        _ => None,
+    };
+    show(console, signed, req.peer, frame, StatusCode::OK).await
 }
 
 async fn show(
@@ -144,30 +148,48 @@ async fn show(
     )
 }
 
-/// `POST /kms`: `name`, a new key.
-pub async fn create(
+/// `POST /kms`: `do` is `create` (a new key `name`) or `rotate` (a new version of key `name`).
+pub async fn submit(
     console: &Console,
     signed: &Signed,
     peer: SocketAddr,
     form: &[(String, String)],
 ) -> Response {
     let name = field(form, "name").unwrap_or("").trim();
-    let mut frame = Frame::new(signed);
-    let result = if name.is_empty() {
-        Err(Refusal::input("Enter a key name; nothing was changed."))
-    } else {
-        let call = Call::admin(Method::POST, &format!("{KMS}/key/create")).query("key-id", name);
-        ok(console, signed, peer, &format!("create key {name}"), call).await
-    };
-    let status = match result {
-        Ok(_) => {
-            frame.notice = Some(format!("Key {name} created."));
-            StatusCode::OK
+    let result = match (field(form, "do").unwrap_or("create"), name) {
+        (_, "") => Err(Refusal::input("Enter a key name; nothing was changed.")),
+        ("create", _) => {
+            let call =
+                Call::admin(Method::POST, &format!("{KMS}/key/create")).query("key-id", name);
+            ok(console, signed, peer, &format!("create key {name}"), call)
+                .await
+                .map(|_| format!("/kms?done=created&key={}", query_escape(name)))
         }
+        ("rotate", _) => {
+            let call =
+                Call::admin(Method::POST, &format!("{KMS}/key/rotate")).query("key-id", name);
+            match kms_json(console, signed, peer, &format!("rotate key {name}"), call).await {
+                Ok(v) => match v["version"].as_u64() {
+                    Some(version) => Ok(format!(
+                        "/kms?done=rotated&key={}&version={version}",
+                        query_escape(name)
+                    )),
+                    None => Err(Refusal::internal(anyhow::anyhow!(
+                        "the rotate answer has no version"
+                    ))),
+                },
+                Err(r) => Err(r),
+            }
+        }
+        _ => Err(Refusal::input("Unknown change.")),
+    };
+    match result {
+        Ok(to) => redirect(&to),
         Err(r) => {
+            let mut frame = Frame::new(signed);
+            let status = r.status;
             frame.error = Some(r.message);
-            r.status
+            show(console, signed, peer, frame, status).await
         }
-    };
-    show(console, signed, peer, frame, status).await
+    }
 }

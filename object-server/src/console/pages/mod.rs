@@ -8,7 +8,7 @@
 //! · `GET /settings/{bucket}` · `POST /settings/{bucket}` (`do`: the change)
 //! · `POST /object-tags/{bucket}` · `POST /object-lock/{bucket}`
 //! · `POST /upload/{bucket}` (the form) · `POST /api/upload/{start,part,complete,abort}/{bucket}`
-//! (the script) · `GET /users` · `POST /users` (`do`: the change) · `GET /kms` · `POST /kms` · `GET /server` · `POST /logout`.
+//! (the script) · `GET /users` · `POST /users` (`do`: the change) · `GET /kms` · `POST /kms` (`do`: create or rotate) · `GET /server` · `POST /logout`.
 use askama::Template;
 use http::{Method, StatusCode};
 
@@ -323,7 +323,7 @@ pub async fn route(console: &Console, signed: Signed, req: Req) -> Response {
             return buckets::create(console, &signed, peer, &form).await;
         }
         if path == "/kms" {
-            return kms::create(console, &signed, peer, &form).await;
+            return kms::submit(console, &signed, peer, &form).await;
         }
         if path == "/users" {
             return users::submit(console, &signed, peer, &form).await;

@@ -8,7 +8,7 @@ use askama::Template;
 use http::{Method, StatusCode};
 
 use super::{Frame, Refusal, ok, render, user_changes};
-use crate::console::http_util::Response;
+use crate::console::http_util::{Response, redirect};
 use crate::console::router::{Console, Req, Signed};
 use crate::console::s3call::{Call, read_body};
 
@@ -16,6 +16,13 @@ struct UserRow {
     name: String,
     status: String,
     policies: Vec<String>,
+}
+
+impl UserRow {
+    /// The policy its dropdown shows first: its own (the first attached), else none.
+    fn first_policy(&self) -> &str {
+        self.policies.first().map_or("", String::as_str)
+    }
 }
 
 #[derive(Template)]
@@ -49,37 +56,30 @@ async fn admin_json(
     serde_json::from_slice(&plain).map_err(|e| Refusal::internal(e.into()))
 }
 
-/// `GET /users`.
+/// `GET /users`; after a change, its query names what was done.
 pub async fn page(console: &Console, signed: &Signed, req: &Req) -> Response {
-    show(
-        console,
-        signed,
-        req.peer,
-        Frame::new(signed),
-        StatusCode::OK,
-    )
-    .await
+    let mut frame = Frame::new(signed);
+    frame.notice = user_changes::notice(|k| req.param(k));
+    show(console, signed, req.peer, frame, StatusCode::OK).await
 }
 
-/// `POST /users`: a change ([`user_changes`]), then the page with its outcome.
+/// `POST /users`: a change ([`user_changes`]), then a redirect to the page that says it was
+/// done, or the page with the refusal.
 pub async fn submit(
     console: &Console,
     signed: &Signed,
     peer: std::net::SocketAddr,
     form: &[(String, String)],
 ) -> Response {
-    let mut frame = Frame::new(signed);
-    let status = match user_changes::change(console, signed, peer, form).await {
-        Ok(notice) => {
-            frame.notice = Some(notice);
-            StatusCode::OK
-        }
+    match user_changes::change(console, signed, peer, form).await {
+        Ok(done) => redirect(&done.location()),
         Err(r) => {
+            let mut frame = Frame::new(signed);
+            let status = r.status;
             frame.error = Some(r.message);
-            r.status
+            show(console, signed, peer, frame, status).await
         }
-    };
-    show(console, signed, peer, frame, status).await
+    }
 }
 
 async fn show(
