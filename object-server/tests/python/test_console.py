@@ -196,6 +196,7 @@ def test_console_in_a_browser(tmp_path, browser):
     row.find_element(*by("LINK_TEXT", "big.bin")).click()
     assert find(d, "ID", "encryption-mode").text == "SSE-S3"
     assert d.find_element(*by("ID", "kms-key")).text == KEY_NAME
+    assert d.find_element(*by("ID", "kms-key-version")).text == "version 1"
     assert d.find_element(*by("ID", "size")).text == f"{len(data)} bytes"
     assert d.find_element(*by("ID", "etag")).text == head["ETag"]
     record(d, "06-object-details")

@@ -491,6 +491,12 @@ def test_kms_keys_and_request_rates(tmp_path, browser, kes):  # noqa: F811
     assert d.find_element(*by("CSS_SELECTOR", f'tr[data-key-name="{made}"] .key-status')).text == "OK"
     s3.put_object(Bucket="rotated", Key="after", Body=b"after", ServerSideEncryption="aws:kms", SSEKMSKeyId=made)
     assert [s3.get_object(Bucket="rotated", Key=k)["Body"].read() for k in ("before", "after")] == [b"before", b"after"]
+    # Each object's details say which key version seals its data key (never the key itself).
+    newest = "version 3" if os.environ["COFFER_TEST_KES"] == "ours" else "version 1"
+    for key, version in (("before", "version 1"), ("after", newest)):
+        d.get(server.console + f"/object/rotated?key={key}")
+        assert find(d, "ID", "kms-key").text == made
+        assert d.find_element(*by("ID", "kms-key-version")).text == version, key
     r = s.post(server.console + "/kms", data={"csrf": token, "do": "rotate", "name": ""}, allow_redirects=False)
     assert r.status_code == 400 and "Enter a key name; nothing was changed." in r.text
     # Without the CSRF token nothing reaches the KMS: 403 from the console itself.

@@ -1,5 +1,6 @@
 //! One object: its details (HeadObject), its bytes (GetObject, streamed through), deleting it
-//! or one of its versions. Encryption shows the mode and the KMS key's name; the sealed key and
+//! or one of its versions. Encryption shows the mode, the KMS key's name and the key version the
+//! object's data key is sealed under (the version its KMS ciphertext names); the sealed key and
 //! the KMS ciphertext stay on the server. Its tags ([`super::object_tags`]) and its retention and
 //! legal hold ([`super::object_lock`]) are shown and changed on the same page.
 use std::net::SocketAddr;
@@ -21,6 +22,9 @@ pub struct Encryption {
     pub mode: String,
     /// The KMS key's name (SSE-S3, SSE-KMS).
     pub key: Option<String>,
+    /// What protects the data key: `version N` of the KMS key, or the S3 Bucket Key it is
+    /// sealed under (whose own version is the bucket key's).
+    pub key_version: Option<String>,
 }
 
 impl std::fmt::Display for Encryption {
@@ -57,7 +61,8 @@ async fn encryption(
     };
     let mut key_name = header_str(headers, "x-amz-server-side-encryption-aws-kms-key-id")
         .map(|k| crate::sse::headers::kms_key_name(k).to_owned());
-    if mode == "SSE-S3" && key_name.is_none() {
+    let mut key_version = None;
+    if mode == "SSE-S3" || mode == "SSE-KMS" {
         let meta = match (&console.engine, version) {
             // The gateway's engine has no versions: a HEAD naming one was refused already.
             (Some(engine), _) => engine.open_object(bucket, key).await.ok().map(|o| o.meta),
@@ -74,12 +79,34 @@ async fn encryption(
                 .ok()
                 .map(|o| o.meta),
         };
-        key_name = meta.and_then(|m| m.encryption.and_then(|e| e.kms_key));
+        let encryption = meta.and_then(|m| m.encryption);
+        if let Some(e) = &encryption {
+            key_version = protected_by(e);
+        }
+        if key_name.is_none() {
+            key_name = encryption.and_then(|e| e.kms_key);
+        }
     }
     Encryption {
         mode: mode.to_owned(),
         key: key_name,
+        key_version,
     }
+}
+
+/// What the object's data key is sealed under, said without key material.
+fn protected_by(e: &crate::storage::meta::EncryptionMeta) -> Option<String> {
+    use base64::Engine as _;
+    if let Some(id) = &e.bucket_key {
+        return Some(format!("S3 Bucket Key {id}"));
+    }
+    let ciphertext = base64::engine::general_purpose::STANDARD
+        .decode(e.kms_ciphertext.as_deref()?)
+        .ok()?;
+    Some(format!(
+        "version {}",
+        crate::kms::ciphertext_version(&ciphertext)
+    ))
 }
 
 /// The encryption of one object as the signed-in user may see it.
@@ -104,6 +131,7 @@ pub async fn encryption_of(
         Err(_) => Encryption {
             mode: "unknown".into(),
             key: None,
+            key_version: None,
         },
     }
 }
