@@ -251,36 +251,6 @@ fn client_via(host: &str, addr: SocketAddr, ca_pem: &[u8]) -> reqwest::Client {
         .unwrap()
 }
 
-/// A SigV4-signed S3 call.
-async fn s3(
-    client: &reqwest::Client,
-    endpoint: &str,
-    method: rusty_s3::Method,
-    path: &str,
-    body: &'static str,
-    (user, password): (&str, &str),
-) -> (u16, String) {
-    let url = reqwest::Url::parse(&format!("{endpoint}{path}")).unwrap();
-    let signed = rusty_s3::signing::sign(
-        &k8s_openapi::jiff::Timestamp::now(),
-        method,
-        url,
-        user,
-        password,
-        None,
-        "us-east-1",
-        60,
-        std::iter::empty(),
-        std::iter::empty(),
-    );
-    let req = match method {
-        rusty_s3::Method::Put => client.put(signed).body(body),
-        _ => client.get(signed),
-    };
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_replica_s3_tenant_becomes_ready_and_serves_through_its_service() {
     let ns = "shop";
@@ -419,7 +389,7 @@ async fn a_three_replica_s3_tenant_becomes_ready_and_serves_through_its_service(
         String::from_utf8(root_secret["rootPassword"].clone()).unwrap(),
     );
     let root = (root.0.as_str(), root.1.as_str());
-    let (code, out) = s3(
+    let (code, out) = common::s3(
         &replicas[0].0,
         &replicas[0].1,
         rusty_s3::Method::Put,
@@ -430,7 +400,7 @@ async fn a_three_replica_s3_tenant_becomes_ready_and_serves_through_its_service(
     .await;
     assert_eq!(code, 200, "{out}");
     let body = "a cat, stored on the backend as ciphertext only";
-    let (code, out) = s3(
+    let (code, out) = common::s3(
         &replicas[0].0,
         &replicas[0].1,
         rusty_s3::Method::Put,
@@ -441,10 +411,10 @@ async fn a_three_replica_s3_tenant_becomes_ready_and_serves_through_its_service(
     .await;
     assert_eq!(code, 200, "{out}");
     for (c, via) in &replicas[1..] {
-        let (code, got) = s3(c, via, rusty_s3::Method::Get, "/pics/cat", "", root).await;
+        let (code, got) = common::s3(c, via, rusty_s3::Method::Get, "/pics/cat", "", root).await;
         assert_eq!((code, got.as_str()), (200, body));
     }
-    let (code, listing) = s3(
+    let (code, listing) = common::s3(
         &replicas[2].0,
         &replicas[2].1,
         rusty_s3::Method::Get,

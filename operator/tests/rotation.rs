@@ -211,36 +211,6 @@ async fn transit_keys_rotate_once_per_period_and_the_status_says_so() {
     );
 }
 
-/// A signed S3 call to `endpoint` (`path` starting with `/`) as `user`/`password`.
-async fn s3(
-    endpoint: &str,
-    method: rusty_s3::Method,
-    path: &str,
-    body: &'static str,
-    (user, password): (&str, &str),
-) -> (u16, String) {
-    let url = reqwest::Url::parse(&format!("{endpoint}{path}")).unwrap();
-    let signed = rusty_s3::signing::sign(
-        &k8s_openapi::jiff::Timestamp::now(),
-        method,
-        url,
-        user,
-        password,
-        None,
-        "us-east-1",
-        60,
-        std::iter::empty(),
-        std::iter::empty(),
-    );
-    let http = reqwest::Client::new();
-    let req = match method {
-        rusty_s3::Method::Put => http.put(signed).body(body),
-        _ => http.get(signed),
-    };
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 /// The whole path but the pods: the operator rotates the Tenant's Transit key and starts the
 /// object-server's re-wrap through its admin API (SigV4 as the root user of the Tenant's root
 /// Secret), follows it to the end and reports it; the object written before reads back.
@@ -348,9 +318,25 @@ async fn the_rotations_rewrap_runs_in_the_object_server_and_is_reported() {
         },
     );
     let endpoint = format!("http://127.0.0.1:{}", ports[0]);
-    let (code, out) = s3(&endpoint, rusty_s3::Method::Put, "/pics", "", root).await;
+    let (code, out) = common::s3(
+        &reqwest::Client::new(),
+        &endpoint,
+        rusty_s3::Method::Put,
+        "/pics",
+        "",
+        root,
+    )
+    .await;
     assert_eq!(code, 200, "{out}");
-    let (code, out) = s3(&endpoint, rusty_s3::Method::Put, "/pics/cat", "meow", root).await;
+    let (code, out) = common::s3(
+        &reqwest::Client::new(),
+        &endpoint,
+        rusty_s3::Method::Put,
+        "/pics/cat",
+        "meow",
+        root,
+    )
+    .await;
     assert_eq!(code, 200, "{out}");
     assert_eq!(version_times(&vault, "photos_default").len(), 1);
 
@@ -380,7 +366,15 @@ async fn the_rotations_rewrap_runs_in_the_object_server_and_is_reported() {
     for reason in ["KeyRotated", "RewrapStarted", "RewrapDone"] {
         assert!(reasons.contains(reason), "{reason}: {reasons}");
     }
-    let (code, body) = s3(&endpoint, rusty_s3::Method::Get, "/pics/cat", "", root).await;
+    let (code, body) = common::s3(
+        &reqwest::Client::new(),
+        &endpoint,
+        rusty_s3::Method::Get,
+        "/pics/cat",
+        "",
+        root,
+    )
+    .await;
     assert_eq!((code, body.as_str()), (200, "meow"));
     drop(kes);
 }

@@ -228,3 +228,34 @@ pub fn kes_setup(
     cfg.keystore.vault.tls.as_mut().unwrap().ca = Some(vault_ca.display().to_string());
     KesSetup { cfg, ca, client }
 }
+
+/// A SigV4-signed S3 call through `client` to `endpoint` (`path` starting with `/`) as
+/// `user`/`password`: the status and the body.
+pub async fn s3(
+    client: &reqwest::Client,
+    endpoint: &str,
+    method: rusty_s3::Method,
+    path: &str,
+    body: &'static str,
+    (user, password): (&str, &str),
+) -> (u16, String) {
+    let url = reqwest::Url::parse(&format!("{endpoint}{path}")).unwrap();
+    let signed = rusty_s3::signing::sign(
+        &k8s_openapi::jiff::Timestamp::now(),
+        method,
+        url,
+        user,
+        password,
+        None,
+        "us-east-1",
+        60,
+        std::iter::empty(),
+        std::iter::empty(),
+    );
+    let req = match method {
+        rusty_s3::Method::Put => client.put(signed).body(body),
+        _ => client.get(signed),
+    };
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
